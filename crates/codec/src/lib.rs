@@ -1,0 +1,1 @@
+//! The lab's own hybrid block video codec.

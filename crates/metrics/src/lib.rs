@@ -1,0 +1,1 @@
+//! Quality metrics with libvmaf's definitions, and BD-rate.
