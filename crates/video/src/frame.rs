@@ -1,6 +1,6 @@
 //! Planes of samples and frames made of planes.
 
-use crate::format::{ChromaSampling, VideoFormat};
+use crate::format::VideoFormat;
 
 /// A sample type: `u8` for 8-bit video, `u16` for deeper video.
 pub trait Pixel: Copy + Default + Send + Sync + PartialEq + std::fmt::Debug + 'static {
