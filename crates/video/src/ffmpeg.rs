@@ -48,11 +48,18 @@ pub fn decode_to_y4m(req: &DecodeRequest<'_>) -> Result<(), FfmpegError> {
     if let Some(n) = req.frames {
         cmd.arg("-frames:v").arg(n.to_string());
     }
-    cmd.args(["-pix_fmt", req.pix_fmt, "-strict", "-1", "-f", "yuv4mpegpipe"])
-        .arg(req.output)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "-pix_fmt",
+        req.pix_fmt,
+        "-strict",
+        "-1",
+        "-f",
+        "yuv4mpegpipe",
+    ])
+    .arg(req.output)
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     let out = cmd.output().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => FfmpegError::Missing(req.input.to_path_buf()),
         _ => FfmpegError::Io {

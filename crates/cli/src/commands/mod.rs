@@ -1,0 +1,1 @@
+//! One module per subcommand: its `clap` arguments and a `run` function.
