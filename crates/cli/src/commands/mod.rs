@@ -1,1 +1,3 @@
 //! One module per subcommand: its `clap` arguments and a `run` function.
+
+pub mod bench;
