@@ -117,3 +117,46 @@ impl VideoFormat {
         (1u32 << self.bit_depth) - 1
     }
 }
+
+/// Largest width or height accepted: 16384 covers 16K video and every level of H.264, HEVC, VVC
+/// and the AV1 profiles in use, while keeping `width * height * 3 * 2` far from overflowing.
+pub const MAX_DIMENSION: usize = 16384;
+
+/// Largest frame accepted, in file bytes: 1 GiB holds a 16384x16384 4:2:0 frame at 16 bits
+/// (768 MiB) and stops a corrupt header from asking for more memory than a frame can need.
+pub const MAX_FRAME_BYTES: usize = 1 << 30;
+
+impl VideoFormat {
+    /// Why this format cannot be read or written, if it cannot: zero or oversized geometry, a bit
+    /// depth outside 8..=16, a zero frame rate, or a half-unknown aspect ratio.
+    pub fn check(&self) -> Result<(), String> {
+        if self.width == 0 || self.height == 0 {
+            return Err(format!("zero-sized picture {}x{}", self.width, self.height));
+        }
+        if self.width > MAX_DIMENSION || self.height > MAX_DIMENSION {
+            return Err(format!(
+                "picture {}x{} exceeds the {MAX_DIMENSION} limit on either side",
+                self.width, self.height
+            ));
+        }
+        if !(8..=16).contains(&self.bit_depth) {
+            return Err(format!("bit depth {} outside 8..=16", self.bit_depth));
+        }
+        if self.frame_bytes() > MAX_FRAME_BYTES {
+            return Err(format!(
+                "{} bytes per frame exceeds the {MAX_FRAME_BYTES}-byte limit",
+                self.frame_bytes()
+            ));
+        }
+        if self.fps.num == 0 || self.fps.den == 0 {
+            return Err(format!("frame rate {} is not positive", self.fps));
+        }
+        if (self.aspect.num == 0) != (self.aspect.den == 0) {
+            return Err(format!(
+                "pixel aspect {} must be positive or 0:0 (unknown)",
+                self.aspect
+            ));
+        }
+        Ok(())
+    }
+}

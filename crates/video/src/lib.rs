@@ -1,9 +1,14 @@
 //! Video planes and frames, their file formats, the clip corpus and a procedural clip generator.
 
+pub mod error;
 pub mod ffmpeg;
 pub mod format;
 pub mod frame;
+mod samples;
 pub mod shared;
+pub mod y4m;
 
+pub use error::VideoError;
 pub use format::{ChromaSampling, Rational, VideoFormat};
 pub use frame::{AnyFrame, Frame, Pixel, Plane};
+pub use y4m::{Y4mReader, Y4mWriter};

@@ -1,0 +1,188 @@
+//! Conversion between frames and the planar byte layout shared by Y4M frames and raw `.yuv` files:
+//! planes one after another, rows tight, 8-bit samples as bytes, deeper ones little-endian `u16`.
+
+use crate::format::VideoFormat;
+use crate::frame::{AnyFrame, Frame, Pixel, Plane};
+
+/// A sample above the format's peak value.
+#[derive(Debug)]
+pub(crate) struct SampleOutOfRange {
+    pub plane: usize,
+    /// Index of the sample within its plane.
+    pub index: usize,
+    pub value: u32,
+    /// Byte position of the sample within the frame's bytes.
+    pub byte_in_frame: usize,
+}
+
+impl SampleOutOfRange {
+    pub(crate) fn describe(&self, format: &VideoFormat) -> String {
+        format!(
+            "sample {} of plane {} is {}, above the {}-bit peak {}",
+            self.index,
+            self.plane,
+            self.value,
+            format.bit_depth,
+            format.peak()
+        )
+    }
+}
+
+/// Fills `frame` from `bytes` (exactly `format.frame_bytes()` long), reusing its planes when they
+/// already have the right shape.
+pub(crate) fn bytes_to_frame(
+    bytes: &[u8],
+    format: &VideoFormat,
+    frame: &mut AnyFrame,
+) -> Result<(), SampleOutOfRange> {
+    debug_assert_eq!(bytes.len(), format.frame_bytes());
+    if format.bit_depth > 8 {
+        match frame {
+            AnyFrame::U16(f) if f.matches(format) => fill_deep(f, bytes, format),
+            _ => {
+                let mut f = empty_frame(format);
+                fill_deep(&mut f, bytes, format)?;
+                *frame = AnyFrame::U16(f);
+                Ok(())
+            }
+        }
+    } else {
+        match frame {
+            AnyFrame::U8(f) if f.matches(format) => fill_8bit(f, bytes),
+            _ => {
+                let mut f = empty_frame(format);
+                fill_8bit(&mut f, bytes);
+                *frame = AnyFrame::U8(f);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn fill_8bit(frame: &mut Frame<u8>, bytes: &[u8]) {
+    let mut start = 0;
+    for plane in &mut frame.planes {
+        let len = plane.data().len();
+        plane.data_mut().copy_from_slice(&bytes[start..start + len]);
+        start += len;
+    }
+}
+
+fn fill_deep(
+    frame: &mut Frame<u16>,
+    bytes: &[u8],
+    format: &VideoFormat,
+) -> Result<(), SampleOutOfRange> {
+    let peak = format.peak();
+    let mut start = 0;
+    for (plane_index, plane) in frame.planes.iter_mut().enumerate() {
+        let len = plane.data().len() * 2;
+        let src = &bytes[start..start + len];
+        let mut max = 0u16;
+        for (dst, pair) in plane.data_mut().iter_mut().zip(src.chunks_exact(2)) {
+            let v = u16::from_le_bytes([pair[0], pair[1]]);
+            max = max.max(v);
+            *dst = v;
+        }
+        if u32::from(max) > peak {
+            return Err(first_out_of_range(plane, plane_index, peak, start));
+        }
+        start += len;
+    }
+    Ok(())
+}
+
+/// Locates the first sample above `peak` (the rare path, so a second scan is fine).
+fn first_out_of_range(
+    plane: &Plane<u16>,
+    plane_index: usize,
+    peak: u32,
+    plane_start_byte: usize,
+) -> SampleOutOfRange {
+    let index = plane
+        .data()
+        .iter()
+        .position(|&v| u32::from(v) > peak)
+        .unwrap_or(0);
+    SampleOutOfRange {
+        plane: plane_index,
+        index,
+        value: plane.data().get(index).map_or(0, |&v| u32::from(v)),
+        byte_in_frame: plane_start_byte + index * 2,
+    }
+}
+
+/// Why a frame cannot be stored in `format`.
+pub(crate) fn mismatch(frame: &AnyFrame, format: &VideoFormat) -> Option<String> {
+    if frame.matches(format) {
+        return None;
+    }
+    let sizes: Vec<String> = match frame {
+        AnyFrame::U8(f) => plane_sizes(f),
+        AnyFrame::U16(f) => plane_sizes(f),
+    };
+    let kind = match frame {
+        AnyFrame::U8(_) => "8-bit",
+        AnyFrame::U16(_) => "16-bit",
+    };
+    let expected: Vec<String> = (0..format.chroma.plane_count())
+        .map(|i| {
+            let (w, h) = format.plane_size(i);
+            format!("{w}x{h}")
+        })
+        .collect();
+    Some(format!(
+        "{kind} samples in planes [{}], the stream wants {} samples ({}-bit) in planes [{}]",
+        sizes.join(", "),
+        if format.bit_depth > 8 {
+            "16-bit"
+        } else {
+            "8-bit"
+        },
+        format.bit_depth,
+        expected.join(", ")
+    ))
+}
+
+fn plane_sizes<T: Pixel>(frame: &Frame<T>) -> Vec<String> {
+    frame
+        .planes
+        .iter()
+        .map(|p| format!("{}x{}", p.width(), p.height()))
+        .collect()
+}
+
+/// Replaces `out` with the little-endian bytes of a deep frame, checking every sample against the
+/// peak.
+pub(crate) fn deep_frame_to_bytes(
+    frame: &Frame<u16>,
+    format: &VideoFormat,
+    out: &mut Vec<u8>,
+) -> Result<(), SampleOutOfRange> {
+    let peak = format.peak();
+    out.clear();
+    for (plane_index, plane) in frame.planes.iter().enumerate() {
+        let start = out.len();
+        let mut max = 0u16;
+        out.extend(plane.data().iter().flat_map(|&v| {
+            max = max.max(v);
+            v.to_le_bytes()
+        }));
+        if u32::from(max) > peak {
+            return Err(first_out_of_range(plane, plane_index, peak, start));
+        }
+    }
+    Ok(())
+}
+
+/// A frame of `format` with zeroed samples (cheap: the allocator hands out zeroed pages).
+fn empty_frame<T: Pixel>(format: &VideoFormat) -> Frame<T> {
+    Frame {
+        planes: (0..format.chroma.plane_count())
+            .map(|i| {
+                let (w, h) = format.plane_size(i);
+                Plane::filled(w, h, T::default())
+            })
+            .collect(),
+    }
+}
