@@ -7,8 +7,10 @@ pub mod frame;
 mod samples;
 pub mod shared;
 pub mod y4m;
+pub mod yuv;
 
 pub use error::VideoError;
 pub use format::{ChromaSampling, Rational, VideoFormat};
 pub use frame::{AnyFrame, Frame, Pixel, Plane};
 pub use y4m::{Y4mReader, Y4mWriter};
+pub use yuv::{YuvReader, YuvWriter};

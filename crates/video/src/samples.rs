@@ -1,6 +1,8 @@
 //! Conversion between frames and the planar byte layout shared by Y4M frames and raw `.yuv` files:
 //! planes one after another, rows tight, 8-bit samples as bytes, deeper ones little-endian `u16`.
 
+use std::io::Read;
+
 use crate::format::VideoFormat;
 use crate::frame::{AnyFrame, Frame, Pixel, Plane};
 
@@ -113,7 +115,7 @@ fn first_out_of_range(
 }
 
 /// Why a frame cannot be stored in `format`.
-pub(crate) fn mismatch(frame: &AnyFrame, format: &VideoFormat) -> Option<String> {
+fn mismatch(frame: &AnyFrame, format: &VideoFormat) -> Option<String> {
     if frame.matches(format) {
         return None;
     }
@@ -154,7 +156,7 @@ fn plane_sizes<T: Pixel>(frame: &Frame<T>) -> Vec<String> {
 
 /// Replaces `out` with the little-endian bytes of a deep frame, checking every sample against the
 /// peak.
-pub(crate) fn deep_frame_to_bytes(
+fn deep_frame_to_bytes(
     frame: &Frame<u16>,
     format: &VideoFormat,
     out: &mut Vec<u8>,
@@ -173,6 +175,38 @@ pub(crate) fn deep_frame_to_bytes(
         }
     }
     Ok(())
+}
+
+/// The byte slices to write for `frame` in `format`, in file order: the planes themselves for 8-bit
+/// frames, the little-endian conversion (made in `buffer`) for deep ones. An error says why the
+/// frame does not fit the format.
+pub(crate) fn frame_payload<'a>(
+    frame: &'a AnyFrame,
+    format: &VideoFormat,
+    buffer: &'a mut Vec<u8>,
+) -> Result<Vec<&'a [u8]>, String> {
+    if let Some(reason) = mismatch(frame, format) {
+        return Err(reason);
+    }
+    match frame {
+        AnyFrame::U8(f) => Ok(f.planes.iter().map(|p| p.data()).collect()),
+        AnyFrame::U16(f) => {
+            deep_frame_to_bytes(f, format, buffer).map_err(|bad| bad.describe(format))?;
+            Ok(vec![buffer.as_slice()])
+        }
+    }
+}
+
+/// Reads up to `expected` bytes into `buffer` (cleared first), growing it only as bytes arrive so
+/// that a header promising a huge frame in a tiny file costs no huge allocation; once it has held
+/// a full frame its capacity is reused. Returns the count read, short only at the end of input.
+pub(crate) fn read_frame_bytes<R: Read>(
+    reader: &mut R,
+    buffer: &mut Vec<u8>,
+    expected: usize,
+) -> std::io::Result<usize> {
+    buffer.clear();
+    reader.take(expected as u64).read_to_end(buffer)
 }
 
 /// A frame of `format` with zeroed samples (cheap: the allocator hands out zeroed pages).

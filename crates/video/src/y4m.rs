@@ -120,18 +120,13 @@ impl<R: Read> Y4mReader<R> {
 
         let expected = self.format.frame_bytes();
         let data_offset = self.offset;
-        self.buffer.clear();
-        // `take` + `read_to_end` grows the buffer only as bytes arrive, so a header promising a
-        // huge frame in a tiny file costs no huge allocation; after the first frame the buffer
-        // has its full capacity and is reused.
-        let got = (&mut self.reader)
-            .take(expected as u64)
-            .read_to_end(&mut self.buffer)
-            .map_err(|source| VideoError::Read {
+        let got = samples::read_frame_bytes(&mut self.reader, &mut self.buffer, expected).map_err(
+            |source| VideoError::Read {
                 name: self.name.clone(),
                 offset: data_offset + self.buffer.len() as u64,
                 source,
-            })?;
+            },
+        )?;
         self.offset += got as u64;
         if got < expected {
             return Err(VideoError::Truncated {
@@ -563,30 +558,24 @@ impl<W: Write> Y4mWriter<W> {
     /// Appends one frame; a frame whose planes, sample type or sample values do not fit the
     /// stream's format is rejected and nothing is written.
     pub fn write_frame(&mut self, frame: &AnyFrame) -> Result<(), VideoError> {
-        if let Some(reason) = samples::mismatch(frame, &self.format) {
-            return Err(self.mismatch_error(reason));
-        }
-        match frame {
-            AnyFrame::U8(f) => {
-                self.write_bytes(b"FRAME\n")?;
-                for plane in &f.planes {
-                    self.write_bytes(plane.data())?;
+        let mut buffer = std::mem::take(&mut self.buffer);
+        let written = match samples::frame_payload(frame, &self.format, &mut buffer) {
+            Ok(slices) => {
+                let mut result = self.write_bytes(b"FRAME\n");
+                for slice in slices {
+                    result = result.and_then(|()| self.write_bytes(slice));
                 }
+                result
             }
-            AnyFrame::U16(f) => {
-                let mut bytes = std::mem::take(&mut self.buffer);
-                let converted = samples::deep_frame_to_bytes(f, &self.format, &mut bytes);
-                if let Err(bad) = converted {
-                    self.buffer = bytes;
-                    return Err(self.mismatch_error(bad.describe(&self.format)));
-                }
-                let written = self
-                    .write_bytes(b"FRAME\n")
-                    .and_then(|()| self.write_bytes(&bytes));
-                self.buffer = bytes;
-                written?;
-            }
-        }
+            Err(reason) => Err(VideoError::FrameMismatch {
+                name: self.name.clone(),
+                offset: self.offset,
+                frame: self.frames_written,
+                reason,
+            }),
+        };
+        self.buffer = buffer;
+        written?;
         self.frames_written += 1;
         Ok(())
     }
@@ -611,14 +600,5 @@ impl<W: Write> Y4mWriter<W> {
             })?;
         self.offset += bytes.len() as u64;
         Ok(())
-    }
-
-    fn mismatch_error(&self, reason: String) -> VideoError {
-        VideoError::FrameMismatch {
-            name: self.name.clone(),
-            offset: self.offset,
-            frame: self.frames_written,
-            reason,
-        }
     }
 }
