@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs every check of the project: formatting, lints, and the whole test suite (release build, because
+# the metric and codec tests process real clips).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup-deps.sh
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --release -- -D warnings
+cargo test --workspace --release
