@@ -1,1 +1,3 @@
 //! Quality metrics with libvmaf's definitions, and BD-rate.
+
+pub mod bdrate;
