@@ -22,6 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// BD-rate (PCHIP, Akima, cubic) and BD-quality of a test RD curve against an anchor curve.
+    Bdrate(commands::bdrate::BdrateArgs),
     /// Speed benchmarks, side by side with the reference tools when they are installed.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.verbose, cli.log_format);
     let result: anyhow::Result<()> = match cli.command {
+        Command::Bdrate(args) => commands::bdrate::run(args),
         Command::Bench(command) => commands::bench::run(command),
     };
     match result {

@@ -1,3 +1,4 @@
 //! One module per subcommand: its `clap` arguments and a `run` function.
 
+pub mod bdrate;
 pub mod bench;
