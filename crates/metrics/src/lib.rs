@@ -1,6 +1,7 @@
 //! Quality metrics with libvmaf's definitions, and BD-rate.
 
 pub mod bdrate;
+pub mod vmaf;
 pub mod compare;
 pub mod error;
 pub mod filter;

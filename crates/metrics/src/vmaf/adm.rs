@@ -1,0 +1,654 @@
+//! The detail-loss measure (ADM2) at four scales, with libvmaf's integer arithmetic
+//! (`integer_adm`): a Daubechies-2 wavelet in fixed point, the decoupling of detail loss from
+//! additive impairment with a reciprocal table, Watson's contrast sensitivity weights, contrast
+//! masking, and the enhancement-gain limit.
+//!
+//! Scale 0 works on 16-bit bands, scales 1 to 3 on 32-bit bands, each with its own shifts, exactly
+//! as libvmaf does; the values are kept in `i32` here and narrowed where libvmaf stores `int16_t`.
+
+use std::sync::OnceLock;
+
+const DWT_LO: [i64; 4] = [15826, 27411, 7345, -4240];
+const DWT_HI: [i64; 4] = [-4240, -7345, 27411, -15826];
+const DWT_LO_SUM: i64 = 46342;
+
+/// Fraction of the picture ignored on each side.
+const BORDER_FACTOR: f64 = 0.1;
+/// Weight of the noise floor added to the numerator and denominator sums.
+const NOISE_WEIGHT: f64 = 0.03125;
+
+/// 2^30 / i and its negation, indexed by `i + 32768`.
+fn div_lookup() -> &'static [i32] {
+    static TABLE: OnceLock<Vec<i32>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = vec![0i32; 65537];
+        for i in 1..=32768i32 {
+            let recip = (1i32 << 30) / i;
+            table[(32768 + i) as usize] = recip;
+            table[(32768 - i) as usize] = -recip;
+        }
+        table
+    })
+}
+
+/// The four subbands of one wavelet level.
+#[derive(Clone, Debug)]
+pub(crate) struct Bands {
+    pub width: usize,
+    pub height: usize,
+    /// Low-pass both ways (the next level's input).
+    pub a: Vec<i32>,
+    /// Low-pass vertically, high-pass horizontally.
+    pub v: Vec<i32>,
+    /// High-pass vertically, low-pass horizontally.
+    pub h: Vec<i32>,
+    /// High-pass both ways.
+    pub d: Vec<i32>,
+}
+
+impl Bands {
+    fn zeroed(width: usize, height: usize) -> Self {
+        let n = width * height;
+        Bands {
+            width,
+            height,
+            a: vec![0; n],
+            v: vec![0; n],
+            h: vec![0; n],
+            d: vec![0; n],
+        }
+    }
+
+    /// The orientation bands in libvmaf's order: h, v, d.
+    fn hvd(&self) -> [&[i32]; 3] {
+        [&self.h, &self.v, &self.d]
+    }
+}
+
+/// Wavelet-domain mirror: index -1 reads 1, index n reads n-1 (the edge sample repeats at the
+/// far end only).
+#[inline]
+fn dwt_mirror(index: isize, size: usize) -> usize {
+    let size = size as isize;
+    let m = if index < 0 {
+        -index
+    } else if index >= size {
+        2 * size - index - 1
+    } else {
+        index
+    };
+    m.clamp(0, size - 1) as usize
+}
+
+/// Per-level fixed-point shifts: (vertical round, vertical shift, horizontal round, horizontal
+/// shift, values narrowed to 16 bits).
+struct DwtShifts {
+    v_round: i64,
+    v_shift: u32,
+    h_round: i64,
+    h_shift: u32,
+    /// Level 0 subtracts the mid level before the vertical shift and stores 16-bit values.
+    level0: bool,
+}
+
+fn dwt_shifts(scale: usize, bit_depth: u32) -> DwtShifts {
+    match scale {
+        0 => DwtShifts {
+            v_round: 1 << (bit_depth - 1),
+            v_shift: bit_depth,
+            h_round: 32768,
+            h_shift: 16,
+            level0: true,
+        },
+        1 => DwtShifts {
+            v_round: 0,
+            v_shift: 0,
+            h_round: 16384,
+            h_shift: 15,
+            level0: false,
+        },
+        2 => DwtShifts {
+            v_round: 32768,
+            v_shift: 16,
+            h_round: 32768,
+            h_shift: 16,
+            level0: false,
+        },
+        _ => DwtShifts {
+            v_round: 32768,
+            v_shift: 16,
+            h_round: 16384,
+            h_shift: 15,
+            level0: false,
+        },
+    }
+}
+
+#[inline]
+fn narrow(value: i64, level0: bool) -> i32 {
+    if level0 {
+        value as i16 as i32
+    } else {
+        value as i32
+    }
+}
+
+/// One level of the 2-D wavelet transform of `src` (`width` x `height`).
+fn dwt(src: &[i32], width: usize, height: usize, scale: usize, bit_depth: u32) -> Bands {
+    let s = dwt_shifts(scale, bit_depth);
+    let (out_w, out_h) = (width.div_ceil(2), height.div_ceil(2));
+    let mut out = Bands::zeroed(out_w, out_h);
+    let mut lo = vec![0i32; width];
+    let mut hi = vec![0i32; width];
+    let mean = if s.level0 { DWT_LO_SUM * s.v_round } else { 0 };
+    let cols: Vec<[usize; 4]> = (0..out_w)
+        .map(|j| std::array::from_fn(|k| dwt_mirror(2 * j as isize - 1 + k as isize, width)))
+        .collect();
+    for i in 0..out_h {
+        let rows: [usize; 4] =
+            std::array::from_fn(|k| dwt_mirror(2 * i as isize - 1 + k as isize, height));
+        let r: [&[i32]; 4] = rows.map(|y| &src[y * width..(y + 1) * width]);
+        for j in 0..width {
+            let (mut acc_lo, mut acc_hi) = (0i64, 0i64);
+            for k in 0..4 {
+                let x = i64::from(r[k][j]);
+                acc_lo += DWT_LO[k] * x;
+                acc_hi += DWT_HI[k] * x;
+            }
+            lo[j] = narrow((acc_lo - mean + s.v_round) >> s.v_shift, s.level0);
+            hi[j] = narrow((acc_hi + s.v_round) >> s.v_shift, s.level0);
+        }
+        let o = i * out_w;
+        for (j, c) in cols.iter().enumerate() {
+            let (mut a, mut v, mut h, mut d) = (0i64, 0i64, 0i64, 0i64);
+            for k in 0..4 {
+                let l = i64::from(lo[c[k]]);
+                let hh = i64::from(hi[c[k]]);
+                a += DWT_LO[k] * l;
+                v += DWT_HI[k] * l;
+                h += DWT_LO[k] * hh;
+                d += DWT_HI[k] * hh;
+            }
+            out.a[o + j] = narrow((a + s.h_round) >> s.h_shift, s.level0);
+            out.v[o + j] = narrow((v + s.h_round) >> s.h_shift, s.level0);
+            out.h[o + j] = narrow((h + s.h_round) >> s.h_shift, s.level0);
+            out.d[o + j] = narrow((d + s.h_round) >> s.h_shift, s.level0);
+        }
+    }
+    out
+}
+
+/// A rectangle of band coefficients: rows `top..bottom`, columns `left..right`.
+#[derive(Clone, Copy, Debug)]
+struct Region {
+    top: usize,
+    bottom: usize,
+    left: usize,
+    right: usize,
+}
+
+impl Region {
+    /// The area scored: the band less `BORDER_FACTOR` on each side.
+    fn scored(w: usize, h: usize) -> Self {
+        let left = ((w as f64 * BORDER_FACTOR) - 0.5) as i64;
+        let top = ((h as f64 * BORDER_FACTOR) - 0.5) as i64;
+        let left = left.clamp(0, w as i64) as usize;
+        let top = top.clamp(0, h as i64) as usize;
+        Region {
+            top,
+            bottom: h.saturating_sub(top).max(top),
+            left,
+            right: w.saturating_sub(left).max(left),
+        }
+    }
+
+    /// The scored area grown by the masking filter's taps.
+    fn with_taps(w: usize, h: usize) -> Self {
+        let left = ((w as f64 * BORDER_FACTOR) - 0.5 - 1.0) as i64;
+        let top = ((h as f64 * BORDER_FACTOR) - 0.5 - 1.0) as i64;
+        let right = (w as i64 - left + 2).min(w as i64);
+        let bottom = (h as i64 - top + 2).min(h as i64);
+        let left = left.max(0);
+        let top = top.max(0);
+        Region {
+            top: top as usize,
+            bottom: bottom.max(top) as usize,
+            left: left as usize,
+            right: right.max(left) as usize,
+        }
+    }
+
+    fn area(&self) -> usize {
+        (self.bottom - self.top) * (self.right - self.left)
+    }
+}
+
+/// Watson's quantisation step for level `lambda` and orientation `theta` (1: h/v, 2: diagonal),
+/// at the default viewing conditions (3 picture heights, 1080 lines), in libvmaf's precision.
+fn quant_step(lambda: i32, theta: usize) -> f32 {
+    const A: f32 = 0.495;
+    const K: f32 = 0.466;
+    const F0: f32 = 0.401;
+    const G: [f32; 4] = [1.501, 1.0, 0.534, 1.0];
+    const AMPLITUDES: [[f32; 4]; 4] = [
+        [0.62171, 0.67234, 0.72709, 0.67234],
+        [0.34537, 0.41317, 0.49428, 0.41317],
+        [0.18004, 0.22727, 0.28688, 0.22727],
+        [0.091401, 0.11792, 0.15214, 0.11792],
+    ];
+    let r = (3.0f64 * 1080.0 * std::f64::consts::PI / 180.0) as f32;
+    let temp = (2.0f64.powi(lambda + 1) * f64::from(F0) * f64::from(G[theta]) / f64::from(r))
+        .log10() as f32;
+    (2.0 * f64::from(A) * 10.0f64.powf(f64::from(K) * f64::from(temp) * f64::from(temp))
+        / f64::from(AMPLITUDES[lambda as usize][theta])) as f32
+}
+
+/// The contrast-sensitivity weights of a level: [h, v, d].
+fn rfactors(scale: usize) -> [f32; 3] {
+    let f1 = 1.0f32 / quant_step(scale as i32, 1);
+    let f2 = 1.0f32 / quant_step(scale as i32, 2);
+    [f1, f1, f2]
+}
+
+/// `(uint32_t)pow(2, e)` with libvmaf's unsigned exponent arithmetic (an exponent that wrapped
+/// below zero converts to 0 on x86-64).
+fn pow2_u32(exponent: u32) -> u32 {
+    if exponent == 0 {
+        1
+    } else if exponent < 32 {
+        1u32 << exponent
+    } else {
+        0
+    }
+}
+
+fn ceil_log2(n: usize) -> u32 {
+    ((n as f64).log2().ceil() as i64) as u32
+}
+
+/// Decoupling: the part of the distorted detail explained by the reference (`r`, restored) and
+/// the rest (`a`, additive impairment), over `region`.
+struct Decoupled {
+    r: [Vec<i32>; 3],
+    a: [Vec<i32>; 3],
+}
+
+fn decouple(reference: &Bands, distorted: &Bands, gain_limit: f64, level0: bool) -> Decoupled {
+    let (w, h) = (reference.width, reference.height);
+    let region = Region::with_taps(w, h);
+    let lookup = div_lookup();
+    let cos_1deg_sq = ((1.0f64 * std::f64::consts::PI / 180.0).cos()
+        * (1.0f64 * std::f64::consts::PI / 180.0).cos()) as f32;
+    let mut r: [Vec<i32>; 3] = std::array::from_fn(|_| vec![0; w * h]);
+    let mut a: [Vec<i32>; 3] = std::array::from_fn(|_| vec![0; w * h]);
+    let o = reference.hvd();
+    let t = distorted.hvd();
+    for i in region.top..region.bottom {
+        for j in region.left..region.right {
+            let idx = i * w + j;
+            let (oh, ov) = (i64::from(o[0][idx]), i64::from(o[1][idx]));
+            let (th, tv) = (i64::from(t[0][idx]), i64::from(t[1][idx]));
+            let ot_dp = oh * th + ov * tv;
+            let o_mag_sq = oh * oh + ov * ov;
+            let t_mag_sq = th * th + tv * tv;
+            let dp = f64::from(ot_dp as f32) / 4096.0;
+            let angle_flag = dp >= 0.0
+                && dp * dp
+                    >= f64::from(cos_1deg_sq)
+                        * (f64::from(o_mag_sq as f32) / 4096.0)
+                        * (f64::from(t_mag_sq as f32) / 4096.0);
+            for band in 0..3 {
+                let ob = o[band][idx];
+                let tb = t[band][idx];
+                let k = if level0 {
+                    gain_level0(lookup, ob, tb)
+                } else {
+                    gain_level123(lookup, ob, tb)
+                };
+                let mut rst = ((k * i64::from(ob) + 16384) >> 15) as i32;
+                if level0 {
+                    rst = rst as i16 as i32;
+                }
+                if angle_flag && k > 0 && ob != 0 {
+                    let scaled = f64::from(rst) * gain_limit;
+                    let tbf = f64::from(tb);
+                    let limited = if ob > 0 {
+                        if scaled < tbf { scaled } else { tbf }
+                    } else if scaled > tbf {
+                        scaled
+                    } else {
+                        tbf
+                    };
+                    rst = if level0 {
+                        limited as i16 as i32
+                    } else {
+                        limited as i32
+                    };
+                }
+                r[band][idx] = rst;
+                a[band][idx] = if level0 {
+                    (tb - rst) as i16 as i32
+                } else {
+                    tb.wrapping_sub(rst)
+                };
+            }
+        }
+    }
+    Decoupled { r, a }
+}
+
+/// Q15 ratio t/o clamped to [0, 1], level 0 (16-bit coefficients).
+#[inline]
+fn gain_level0(lookup: &[i32], o: i32, t: i32) -> i64 {
+    if o == 0 {
+        return 32768;
+    }
+    let k = (i64::from(lookup[(o + 32768).clamp(0, 65536) as usize]) * i64::from(t) + 16384) >> 15;
+    i64::from(k as i32).clamp(0, 32768)
+}
+
+/// Q15 ratio t/o clamped to [0, 1], levels 1 to 3: the divisor is first rounded to 15
+/// significant bits.
+#[inline]
+fn gain_level123(lookup: &[i32], o: i32, t: i32) -> i64 {
+    if o == 0 {
+        return 32768;
+    }
+    let abs_o = o.unsigned_abs();
+    let sign: i64 = if o < 0 { -1 } else { 1 };
+    let (msb, shift) = if abs_o < 32768 {
+        (abs_o, 0u32)
+    } else {
+        let k = 17 - abs_o.leading_zeros();
+        (abs_o.wrapping_add(1 << (k - 1)) >> k, k)
+    };
+    let round = i64::from(1i32.wrapping_shl(14 + shift));
+    let k = ((i64::from(lookup[(msb as usize + 32768).min(65536)]) * i64::from(t)) * sign + round)
+        >> (15 + shift);
+    k.clamp(0, 32768)
+}
+
+/// The denominator of a level: the reference's weighted detail energy plus the noise floor.
+fn csf_den(reference: &Bands, scale: usize) -> f32 {
+    let (w, h) = (reference.width, reference.height);
+    let region = Region::scored(w, h);
+    let rf = rfactors(scale);
+    let bands = reference.hvd();
+    let mut accum = [0u64; 3];
+    let csf: [f64; 3];
+    if scale == 0 {
+        let shift = (((region.area() as f64).log2() - 20.0).ceil() as i32).max(0) as u32;
+        let round = if shift > 0 { 1u64 << (shift - 1) } else { 0 };
+        for i in region.top..region.bottom {
+            let mut inner = [0u64; 3];
+            for j in region.left..region.right {
+                for b in 0..3 {
+                    let x = u64::from(bands[b][i * w + j].unsigned_abs() as u16);
+                    inner[b] = inner[b].wrapping_add(x * x * x);
+                }
+            }
+            for b in 0..3 {
+                accum[b] = accum[b].wrapping_add(inner[b].wrapping_add(round) >> shift);
+            }
+        }
+        let scale_down = 2f64.powi(18 - shift as i32);
+        csf = std::array::from_fn(|b| (accum[b] as f64 / scale_down) * f64::from(rf[b]).powf(3.0));
+    } else {
+        const SHIFT_SQ: [u32; 3] = [31, 30, 31];
+        const TO_FLOAT: [u32; 3] = [32, 27, 23];
+        let shift_sq = SHIFT_SQ[scale - 1];
+        let round_sq = 1u64 << shift_sq;
+        let shift_cub = ceil_log2(region.right - region.left);
+        let round_cub = u64::from(pow2_u32(shift_cub.wrapping_sub(1)));
+        let shift_accum = ceil_log2(region.bottom - region.top);
+        let round_accum = u64::from(pow2_u32(shift_accum.wrapping_sub(1)));
+        for i in region.top..region.bottom {
+            let mut inner = [0u64; 3];
+            for j in region.left..region.right {
+                for b in 0..3 {
+                    let x = u64::from(bands[b][i * w + j].unsigned_abs());
+                    let v = ((((x * x).wrapping_add(round_sq) >> shift_sq) * x)
+                        .wrapping_add(round_cub))
+                        >> shift_cub.min(63);
+                    inner[b] = inner[b].wrapping_add(v);
+                }
+            }
+            for b in 0..3 {
+                accum[b] = accum[b]
+                    .wrapping_add(inner[b].wrapping_add(round_accum) >> shift_accum.min(63));
+            }
+        }
+        let exponent = TO_FLOAT[scale - 1]
+            .wrapping_sub(shift_accum)
+            .wrapping_sub(shift_cub);
+        let scale_down = 2f64.powf(f64::from(exponent));
+        csf = std::array::from_fn(|b| (accum[b] as f64 / scale_down) * f64::from(rf[b]).powf(3.0));
+    }
+    let floor = ((region.area() as f64 * NOISE_WEIGHT) as f32).powf(1.0 / 3.0);
+    let d: [f32; 3] = std::array::from_fn(|b| (csf[b] as f32).powf(1.0 / 3.0) + floor);
+    d[0] + d[1] + d[2]
+}
+
+/// Contrast-sensitivity weighting of the additive impairment: the weighted values (`csf_a`) and
+/// their masking contribution (`csf_f`).
+struct Weighted {
+    values: [Vec<i32>; 3],
+    masking: [Vec<i32>; 3],
+}
+
+fn csf(additive: &[Vec<i32>; 3], w: usize, h: usize, scale: usize) -> Weighted {
+    let region = Region::with_taps(w, h);
+    let mut values: [Vec<i32>; 3] = std::array::from_fn(|_| vec![0; w * h]);
+    let mut masking: [Vec<i32>; 3] = std::array::from_fn(|_| vec![0; w * h]);
+    if scale == 0 {
+        // Q21 (h, v) and Q23 (d) weights for the default viewing conditions.
+        const RFACTOR: [i32; 3] = [36453, 36453, 49417];
+        const SHIFT: [u32; 3] = [15, 15, 17];
+        const ROUND: [i32; 3] = [16384, 16384, 65535];
+        const ONE_BY_30: i32 = 4369;
+        for b in 0..3 {
+            for i in region.top..region.bottom {
+                for j in region.left..region.right {
+                    let idx = i * w + j;
+                    let dst = RFACTOR[b].wrapping_mul(additive[b][idx]);
+                    let v = (dst.wrapping_add(ROUND[b]) >> SHIFT[b]) as i16;
+                    values[b][idx] = i32::from(v);
+                    masking[b][idx] =
+                        i32::from(((ONE_BY_30 * i32::from(v).abs() + 2048) >> 12) as i16);
+                }
+            }
+        }
+    } else {
+        let rf = rfactors(scale);
+        let irf: [u32; 3] = rf.map(|f| (f64::from(f) * 4294967296.0) as u32);
+        const ONE_BY_30: i64 = 143165577;
+        // libvmaf keeps this rounding term in an int32_t, where 2^31 wraps to -2^31.
+        const MASK_ROUND: i64 = -(1i64 << 31);
+        for b in 0..3 {
+            for i in region.top..region.bottom {
+                for j in region.left..region.right {
+                    let idx = i * w + j;
+                    let v = ((i64::from(irf[b]) * i64::from(additive[b][idx]) + (1 << 27)) >> 28)
+                        as i32;
+                    values[b][idx] = v;
+                    masking[b][idx] =
+                        ((ONE_BY_30 * i64::from(v.unsigned_abs()) + MASK_ROUND) >> 32) as i32;
+                }
+            }
+        }
+    }
+    Weighted { values, masking }
+}
+
+/// The numerator of a level: restored detail after contrast masking, cubed and summed.
+fn cm(restored: &[Vec<i32>; 3], weighted: &Weighted, w: usize, h: usize, scale: usize) -> f32 {
+    let region = Region::scored(w, h);
+    let shift_inner = ceil_log2(h);
+    let round_inner = i64::from(pow2_u32(shift_inner.wrapping_sub(1)));
+    let mut accum = [0i64; 3];
+
+    // Masking threshold at (i, j): the 3x3 neighbourhood of the masking values of all three
+    // orientations, the centre replaced by a fraction of the weighted value itself.
+    let threshold = |i: usize, j: usize, center: &dyn Fn(i32) -> i32| -> i32 {
+        let rows = [
+            if i == 0 { 1 } else { i - 1 },
+            i,
+            if i + 1 == h { h - 1 } else { i + 1 },
+        ];
+        let cols = [
+            if j == 0 { 1 } else { j - 1 },
+            j,
+            if j + 1 == w { w - 1 } else { j + 1 },
+        ];
+        let mut thr = 0i32;
+        for b in 0..3 {
+            let f = &weighted.masking[b];
+            let mut sum = 0i32;
+            for (ri, &y) in rows.iter().enumerate() {
+                for (ci, &x) in cols.iter().enumerate() {
+                    sum = sum.wrapping_add(if ri == 1 && ci == 1 {
+                        center(weighted.values[b][i * w + j])
+                    } else {
+                        f[y * w + x]
+                    });
+                }
+            }
+            thr = thr.wrapping_add(sum);
+        }
+        thr
+    };
+
+    let f_accum: [f32; 3] = if scale == 0 {
+        const RFACTOR: [i32; 3] = [36453, 36453, 49417];
+        const ONE_BY_15: i32 = 8738;
+        const SHIFT_SQ: [u32; 3] = [29, 29, 30];
+        const SHIFT_SUB: [u32; 3] = [10, 10, 12];
+        let wl = (w as f64).log2();
+        let shift_cub: [u32; 3] = [
+            ((wl - 4.0).ceil() as i64) as u32,
+            ((wl - 4.0).ceil() as i64) as u32,
+            ((wl - 3.0).ceil() as i64) as u32,
+        ];
+        let round_cub: [i64; 3] = shift_cub.map(|s| i64::from(pow2_u32(s.wrapping_sub(1))));
+        let center = |x: i32| i32::from(((ONE_BY_15 * x.abs() + 2048) >> 12) as i16);
+        for i in region.top..region.bottom {
+            let mut inner = [0i64; 3];
+            for j in region.left..region.right {
+                let thr = threshold(i, j, &center);
+                for b in 0..3 {
+                    let x = restored[b][i * w + j].wrapping_mul(RFACTOR[b]);
+                    let x = (x.wrapping_abs() - (thr << SHIFT_SUB[b])).max(0);
+                    let x_sq = ((i64::from(x) * i64::from(x) + (1i64 << (SHIFT_SQ[b] - 1)))
+                        >> SHIFT_SQ[b]) as i32;
+                    inner[b] +=
+                        (i64::from(x_sq) * i64::from(x) + round_cub[b]) >> shift_cub[b].min(63);
+                }
+            }
+            for b in 0..3 {
+                accum[b] += (inner[b] + round_inner) >> shift_inner.min(63);
+            }
+        }
+        const TO_FLOAT: [u32; 3] = [52, 52, 57];
+        std::array::from_fn(|b| {
+            let e = TO_FLOAT[b]
+                .wrapping_sub(shift_cub[b])
+                .wrapping_sub(shift_inner);
+            (accum[b] as f64 / 2f64.powf(f64::from(e))) as f32
+        })
+    } else {
+        const ONE_BY_15: i64 = 286331153;
+        const MASK_ROUND: i64 = -(1i64 << 31);
+        let rf = rfactors(scale);
+        let irf: [u32; 3] = rf.map(|f| (f64::from(f) * 4294967296.0) as u32);
+        let shift_cub = ceil_log2(w);
+        let round_cub = i64::from(pow2_u32(shift_cub.wrapping_sub(1)));
+        let center = |x: i32| ((ONE_BY_15 * i64::from(x.unsigned_abs()) + MASK_ROUND) >> 32) as i32;
+        for i in region.top..region.bottom {
+            let mut inner = [0i64; 3];
+            for j in region.left..region.right {
+                let thr = threshold(i, j, &center);
+                for b in 0..3 {
+                    let x = ((i64::from(restored[b][i * w + j]) * i64::from(irf[b]) + (1 << 27))
+                        >> 28) as i32;
+                    let x = (x.wrapping_abs().wrapping_sub(thr)).max(0);
+                    let x_sq = ((i64::from(x) * i64::from(x) + (1 << 29)) >> 30) as i32;
+                    inner[b] += (i64::from(x_sq) * i64::from(x) + round_cub) >> shift_cub.min(63);
+                }
+            }
+            for b in 0..3 {
+                accum[b] += (inner[b] + round_inner) >> shift_inner.min(63);
+            }
+        }
+        const TO_FLOAT: [u32; 3] = [45, 39, 36];
+        let e = TO_FLOAT[scale - 1]
+            .wrapping_sub(shift_cub)
+            .wrapping_sub(shift_inner);
+        let divisor = 2f64.powf(f64::from(e)) as f32;
+        std::array::from_fn(|b| accum[b] as f32 / divisor)
+    };
+    let floor = ((region.area() as f64 * NOISE_WEIGHT) as f32).powf(1.0 / 3.0);
+    let n: [f32; 3] = std::array::from_fn(|b| f_accum[b].powf(1.0 / 3.0) + floor);
+    n[0] + n[1] + n[2]
+}
+
+/// ADM results for one gain limit.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct AdmScores {
+    /// `integer_adm2`.
+    pub adm2: f64,
+    /// `integer_adm_scale0..3`: numerator over denominator of each level.
+    pub scales: [f64; 4],
+}
+
+/// ADM of one luma pair for each gain limit in `gain_limits`.
+pub(crate) fn adm(
+    reference: &[i32],
+    distorted: &[i32],
+    width: usize,
+    height: usize,
+    bit_depth: u32,
+    gain_limits: &[f64],
+) -> Vec<AdmScores> {
+    let mut nums = vec![[0f32; 4]; gain_limits.len()];
+    let mut dens = [0f32; 4];
+    let mut ref_level = dwt(reference, width, height, 0, bit_depth);
+    let mut dis_level = dwt(distorted, width, height, 0, bit_depth);
+    for scale in 0..4 {
+        if scale > 0 {
+            ref_level = dwt(
+                &ref_level.a,
+                ref_level.width,
+                ref_level.height,
+                scale,
+                bit_depth,
+            );
+            dis_level = dwt(
+                &dis_level.a,
+                dis_level.width,
+                dis_level.height,
+                scale,
+                bit_depth,
+            );
+        }
+        let (w, h) = (ref_level.width, ref_level.height);
+        dens[scale] = csf_den(&ref_level, scale);
+        for (n, &limit) in nums.iter_mut().zip(gain_limits) {
+            let parts = decouple(&ref_level, &dis_level, limit, scale == 0);
+            let weighted = csf(&parts.a, w, h, scale);
+            n[scale] = cm(&parts.r, &weighted, w, h, scale);
+        }
+    }
+    let limit = 1e-10 * (width * height) as f64 / (1920.0 * 1080.0);
+    nums.iter()
+        .map(|n| {
+            let num: f64 = n.iter().map(|&x| f64::from(x)).sum();
+            let den: f64 = dens.iter().map(|&x| f64::from(x)).sum();
+            let num = if num < limit { 0.0 } else { num };
+            let den = if den < limit { 0.0 } else { den };
+            AdmScores {
+                adm2: if den == 0.0 { 1.0 } else { num / den },
+                scales: std::array::from_fn(|s| f64::from(n[s]) / f64::from(dens[s])),
+            }
+        })
+        .collect()
+}

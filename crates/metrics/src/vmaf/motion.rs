@@ -1,0 +1,82 @@
+//! The temporal feature (libvmaf 3.2's `integer_motion`): the mean absolute value of the
+//! Gaussian-blurred difference between the previous and the current reference luma, and
+//! `motion2`, the smaller of a frame's score and the next one's.
+
+/// 5-tap Gaussian, Q16.
+const FILTER: [i64; 5] = [3571, 16004, 26386, 16004, 3571];
+
+/// libvmaf's ceiling on the motion score.
+const MAX_MOTION: f64 = 10000.0;
+
+#[inline]
+fn mirror(index: isize, size: usize) -> usize {
+    let size = size as isize;
+    let m = if index < 0 {
+        -index
+    } else if index >= size {
+        2 * size - index - 2
+    } else {
+        index
+    };
+    m.clamp(0, size - 1) as usize
+}
+
+/// Sum of absolute blurred differences between two luma planes (`width` x `height`).
+pub(crate) fn sad(
+    previous: &[i32],
+    current: &[i32],
+    width: usize,
+    height: usize,
+    bit_depth: u32,
+) -> u64 {
+    let round = 1i64 << (bit_depth - 1);
+    let mut row = vec![0i32; width + 4];
+    let mut total = 0u64;
+    for i in 0..height {
+        let rows: [usize; 5] = std::array::from_fn(|k| mirror(i as isize - 2 + k as isize, height));
+        let mut any = 0i32;
+        for j in 0..width {
+            let mut acc = 0i64;
+            for (k, &y) in rows.iter().enumerate() {
+                let idx = y * width + j;
+                acc += FILTER[k] * i64::from(previous[idx] - current[idx]);
+            }
+            let v = ((acc + round) >> bit_depth) as i32;
+            row[j + 2] = v;
+            any |= v;
+        }
+        if any == 0 {
+            continue;
+        }
+        for k in 1..=2usize {
+            row[2 - k] = row[2 + mirror(-(k as isize), width)];
+            row[width + 1 + k] = row[2 + mirror((width - 1 + k) as isize, width)];
+        }
+        let mut row_sad = 0u32;
+        for j in 0..width {
+            let acc: i64 = (0..5).map(|k| FILTER[k] * i64::from(row[j + k])).sum();
+            let v = ((acc + 32768) >> 16) as i32;
+            row_sad = row_sad.wrapping_add(v.unsigned_abs());
+        }
+        total += u64::from(row_sad);
+    }
+    total
+}
+
+/// The per-frame motion score from a SAD (0 for the first frame, which has no predecessor).
+pub(crate) fn score(sad: u64, width: usize, height: usize) -> f64 {
+    let s = sad as f64 / 256.0 / (width * height) as f64;
+    if s < MAX_MOTION { s } else { MAX_MOTION }
+}
+
+/// `motion2` of frame `index` given the per-frame scores: 0 for the first frame, the smaller of
+/// this and the next frame's score, this frame's score for the last one.
+pub(crate) fn motion2(current: f64, next: Option<f64>, index: u64) -> f64 {
+    if index == 0 {
+        return 0.0;
+    }
+    match next {
+        Some(n) if n < current => n,
+        Some(_) | None => current,
+    }
+}
