@@ -1,5 +1,6 @@
 //! Video planes and frames, their file formats, the clip corpus and a procedural clip generator.
 
+pub mod corpus;
 pub mod error;
 pub mod ffmpeg;
 pub mod format;

@@ -94,6 +94,11 @@ impl<R: Read> Y4mReader<R> {
         self.frames_read
     }
 
+    /// Hands back the underlying reader, positioned after the last byte consumed.
+    pub fn into_inner(self) -> R {
+        self.reader
+    }
+
     /// The number of frames the source holds, estimated from its length assuming plain `FRAME`
     /// lines (exact for files written by ffmpeg or by [`Y4mWriter`]); `None` for a stream of
     /// unknown length. For progress bars only: the frame count that counts is the one read.
