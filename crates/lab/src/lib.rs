@@ -1,0 +1,1 @@
+//! The laboratory: experiments and their execution, storage, scheduling and the autonomous loop.
