@@ -1,1 +1,30 @@
-//! The lab's own hybrid block video codec.
+//! The lab's own hybrid block video codec: 64x64 superblocks split by a quadtree, intra and
+//! motion-compensated prediction, integer transforms, adaptive binary arithmetic coding,
+//! rate-distortion optimised decisions, in-loop deblocking and rate control, all steered by a
+//! [`Genome`]. The decoder reproduces the encoder's reconstruction bit for bit.
+
+pub mod bitstream;
+pub mod deblock;
+pub mod decoder;
+pub mod encoder;
+pub mod entropy;
+pub mod error;
+pub mod genome;
+pub mod inter;
+pub mod intra;
+pub mod partition;
+pub mod picture;
+pub mod quant;
+pub mod ratecontrol;
+pub mod rdo;
+pub mod reconstruct;
+pub mod residual;
+pub mod syntax;
+pub mod transform;
+
+pub use bitstream::header::DecoderLimits;
+pub use decoder::Decoder;
+pub use encoder::{EncodedFrame, Encoder};
+pub use error::{CodecError, Result};
+pub use genome::Genome;
+pub use ratecontrol::RateMode;

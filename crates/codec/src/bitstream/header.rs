@@ -1,0 +1,223 @@
+//! The sequence header: geometry, sampling, timing and the genome values the decoder needs.
+
+use super::{Crc32, read_exact};
+use crate::error::{CodecError, Result};
+use crate::genome::Genome;
+use codeclab_video::{ChromaSampling, Rational, VideoFormat};
+use std::io::Read;
+
+pub const MAGIC: [u8; 4] = *b"CCLB";
+pub const VERSION: u8 = 1;
+const HEADER_LEN: usize = 4 + 1 + 4 + 4 + 1 + 1 + 16 + 8;
+
+/// Everything a decoder must know before the first frame.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SequenceHeader {
+    pub format: VideoFormat,
+    pub reference_frames: u8,
+    pub merge_candidates: u8,
+    pub min_block_log2: u8,
+    pub max_block_log2: u8,
+    pub chroma_qp_offset: i8,
+    pub deblock: bool,
+    pub deblock_beta_offset: i8,
+    pub deblock_tc_offset: i8,
+}
+
+/// Bounds a decoder accepts before allocating anything for a stream.
+#[derive(Clone, Copy, Debug)]
+pub struct DecoderLimits {
+    pub max_width: usize,
+    pub max_height: usize,
+    pub max_pixels: usize,
+}
+
+impl Default for DecoderLimits {
+    /// Up to 8K.
+    fn default() -> Self {
+        DecoderLimits {
+            max_width: 8192,
+            max_height: 8192,
+            max_pixels: 8192 * 4352,
+        }
+    }
+}
+
+impl SequenceHeader {
+    pub fn new(format: VideoFormat, genome: &Genome) -> Self {
+        SequenceHeader {
+            format,
+            reference_frames: genome.reference_frames,
+            merge_candidates: genome.merge_candidates,
+            min_block_log2: genome.min_block_log2,
+            max_block_log2: genome.max_block_log2,
+            chroma_qp_offset: genome.chroma_qp_offset,
+            deblock: genome.deblock,
+            deblock_beta_offset: genome.deblock_beta_offset,
+            deblock_tc_offset: genome.deblock_tc_offset,
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let f = &self.format;
+        let mut out = Vec::with_capacity(HEADER_LEN);
+        out.extend_from_slice(&MAGIC);
+        out.push(VERSION);
+        out.extend_from_slice(&(f.width as u32).to_le_bytes());
+        out.extend_from_slice(&(f.height as u32).to_le_bytes());
+        out.push(f.bit_depth);
+        out.push(chroma_code(f.chroma));
+        for v in [f.fps.num, f.fps.den, f.aspect.num, f.aspect.den] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&[
+            self.reference_frames,
+            self.merge_candidates,
+            self.min_block_log2,
+            self.max_block_log2,
+            self.chroma_qp_offset as u8,
+            u8::from(self.deblock),
+            self.deblock_beta_offset as u8,
+            self.deblock_tc_offset as u8,
+        ]);
+        out
+    }
+
+    /// Reads and checks a header, feeding its bytes to `crc`.
+    pub fn read(reader: &mut impl Read, limits: &DecoderLimits, crc: &mut Crc32) -> Result<Self> {
+        let mut bytes = [0u8; HEADER_LEN];
+        read_exact(reader, &mut bytes[..5])?;
+        if bytes[..4] != MAGIC {
+            return Err(CodecError::BadMagic);
+        }
+        if bytes[4] != VERSION {
+            return Err(CodecError::UnsupportedVersion(bytes[4]));
+        }
+        read_exact(reader, &mut bytes[5..])?;
+        crc.update(&bytes);
+        let u32_at =
+            |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let width = u32_at(5) as usize;
+        let height = u32_at(9) as usize;
+        if width == 0 || height == 0 {
+            return Err(CodecError::Corrupt("empty picture"));
+        }
+        if width > limits.max_width
+            || height > limits.max_height
+            || width.saturating_mul(height) > limits.max_pixels
+        {
+            return Err(CodecError::LimitExceeded(format!("{width}x{height}")));
+        }
+        let bit_depth = bytes[13];
+        if bit_depth != 8 {
+            return Err(CodecError::UnsupportedFormat(format!(
+                "bit depth {bit_depth}"
+            )));
+        }
+        let chroma = match bytes[14] {
+            1 => ChromaSampling::Cs420,
+            other => {
+                return Err(CodecError::UnsupportedFormat(format!(
+                    "chroma code {other}"
+                )));
+            }
+        };
+        let fps = Rational::new(u32_at(15), u32_at(19));
+        if fps.num == 0 || fps.den == 0 {
+            return Err(CodecError::Corrupt("frame rate is zero"));
+        }
+        let aspect = Rational::new(u32_at(23), u32_at(27));
+        let g = &bytes[31..];
+        let header = SequenceHeader {
+            format: VideoFormat {
+                width,
+                height,
+                bit_depth,
+                chroma,
+                fps,
+                aspect,
+            },
+            reference_frames: g[0],
+            merge_candidates: g[1],
+            min_block_log2: g[2],
+            max_block_log2: g[3],
+            chroma_qp_offset: g[4] as i8,
+            deblock: match g[5] {
+                0 => false,
+                1 => true,
+                _ => return Err(CodecError::Corrupt("deblocking flag")),
+            },
+            deblock_beta_offset: g[6] as i8,
+            deblock_tc_offset: g[7] as i8,
+        };
+        // The decoder-side genome values must lie in the genome's declared ranges.
+        let genome = Genome {
+            reference_frames: header.reference_frames,
+            merge_candidates: header.merge_candidates,
+            min_block_log2: header.min_block_log2,
+            max_block_log2: header.max_block_log2,
+            chroma_qp_offset: header.chroma_qp_offset,
+            deblock_beta_offset: header.deblock_beta_offset,
+            deblock_tc_offset: header.deblock_tc_offset,
+            ..Genome::default()
+        };
+        genome
+            .validate()
+            .map_err(|_| CodecError::Corrupt("header tool parameters out of range"))?;
+        Ok(header)
+    }
+}
+
+fn chroma_code(chroma: ChromaSampling) -> u8 {
+    match chroma {
+        ChromaSampling::Cs420 => 1,
+        ChromaSampling::Cs422 => 2,
+        ChromaSampling::Cs444 => 3,
+        ChromaSampling::Mono => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> SequenceHeader {
+        let format = VideoFormat {
+            width: 33,
+            height: 17,
+            bit_depth: 8,
+            chroma: ChromaSampling::Cs420,
+            fps: Rational::new(30000, 1001),
+            aspect: Rational::new(1, 1),
+        };
+        SequenceHeader::new(format, &Genome::default())
+    }
+
+    #[test]
+    fn header_round_trips_and_rejects_oversize() {
+        let h = header();
+        let bytes = h.to_bytes();
+        assert_eq!(bytes.len(), HEADER_LEN);
+        let mut crc = Crc32::default();
+        let back = SequenceHeader::read(&mut bytes.as_slice(), &DecoderLimits::default(), &mut crc)
+            .unwrap();
+        assert_eq!(back, h);
+        let tight = DecoderLimits {
+            max_width: 32,
+            ..DecoderLimits::default()
+        };
+        assert!(matches!(
+            SequenceHeader::read(&mut bytes.as_slice(), &tight, &mut crc),
+            Err(CodecError::LimitExceeded(_))
+        ));
+        let mut bad = bytes.clone();
+        bad[31] = 9;
+        assert!(
+            SequenceHeader::read(&mut bad.as_slice(), &DecoderLimits::default(), &mut crc).is_err()
+        );
+        assert!(matches!(
+            SequenceHeader::read(&mut &bytes[..10], &DecoderLimits::default(), &mut crc),
+            Err(CodecError::Truncated)
+        ));
+    }
+}

@@ -1,0 +1,249 @@
+//! In-loop deblocking: smooths block edges on the 8x8 grid where the coding made them visible,
+//! with a strength that grows with QP. Vertical edges first, then horizontal ones, over the
+//! whole picture, identically in the encoder and the decoder.
+
+use crate::partition::{MAX_TX_LOG2, UNIT_LOG2, UnitGrid, UnitInfo};
+use crate::picture::{PaddedPlane, Picture};
+
+/// Filter parameters fixed for a frame.
+#[derive(Clone, Copy, Debug)]
+pub struct DeblockParams {
+    pub qp: u8,
+    pub chroma_qp: u8,
+    pub beta_offset: i8,
+    pub tc_offset: i8,
+}
+
+// EVOLVE-BLOCK-START loop_filter
+/// Activity threshold: edges whose sides vary more than this are real detail, not blocking.
+fn beta(q: i32) -> i32 {
+    match q {
+        ..16 => 0,
+        16..=28 => q - 10,
+        _ => 2 * q.min(51) - 38,
+    }
+}
+
+/// Largest change the filter may make to a sample.
+fn tc(q: i32) -> i32 {
+    if q < 18 {
+        return 0;
+    }
+    const MANTISSA: [i32; 6] = [8, 9, 10, 11, 13, 14];
+    let q = (q.min(53) - 18) as usize;
+    ((1 << (q / 6)) * MANTISSA[q % 6] + 8) >> 4
+}
+
+/// 2: an intra side; 1: coded residual or different motion; 0: no edge to filter.
+fn strength(a: &UnitInfo, b: &UnitInfo) -> u8 {
+    if a.intra || b.intra {
+        2
+    } else if a.luma_coded
+        || b.luma_coded
+        || a.ref_idx != b.ref_idx
+        || (a.mv.x - b.mv.x).abs() >= 4
+        || (a.mv.y - b.mv.y).abs() >= 4
+    {
+        1
+    } else {
+        0
+    }
+}
+
+/// Filters four lines across one luma edge; `step` crosses the edge, `along` moves to the next
+/// line; `at` is the first sample on the q side.
+fn filter_luma(data: &mut [u8], at: usize, step: isize, along: isize, tc: i32, beta: i32) {
+    let sample = |data: &[u8], line: isize, k: isize| -> i32 {
+        i32::from(data[(at as isize + line * along + k * step) as usize])
+    };
+    let second_difference = |data: &[u8], line: isize, side: isize| {
+        // side -1: p side, +1: q side (k = 0 is q0, k = -1 is p0).
+        let (a, b, c) = if side < 0 { (-3, -2, -1) } else { (2, 1, 0) };
+        (sample(data, line, a) - 2 * sample(data, line, b) + sample(data, line, c)).abs()
+    };
+    let dp0 = second_difference(data, 0, -1);
+    let dq0 = second_difference(data, 0, 1);
+    let dp3 = second_difference(data, 3, -1);
+    let dq3 = second_difference(data, 3, 1);
+    let d = dp0 + dq0 + dp3 + dq3;
+    if d >= beta {
+        return;
+    }
+    let strong_line = |data: &[u8], line: isize, dpq: i32| {
+        let p0 = sample(data, line, -1);
+        let p3 = sample(data, line, -4);
+        let q0 = sample(data, line, 0);
+        let q3 = sample(data, line, 3);
+        2 * dpq < beta >> 2
+            && (p3 - p0).abs() + (q0 - q3).abs() < beta >> 3
+            && (p0 - q0).abs() < (5 * tc + 1) >> 1
+    };
+    let strong = strong_line(data, 0, dp0 + dq0) && strong_line(data, 3, dp3 + dq3);
+    let filter_p1 = dp0 + dp3 < (beta + (beta >> 1)) >> 3;
+    let filter_q1 = dq0 + dq3 < (beta + (beta >> 1)) >> 3;
+    for line in 0..4isize {
+        let idx = |k: isize| (at as isize + line * along + k * step) as usize;
+        let [p3, p2, p1, p0, q0, q1, q2, q3] =
+            [-4, -3, -2, -1, 0, 1, 2, 3].map(|k| i32::from(data[idx(k)]));
+        if strong {
+            let clip = |v: i32, orig: i32| v.clamp(orig - 2 * tc, orig + 2 * tc) as u8;
+            data[idx(-1)] = clip((p2 + 2 * p1 + 2 * p0 + 2 * q0 + q1 + 4) >> 3, p0);
+            data[idx(-2)] = clip((p2 + p1 + p0 + q0 + 2) >> 2, p1);
+            data[idx(-3)] = clip((2 * p3 + 3 * p2 + p1 + p0 + q0 + 4) >> 3, p2);
+            data[idx(0)] = clip((p1 + 2 * p0 + 2 * q0 + 2 * q1 + q2 + 4) >> 3, q0);
+            data[idx(1)] = clip((p0 + q0 + q1 + q2 + 2) >> 2, q1);
+            data[idx(2)] = clip((p0 + q0 + q1 + 3 * q2 + 2 * q3 + 4) >> 3, q2);
+        } else {
+            let delta = (9 * (q0 - p0) - 3 * (q1 - p1) + 8) >> 4;
+            if delta.abs() >= tc * 10 {
+                continue;
+            }
+            let delta = delta.clamp(-tc, tc);
+            data[idx(-1)] = (p0 + delta).clamp(0, 255) as u8;
+            data[idx(0)] = (q0 - delta).clamp(0, 255) as u8;
+            let half = tc >> 1;
+            if filter_p1 {
+                let dp = ((((p2 + p0 + 1) >> 1) - p1 + delta) >> 1).clamp(-half, half);
+                data[idx(-2)] = (p1 + dp).clamp(0, 255) as u8;
+            }
+            if filter_q1 {
+                let dq = ((((q2 + q0 + 1) >> 1) - q1 - delta) >> 1).clamp(-half, half);
+                data[idx(1)] = (q1 + dq).clamp(0, 255) as u8;
+            }
+        }
+    }
+}
+
+/// Filters `lines` lines across one chroma edge next to an intra block.
+fn filter_chroma(data: &mut [u8], at: usize, step: isize, along: isize, lines: isize, tc: i32) {
+    for line in 0..lines {
+        let idx = |k: isize| (at as isize + line * along + k * step) as usize;
+        let [p1, p0, q0, q1] = [-2, -1, 0, 1].map(|k| i32::from(data[idx(k)]));
+        let delta = ((((q0 - p0) << 2) + p1 - q1 + 4) >> 3).clamp(-tc, tc);
+        data[idx(-1)] = (p0 + delta).clamp(0, 255) as u8;
+        data[idx(0)] = (q0 - delta).clamp(0, 255) as u8;
+    }
+}
+// EVOLVE-BLOCK-END
+
+/// The edge between units `a` (left/above) and `b` lies on a coding or transform block boundary.
+fn is_block_edge(position: usize, b: &UnitInfo) -> bool {
+    let block = 1usize << u32::from(b.cu_log2).min(MAX_TX_LOG2);
+    position.is_multiple_of(block)
+}
+
+/// Deblocks the whole picture in place.
+pub fn deblock(picture: &mut Picture, grid: &UnitGrid, params: &DeblockParams) {
+    let qp = i32::from(params.qp);
+    let beta_value = beta(qp + 2 * i32::from(params.beta_offset));
+    let luma_tc = |bs: u8| tc(qp + 2 * i32::from(bs == 2) + 2 * i32::from(params.tc_offset));
+    let chroma_tc = tc(i32::from(params.chroma_qp) + 2 + 2 * i32::from(params.tc_offset));
+    let unit = 1usize << UNIT_LOG2;
+    for vertical in [true, false] {
+        let [luma, cb, cr] = &mut picture.planes;
+        let luma_step_along = |plane: &PaddedPlane| {
+            if vertical {
+                (1isize, plane.stride as isize)
+            } else {
+                (plane.stride as isize, 1isize)
+            }
+        };
+        for uy in 0..grid.rows {
+            for ux in 0..grid.cols {
+                let (ax, ay) = if vertical {
+                    if ux == 0 {
+                        continue;
+                    }
+                    (ux - 1, uy)
+                } else {
+                    if uy == 0 {
+                        continue;
+                    }
+                    (ux, uy - 1)
+                };
+                let b = grid.get(ux, uy);
+                let edge_position = if vertical { ux } else { uy } * unit;
+                if !is_block_edge(edge_position, b) {
+                    continue;
+                }
+                let bs = strength(grid.get(ax, ay), b);
+                if bs == 0 {
+                    continue;
+                }
+                let (step, along) = luma_step_along(luma);
+                let at = luma.index((ux * unit) as isize, (uy * unit) as isize);
+                let t = luma_tc(bs);
+                if t > 0 && beta_value > 0 {
+                    filter_luma(&mut luma.data, at, step, along, t, beta_value);
+                    filter_luma(
+                        &mut luma.data,
+                        at + 4 * along as usize,
+                        step,
+                        along,
+                        t,
+                        beta_value,
+                    );
+                }
+                // Chroma: intra edges on the 8x8 chroma grid.
+                if bs == 2 && edge_position.is_multiple_of(2 * unit) && chroma_tc > 0 {
+                    for plane in [&mut *cb, &mut *cr] {
+                        let (step, along) = luma_step_along(plane);
+                        let at = plane.index((ux * unit / 2) as isize, (uy * unit / 2) as isize);
+                        filter_chroma(
+                            &mut plane.data,
+                            at,
+                            step,
+                            along,
+                            (unit / 2) as isize,
+                            chroma_tc,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strength_tables_grow_with_qp() {
+        assert_eq!(tc(17), 0);
+        assert!(tc(18) >= 1);
+        assert!((18..53).all(|q| tc(q) <= tc(q + 1)));
+        assert!((0..51).all(|q| beta(q) <= beta(q + 1)));
+    }
+
+    #[test]
+    fn smooths_a_step_between_intra_blocks() {
+        let mut picture = Picture::new(16, 8);
+        for y in 0..8 {
+            picture.planes[0]
+                .row_mut(0, y, 16)
+                .copy_from_slice(&[[100u8; 8], [110u8; 8]].concat());
+        }
+        let mut grid = UnitGrid::new(16, 8);
+        grid.fill(
+            0,
+            0,
+            2,
+            UnitInfo {
+                cu_log2: 3,
+                intra: true,
+                ..UnitInfo::default()
+            },
+        );
+        let params = DeblockParams {
+            qp: 37,
+            chroma_qp: 37,
+            beta_offset: 0,
+            tc_offset: 0,
+        };
+        deblock(&mut picture, &grid, &params);
+        let row = picture.planes[0].row(0, 0, 16).to_vec();
+        assert!(row[7] > 100 && row[8] < 110, "{row:?}");
+        assert!(row.windows(2).all(|w| w[0] <= w[1]));
+    }
+}

@@ -1,0 +1,324 @@
+//! The decoder: reads the header, then one frame packet at a time, parses coding units into the
+//! same `CodedCu` the encoder produced and reconstructs them with the shared code.
+
+use crate::bitstream::header::DecoderLimits;
+use crate::bitstream::{Crc32, SequenceHeader, read_exact, read_size};
+use crate::deblock::{DeblockParams, deblock};
+use crate::entropy::{Contexts, RangeDecoder};
+use crate::error::{CodecError, Result};
+use crate::inter::mv_in_bounds;
+use crate::inter::mvpred::{Motion, merge_candidates, predict_mv};
+use crate::intra::DC;
+use crate::partition::{SB_SIZE, UNIT_LOG2, UnitGrid, inside};
+use crate::picture::Picture;
+use crate::reconstruct::{CodedCu, Prediction, chroma_qp, commit_info, reconstruct_cu};
+use crate::syntax::{
+    chroma_mode_options, most_probable_modes, neighbour_count, read_chroma_mode, read_luma_mode,
+    read_mvd, read_truncated_unary,
+};
+use codeclab_video::{Frame, VideoFormat};
+use std::collections::VecDeque;
+use std::io::Read;
+
+/// Frame types in the frame packet.
+pub const KEY_FRAME: u8 = 0;
+pub const PREDICTED_FRAME: u8 = 1;
+
+/// Coded size: the display size rounded up to whole 8x8 luma blocks.
+pub fn coded_size(format: &VideoFormat) -> (usize, usize) {
+    (
+        format.width.next_multiple_of(8),
+        format.height.next_multiple_of(8),
+    )
+}
+
+/// Decodes a stream frame by frame from any reader.
+pub struct Decoder<R: Read> {
+    reader: R,
+    header: SequenceHeader,
+    coded: (usize, usize),
+    references: VecDeque<Picture>,
+    crc: Crc32,
+    max_packet: u64,
+    finished: bool,
+}
+
+impl<R: Read> Decoder<R> {
+    pub fn new(reader: R) -> Result<Self> {
+        Self::with_limits(reader, DecoderLimits::default())
+    }
+
+    /// Reads the header; refuses geometry beyond `limits` before allocating anything.
+    pub fn with_limits(mut reader: R, limits: DecoderLimits) -> Result<Self> {
+        let mut crc = Crc32::default();
+        let header = SequenceHeader::read(&mut reader, &limits, &mut crc)?;
+        let coded = coded_size(&header.format);
+        // A packet larger than this cannot come from the encoder (levels are bounded).
+        let max_packet = 64 * (coded.0 * coded.1) as u64 + 4096;
+        Ok(Decoder {
+            reader,
+            header,
+            coded,
+            references: VecDeque::new(),
+            crc,
+            max_packet,
+            finished: false,
+        })
+    }
+
+    pub fn header(&self) -> &SequenceHeader {
+        &self.header
+    }
+
+    pub fn format(&self) -> VideoFormat {
+        self.header.format
+    }
+
+    /// The next decoded frame, or `None` after the last one (the checksum has then been verified).
+    pub fn next_frame(&mut self) -> Result<Option<Frame<u8>>> {
+        if self.finished {
+            return Ok(None);
+        }
+        let size = read_size(&mut self.reader, &mut self.crc)?;
+        if size == 0 {
+            let mut stored = [0u8; 4];
+            read_exact(&mut self.reader, &mut stored)?;
+            self.finished = true;
+            if u32::from_le_bytes(stored) != self.crc.value() {
+                return Err(CodecError::ChecksumMismatch);
+            }
+            return Ok(None);
+        }
+        if size > self.max_packet {
+            return Err(CodecError::Corrupt(
+                "frame packet larger than the picture allows",
+            ));
+        }
+        let mut packet = vec![0u8; size as usize];
+        read_exact(&mut self.reader, &mut packet)?;
+        self.crc.update(&packet);
+        let picture = self.decode_packet(&packet)?;
+        let frame = picture.to_frame(self.header.format.width, self.header.format.height);
+        self.references.push_front(picture);
+        self.references
+            .truncate(usize::from(self.header.reference_frames));
+        Ok(Some(frame))
+    }
+
+    fn decode_packet(&mut self, packet: &[u8]) -> Result<Picture> {
+        let [frame_type, qp, payload @ ..] = packet else {
+            return Err(CodecError::Corrupt("frame packet too short"));
+        };
+        let (frame_type, qp) = (*frame_type, *qp);
+        if qp > crate::quant::MAX_QP {
+            return Err(CodecError::Corrupt("QP out of range"));
+        }
+        match frame_type {
+            KEY_FRAME => self.references.clear(),
+            PREDICTED_FRAME if !self.references.is_empty() => {}
+            PREDICTED_FRAME => {
+                return Err(CodecError::Corrupt("predicted frame without a reference"));
+            }
+            _ => return Err(CodecError::Corrupt("unknown frame type")),
+        }
+        let mut frame = FrameDecoder {
+            header: &self.header,
+            coded: self.coded,
+            references: self.references.make_contiguous(),
+            qp,
+            chroma_qp: chroma_qp(qp, self.header.chroma_qp_offset),
+            predicted: frame_type == PREDICTED_FRAME,
+            reader: RangeDecoder::new(payload),
+            contexts: Contexts::default(),
+            grid: UnitGrid::new(self.coded.0, self.coded.1),
+            picture: Picture::new(self.coded.0, self.coded.1),
+        };
+        for sb_y in (0..self.coded.1).step_by(SB_SIZE) {
+            for sb_x in (0..self.coded.0).step_by(SB_SIZE) {
+                frame.decode_node(sb_x, sb_y, crate::partition::SB_LOG2)?;
+            }
+            // Garbage can make a frame read zeros forever; stop as soon as it cannot be valid.
+            if frame.reader.overrun() {
+                return Err(CodecError::Truncated);
+            }
+        }
+        if self.header.deblock {
+            deblock(
+                &mut frame.picture,
+                &frame.grid,
+                &DeblockParams {
+                    qp,
+                    chroma_qp: frame.chroma_qp,
+                    beta_offset: self.header.deblock_beta_offset,
+                    tc_offset: self.header.deblock_tc_offset,
+                },
+            );
+        }
+        frame.picture.extend_edges();
+        Ok(frame.picture)
+    }
+}
+
+struct FrameDecoder<'a> {
+    header: &'a SequenceHeader,
+    coded: (usize, usize),
+    references: &'a [Picture],
+    qp: u8,
+    chroma_qp: u8,
+    predicted: bool,
+    reader: RangeDecoder<'a>,
+    contexts: Contexts,
+    grid: UnitGrid,
+    picture: Picture,
+}
+
+impl FrameDecoder<'_> {
+    fn decode_node(&mut self, x: usize, y: usize, log2: u32) -> Result<()> {
+        if x >= self.coded.0 || y >= self.coded.1 {
+            return Ok(());
+        }
+        let split = split_is_implied(x, y, log2, self.header, self.coded) || {
+            split_is_coded(log2, self.header) && {
+                let ctx = split_context(&self.grid, x, y, log2);
+                self.reader.bit(&mut self.contexts.split[ctx.0][ctx.1])
+            }
+        };
+        if split {
+            let half = 1 << (log2 - 1);
+            for (dx, dy) in [(0, 0), (half, 0), (0, half), (half, half)] {
+                self.decode_node(x + dx, y + dy, log2 - 1)?;
+            }
+            return Ok(());
+        }
+        let cu = self.parse_cu(x, y, log2)?;
+        reconstruct_cu(
+            &mut self.picture,
+            &self.grid,
+            self.references,
+            &cu,
+            self.qp,
+            self.chroma_qp,
+        );
+        commit_info(&mut self.grid, &cu);
+        Ok(())
+    }
+
+    fn parse_cu(&mut self, x: usize, y: usize, log2: u32) -> Result<CodedCu> {
+        let (cx, cy) = (x >> UNIT_LOG2, y >> UNIT_LOG2);
+        let size_units = 1usize << (log2 - UNIT_LOG2);
+        let size = 1usize << log2;
+        let r = &mut self.reader;
+        let ctx = &mut self.contexts;
+        let mut skip = false;
+        let intra = if self.predicted {
+            skip = r.bit(&mut ctx.skip[neighbour_count(&self.grid, cx, cy, |i| i.skip)]);
+            !skip && r.bit(&mut ctx.intra[neighbour_count(&self.grid, cx, cy, |i| i.intra)])
+        } else {
+            true
+        };
+        let prediction = if intra {
+            let mode_of = |info: Option<&crate::partition::UnitInfo>| {
+                info.filter(|i| i.intra).map_or(DC, |i| i.luma_mode)
+            };
+            let left = mode_of(self.grid.neighbour(cx as isize - 1, cy as isize, cx, cy));
+            let above = mode_of(self.grid.neighbour(cx as isize, cy as isize - 1, cx, cy));
+            let luma_mode = read_luma_mode(r, ctx, most_probable_modes(left, above));
+            let chroma_option = read_chroma_mode(r, ctx);
+            Prediction::Intra {
+                luma_mode,
+                chroma_option: chroma_option as u8,
+                chroma_mode: chroma_mode_options(luma_mode)[chroma_option],
+            }
+        } else {
+            let reference_count = self.references.len();
+            let merged = skip || r.bit(&mut ctx.merge_flag);
+            let (motion, merge_index, mvd) = if merged {
+                let count = usize::from(self.header.merge_candidates);
+                let index = read_truncated_unary(r, &mut ctx.merge_index, count);
+                let list = merge_candidates(&self.grid, cx, cy, size_units, count, reference_count);
+                (list[index], Some(index as u8), crate::inter::Mv::ZERO)
+            } else {
+                let ref_idx = read_truncated_unary(r, &mut ctx.ref_idx, reference_count) as u8;
+                let mvd = read_mvd(r, ctx)?;
+                let mvp = predict_mv(&self.grid, cx, cy, size_units, ref_idx);
+                let mv =
+                    crate::inter::Mv::new(mvp.x.saturating_add(mvd.x), mvp.y.saturating_add(mvd.y));
+                (Motion { ref_idx, mv }, None, mvd)
+            };
+            if usize::from(motion.ref_idx) >= reference_count
+                || !mv_in_bounds(x, y, size, size, motion.mv, self.coded)
+            {
+                return Err(CodecError::Corrupt("motion vector outside the reference"));
+            }
+            Prediction::Inter {
+                motion,
+                merge_index,
+                mvd,
+            }
+        };
+        let mut cu = CodedCu {
+            x,
+            y,
+            log2,
+            skip,
+            prediction,
+            luma: Vec::new(),
+            chroma: [None, None],
+        };
+        if !skip {
+            let kind = usize::from(!intra);
+            let luma_log2 = cu.luma_tx_log2();
+            let blocks = 1usize << (2 * (log2 - luma_log2));
+            for _ in 0..blocks {
+                cu.luma.push(read_block(r, ctx, kind, luma_log2, true)?);
+            }
+            let chroma_log2 = cu.chroma_tx_log2();
+            for plane in &mut cu.chroma {
+                *plane = read_block(r, ctx, kind, chroma_log2, false)?;
+            }
+        } else {
+            let blocks = 1usize << (2 * (log2 - cu.luma_tx_log2()));
+            cu.luma = vec![None; blocks];
+        }
+        Ok(cu)
+    }
+}
+
+fn read_block(
+    r: &mut RangeDecoder,
+    ctx: &mut Contexts,
+    kind: usize,
+    log2n: u32,
+    luma: bool,
+) -> Result<Option<Vec<i32>>> {
+    if !r.bit(&mut ctx.cbf[usize::from(!luma)][kind]) {
+        return Ok(None);
+    }
+    let mut levels = vec![0i32; 1 << (2 * log2n)];
+    crate::residual::read_levels(r, ctx, &mut levels, log2n, luma)?;
+    Ok(Some(levels))
+}
+
+/// A node is split without a flag when it crosses the picture edge or exceeds the largest
+/// coding unit.
+pub fn split_is_implied(
+    x: usize,
+    y: usize,
+    log2: u32,
+    header: &SequenceHeader,
+    coded: (usize, usize),
+) -> bool {
+    log2 > u32::from(header.max_block_log2) || !inside(x, y, log2, coded.0, coded.1)
+}
+
+/// A split flag is coded only above the smallest coding unit.
+pub fn split_is_coded(log2: u32, header: &SequenceHeader) -> bool {
+    log2 > u32::from(header.min_block_log2)
+}
+
+/// Context of the split flag: neighbours with smaller coding units, and the node size.
+pub fn split_context(grid: &UnitGrid, x: usize, y: usize, log2: u32) -> (usize, usize) {
+    let (cx, cy) = (x >> UNIT_LOG2, y >> UNIT_LOG2);
+    let deeper = neighbour_count(grid, cx, cy, |i| u32::from(i.cu_log2) < log2);
+    (deeper, (6 - log2.min(6)) as usize)
+}

@@ -1,0 +1,972 @@
+//! The encoder: rate-distortion optimised choice of partition, prediction and levels for each
+//! superblock, then the real entropy-coding pass over the decisions.
+
+use crate::bitstream::{Crc32, SequenceHeader, write_size};
+use crate::deblock::{DeblockParams, deblock};
+use crate::decoder::{
+    KEY_FRAME, PREDICTED_FRAME, coded_size, split_context, split_is_coded, split_is_implied,
+};
+use crate::entropy::{Contexts, CostCounter, RangeEncoder, Writer};
+use crate::error::{CodecError, Result};
+use crate::genome::Genome;
+use crate::inter::mvpred::{Motion, merge_candidates, predict_mv};
+use crate::inter::search::{SearchParams, search};
+use crate::inter::{Mv, mv_in_bounds};
+use crate::intra::{DC, Edges, HORIZONTAL, MODE_COUNT, PLANAR, VERTICAL, predict};
+use crate::partition::{MAX_TX_LOG2, SB_LOG2, SB_SIZE, UNIT_LOG2, UnitGrid, UnitInfo};
+use crate::picture::{PaddedPlane, Picture};
+use crate::quant::quantize;
+use crate::ratecontrol::{RateController, RateMode};
+use crate::rdo::{RdCost, lambda, satd, sse};
+use crate::reconstruct::{
+    CodedCu, Prediction, add_residual, chroma_qp, commit_info, predict_inter, reconstruct_cu,
+};
+use crate::residual::{levels_cost, write_levels};
+use crate::syntax::{
+    chroma_mode_options, most_probable_modes, neighbour_count, write_chroma_mode, write_luma_mode,
+    write_mvd, write_truncated_unary,
+};
+use crate::transform::forward;
+use codeclab_video::{ChromaSampling, Frame, VideoFormat};
+use std::collections::VecDeque;
+
+/// One coded frame: the bytes to append to the stream (the header before the first frame) and
+/// the encoder's reconstruction, which the decoder reproduces exactly.
+#[derive(Clone, Debug)]
+pub struct EncodedFrame {
+    pub bytes: Vec<u8>,
+    pub reconstruction: Frame<u8>,
+    pub key: bool,
+    pub qp: u8,
+}
+
+pub struct Encoder {
+    header: SequenceHeader,
+    genome: Genome,
+    coded: (usize, usize),
+    rate: RateController,
+    references: VecDeque<Picture>,
+    frames: u64,
+    crc: Crc32,
+    source: Picture,
+}
+
+impl Encoder {
+    pub fn new(format: VideoFormat, genome: Genome, mode: RateMode) -> Result<Self> {
+        genome.validate()?;
+        mode.validate()?;
+        if format.bit_depth != 8 || format.chroma != ChromaSampling::Cs420 {
+            return Err(CodecError::UnsupportedFormat(format!(
+                "{}-bit {:?} (8-bit 4:2:0 only)",
+                format.bit_depth, format.chroma
+            )));
+        }
+        let limits = crate::bitstream::header::DecoderLimits::default();
+        if format.width == 0
+            || format.height == 0
+            || format.width > limits.max_width
+            || format.height > limits.max_height
+            || format.width * format.height > limits.max_pixels
+        {
+            return Err(CodecError::UnsupportedFormat(format!(
+                "{}x{}",
+                format.width, format.height
+            )));
+        }
+        if format.fps.num == 0 || format.fps.den == 0 {
+            return Err(CodecError::UnsupportedFormat("frame rate 0".into()));
+        }
+        let coded = coded_size(&format);
+        let rate = RateController::new(
+            mode,
+            format.fps.as_f64(),
+            format.width * format.height,
+            genome.p_frame_qp_offset,
+        );
+        Ok(Encoder {
+            header: SequenceHeader::new(format, &genome),
+            genome,
+            coded,
+            rate,
+            references: VecDeque::new(),
+            frames: 0,
+            crc: Crc32::default(),
+            source: Picture::new(coded.0, coded.1),
+        })
+    }
+
+    pub fn format(&self) -> VideoFormat {
+        self.header.format
+    }
+
+    /// Encodes the next frame.
+    pub fn encode_frame(&mut self, frame: &Frame<u8>) -> Result<EncodedFrame> {
+        if !frame.matches(&self.header.format) {
+            return Err(CodecError::FrameMismatch);
+        }
+        let mut bytes = Vec::new();
+        if self.frames == 0 {
+            bytes.extend_from_slice(&self.header.to_bytes());
+        }
+        let key = self.frames.is_multiple_of(u64::from(self.genome.keyint));
+        let qp = self.rate.frame_qp(key);
+        if key {
+            self.references.clear();
+        }
+        self.source.load(frame);
+        self.source.extend_edges();
+        let mut frame_encoder = FrameEncoder::new(self, qp, key);
+        let payload = frame_encoder.encode();
+        let picture = frame_encoder.picture;
+        let mut packet = Vec::with_capacity(payload.len() + 2);
+        packet.push(if key { KEY_FRAME } else { PREDICTED_FRAME });
+        packet.push(qp);
+        packet.extend_from_slice(&payload);
+        write_size(&mut bytes, packet.len() as u64);
+        bytes.extend_from_slice(&packet);
+        self.rate.record(key, qp, bytes.len());
+        self.crc.update(&bytes);
+        let reconstruction = picture.to_frame(self.header.format.width, self.header.format.height);
+        self.references.push_front(picture);
+        self.references
+            .truncate(usize::from(self.genome.reference_frames));
+        self.frames += 1;
+        Ok(EncodedFrame {
+            bytes,
+            reconstruction,
+            key,
+            qp,
+        })
+    }
+
+    /// The end of the stream: end marker and checksum (with the header if no frame was coded).
+    pub fn finish(mut self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        if self.frames == 0 {
+            bytes.extend_from_slice(&self.header.to_bytes());
+        }
+        write_size(&mut bytes, 0);
+        self.crc.update(&bytes);
+        bytes.extend_from_slice(&self.crc.value().to_le_bytes());
+        bytes
+    }
+}
+
+/// A candidate for one coding unit with its rate-distortion cost.
+struct Candidate {
+    cost: u64,
+    cu: CodedCu,
+}
+
+struct FrameEncoder<'a> {
+    genome: &'a Genome,
+    header: &'a SequenceHeader,
+    coded: (usize, usize),
+    source: &'a Picture,
+    references: &'a [Picture],
+    qp: u8,
+    chroma_qp: u8,
+    predicted: bool,
+    rd: RdCost,
+    lambda_sad: u64,
+    contexts: Contexts,
+    grid: UnitGrid,
+    picture: Picture,
+    cus: Vec<CodedCu>,
+    /// The last vector found by motion search: a starting point for the next blocks.
+    mv_hint: Mv,
+}
+
+impl<'a> FrameEncoder<'a> {
+    fn new(encoder: &'a mut Encoder, qp: u8, key: bool) -> Self {
+        let lambda_value = lambda(qp, encoder.genome.lambda_scale);
+        let coded = encoder.coded;
+        FrameEncoder {
+            genome: &encoder.genome,
+            header: &encoder.header,
+            coded,
+            source: &encoder.source,
+            references: encoder.references.make_contiguous(),
+            qp,
+            chroma_qp: chroma_qp(qp, encoder.genome.chroma_qp_offset),
+            predicted: !key,
+            rd: RdCost::new(lambda_value),
+            lambda_sad: RdCost::lambda_sad(lambda_value),
+            contexts: Contexts::default(),
+            grid: UnitGrid::new(coded.0, coded.1),
+            picture: Picture::new(coded.0, coded.1),
+            cus: Vec::new(),
+            mv_hint: Mv::ZERO,
+        }
+    }
+
+    fn encode(&mut self) -> Vec<u8> {
+        let mut writer = RangeEncoder::new();
+        for sb_y in (0..self.coded.1).step_by(SB_SIZE) {
+            for sb_x in (0..self.coded.0).step_by(SB_SIZE) {
+                self.cus.clear();
+                self.search_node(sb_x, sb_y, SB_LOG2);
+                let mut next = 0;
+                self.write_node(&mut writer, sb_x, sb_y, SB_LOG2, &mut next);
+            }
+        }
+        if self.header.deblock {
+            deblock(
+                &mut self.picture,
+                &self.grid,
+                &DeblockParams {
+                    qp: self.qp,
+                    chroma_qp: self.chroma_qp,
+                    beta_offset: self.header.deblock_beta_offset,
+                    tc_offset: self.header.deblock_tc_offset,
+                },
+            );
+        }
+        self.picture.extend_edges();
+        writer.finish()
+    }
+
+    // ---- the real coding pass -------------------------------------------------------------
+
+    fn write_node<W: Writer>(
+        &mut self,
+        w: &mut W,
+        x: usize,
+        y: usize,
+        log2: u32,
+        next: &mut usize,
+    ) {
+        if x >= self.coded.0 || y >= self.coded.1 {
+            return;
+        }
+        let leaf = self
+            .cus
+            .get(*next)
+            .is_some_and(|cu| cu.x == x && cu.y == y && cu.log2 == log2);
+        if !split_is_implied(x, y, log2, self.header, self.coded)
+            && split_is_coded(log2, self.header)
+        {
+            let (a, b) = split_context(&self.grid, x, y, log2);
+            w.bit(&mut self.contexts.split[a][b], !leaf);
+        }
+        if !leaf {
+            let half = 1 << (log2 - 1);
+            for (dx, dy) in [(0, 0), (half, 0), (0, half), (half, half)] {
+                self.write_node(w, x + dx, y + dy, log2 - 1, next);
+            }
+            return;
+        }
+        let cu = &self.cus[*next];
+        *next += 1;
+        write_cu(
+            w,
+            &mut self.contexts,
+            &self.grid,
+            cu,
+            self.header,
+            self.references.len(),
+            self.predicted,
+        );
+    }
+
+    // ---- decisions -------------------------------------------------------------------------
+
+    fn split_flag_cost(&self, x: usize, y: usize, log2: u32, split: bool) -> u64 {
+        if split_is_implied(x, y, log2, self.header, self.coded)
+            || !split_is_coded(log2, self.header)
+        {
+            return 0;
+        }
+        let (a, b) = split_context(&self.grid, x, y, log2);
+        u64::from(self.contexts.split[a][b].cost(split))
+    }
+
+    /// Decides the subtree at (x, y), leaving its reconstruction in the picture and its coding
+    /// units in `cus`; returns its cost.
+    fn search_node(&mut self, x: usize, y: usize, log2: u32) -> u64 {
+        if x >= self.coded.0 || y >= self.coded.1 {
+            return 0;
+        }
+        let implied = split_is_implied(x, y, log2, self.header, self.coded);
+        let mark = self.cus.len();
+        let mut leaf: Option<(u64, CodedCu)> = None;
+        // Intra blocks are searched up to 32x32, so key frames always split 64x64 nodes.
+        if !implied && (self.predicted || log2 <= MAX_TX_LOG2) {
+            let candidate = self.search_cu(x, y, log2);
+            let rate = self.split_flag_cost(x, y, log2, false);
+            let cost = candidate.cost.saturating_add(self.rd.cost(0, rate));
+            leaf = Some((cost, candidate.cu));
+        }
+        let may_split = implied || split_is_coded(log2, self.header);
+        let skip_leaf = leaf.as_ref().is_some_and(|(_, cu)| cu.skip);
+        if (!may_split || (skip_leaf && self.genome.skip_stops_split))
+            && let Some((cost, cu)) = leaf
+        {
+            self.cus.push(cu);
+            return cost;
+        }
+        let saved = leaf.as_ref().map(|_| self.save_region(x, y, log2));
+        let leaf_cost = leaf.as_ref().map_or(u64::MAX, |(c, _)| *c);
+        let mut split_cost = self.rd.cost(0, self.split_flag_cost(x, y, log2, true));
+        let half = 1 << (log2 - 1);
+        for (dx, dy) in [(0, 0), (half, 0), (0, half), (half, half)] {
+            split_cost = split_cost.saturating_add(self.search_node(x + dx, y + dy, log2 - 1));
+            if split_cost >= leaf_cost {
+                break;
+            }
+        }
+        match (leaf, saved) {
+            (Some((cost, cu)), Some(saved)) if cost <= split_cost => {
+                self.restore_region(x, y, log2, &saved);
+                self.cus.truncate(mark);
+                self.cus.push(cu);
+                cost
+            }
+            _ => split_cost,
+        }
+    }
+
+    fn save_region(&self, x: usize, y: usize, log2: u32) -> SavedRegion {
+        let size = 1usize << log2;
+        let mut planes = Vec::with_capacity(3);
+        for (i, plane) in self.picture.planes.iter().enumerate() {
+            let (px, py, n) = if i == 0 {
+                (x, y, size)
+            } else {
+                (x / 2, y / 2, size / 2)
+            };
+            let mut block = vec![0u8; n * n];
+            plane.get_block(px, py, n, n, &mut block);
+            planes.push(block);
+        }
+        let units = size >> UNIT_LOG2;
+        SavedRegion {
+            planes,
+            units: self.grid.copy_region(x >> UNIT_LOG2, y >> UNIT_LOG2, units),
+        }
+    }
+
+    fn restore_region(&mut self, x: usize, y: usize, log2: u32, saved: &SavedRegion) {
+        let size = 1usize << log2;
+        for (i, (plane, block)) in self
+            .picture
+            .planes
+            .iter_mut()
+            .zip(&saved.planes)
+            .enumerate()
+        {
+            let (px, py, n) = if i == 0 {
+                (x, y, size)
+            } else {
+                (x / 2, y / 2, size / 2)
+            };
+            plane.put_block(px, py, n, n, block);
+        }
+        let units = size >> UNIT_LOG2;
+        self.grid
+            .restore_region(x >> UNIT_LOG2, y >> UNIT_LOG2, units, &saved.units);
+    }
+
+    /// Cost of a complete coding unit's syntax with the frozen contexts, in 1/256 bit.
+    fn cu_rate(&mut self, cu: &CodedCu) -> u64 {
+        let mut counter = CostCounter::default();
+        write_cu(
+            &mut counter,
+            &mut self.contexts,
+            &self.grid,
+            cu,
+            self.header,
+            self.references.len(),
+            self.predicted,
+        );
+        counter.cost
+    }
+
+    /// Chooses the best way to code the unit at (x, y), reconstructs it and records its info.
+    fn search_cu(&mut self, x: usize, y: usize, log2: u32) -> Candidate {
+        let size = 1usize << log2;
+        let source = SourceBlock::new(self.source, x, y, size);
+        let mut best: Option<Candidate> = None;
+        let consider = |best: &mut Option<Candidate>, candidate: Candidate| {
+            if best.as_ref().is_none_or(|b| candidate.cost < b.cost) {
+                *best = Some(candidate);
+            }
+        };
+        let mut done = false;
+        if self.predicted {
+            let (skip, merged) = self.search_merge(&source, x, y, log2);
+            let merged_without_levels = merged.as_ref().is_some_and(|m| !has_levels(&m.cu));
+            if let Some(candidate) = skip {
+                consider(&mut best, candidate);
+            }
+            if let Some(candidate) = merged {
+                consider(&mut best, candidate);
+            }
+            done = self.genome.early_skip && merged_without_levels && best.is_some();
+            if !done {
+                for candidate in self.search_motion(&source, x, y, log2) {
+                    consider(&mut best, candidate);
+                }
+            }
+        }
+        if !done && log2 <= 5 {
+            let candidate = self.search_intra(&source, x, y, log2);
+            consider(&mut best, candidate);
+        }
+        // Every unit has a candidate: motion search always yields one (the zero vector is in
+        // bounds) and key frames search intra at every size they leave unsplit.
+        let best = best.expect("a candidate for every coding unit");
+        reconstruct_cu(
+            &mut self.picture,
+            &self.grid,
+            self.references,
+            &best.cu,
+            self.qp,
+            self.chroma_qp,
+        );
+        commit_info(&mut self.grid, &best.cu);
+        best
+    }
+
+    /// Merge candidates as skipped blocks (no residual), and the best one with a residual.
+    fn search_merge(
+        &mut self,
+        source: &SourceBlock,
+        x: usize,
+        y: usize,
+        log2: u32,
+    ) -> (Option<Candidate>, Option<Candidate>) {
+        let size = 1usize << log2;
+        let (cx, cy) = (x >> UNIT_LOG2, y >> UNIT_LOG2);
+        let count = usize::from(self.header.merge_candidates);
+        let list = merge_candidates(
+            &self.grid,
+            cx,
+            cy,
+            size >> UNIT_LOG2,
+            count,
+            self.references.len(),
+        );
+        let mut best_skip: Option<(Candidate, Prediction3)> = None;
+        let mut tried: Vec<Motion> = Vec::new();
+        for (index, &motion) in list.iter().enumerate() {
+            if tried.contains(&motion) || !mv_in_bounds(x, y, size, size, motion.mv, self.coded) {
+                continue;
+            }
+            tried.push(motion);
+            let pred = Prediction3::inter(
+                &self.references[usize::from(motion.ref_idx)],
+                x,
+                y,
+                size,
+                motion.mv,
+            );
+            let distortion = pred.sse(source);
+            let cu = CodedCu {
+                x,
+                y,
+                log2,
+                skip: true,
+                prediction: Prediction::Inter {
+                    motion,
+                    merge_index: Some(index as u8),
+                    mvd: Mv::ZERO,
+                },
+                luma: vec![None; luma_blocks(log2)],
+                chroma: [None, None],
+            };
+            let rate = self.cu_rate(&cu);
+            let cost = self.rd.cost(distortion, rate);
+            if best_skip.as_ref().is_none_or(|(b, _)| cost < b.cost) {
+                best_skip = Some((Candidate { cost, cu }, pred));
+            }
+        }
+        let Some((skip, pred)) = best_skip else {
+            return (None, None);
+        };
+        let mut cu = skip.cu.clone();
+        cu.skip = false;
+        let merged = self.code_inter_residual(source, cu, &pred);
+        (Some(skip), Some(merged))
+    }
+
+    /// Motion search on each reference, each result coded with a residual.
+    fn search_motion(
+        &mut self,
+        source: &SourceBlock,
+        x: usize,
+        y: usize,
+        log2: u32,
+    ) -> Vec<Candidate> {
+        let size = 1usize << log2;
+        let (cx, cy) = (x >> UNIT_LOG2, y >> UNIT_LOG2);
+        let units = size >> UNIT_LOG2;
+        let mut candidates = Vec::new();
+        let neighbours = merge_candidates(&self.grid, cx, cy, units, 3, 1);
+        for ref_idx in 0..self.references.len() {
+            let mvp = predict_mv(&self.grid, cx, cy, units, ref_idx as u8);
+            let mut starts: Vec<Mv> = neighbours.iter().map(|m| m.mv).collect();
+            starts.push(self.mv_hint);
+            let params = SearchParams {
+                source: &self.source.planes[0],
+                reference: &self.references[ref_idx].planes[0],
+                x,
+                y,
+                size,
+                mvp,
+                starts: &starts,
+                range: i32::from(self.genome.me_range),
+                subpel: self.genome.subpel_precision,
+                lambda_sad: self.lambda_sad,
+            };
+            let (mv, _) = search(&params);
+            if !mv_in_bounds(x, y, size, size, mv, self.coded) {
+                continue;
+            }
+            if ref_idx == 0 {
+                self.mv_hint = mv;
+            }
+            let motion = Motion {
+                ref_idx: ref_idx as u8,
+                mv,
+            };
+            let pred = Prediction3::inter(&self.references[ref_idx], x, y, size, mv);
+            let cu = CodedCu {
+                x,
+                y,
+                log2,
+                skip: false,
+                prediction: Prediction::Inter {
+                    motion,
+                    merge_index: None,
+                    mvd: Mv::new(mv.x - mvp.x, mv.y - mvp.y),
+                },
+                luma: Vec::new(),
+                chroma: [None, None],
+            };
+            candidates.push(self.code_inter_residual(source, cu, &pred));
+        }
+        candidates
+    }
+
+    /// Quantises the residual of an inter prediction and costs the whole unit.
+    fn code_inter_residual(
+        &mut self,
+        source: &SourceBlock,
+        mut cu: CodedCu,
+        pred: &Prediction3,
+    ) -> Candidate {
+        let size = 1usize << cu.log2;
+        let luma_log2 = cu.luma_tx_log2();
+        let n = 1usize << luma_log2;
+        let per_row = size / n;
+        let mut distortion = 0;
+        cu.luma.clear();
+        for i in 0..luma_blocks(cu.log2) {
+            let (bx, by) = ((i % per_row) * n, (i / per_row) * n);
+            let src = extract(&source.planes[0], size, bx, by, n);
+            let prd = extract(&pred.planes[0], size, bx, by, n);
+            let (levels, d) = self.code_block(&src, &prd, luma_log2, true, false);
+            distortion += d;
+            cu.luma.push(levels);
+        }
+        let chroma_log2 = cu.chroma_tx_log2();
+        for p in 0..2 {
+            let (levels, d) = self.code_block(
+                &source.planes[1 + p],
+                &pred.planes[1 + p],
+                chroma_log2,
+                false,
+                false,
+            );
+            distortion += d;
+            cu.chroma[p] = levels;
+        }
+        let rate = self.cu_rate(&cu);
+        let cost = self.rd.cost(distortion, rate);
+        Candidate { cost, cu }
+    }
+
+    /// Transforms and quantises one block's residual; keeps the levels only when they pay for
+    /// themselves. Returns the levels and the distortion of the reconstruction they give.
+    fn code_block(
+        &mut self,
+        src: &[u8],
+        pred: &[u8],
+        log2n: u32,
+        luma: bool,
+        intra: bool,
+    ) -> (Option<Vec<i32>>, u64) {
+        let n = 1usize << log2n;
+        let mut residual = [0i32; 32 * 32];
+        for ((r, &s), &p) in residual[..n * n].iter_mut().zip(src).zip(pred) {
+            *r = i32::from(s) - i32::from(p);
+        }
+        let no_levels = sse(src, n, pred, n, n, n);
+        let mut coeffs = [0i32; 32 * 32];
+        forward(&residual, &mut coeffs, log2n);
+        let mut levels = vec![0i32; n * n];
+        let qp = if luma { self.qp } else { self.chroma_qp };
+        let rounding = if intra {
+            self.genome.deadzone_intra
+        } else {
+            self.genome.deadzone_inter
+        };
+        if quantize(&coeffs[..n * n], &mut levels, qp, log2n, rounding) == 0 {
+            return (None, no_levels);
+        }
+        let kind = usize::from(!intra);
+        let pt = usize::from(!luma);
+        let cbf = self.contexts.cbf[pt][kind];
+        let mut evaluate = |levels: &[i32], ctx: &mut Contexts| {
+            let mut out = [0u8; 32 * 32];
+            add_residual(pred, Some(levels), qp, log2n, &mut out);
+            let d = sse(src, n, &out, n, n, n);
+            let rate = levels_cost(ctx, levels, log2n, luma) + u64::from(cbf.cost(true));
+            (d, rate)
+        };
+        let (mut d, mut rate) = evaluate(&levels, &mut self.contexts);
+        if self.genome.rdoq {
+            (d, rate) = self.optimise_levels(&mut levels, (d, rate), &mut evaluate);
+        }
+        let coded_cost = self.rd.cost(d, rate);
+        let skipped_cost = self.rd.cost(no_levels, u64::from(cbf.cost(false)));
+        if levels.iter().all(|&l| l == 0) || skipped_cost <= coded_cost {
+            (None, no_levels)
+        } else {
+            (Some(levels), d)
+        }
+    }
+
+    // EVOLVE-BLOCK-START rdo_quantisation
+    /// Greedy rate-distortion optimised quantisation: from the last level backwards, lowers each
+    /// nonzero level by one while that lowers D + λ·R (measured exactly, reconstruction and
+    /// all). Returns the final (distortion, rate).
+    fn optimise_levels(
+        &mut self,
+        levels: &mut [i32],
+        (mut d, mut rate): (u64, u64),
+        evaluate: &mut impl FnMut(&[i32], &mut Contexts) -> (u64, u64),
+    ) -> (u64, u64) {
+        let mut best = self.rd.cost(d, rate);
+        let positions: Vec<usize> = (0..levels.len()).filter(|&i| levels[i] != 0).collect();
+        // Exact evaluation is costly: only the last few levels, where zeros save the most.
+        for &pos in positions.iter().rev().take(8) {
+            let original = levels[pos];
+            levels[pos] = original - original.signum();
+            if levels.iter().all(|&l| l == 0) {
+                levels[pos] = original;
+                break;
+            }
+            let (d2, r2) = evaluate(levels, &mut self.contexts);
+            let cost = self.rd.cost(d2, r2);
+            if cost < best {
+                best = cost;
+                (d, rate) = (d2, r2);
+            } else {
+                levels[pos] = original;
+            }
+        }
+        (d, rate)
+    }
+    // EVOLVE-BLOCK-END
+
+    // EVOLVE-BLOCK-START intra_mode_decision
+    /// Intra: Hadamard pre-selection of luma modes, full rate-distortion check of the best few,
+    /// then the chroma mode.
+    fn search_intra(&mut self, source: &SourceBlock, x: usize, y: usize, log2: u32) -> Candidate {
+        let size = 1usize << log2;
+        let (cx, cy) = (x >> UNIT_LOG2, y >> UNIT_LOG2);
+        let luma_log2 = log2.min(5);
+        let edges = Edges::gather(
+            &self.picture.planes[0],
+            &self.grid,
+            (x, y, size),
+            0,
+            (cx, cy),
+        );
+        let mode_of =
+            |info: Option<&UnitInfo>| info.filter(|i| i.intra).map_or(DC, |i| i.luma_mode);
+        let mpm = most_probable_modes(
+            mode_of(self.grid.neighbour(cx as isize - 1, cy as isize, cx, cy)),
+            mode_of(self.grid.neighbour(cx as isize, cy as isize - 1, cx, cy)),
+        );
+        let modes: Vec<u8> = if self.genome.intra_angular {
+            (0..MODE_COUNT).collect()
+        } else {
+            vec![PLANAR, DC, HORIZONTAL, VERTICAL]
+        };
+        let mut pred = vec![0u8; size * size];
+        let mut ranked: Vec<(u64, u8)> = modes
+            .iter()
+            .map(|&mode| {
+                predict(&edges, mode, true, &mut pred);
+                let distortion = u64::from(satd(&source.planes[0], size, &pred, size, size, size));
+                let bits = if mpm.contains(&mode) { 2 } else { 6 };
+                (distortion + ((bits * self.lambda_sad) >> 8), mode)
+            })
+            .collect();
+        ranked.sort_unstable();
+        ranked.truncate(usize::from(self.genome.intra_rdo_candidates));
+        let mut best: Option<(u64, u8, Option<Vec<i32>>, u64)> = None;
+        for &(_, mode) in &ranked {
+            predict(&edges, mode, true, &mut pred);
+            let (levels, d) = self.code_block(&source.planes[0], &pred, luma_log2, true, true);
+            let cu = CodedCu {
+                x,
+                y,
+                log2,
+                skip: false,
+                prediction: Prediction::Intra {
+                    luma_mode: mode,
+                    chroma_option: 0,
+                    chroma_mode: mode,
+                },
+                luma: vec![levels.clone()],
+                chroma: [None, None],
+            };
+            let rate = self.cu_rate(&cu);
+            let cost = self.rd.cost(d, rate);
+            if best.as_ref().is_none_or(|b| cost < b.0) {
+                best = Some((cost, mode, levels, d));
+            }
+        }
+        let (_, luma_mode, luma_levels, luma_distortion) = best.unwrap_or((0, DC, None, 0));
+        // Chroma: each signallable mode, both planes coded.
+        let half = size / 2;
+        let chroma_log2 = log2 - 1;
+        let mut best_chroma: Option<(u64, usize, ChromaLevels)> = None;
+        let mut chroma_pred = vec![0u8; half * half];
+        for (option, &mode) in chroma_mode_options(luma_mode).iter().enumerate() {
+            let mut distortion = 0;
+            let mut levels: [Option<Vec<i32>>; 2] = [None, None];
+            for (p, slot) in levels.iter_mut().enumerate() {
+                let edges = Edges::gather(
+                    &self.picture.planes[1 + p],
+                    &self.grid,
+                    (x / 2, y / 2, half),
+                    1,
+                    (cx, cy),
+                );
+                predict(&edges, mode, false, &mut chroma_pred);
+                let (l, d) = self.code_block(
+                    &source.planes[1 + p],
+                    &chroma_pred,
+                    chroma_log2,
+                    false,
+                    true,
+                );
+                distortion += d;
+                *slot = l;
+            }
+            let cu = CodedCu {
+                x,
+                y,
+                log2,
+                skip: false,
+                prediction: Prediction::Intra {
+                    luma_mode,
+                    chroma_option: option as u8,
+                    chroma_mode: mode,
+                },
+                luma: vec![luma_levels.clone()],
+                chroma: levels.clone(),
+            };
+            let rate = self.cu_rate(&cu);
+            let cost = self.rd.cost(luma_distortion + distortion, rate);
+            if best_chroma.as_ref().is_none_or(|b| cost < b.0) {
+                best_chroma = Some((cost, option, levels));
+            }
+        }
+        let (cost, option, chroma) = best_chroma.unwrap_or((u64::MAX, 0, [None, None]));
+        Candidate {
+            cost,
+            cu: CodedCu {
+                x,
+                y,
+                log2,
+                skip: false,
+                prediction: Prediction::Intra {
+                    luma_mode,
+                    chroma_option: option as u8,
+                    chroma_mode: chroma_mode_options(luma_mode)[option],
+                },
+                luma: vec![luma_levels],
+                chroma,
+            },
+        }
+    }
+    // EVOLVE-BLOCK-END
+}
+
+struct SavedRegion {
+    planes: Vec<Vec<u8>>,
+    units: Vec<UnitInfo>,
+}
+
+/// The source samples of a coding unit, tight rows per plane.
+struct SourceBlock {
+    planes: [Vec<u8>; 3],
+}
+
+impl SourceBlock {
+    fn new(source: &Picture, x: usize, y: usize, size: usize) -> Self {
+        let half = size / 2;
+        let grab = |plane: &PaddedPlane, px, py, n: usize| {
+            let mut block = vec![0u8; n * n];
+            plane.get_block(px, py, n, n, &mut block);
+            block
+        };
+        SourceBlock {
+            planes: [
+                grab(&source.planes[0], x, y, size),
+                grab(&source.planes[1], x / 2, y / 2, half),
+                grab(&source.planes[2], x / 2, y / 2, half),
+            ],
+        }
+    }
+}
+
+/// A prediction of a coding unit, tight rows per plane.
+struct Prediction3 {
+    planes: [Vec<u8>; 3],
+}
+
+impl Prediction3 {
+    fn inter(reference: &Picture, x: usize, y: usize, size: usize, mv: Mv) -> Self {
+        let mut planes = [
+            vec![0u8; size * size],
+            vec![0u8; size * size / 4],
+            vec![0u8; size * size / 4],
+        ];
+        let [a, b, c] = &mut planes;
+        predict_inter(reference, x, y, size, mv, [a, b, c]);
+        Prediction3 { planes }
+    }
+
+    fn sse(&self, source: &SourceBlock) -> u64 {
+        self.planes
+            .iter()
+            .zip(&source.planes)
+            .map(|(p, s)| {
+                let n = (p.len() as f64).sqrt() as usize;
+                sse(p, n, s, n, n, n)
+            })
+            .sum()
+    }
+}
+
+/// An n×n block at (bx, by) of a tight `stride`-wide block.
+fn extract(block: &[u8], stride: usize, bx: usize, by: usize, n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n * n);
+    for row in 0..n {
+        let start = (by + row) * stride + bx;
+        out.extend_from_slice(&block[start..start + n]);
+    }
+    out
+}
+
+fn luma_blocks(log2: u32) -> usize {
+    1 << (2 * (log2 - log2.min(crate::partition::MAX_TX_LOG2)))
+}
+
+fn has_levels(cu: &CodedCu) -> bool {
+    cu.luma.iter().chain(&cu.chroma).any(Option::is_some)
+}
+
+/// Writes one coding unit's syntax: the same order `Decoder::parse_cu` reads it.
+pub fn write_cu<W: Writer>(
+    w: &mut W,
+    ctx: &mut Contexts,
+    grid: &UnitGrid,
+    cu: &CodedCu,
+    header: &SequenceHeader,
+    reference_count: usize,
+    predicted: bool,
+) {
+    let (cx, cy) = cu.unit();
+    let intra = matches!(cu.prediction, Prediction::Intra { .. });
+    if predicted {
+        w.bit(
+            &mut ctx.skip[neighbour_count(grid, cx, cy, |i| i.skip)],
+            cu.skip,
+        );
+        if !cu.skip {
+            w.bit(
+                &mut ctx.intra[neighbour_count(grid, cx, cy, |i| i.intra)],
+                intra,
+            );
+        }
+    }
+    match cu.prediction {
+        Prediction::Intra {
+            luma_mode,
+            chroma_option,
+            ..
+        } => {
+            let mode_of =
+                |info: Option<&UnitInfo>| info.filter(|i| i.intra).map_or(DC, |i| i.luma_mode);
+            let mpm = most_probable_modes(
+                mode_of(grid.neighbour(cx as isize - 1, cy as isize, cx, cy)),
+                mode_of(grid.neighbour(cx as isize, cy as isize - 1, cx, cy)),
+            );
+            write_luma_mode(w, ctx, luma_mode, mpm);
+            write_chroma_mode(w, ctx, usize::from(chroma_option));
+        }
+        Prediction::Inter {
+            motion,
+            merge_index,
+            mvd,
+        } => {
+            if !cu.skip {
+                w.bit(&mut ctx.merge_flag, merge_index.is_some());
+            }
+            match merge_index {
+                Some(index) => write_truncated_unary(
+                    w,
+                    &mut ctx.merge_index,
+                    usize::from(index),
+                    usize::from(header.merge_candidates),
+                ),
+                None => {
+                    write_truncated_unary(
+                        w,
+                        &mut ctx.ref_idx,
+                        usize::from(motion.ref_idx),
+                        reference_count,
+                    );
+                    write_mvd(w, ctx, mvd);
+                }
+            }
+        }
+    }
+    if cu.skip {
+        return;
+    }
+    let kind = usize::from(!intra);
+    let luma_log2 = cu.luma_tx_log2();
+    for levels in &cu.luma {
+        write_block(w, ctx, kind, levels.as_deref(), luma_log2, true);
+    }
+    let chroma_log2 = cu.chroma_tx_log2();
+    for levels in &cu.chroma {
+        write_block(w, ctx, kind, levels.as_deref(), chroma_log2, false);
+    }
+}
+
+fn write_block<W: Writer>(
+    w: &mut W,
+    ctx: &mut Contexts,
+    kind: usize,
+    levels: Option<&[i32]>,
+    log2n: u32,
+    luma: bool,
+) {
+    w.bit(&mut ctx.cbf[usize::from(!luma)][kind], levels.is_some());
+    if let Some(levels) = levels {
+        write_levels(w, ctx, levels, log2n, luma);
+    }
+}
+
+/// Levels of the two chroma planes of a coding unit.
+type ChromaLevels = [Option<Vec<i32>>; 2];

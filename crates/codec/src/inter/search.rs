@@ -1,0 +1,198 @@
+//! The encoder's motion search: the best of several predicted starting points, a hexagon pattern
+//! search at whole samples, then half- and quarter-sample refinement on the Hadamard cost.
+
+use super::interp::predict_luma;
+use super::{Mv, mv_in_bounds};
+use crate::picture::PaddedPlane;
+use crate::rdo::{sad, satd};
+
+/// What the search needs to know about the block and its coding cost.
+pub struct SearchParams<'a> {
+    pub source: &'a PaddedPlane,
+    pub reference: &'a PaddedPlane,
+    pub x: usize,
+    pub y: usize,
+    pub size: usize,
+    /// The predictor the vector difference is coded against.
+    pub mvp: Mv,
+    /// Starting points worth a look (neighbours' vectors, the parent block's result).
+    pub starts: &'a [Mv],
+    /// Largest whole-sample distance from the best start.
+    pub range: i32,
+    /// 0: whole samples, 1: half, 2: quarter.
+    pub subpel: u8,
+    /// Lagrange multiplier for SAD/SATD costs, in 1/256 per bit.
+    pub lambda_sad: u64,
+}
+
+/// Approximate bits of a coded vector difference component (quarter samples).
+#[inline]
+fn mvd_bits(v: i32) -> u64 {
+    if v == 0 {
+        1
+    } else {
+        2 * u64::from(32 - v.unsigned_abs().leading_zeros()) + 1
+    }
+}
+
+impl SearchParams<'_> {
+    fn rate_cost(&self, mv: Mv) -> u64 {
+        let bits = mvd_bits(mv.x - self.mvp.x) + mvd_bits(mv.y - self.mvp.y);
+        (bits * self.lambda_sad) >> 8
+    }
+
+    fn coded(&self) -> (usize, usize) {
+        (self.source.width, self.source.height)
+    }
+
+    fn full_sample_cost(&self, mv: Mv) -> Option<u64> {
+        if !mv_in_bounds(self.x, self.y, self.size, self.size, mv, self.coded()) {
+            return None;
+        }
+        let n = self.size;
+        let src = self.source.index(self.x as isize, self.y as isize);
+        let rx = self.x as isize + (mv.x >> 2) as isize;
+        let ry = self.y as isize + (mv.y >> 2) as isize;
+        let refi = self.reference.index(rx, ry);
+        let distortion = sad(
+            &self.source.data[src..],
+            self.source.stride,
+            &self.reference.data[refi..],
+            self.reference.stride,
+            n,
+            n,
+        );
+        Some(u64::from(distortion) + self.rate_cost(mv))
+    }
+
+    fn sub_sample_cost(&self, mv: Mv, scratch: &mut [u8]) -> Option<u64> {
+        if !mv_in_bounds(self.x, self.y, self.size, self.size, mv, self.coded()) {
+            return None;
+        }
+        let n = self.size;
+        predict_luma(self.reference, self.x, self.y, n, n, mv, scratch);
+        let src = self.source.index(self.x as isize, self.y as isize);
+        let distortion = satd(
+            &self.source.data[src..],
+            self.source.stride,
+            scratch,
+            n,
+            n,
+            n,
+        );
+        Some(u64::from(distortion) + self.rate_cost(mv))
+    }
+}
+
+// EVOLVE-BLOCK-START motion_search
+/// Finds a good vector for the block; returns it with its SATD + rate cost.
+pub fn search(params: &SearchParams) -> (Mv, u64) {
+    let to_full = |mv: Mv| Mv::new((mv.x + 2) & !3, (mv.y + 2) & !3);
+    let mut best = Mv::ZERO;
+    let mut best_cost = params.full_sample_cost(best).unwrap_or(u64::MAX);
+    for &start in params.starts.iter().chain([params.mvp].iter()) {
+        let start = to_full(start);
+        if let Some(cost) = params.full_sample_cost(start)
+            && cost < best_cost
+        {
+            best = start;
+            best_cost = cost;
+        }
+    }
+    let origin = best;
+    let within_range = |mv: Mv| {
+        (mv.x - origin.x).abs() <= params.range * 4 && (mv.y - origin.y).abs() <= params.range * 4
+    };
+    // Hexagon steps until the centre wins, then the four nearest positions.
+    const HEXAGON: [(i32, i32); 6] = [(-2, 0), (2, 0), (-1, -2), (1, -2), (-1, 2), (1, 2)];
+    const CROSS: [(i32, i32); 4] = [(-1, 0), (1, 0), (0, -1), (0, 1)];
+    for _ in 0..params.range.max(1) {
+        let centre = best;
+        for (dx, dy) in HEXAGON {
+            let mv = Mv::new(centre.x + dx * 4, centre.y + dy * 4);
+            if within_range(mv)
+                && let Some(cost) = params.full_sample_cost(mv)
+                && cost < best_cost
+            {
+                best = mv;
+                best_cost = cost;
+            }
+        }
+        if best == centre {
+            break;
+        }
+    }
+    let centre = best;
+    for (dx, dy) in CROSS {
+        let mv = Mv::new(centre.x + dx * 4, centre.y + dy * 4);
+        if within_range(mv)
+            && let Some(cost) = params.full_sample_cost(mv)
+            && cost < best_cost
+        {
+            best = mv;
+            best_cost = cost;
+        }
+    }
+    // Sub-sample refinement on SATD, which tracks the coded residual better than SAD.
+    let mut scratch = vec![0u8; params.size * params.size];
+    best_cost = params
+        .sub_sample_cost(best, &mut scratch)
+        .unwrap_or(u64::MAX);
+    for step in [2, 1].into_iter().take(usize::from(params.subpel)) {
+        let centre = best;
+        for dy in -1..=1 {
+            for dx in -1..=1 {
+                if dx == 0 && dy == 0 {
+                    continue;
+                }
+                let mv = Mv::new(centre.x + dx * step, centre.y + dy * step);
+                if let Some(cost) = params.sub_sample_cost(mv, &mut scratch)
+                    && cost < best_cost
+                {
+                    best = mv;
+                    best_cost = cost;
+                }
+            }
+        }
+    }
+    (best, best_cost)
+}
+// EVOLVE-BLOCK-END
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_shifted_texture() {
+        let mut reference = PaddedPlane::new(64, 64, 96);
+        let mut source = PaddedPlane::new(64, 64, 96);
+        let texture = |x: usize, y: usize| {
+            let (x, y) = (x as f64, y as f64);
+            (128.0 + 50.0 * (x * 0.3).sin() + 40.0 * (y * 0.25 + x * 0.05).cos()) as u8
+        };
+        for y in 0..64 {
+            for x in 0..64 {
+                reference.row_mut(x, y, 1)[0] = texture(x + 64, y);
+                // The source is the reference moved by (+3, -2): source(x, y) = ref(x - 3, y + 2).
+                source.row_mut(x, y, 1)[0] = texture(x + 64 - 3, y + 2);
+            }
+        }
+        reference.extend_edges();
+        source.extend_edges();
+        let params = SearchParams {
+            source: &source,
+            reference: &reference,
+            x: 16,
+            y: 16,
+            size: 16,
+            mvp: Mv::ZERO,
+            starts: &[],
+            range: 16,
+            subpel: 2,
+            lambda_sad: 256,
+        };
+        let (mv, _) = search(&params);
+        assert_eq!(mv, Mv::new(-12, 8));
+    }
+}

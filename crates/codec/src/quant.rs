@@ -1,0 +1,92 @@
+//! Quantisation: the QP-to-step mapping (the step doubles every 6 QP), dead-zone quantisation in
+//! the encoder and the dequantisation shared by encoder and decoder.
+
+pub const MAX_QP: u8 = 51;
+
+/// Forward scale for QP % 6 (2^14 / step, the step growing by 2^(1/6) each QP).
+const QUANT_SCALE: [i64; 6] = [26214, 23302, 20560, 18396, 16384, 14564];
+/// Inverse scale for QP % 6; QUANT_SCALE · DEQUANT_SCALE ≈ 2^20.
+const DEQUANT_SCALE: [i64; 6] = [40, 45, 51, 57, 64, 72];
+
+/// Largest level magnitude the bitstream carries.
+pub const MAX_LEVEL: i32 = 1 << 15;
+
+/// Quantisation step of `qp` relative to QP 4 (step 1), for rate-distortion estimates.
+pub fn step(qp: u8) -> f64 {
+    2f64.powf((f64::from(qp) - 4.0) / 6.0)
+}
+
+/// Right shift of the forward quantiser for an N×N transform at `qp` (8-bit video).
+fn quant_shift(qp: u8, log2n: u32) -> u32 {
+    14 + u32::from(qp / 6) + (7 - log2n)
+}
+
+// EVOLVE-BLOCK-START quantisation
+/// Dead-zone quantisation: `rounding` in [0, 0.5] is the fraction of a step added before
+/// truncation (0.5 rounds to nearest; smaller values zero more small coefficients).
+/// Returns the number of nonzero levels.
+pub fn quantize(coeffs: &[i32], levels: &mut [i32], qp: u8, log2n: u32, rounding: f64) -> usize {
+    let shift = quant_shift(qp, log2n);
+    let scale = QUANT_SCALE[usize::from(qp % 6)];
+    let offset = (rounding * (1i64 << shift) as f64) as i64;
+    let mut nonzero = 0;
+    for (level, &c) in levels.iter_mut().zip(coeffs) {
+        let magnitude = ((i64::from(c.unsigned_abs()) * scale + offset) >> shift) as i32;
+        let magnitude = magnitude.min(MAX_LEVEL);
+        nonzero += usize::from(magnitude != 0);
+        *level = if c < 0 { -magnitude } else { magnitude };
+    }
+    nonzero
+}
+// EVOLVE-BLOCK-END
+
+/// Scales levels back to transform coefficients (saturating to 16 bits, as the inverse
+/// transform expects).
+pub fn dequantize(levels: &[i32], coeffs: &mut [i32], qp: u8, log2n: u32) {
+    let shift = 8 + log2n - 5;
+    let scale = (DEQUANT_SCALE[usize::from(qp % 6)] * 16) << (qp / 6);
+    let round = 1i64 << (shift - 1);
+    for (c, &level) in coeffs.iter_mut().zip(levels) {
+        *c = if level == 0 {
+            0
+        } else {
+            ((i64::from(level) * scale + round) >> shift).clamp(-32768, 32767) as i32
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dequantised_levels_approximate_coefficients() {
+        for qp in [0u8, 10, 22, 37, 51] {
+            for log2n in 2..=5 {
+                let coeffs: Vec<i32> = (0..16).map(|i| i * 397 - 3000).collect();
+                let mut levels = vec![0; 16];
+                quantize(&coeffs, &mut levels, qp, log2n, 0.5);
+                let mut back = vec![0; 16];
+                dequantize(&levels, &mut back, qp, log2n);
+                let step_in_coeffs = step(qp) * f64::from(1 << (7 - log2n));
+                for (c, b) in coeffs.iter().zip(&back) {
+                    assert!(
+                        f64::from((c - b).abs()) <= step_in_coeffs * 0.5 + 1.0,
+                        "qp {qp} log2n {log2n}: {c} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dead_zone_zeroes_small_coefficients() {
+        let coeffs = [40, -40, 60];
+        let mut levels = [0; 3];
+        // At QP 22 for 8x8 the step in coefficient units is 8 · 16 = 128.
+        assert_eq!(quantize(&coeffs, &mut levels, 22, 3, 0.5), 0);
+        assert_eq!(quantize(&[100, -100, 20], &mut levels, 22, 3, 0.5), 2);
+        assert_eq!(levels, [1, -1, 0]);
+        assert_eq!(quantize(&[100, -100, 20], &mut levels, 22, 3, 0.1), 0);
+    }
+}

@@ -1,0 +1,242 @@
+//! What a coding unit carries once decided (encoder) or parsed (decoder), and the one
+//! reconstruction both run from it, which is what makes the decoder's output bit-exact with the
+//! encoder's reference pictures.
+
+use crate::inter::Mv;
+use crate::inter::interp::{predict_chroma, predict_luma};
+use crate::inter::mvpred::Motion;
+use crate::intra::{DC, Edges, predict};
+use crate::partition::{MAX_TX_LOG2, UNIT_LOG2, UnitGrid, UnitInfo};
+use crate::picture::{PaddedPlane, Picture};
+use crate::quant::dequantize;
+use crate::transform::inverse;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prediction {
+    /// `chroma_option` indexes `syntax::chroma_mode_options(luma_mode)`; `chroma_mode` is the
+    /// mode it stands for.
+    Intra {
+        luma_mode: u8,
+        chroma_option: u8,
+        chroma_mode: u8,
+    },
+    /// `merge_index` is set for merged and skipped blocks, else `mvd` is the coded difference.
+    Inter {
+        motion: Motion,
+        merge_index: Option<u8>,
+        mvd: Mv,
+    },
+}
+
+/// One coding unit: position, size, prediction and quantised levels per transform block.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CodedCu {
+    pub x: usize,
+    pub y: usize,
+    pub log2: u32,
+    pub skip: bool,
+    pub prediction: Prediction,
+    /// Luma transform blocks in z-order (one, or four 32x32 in a 64x64 unit); `None`: no levels.
+    pub luma: Vec<Option<Vec<i32>>>,
+    pub chroma: [Option<Vec<i32>>; 2],
+}
+
+impl CodedCu {
+    pub fn luma_tx_log2(&self) -> u32 {
+        self.log2.min(MAX_TX_LOG2)
+    }
+
+    pub fn chroma_tx_log2(&self) -> u32 {
+        (self.log2 - 1).min(MAX_TX_LOG2)
+    }
+
+    pub fn unit(&self) -> (usize, usize) {
+        (self.x >> UNIT_LOG2, self.y >> UNIT_LOG2)
+    }
+}
+
+/// QP of the chroma planes.
+pub fn chroma_qp(qp: u8, offset: i8) -> u8 {
+    (i32::from(qp) + i32::from(offset)).clamp(0, i32::from(crate::quant::MAX_QP)) as u8
+}
+
+/// Adds the residual of `levels` (if any) to `prediction` into `out`, all n×n tight rows.
+pub fn add_residual(prediction: &[u8], levels: Option<&[i32]>, qp: u8, log2n: u32, out: &mut [u8]) {
+    let n = 1usize << log2n;
+    let Some(levels) = levels else {
+        out[..n * n].copy_from_slice(&prediction[..n * n]);
+        return;
+    };
+    let mut coeffs = [0i32; 32 * 32];
+    let mut residual = [0i32; 32 * 32];
+    dequantize(&levels[..n * n], &mut coeffs[..n * n], qp, log2n);
+    inverse(&coeffs, &mut residual, log2n);
+    for ((o, &p), &r) in out[..n * n]
+        .iter_mut()
+        .zip(prediction)
+        .zip(&residual[..n * n])
+    {
+        *o = (i32::from(p) + r).clamp(0, 255) as u8;
+    }
+}
+
+/// The info the unit grid records for a coding unit.
+pub fn commit_info(grid: &mut UnitGrid, cu: &CodedCu) {
+    let (ux, uy) = cu.unit();
+    let units = 1usize << (cu.log2 - UNIT_LOG2);
+    let mut info = UnitInfo {
+        cu_log2: cu.log2 as u8,
+        skip: cu.skip,
+        ..UnitInfo::default()
+    };
+    match cu.prediction {
+        Prediction::Intra { luma_mode, .. } => {
+            info.intra = true;
+            info.luma_mode = luma_mode;
+        }
+        Prediction::Inter { motion, .. } => {
+            info.luma_mode = DC;
+            info.ref_idx = motion.ref_idx;
+            info.mv = motion.mv;
+        }
+    }
+    let tx_units = 1usize << (cu.luma_tx_log2() - UNIT_LOG2);
+    let per_row = units / tx_units;
+    for (i, levels) in cu.luma.iter().enumerate() {
+        let (tx, ty) = (i % per_row, i / per_row);
+        info.luma_coded = levels.is_some();
+        grid.fill(ux + tx * tx_units, uy + ty * tx_units, tx_units, info);
+    }
+}
+
+/// Predicts one intra transform block of `plane` and adds its residual, in place.
+#[allow(clippy::too_many_arguments)]
+pub fn reconstruct_intra_block(
+    plane: &mut PaddedPlane,
+    grid: &UnitGrid,
+    (x, y): (usize, usize),
+    log2n: u32,
+    subsampling: u32,
+    mode: u8,
+    levels: Option<&[i32]>,
+    qp: u8,
+) {
+    let n = 1usize << log2n;
+    let unit = (
+        (x << subsampling) >> UNIT_LOG2,
+        (y << subsampling) >> UNIT_LOG2,
+    );
+    let edges = Edges::gather(plane, grid, (x, y, n), subsampling, unit);
+    let mut pred = [0u8; 32 * 32];
+    predict(&edges, mode, subsampling == 0, &mut pred);
+    let mut out = [0u8; 32 * 32];
+    add_residual(&pred, levels, qp, log2n, &mut out);
+    plane.put_block(x, y, n, n, &out[..n * n]);
+}
+
+/// Motion-compensated prediction of a whole coding unit: luma, then both chroma planes.
+pub fn predict_inter(
+    reference: &Picture,
+    x: usize,
+    y: usize,
+    size: usize,
+    mv: Mv,
+    out: [&mut [u8]; 3],
+) {
+    let [luma, cb, cr] = out;
+    predict_luma(&reference.planes[0], x, y, size, size, mv, luma);
+    let half = size / 2;
+    predict_chroma(&reference.planes[1], x / 2, y / 2, half, half, mv, cb);
+    predict_chroma(&reference.planes[2], x / 2, y / 2, half, half, mv, cr);
+}
+
+/// Reconstructs `cu` into `picture` from its prediction and levels. `references` must hold the
+/// motion's reference and the vector must be in bounds (the caller checked both).
+pub fn reconstruct_cu(
+    picture: &mut Picture,
+    grid: &UnitGrid,
+    references: &[Picture],
+    cu: &CodedCu,
+    qp: u8,
+    chroma_qp: u8,
+) {
+    let size = 1usize << cu.log2;
+    let luma_log2 = cu.luma_tx_log2();
+    let luma_n = 1usize << luma_log2;
+    let per_row = size / luma_n;
+    let chroma_log2 = cu.chroma_tx_log2();
+    match cu.prediction {
+        Prediction::Intra {
+            luma_mode,
+            chroma_mode,
+            ..
+        } => {
+            for (i, levels) in cu.luma.iter().enumerate() {
+                let (tx, ty) = (cu.x + (i % per_row) * luma_n, cu.y + (i / per_row) * luma_n);
+                reconstruct_intra_block(
+                    &mut picture.planes[0],
+                    grid,
+                    (tx, ty),
+                    luma_log2,
+                    0,
+                    luma_mode,
+                    levels.as_deref(),
+                    qp,
+                );
+            }
+            for (plane, levels) in picture.planes[1..].iter_mut().zip(&cu.chroma) {
+                reconstruct_intra_block(
+                    plane,
+                    grid,
+                    (cu.x / 2, cu.y / 2),
+                    chroma_log2,
+                    1,
+                    chroma_mode,
+                    levels.as_deref(),
+                    chroma_qp,
+                );
+            }
+        }
+        Prediction::Inter { motion, .. } => {
+            let reference = &references[usize::from(motion.ref_idx)];
+            let mut luma = vec![0u8; size * size];
+            let mut cb = vec![0u8; size * size / 4];
+            let mut cr = vec![0u8; size * size / 4];
+            predict_inter(
+                reference,
+                cu.x,
+                cu.y,
+                size,
+                motion.mv,
+                [&mut luma, &mut cb, &mut cr],
+            );
+            let mut pred = [0u8; 32 * 32];
+            let mut out = [0u8; 32 * 32];
+            for (i, levels) in cu.luma.iter().enumerate() {
+                let (bx, by) = ((i % per_row) * luma_n, (i / per_row) * luma_n);
+                for row in 0..luma_n {
+                    let start = (by + row) * size + bx;
+                    pred[row * luma_n..(row + 1) * luma_n]
+                        .copy_from_slice(&luma[start..start + luma_n]);
+                }
+                add_residual(&pred, levels.as_deref(), qp, luma_log2, &mut out);
+                picture.planes[0].put_block(
+                    cu.x + bx,
+                    cu.y + by,
+                    luma_n,
+                    luma_n,
+                    &out[..luma_n * luma_n],
+                );
+            }
+            let half = size / 2;
+            for ((plane, levels), pred) in picture.planes[1..]
+                .iter_mut()
+                .zip(&cu.chroma)
+                .zip([&cb, &cr])
+            {
+                add_residual(pred, levels.as_deref(), chroma_qp, chroma_log2, &mut out);
+                plane.put_block(cu.x / 2, cu.y / 2, half, half, &out[..half * half]);
+            }
+        }
+    }
+}

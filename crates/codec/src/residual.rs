@@ -1,0 +1,346 @@
+//! Coding of one transform block's quantised levels: the last significant position, then in
+//! reverse diagonal scan the significance, greater-than-one and greater-than-two flags with
+//! contexts from already coded neighbours, Exp-Golomb remainders and signs.
+
+use crate::entropy::{Contexts, Prob, RangeDecoder, Writer};
+use crate::error::{CodecError, Result};
+use crate::quant::MAX_LEVEL;
+use std::sync::OnceLock;
+
+/// Up-right diagonal scans (raster positions in scan order) for sizes 4..=32, and the inverse.
+struct Scan {
+    order: Vec<u16>,
+    index_of: Vec<u16>,
+}
+
+fn scans() -> &'static [Scan; 4] {
+    static SCANS: OnceLock<[Scan; 4]> = OnceLock::new();
+    SCANS.get_or_init(|| {
+        std::array::from_fn(|i| {
+            let n = 4usize << i;
+            let mut order = Vec::with_capacity(n * n);
+            for d in 0..2 * n - 1 {
+                for y in (0..n).rev() {
+                    if d >= y && d - y < n {
+                        order.push((y * n + d - y) as u16);
+                    }
+                }
+            }
+            let mut index_of = vec![0u16; n * n];
+            for (i, &pos) in order.iter().enumerate() {
+                index_of[usize::from(pos)] = i as u16;
+            }
+            Scan { order, index_of }
+        })
+    })
+}
+
+/// Prefix group of a last-position coordinate and the suffix bits it carries.
+fn last_group(v: usize) -> (usize, u32) {
+    if v < 4 {
+        return (v, 0);
+    }
+    let log = usize::BITS - 1 - v.leading_zeros();
+    let group = 2 * log as usize + ((v >> (log - 1)) & 1);
+    (group, log - 1)
+}
+
+fn group_start(group: usize) -> usize {
+    if group < 4 {
+        group
+    } else {
+        (2 + (group & 1)) << ((group >> 1) - 1)
+    }
+}
+
+fn write_last<W: Writer>(w: &mut W, ctx: &mut [Prob; 10], v: usize, n: usize) {
+    let (group, suffix_bits) = last_group(v);
+    let max_group = last_group(n - 1).0;
+    for prob in &mut ctx[..group] {
+        w.bit(prob, true);
+    }
+    if group < max_group {
+        w.bit(&mut ctx[group], false);
+    }
+    if suffix_bits > 0 {
+        w.bypass((v - group_start(group)) as u32, suffix_bits);
+    }
+}
+
+fn read_last(r: &mut RangeDecoder, ctx: &mut [Prob; 10], n: usize) -> usize {
+    let max_group = last_group(n - 1).0;
+    let mut group = 0;
+    while group < max_group && r.bit(&mut ctx[group]) {
+        group += 1;
+    }
+    let suffix_bits = if group < 4 {
+        0
+    } else {
+        (group >> 1) as u32 - 1
+    };
+    group_start(group) + r.bypass(suffix_bits) as usize
+}
+
+/// Levels already coded around a position, from a padded map of clipped magnitudes.
+const PAD: usize = 2;
+
+struct LevelMap {
+    stride: usize,
+    cells: [u8; (32 + PAD) * (32 + PAD)],
+}
+
+impl LevelMap {
+    fn new(n: usize) -> Self {
+        LevelMap {
+            stride: n + PAD,
+            cells: [0; (32 + PAD) * (32 + PAD)],
+        }
+    }
+
+    #[inline]
+    fn set(&mut self, pos: usize, n: usize, magnitude: u32) {
+        let (x, y) = (pos % n, pos / n);
+        self.cells[y * self.stride + x] = magnitude.min(255) as u8;
+    }
+
+    /// (sum of magnitudes clipped to 3, count of nonzero, sum of magnitudes) over the template
+    /// right, right+2, below, below+2 and below-right.
+    #[inline]
+    fn template(&self, pos: usize, n: usize) -> (u32, u32, u32) {
+        let (x, y) = (pos % n, pos / n);
+        let i = y * self.stride + x;
+        let cells = [
+            self.cells[i + 1],
+            self.cells[i + 2],
+            self.cells[i + self.stride],
+            self.cells[i + 2 * self.stride],
+            self.cells[i + self.stride + 1],
+        ];
+        let mut clipped = 0;
+        let mut count = 0;
+        let mut sum = 0;
+        for c in cells {
+            clipped += u32::from(c.min(3));
+            count += u32::from(c > 0);
+            sum += u32::from(c);
+        }
+        (clipped, count, sum)
+    }
+}
+
+// EVOLVE-BLOCK-START coefficient_contexts
+fn significance_context(clipped: u32, x: usize, y: usize, luma: bool) -> usize {
+    let d = x + y;
+    let region = if luma {
+        if d < 2 {
+            2
+        } else if d < 5 {
+            1
+        } else {
+            0
+        }
+    } else {
+        usize::from(d < 2)
+    };
+    ((clipped as usize + 1) >> 1).min(3) + 4 * region
+}
+
+fn level_context(clipped: u32, count: u32, x: usize, y: usize) -> usize {
+    (clipped - count).min(4) as usize + if x + y == 0 { 5 } else { 0 }
+}
+
+fn rice_order(sum: u32) -> u32 {
+    u32::from(sum >= 12) + u32::from(sum >= 25) + u32::from(sum >= 50)
+}
+// EVOLVE-BLOCK-END
+
+/// Longest Exp-Golomb prefix a valid stream contains (levels are below `MAX_LEVEL`).
+const MAX_PREFIX: u32 = 20;
+
+fn write_exp_golomb<W: Writer>(w: &mut W, value: u32, k: u32) {
+    let shifted = (value >> k) + 1;
+    let prefix = 31 - shifted.leading_zeros();
+    w.bypass((1 << prefix) - 1, prefix);
+    w.bypass(0, 1);
+    w.bypass(shifted - (1 << prefix), prefix);
+    if k > 0 {
+        w.bypass(value & ((1 << k) - 1), k);
+    }
+}
+
+fn read_exp_golomb(r: &mut RangeDecoder, k: u32) -> Result<u32> {
+    let mut prefix = 0;
+    while r.bypass(1) == 1 {
+        prefix += 1;
+        if prefix > MAX_PREFIX {
+            return Err(CodecError::Corrupt("coefficient remainder too long"));
+        }
+    }
+    let shifted = (1 << prefix) + r.bypass(prefix);
+    let low = if k > 0 { r.bypass(k) } else { 0 };
+    Ok(((shifted - 1) << k) | low)
+}
+
+/// Writes the levels (raster order, n = 1 << log2n) of a block with at least one nonzero level.
+pub fn write_levels<W: Writer>(
+    w: &mut W,
+    ctx: &mut Contexts,
+    levels: &[i32],
+    log2n: u32,
+    luma: bool,
+) {
+    let n = 1usize << log2n;
+    let scan = &scans()[log2n as usize - 2];
+    let last = (0..n * n)
+        .rev()
+        .find(|&i| levels[usize::from(scan.order[i])] != 0)
+        .unwrap_or(0);
+    let last_pos = usize::from(scan.order[last]);
+    let pt = usize::from(!luma);
+    let size = log2n as usize - 2;
+    write_last(w, &mut ctx.last_x[pt][size], last_pos % n, n);
+    write_last(w, &mut ctx.last_y[pt][size], last_pos / n, n);
+    let size_class = usize::from(log2n > 3);
+    let mut map = LevelMap::new(n);
+    for i in (0..=last).rev() {
+        let pos = usize::from(scan.order[i]);
+        let level = levels[pos];
+        let magnitude = level.unsigned_abs();
+        let (x, y) = (pos % n, pos / n);
+        let (clipped, count, sum) = map.template(pos, n);
+        if i != last {
+            let c = significance_context(clipped, x, y, luma);
+            w.bit(&mut ctx.significant[pt][size_class][c], magnitude != 0);
+        }
+        if magnitude == 0 {
+            continue;
+        }
+        let c = level_context(clipped, count, x, y);
+        w.bit(&mut ctx.greater_one[pt][c], magnitude > 1);
+        if magnitude > 1 {
+            w.bit(&mut ctx.greater_two[pt][c], magnitude > 2);
+            if magnitude > 2 {
+                write_exp_golomb(w, magnitude - 3, rice_order(sum));
+            }
+        }
+        w.bypass(u32::from(level < 0), 1);
+        map.set(pos, n, magnitude);
+    }
+}
+
+/// Reads the levels written by `write_levels` into `levels` (raster order, zeroed here).
+pub fn read_levels(
+    r: &mut RangeDecoder,
+    ctx: &mut Contexts,
+    levels: &mut [i32],
+    log2n: u32,
+    luma: bool,
+) -> Result<()> {
+    let n = 1usize << log2n;
+    let scan = &scans()[log2n as usize - 2];
+    levels[..n * n].fill(0);
+    let pt = usize::from(!luma);
+    let size = log2n as usize - 2;
+    let last_x = read_last(r, &mut ctx.last_x[pt][size], n);
+    let last_y = read_last(r, &mut ctx.last_y[pt][size], n);
+    if last_x >= n || last_y >= n {
+        return Err(CodecError::Corrupt("last position outside the block"));
+    }
+    let last = usize::from(scan.index_of[last_y * n + last_x]);
+    let size_class = usize::from(log2n > 3);
+    let mut map = LevelMap::new(n);
+    for i in (0..=last).rev() {
+        let pos = usize::from(scan.order[i]);
+        let (x, y) = (pos % n, pos / n);
+        let (clipped, count, sum) = map.template(pos, n);
+        let significant = i == last || {
+            let c = significance_context(clipped, x, y, luma);
+            r.bit(&mut ctx.significant[pt][size_class][c])
+        };
+        if !significant {
+            continue;
+        }
+        let c = level_context(clipped, count, x, y);
+        let mut magnitude = 1u32;
+        if r.bit(&mut ctx.greater_one[pt][c]) {
+            magnitude = 2;
+            if r.bit(&mut ctx.greater_two[pt][c]) {
+                magnitude = 3 + read_exp_golomb(r, rice_order(sum))?;
+            }
+        }
+        if magnitude > MAX_LEVEL as u32 {
+            return Err(CodecError::Corrupt("coefficient level too large"));
+        }
+        let negative = r.bypass(1) == 1;
+        levels[pos] = if negative {
+            -(magnitude as i32)
+        } else {
+            magnitude as i32
+        };
+        map.set(pos, n, magnitude);
+    }
+    Ok(())
+}
+
+/// Estimated cost in 1/256 bit of a block's levels with the current (frozen) contexts.
+pub fn levels_cost(ctx: &mut Contexts, levels: &[i32], log2n: u32, luma: bool) -> u64 {
+    let mut counter = crate::entropy::CostCounter::default();
+    write_levels(&mut counter, ctx, levels, log2n, luma);
+    counter.cost
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entropy::RangeEncoder;
+
+    #[test]
+    fn last_position_groups_cover_every_coordinate() {
+        for v in 0..32 {
+            let (group, bits) = last_group(v);
+            assert!(
+                v >= group_start(group) && v - group_start(group) < 1 << bits,
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn scans_are_permutations() {
+        for scan in scans() {
+            let mut seen = scan.order.clone();
+            seen.sort_unstable();
+            assert!(seen.iter().enumerate().all(|(i, &p)| usize::from(p) == i));
+        }
+    }
+
+    #[test]
+    fn levels_round_trip() {
+        let mut blocks = Vec::new();
+        for log2n in 2..=5u32 {
+            let n = 1usize << log2n;
+            let mut levels = vec![0i32; n * n];
+            for (i, l) in levels.iter_mut().enumerate() {
+                let (x, y) = (i % n, i / n);
+                if x + y < n / 2 {
+                    *l = ((i * 7919) % 13) as i32 - 6;
+                }
+            }
+            levels[n * n - 1] = 1000;
+            blocks.push((log2n, levels, log2n % 2 == 0));
+        }
+        let mut w = RangeEncoder::new();
+        let mut ctx = Contexts::default();
+        for (log2n, levels, luma) in &blocks {
+            write_levels(&mut w, &mut ctx, levels, *log2n, *luma);
+        }
+        let bytes = w.finish();
+        let mut r = RangeDecoder::new(&bytes);
+        let mut ctx = Contexts::default();
+        for (log2n, levels, luma) in &blocks {
+            let mut back = vec![0; levels.len()];
+            read_levels(&mut r, &mut ctx, &mut back, *log2n, *luma).unwrap();
+            assert_eq!(&back, levels);
+        }
+    }
+}
