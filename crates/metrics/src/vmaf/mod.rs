@@ -465,3 +465,46 @@ pub fn report(features: &[FrameFeatures], models: &[VmafModel]) -> VmafReport {
         features: series,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic pseudo-random picture with smooth structure and noise, so that every
+    /// branch of the statistics (flat and textured areas) is taken.
+    fn picture(width: usize, height: usize, bit_depth: u32, seed: u64) -> Vec<i32> {
+        let peak = (1u64 << bit_depth) - 1;
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..width * height)
+            .map(|i| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let (x, y) = ((i % width) as f64, (i / width) as f64);
+                let smooth = 0.5 + 0.35 * ((x * 0.11).sin() * (y * 0.07).cos());
+                let flat = if (x as usize / 9 + y as usize / 7).is_multiple_of(3) {
+                    0.0
+                } else {
+                    1.0
+                };
+                let noise = ((state >> 33) % 64) as f64 / 64.0 - 0.5;
+                let v = (smooth + flat * noise * 0.2) * peak as f64;
+                v.clamp(0.0, peak as f64) as i32
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fast_vif_equals_reference_vif() {
+        for (w, h, bits) in [(64, 48, 8), (67, 41, 8), (50, 37, 10), (96, 40, 12)] {
+            let r = vif::Image::from_i32(w, h, &picture(w, h, bits, 1));
+            let d = vif::Image::from_i32(w, h, &picture(w, h, bits, 2));
+            let limits = [DEFAULT_GAIN_LIMIT, 1.0];
+            let fast = vif::fast::vif(&r, &d, bits, &limits);
+            let reference = vif::reference::vif(&r, &d, bits, &limits);
+            assert_eq!(fast, reference, "{w}x{h} {bits}-bit");
+        }
+    }
+}

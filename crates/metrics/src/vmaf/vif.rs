@@ -103,34 +103,58 @@ impl Accumulators {
             den: den as f32,
         }
     }
+}
 
-    /// Adds one pixel's contribution from its filtered means (Q16 sums) and second moments.
-    #[inline]
-    fn pixel(&mut self, table: &[u16], m: Moments, gain_limit: f64) {
-        let mu1_sq = ((u64::from(m.mu1) * u64::from(m.mu1) + 0x8000_0000) >> 32) as u32;
-        let mu2_sq = ((u64::from(m.mu2) * u64::from(m.mu2) + 0x8000_0000) >> 32) as u32;
-        let mu1_mu2 = ((u64::from(m.mu1) * u64::from(m.mu2) + 0x8000_0000) >> 32) as u32;
-        let sigma1_sq = m.xx.wrapping_sub(mu1_sq) as i32;
-        let sigma2_sq = (m.yy.wrapping_sub(mu2_sq) as i32).max(0);
-        let sigma12 = m.xy.wrapping_sub(mu1_mu2) as i32;
-        if sigma1_sq >= SIGMA_NSQ {
-            self.den_log += log2_32(table, SIGMA_NSQ.wrapping_add(sigma1_sq) as u32) - 2048 * 17;
-            if sigma12 > 0 && sigma2_sq > 0 {
-                let eps = 65536.0 * 1.0e-10;
-                let g = f64::from(sigma12) / (f64::from(sigma1_sq) + eps);
-                let sv_sq = (f64::from(sigma2_sq) - g * f64::from(sigma12)) as i32;
-                let sv_sq = sv_sq.max(0);
-                let g = if g < gain_limit { g } else { gain_limit };
-                let numer1 = (sv_sq as u32).wrapping_add(SIGMA_NSQ as u32);
+/// Adds one pixel's contribution, given its variances and covariance (Q16), to the accumulators
+/// of every gain limit.
+#[inline(always)]
+fn add_pixel(
+    acc: &mut [Accumulators],
+    table: &[u16],
+    gain_limits: &[f64],
+    sigma1_sq: i32,
+    sigma2_sq: i32,
+    sigma12: i32,
+) {
+    if sigma1_sq >= SIGMA_NSQ {
+        let den = log2_32(table, SIGMA_NSQ.wrapping_add(sigma1_sq) as u32) - 2048 * 17;
+        if sigma12 > 0 && sigma2_sq > 0 {
+            let eps = 65536.0 * 1.0e-10;
+            let g0 = f64::from(sigma12) / (f64::from(sigma1_sq) + eps);
+            let sv_sq = ((f64::from(sigma2_sq) - g0 * f64::from(sigma12)) as i32).max(0);
+            let numer1 = (sv_sq as u32).wrapping_add(SIGMA_NSQ as u32);
+            let log_numer1 = log2_64(table, u64::from(numer1));
+            for (a, &limit) in acc.iter_mut().zip(gain_limits) {
+                let g = if g0 < limit { g0 } else { limit };
                 let numer1_tmp = ((g * g * f64::from(sigma1_sq)) as i64) + i64::from(numer1);
-                self.num_log +=
-                    log2_64(table, numer1_tmp as u64) - log2_64(table, u64::from(numer1));
+                a.num_log += log2_64(table, numer1_tmp as u64) - log_numer1;
+                a.den_log += den;
             }
         } else {
-            self.num_non_log += i64::from(sigma2_sq);
-            self.den_non_log += 1;
+            for a in acc.iter_mut() {
+                a.den_log += den;
+            }
+        }
+    } else {
+        for a in acc.iter_mut() {
+            a.num_non_log += i64::from(sigma2_sq);
+            a.den_non_log += 1;
         }
     }
+}
+
+/// Variances and covariance (Q16) from the filtered means (sums of Q16-weighted means) and
+/// second moments.
+#[inline(always)]
+fn sigmas(mu1: u32, mu2: u32, xx: u32, yy: u32, xy: u32) -> (i32, i32, i32) {
+    let mu1_sq = ((u64::from(mu1) * u64::from(mu1) + 0x8000_0000) >> 32) as u32;
+    let mu2_sq = ((u64::from(mu2) * u64::from(mu2) + 0x8000_0000) >> 32) as u32;
+    let mu1_mu2 = ((u64::from(mu1) * u64::from(mu2) + 0x8000_0000) >> 32) as u32;
+    (
+        xx.wrapping_sub(mu1_sq) as i32,
+        (yy.wrapping_sub(mu2_sq) as i32).max(0),
+        xy.wrapping_sub(mu1_mu2) as i32,
+    )
 }
 
 /// Filtered local statistics of one pixel: means (Q16 sums of the vertical means) and second
@@ -237,9 +261,8 @@ pub(crate) mod reference {
         for y in 0..r.height {
             for x in 0..r.width {
                 let m = moments(r, d, scale, bit_depth, x, y);
-                for (a, &limit) in acc.iter_mut().zip(gain_limits) {
-                    a.pixel(table, m, limit);
-                }
+                let (s1, s2, s12) = sigmas(m.mu1, m.mu2, m.xx, m.yy, m.xy);
+                add_pixel(&mut acc, table, gain_limits, s1, s2, s12);
             }
         }
         acc.iter().map(Accumulators::ratio).collect()
@@ -287,210 +310,42 @@ pub(crate) mod reference {
     }
 }
 
-/// Row-at-a-time implementation: vertical sums over whole rows (vectorised by the compiler),
-/// mirrored padding only at the borders, and the decimation computes only the kept samples.
+/// Row-at-a-time implementation: the filters run over whole rows in 32-bit lanes where the sums
+/// fit (and 32x32->64-bit products elsewhere), which the compiler vectorises (with AVX2 when the
+/// CPU has it); the decimation computes only the samples it keeps.
 pub(crate) mod fast {
     use super::*;
 
-    /// Vertical pass of the statistic for row `y`: means and second moments of every column.
-    struct VerticalRow {
-        mu1: Vec<u32>,
-        mu2: Vec<u32>,
-        xx: Vec<u32>,
-        yy: Vec<u32>,
-        xy: Vec<u32>,
-        acc_mu1: Vec<u64>,
-        acc_mu2: Vec<u64>,
-        acc_xx: Vec<u64>,
-        acc_yy: Vec<u64>,
-        acc_xy: Vec<u64>,
-    }
-
-    impl VerticalRow {
-        fn new(width: usize, half: usize) -> Self {
-            let padded = width + 2 * half;
-            VerticalRow {
-                mu1: vec![0; padded],
-                mu2: vec![0; padded],
-                xx: vec![0; padded],
-                yy: vec![0; padded],
-                xy: vec![0; padded],
-                acc_mu1: vec![0; width],
-                acc_mu2: vec![0; width],
-                acc_xx: vec![0; width],
-                acc_yy: vec![0; width],
-                acc_xy: vec![0; width],
-            }
-        }
-
-        #[allow(clippy::too_many_arguments)]
-        fn fill(
-            &mut self,
-            r: &Image,
-            d: &Image,
-            y: usize,
-            f: &[u32],
-            shift_mu: u32,
-            shift_sq: u32,
-        ) {
-            let w = r.width;
-            let half = f.len() / 2;
-            self.acc_mu1.fill(0);
-            self.acc_mu2.fill(0);
-            self.acc_xx.fill(0);
-            self.acc_yy.fill(0);
-            self.acc_xy.fill(0);
-            for (k, &c) in f.iter().enumerate() {
-                let ys = mirror(y as isize - half as isize + k as isize, r.height);
-                let rr = &r.data[ys * w..ys * w + w];
-                let dr = &d.data[ys * w..ys * w + w];
-                let c = u64::from(c);
-                for j in 0..w {
-                    let a = u64::from(rr[j]);
-                    let b = u64::from(dr[j]);
-                    let ca = c * a;
-                    let cb = c * b;
-                    self.acc_mu1[j] += ca;
-                    self.acc_mu2[j] += cb;
-                    self.acc_xx[j] += ca * a;
-                    self.acc_yy[j] += cb * b;
-                    self.acc_xy[j] += ca * b;
-                }
-            }
-            let mu_round = 1u64 << (shift_mu - 1);
-            let sq_round = if shift_sq == 0 {
-                0
-            } else {
-                1u64 << (shift_sq - 1)
-            };
-            for j in 0..w {
-                let p = j + half;
-                self.mu1[p] = ((self.acc_mu1[j] + mu_round) >> shift_mu) as u32;
-                self.mu2[p] = ((self.acc_mu2[j] + mu_round) >> shift_mu) as u32;
-                self.xx[p] = ((self.acc_xx[j] + sq_round) >> shift_sq) as u32;
-                self.yy[p] = ((self.acc_yy[j] + sq_round) >> shift_sq) as u32;
-                self.xy[p] = ((self.acc_xy[j] + sq_round) >> shift_sq) as u32;
-            }
-            for buf in [
-                &mut self.mu1,
-                &mut self.mu2,
-                &mut self.xx,
-                &mut self.yy,
-                &mut self.xy,
-            ] {
-                pad_mirror(buf, w, half);
-            }
-        }
-    }
-
-    /// Fills `half` samples each side of `buf[half..half + width]` by mirroring.
-    fn pad_mirror<V: Copy>(buf: &mut [V], width: usize, half: usize) {
-        for k in 1..=half {
-            buf[half - k] = buf[half + mirror(-(k as isize), width)];
-            buf[half + width - 1 + k] = buf[half + mirror((width - 1 + k) as isize, width)];
-        }
-    }
-
-    fn statistic(
-        r: &Image,
-        d: &Image,
-        scale: usize,
-        bit_depth: u32,
-        gain_limits: &[f64],
-    ) -> Vec<VifRatio> {
-        let table = log2_table();
-        let f = filter(scale);
-        let half = f.len() / 2;
-        let (shift_mu, shift_sq) = vertical_shifts(scale, bit_depth);
-        let w = r.width;
-        let mut row = VerticalRow::new(w, half);
-        let mut acc = vec![Accumulators::default(); gain_limits.len()];
-        let mut mu1 = vec![0u32; w];
-        let mut mu2 = vec![0u32; w];
-        let mut xx = vec![0u64; w];
-        let mut yy = vec![0u64; w];
-        let mut xy = vec![0u64; w];
-        for y in 0..r.height {
-            row.fill(r, d, y, f, shift_mu, shift_sq);
-            mu1.fill(0);
-            mu2.fill(0);
-            xx.fill(0);
-            yy.fill(0);
-            xy.fill(0);
-            for (k, &c) in f.iter().enumerate() {
-                let c64 = u64::from(c);
-                let m1 = &row.mu1[k..k + w];
-                let m2 = &row.mu2[k..k + w];
-                let sx = &row.xx[k..k + w];
-                let sy = &row.yy[k..k + w];
-                let sxy = &row.xy[k..k + w];
-                for j in 0..w {
-                    mu1[j] = mu1[j].wrapping_add(c.wrapping_mul(m1[j]));
-                    mu2[j] = mu2[j].wrapping_add(c.wrapping_mul(m2[j]));
-                    xx[j] += c64 * u64::from(sx[j]);
-                    yy[j] += c64 * u64::from(sy[j]);
-                    xy[j] += c64 * u64::from(sxy[j]);
-                }
-            }
-            for j in 0..w {
-                let m = Moments {
-                    mu1: mu1[j],
-                    mu2: mu2[j],
-                    xx: ((xx[j] + 32768) >> 16) as u32,
-                    yy: ((yy[j] + 32768) >> 16) as u32,
-                    xy: ((xy[j] + 32768) >> 16) as u32,
-                };
-                for (a, &limit) in acc.iter_mut().zip(gain_limits) {
-                    a.pixel(table, m, limit);
-                }
-            }
-        }
-        acc.iter().map(Accumulators::ratio).collect()
-    }
-
-    fn subsample(img: &Image, next_scale: usize, bit_depth: u32) -> Image {
-        let f = filter(next_scale);
-        let half = f.len() / 2;
-        let shift = if next_scale == 1 { bit_depth } else { 16 };
-        let round = 1u32 << (shift - 1);
-        let (w, h) = (img.width / 2, img.height / 2);
-        let src_w = img.width;
-        let mut vertical = vec![0u32; src_w];
-        let mut padded = vec![0u16; src_w + 2 * half];
-        let mut data = vec![0u16; w * h];
-        for y in 0..h {
-            vertical.fill(0);
-            for (k, &c) in f.iter().enumerate() {
-                let ys = mirror(2 * y as isize - half as isize + k as isize, img.height);
-                let src = &img.data[ys * src_w..ys * src_w + src_w];
-                for (v, &s) in vertical.iter_mut().zip(src) {
-                    *v += c * u32::from(s);
-                }
-            }
-            for (p, &v) in padded[half..half + src_w].iter_mut().zip(&vertical) {
-                *p = ((u64::from(v) + u64::from(round)) >> shift) as u16;
-            }
-            pad_mirror(&mut padded, src_w, half);
-            let out = &mut data[y * w..y * w + w];
-            for (x, o) in out.iter_mut().enumerate() {
-                let taps = &padded[2 * x..2 * x + f.len()];
-                let acc: u64 = taps
-                    .iter()
-                    .zip(f)
-                    .map(|(&s, &c)| u64::from(c) * u64::from(s))
-                    .sum();
-                *o = ((acc + 32768) >> 16) as u16;
-            }
-        }
-        Image {
-            width: w,
-            height: h,
-            data,
-        }
-    }
-
     /// Ratios per scale (outer) and per gain limit (inner).
     pub fn vif(r: &Image, d: &Image, bit_depth: u32, gain_limits: &[f64]) -> [Vec<VifRatio>; 4] {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of
+            // `vif_avx2`.
+            return unsafe { vif_avx2(r, d, bit_depth, gain_limits) };
+        }
+        vif_portable(r, d, bit_depth, gain_limits)
+    }
+
+    /// The same code compiled for AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn vif_avx2(
+        r: &Image,
+        d: &Image,
+        bit_depth: u32,
+        gain_limits: &[f64],
+    ) -> [Vec<VifRatio>; 4] {
+        vif_portable(r, d, bit_depth, gain_limits)
+    }
+
+    #[inline(always)]
+    fn vif_portable(
+        r: &Image,
+        d: &Image,
+        bit_depth: u32,
+        gain_limits: &[f64],
+    ) -> [Vec<VifRatio>; 4] {
         let s0 = statistic(r, d, 0, bit_depth, gain_limits);
         let r1 = subsample(r, 1, bit_depth);
         let d1 = subsample(d, 1, bit_depth);
@@ -502,5 +357,245 @@ pub(crate) mod fast {
         let d3 = subsample(&d2, 3, bit_depth);
         let s3 = statistic(&r3, &d3, 3, bit_depth, gain_limits);
         [s0, s1, s2, s3]
+    }
+
+    /// Fills `half` samples each side of `buf[half..half + width]` by mirroring.
+    #[inline(always)]
+    fn pad_mirror<V: Copy>(buf: &mut [V], width: usize, half: usize) {
+        for k in 1..=half {
+            buf[half - k] = buf[half + mirror(-(k as isize), width)];
+            buf[half + width - 1 + k] = buf[half + mirror((width - 1 + k) as isize, width)];
+        }
+    }
+
+    /// Per-row buffers of the statistic.
+    struct Rows {
+        /// Vertical sums, padded by the filter's half width on each side.
+        v: [Vec<u32>; 5],
+        /// Vertical accumulators (32-bit path).
+        acc32: [Vec<u32>; 5],
+        /// Vertical accumulators of the second moments (64-bit path).
+        acc64: [Vec<u64>; 3],
+        /// Horizontal sums: means, then second moments.
+        hm: [Vec<u32>; 2],
+        hs: [Vec<u64>; 3],
+    }
+
+    #[inline(always)]
+    fn statistic(
+        r: &Image,
+        d: &Image,
+        scale: usize,
+        bit_depth: u32,
+        gain_limits: &[f64],
+    ) -> Vec<VifRatio> {
+        let table = log2_table();
+        let f = filter(scale);
+        let taps = f.len();
+        let half = taps / 2;
+        let (w, h) = (r.width, r.height);
+        let (shift_mu, shift_sq) = vertical_shifts(scale, bit_depth);
+        // 8-bit samples at scale 0: every vertical sum, squares included, fits 32 bits.
+        let narrow = scale == 0 && bit_depth == 8;
+        let mut b = Rows {
+            v: std::array::from_fn(|_| vec![0u32; w + 2 * half]),
+            acc32: std::array::from_fn(|_| vec![0u32; w]),
+            acc64: std::array::from_fn(|_| vec![0u64; w]),
+            hm: std::array::from_fn(|_| vec![0u32; w]),
+            hs: std::array::from_fn(|_| vec![0u64; w]),
+        };
+        let mut acc = vec![Accumulators::default(); gain_limits.len()];
+        let mu_round = 1u32 << (shift_mu - 1);
+        let sq_round = if shift_sq == 0 {
+            0
+        } else {
+            1u64 << (shift_sq - 1)
+        };
+        for y in 0..h {
+            // Vertical pass.
+            for a in b.acc32.iter_mut() {
+                a.fill(0);
+            }
+            for a in b.acc64.iter_mut() {
+                a.fill(0);
+            }
+            for (k, &c) in f.iter().enumerate() {
+                let ys = mirror(y as isize - half as isize + k as isize, h);
+                let rr = &r.data[ys * w..ys * w + w];
+                let dr = &d.data[ys * w..ys * w + w];
+                let [a1, a2, axx, ayy, axy] = &mut b.acc32;
+                let (a1, a2) = (&mut a1[..w], &mut a2[..w]);
+                if narrow {
+                    let (axx, ayy, axy) = (&mut axx[..w], &mut ayy[..w], &mut axy[..w]);
+                    for j in 0..w {
+                        let p = u32::from(rr[j]);
+                        let q = u32::from(dr[j]);
+                        let (cp, cq) = (c * p, c * q);
+                        a1[j] = a1[j].wrapping_add(cp);
+                        a2[j] = a2[j].wrapping_add(cq);
+                        axx[j] = axx[j].wrapping_add(cp * p);
+                        ayy[j] = ayy[j].wrapping_add(cq * q);
+                        axy[j] = axy[j].wrapping_add(cp * q);
+                    }
+                } else {
+                    let [bxx, byy, bxy] = &mut b.acc64;
+                    let (bxx, byy, bxy) = (&mut bxx[..w], &mut byy[..w], &mut bxy[..w]);
+                    for j in 0..w {
+                        let p = u32::from(rr[j]);
+                        let q = u32::from(dr[j]);
+                        let (cp, cq) = (c * p, c * q);
+                        a1[j] = a1[j].wrapping_add(cp);
+                        a2[j] = a2[j].wrapping_add(cq);
+                        bxx[j] += u64::from(cp) * u64::from(p);
+                        byy[j] += u64::from(cq) * u64::from(q);
+                        bxy[j] += u64::from(cp) * u64::from(q);
+                    }
+                }
+            }
+            {
+                let [v1, v2, vxx, vyy, vxy] = &mut b.v;
+                let (v1, v2) = (&mut v1[half..half + w], &mut v2[half..half + w]);
+                let (a1, a2) = (&b.acc32[0][..w], &b.acc32[1][..w]);
+                for j in 0..w {
+                    v1[j] = ((u64::from(a1[j]) + u64::from(mu_round)) >> shift_mu) as u32;
+                    v2[j] = ((u64::from(a2[j]) + u64::from(mu_round)) >> shift_mu) as u32;
+                }
+                let (vxx, vyy, vxy) = (
+                    &mut vxx[half..half + w],
+                    &mut vyy[half..half + w],
+                    &mut vxy[half..half + w],
+                );
+                if narrow {
+                    vxx.copy_from_slice(&b.acc32[2][..w]);
+                    vyy.copy_from_slice(&b.acc32[3][..w]);
+                    vxy.copy_from_slice(&b.acc32[4][..w]);
+                } else {
+                    let [bxx, byy, bxy] = &b.acc64;
+                    let (bxx, byy, bxy) = (&bxx[..w], &byy[..w], &bxy[..w]);
+                    for j in 0..w {
+                        vxx[j] = ((bxx[j] + sq_round) >> shift_sq) as u32;
+                        vyy[j] = ((byy[j] + sq_round) >> shift_sq) as u32;
+                        vxy[j] = ((bxy[j] + sq_round) >> shift_sq) as u32;
+                    }
+                }
+            }
+            for v in b.v.iter_mut() {
+                pad_mirror(v, w, half);
+            }
+            // Horizontal pass.
+            for m in b.hm.iter_mut() {
+                m.fill(0);
+            }
+            for s in b.hs.iter_mut() {
+                s.fill(0);
+            }
+            for (k, &c) in f.iter().enumerate() {
+                let [v1, v2, vxx, vyy, vxy] = &b.v;
+                let (v1, v2) = (&v1[k..k + w], &v2[k..k + w]);
+                let (vxx, vyy, vxy) = (&vxx[k..k + w], &vyy[k..k + w], &vxy[k..k + w]);
+                let [m1, m2] = &mut b.hm;
+                let (m1, m2) = (&mut m1[..w], &mut m2[..w]);
+                let [sxx, syy, sxy] = &mut b.hs;
+                let (sxx, syy, sxy) = (&mut sxx[..w], &mut syy[..w], &mut sxy[..w]);
+                let c64 = u64::from(c);
+                for j in 0..w {
+                    m1[j] = m1[j].wrapping_add(c.wrapping_mul(v1[j]));
+                    m2[j] = m2[j].wrapping_add(c.wrapping_mul(v2[j]));
+                    sxx[j] += c64 * u64::from(vxx[j]);
+                    syy[j] += c64 * u64::from(vyy[j]);
+                    sxy[j] += c64 * u64::from(vxy[j]);
+                }
+            }
+            let [m1, m2] = &b.hm;
+            let [sxx, syy, sxy] = &b.hs;
+            let (m1, m2) = (&m1[..w], &m2[..w]);
+            let (sxx, syy, sxy) = (&sxx[..w], &syy[..w], &sxy[..w]);
+            if let [limit] = gain_limits {
+                // One gain limit: accumulate in locals rather than through the slice.
+                let mut a = acc[0];
+                for j in 0..w {
+                    let (s1, s2, s12) = sigmas(
+                        m1[j],
+                        m2[j],
+                        ((sxx[j] + 32768) >> 16) as u32,
+                        ((syy[j] + 32768) >> 16) as u32,
+                        ((sxy[j] + 32768) >> 16) as u32,
+                    );
+                    add_pixel(std::slice::from_mut(&mut a), table, &[*limit], s1, s2, s12);
+                }
+                acc[0] = a;
+            } else {
+                for j in 0..w {
+                    let (s1, s2, s12) = sigmas(
+                        m1[j],
+                        m2[j],
+                        ((sxx[j] + 32768) >> 16) as u32,
+                        ((syy[j] + 32768) >> 16) as u32,
+                        ((sxy[j] + 32768) >> 16) as u32,
+                    );
+                    add_pixel(&mut acc, table, gain_limits, s1, s2, s12);
+                }
+            }
+        }
+        acc.iter().map(Accumulators::ratio).collect()
+    }
+
+    #[inline(always)]
+    fn subsample(img: &Image, next_scale: usize, bit_depth: u32) -> Image {
+        let f = filter(next_scale);
+        let taps = f.len();
+        let half = taps / 2;
+        let shift = if next_scale == 1 { bit_depth } else { 16 };
+        let round = 1u32 << (shift - 1);
+        let (w, h) = (img.width / 2, img.height / 2);
+        let src_w = img.width;
+        let padded_len = src_w + 2 * half;
+        let mut vertical = vec![0u32; src_w];
+        let mut padded = vec![0u32; padded_len];
+        // The padded row split into its even and odd samples, so that the filter at the kept
+        // (even) positions reads contiguous memory.
+        let mut even = vec![0u32; padded_len.div_ceil(2)];
+        let mut odd = vec![0u32; padded_len / 2];
+        let mut acc = vec![0u32; w];
+        let mut data = vec![0u16; w * h];
+        for y in 0..h {
+            vertical.fill(0);
+            for (k, &c) in f.iter().enumerate() {
+                let ys = mirror(2 * y as isize - half as isize + k as isize, img.height);
+                let src = &img.data[ys * src_w..ys * src_w + src_w];
+                for (v, &s) in vertical.iter_mut().zip(src) {
+                    *v = v.wrapping_add(c * u32::from(s));
+                }
+            }
+            for (p, &v) in padded[half..half + src_w].iter_mut().zip(&vertical) {
+                *p = u32::from(((u64::from(v) + u64::from(round)) >> shift) as u16);
+            }
+            pad_mirror(&mut padded, src_w, half);
+            for (i, e) in even.iter_mut().enumerate() {
+                *e = padded[2 * i];
+            }
+            for (i, o) in odd.iter_mut().enumerate() {
+                *o = padded[2 * i + 1];
+            }
+            acc.fill(0);
+            for (k, &c) in f.iter().enumerate() {
+                let src = if k % 2 == 0 {
+                    &even[k / 2..]
+                } else {
+                    &odd[k / 2..]
+                };
+                for (a, &s) in acc.iter_mut().zip(&src[..w]) {
+                    *a = a.wrapping_add(c * s);
+                }
+            }
+            for (o, &a) in data[y * w..y * w + w].iter_mut().zip(&acc) {
+                *o = ((u64::from(a) + 32768) >> 16) as u16;
+            }
+        }
+        Image {
+            width: w,
+            height: h,
+            data,
+        }
     }
 }
