@@ -79,7 +79,7 @@ pub struct Clip {
     pub bit_depth: u8,
     pub chroma: ChromaSampling,
     /// Frame rate as `num/den` text, e.g. "30000/1001".
-    #[serde(with = "rational_text")]
+    #[serde(with = "crate::format::rational_text")]
     pub fps: Rational,
     pub frames: u64,
     /// Of the whole Y4M file, lowercase hex.
@@ -603,7 +603,7 @@ fn write_generated(
         hasher: Sha256::new(),
     };
     progress.begin("generating", Some(generator.spec().frames));
-    let written = generator.write_y4m(hashing, &target.display().to_string(), |_| {
+    let written = generator.write_y4m_reporting(hashing, &target.display().to_string(), |_| {
         progress.advance()
     });
     progress.end();
@@ -672,48 +672,16 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// Frame rates as `"30000/1001"` text (or a whole number, `"25"`), easier to read and edit than a
-/// table.
-mod rational_text {
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    use crate::format::Rational;
-
-    pub fn serialize<S: Serializer>(value: &Rational, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&value.to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Rational, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        parse(&text).ok_or_else(|| {
-            D::Error::custom(format!(
-                "frame rate `{text}`: expected `num/den` or a whole number, both positive"
-            ))
-        })
-    }
-
-    pub(super) fn parse(text: &str) -> Option<Rational> {
-        let (num, den) = match text.split_once('/') {
-            Some((num, den)) => (num.trim().parse().ok()?, den.trim().parse().ok()?),
-            None => (text.trim().parse().ok()?, 1),
-        };
-        (num > 0 && den > 0).then_some(Rational::new(num, den))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn frame_rates_read_as_text() {
-        assert_eq!(
-            rational_text::parse("30000/1001"),
-            Some(Rational::new(30000, 1001))
-        );
-        assert_eq!(rational_text::parse("25"), Some(Rational::new(25, 1)));
-        assert_eq!(rational_text::parse("25/0"), None);
-        assert_eq!(rational_text::parse("x"), None);
+        assert_eq!("30000/1001".parse(), Ok(Rational::new(30000, 1001)));
+        assert_eq!("25".parse(), Ok(Rational::new(25, 1)));
+        assert!("25/0".parse::<Rational>().is_err());
+        assert!("x".parse::<Rational>().is_err());
     }
 
     #[test]

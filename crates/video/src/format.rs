@@ -60,6 +60,24 @@ impl Rational {
     }
 }
 
+impl std::str::FromStr for Rational {
+    type Err = String;
+
+    /// Parses `num/den` or a whole number (`25` is 25/1); both parts must be positive.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let parsed = match text.split_once('/') {
+            Some((num, den)) => num.trim().parse().ok().zip(den.trim().parse().ok()),
+            None => text.trim().parse().ok().map(|num| (num, 1)),
+        };
+        match parsed {
+            Some((num, den)) if num > 0 && den > 0 => Ok(Rational::new(num, den)),
+            _ => Err(format!(
+                "`{text}` is not a positive rational: expected `num/den` or a whole number"
+            )),
+        }
+    }
+}
+
 impl std::fmt::Display for Rational {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.num, self.den)
@@ -158,5 +176,22 @@ impl VideoFormat {
             ));
         }
         Ok(())
+    }
+}
+
+/// Serde for a [`Rational`] as `"30000/1001"` text (a whole number such as `"25"` reads too): easier
+/// to read and edit than a table. Use with `#[serde(with = "codeclab_video::format::rational_text")]`.
+pub mod rational_text {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    use super::Rational;
+
+    pub fn serialize<S: Serializer>(value: &Rational, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&value.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Rational, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(D::Error::custom)
     }
 }

@@ -99,6 +99,7 @@ pub struct GeneratorSpec {
     pub width: usize,
     pub height: usize,
     pub frames: u64,
+    #[serde(with = "crate::format::rational_text")]
     pub fps: Rational,
     pub seed: u64,
     /// 8 or 10.
@@ -228,9 +229,14 @@ impl Generator {
         Frame { planes }
     }
 
-    /// Streams the whole clip as Y4M into `writer` (errors call it `name`), calling `on_frame`
-    /// after each frame; memory stays at one frame.
-    pub fn write_y4m<W: Write>(
+    /// Streams the whole clip as Y4M into `writer`; memory stays at one frame.
+    pub fn write_y4m<W: Write>(&self, writer: W) -> Result<W, GenerateError> {
+        self.write_y4m_reporting(writer, "output", |_| {})
+    }
+
+    /// [`Generator::write_y4m`], with errors calling the output `name` and `on_frame` called
+    /// after each frame (for progress bars).
+    pub fn write_y4m_reporting<W: Write>(
         &self,
         writer: W,
         name: &str,
