@@ -34,6 +34,8 @@ pub enum CodecError {
     ChecksumMismatch,
     #[error("stream exceeds the decoder's limits: {0}")]
     LimitExceeded(String),
+    #[error(transparent)]
+    Video(#[from] codeclab_video::VideoError),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -1,0 +1,121 @@
+//! Stand-alone encoder and decoder of the lab's codec, for sandboxed candidate builds:
+//!
+//! ```text
+//! codeclab-codec encode [--qp Q | --bitrate KBPS] [--genome FILE.json] IN.y4m -o OUT.bin
+//! codeclab-codec decode IN.bin -o OUT.y4m
+//! ```
+//! `-` stands for stdin or stdout. A summary line goes to stderr.
+
+use codeclab_codec::{Genome, RateMode, Summary, decode_to_y4m, encode_y4m};
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: codeclab-codec encode [--qp Q | --bitrate KBPS] [--genome FILE.json] IN.y4m -o OUT.bin\n       codeclab-codec decode IN.bin -o OUT.y4m";
+
+struct Args {
+    verb: String,
+    input: String,
+    output: String,
+    qp: Option<u8>,
+    bitrate: Option<f64>,
+    genome: Option<String>,
+}
+
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let verb = args.next().ok_or("missing verb")?;
+    let (mut input, mut output, mut qp, mut bitrate, mut genome) = (None, None, None, None, None);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "-o" | "--output" => output = Some(value("-o")?),
+            "--qp" => qp = Some(value("--qp")?.parse().map_err(|e| format!("--qp: {e}"))?),
+            "--bitrate" => {
+                bitrate = Some(
+                    value("--bitrate")?
+                        .parse()
+                        .map_err(|e| format!("--bitrate: {e}"))?,
+                )
+            }
+            "--genome" => genome = Some(value("--genome")?),
+            _ if input.is_none() => input = Some(arg),
+            _ => return Err(format!("unexpected argument {arg}")),
+        }
+    }
+    Ok(Args {
+        verb,
+        input: input.ok_or("missing input")?,
+        output: output.ok_or("missing -o OUTPUT")?,
+        qp,
+        bitrate,
+        genome,
+    })
+}
+
+fn open_input(path: &str) -> std::io::Result<Box<dyn Read>> {
+    Ok(if path == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(std::fs::File::open(path)?))
+    })
+}
+
+fn open_output(path: &str) -> std::io::Result<Box<dyn Write>> {
+    Ok(if path == "-" {
+        Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
+    } else {
+        Box::new(std::io::BufWriter::new(std::fs::File::create(path)?))
+    })
+}
+
+fn run(args: Args) -> Result<Summary, String> {
+    let input = open_input(&args.input).map_err(|e| format!("{}: {e}", args.input))?;
+    let output = open_output(&args.output).map_err(|e| format!("{}: {e}", args.output))?;
+    let mut quiet = |_: u64, _: Option<u64>| {};
+    match args.verb.as_str() {
+        "encode" => {
+            let genome = match &args.genome {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+                    Genome::from_json(&text).map_err(|e| format!("{path}: {e}"))?
+                }
+                None => Genome::default(),
+            };
+            let mode = match (args.qp, args.bitrate) {
+                (Some(_), Some(_)) => return Err("--qp and --bitrate exclude each other".into()),
+                (_, Some(kbps)) => RateMode::TargetBitrate { kbps },
+                (qp, None) => RateMode::ConstantQp(qp.unwrap_or(32)),
+            };
+            encode_y4m(input, &args.input, output, genome, mode, &mut quiet)
+                .map_err(|e| e.to_string())
+        }
+        "decode" => decode_to_y4m(input, output, &mut quiet).map_err(|e| e.to_string()),
+        other => Err(format!("unknown verb {other}")),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("error: {message}\n{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let verb = args.verb.clone();
+    match run(args) {
+        Ok(s) => {
+            eprintln!(
+                "{verb}: {} frames, {} bytes, {:.1} kbps, {:.2} fps",
+                s.frames,
+                s.bytes,
+                s.kbps,
+                s.coding_fps()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Whole-stream encoding and decoding between Y4M and the codec's bitstream, for the command
+//! line tools: frames, bytes and timing are reported in a [`Summary`].
+
+use crate::decoder::Decoder;
+use crate::encoder::Encoder;
+use crate::error::{CodecError, Result};
+use crate::genome::Genome;
+use crate::ratecontrol::RateMode;
+use codeclab_video::{AnyFrame, Y4mReader, Y4mWriter};
+use std::io::{Read, Write};
+use std::time::Instant;
+
+/// What one encode or decode did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Summary {
+    pub frames: u64,
+    /// Bitstream bytes, every header included.
+    pub bytes: u64,
+    /// Frame rate of the clip (from the source).
+    pub clip_fps: f64,
+    /// bytes · 8 · clip fps / frames / 1000.
+    pub kbps: f64,
+    /// Wall-clock seconds spent coding.
+    pub seconds: f64,
+}
+
+impl Summary {
+    fn new(frames: u64, bytes: u64, clip_fps: f64, seconds: f64) -> Self {
+        let kbps = if frames == 0 {
+            0.0
+        } else {
+            bytes as f64 * 8.0 * clip_fps / frames as f64 / 1000.0
+        };
+        Summary {
+            frames,
+            bytes,
+            clip_fps,
+            kbps,
+            seconds,
+        }
+    }
+
+    /// Frames coded per second of wall-clock time.
+    pub fn coding_fps(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.frames as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Progress callback: frames done so far and the total when the source knows it.
+pub trait Progress {
+    fn frame_done(&mut self, done: u64, total: Option<u64>);
+}
+
+impl<F: FnMut(u64, Option<u64>)> Progress for F {
+    fn frame_done(&mut self, done: u64, total: Option<u64>) {
+        self(done, total)
+    }
+}
+
+/// Encodes a Y4M stream into a codec bitstream.
+pub fn encode_y4m<R: Read, W: Write>(
+    input: R,
+    input_name: &str,
+    mut output: W,
+    genome: Genome,
+    mode: RateMode,
+    progress: &mut impl Progress,
+) -> Result<Summary> {
+    let mut reader = Y4mReader::new(input, input_name)?;
+    let format = *reader.format();
+    let total = reader.frame_count_hint();
+    let mut encoder = Encoder::new(format, genome, mode)?;
+    let start = Instant::now();
+    let mut frames = 0;
+    let mut bytes = 0u64;
+    while let Some(frame) = reader.read_frame()? {
+        let AnyFrame::U8(frame) = frame else {
+            return Err(CodecError::UnsupportedFormat("samples above 8 bits".into()));
+        };
+        let encoded = encoder.encode_frame(&frame)?;
+        output.write_all(&encoded.bytes)?;
+        bytes += encoded.bytes.len() as u64;
+        frames += 1;
+        progress.frame_done(frames, total);
+    }
+    let tail = encoder.finish();
+    output.write_all(&tail)?;
+    output.flush()?;
+    bytes += tail.len() as u64;
+    Ok(Summary::new(
+        frames,
+        bytes,
+        format.fps.as_f64(),
+        start.elapsed().as_secs_f64(),
+    ))
+}
+
+/// Decodes a codec bitstream into a Y4M stream.
+pub fn decode_to_y4m<R: Read, W: Write>(
+    input: R,
+    output: W,
+    progress: &mut impl Progress,
+) -> Result<Summary> {
+    let mut counted = CountingReader {
+        inner: input,
+        bytes: 0,
+    };
+    let start = Instant::now();
+    let mut decoder = Decoder::new(&mut counted)?;
+    let format = decoder.format();
+    let mut writer = Y4mWriter::new(output, &format)?;
+    let mut frames = 0;
+    while let Some(frame) = decoder.next_frame()? {
+        writer.write_frame(&AnyFrame::U8(frame))?;
+        frames += 1;
+        progress.frame_done(frames, None);
+    }
+    writer.finish()?;
+    let seconds = start.elapsed().as_secs_f64();
+    drop(decoder);
+    Ok(Summary::new(
+        frames,
+        counted.bytes,
+        format.fps.as_f64(),
+        seconds,
+    ))
+}
+
+/// Counts the bytes read through it.
+struct CountingReader<R> {
+    inner: R,
+    bytes: u64,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
