@@ -27,6 +27,8 @@ enum Command {
     /// Speed benchmarks, side by side with the reference tools when they are installed.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+    /// The clip corpus: list, add, import, generate and verify clips.
+    Corpus(commands::corpus::CorpusArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
     let result: anyhow::Result<()> = match cli.command {
         Command::Bdrate(args) => commands::bdrate::run(args),
         Command::Bench(command) => commands::bench::run(command),
+        Command::Corpus(args) => commands::corpus::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -38,6 +38,7 @@ use crate::ms_ssim::{self, MsSsimScratch, float_ms_ssim};
 use crate::pool;
 use crate::psnr;
 use crate::ssim::{SsimScratch, float_ssim};
+use crate::vmaf::{VmafOptions, VmafReport, stage::VmafStage};
 
 /// A family of metrics that can be requested.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -124,6 +125,8 @@ pub enum Score {
     MseCr,
     Ssim,
     MsSsim,
+    Vmaf,
+    VmafNeg,
 }
 
 impl Score {
@@ -143,6 +146,8 @@ impl Score {
             Score::MseCr => "mse_cr",
             Score::Ssim => "ssim",
             Score::MsSsim => "ms_ssim",
+            Score::Vmaf => "vmaf",
+            Score::VmafNeg => "vmaf_neg",
         }
     }
 }
@@ -168,11 +173,16 @@ pub struct Comparison {
     pub frames: u64,
     pub pooled: BTreeMap<Score, f64>,
     pub per_frame: BTreeMap<Score, Vec<f64>>,
+    /// VMAF's full report (every model's pooling, the features when asked), when VMAF ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmaf: Option<VmafReport>,
 }
 
 /// Why a comparison failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
+    #[error(transparent)]
+    Vmaf(#[from] crate::vmaf::VmafError),
     #[error(transparent)]
     Video(#[from] VideoError),
     #[error("{reference} and {distorted} cannot be compared: {reason}")]
@@ -362,6 +372,19 @@ pub fn compare_files(
     compare(&mut r, &mut d, options, progress)
 }
 
+/// [`compare_files`], plus VMAF as `vmaf` asks.
+pub fn compare_files_with_vmaf(
+    reference: &Path,
+    distorted: &Path,
+    options: &CompareOptions,
+    vmaf: &VmafOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Comparison, CompareError> {
+    let mut r = Y4mReader::open(reference)?;
+    let mut d = Y4mReader::open(distorted)?;
+    compare_with_vmaf(&mut r, &mut d, options, Some(vmaf), progress)
+}
+
 /// The metrics `options` asks for on clips of `format`: checked when named, filtered when
 /// defaulted.
 pub fn resolve_metrics(
@@ -427,6 +450,17 @@ pub fn compare(
     options: &CompareOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Comparison, CompareError> {
+    compare_with_vmaf(reference, distorted, options, None, progress)
+}
+
+/// [`compare`], plus VMAF as `vmaf` asks (`None`: no VMAF).
+pub fn compare_with_vmaf(
+    reference: &mut dyn FrameSource,
+    distorted: &mut dyn FrameSource,
+    options: &CompareOptions,
+    vmaf: Option<&VmafOptions>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Comparison, CompareError> {
     check_formats(reference, distorted)?;
     let format = *reference.format();
     let metrics = resolve_metrics(options, &format).map_err(|(metric, source)| {
@@ -455,6 +489,9 @@ pub fn compare(
     } else {
         None
     };
+    let mut vmaf_stage = vmaf
+        .map(|v| VmafStage::new(&format, v, pool.is_some()))
+        .transpose()?;
     // Two frames per thread keeps every thread busy while bounding memory to a few frames each.
     let batch_len = 2 * threads;
     let empty = || AnyFrame::U8(Frame { planes: Vec::new() });
@@ -521,6 +558,9 @@ pub fn compare(
                     .collect()
             }),
         };
+        if let Some(stage) = vmaf_stage.as_mut() {
+            stage.push(&pairs, pool.as_ref())?;
+        }
         drop(pairs);
         for values in computed {
             results.push(values?);
@@ -541,7 +581,11 @@ pub fn compare(
             reason: "no frames to compare".into(),
         });
     }
-    Comparison::from_frames(&results, &format)
+    let mut comparison = Comparison::from_frames(&results, &format)?;
+    if let Some(stage) = vmaf_stage {
+        stage.finish(&mut comparison)?;
+    }
+    Ok(comparison)
 }
 
 /// Reads up to `batch_len` frame pairs into `batch` (reusing its frames); returns how many.
@@ -635,6 +679,7 @@ impl Comparison {
             frames: frames.len() as u64,
             pooled,
             per_frame,
+            vmaf: None,
         })
     }
 }

@@ -108,3 +108,85 @@ fn vmaf_matches_libvmaf_on_every_fixture_pair() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn comparison_pipeline_carries_vmaf_and_neg() {
+    use codeclab_metrics::compare::{CompareOptions, Metric, Score, compare_files_with_vmaf};
+    use codeclab_metrics::vmaf::VmafOptions;
+    let pairs = support::fixture_pairs();
+    let pair = pairs
+        .iter()
+        .find(|p| p.name == "bikes60__x264_crf32.mp4")
+        .expect("the x264 CRF 32 pair is in the manifest");
+    let vmaf = VmafOptions {
+        neg: true,
+        features: true,
+        ..VmafOptions::default()
+    };
+    let mut results = Vec::new();
+    for threads in [1, 2] {
+        let options = CompareOptions {
+            metrics: Some(vec![Metric::Psnr]),
+            threads,
+        };
+        let c = compare_files_with_vmaf(&pair.reference, &pair.distorted, &options, &vmaf, &|_| {})
+            .expect("the pair compares");
+        results.push(c);
+    }
+    assert_eq!(results[0], results[1], "one thread and two threads differ");
+    let c = &results[0];
+    for (score, key) in [(Score::Vmaf, "vmaf"), (Score::VmafNeg, "vmaf_neg")] {
+        let expected = pair.number("pooled_mean", key).expect("pooled score");
+        assert!((c.pooled[&score] - expected).abs() < 0.05, "{key}");
+        let frames = pair.per_frame(key).expect("per-frame scores");
+        let (diff, frame) = max_diff(&c.per_frame[&score], &frames);
+        assert!(diff < 0.1, "{key} off by {diff} at frame {frame}");
+    }
+    let report = c.vmaf.as_ref().expect("the VMAF report is attached");
+    let adm2 = pair.per_frame("integer_adm2").expect("adm2");
+    assert!(max_diff(series(report, "integer_adm2"), &adm2).0 < 5e-4);
+    assert!(c.per_frame.contains_key(&Score::PsnrY));
+}
+
+#[test]
+fn sizes_libvmaf_refuses_are_refused_with_a_message() {
+    use codeclab_metrics::compare::{
+        CompareError, CompareOptions, MemorySource, compare_with_vmaf,
+    };
+    use codeclab_metrics::vmaf::{VmafError, VmafOptions};
+    use codeclab_video::{AnyFrame, ChromaSampling, Rational, VideoFormat};
+    for (width, height) in [(32, 64), (64, 32), (16, 16)] {
+        let format = VideoFormat {
+            width,
+            height,
+            bit_depth: 8,
+            chroma: ChromaSampling::Cs420,
+            fps: Rational::new(25, 1),
+            aspect: Rational::new(1, 1),
+        };
+        let frames = vec![AnyFrame::new_grey(&format); 2];
+        let mut r = MemorySource::new("reference", format, &frames);
+        let mut d = MemorySource::new("distorted", format, &frames);
+        let options = CompareOptions {
+            metrics: Some(vec![]),
+            threads: 1,
+        };
+        let err = compare_with_vmaf(
+            &mut r,
+            &mut d,
+            &options,
+            Some(&VmafOptions::default()),
+            &|_| {},
+        )
+        .expect_err("libvmaf refuses this size");
+        assert!(
+            matches!(
+                err,
+                CompareError::Vmaf(VmafError::UnsupportedSize { width: w, height: h })
+                    if (w, h) == (width, height)
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("greater than 32"), "{err}");
+    }
+}

@@ -3,8 +3,13 @@
 use clap::Subcommand;
 
 #[derive(Subcommand)]
-pub enum BenchCommand {}
+pub enum BenchCommand {
+    /// Procedural generator speed per pattern, and Y4M write and read speed.
+    Video(super::corpus::BenchVideoArgs),
+}
 
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
-    match command {}
+    match command {
+        BenchCommand::Video(args) => super::corpus::bench(args),
+    }
 }

@@ -2,3 +2,4 @@
 
 pub mod bdrate;
 pub mod bench;
+pub mod corpus;

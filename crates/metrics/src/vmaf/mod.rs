@@ -9,14 +9,16 @@
 mod adm;
 mod model;
 mod motion;
+pub(crate) mod stage;
 mod vif;
 
 use codeclab_video::{AnyFrame, Pixel, Plane, VideoFormat};
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use adm::AdmScores;
 pub use model::{DEFAULT_GAIN_LIMIT, ModelFeature, ScoreTransform, VmafModel};
+pub use stage::VmafOptions;
 
 /// Why VMAF could not be computed.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +95,8 @@ pub struct FeatureExtractor {
     adm_limits: Vec<f64>,
     vif_limits: Vec<f64>,
     implementation: Implementation,
+    /// Whether ADM, VIF and motion of a frame may run on separate threads (rayon).
+    parallel: bool,
 }
 
 fn push_unique(list: &mut Vec<f64>, value: f64) {
@@ -119,7 +123,15 @@ impl FeatureExtractor {
             adm_limits,
             vif_limits,
             implementation: Implementation::Fast,
+            parallel: true,
         })
+    }
+
+    /// Whether a frame's features may run side by side on rayon threads (the default); off, all
+    /// the work stays on the calling thread.
+    pub fn with_parallelism(mut self, parallel: bool) -> Self {
+        self.parallel = parallel;
+        self
     }
 
     /// Selects the implementation (the reference one is slow; it exists for verification).
@@ -189,19 +201,18 @@ impl FeatureExtractor {
     fn extract_luma(&self, r: &Luma, d: &Luma, previous: Option<&Luma>) -> FrameFeatures {
         let (w, h) = (self.format.width, self.format.height);
         let bits = u32::from(self.format.bit_depth);
-        let ((adm, vif), motion) = rayon::join(
-            || {
-                rayon::join(
-                    || adm::adm(&r.samples, &d.samples, w, h, bits, &self.adm_limits),
-                    || self.vif(r, d),
-                )
-            },
-            || {
-                previous.map_or(0.0, |p| {
-                    motion::score(motion::sad(&p.samples, &r.samples, w, h, bits), w, h)
-                })
-            },
-        );
+        let adm = || adm::adm(&r.samples, &d.samples, w, h, bits, &self.adm_limits);
+        let vif = || self.vif(r, d);
+        let motion = || {
+            previous.map_or(0.0, |p| {
+                motion::score(motion::sad(&p.samples, &r.samples, w, h, bits), w, h)
+            })
+        };
+        let ((adm, vif), motion) = if self.parallel {
+            rayon::join(|| rayon::join(adm, vif), motion)
+        } else {
+            ((adm(), vif()), motion())
+        };
         FrameFeatures {
             motion,
             adm: self.adm_limits.iter().copied().zip(adm).collect(),
@@ -239,7 +250,7 @@ pub fn check_format(format: &VideoFormat) -> Result<(), VmafError> {
 }
 
 /// Mean, harmonic mean, minimum and maximum of per-frame values (libvmaf's pooling).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Pooled {
     pub mean: f64,
     pub harmonic_mean: f64,
@@ -268,7 +279,7 @@ impl Pooled {
 }
 
 /// One model's scores.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelScores {
     pub model: String,
     pub per_frame: Vec<f64>,
@@ -276,7 +287,7 @@ pub struct ModelScores {
 }
 
 /// A named feature series, under libvmaf's name (`integer_adm2`, `integer_vif_scale0_egl_1`, …).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FeatureSeries {
     pub name: String,
     pub per_frame: Vec<f64>,
@@ -284,7 +295,7 @@ pub struct FeatureSeries {
 }
 
 /// Everything VMAF measured on a clip.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VmafReport {
     pub frames: u64,
     pub models: Vec<ModelScores>,
