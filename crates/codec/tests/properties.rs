@@ -1,0 +1,87 @@
+//! Property tests: random sizes and random valid genomes round-trip bit-exactly.
+
+mod common;
+
+use codeclab_codec::{Genome, RateMode};
+use common::{format, round_trip, synthetic_clip};
+use proptest::prelude::*;
+
+fn genome_strategy() -> impl Strategy<Value = Genome> {
+    (
+        (
+            1u32..4,
+            1u8..=4,
+            3u8..=5,
+            3u8..=6,
+            any::<bool>(),
+            1u8..=4,
+            1u8..=5,
+        ),
+        (
+            1u16..=16,
+            0u8..=2,
+            0.5f64..2.0,
+            0.0f64..0.5,
+            0.0f64..0.5,
+            any::<bool>(),
+        ),
+        (
+            -6i8..=6,
+            any::<bool>(),
+            -6i8..=6,
+            -6i8..=6,
+            any::<bool>(),
+            any::<bool>(),
+            0i8..=3,
+        ),
+    )
+        .prop_map(|(a, b, c)| {
+            let (keyint, reference_frames, min_block, max_block, intra_angular, intra_rdo, merge) =
+                a;
+            let (me_range, subpel, lambda_scale, dz_intra, dz_inter, rdoq) = b;
+            let (chroma_qp_offset, deblock, beta, tc, early_skip, skip_stops_split, p_offset) = c;
+            Genome {
+                keyint,
+                reference_frames,
+                min_block_log2: min_block.min(max_block),
+                max_block_log2: max_block.max(min_block),
+                intra_angular,
+                intra_rdo_candidates: intra_rdo,
+                merge_candidates: merge,
+                me_range,
+                subpel_precision: subpel,
+                lambda_scale,
+                deadzone_intra: dz_intra,
+                deadzone_inter: dz_inter,
+                rdoq,
+                chroma_qp_offset,
+                deblock,
+                deblock_beta_offset: beta,
+                deblock_tc_offset: tc,
+                early_skip,
+                skip_stops_split,
+                p_frame_qp_offset: p_offset,
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn decoder_matches_encoder(
+        width in 1usize..90,
+        height in 1usize..70,
+        frames in 1usize..4,
+        qp in 0u8..=51,
+        seed in any::<u32>(),
+        genome in genome_strategy(),
+    ) {
+        prop_assert!(genome.validate().is_ok());
+        let format = format(width, height);
+        let clip = synthetic_clip(&format, frames, seed);
+        let (_, recons, decoded) = round_trip(format, &clip, genome, RateMode::ConstantQp(qp));
+        prop_assert_eq!(decoded.len(), frames);
+        prop_assert!(recons == decoded);
+    }
+}

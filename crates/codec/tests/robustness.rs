@@ -1,0 +1,80 @@
+//! Corrupt streams: truncated or bit-flipped streams give errors, never panics or hangs.
+
+mod common;
+
+use codeclab_codec::{CodecError, Decoder, DecoderLimits, Genome, RateMode};
+use common::{format, round_trip, synthetic_clip};
+
+fn stream() -> Vec<u8> {
+    let format = format(40, 24);
+    let clip = synthetic_clip(&format, 3, 7);
+    round_trip(format, &clip, Genome::default(), RateMode::ConstantQp(30)).0
+}
+
+fn decode_all(bytes: &[u8]) -> Result<usize, CodecError> {
+    let mut decoder = Decoder::with_limits(bytes, DecoderLimits::default())?;
+    let mut frames = 0;
+    while decoder.next_frame()?.is_some() {
+        frames += 1;
+    }
+    Ok(frames)
+}
+
+#[test]
+fn intact_stream_decodes() {
+    assert_eq!(decode_all(&stream()).unwrap(), 3);
+}
+
+#[test]
+fn every_truncation_is_an_error() {
+    let bytes = stream();
+    for len in 0..bytes.len() {
+        assert!(
+            decode_all(&bytes[..len]).is_err(),
+            "truncated to {len} bytes decoded"
+        );
+    }
+}
+
+#[test]
+fn every_single_bit_flip_is_an_error() {
+    let bytes = stream();
+    for bit in 0..bytes.len() * 8 {
+        let mut flipped = bytes.clone();
+        flipped[bit / 8] ^= 1 << (bit % 8);
+        assert!(
+            decode_all(&flipped).is_err(),
+            "bit {bit} flipped decoded cleanly"
+        );
+    }
+}
+
+#[test]
+fn garbage_after_a_valid_header_is_an_error() {
+    let bytes = stream();
+    let header_len = 39;
+    let mut state = 99u32;
+    for trial in 0..200 {
+        let mut garbage = bytes[..header_len].to_vec();
+        let len = 1 + trial * 7 % 300;
+        garbage.push(len as u8 & 0x7F);
+        for _ in 0..len {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            garbage.push(state as u8);
+        }
+        assert!(decode_all(&garbage).is_err(), "trial {trial}");
+    }
+}
+
+#[test]
+fn oversized_geometry_is_refused_before_allocation() {
+    let mut bytes = stream();
+    // Width field (little endian at offset 5) set to 100000.
+    bytes[5..9].copy_from_slice(&100_000u32.to_le_bytes());
+    assert!(matches!(
+        decode_all(&bytes),
+        Err(CodecError::LimitExceeded(_))
+    ));
+}
