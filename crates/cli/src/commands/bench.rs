@@ -4,12 +4,15 @@ use clap::Subcommand;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// VMAF v0.6.1 speed (fps), beside libvmaf's `vmaf` command at the same thread count when on PATH.
+    Vmaf(super::bench_vmaf::BenchVmafArgs),
     /// Procedural generator speed per pattern, and Y4M write and read speed.
     Video(super::corpus::BenchVideoArgs),
 }
 
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
+        BenchCommand::Vmaf(args) => super::bench_vmaf::run(args),
         BenchCommand::Video(args) => super::corpus::bench(args),
     }
 }

@@ -2,4 +2,5 @@
 
 pub mod bdrate;
 pub mod bench;
+pub mod bench_vmaf;
 pub mod corpus;

@@ -41,6 +41,10 @@ pub enum VmafError {
     UnknownModel(String),
     #[error("VMAF model `{name}`: {why}")]
     BadModel { name: String, why: String },
+    #[error("cannot start {threads} worker threads: {why}")]
+    Threads { threads: usize, why: String },
+    #[error("the reference has {reference} frames and the distorted clip {distorted}")]
+    FrameCount { reference: usize, distorted: usize },
     #[error("cannot read VMAF model {path}: {source}")]
     ModelIo {
         path: std::path::PathBuf,
@@ -335,6 +339,23 @@ impl Vmaf {
         self.push_batch(&[(reference, distorted)])
     }
 
+    /// Adds the next frame pair, computed on this thread.
+    fn push_sequential(
+        &mut self,
+        reference: &AnyFrame,
+        distorted: &AnyFrame,
+    ) -> Result<(), VmafError> {
+        let index = self.features.len() as u64;
+        let r = self.extractor.luma(reference, index, "reference")?;
+        let d = self.extractor.luma(distorted, index, "distorted")?;
+        let features = self
+            .extractor
+            .extract_luma(&r, &d, self.previous_reference.as_ref());
+        self.features.push(features);
+        self.previous_reference = Some(r);
+        Ok(())
+    }
+
     /// Adds the next frame pairs, computed in parallel (the caller bounds the batch, and with it
     /// the memory).
     pub fn push_batch(&mut self, pairs: &[(&AnyFrame, &AnyFrame)]) -> Result<(), VmafError> {
@@ -371,6 +392,48 @@ impl Vmaf {
     pub fn finish(self) -> VmafReport {
         report(&self.features, &self.models)
     }
+}
+
+/// Scores in-memory frame pairs on `threads` worker threads (1: everything on this thread),
+/// in batches of two frames per thread.
+pub fn score_frames(
+    format: &VideoFormat,
+    models: Vec<VmafModel>,
+    reference: &[AnyFrame],
+    distorted: &[AnyFrame],
+    threads: usize,
+) -> Result<VmafReport, VmafError> {
+    if reference.len() != distorted.len() {
+        return Err(VmafError::FrameCount {
+            reference: reference.len(),
+            distorted: distorted.len(),
+        });
+    }
+    let mut vmaf = Vmaf::new(format, models)?;
+    if threads <= 1 {
+        vmaf.extractor = vmaf.extractor.with_parallelism(false);
+        for (r, d) in reference.iter().zip(distorted) {
+            vmaf.push_sequential(r, d)?;
+        }
+        return Ok(vmaf.finish());
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| VmafError::Threads {
+            threads,
+            why: e.to_string(),
+        })?;
+    pool.install(|| {
+        for (r, d) in reference
+            .chunks(2 * threads)
+            .zip(distorted.chunks(2 * threads))
+        {
+            let pairs: Vec<(&AnyFrame, &AnyFrame)> = r.iter().zip(d).collect();
+            vmaf.push_batch(&pairs)?;
+        }
+        Ok(vmaf.finish())
+    })
 }
 
 /// Scores and feature series from per-frame features (in frame order).
