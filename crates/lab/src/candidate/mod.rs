@@ -1,0 +1,85 @@
+//! Code candidates: SEARCH/REPLACE edits confined to the codec's evolvable blocks, the static
+//! policy on the patched source, and the offline, time-limited build. Every way a candidate can be
+//! refused is a [`Rejection`] whose text goes back to the planner.
+
+mod build;
+mod edit;
+mod policy;
+mod tree;
+
+pub use build::{
+    BuildConfig, BuildFailure, WorkspaceError, build, materialize_codec_workspace, trim_diagnostics,
+};
+pub use edit::{Edit, EditFailure, EditRejection, Location, apply};
+pub use policy::{Policy, PolicyRejection, Rule, Violation, check};
+pub use tree::{BLOCK_END, BLOCK_START, Block, SourceTree, TreeError};
+
+use crate::llm::ProposalRejection;
+use crate::sandbox::Outcome;
+use serde::{Deserialize, Serialize};
+
+/// Why a proposal did not become a measured candidate, in a form the loop stores and feeds back
+/// to the planner in its next prompt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum Rejection {
+    #[error("the reply was rejected: {0}")]
+    Reply(ProposalRejection),
+    #[error("the edits were rejected: {0}")]
+    Edit(EditRejection),
+    #[error("{0}")]
+    Policy(PolicyRejection),
+    #[error("{0}")]
+    Build(BuildFailure),
+    #[error("the candidate binary {outcome}; its last output:\n{stderr_tail}")]
+    Run {
+        outcome: Outcome,
+        stderr_tail: String,
+    },
+}
+
+impl From<ProposalRejection> for Rejection {
+    fn from(rejection: ProposalRejection) -> Self {
+        Rejection::Reply(rejection)
+    }
+}
+
+impl From<EditRejection> for Rejection {
+    fn from(rejection: EditRejection) -> Self {
+        Rejection::Edit(rejection)
+    }
+}
+
+impl From<PolicyRejection> for Rejection {
+    fn from(rejection: PolicyRejection) -> Self {
+        Rejection::Policy(rejection)
+    }
+}
+
+impl From<BuildFailure> for Rejection {
+    fn from(failure: BuildFailure) -> Self {
+        Rejection::Build(failure)
+    }
+}
+
+/// Applies the edits to `original` and checks the result against the policy: the patched source,
+/// ready to build, or the first reason it cannot be.
+pub fn prepare(
+    original: &SourceTree,
+    edits: &[Edit],
+    policy: &Policy,
+) -> Result<SourceTree, Rejection> {
+    let patched = apply(original, edits)?;
+    check(original, &patched, policy)?;
+    Ok(patched)
+}
+
+/// The last `max_bytes` of a program's stderr, cut on a character boundary, for feedback.
+pub fn output_tail(stderr: &[u8], max_bytes: usize) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let start = text.len().saturating_sub(max_bytes);
+    let start = (start..text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(text.len());
+    text[start..].to_owned()
+}

@@ -1,0 +1,166 @@
+//! The whole path of a code candidate: edits → policy → offline build → sandboxed run, on a
+//! miniature of the codec crate. Compile errors and runaway candidates become rejections the
+//! planner can read; a good candidate produces its output.
+
+use codeclab_lab::candidate::{
+    BuildConfig, BuildFailure, Edit, Policy, Rejection, SourceTree, build, output_tail, prepare,
+};
+use codeclab_lab::sandbox::{Limits, Outcome, RunRequest, run};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+const FIXTURE: &str = "tests/fixtures/candidates/codec_like";
+
+/// Candidates share one project directory and one target dir, as the lab's cached workspace
+/// does; the lock keeps parallel tests from building over each other's sources.
+static WORKSPACE: Mutex<()> = Mutex::new(());
+
+fn cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("candidate-pipeline")
+}
+
+fn original() -> SourceTree {
+    SourceTree::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE)).unwrap()
+}
+
+/// Runs one candidate through every stage; Ok is the binary's stdout.
+fn evaluate(edits: &[Edit], input: &[u8], limits: Limits) -> Result<Vec<u8>, Rejection> {
+    let original = original();
+    let patched = prepare(&original, edits, &Policy::default())?;
+    let _guard = WORKSPACE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let project = cache().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(FIXTURE)
+            .join("Cargo.toml"),
+        project.join("Cargo.toml"),
+    )
+    .unwrap();
+    patched.write(&project).unwrap();
+    let config = BuildConfig {
+        time_limit: Duration::from_secs(300),
+        ..BuildConfig::new(cache().join("target"))
+    };
+    let binary = build(&project, "codec-like", &config)?;
+    let report = run(&RunRequest {
+        program: binary,
+        args: Vec::new(),
+        stdin: input.to_vec(),
+        limits,
+    })
+    .unwrap();
+    match report.outcome {
+        Outcome::Ok => Ok(report.stdout),
+        outcome => Err(Rejection::Run {
+            outcome,
+            stderr_tail: output_tail(&report.stderr, 2000),
+        }),
+    }
+}
+
+fn edit(block: &str, search: &str, replace: &str) -> Edit {
+    Edit {
+        block: block.into(),
+        search: search.into(),
+        replace: replace.into(),
+    }
+}
+
+fn limits() -> Limits {
+    Limits {
+        wall_clock: Duration::from_secs(10),
+        cpu_seconds: 10,
+        address_space_bytes: 1 << 30,
+        ..Limits::default()
+    }
+}
+
+#[test]
+fn a_good_candidate_is_built_and_run_and_its_change_shows_in_the_output() {
+    let output = evaluate(
+        &[
+            edit("transform", "byte.wrapping_add(1)", "byte ^ 0xff"),
+            edit("weighting", "total * 2", "total + 1"),
+        ],
+        &[0, 1, 2],
+        limits(),
+    )
+    .unwrap_or_else(|rejection| panic!("{rejection}"));
+    let total = 255u64 + 254 + 253 + 1;
+    let mut expected = vec![255, 254, 253];
+    expected.extend_from_slice(&total.to_le_bytes());
+    assert_eq!(output, expected);
+}
+
+#[test]
+fn a_compile_error_comes_back_trimmed_for_the_planner() {
+    let rejection = evaluate(
+        &[edit(
+            "transform",
+            "byte.wrapping_add(1)",
+            "byte.wrapping_add(1u64)",
+        )],
+        &[0],
+        limits(),
+    )
+    .unwrap_err();
+    let Rejection::Build(BuildFailure::Compile { diagnostics }) = &rejection else {
+        panic!("expected a compile failure, got {rejection}");
+    };
+    assert!(diagnostics.starts_with("error"), "{diagnostics}");
+    assert!(diagnostics.contains("src/lib.rs:8"), "{diagnostics}");
+    assert!(!diagnostics.contains("Compiling"), "{diagnostics}");
+}
+
+#[test]
+fn a_candidate_that_loops_forever_passes_the_policy_and_is_killed_at_the_deadline() {
+    let rejection = evaluate(
+        &[edit(
+            "transform",
+            "    byte.wrapping_add(1)\n",
+            "    let mut b = byte;\n    loop {\n        b = std::hint::black_box(b.wrapping_add(1));\n    }\n",
+        )],
+        &[0],
+        Limits {
+            wall_clock: Duration::from_millis(800),
+            ..limits()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        rejection,
+        Rejection::Run {
+            outcome: Outcome::Timeout { limit_ms: 800 },
+            stderr_tail: String::new()
+        }
+    );
+    assert!(rejection.to_string().contains("wall-clock limit of 800 ms"));
+}
+
+#[test]
+fn a_candidate_that_allocates_without_bound_runs_out_of_memory() {
+    let rejection = evaluate(
+        &[edit(
+            "transform",
+            "    byte.wrapping_add(1)\n",
+            "    let big = vec![byte; 64 << 30];\n    big[big.len() - 1]\n",
+        )],
+        &[0],
+        limits(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            rejection,
+            Rejection::Run {
+                outcome: Outcome::OutOfMemory { .. },
+                ..
+            }
+        ),
+        "{rejection}"
+    );
+}

@@ -1,0 +1,233 @@
+//! Runtime containment: purpose-made programs, each trying one forbidden thing, built through the
+//! candidate builder and run through the sandbox. Each must end in a typed, readable outcome.
+
+use codeclab_lab::candidate::{BuildConfig, build};
+use codeclab_lab::sandbox::{Limits, Outcome, RunReport, RunRequest, Stream, run};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const PROBES: &str = "tests/fixtures/candidates/probes";
+const PROBE_NAMES: &[&str] = &[
+    "echo",
+    "open_file",
+    "open_socket",
+    "spawn_process",
+    "read_env",
+    "loop_forever",
+    "allocate_64g",
+    "flood_stdout",
+    "fork_bomb",
+    "sleep_forever",
+];
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+/// Every probe, built once per test run into a cache under the target dir.
+fn probes() -> &'static Vec<(String, PathBuf)> {
+    static BUILT: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandbox-probes");
+        // Built from a copy, so that cargo leaves no lock file in the source tree.
+        let project = cache.join("project");
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join(PROBES),
+            &project,
+        );
+        let config = BuildConfig::new(cache.join("target"));
+        PROBE_NAMES
+            .iter()
+            .map(|name| {
+                let binary = build(&project, name, &config)
+                    .unwrap_or_else(|failure| panic!("building probe {name}: {failure}"));
+                (name.to_string(), binary)
+            })
+            .collect()
+    })
+}
+
+fn probe(name: &str) -> PathBuf {
+    probes()
+        .iter()
+        .find(|(probe, _)| probe == name)
+        .map(|(_, path)| path.clone())
+        .unwrap()
+}
+
+fn limits() -> Limits {
+    Limits {
+        wall_clock: Duration::from_secs(20),
+        cpu_seconds: 20,
+        address_space_bytes: 1 << 30,
+        stdout_cap_bytes: 1 << 20,
+        ..Limits::default()
+    }
+}
+
+fn run_probe(name: &str, stdin: &[u8], limits: Limits) -> RunReport {
+    run(&RunRequest {
+        program: probe(name),
+        args: vec!["--flag".into(), "value".into()],
+        stdin: stdin.to_vec(),
+        limits,
+    })
+    .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn a_well_behaved_program_reads_stdin_and_arguments_and_writes_its_output() {
+    let input: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let report = run_probe("echo", &input, limits());
+    assert_eq!(
+        report.outcome,
+        Outcome::Ok,
+        "stderr: {}",
+        text(&report.stderr)
+    );
+    assert_eq!(report.stdout, input);
+    assert_eq!(text(&report.stderr).trim(), "args: --flag value");
+}
+
+#[test]
+fn opening_a_file_is_refused() {
+    let report = run_probe("open_file", b"", limits());
+    assert_eq!(report.outcome, Outcome::Failed { code: 3 });
+    assert!(report.stdout.is_empty());
+    assert!(
+        text(&report.stderr).contains("Permission denied"),
+        "{}",
+        text(&report.stderr)
+    );
+}
+
+#[test]
+fn opening_a_socket_kills_the_program() {
+    let report = run_probe("open_socket", b"", limits());
+    assert_eq!(report.outcome, Outcome::ForbiddenSyscall);
+    assert!(report.stdout.is_empty(), "{}", text(&report.stdout));
+    assert!(report.outcome.to_string().contains("allowlist"));
+}
+
+#[test]
+fn spawning_a_process_kills_the_program() {
+    let report = run_probe("spawn_process", b"", limits());
+    assert_eq!(report.outcome, Outcome::ForbiddenSyscall);
+    assert!(report.stdout.is_empty(), "{}", text(&report.stdout));
+}
+
+#[test]
+fn a_fork_bomb_is_stopped_at_its_first_fork() {
+    let report = run_probe("fork_bomb", b"", limits());
+    assert_eq!(report.outcome, Outcome::ForbiddenSyscall);
+}
+
+#[test]
+fn the_environment_is_empty() {
+    let report = run_probe("read_env", b"", limits());
+    assert_eq!(report.outcome, Outcome::Ok);
+    assert_eq!(text(&report.stdout).trim(), "0 variables:");
+}
+
+#[test]
+fn an_endless_loop_is_killed_at_the_wall_clock_limit() {
+    let report = run_probe(
+        "loop_forever",
+        b"",
+        Limits {
+            wall_clock: Duration::from_millis(500),
+            ..limits()
+        },
+    );
+    assert_eq!(report.outcome, Outcome::Timeout { limit_ms: 500 });
+    assert!(report.outcome.to_string().contains("wall-clock"));
+}
+
+#[test]
+fn an_endless_loop_is_stopped_by_the_cpu_limit() {
+    let report = run_probe(
+        "loop_forever",
+        b"",
+        Limits {
+            cpu_seconds: 1,
+            ..limits()
+        },
+    );
+    assert_eq!(report.outcome, Outcome::CpuLimit { limit_seconds: 1 });
+}
+
+#[test]
+fn a_sleeping_program_is_killed_at_the_wall_clock_limit() {
+    let report = run_probe(
+        "sleep_forever",
+        b"",
+        Limits {
+            wall_clock: Duration::from_millis(300),
+            ..limits()
+        },
+    );
+    assert_eq!(report.outcome, Outcome::Timeout { limit_ms: 300 });
+}
+
+#[test]
+fn allocating_64_gib_runs_out_of_memory() {
+    let report = run_probe("allocate_64g", b"", limits());
+    assert_eq!(
+        report.outcome,
+        Outcome::OutOfMemory {
+            limit_bytes: 1 << 30
+        },
+        "stderr: {}",
+        text(&report.stderr)
+    );
+    assert!(report.stdout.is_empty());
+}
+
+#[test]
+fn flooding_stdout_is_cut_at_the_cap() {
+    let report = run_probe("flood_stdout", b"", limits());
+    assert_eq!(
+        report.outcome,
+        Outcome::OutputCap {
+            stream: Stream::Stdout,
+            cap_bytes: 1 << 20
+        }
+    );
+    assert_eq!(report.stdout.len(), 1 << 20);
+}
+
+#[test]
+fn a_relative_program_path_is_an_error_of_the_caller() {
+    let result = run(&RunRequest {
+        program: PathBuf::from("echo"),
+        args: Vec::new(),
+        stdin: Vec::new(),
+        limits: limits(),
+    });
+    assert!(result.is_err());
+}
+
+#[test]
+fn outcomes_serialise_with_their_kind() {
+    let json = serde_json::to_value(Outcome::OutputCap {
+        stream: Stream::Stdout,
+        cap_bytes: 7,
+    })
+    .unwrap();
+    assert_eq!(json["kind"], "output_cap");
+    assert_eq!(json["stream"], "stdout");
+}
