@@ -197,15 +197,20 @@ pub(crate) fn frame_payload<'a>(
     }
 }
 
-/// Reads up to `expected` bytes into `buffer` (cleared first), growing it only as bytes arrive so
-/// that a header promising a huge frame in a tiny file costs no huge allocation; once it has held
-/// a full frame its capacity is reused. Returns the count read, short only at the end of input.
+/// Reads up to `expected` bytes into `buffer` (cleared first). Unless the source is known to hold
+/// them all (`available`), the buffer grows only as bytes arrive, so that a header promising a huge
+/// frame in a tiny file costs no huge allocation; once it has held a full frame its capacity is
+/// reused. Returns the count read, short only at the end of input.
 pub(crate) fn read_frame_bytes<R: Read>(
     reader: &mut R,
     buffer: &mut Vec<u8>,
     expected: usize,
+    available: bool,
 ) -> std::io::Result<usize> {
     buffer.clear();
+    if available {
+        buffer.reserve_exact(expected);
+    }
     reader.take(expected as u64).read_to_end(buffer)
 }
 

@@ -125,13 +125,18 @@ impl<R: Read> Y4mReader<R> {
 
         let expected = self.format.frame_bytes();
         let data_offset = self.offset;
-        let got = samples::read_frame_bytes(&mut self.reader, &mut self.buffer, expected).map_err(
-            |source| VideoError::Read {
-                name: self.name.clone(),
-                offset: data_offset + self.buffer.len() as u64,
-                source,
-            },
-        )?;
+        let got = samples::read_frame_bytes(
+            &mut self.reader,
+            &mut self.buffer,
+            expected,
+            self.source_len
+                .is_some_and(|len| len.saturating_sub(self.offset) >= expected as u64),
+        )
+        .map_err(|source| VideoError::Read {
+            name: self.name.clone(),
+            offset: data_offset + self.buffer.len() as u64,
+            source,
+        })?;
         self.offset += got as u64;
         if got < expected {
             return Err(VideoError::Truncated {

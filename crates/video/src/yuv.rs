@@ -79,13 +79,18 @@ impl<R: Read> YuvReader<R> {
     pub fn read_frame_into(&mut self, frame: &mut AnyFrame) -> Result<bool, VideoError> {
         let expected = self.format.frame_bytes();
         let start = self.offset;
-        let got = samples::read_frame_bytes(&mut self.reader, &mut self.buffer, expected).map_err(
-            |source| VideoError::Read {
-                name: self.name.clone(),
-                offset: start + self.buffer.len() as u64,
-                source,
-            },
-        )?;
+        let got = samples::read_frame_bytes(
+            &mut self.reader,
+            &mut self.buffer,
+            expected,
+            self.source_len
+                .is_some_and(|len| len.saturating_sub(self.offset) >= expected as u64),
+        )
+        .map_err(|source| VideoError::Read {
+            name: self.name.clone(),
+            offset: start + self.buffer.len() as u64,
+            source,
+        })?;
         self.offset += got as u64;
         if got == 0 {
             return Ok(false);
