@@ -27,6 +27,8 @@ enum Command {
     /// Speed benchmarks, side by side with the reference tools when they are installed.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+    /// PSNR, SSIM and MS-SSIM (libvmaf's definitions) of a distorted Y4M clip against its reference.
+    Metrics(commands::metrics::MetricsArgs),
     /// The clip corpus: list, add, import, generate and verify clips.
     Corpus(commands::corpus::CorpusArgs),
 }
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
     let result: anyhow::Result<()> = match cli.command {
         Command::Bdrate(args) => commands::bdrate::run(args),
         Command::Bench(command) => commands::bench::run(command),
+        Command::Metrics(args) => commands::metrics::run(args),
         Command::Corpus(args) => commands::corpus::run(args),
     };
     match result {

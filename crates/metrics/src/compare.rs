@@ -191,7 +191,7 @@ pub enum CompareError {
         distorted: String,
         reason: String,
     },
-    #[error("{reference} and {distorted}: {metric}: {source}")]
+    #[error("{reference} and {distorted}: {metric} does not apply")]
     NotApplicable {
         reference: String,
         distorted: String,
@@ -199,7 +199,7 @@ pub enum CompareError {
         #[source]
         source: MetricError,
     },
-    #[error("frame {frame}: {source}")]
+    #[error("frame {frame}")]
     Metric {
         frame: u64,
         #[source]
@@ -211,7 +211,7 @@ pub enum CompareError {
         frame: u64,
         value: f64,
     },
-    #[error("cannot start {threads} worker threads: {source}")]
+    #[error("cannot start {threads} worker threads")]
     Threads {
         threads: usize,
         #[source]

@@ -12,7 +12,7 @@
 use codeclab_video::AnyFrame;
 
 use crate::error::MetricError;
-use crate::filter::{FloatPlane, LowPass, WINDOW_LEN, decimate};
+use crate::filter::{Decimator, FloatPlane, LowPass, WINDOW_LEN};
 use crate::ssim::{SsimWorkspace, ssim_means};
 
 /// Number of scales.
@@ -57,7 +57,7 @@ pub fn check_size(width: usize, height: usize) -> Result<(), MetricError> {
 pub struct MsSsimScratch {
     /// Reference and distorted planes of each scale.
     levels: Vec<[FloatPlane; 2]>,
-    rows: Vec<f32>,
+    decimator: Decimator,
     workspace: SsimWorkspace,
 }
 
@@ -89,8 +89,8 @@ pub fn float_ms_ssim(
             * means.contrast.powf(f64::from(BETAS[scale]))
             * means.structure.powf(f64::from(GAMMAS[scale]));
         if let Some([next_r, next_d]) = rest.first_mut() {
-            decimate(r, 2, filter, next_r, &mut scratch.rows);
-            decimate(d, 2, filter, next_d, &mut scratch.rows);
+            scratch.decimator.decimate(r, 2, filter, next_r);
+            scratch.decimator.decimate(d, 2, filter, next_d);
         }
     }
     Ok(score)

@@ -12,33 +12,61 @@ use codeclab_video::{AnyFrame, Pixel, Plane};
 
 use crate::error::MetricError;
 
-/// Sum of squared differences between two equally long sample slices of `bit_depth` bits.
-///
-/// Squares are summed in `u32` over chunks short enough that the sum cannot overflow (so the
-/// compiler can vectorise the inner loop), and the chunk sums in `u64`.
-pub fn sum_squared_error<T: Pixel>(reference: &[T], distorted: &[T], bit_depth: u8) -> u64 {
-    let peak = (1u64 << bit_depth.min(16)) - 1;
-    let chunk_len =
-        usize::try_from((u64::from(u32::MAX) / (peak * peak).max(1)).max(1)).unwrap_or(usize::MAX);
-    reference
-        .chunks(chunk_len)
-        .zip(distorted.chunks(chunk_len))
-        .map(|(r, d)| {
-            let chunk: u32 = r
-                .iter()
-                .zip(d)
-                .map(|(&a, &b)| {
-                    let e = a.to_u32().abs_diff(b.to_u32());
-                    e * e
-                })
-                .sum();
+/// Sample types with a sum-of-squared-errors kernel.
+pub trait ErrorSample: Pixel {
+    /// Sum of squared differences between two equally long slices of `bit_depth`-bit samples.
+    fn sum_squared_error(reference: &[Self], distorted: &[Self], bit_depth: u8) -> u64;
+}
+
+/// Sums `square(a, b)` over chunks of `chunk_len` pairs in `u32` (the caller picks `chunk_len` so
+/// that a chunk cannot overflow; a narrow accumulator lets the compiler vectorise), and the chunk
+/// sums in `u64`.
+#[inline(always)]
+fn chunked_sum<T: Copy>(a: &[T], b: &[T], chunk_len: usize, square: impl Fn(T, T) -> u32) -> u64 {
+    a.chunks(chunk_len)
+        .zip(b.chunks(chunk_len))
+        .map(|(x, y)| {
+            let chunk: u32 = x.iter().zip(y).map(|(&p, &q)| square(p, q)).sum();
             u64::from(chunk)
         })
         .sum()
 }
 
+impl ErrorSample for u8 {
+    fn sum_squared_error(reference: &[u8], distorted: &[u8], _bit_depth: u8) -> u64 {
+        // 255² fits `u16`, so the square is a 16-bit multiply; 66051 squares fit `u32`.
+        chunked_sum(reference, distorted, 1 << 16, |p, q| {
+            let e = u16::from(p.abs_diff(q));
+            u32::from(e * e)
+        })
+    }
+}
+
+impl ErrorSample for u16 {
+    fn sum_squared_error(reference: &[u16], distorted: &[u16], bit_depth: u8) -> u64 {
+        if bit_depth <= 15 {
+            // Differences of 15-bit samples fit `i16`: a 16-bit multiply-add.
+            let peak = (1u64 << bit_depth) - 1;
+            let chunk_len = (u64::from(u32::MAX) / (peak * peak).max(1)).max(1) as usize;
+            chunked_sum(reference, distorted, chunk_len, |p, q| {
+                let e = i32::from((p as i16).wrapping_sub(q as i16));
+                (e * e) as u32
+            })
+        } else {
+            reference
+                .iter()
+                .zip(distorted)
+                .map(|(&p, &q)| {
+                    let e = u64::from(p.abs_diff(q));
+                    e * e
+                })
+                .sum()
+        }
+    }
+}
+
 /// Mean squared error of two planes of the same size.
-pub fn plane_mse<T: Pixel>(
+pub fn plane_mse<T: ErrorSample>(
     plane: usize,
     reference: &Plane<T>,
     distorted: &Plane<T>,
@@ -57,7 +85,7 @@ pub fn plane_mse<T: Pixel>(
     if samples == 0 {
         return Ok(0.0);
     }
-    let sse = sum_squared_error(reference.data(), distorted.data(), bit_depth);
+    let sse = T::sum_squared_error(reference.data(), distorted.data(), bit_depth);
     Ok(sse as f64 / samples as f64)
 }
 
@@ -67,7 +95,7 @@ pub fn frame_mse(
     distorted: &AnyFrame,
     bit_depth: u8,
 ) -> Result<Vec<f64>, MetricError> {
-    fn planes<T: Pixel>(
+    fn planes<T: ErrorSample>(
         r: &[Plane<T>],
         d: &[Plane<T>],
         bit_depth: u8,
@@ -127,17 +155,35 @@ mod tests {
     fn sse_counts_every_sample() {
         let a = [0u8, 10, 255, 7];
         let b = [3u8, 10, 0, 9];
-        assert_eq!(sum_squared_error(&a, &b, 8), 9 + 255 * 255 + 4);
+        assert_eq!(u8::sum_squared_error(&a, &b, 8), 9 + 255 * 255 + 4);
     }
 
     #[test]
     fn sse_does_not_overflow_at_full_swing() {
         let a = vec![0u16; 70_000];
         let b = vec![65_535u16; 70_000];
-        assert_eq!(sum_squared_error(&a, &b, 16), 70_000 * 65_535u64 * 65_535);
+        assert_eq!(
+            u16::sum_squared_error(&a, &b, 16),
+            70_000 * 65_535u64 * 65_535
+        );
         let a = vec![0u8; 200_000];
         let b = vec![255u8; 200_000];
-        assert_eq!(sum_squared_error(&a, &b, 8), 200_000 * 255 * 255);
+        assert_eq!(u8::sum_squared_error(&a, &b, 8), 200_000 * 255 * 255);
+    }
+
+    #[test]
+    fn deep_sse_handles_both_signs_and_the_chunk_limit() {
+        let a: Vec<u16> = (0..9000)
+            .map(|i| if i % 2 == 0 { 0 } else { 1023 })
+            .collect();
+        let b: Vec<u16> = (0..9000)
+            .map(|i| if i % 2 == 0 { 1023 } else { 0 })
+            .collect();
+        assert_eq!(u16::sum_squared_error(&a, &b, 10), 9000 * 1023 * 1023);
+        let a = vec![32_767u16; 10];
+        let b = vec![0u16; 10];
+        assert_eq!(u16::sum_squared_error(&a, &b, 15), 10 * 32_767 * 32_767);
+        assert_eq!(u16::sum_squared_error(&b, &a, 15), 10 * 32_767 * 32_767);
     }
 
     #[test]

@@ -14,7 +14,7 @@
 use codeclab_video::AnyFrame;
 
 use crate::error::MetricError;
-use crate::filter::{FloatPlane, LowPass, WINDOW_LEN, decimate, gaussian_window};
+use crate::filter::{Decimator, FloatPlane, LowPass, WINDOW_LEN, gaussian_window};
 
 const K1: f32 = 0.01;
 const K2: f32 = 0.03;
@@ -242,7 +242,7 @@ pub struct SsimScratch {
     distorted: FloatPlane,
     small_reference: FloatPlane,
     small_distorted: FloatPlane,
-    rows: Vec<f32>,
+    decimator: Decimator,
     workspace: SsimWorkspace,
 }
 
@@ -271,19 +271,17 @@ pub fn float_ssim(
         taps: &taps,
         first: -((scale / 2) as isize),
     };
-    decimate(
+    scratch.decimator.decimate(
         &scratch.reference,
         scale,
         filter,
         &mut scratch.small_reference,
-        &mut scratch.rows,
     );
-    decimate(
+    scratch.decimator.decimate(
         &scratch.distorted,
         scale,
         filter,
         &mut scratch.small_distorted,
-        &mut scratch.rows,
     );
     Ok(ssim_means(
         "SSIM",

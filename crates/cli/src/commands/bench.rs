@@ -4,6 +4,8 @@ use clap::Subcommand;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// PSNR, SSIM and MS-SSIM speed, one thread, beside ffmpeg's psnr/ssim filters and libvmaf.
+    Metrics(super::metrics::BenchMetricsArgs),
     /// VMAF v0.6.1 speed (fps), beside libvmaf's `vmaf` command at the same thread count when on PATH.
     Vmaf(super::bench_vmaf::BenchVmafArgs),
     /// Procedural generator speed per pattern, and Y4M write and read speed.
@@ -12,6 +14,7 @@ pub enum BenchCommand {
 
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
+        BenchCommand::Metrics(args) => super::metrics::bench(args),
         BenchCommand::Vmaf(args) => super::bench_vmaf::run(args),
         BenchCommand::Video(args) => super::corpus::bench(args),
     }

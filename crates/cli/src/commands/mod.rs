@@ -2,5 +2,6 @@
 
 pub mod bdrate;
 pub mod bench;
+pub mod metrics;
 pub mod bench_vmaf;
 pub mod corpus;

@@ -1,0 +1,449 @@
+//! `codeclab metrics REF DIST`: PSNR, SSIM and MS-SSIM of a distorted clip against its reference,
+//! and `codeclab bench metrics`: their speed beside ffmpeg's and libvmaf's on the same pair.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use codeclab_metrics::compare::{CompareOptions, Comparison, MemorySource, Metric, Score};
+use codeclab_video::ffmpeg::{DecodeRequest, decode_to_y4m};
+use codeclab_video::{AnyFrame, VideoFormat, Y4mReader, Y4mWriter};
+
+#[derive(Args)]
+pub struct MetricsArgs {
+    /// The reference clip (Y4M).
+    reference: PathBuf,
+    /// The distorted clip (Y4M): same size, bit depth, chroma sampling and frame count.
+    distorted: PathBuf,
+    /// Print one JSON object: {"frames", "pooled": {key: value}, "per_frame": {key: [values]}}.
+    #[arg(long)]
+    json: bool,
+    /// Also print the per-frame values in the table (the JSON always carries them).
+    #[arg(long)]
+    per_frame: bool,
+    /// Worker threads: 1 computes on one thread, 0 uses every core.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Comma-separated metrics among psnr, ssim, ms_ssim [default: all that apply to the size].
+    #[arg(long, value_delimiter = ',')]
+    metrics: Option<Vec<Metric>>,
+}
+
+pub fn run(args: MetricsArgs) -> anyhow::Result<()> {
+    let hint = Y4mReader::open(&args.reference)
+        .ok()
+        .and_then(|r| r.frame_count_hint());
+    let bar = crate::progress::bar(hint, "frames");
+    let options = CompareOptions {
+        metrics: args.metrics,
+        threads: args.threads,
+    };
+    let comparison =
+        codeclab_metrics::compare_files(&args.reference, &args.distorted, &options, &|done| {
+            bar.set_position(done)
+        })?;
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&comparison)?);
+    } else {
+        print_table(&comparison, args.per_frame);
+    }
+    Ok(())
+}
+
+fn print_table(comparison: &Comparison, per_frame: bool) {
+    println!("frames: {}", comparison.frames);
+    for (score, value) in &comparison.pooled {
+        println!("{:>16}  {}", score.key(), format_value(*score, *value));
+    }
+    if !per_frame {
+        return;
+    }
+    let columns: Vec<(&Score, &Vec<f64>)> = comparison.per_frame.iter().collect();
+    print!("{:>6}", "frame");
+    for (score, _) in &columns {
+        print!("  {:>12}", score.key());
+    }
+    println!();
+    for frame in 0..comparison.frames as usize {
+        print!("{frame:>6}");
+        for (score, values) in &columns {
+            let cell = values
+                .get(frame)
+                .map_or_else(String::new, |v| format_value(**score, *v));
+            print!("  {cell:>12}");
+        }
+        println!();
+    }
+}
+
+fn format_value(score: Score, value: f64) -> String {
+    match score {
+        Score::Ssim | Score::MsSsim => format!("{value:.6}"),
+        _ => format!("{value:.4}"),
+    }
+}
+
+#[derive(Args)]
+pub struct BenchMetricsArgs {
+    /// Reference clip (Y4M) [default: the corpus bikes clip scaled to 1280x720 by ffmpeg, made
+    /// at run time in a temporary folder].
+    #[arg(requires = "distorted")]
+    reference: Option<PathBuf>,
+    /// Distorted clip (Y4M) [default: the reference's libx264 CRF 32 encode, decoded].
+    distorted: Option<PathBuf>,
+    /// Frames to time (the first ones of the pair).
+    #[arg(long, default_value_t = 60)]
+    frames: u64,
+    /// Runs of each measurement; the fastest counts.
+    #[arg(long, default_value_t = 3)]
+    runs: u32,
+}
+
+/// A temporary folder removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> anyhow::Result<Self> {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!(
+            "codeclab-bench-metrics-{}-{stamp}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!("could not remove {}: {e}", self.0.display());
+        }
+    }
+}
+
+/// Runs an external command, failing with its stderr when it fails.
+fn run_tool(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .with_context(|| format!("running {program}"))?;
+    if !out.status.success() {
+        bail!(
+            "{program} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// The fastest of `runs` runs of `f`.
+fn fastest(runs: u32, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<Duration> {
+    let mut best = Duration::MAX;
+    for _ in 0..runs.max(1) {
+        let start = Instant::now();
+        f()?;
+        best = best.min(start.elapsed());
+    }
+    Ok(best)
+}
+
+fn tool_available(program: &str, version_flag: &str) -> bool {
+    Command::new(program)
+        .arg(version_flag)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Reads the first `frames` frames of a Y4M file.
+fn load_frames(path: &Path, frames: u64) -> anyhow::Result<(VideoFormat, Vec<AnyFrame>)> {
+    let mut reader = Y4mReader::open(path)?;
+    let format = *reader.format();
+    let mut out = Vec::new();
+    while (out.len() as u64) < frames {
+        match reader.read_frame()? {
+            Some(f) => out.push(f),
+            None => break,
+        }
+    }
+    Ok((format, out))
+}
+
+fn write_frames(path: &Path, format: &VideoFormat, frames: &[AnyFrame]) -> anyhow::Result<()> {
+    let mut writer = Y4mWriter::create(path, format)?;
+    for f in frames {
+        writer.write_frame(f)?;
+    }
+    writer.finish()?;
+    Ok(())
+}
+
+/// Makes the default pair in `dir`: the corpus bikes clip scaled to 1280x720 as reference, its
+/// libx264 CRF 32 encode decoded as distorted.
+fn make_default_pair(dir: &Path, frames: u64) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let corpus = codeclab_video::shared::corpus_dir()
+        .context("the shared corpus folder was not found (set CODECLAB_CORPUS)")?;
+    let source = corpus.join("bikes_640x272.mp4");
+    let reference = dir.join("reference.y4m");
+    let encoded = dir.join("distorted.mp4");
+    let distorted = dir.join("distorted.y4m");
+    let frames_arg = frames.to_string();
+    let path = |p: &Path| p.to_string_lossy().into_owned();
+    run_tool(
+        "ffmpeg",
+        &[
+            "-nostdin",
+            "-y",
+            "-loglevel",
+            "error",
+            "-i",
+            &path(&source),
+            "-frames:v",
+            &frames_arg,
+            "-vf",
+            "scale=1280:720",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "yuv4mpegpipe",
+            &path(&reference),
+        ],
+    )?;
+    run_tool(
+        "ffmpeg",
+        &[
+            "-nostdin",
+            "-y",
+            "-loglevel",
+            "error",
+            "-i",
+            &path(&reference),
+            "-c:v",
+            "libx264",
+            "-crf",
+            "32",
+            "-preset",
+            "medium",
+            &path(&encoded),
+        ],
+    )?;
+    decode_to_y4m(&DecodeRequest {
+        input: &encoded,
+        output: &distorted,
+        frames: None,
+        pix_fmt: "yuv420p",
+    })?;
+    Ok((reference, distorted))
+}
+
+/// Time of ffmpeg reading both files and running `filter` on them, minus the time it takes to
+/// read both files with no filter (its Y4M demuxing and copying), on one thread.
+fn ffmpeg_filter_time(
+    reference: &Path,
+    distorted: &Path,
+    filter: &str,
+    runs: u32,
+) -> anyhow::Result<(Duration, Duration)> {
+    let (r, d) = (
+        reference.to_string_lossy().into_owned(),
+        distorted.to_string_lossy().into_owned(),
+    );
+    let common = [
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-threads",
+        "1",
+        "-i",
+        &r,
+        "-threads",
+        "1",
+        "-i",
+        &d,
+        "-filter_threads",
+        "1",
+    ];
+    let graph = format!("[1:v][0:v]{filter}");
+    let mut with_filter: Vec<&str> = common.to_vec();
+    with_filter.extend(["-lavfi", &graph, "-f", "null", "-"]);
+    let mut read_only: Vec<&str> = common.to_vec();
+    read_only.extend(["-map", "0:v", "-map", "1:v", "-f", "null", "-"]);
+    let total = fastest(runs, || run_tool("ffmpeg", &with_filter))?;
+    let reading = fastest(runs, || run_tool("ffmpeg", &read_only))?;
+    Ok((total, reading))
+}
+
+pub fn bench(args: BenchMetricsArgs) -> anyhow::Result<()> {
+    if args.frames == 0 {
+        bail!("--frames must be at least 1");
+    }
+    let temp = TempDir::new()?;
+    let (description, ref_input, dist_input) = match (&args.reference, &args.distorted) {
+        (Some(r), Some(d)) => (
+            format!("{} vs {}", r.display(), d.display()),
+            r.clone(),
+            d.clone(),
+        ),
+        _ => {
+            eprintln!(
+                "making the default pair with ffmpeg (bikes scaled to 1280x720, libx264 CRF 32)..."
+            );
+            let (r, d) = make_default_pair(&temp.0, args.frames)?;
+            (
+                "bikes_640x272.mp4 scaled to 1280x720 by ffmpeg (reference) vs its libx264 \
+                 CRF 32 encode (distorted)"
+                    .to_string(),
+                r,
+                d,
+            )
+        }
+    };
+    let (format, ref_frames) = load_frames(&ref_input, args.frames)?;
+    let (dist_format, dist_frames) = load_frames(&dist_input, args.frames)?;
+    let frames = ref_frames.len().min(dist_frames.len());
+    if frames == 0 || ref_frames.len() != dist_frames.len() || format != dist_format {
+        bail!(
+            "{} and {} do not hold {} comparable frames",
+            ref_input.display(),
+            dist_input.display(),
+            args.frames
+        );
+    }
+    // Every tool reads the same frames: the first `frames` of each, as Y4M.
+    let ref_y4m = temp.0.join("bench-reference.y4m");
+    let dist_y4m = temp.0.join("bench-distorted.y4m");
+    write_frames(&ref_y4m, &format, &ref_frames)?;
+    write_frames(&dist_y4m, &dist_format, &dist_frames)?;
+
+    println!("pair: {description}");
+    println!(
+        "      {}x{}, {}-bit, {:?}, {frames} frames; one thread everywhere; fastest of {} runs",
+        format.width, format.height, format.bit_depth, format.chroma, args.runs
+    );
+    println!(
+        "ours: frames already in memory, the comparison pipeline with one metric (frame copy included)."
+    );
+    println!(
+        "ffmpeg: (time with the filter) - (time reading both Y4M files with no filter), -threads 1 -filter_threads 1."
+    );
+    println!(
+        "vmaf: the libvmaf command on the same Y4M files, --threads 1, its Y4M reading included."
+    );
+    println!();
+    println!(
+        "{:<8} {:>10} {:>10}   {:<34} {:>10} {:>10}",
+        "metric", "ours s", "ours fps", "reference tool", "theirs fps", "ours/theirs"
+    );
+    let has_ffmpeg = tool_available("ffmpeg", "-version");
+    let has_vmaf = tool_available("vmaf", "--version");
+    let fps = |d: Duration| frames as f64 / d.as_secs_f64().max(1e-9);
+    for metric in Metric::ALL {
+        if let Err(e) = metric.check(&format) {
+            println!("{:<8} not applicable: {e}", metric.name());
+            continue;
+        }
+        let options = CompareOptions {
+            metrics: Some(vec![metric]),
+            threads: 1,
+        };
+        let ours = fastest(args.runs, || {
+            let mut r = MemorySource::new("reference", format, &ref_frames);
+            let mut d = MemorySource::new("distorted", format, &dist_frames);
+            codeclab_metrics::compare(&mut r, &mut d, &options, &|_| {})?;
+            Ok(())
+        })?;
+        let mut theirs: Vec<(String, Option<Duration>)> = Vec::new();
+        match metric {
+            Metric::Psnr | Metric::Ssim if has_ffmpeg => {
+                let filter = if metric == Metric::Psnr {
+                    "psnr"
+                } else {
+                    "ssim"
+                };
+                let (total, reading) = ffmpeg_filter_time(&ref_y4m, &dist_y4m, filter, args.runs)?;
+                let net = total.saturating_sub(reading);
+                let label = if metric == Metric::Ssim {
+                    "ffmpeg ssim filter (8x8, 3 planes)".to_string()
+                } else {
+                    "ffmpeg psnr filter".to_string()
+                };
+                theirs.push((
+                    format!(
+                        "{label} [{:.3}s-{:.3}s]",
+                        total.as_secs_f64(),
+                        reading.as_secs_f64()
+                    ),
+                    Some(net),
+                ));
+            }
+            _ => {}
+        }
+        if metric != Metric::Psnr {
+            let feature = if metric == Metric::Ssim {
+                "float_ssim"
+            } else {
+                "float_ms_ssim"
+            };
+            if has_vmaf {
+                let (r, d) = (ref_y4m.to_string_lossy(), dist_y4m.to_string_lossy());
+                let out = temp.0.join("vmaf.json");
+                let out = out.to_string_lossy();
+                let vmaf_args = [
+                    "--reference",
+                    &r,
+                    "--distorted",
+                    &d,
+                    "--no_prediction",
+                    "--feature",
+                    feature,
+                    "--threads",
+                    "1",
+                    "--json",
+                    "--output",
+                    &out,
+                    "--quiet",
+                ];
+                let t = fastest(args.runs, || run_tool("vmaf", &vmaf_args))?;
+                theirs.push((format!("vmaf --feature {feature}"), Some(t)));
+            } else {
+                theirs.push((format!("vmaf {feature}: vmaf not on PATH"), None));
+            }
+        }
+        if theirs.is_empty() {
+            theirs.push(("(ffmpeg not on PATH)".to_string(), None));
+        }
+        for (i, (label, time)) in theirs.iter().enumerate() {
+            let (name, ours_s, ours_fps) = if i == 0 {
+                (
+                    metric.name().to_string(),
+                    format!("{:.3}", ours.as_secs_f64()),
+                    format!("{:.1}", fps(ours)),
+                )
+            } else {
+                Default::default()
+            };
+            let (their_fps, ratio) = match time {
+                Some(t) => (
+                    format!("{:.1}", fps(*t)),
+                    format!("{:.2}", fps(ours) / fps(*t)),
+                ),
+                None => ("-".to_string(), "-".to_string()),
+            };
+            println!(
+                "{name:<8} {ours_s:>10} {ours_fps:>10}   {label:<34} {their_fps:>10} {ratio:>10}"
+            );
+        }
+    }
+    Ok(())
+}
