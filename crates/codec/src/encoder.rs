@@ -10,7 +10,7 @@ use crate::entropy::{Contexts, CostCounter, RangeEncoder, Writer};
 use crate::error::{CodecError, Result};
 use crate::genome::Genome;
 use crate::inter::mvpred::{Motion, merge_candidates, predict_mv};
-use crate::inter::search::{SearchParams, search};
+use crate::inter::search::{HalfSamplePlanes, SearchParams, search};
 use crate::inter::{Mv, mv_in_bounds};
 use crate::intra::{DC, Edges, HORIZONTAL, MODE_COUNT, PLANAR, VERTICAL, predict};
 use crate::partition::{MAX_TX_LOG2, SB_LOG2, SB_SIZE, UNIT_LOG2, UnitGrid, UnitInfo};
@@ -46,6 +46,8 @@ pub struct Encoder {
     coded: (usize, usize),
     rate: RateController,
     references: VecDeque<Picture>,
+    /// Half-sample interpolations of each reference's luma, for motion search.
+    search_planes: VecDeque<HalfSamplePlanes>,
     frames: u64,
     crc: Crc32,
     source: Picture,
@@ -89,6 +91,7 @@ impl Encoder {
             coded,
             rate,
             references: VecDeque::new(),
+            search_planes: VecDeque::new(),
             frames: 0,
             crc: Crc32::default(),
             source: Picture::new(coded.0, coded.1),
@@ -112,6 +115,7 @@ impl Encoder {
         let qp = self.rate.frame_qp(key);
         if key {
             self.references.clear();
+            self.search_planes.clear();
         }
         self.source.load(frame);
         self.source.extend_edges();
@@ -127,9 +131,15 @@ impl Encoder {
         self.rate.record(key, qp, bytes.len());
         self.crc.update(&bytes);
         let reconstruction = picture.to_frame(self.header.format.width, self.header.format.height);
+        let keep = usize::from(self.genome.reference_frames);
+        // Only when the next frame predicts from this one.
+        if !(self.frames + 1).is_multiple_of(u64::from(self.genome.keyint)) {
+            self.search_planes
+                .push_front(HalfSamplePlanes::new(&picture.planes[0]));
+            self.search_planes.truncate(keep);
+        }
         self.references.push_front(picture);
-        self.references
-            .truncate(usize::from(self.genome.reference_frames));
+        self.references.truncate(keep);
         self.frames += 1;
         Ok(EncodedFrame {
             bytes,
@@ -164,6 +174,7 @@ struct FrameEncoder<'a> {
     coded: (usize, usize),
     source: &'a Picture,
     references: &'a [Picture],
+    search_planes: &'a [HalfSamplePlanes],
     qp: u8,
     chroma_qp: u8,
     predicted: bool,
@@ -187,6 +198,7 @@ impl<'a> FrameEncoder<'a> {
             coded,
             source: &encoder.source,
             references: encoder.references.make_contiguous(),
+            search_planes: encoder.search_planes.make_contiguous(),
             qp,
             chroma_qp: chroma_qp(qp, encoder.genome.chroma_qp_offset),
             predicted: !key,
@@ -509,7 +521,7 @@ impl<'a> FrameEncoder<'a> {
             starts.push(self.mv_hint);
             let params = SearchParams {
                 source: &self.source.planes[0],
-                reference: &self.references[ref_idx].planes[0],
+                reference: &self.search_planes[ref_idx],
                 x,
                 y,
                 size,
@@ -598,12 +610,12 @@ impl<'a> FrameEncoder<'a> {
         intra: bool,
     ) -> (Option<Vec<i32>>, u64) {
         let n = 1usize << log2n;
-        let mut residual = [0i32; 32 * 32];
-        for ((r, &s), &p) in residual[..n * n].iter_mut().zip(src).zip(pred) {
+        let mut residual = vec![0i32; n * n];
+        for ((r, &s), &p) in residual.iter_mut().zip(src).zip(pred) {
             *r = i32::from(s) - i32::from(p);
         }
         let no_levels = sse(src, n, pred, n, n, n);
-        let mut coeffs = [0i32; 32 * 32];
+        let mut coeffs = vec![0i32; n * n];
         forward(&residual, &mut coeffs, log2n);
         let mut levels = vec![0i32; n * n];
         let qp = if luma { self.qp } else { self.chroma_qp };
@@ -612,14 +624,14 @@ impl<'a> FrameEncoder<'a> {
         } else {
             self.genome.deadzone_inter
         };
-        if quantize(&coeffs[..n * n], &mut levels, qp, log2n, rounding) == 0 {
+        if quantize(&coeffs, &mut levels, qp, log2n, rounding) == 0 {
             return (None, no_levels);
         }
         let kind = usize::from(!intra);
         let pt = usize::from(!luma);
         let cbf = self.contexts.cbf[pt][kind];
         let mut evaluate = |levels: &[i32], ctx: &mut Contexts| {
-            let mut out = [0u8; 32 * 32];
+            let mut out = vec![0u8; n * n];
             add_residual(pred, Some(levels), qp, log2n, &mut out);
             let d = sse(src, n, &out, n, n, n);
             let rate = levels_cost(ctx, levels, log2n, luma) + u64::from(cbf.cost(true));
@@ -691,21 +703,44 @@ impl<'a> FrameEncoder<'a> {
             mode_of(self.grid.neighbour(cx as isize - 1, cy as isize, cx, cy)),
             mode_of(self.grid.neighbour(cx as isize, cy as isize - 1, cx, cy)),
         );
-        let modes: Vec<u8> = if self.genome.intra_angular {
-            (0..MODE_COUNT).collect()
+        let mut pred = vec![0u8; size * size];
+        let rank = |mode: u8, pred: &mut [u8]| {
+            predict(&edges, mode, true, pred);
+            let distortion = u64::from(satd(&source.planes[0], size, pred, size, size, size));
+            let bits = if mpm.contains(&mode) { 2 } else { 6 };
+            (distortion + ((bits * self.lambda_sad) >> 8), mode)
+        };
+        // Coarse pass over planar, DC and every fourth direction (plus the most probable
+        // modes), then the directions next to the best one.
+        let mut ranked: Vec<(u64, u8)> = Vec::with_capacity(16);
+        let mut coarse: Vec<u8> = if self.genome.intra_angular {
+            [PLANAR, DC]
+                .into_iter()
+                .chain((2..MODE_COUNT).step_by(4))
+                .collect()
         } else {
             vec![PLANAR, DC, HORIZONTAL, VERTICAL]
         };
-        let mut pred = vec![0u8; size * size];
-        let mut ranked: Vec<(u64, u8)> = modes
-            .iter()
-            .map(|&mode| {
-                predict(&edges, mode, true, &mut pred);
-                let distortion = u64::from(satd(&source.planes[0], size, &pred, size, size, size));
-                let bits = if mpm.contains(&mode) { 2 } else { 6 };
-                (distortion + ((bits * self.lambda_sad) >> 8), mode)
-            })
-            .collect();
+        for m in mpm {
+            if !coarse.contains(&m) && (self.genome.intra_angular || m <= DC) {
+                coarse.push(m);
+            }
+        }
+        for &mode in &coarse {
+            ranked.push(rank(mode, &mut pred));
+        }
+        if self.genome.intra_angular {
+            ranked.sort_unstable();
+            if let Some(&(_, best_angular)) = ranked.iter().find(|(_, m)| *m > DC) {
+                for delta in [-2i32, -1, 1, 2] {
+                    let mode = i32::from(best_angular) + delta;
+                    if (2..i32::from(MODE_COUNT)).contains(&mode) && !coarse.contains(&(mode as u8))
+                    {
+                        ranked.push(rank(mode as u8, &mut pred));
+                    }
+                }
+            }
+        }
         ranked.sort_unstable();
         ranked.truncate(usize::from(self.genome.intra_rdo_candidates));
         let mut best: Option<(u64, u8, Option<Vec<i32>>, u64)> = None;
@@ -737,18 +772,37 @@ impl<'a> FrameEncoder<'a> {
         let chroma_log2 = log2 - 1;
         let mut best_chroma: Option<(u64, usize, ChromaLevels)> = None;
         let mut chroma_pred = vec![0u8; half * half];
-        for (option, &mode) in chroma_mode_options(luma_mode).iter().enumerate() {
-            let mut distortion = 0;
-            let mut levels: [Option<Vec<i32>>; 2] = [None, None];
-            for (p, slot) in levels.iter_mut().enumerate() {
-                let edges = Edges::gather(
-                    &self.picture.planes[1 + p],
+        let chroma_edges: Vec<Edges> = (1..3)
+            .map(|p| {
+                Edges::gather(
+                    &self.picture.planes[p],
                     &self.grid,
                     (x / 2, y / 2, half),
                     1,
                     (cx, cy),
-                );
-                predict(&edges, mode, false, &mut chroma_pred);
+                )
+            })
+            .collect();
+        let options = chroma_mode_options(luma_mode);
+        // Same-as-luma and the best other mode by Hadamard cost go to the full check.
+        let best_other = (1..options.len())
+            .min_by_key(|&option| {
+                chroma_edges
+                    .iter()
+                    .zip(&source.planes[1..])
+                    .map(|(edges, src)| {
+                        predict(edges, options[option], false, &mut chroma_pred);
+                        satd(src, half, &chroma_pred, half, half, half)
+                    })
+                    .sum::<u32>()
+            })
+            .unwrap_or(0);
+        for option in [0, best_other] {
+            let mode = options[option];
+            let mut distortion = 0;
+            let mut levels: [Option<Vec<i32>>; 2] = [None, None];
+            for (p, slot) in levels.iter_mut().enumerate() {
+                predict(&chroma_edges[p], mode, false, &mut chroma_pred);
                 let (l, d) = self.code_block(
                     &source.planes[1 + p],
                     &chroma_pred,

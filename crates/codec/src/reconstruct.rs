@@ -67,9 +67,9 @@ pub fn add_residual(prediction: &[u8], levels: Option<&[i32]>, qp: u8, log2n: u3
         out[..n * n].copy_from_slice(&prediction[..n * n]);
         return;
     };
-    let mut coeffs = [0i32; 32 * 32];
-    let mut residual = [0i32; 32 * 32];
-    dequantize(&levels[..n * n], &mut coeffs[..n * n], qp, log2n);
+    let mut coeffs = vec![0i32; n * n];
+    let mut residual = vec![0i32; n * n];
+    dequantize(&levels[..n * n], &mut coeffs, qp, log2n);
     inverse(&coeffs, &mut residual, log2n);
     for ((o, &p), &r) in out[..n * n]
         .iter_mut()

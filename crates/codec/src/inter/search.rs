@@ -3,13 +3,71 @@
 
 use super::interp::predict_luma;
 use super::{Mv, mv_in_bounds};
-use crate::picture::PaddedPlane;
+use crate::picture::{LUMA_BORDER, PaddedPlane};
 use crate::rdo::{sad, satd};
+
+/// A reference luma plane interpolated at the three half-sample phases (right, below, both),
+/// with the same filters and rounding as motion compensation, so the search reads half-sample
+/// positions instead of filtering for each candidate.
+pub struct HalfSamplePlanes {
+    pub full: PaddedPlane,
+    /// [horizontal half, vertical half, both]
+    pub half: [PaddedPlane; 3],
+}
+
+impl HalfSamplePlanes {
+    pub fn new(reference: &PaddedPlane) -> Self {
+        let (w, h, border) = (reference.width, reference.height, reference.border);
+        // Reach of the search: `mv_in_bounds` plus one sample; the filters need 4 more.
+        let reach = (LUMA_BORDER - 16 + 1) as isize;
+        let mut half = [
+            PaddedPlane::new(w, h, border),
+            PaddedPlane::new(w, h, border),
+            PaddedPlane::new(w, h, border),
+        ];
+        let phases = [Mv::new(2, 0), Mv::new(0, 2), Mv::new(2, 2)];
+        const TILE: isize = 64;
+        let mut tile = [0u8; (TILE * TILE) as usize];
+        for (plane, phase) in half.iter_mut().zip(phases) {
+            for ty in (-reach..h as isize + reach).step_by(TILE as usize) {
+                for tx in (-reach..w as isize + reach).step_by(TILE as usize) {
+                    let tw = TILE.min(w as isize + reach - tx) as usize;
+                    let th = TILE.min(h as isize + reach - ty) as usize;
+                    // Block positions are unsigned: the tile origin travels in the vector.
+                    let mv = Mv::new(phase.x + 4 * tx as i32, phase.y + 4 * ty as i32);
+                    predict_luma(reference, 0, 0, tw, th, mv, &mut tile);
+                    for row in 0..th {
+                        let start = plane.index(tx, ty + row as isize);
+                        plane.data[start..start + tw]
+                            .copy_from_slice(&tile[row * tw..(row + 1) * tw]);
+                    }
+                }
+            }
+        }
+        HalfSamplePlanes {
+            full: reference.clone(),
+            half,
+        }
+    }
+
+    /// The plane and integer position holding half-sample-grid position (hx, hy) (in half
+    /// samples).
+    #[inline]
+    fn locate(&self, hx: isize, hy: isize) -> (&PaddedPlane, isize, isize) {
+        let plane = match (hx & 1, hy & 1) {
+            (0, 0) => &self.full,
+            (1, 0) => &self.half[0],
+            (0, _) => &self.half[1],
+            _ => &self.half[2],
+        };
+        (plane, hx >> 1, hy >> 1)
+    }
+}
 
 /// What the search needs to know about the block and its coding cost.
 pub struct SearchParams<'a> {
     pub source: &'a PaddedPlane,
-    pub reference: &'a PaddedPlane,
+    pub reference: &'a HalfSamplePlanes,
     pub x: usize,
     pub y: usize,
     pub size: usize,
@@ -53,12 +111,13 @@ impl SearchParams<'_> {
         let src = self.source.index(self.x as isize, self.y as isize);
         let rx = self.x as isize + (mv.x >> 2) as isize;
         let ry = self.y as isize + (mv.y >> 2) as isize;
-        let refi = self.reference.index(rx, ry);
+        let reference = &self.reference.full;
+        let refi = reference.index(rx, ry);
         let distortion = sad(
             &self.source.data[src..],
             self.source.stride,
-            &self.reference.data[refi..],
-            self.reference.stride,
+            &reference.data[refi..],
+            reference.stride,
             n,
             n,
         );
@@ -70,16 +129,40 @@ impl SearchParams<'_> {
             return None;
         }
         let n = self.size;
-        predict_luma(self.reference, self.x, self.y, n, n, mv, scratch);
+        // Quarter positions are estimated as the mean of the two nearest half-grid positions.
+        let qx = 4 * self.x as isize + mv.x as isize;
+        let qy = 4 * self.y as isize + mv.y as isize;
+        let (a_plane, ax, ay) = self.reference.locate(qx >> 1, qy >> 1);
         let src = self.source.index(self.x as isize, self.y as isize);
-        let distortion = satd(
-            &self.source.data[src..],
-            self.source.stride,
-            scratch,
-            n,
-            n,
-            n,
-        );
+        let distortion = if (qx | qy) & 1 == 0 {
+            let start = a_plane.index(ax, ay);
+            satd(
+                &self.source.data[src..],
+                self.source.stride,
+                &a_plane.data[start..],
+                a_plane.stride,
+                n,
+                n,
+            )
+        } else {
+            let (b_plane, bx, by) = self.reference.locate((qx + 1) >> 1, (qy + 1) >> 1);
+            for row in 0..n {
+                let a = a_plane.index(ax, ay + row as isize);
+                let b = b_plane.index(bx, by + row as isize);
+                let (ra, rb) = (&a_plane.data[a..a + n], &b_plane.data[b..b + n]);
+                for ((out, &p), &q) in scratch[row * n..(row + 1) * n].iter_mut().zip(ra).zip(rb) {
+                    *out = ((u16::from(p) + u16::from(q) + 1) >> 1) as u8;
+                }
+            }
+            satd(
+                &self.source.data[src..],
+                self.source.stride,
+                scratch,
+                n,
+                n,
+                n,
+            )
+        };
         Some(u64::from(distortion) + self.rate_cost(mv))
     }
 }
@@ -180,9 +263,10 @@ mod tests {
         }
         reference.extend_edges();
         source.extend_edges();
+        let planes = HalfSamplePlanes::new(&reference);
         let params = SearchParams {
             source: &source,
-            reference: &reference,
+            reference: &planes,
             x: 16,
             y: 16,
             size: 16,
