@@ -176,8 +176,9 @@ const SUPPORT_CRATES: &[&str] = &["crates/video"];
 const WORKSPACE_PATH_DEPENDENCIES: &[&str] = &["codeclab-codec", "codeclab-video"];
 
 /// A stand-alone workspace, in `dir`, holding the codec crate (with a candidate's sources) and the
-/// crates it depends on, copied from the lab's repository. Files are rewritten only when their
-/// content changes, so cargo's cache in the shared target dir stays valid between candidates.
+/// crates it depends on, copied from the lab's repository; returns `dir`, ready for [`build`].
+/// Files are rewritten only when their content changes, so cargo's cache in the shared target dir
+/// stays valid between candidates.
 pub fn materialize_codec_workspace(
     repository: &Path,
     dir: &Path,
@@ -209,7 +210,7 @@ pub fn materialize_codec_workspace(
             write_if_changed(&to.join(relative), text)?;
         }
     }
-    Ok(dir.join(CODEC_CRATE))
+    Ok(dir.to_path_buf())
 }
 
 /// The repository's workspace manifest cut down to the codec and its support crates.
