@@ -8,6 +8,8 @@
 
 use std::sync::OnceLock;
 
+use super::buffers::Buf;
+
 const DWT_LO: [i64; 4] = [15826, 27411, 7345, -4240];
 const DWT_HI: [i64; 4] = [-4240, -7345, 27411, -15826];
 const DWT_LO_SUM: i64 = 46342;
@@ -37,13 +39,13 @@ pub(crate) struct Bands {
     pub width: usize,
     pub height: usize,
     /// Low-pass both ways (the next level's input).
-    pub a: Vec<i32>,
+    pub a: Buf,
     /// Low-pass vertically, high-pass horizontally.
-    pub v: Vec<i32>,
+    pub v: Buf,
     /// High-pass vertically, low-pass horizontally.
-    pub h: Vec<i32>,
+    pub h: Buf,
     /// High-pass both ways.
-    pub d: Vec<i32>,
+    pub d: Buf,
 }
 
 impl Bands {
@@ -52,10 +54,10 @@ impl Bands {
         Bands {
             width,
             height,
-            a: vec![0; n],
-            v: vec![0; n],
-            h: vec![0; n],
-            d: vec![0; n],
+            a: Buf::zeroed(n),
+            v: Buf::zeroed(n),
+            h: Buf::zeroed(n),
+            d: Buf::zeroed(n),
         }
     }
 
@@ -269,8 +271,8 @@ fn ceil_log2(n: usize) -> u32 {
 /// Decoupling: the part of the distorted detail explained by the reference (`r`, restored) and
 /// the rest (`a`, additive impairment), over `region`.
 struct Decoupled {
-    r: [Vec<i32>; 3],
-    a: [Vec<i32>; 3],
+    r: [Buf; 3],
+    a: [Buf; 3],
 }
 
 fn decouple(reference: &Bands, distorted: &Bands, gain_limit: f64, level0: bool) -> Decoupled {
@@ -279,8 +281,8 @@ fn decouple(reference: &Bands, distorted: &Bands, gain_limit: f64, level0: bool)
     let lookup = div_lookup();
     let cos_1deg_sq = ((1.0f64 * std::f64::consts::PI / 180.0).cos()
         * (1.0f64 * std::f64::consts::PI / 180.0).cos()) as f32;
-    let mut r: [Vec<i32>; 3] = std::array::from_fn(|_| vec![0; w * h]);
-    let mut a: [Vec<i32>; 3] = std::array::from_fn(|_| vec![0; w * h]);
+    let mut r: [Buf; 3] = std::array::from_fn(|_| Buf::zeroed(w * h));
+    let mut a: [Buf; 3] = std::array::from_fn(|_| Buf::zeroed(w * h));
     let o = reference.hvd();
     let t = distorted.hvd();
     for i in region.top..region.bottom {
@@ -432,14 +434,14 @@ fn csf_den(reference: &Bands, scale: usize) -> f32 {
 /// Contrast-sensitivity weighting of the additive impairment: the weighted values (`csf_a`) and
 /// their masking contribution (`csf_f`).
 struct Weighted {
-    values: [Vec<i32>; 3],
-    masking: [Vec<i32>; 3],
+    values: [Buf; 3],
+    masking: [Buf; 3],
 }
 
-fn csf(additive: &[Vec<i32>; 3], w: usize, h: usize, scale: usize) -> Weighted {
+fn csf(additive: &[Buf; 3], w: usize, h: usize, scale: usize) -> Weighted {
     let region = Region::with_taps(w, h);
-    let mut values: [Vec<i32>; 3] = std::array::from_fn(|_| vec![0; w * h]);
-    let mut masking: [Vec<i32>; 3] = std::array::from_fn(|_| vec![0; w * h]);
+    let mut values: [Buf; 3] = std::array::from_fn(|_| Buf::zeroed(w * h));
+    let mut masking: [Buf; 3] = std::array::from_fn(|_| Buf::zeroed(w * h));
     if scale == 0 {
         // Q21 (h, v) and Q23 (d) weights for the default viewing conditions.
         const RFACTOR: [i32; 3] = [36453, 36453, 49417];
@@ -481,7 +483,7 @@ fn csf(additive: &[Vec<i32>; 3], w: usize, h: usize, scale: usize) -> Weighted {
 }
 
 /// The numerator of a level: restored detail after contrast masking, cubed and summed.
-fn cm(restored: &[Vec<i32>; 3], weighted: &Weighted, w: usize, h: usize, scale: usize) -> f32 {
+fn cm(restored: &[Buf; 3], weighted: &Weighted, w: usize, h: usize, scale: usize) -> f32 {
     let region = Region::scored(w, h);
     let shift_inner = ceil_log2(h);
     let round_inner = i64::from(pow2_u32(shift_inner.wrapping_sub(1)));

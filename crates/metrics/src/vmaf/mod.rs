@@ -7,6 +7,7 @@
 //! are produced by [`Vmaf::finish`].
 
 mod adm;
+mod buffers;
 mod model;
 mod motion;
 pub(crate) mod stage;
@@ -74,13 +75,16 @@ pub struct FrameFeatures {
 
 /// Luma samples of one picture, widened for the feature arithmetic.
 struct Luma {
-    samples: Vec<i32>,
+    samples: buffers::Buf,
 }
 
 impl Luma {
     fn from_plane<T: Pixel>(plane: &Plane<T>) -> Self {
         Luma {
-            samples: plane.data().iter().map(|s| s.to_u32() as i32).collect(),
+            samples: buffers::Buf::from_iter(
+                plane.data().len(),
+                plane.data().iter().map(|s| s.to_u32() as i32),
+            ),
         }
     }
 
@@ -179,7 +183,7 @@ impl FeatureExtractor {
         // a malformed file cannot cause overflow (valid input is unchanged).
         let peak = self.format.peak() as i32;
         let mut luma = luma;
-        for s in &mut luma.samples {
+        for s in luma.samples.iter_mut() {
             *s = (*s).min(peak);
         }
         Ok(luma)

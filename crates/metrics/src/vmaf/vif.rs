@@ -105,6 +105,16 @@ impl Accumulators {
     }
 }
 
+/// The gain `g = sigma12 / sigma1_sq` (before limiting) and the distortion variance `sv_sq`
+/// of a pixel, in libvmaf's double precision; meaningful only where `add_pixel_with` uses them.
+#[inline(always)]
+fn gain(sigma1_sq: i32, sigma2_sq: i32, sigma12: i32) -> (f64, i32) {
+    let eps = 65536.0 * 1.0e-10;
+    let g0 = f64::from(sigma12) / (f64::from(sigma1_sq) + eps);
+    let sv_sq = ((f64::from(sigma2_sq) - g0 * f64::from(sigma12)) as i32).max(0);
+    (g0, sv_sq)
+}
+
 /// Adds one pixel's contribution, given its variances and covariance (Q16), to the accumulators
 /// of every gain limit.
 #[inline(always)]
@@ -116,12 +126,35 @@ fn add_pixel(
     sigma2_sq: i32,
     sigma12: i32,
 ) {
+    let (g0, sv_sq) = gain(sigma1_sq, sigma2_sq, sigma12);
+    add_pixel_with(
+        acc,
+        table,
+        gain_limits,
+        sigma1_sq,
+        sigma2_sq,
+        sigma12,
+        g0,
+        sv_sq,
+    );
+}
+
+/// [`add_pixel`] with the pixel's [`gain`] already computed.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn add_pixel_with(
+    acc: &mut [Accumulators],
+    table: &[u16],
+    gain_limits: &[f64],
+    sigma1_sq: i32,
+    sigma2_sq: i32,
+    sigma12: i32,
+    g0: f64,
+    sv_sq: i32,
+) {
     if sigma1_sq >= SIGMA_NSQ {
         let den = log2_32(table, SIGMA_NSQ.wrapping_add(sigma1_sq) as u32) - 2048 * 17;
         if sigma12 > 0 && sigma2_sq > 0 {
-            let eps = 65536.0 * 1.0e-10;
-            let g0 = f64::from(sigma12) / (f64::from(sigma1_sq) + eps);
-            let sv_sq = ((f64::from(sigma2_sq) - g0 * f64::from(sigma12)) as i32).max(0);
             let numer1 = (sv_sq as u32).wrapping_add(SIGMA_NSQ as u32);
             let log_numer1 = log2_64(table, u64::from(numer1));
             for (a, &limit) in acc.iter_mut().zip(gain_limits) {
@@ -379,6 +412,12 @@ pub(crate) mod fast {
         /// Horizontal sums: means, then second moments.
         hm: [Vec<u32>; 2],
         hs: [Vec<u64>; 3],
+        /// Per-pixel variances, covariance, gain and distortion variance of the row.
+        s1: Vec<i32>,
+        s2: Vec<i32>,
+        s12: Vec<i32>,
+        g0: Vec<f64>,
+        sv: Vec<i32>,
     }
 
     #[inline(always)]
@@ -403,6 +442,11 @@ pub(crate) mod fast {
             acc64: std::array::from_fn(|_| vec![0u64; w]),
             hm: std::array::from_fn(|_| vec![0u32; w]),
             hs: std::array::from_fn(|_| vec![0u64; w]),
+            s1: vec![0; w],
+            s2: vec![0; w],
+            s12: vec![0; w],
+            g0: vec![0.0; w],
+            sv: vec![0; w],
         };
         let mut acc = vec![Accumulators::default(); gain_limits.len()];
         let mu_round = 1u32 << (shift_mu - 1);
@@ -510,31 +554,33 @@ pub(crate) mod fast {
             let [sxx, syy, sxy] = &b.hs;
             let (m1, m2) = (&m1[..w], &m2[..w]);
             let (sxx, syy, sxy) = (&sxx[..w], &syy[..w], &sxy[..w]);
-            if let [limit] = gain_limits {
-                // One gain limit: accumulate in locals rather than through the slice.
-                let mut a = acc[0];
-                for j in 0..w {
-                    let (s1, s2, s12) = sigmas(
-                        m1[j],
-                        m2[j],
-                        ((sxx[j] + 32768) >> 16) as u32,
-                        ((syy[j] + 32768) >> 16) as u32,
-                        ((sxy[j] + 32768) >> 16) as u32,
-                    );
-                    add_pixel(std::slice::from_mut(&mut a), table, &[*limit], s1, s2, s12);
-                }
-                acc[0] = a;
-            } else {
-                for j in 0..w {
-                    let (s1, s2, s12) = sigmas(
-                        m1[j],
-                        m2[j],
-                        ((sxx[j] + 32768) >> 16) as u32,
-                        ((syy[j] + 32768) >> 16) as u32,
-                        ((sxy[j] + 32768) >> 16) as u32,
-                    );
-                    add_pixel(&mut acc, table, gain_limits, s1, s2, s12);
-                }
+            // Variances of the whole row, then the gains (the divisions vectorise), then the
+            // table look-ups pixel by pixel.
+            for j in 0..w {
+                (b.s1[j], b.s2[j], b.s12[j]) = sigmas(
+                    m1[j],
+                    m2[j],
+                    ((sxx[j] + 32768) >> 16) as u32,
+                    ((syy[j] + 32768) >> 16) as u32,
+                    ((sxy[j] + 32768) >> 16) as u32,
+                );
+            }
+            let (s1, s2, s12) = (&b.s1[..w], &b.s2[..w], &b.s12[..w]);
+            let (g0, sv) = (&mut b.g0[..w], &mut b.sv[..w]);
+            for j in 0..w {
+                (g0[j], sv[j]) = gain(s1[j], s2[j], s12[j]);
+            }
+            for j in 0..w {
+                add_pixel_with(
+                    &mut acc,
+                    table,
+                    gain_limits,
+                    s1[j],
+                    s2[j],
+                    s12[j],
+                    g0[j],
+                    sv[j],
+                );
             }
         }
         acc.iter().map(Accumulators::ratio).collect()
