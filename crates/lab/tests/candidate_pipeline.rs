@@ -164,3 +164,29 @@ fn a_candidate_that_allocates_without_bound_runs_out_of_memory() {
         "{rejection}"
     );
 }
+
+#[test]
+fn a_build_over_its_time_limit_is_killed_and_reported() {
+    let project = cache().join("timeout-project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(FIXTURE)
+            .join("Cargo.toml"),
+        project.join("Cargo.toml"),
+    )
+    .unwrap();
+    original().write(&project).unwrap();
+    let config = BuildConfig {
+        // No cargo run can finish a build in a millisecond.
+        time_limit: Duration::from_millis(1),
+        ..BuildConfig::new(cache().join("timeout-target"))
+    };
+    let failure = build(&project, "codec-like", &config).unwrap_err();
+    assert_eq!(failure, BuildFailure::TimedOut { limit_ms: 1 });
+    assert!(
+        Rejection::from(failure)
+            .to_string()
+            .contains("time limit of 1 ms")
+    );
+}

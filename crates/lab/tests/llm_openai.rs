@@ -238,3 +238,34 @@ async fn an_unreachable_server_is_a_transport_error_after_the_retries() {
     assert_eq!(failure.attempts.len(), 3);
     assert!(failure.attempts.iter().all(|a| a.status.is_none()));
 }
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_and_is_retried() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    // Accept connections and hold them open without a word.
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let client = LlmClient::from_config(LlmConfig {
+        request_timeout: Duration::from_millis(200),
+        retry: RetryPolicy {
+            max_attempts: 2,
+            ..config(&base_url).retry
+        },
+        ..config(&base_url)
+    })
+    .unwrap();
+    let failure = client.complete(&conversation()).await.unwrap_err();
+    holder.abort();
+    assert!(
+        matches!(failure.kind, LlmErrorKind::Transport { .. }),
+        "{failure}"
+    );
+    assert_eq!(failure.attempts.len(), 2);
+    assert!(failure.attempts[0].wait_before_next_ms.is_some());
+    assert!(failure.attempts.iter().all(|a| a.status.is_none()));
+}

@@ -1,6 +1,9 @@
 //! The reply parser: every malformed proposal is refused with a precise reason.
 
-use codeclab_lab::llm::{ProposalRejection, ProposedChange, parse_proposal_text};
+use codeclab_codec::Genome;
+use codeclab_lab::llm::{
+    ProposalRejection, ProposedChange, apply_genome_change, parse_proposal_text,
+};
 
 fn rejection(reply: &str) -> ProposalRejection {
     parse_proposal_text(reply).unwrap_err()
@@ -92,4 +95,40 @@ fn an_empty_replace_deletes_and_is_allowed() {
         panic!("expected edits");
     };
     assert_eq!(edits[0].replace, "");
+}
+
+#[test]
+fn a_genome_change_is_checked_against_the_genome_fields_and_ranges() {
+    let base = Genome::default();
+    let change = |json: &str| -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(json).unwrap()
+    };
+    let changed =
+        apply_genome_change(&base, &change(r#"{"me_range": 24, "rdoq": false}"#)).unwrap();
+    assert_eq!(changed.me_range, 24);
+    assert!(!changed.rdoq);
+    assert_eq!(
+        Genome {
+            me_range: base.me_range,
+            rdoq: base.rdoq,
+            ..changed
+        },
+        base
+    );
+
+    let unknown = apply_genome_change(&base, &change(r#"{"warp_motion": true}"#)).unwrap_err();
+    assert!(
+        matches!(&unknown, ProposalRejection::InvalidGenome { message } if message.contains("warp_motion")),
+        "{unknown}"
+    );
+    let out_of_range = apply_genome_change(&base, &change(r#"{"max_block_log2": 9}"#)).unwrap_err();
+    assert!(matches!(
+        out_of_range,
+        ProposalRejection::InvalidGenome { .. }
+    ));
+    let wrong_type = apply_genome_change(&base, &change(r#"{"rdoq": "yes"}"#)).unwrap_err();
+    assert!(matches!(
+        wrong_type,
+        ProposalRejection::InvalidGenome { .. }
+    ));
 }

@@ -15,7 +15,8 @@ pub use anthropic::AnthropicClient;
 pub use config::{LlmConfig, Pricing, ProviderKind, RetryPolicy};
 pub use openai::OpenAiCompatibleClient;
 pub use proposal::{
-    Proposal, ProposalRejection, ProposedChange, parse_proposal, parse_proposal_text,
+    Proposal, ProposalRejection, ProposedChange, apply_genome_change, parse_proposal,
+    parse_proposal_text,
 };
 
 use serde::{Deserialize, Serialize};

@@ -6,6 +6,7 @@
 
 use super::{Completion, StopReason};
 use crate::candidate::Edit;
+use codeclab_codec::Genome;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -57,6 +58,25 @@ pub enum ProposalRejection {
     BothChanges,
     #[error("give either `genome` or `edits`; the reply has neither")]
     NoChange,
+    #[error("the genome change is not valid: {message}")]
+    InvalidGenome { message: String },
+}
+
+/// The genome `base` with a proposal's fields set: unknown fields and values outside the
+/// genome's declared ranges are rejected with the genome's own message.
+pub fn apply_genome_change(
+    base: &Genome,
+    fields: &Map<String, Value>,
+) -> Result<Genome, ProposalRejection> {
+    let invalid = |message: String| ProposalRejection::InvalidGenome { message };
+    let mut merged = serde_json::to_value(base).map_err(|error| invalid(error.to_string()))?;
+    let Value::Object(current) = &mut merged else {
+        return Err(invalid("the genome does not serialise to an object".into()));
+    };
+    for (name, value) in fields {
+        current.insert(name.clone(), value.clone());
+    }
+    Genome::from_json(&merged.to_string()).map_err(|error| invalid(error.to_string()))
 }
 
 /// Validates a completion: a truncated or refused reply is rejected before its text is read.
