@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use codeclab_metrics::compare::{CompareOptions, Comparison, MemorySource, Metric, Score};
+use codeclab_metrics::vmaf::{VmafModel, VmafOptions};
 use codeclab_video::ffmpeg::{DecodeRequest, decode_to_y4m};
 use codeclab_video::{AnyFrame, VideoFormat, Y4mReader, Y4mWriter};
 
@@ -29,21 +30,50 @@ pub struct MetricsArgs {
     /// Comma-separated metrics among psnr, ssim, ms_ssim [default: all that apply to the size].
     #[arg(long, value_delimiter = ',')]
     metrics: Option<Vec<Metric>>,
+    /// Also compute VMAF (model v0.6.1 unless --vmaf-model names another), as `vmaf`.
+    #[arg(long)]
+    vmaf: bool,
+    /// The VMAF model: vmaf_v0.6.1, vmaf_v0.6.1neg, vmaf_4k_v0.6.1 (built in) or a JSON model
+    /// file. Implies --vmaf.
+    #[arg(long, value_name = "PATH|NAME")]
+    vmaf_model: Option<String>,
+    /// Also compute VMAF NEG (v0.6.1neg), as `vmaf_neg`. Implies --vmaf.
+    #[arg(long)]
+    vmaf_neg: bool,
+    /// With VMAF: every feature value (integer_adm2, integer_vif_scale0, ...) under its libvmaf
+    /// name, in the JSON's `vmaf.features`.
+    #[arg(long)]
+    features: bool,
 }
 
 pub fn run(args: MetricsArgs) -> anyhow::Result<()> {
     let hint = Y4mReader::open(&args.reference)
         .ok()
         .and_then(|r| r.frame_count_hint());
+    let vmaf = vmaf_options(
+        args.vmaf,
+        args.vmaf_model.as_deref(),
+        args.vmaf_neg,
+        args.features,
+    )?;
     let bar = crate::progress::bar(hint, "frames");
     let options = CompareOptions {
         metrics: args.metrics,
         threads: args.threads,
     };
-    let comparison =
-        codeclab_metrics::compare_files(&args.reference, &args.distorted, &options, &|done| {
-            bar.set_position(done)
-        })?;
+    let progress = |done| bar.set_position(done);
+    let comparison = match &vmaf {
+        Some(v) => codeclab_metrics::compare::compare_files_with_vmaf(
+            &args.reference,
+            &args.distorted,
+            &options,
+            v,
+            &progress,
+        )?,
+        None => {
+            codeclab_metrics::compare_files(&args.reference, &args.distorted, &options, &progress)?
+        }
+    };
     bar.finish_and_clear();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&comparison)?);
@@ -51,6 +81,30 @@ pub fn run(args: MetricsArgs) -> anyhow::Result<()> {
         print_table(&comparison, args.per_frame);
     }
     Ok(())
+}
+
+/// The VMAF the flags ask for; `None` when they ask for none.
+fn vmaf_options(
+    vmaf: bool,
+    model: Option<&str>,
+    neg: bool,
+    features: bool,
+) -> anyhow::Result<Option<VmafOptions>> {
+    if !(vmaf || model.is_some() || neg) {
+        if features {
+            bail!("--features lists VMAF's features: add --vmaf");
+        }
+        return Ok(None);
+    }
+    let model = match model {
+        Some(spec) => VmafModel::from_name_or_path(spec)?,
+        None => VmafModel::v0_6_1(),
+    };
+    Ok(Some(VmafOptions {
+        model,
+        neg,
+        features,
+    }))
 }
 
 fn print_table(comparison: &Comparison, per_frame: bool) {
