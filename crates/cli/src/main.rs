@@ -27,6 +27,10 @@ enum Command {
     /// Speed benchmarks, side by side with the reference tools when they are installed.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+    /// Encode a Y4M clip with the lab's own codec: [--qp Q | --bitrate KBPS] [--genome FILE.json] IN.y4m -o OUT.bin (`-` for stdin/stdout).
+    Encode(commands::encode::EncodeArgs),
+    /// Decode a bitstream of the lab's own codec to Y4M: IN.bin -o OUT.y4m (`-` for stdin/stdout).
+    Decode(commands::decode::DecodeArgs),
     /// PSNR, SSIM and MS-SSIM (libvmaf's definitions) of a distorted Y4M clip against its reference.
     Metrics(commands::metrics::MetricsArgs),
     /// The clip corpus: list, add, import, generate and verify clips.
@@ -40,6 +44,8 @@ fn main() -> ExitCode {
         Command::Bdrate(args) => commands::bdrate::run(args),
         Command::Bench(command) => commands::bench::run(command),
         Command::Metrics(args) => commands::metrics::run(args),
+        Command::Encode(args) => commands::encode::run(args),
+        Command::Decode(args) => commands::decode::run(args),
         Command::Corpus(args) => commands::corpus::run(args),
     };
     match result {

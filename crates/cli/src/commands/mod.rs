@@ -5,3 +5,5 @@ pub mod bench;
 pub mod metrics;
 pub mod bench_vmaf;
 pub mod corpus;
+pub mod decode;
+pub mod encode;
