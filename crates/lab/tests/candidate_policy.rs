@@ -118,6 +118,16 @@ fn threads_and_grouped_or_glob_imports_of_forbidden_modules_are_refused() {
             name: "core".into()
         }]
     );
+    assert_eq!(
+        rules_broken("    { use std::{self as s}; let _ = s::fs::read(\"x\"); byte }\n"),
+        [Rule::RenamedStandardCrate { name: "std".into() }]
+    );
+    assert_eq!(
+        rules_broken("    { let _ = r#std::r#fs::read(\"x\"); byte }\n"),
+        [Rule::ForbiddenModule {
+            path: "std::fs".into()
+        }]
+    );
 }
 
 #[test]
@@ -132,13 +142,26 @@ fn embedding_files_and_foreign_code_is_refused() {
         rules_broken("    { unsafe extern \"C\" { fn getpid() -> i32; } byte }\n"),
         [Rule::Unsafe, Rule::Extern]
     );
-    let rules =
-        rules_broken("    byte\n}\n#[path = \"/etc/passwd\"]\nmod stolen;\nfn unused() {\n");
-    assert!(
-        rules.contains(&Rule::ForbiddenAttribute {
-            name: "path".into()
-        }),
-        "{rules:?}"
+    for attribute in [
+        "#[path = \"/etc/passwd\"]",
+        "#[cfg_attr(all(), path = \"/etc/passwd\")]",
+    ] {
+        let body = format!("    byte\n}}\n{attribute}\nmod stolen;\nfn unused() {{\n");
+        assert_eq!(
+            rules_broken(&body),
+            [Rule::ForbiddenAttribute {
+                name: "path".into()
+            }]
+        );
+    }
+    assert_eq!(
+        rules_broken("    byte\n}\n#[unsafe(no_mangle)]\nfn exported() {\n"),
+        [
+            Rule::ForbiddenAttribute {
+                name: "no_mangle".into()
+            },
+            Rule::Unsafe
+        ]
     );
 }
 

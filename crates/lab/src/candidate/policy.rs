@@ -287,7 +287,12 @@ fn flatten(stream: TokenStream, out: &mut Vec<(usize, Token)>) {
     for tree in stream {
         let line = tree.span().start().line;
         match tree {
-            TokenTree::Ident(ident) => out.push((line, Token::Ident(ident.to_string()))),
+            TokenTree::Ident(ident) => {
+                // `r#std` names the same crate as `std`: compare identifiers without the prefix.
+                let name = ident.to_string();
+                let name = name.strip_prefix("r#").map(str::to_owned).unwrap_or(name);
+                out.push((line, Token::Ident(name)))
+            }
             TokenTree::Punct(punct) => out.push((line, Token::Punct(punct.as_char()))),
             TokenTree::Literal(literal) => {
                 out.push((line, Token::Literal(literal.to_string().len())))
@@ -373,16 +378,26 @@ fn scan(tokens: &[(usize, Token)], policy: &Policy) -> Vec<(usize, Rule)> {
                         found.push((line, Rule::GlobImportOfStandardCrate { path: name.clone() }))
                     }
                     Some((_, Token::Open(Delimiter::Brace))) => {
-                        // `use std::{fs, io::Read}`: any forbidden module named in the group.
-                        for (inner_line, inner) in &tokens[next..group_end(tokens, next)] {
-                            if let Token::Ident(module) = inner
-                                && FORBIDDEN_MODULES.contains(&module.as_str())
-                            {
+                        // `use std::{fs, io::Read}`: any forbidden module named in the group,
+                        // and `use std::{self as s}`, a renaming.
+                        let group = &tokens[next..group_end(tokens, next)];
+                        for (position, (inner_line, inner)) in group.iter().enumerate() {
+                            let Token::Ident(module) = inner else {
+                                continue;
+                            };
+                            if FORBIDDEN_MODULES.contains(&module.as_str()) {
                                 found.push((
                                     *inner_line,
                                     Rule::ForbiddenModule {
                                         path: format!("{name}::{module}"),
                                     },
+                                ));
+                            } else if module == "self"
+                                && ident_at(group, position + 1) == Some("as")
+                            {
+                                found.push((
+                                    *inner_line,
+                                    Rule::RenamedStandardCrate { name: name.clone() },
                                 ));
                             }
                         }
@@ -395,16 +410,17 @@ fn scan(tokens: &[(usize, Token)], policy: &Policy) -> Vec<(usize, Rule)> {
                 if punct_at(tokens, at, '!') {
                     at += 1;
                 }
-                if matches!(tokens.get(at), Some((_, Token::Open(Delimiter::Bracket))))
-                    && let Some(name) = ident_at(tokens, at + 1)
-                    && FORBIDDEN_ATTRIBUTES.contains(&name)
-                {
-                    found.push((
-                        line,
-                        Rule::ForbiddenAttribute {
-                            name: name.to_owned(),
-                        },
-                    ));
+                if !matches!(tokens.get(at), Some((_, Token::Open(Delimiter::Bracket)))) {
+                    continue;
+                }
+                // Every name in the attribute, so that `#[cfg_attr(all(), path = "..")]` is
+                // caught as surely as `#[path = ".."]`.
+                for (_, inner) in &tokens[at..group_end(tokens, at)] {
+                    if let Token::Ident(name) = inner
+                        && FORBIDDEN_ATTRIBUTES.contains(&name.as_str())
+                    {
+                        found.push((line, Rule::ForbiddenAttribute { name: name.clone() }));
+                    }
                 }
             }
             _ => {}
