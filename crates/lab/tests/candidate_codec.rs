@@ -4,9 +4,7 @@
 //! sandboxed decoder must read it back: the allowlist lets the codec do its work.
 
 use codeclab_codec::{Genome, RateMode, decode_to_y4m, encode_y4m};
-use codeclab_lab::candidate::{
-    BuildConfig, Edit, Policy, SourceTree, build, materialize_codec_workspace, prepare,
-};
+use codeclab_lab::candidate::{CodecCandidates, Edit, Policy, Rejection};
 use codeclab_lab::sandbox::{Limits, Outcome, RunRequest, run};
 use std::path::Path;
 use std::time::Duration;
@@ -44,9 +42,11 @@ fn limits() -> Limits {
 #[test]
 fn a_codec_candidate_builds_offline_and_encodes_and_decodes_in_the_sandbox() {
     let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let original = SourceTree::load(&repository.join("crates/codec")).unwrap();
-    // Replace the first block's content with itself plus a comment: a real edit that changes
-    // nothing the bitstream depends on.
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("candidate-codec");
+    let candidates = CodecCandidates::new(&repository, &cache, Policy::default()).unwrap();
+    // Prepend a comment to the first block: a real edit that changes nothing the bitstream
+    // depends on.
+    let original = candidates.original();
     let block = original.blocks().unwrap().into_iter().next().unwrap();
     let content = original.files[&block.file][block.content.clone()].to_owned();
     let edits = [Edit {
@@ -54,19 +54,31 @@ fn a_codec_candidate_builds_offline_and_encodes_and_decodes_in_the_sandbox() {
         search: content.clone(),
         replace: format!("// Candidate edit under test.\n{content}"),
     }];
-    let patched = prepare(&original, &edits, &Policy::default()).unwrap();
-
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("candidate-codec");
-    let workspace =
-        materialize_codec_workspace(&repository, &cache.join("workspace"), &patched).unwrap();
+    let binary = cache.join("candidate-under-test");
+    candidates
+        .build(&edits, &binary)
+        .unwrap()
+        .unwrap_or_else(|rejection| panic!("{rejection}"));
     assert!(
-        std::fs::read_to_string(workspace.join("crates/codec").join(&block.file))
+        std::fs::read_to_string(cache.join("workspace/crates/codec").join(&block.file))
             .unwrap()
             .contains("// Candidate edit under test.")
     );
-    let config = BuildConfig::new(cache.join("target"));
-    let binary =
-        build(&workspace, "codeclab-codec", &config).unwrap_or_else(|failure| panic!("{failure}"));
+
+    // A forbidden edit through the same door is refused before any build.
+    let forbidden = [Edit {
+        block: block.name.clone(),
+        search: content.clone(),
+        replace: format!(
+            "{content}\nfn leak() -> usize {{ std::fs::read(\"/etc/passwd\").map_or(0, |d| d.len()) }}\n"
+        ),
+    }];
+    let refused = candidates
+        .build(&forbidden, &cache.join("never-built"))
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(refused, Rejection::Policy(_)), "{refused}");
+    assert!(!cache.join("never-built").exists());
 
     let source = clip(64, 48, 3);
     let encoded = run(&RunRequest {

@@ -3,6 +3,7 @@
 //! refused is a [`Rejection`] whose text goes back to the planner.
 
 mod build;
+mod codec;
 mod edit;
 mod policy;
 mod tree;
@@ -10,6 +11,7 @@ mod tree;
 pub use build::{
     BuildConfig, BuildFailure, WorkspaceError, build, materialize_codec_workspace, trim_diagnostics,
 };
+pub use codec::{CODEC_BINARY, CodecCandidates};
 pub use edit::{Edit, EditFailure, EditRejection, Location, apply};
 pub use policy::{Policy, PolicyRejection, Rule, Violation, check};
 pub use tree::{BLOCK_END, BLOCK_START, Block, SourceTree, TreeError};
