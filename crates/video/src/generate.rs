@@ -522,7 +522,8 @@ trait RowSource: Sync {
 }
 
 /// Renders `source` into the three planes: luma per pixel, chroma as the mean of each 2x2 block
-/// (fewer at odd edges). Bands of rows go to separate threads.
+/// (fewer at odd edges). Threads take small bands of rows from a shared queue, so costly regions
+/// (the inside of the Mandelbrot set) do not leave one thread working alone.
 fn rasterize<T: Pixel>(
     source: &dyn RowSource,
     format: &VideoFormat,
@@ -536,52 +537,61 @@ fn rasterize<T: Pixel>(
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(chroma_rows);
-    let band_rows = chroma_rows.div_ceil(threads);
+    let band_rows = (chroma_rows / (8 * threads)).max(1);
     let quantizer = Quantizer::new(format.bit_depth);
-    std::thread::scope(|scope| {
-        let bands = luma
-            .data_mut()
-            .chunks_mut(2 * width * band_rows)
-            .zip(cb.data_mut().chunks_mut(chroma_width * band_rows))
-            .zip(cr.data_mut().chunks_mut(chroma_width * band_rows))
-            .enumerate();
-        for (band, ((luma_band, cb_band), cr_band)) in bands {
-            let first_chroma_row = band * band_rows;
-            scope.spawn(move || {
-                let mut row = vec![Ycc::default(); width];
-                let mut chroma_sum = vec![(0.0f32, 0.0f32); chroma_width];
-                let pairs = luma_band
-                    .chunks_mut(2 * width)
-                    .zip(cb_band.chunks_mut(chroma_width))
-                    .zip(cr_band.chunks_mut(chroma_width))
-                    .enumerate();
-                for (i, ((luma_rows, cb_row), cr_row)) in pairs {
-                    let chroma_y = first_chroma_row + i;
-                    chroma_sum.fill((0.0, 0.0));
-                    let mut rows_done = 0;
-                    for (j, luma_row) in luma_rows.chunks_mut(width).enumerate() {
-                        source.row(2 * chroma_y + j, &mut row);
-                        for (x, (out, ycc)) in luma_row.iter_mut().zip(&row).enumerate() {
-                            *out = T::from_u32(quantizer.luma(ycc.y));
-                            let sum = &mut chroma_sum[x / 2];
-                            sum.0 += ycc.cb;
-                            sum.1 += ycc.cr;
-                        }
-                        rows_done += 1;
+    let bands = luma
+        .data_mut()
+        .chunks_mut(2 * width * band_rows)
+        .zip(cb.data_mut().chunks_mut(chroma_width * band_rows))
+        .zip(cr.data_mut().chunks_mut(chroma_width * band_rows))
+        .enumerate();
+    let queue = std::sync::Mutex::new(bands);
+    let work = || {
+        let mut row = vec![Ycc::default(); width];
+        let mut chroma_sum = vec![(0.0f32, 0.0f32); chroma_width];
+        loop {
+            // A poisoned queue means another worker panicked; the iterator itself is intact.
+            let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+            let Some((band, ((luma_band, cb_band), cr_band))) = next else {
+                break;
+            };
+            let pairs = luma_band
+                .chunks_mut(2 * width)
+                .zip(cb_band.chunks_mut(chroma_width))
+                .zip(cr_band.chunks_mut(chroma_width))
+                .enumerate();
+            for (i, ((luma_rows, cb_row), cr_row)) in pairs {
+                let chroma_y = band * band_rows + i;
+                chroma_sum.fill((0.0, 0.0));
+                let mut rows_done = 0;
+                for (j, luma_row) in luma_rows.chunks_mut(width).enumerate() {
+                    source.row(2 * chroma_y + j, &mut row);
+                    for (x, (out, ycc)) in luma_row.iter_mut().zip(&row).enumerate() {
+                        *out = T::from_u32(quantizer.luma(ycc.y));
+                        let sum = &mut chroma_sum[x / 2];
+                        sum.0 += ycc.cb;
+                        sum.1 += ycc.cr;
                     }
-                    for (x, (sum, (cb_out, cr_out))) in chroma_sum
-                        .iter()
-                        .zip(cb_row.iter_mut().zip(cr_row.iter_mut()))
-                        .enumerate()
-                    {
-                        let columns = (width - 2 * x).min(2);
-                        let count = (columns * rows_done) as f32;
-                        *cb_out = T::from_u32(quantizer.chroma(sum.0 / count));
-                        *cr_out = T::from_u32(quantizer.chroma(sum.1 / count));
-                    }
+                    rows_done += 1;
                 }
-            });
+                for (x, (sum, (cb_out, cr_out))) in chroma_sum
+                    .iter()
+                    .zip(cb_row.iter_mut().zip(cr_row.iter_mut()))
+                    .enumerate()
+                {
+                    let columns = (width - 2 * x).min(2);
+                    let count = (columns * rows_done) as f32;
+                    *cb_out = T::from_u32(quantizer.chroma(sum.0 / count));
+                    *cr_out = T::from_u32(quantizer.chroma(sum.1 / count));
+                }
+            }
         }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(work);
+        }
+        work();
     });
 }
 
