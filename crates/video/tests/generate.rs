@@ -76,6 +76,93 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
     }
 }
 
+/// The bytes of each pattern, pinned. Generated corpus clips are recorded by hash, so any change
+/// to the generator's output (or a platform computing it differently) must show up here, on
+/// purpose, rather than as "changed" clips in `codeclab corpus verify`. Same values in debug and
+/// release builds.
+#[test]
+fn output_is_pinned_across_builds_and_machines() {
+    let pinned: [(Pattern, u8, &str); 14] = [
+        (
+            Pattern::Plasma,
+            8,
+            "9af2e9cac8ebd6bfb64d85b1033cdbcb696feb2ba111cf17981057dfaa3109a0",
+        ),
+        (
+            Pattern::Plasma,
+            10,
+            "775239eaa495e8e0cceed8c62f6c7b9c44906ebc6b12f84bc6eb2bc7c998a8cd",
+        ),
+        (
+            Pattern::Mandelbrot,
+            8,
+            "99adafa8210034b7e8396df87dd6e94162eb59f61ab555d0184902f2435a713f",
+        ),
+        (
+            Pattern::Mandelbrot,
+            10,
+            "b84641a2bed1ebb4c3b14b1dc7e51e6f332c100d0a3dcdb565f61db013c750d0",
+        ),
+        (
+            Pattern::Shapes,
+            8,
+            "00267a2773fd8f1937ca84dc243bbe427ee4890b3fe1cb860c6da0c935bf93bc",
+        ),
+        (
+            Pattern::Shapes,
+            10,
+            "f039f6d617ef2683b813f185b93109d837b90d89a35036c1574d2a7a741fc940",
+        ),
+        (
+            Pattern::Pan,
+            8,
+            "00f6aa5a6377b0972a64f03e919d4dbd6250e7a0309a4b3d993441483d81cdfa",
+        ),
+        (
+            Pattern::Pan,
+            10,
+            "4ff9bb998d2cae92afbcdb760f0602374ff3118ac750ee2c068a506f44f8eea3",
+        ),
+        (
+            Pattern::Grain,
+            8,
+            "9a01c7605ea771cdbdc05c59ba71e4fe5231c0b2d709c78393fac325765a4bbe",
+        ),
+        (
+            Pattern::Grain,
+            10,
+            "9ea265dcdf25486d685ac1351049e938a43e3759f6dfe552bc7546df4def3952",
+        ),
+        (
+            Pattern::Gradient,
+            8,
+            "a102d37fd7da41c52da4707ff1d4dc78e6779a846384e308cb208342b3199ae0",
+        ),
+        (
+            Pattern::Gradient,
+            10,
+            "f8d82978e4830fc80babd6529110e3db47d547e76cbe6ac8504a25a3d28551e6",
+        ),
+        (
+            Pattern::SceneCut,
+            8,
+            "a67de76ccf131658721115525bacb50ba285c4b7bf77666dd41207ea4c0cff45",
+        ),
+        (
+            Pattern::SceneCut,
+            10,
+            "09da7cd0132b0de30eb75722b5e28bc3ceaeb3c8a48f611be0356d020dd3812d",
+        ),
+    ];
+    for (pattern, depth, expected) in pinned {
+        assert_eq!(
+            clip_hash(&spec(pattern, 67, 37, 7, depth)),
+            expected,
+            "{pattern} {depth}-bit output changed"
+        );
+    }
+}
+
 #[test]
 fn every_pattern_moves_and_has_detail_and_chroma() {
     for pattern in Pattern::ALL {
