@@ -101,6 +101,8 @@ fn a_well_behaved_program_reads_stdin_and_arguments_and_writes_its_output() {
     );
     assert_eq!(report.stdout, input);
     assert_eq!(text(&report.stderr).trim(), "args: --flag value");
+    // The kernel's accounting comes back with the output.
+    assert!(report.peak_memory_bytes > 0);
 }
 
 #[test]
@@ -168,6 +170,13 @@ fn an_endless_loop_is_stopped_by_the_cpu_limit() {
         },
     );
     assert_eq!(report.outcome, Outcome::CpuLimit { limit_seconds: 1 });
+    // The kernel stops it after its second of CPU time; the accounting it reports is sampled
+    // per tick, so it lands near that second rather than on it.
+    assert!(
+        report.cpu_time >= Duration::from_millis(500),
+        "{:?}",
+        report.cpu_time
+    );
 }
 
 #[test]

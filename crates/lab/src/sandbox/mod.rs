@@ -15,7 +15,7 @@ pub use seccomp::SeccompError;
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::{CommandExt, ExitStatusExt as _};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -114,6 +114,10 @@ pub struct RunReport {
     /// Stderr up to the cap.
     pub stderr: Vec<u8>,
     pub wall_time: Duration,
+    /// User plus system CPU time of the program, from the kernel.
+    pub cpu_time: Duration,
+    /// Peak resident memory of the program, from the kernel.
+    pub peak_memory_bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -195,7 +199,10 @@ pub fn run(request: &RunRequest) -> Result<RunReport, SandboxError> {
     // Whatever happened, nothing of the group may outlive the run. The leader is not reaped yet,
     // so the group id cannot have been reused.
     kill_group(pid);
-    let status = child.wait().map_err(SandboxError::Wait)?;
+    let reaped = process::reap(pid).map_err(SandboxError::Wait)?;
+    // Reaped by hand for its resource usage; std's handle has nothing left to wait for.
+    drop(child);
+    let status = reaped.status;
     let wall_time = started.elapsed();
     let stdout = stdout_reader.map(join_capture).unwrap_or_default();
     let stderr = stderr_reader.map(join_capture).unwrap_or_default();
@@ -229,6 +236,8 @@ pub fn run(request: &RunRequest) -> Result<RunReport, SandboxError> {
         stdout,
         stderr,
         wall_time,
+        cpu_time: reaped.cpu_time,
+        peak_memory_bytes: reaped.peak_memory_bytes,
     })
 }
 

@@ -149,3 +149,40 @@ pub(crate) fn kill_group(leader: u32) {
         libc::kill(-group, libc::SIGKILL);
     }
 }
+
+/// A reaped child: how it ended and what it used.
+pub(crate) struct Reaped {
+    pub(crate) status: std::process::ExitStatus,
+    pub(crate) cpu_time: Duration,
+    pub(crate) peak_memory_bytes: u64,
+}
+
+fn timeval(value: libc::timeval) -> Duration {
+    Duration::from_secs(u64::try_from(value.tv_sec).unwrap_or(0))
+        + Duration::from_micros(u64::try_from(value.tv_usec).unwrap_or(0))
+}
+
+/// Waits for child `pid` and collects its exit status with its CPU time and peak memory.
+pub(crate) fn reap(pid: u32) -> io::Result<Reaped> {
+    use std::os::unix::process::ExitStatusExt;
+    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+    loop {
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is a valid value (integers and timevals only).
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4 writes only into `status` and `usage`, both alive across the call.
+        let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if rc == pid {
+            return Ok(Reaped {
+                status: std::process::ExitStatus::from_raw(status),
+                cpu_time: timeval(usage.ru_utime) + timeval(usage.ru_stime),
+                // ru_maxrss is in kibibytes on Linux.
+                peak_memory_bytes: u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024,
+            });
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
