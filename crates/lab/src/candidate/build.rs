@@ -127,7 +127,8 @@ pub fn trim_diagnostics(stderr: &str, max_bytes: usize) -> String {
         if !in_error {
             continue;
         }
-        if kept.len() + line.len() + 1 > max_bytes {
+        // Past the budget, nothing more is kept, so the cut never leaves holes.
+        if omitted > 0 || kept.len() + line.len() + 1 > max_bytes {
             omitted += 1;
             continue;
         }
@@ -259,4 +260,57 @@ fn write_if_changed(path: &Path, text: &str) -> Result<(), WorkspaceError> {
         std::fs::create_dir_all(parent).map_err(write_error)?;
     }
     std::fs::write(path, text).map_err(write_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CARGO_OUTPUT: &str = "   Compiling codec-like v0.0.0 (/tmp/x)
+warning: unused variable: `scale`
+ --> src/lib.rs:3:9
+  |
+3 |     let scale = 2;
+  |         ^^^^^
+
+error[E0308]: mismatched types
+ --> src/lib.rs:8:23
+  |
+8 |     byte.wrapping_add(1u64)
+  |                       ^^^^ expected `u8`, found `u64`
+
+error: could not compile `codec-like` (lib) due to 1 previous error
+";
+
+    #[test]
+    fn diagnostics_keep_errors_and_drop_warnings_and_progress() {
+        let trimmed = trim_diagnostics(CARGO_OUTPUT, 10_000);
+        assert!(trimmed.starts_with("error[E0308]: mismatched types\n"));
+        assert!(trimmed.contains("expected `u8`, found `u64`"));
+        assert!(trimmed.contains("could not compile"));
+        assert!(!trimmed.contains("unused variable"));
+        assert!(!trimmed.contains("Compiling"));
+    }
+
+    #[test]
+    fn diagnostics_are_cut_on_a_line_boundary_and_say_how_much_is_missing() {
+        let trimmed = trim_diagnostics(CARGO_OUTPUT, 80);
+        assert!(trimmed.starts_with("error[E0308]: mismatched types\n"));
+        let kept: usize = trimmed
+            .lines()
+            .take_while(|l| !l.starts_with('…'))
+            .map(|l| l.len() + 1)
+            .sum();
+        assert!(kept <= 80, "{trimmed}");
+        assert!(
+            trimmed.trim_end().ends_with("more lines of errors omitted"),
+            "{trimmed}"
+        );
+    }
+
+    #[test]
+    fn output_without_diagnostics_keeps_its_tail() {
+        let trimmed = trim_diagnostics("linker `cc` not found\n", 10);
+        assert_eq!(trimmed, "not found\n");
+    }
 }

@@ -202,3 +202,58 @@ pub(crate) async fn call(
         last_reply,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn retry_after_reads_milliseconds_first_then_seconds() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert("retry-after", HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
+        headers.insert("retry-after-ms", HeaderValue::from_static("1500"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_millis(1500)));
+        headers.insert("retry-after-ms", HeaderValue::from_static("-4"));
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn backoff_doubles_within_jitter_and_stops_at_the_ceiling() {
+        let config = LlmConfig {
+            retry: super::super::RetryPolicy {
+                base_delay: Duration::from_millis(100),
+                max_delay: Duration::from_millis(1000),
+                ..Default::default()
+            },
+            ..LlmConfig::anthropic("m")
+        };
+        for (attempt, full) in [
+            (1, 100),
+            (2, 200),
+            (3, 400),
+            (4, 800),
+            (5, 1000),
+            (12, 1000),
+        ] {
+            let wait = backoff(&config, attempt);
+            let full = Duration::from_millis(full);
+            assert!(
+                wait >= full / 2 && wait <= full,
+                "attempt {attempt}: {wait:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_timeouts_limits_and_server_errors_are_retried() {
+        for code in [408, 429, 500, 502, 503, 529] {
+            assert!(retryable(StatusCode::from_u16(code).unwrap()), "{code}");
+        }
+        for code in [400, 401, 403, 404, 413, 422] {
+            assert!(!retryable(StatusCode::from_u16(code).unwrap()), "{code}");
+        }
+    }
+}
