@@ -209,3 +209,20 @@ fn the_codec_crate_has_evolvable_blocks_that_edits_can_reach() {
         assert_eq!(patched, tree);
     }
 }
+
+#[test]
+fn a_replacement_at_the_end_of_a_block_keeps_the_end_marker_on_its_own_line() {
+    let original = fixture();
+    for (replace, expected) in [
+        ("    byte\n}", "u8 {\n    byte\n}\n// EVOLVE-BLOCK-END\n"),
+        ("", "u8 {\n// EVOLVE-BLOCK-END\n"),
+    ] {
+        let patched = apply(
+            &original,
+            &[edit("transform", "    byte.wrapping_add(1)\n}\n", replace)],
+        )
+        .unwrap();
+        assert!(lib(&patched).contains(expected), "{}", lib(&patched));
+        assert_eq!(patched.blocks().unwrap().len(), 2);
+    }
+}

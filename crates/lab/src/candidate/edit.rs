@@ -64,6 +64,8 @@ pub enum EditFailure {
         list(locations)
     )]
     OutsideBlocks { locations: Vec<Location> },
+    #[error("the edit would change the block markers or the code around them")]
+    BreaksBlocks,
     #[error("the source's block markers are broken: {0}")]
     Markers(String),
 }
@@ -130,7 +132,7 @@ fn apply_one(tree: &mut SourceTree, edit: &Edit) -> Result<(), EditFailure> {
                 file_blocks().find(|b| b.content.start <= range.start && range.end <= b.content.end)
             {
                 if block.name == edit.block {
-                    inside.push((file.clone(), range));
+                    inside.push((file.clone(), range, block.content.clone()));
                 } else {
                     elsewhere_blocks.push(block.name.clone());
                     elsewhere_in_blocks.push(location);
@@ -144,11 +146,27 @@ fn apply_one(tree: &mut SourceTree, edit: &Edit) -> Result<(), EditFailure> {
         }
     }
     match inside.as_slice() {
-        [(file, range)] => {
+        [(file, range, content)] => {
+            let before = tree
+                .skeleton()
+                .map_err(|e| EditFailure::Markers(e.to_string()))?;
             if let Some(text) = tree.files.get_mut(file) {
-                text.replace_range(range.clone(), &edit.replace);
+                let mut replacement = edit.replace.clone();
+                // The END marker must stay on a line of its own: a replacement that reaches the
+                // end of the block keeps its final newline.
+                let starts_line =
+                    range.start == content.start || text[..range.start].ends_with('\n');
+                let ends_line =
+                    replacement.ends_with('\n') || (replacement.is_empty() && starts_line);
+                if range.end == content.end && !ends_line {
+                    replacement.push('\n');
+                }
+                text.replace_range(range.clone(), &replacement);
             }
-            Ok(())
+            match tree.skeleton() {
+                Ok(after) if after == before => Ok(()),
+                _ => Err(EditFailure::BreaksBlocks),
+            }
         }
         [] if !crossing.is_empty() => Err(EditFailure::CrossesBoundary {
             locations: crossing,
@@ -165,7 +183,7 @@ fn apply_one(tree: &mut SourceTree, edit: &Edit) -> Result<(), EditFailure> {
         several => Err(EditFailure::Ambiguous {
             locations: several
                 .iter()
-                .map(|(file, range)| Location {
+                .map(|(file, range, _)| Location {
                     file: file.display().to_string(),
                     line: tree.files.get(file).map_or(0, |t| line_of(t, range.start)),
                 })

@@ -105,6 +105,25 @@ impl SourceTree {
         Ok(blocks)
     }
 
+    /// Everything an edit may not change: per file, the text outside the blocks' contents and
+    /// the names of its blocks.
+    pub(crate) fn skeleton(&self) -> Result<Vec<(PathBuf, String, Vec<String>)>, TreeError> {
+        let mut skeleton = Vec::new();
+        for (file, text) in &self.files {
+            let blocks = blocks_in(file, text)?;
+            let mut outside = String::new();
+            let mut at = 0;
+            for block in &blocks {
+                outside.push_str(&text[at..block.content.start]);
+                at = block.content.end;
+            }
+            outside.push_str(&text[at..]);
+            let names = blocks.into_iter().map(|block| block.name).collect();
+            skeleton.push((file.clone(), outside, names));
+        }
+        Ok(skeleton)
+    }
+
     pub fn total_bytes(&self) -> usize {
         self.files.values().map(String::len).sum()
     }
