@@ -252,17 +252,37 @@ impl<R: Read> FrameSource for Y4mReader<R> {
 pub struct MemorySource<'a> {
     name: String,
     format: VideoFormat,
-    frames: std::slice::Iter<'a, AnyFrame>,
+    frames: MemoryFrames<'a>,
     count: u64,
 }
 
+enum MemoryFrames<'a> {
+    /// Copied out one by one.
+    Borrowed(std::slice::Iter<'a, AnyFrame>),
+    /// Moved out one by one: no copy, so a benchmark times the metrics alone.
+    Owned(std::vec::IntoIter<AnyFrame>),
+}
+
 impl<'a> MemorySource<'a> {
+    /// A source handing out copies of `frames`.
     pub fn new(name: &str, format: VideoFormat, frames: &'a [AnyFrame]) -> Self {
         MemorySource {
             name: name.to_string(),
             format,
-            frames: frames.iter(),
+            frames: MemoryFrames::Borrowed(frames.iter()),
             count: frames.len() as u64,
+        }
+    }
+}
+
+impl MemorySource<'static> {
+    /// A source handing out `frames` themselves.
+    pub fn owned(name: &str, format: VideoFormat, frames: Vec<AnyFrame>) -> Self {
+        MemorySource {
+            name: name.to_string(),
+            format,
+            count: frames.len() as u64,
+            frames: MemoryFrames::Owned(frames.into_iter()),
         }
     }
 }
@@ -277,13 +297,17 @@ impl FrameSource for MemorySource<'_> {
     }
 
     fn next_frame_into(&mut self, frame: &mut AnyFrame) -> Result<bool, VideoError> {
-        match self.frames.next() {
-            Some(f) => {
-                frame.clone_from(f);
-                Ok(true)
-            }
-            None => Ok(false),
+        match &mut self.frames {
+            MemoryFrames::Borrowed(frames) => match frames.next() {
+                Some(f) => frame.clone_from(f),
+                None => return Ok(false),
+            },
+            MemoryFrames::Owned(frames) => match frames.next() {
+                Some(f) => *frame = f,
+                None => return Ok(false),
+            },
         }
+        Ok(true)
     }
 
     fn frame_count_hint(&self) -> Option<u64> {

@@ -34,11 +34,34 @@ fn chunked_sum<T: Copy>(a: &[T], b: &[T], chunk_len: usize, square: impl Fn(T, T
 
 impl ErrorSample for u8 {
     fn sum_squared_error(reference: &[u8], distorted: &[u8], _bit_depth: u8) -> u64 {
-        // 255² fits `u16`, so the square is a 16-bit multiply; 66051 squares fit `u32`.
-        chunked_sum(reference, distorted, 1 << 16, |p, q| {
-            let e = u16::from(p.abs_diff(q));
-            u32::from(e * e)
-        })
+        // Sixteen independent `i32` lanes of 16-bit differences: the compiler turns each step
+        // into a multiply-add of 16-bit pairs. A lane sees at most 2^15 / 16 squares of 255², and
+        // the lanes of a 2^15-sample chunk sum to under 2^31.
+        const LANES: usize = 16;
+        reference
+            .chunks(1 << 15)
+            .zip(distorted.chunks(1 << 15))
+            .map(|(r, d)| {
+                let mut lanes = [0i32; LANES];
+                let (r_lanes, d_lanes) = (r.chunks_exact(LANES), d.chunks_exact(LANES));
+                let tail: i32 = r_lanes
+                    .remainder()
+                    .iter()
+                    .zip(d_lanes.remainder())
+                    .map(|(&p, &q)| {
+                        let e = i32::from(p) - i32::from(q);
+                        e * e
+                    })
+                    .sum();
+                for (rs, ds) in r_lanes.zip(d_lanes) {
+                    for ((lane, &p), &q) in lanes.iter_mut().zip(rs).zip(ds) {
+                        let e = i32::from(i16::from(p) - i16::from(q));
+                        *lane += e * e;
+                    }
+                }
+                (lanes.iter().sum::<i32>() + tail) as u64
+            })
+            .sum()
     }
 }
 
@@ -156,6 +179,24 @@ mod tests {
         let a = [0u8, 10, 255, 7];
         let b = [3u8, 10, 0, 9];
         assert_eq!(u8::sum_squared_error(&a, &b, 8), 9 + 255 * 255 + 4);
+    }
+
+    #[test]
+    fn sse_kernels_equal_a_plain_sum_at_every_length() {
+        fn plain<T: Pixel>(a: &[T], b: &[T]) -> u64 {
+            a.iter()
+                .zip(b)
+                .map(|(&p, &q)| u64::from(p.to_u32().abs_diff(q.to_u32())).pow(2))
+                .sum()
+        }
+        for len in (0..80).chain([1000, 33_000, 70_001]) {
+            let a: Vec<u8> = (0..len).map(|i| (i * 37 % 256) as u8).collect();
+            let b: Vec<u8> = (0..len).map(|i| (i * 101 % 253) as u8).collect();
+            assert_eq!(u8::sum_squared_error(&a, &b, 8), plain(&a, &b), "{len}");
+            let a: Vec<u16> = (0..len).map(|i| (i * 37 % 1024) as u16).collect();
+            let b: Vec<u16> = (0..len).map(|i| (i * 101 % 1021) as u16).collect();
+            assert_eq!(u16::sum_squared_error(&a, &b, 10), plain(&a, &b), "{len}");
+        }
     }
 
     #[test]

@@ -170,6 +170,11 @@ fn results_do_not_depend_on_the_thread_count() {
             compare(&mut r, &mut d, &options, &|_| {}).unwrap()
         })
         .collect();
+    // Frames moved out of an owned source give the same result as copies.
+    let mut r = MemorySource::owned("reference", f, reference.clone());
+    let mut d = MemorySource::owned("distorted", f, distorted.clone());
+    let owned = compare(&mut r, &mut d, &CompareOptions::default(), &|_| {}).unwrap();
+    assert_eq!(owned, results[0]);
     assert_eq!(results[0].frames, 7);
     assert!(results[0].per_frame.contains_key(&Score::MsSsim));
     for other in &results[1..] {

@@ -181,8 +181,8 @@ impl Drop for TempDir {
     }
 }
 
-/// Runs an external command, failing with its stderr when it fails.
-fn run_tool(program: &str, args: &[&str]) -> anyhow::Result<()> {
+/// Runs an external command; its stderr when it succeeds, an error carrying it when it fails.
+fn run_tool(program: &str, args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -190,25 +190,106 @@ fn run_tool(program: &str, args: &[&str]) -> anyhow::Result<()> {
         .stderr(Stdio::piped())
         .output()
         .with_context(|| format!("running {program}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
-        bail!(
-            "{program} {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("{program} {} failed: {}", args.join(" "), stderr.trim());
     }
-    Ok(())
+    Ok(stderr)
 }
 
-/// The fastest of `runs` runs of `f`.
-fn fastest(runs: u32, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<Duration> {
-    let mut best = Duration::MAX;
-    for _ in 0..runs.max(1) {
-        let start = Instant::now();
-        f()?;
-        best = best.min(start.elapsed());
+/// How long something took: wall-clock and, where measured, CPU time (all threads).
+#[derive(Clone, Copy, Debug)]
+struct Timing {
+    wall: Duration,
+    cpu: Option<Duration>,
+}
+
+impl Timing {
+    /// CPU time when measured (steadier on a shared machine), else wall-clock time.
+    fn best_estimate(self) -> Duration {
+        self.cpu.unwrap_or(self.wall)
+    }
+
+    fn fastest(self, other: Timing) -> Timing {
+        if other.best_estimate() < self.best_estimate() {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+/// CPU time of the calling thread from the scheduler's accounting (Linux); `None` elsewhere.
+fn thread_cpu_time() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
+}
+
+/// The fastest of `runs` runs of `f`, which times itself.
+fn fastest(runs: u32, mut f: impl FnMut() -> anyhow::Result<Timing>) -> anyhow::Result<Timing> {
+    let mut best = f()?;
+    for _ in 1..runs.max(1) {
+        best = best.fastest(f()?);
     }
     Ok(best)
+}
+
+/// Times `f` on the calling thread.
+fn time_here(f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<Timing> {
+    let cpu_start = thread_cpu_time();
+    let start = Instant::now();
+    f()?;
+    let wall = start.elapsed();
+    let cpu = thread_cpu_time()
+        .zip(cpu_start)
+        .map(|(end, start)| end.saturating_sub(start));
+    Ok(Timing { wall, cpu })
+}
+
+/// CPU time of this process's finished children, from `/proc/self/stat` (Linux, in units of
+/// USER_HZ = 1/100 s); `None` elsewhere.
+fn children_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces: the third field
+    // of the line is the first here; cutime and cstime are fields 16 and 17.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(13)?.parse::<u64>().ok()? + fields.get(14)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Times an external command: wall-clock, and its CPU time (10 ms resolution).
+fn time_tool(program: &str, args: &[&str]) -> anyhow::Result<Timing> {
+    let cpu_start = children_cpu_time();
+    let start = Instant::now();
+    run_tool(program, args)?;
+    let wall = start.elapsed();
+    let cpu = children_cpu_time()
+        .zip(cpu_start)
+        .map(|(end, start)| end.saturating_sub(start));
+    Ok(Timing { wall, cpu })
+}
+
+/// Runs ffmpeg with `-benchmark` and reads the times it reports (`bench: utime=… stime=…
+/// rtime=…`): its CPU time over all its threads, and its wall-clock time.
+fn time_ffmpeg(args: &[&str]) -> anyhow::Result<Timing> {
+    let mut full = vec!["-benchmark"];
+    full.extend_from_slice(args);
+    let stderr = run_tool("ffmpeg", &full)?;
+    let field = |name: &str| -> Option<f64> {
+        let line = stderr.lines().find(|l| l.starts_with("bench: utime="))?;
+        let value = line.split_whitespace().find_map(|w| w.strip_prefix(name))?;
+        value.trim_end_matches('s').parse().ok()
+    };
+    let (Some(user), Some(system), Some(real)) =
+        (field("utime="), field("stime="), field("rtime="))
+    else {
+        bail!("ffmpeg -benchmark printed no times: {}", stderr.trim());
+    };
+    Ok(Timing {
+        wall: Duration::from_secs_f64(real),
+        cpu: Some(Duration::from_secs_f64(user + system)),
+    })
 }
 
 fn tool_available(program: &str, version_flag: &str) -> bool {
@@ -301,22 +382,20 @@ fn make_default_pair(dir: &Path, frames: u64) -> anyhow::Result<(PathBuf, PathBu
     Ok((reference, distorted))
 }
 
-/// Time of ffmpeg reading both files and running `filter` on them, minus the time it takes to
-/// read both files with no filter (its Y4M demuxing and copying), on one thread.
+/// ffmpeg reading both files and running `filter` on them, and ffmpeg reading both files with no
+/// filter (its Y4M demuxing and frame handling), each on one thread.
 fn ffmpeg_filter_time(
     reference: &Path,
     distorted: &Path,
     filter: &str,
     runs: u32,
-) -> anyhow::Result<(Duration, Duration)> {
+) -> anyhow::Result<(Timing, Timing)> {
     let (r, d) = (
         reference.to_string_lossy().into_owned(),
         distorted.to_string_lossy().into_owned(),
     );
     let common = [
         "-nostdin",
-        "-loglevel",
-        "error",
         "-threads",
         "1",
         "-i",
@@ -331,10 +410,11 @@ fn ffmpeg_filter_time(
     let graph = format!("[1:v][0:v]{filter}");
     let mut with_filter: Vec<&str> = common.to_vec();
     with_filter.extend(["-lavfi", &graph, "-f", "null", "-"]);
+    // Both inputs read, one output, nothing computed: what the filter run costs besides the filter.
     let mut read_only: Vec<&str> = common.to_vec();
-    read_only.extend(["-map", "0:v", "-map", "1:v", "-f", "null", "-"]);
-    let total = fastest(runs, || run_tool("ffmpeg", &with_filter))?;
-    let reading = fastest(runs, || run_tool("ffmpeg", &read_only))?;
+    read_only.extend(["-lavfi", "[0:v]nullsink;[1:v]null", "-f", "null", "-"]);
+    let total = fastest(runs, || time_ffmpeg(&with_filter))?;
+    let reading = fastest(runs, || time_ffmpeg(&read_only))?;
     Ok((total, reading))
 }
 
@@ -365,8 +445,8 @@ pub fn bench(args: BenchMetricsArgs) -> anyhow::Result<()> {
     };
     let (format, ref_frames) = load_frames(&ref_input, args.frames)?;
     let (dist_format, dist_frames) = load_frames(&dist_input, args.frames)?;
-    let frames = ref_frames.len().min(dist_frames.len());
-    if frames == 0 || ref_frames.len() != dist_frames.len() || format != dist_format {
+    let frames = ref_frames.len();
+    if frames == 0 || dist_frames.len() != frames || format != dist_format {
         bail!(
             "{} and {} do not hold {} comparable frames",
             ref_input.display(),
@@ -385,22 +465,26 @@ pub fn bench(args: BenchMetricsArgs) -> anyhow::Result<()> {
         "      {}x{}, {}-bit, {:?}, {frames} frames; one thread everywhere; fastest of {} runs",
         format.width, format.height, format.bit_depth, format.chroma, args.runs
     );
+    println!("times are CPU seconds where measured (*: wall-clock seconds):");
+    println!("  ours: the comparison pipeline with one metric on frames already in memory (thread");
+    println!("        CPU time from /proc/thread-self/schedstat)");
+    println!("  ffmpeg: `-benchmark` utime+stime with the filter minus the same without it (both");
+    println!("        inputs read, `nullsink`), -threads 1 -filter_threads 1");
     println!(
-        "ours: frames already in memory, the comparison pipeline with one metric (frame copy included)."
+        "  vmaf: the libvmaf command on the same Y4M files, --threads 1, its Y4M reading included"
     );
-    println!(
-        "ffmpeg: (time with the filter) - (time reading both Y4M files with no filter), -threads 1 -filter_threads 1."
-    );
-    println!(
-        "vmaf: the libvmaf command on the same Y4M files, --threads 1, its Y4M reading included."
-    );
+    println!("        (its user+system time from /proc/self/stat, 10 ms resolution)");
     println!();
     println!(
-        "{:<8} {:>10} {:>10}   {:<34} {:>10} {:>10}",
-        "metric", "ours s", "ours fps", "reference tool", "theirs fps", "ours/theirs"
+        "{:<8} {:>8} {:>9}   {:<36} {:>8} {:>9} {:>11}",
+        "metric", "ours s", "ours fps", "reference tool", "their s", "their fps", "ours/theirs"
     );
     let has_ffmpeg = tool_available("ffmpeg", "-version");
     let has_vmaf = tool_available("vmaf", "--version");
+    let seconds = |t: Timing| {
+        let mark = if t.cpu.is_some() { "" } else { "*" };
+        format!("{:.3}{mark}", t.best_estimate().as_secs_f64())
+    };
     let fps = |d: Duration| frames as f64 / d.as_secs_f64().max(1e-9);
     for metric in Metric::ALL {
         if let Err(e) = metric.check(&format) {
@@ -412,36 +496,40 @@ pub fn bench(args: BenchMetricsArgs) -> anyhow::Result<()> {
             threads: 1,
         };
         let ours = fastest(args.runs, || {
-            let mut r = MemorySource::new("reference", format, &ref_frames);
-            let mut d = MemorySource::new("distorted", format, &dist_frames);
-            codeclab_metrics::compare(&mut r, &mut d, &options, &|_| {})?;
-            Ok(())
+            let mut r = MemorySource::owned("reference", format, ref_frames.clone());
+            let mut d = MemorySource::owned("distorted", format, dist_frames.clone());
+            time_here(|| {
+                codeclab_metrics::compare(&mut r, &mut d, &options, &|_| {})?;
+                Ok(())
+            })
         })?;
-        let mut theirs: Vec<(String, Option<Duration>)> = Vec::new();
-        match metric {
-            Metric::Psnr | Metric::Ssim if has_ffmpeg => {
+        let mut theirs: Vec<(String, Option<Timing>)> = Vec::new();
+        if metric != Metric::MsSsim {
+            if has_ffmpeg {
                 let filter = if metric == Metric::Psnr {
                     "psnr"
                 } else {
                     "ssim"
                 };
                 let (total, reading) = ffmpeg_filter_time(&ref_y4m, &dist_y4m, filter, args.runs)?;
-                let net = total.saturating_sub(reading);
-                let label = if metric == Metric::Ssim {
-                    "ffmpeg ssim filter (8x8, 3 planes)".to_string()
-                } else {
-                    "ffmpeg psnr filter".to_string()
+                let net = Timing {
+                    wall: total.wall.saturating_sub(reading.wall),
+                    cpu: total.cpu.zip(reading.cpu).map(|(t, r)| t.saturating_sub(r)),
                 };
-                theirs.push((
-                    format!(
-                        "{label} [{:.3}s-{:.3}s]",
-                        total.as_secs_f64(),
-                        reading.as_secs_f64()
-                    ),
-                    Some(net),
-                ));
+                let label = format!(
+                    "ffmpeg {filter}{} {}-{}",
+                    if metric == Metric::Ssim {
+                        " (8x8, 3 planes)"
+                    } else {
+                        ""
+                    },
+                    seconds(total),
+                    seconds(reading)
+                );
+                theirs.push((label, Some(net)));
+            } else {
+                theirs.push(("ffmpeg: not on PATH".to_string(), None));
             }
-            _ => {}
         }
         if metric != Metric::Psnr {
             let feature = if metric == Metric::Ssim {
@@ -468,34 +556,35 @@ pub fn bench(args: BenchMetricsArgs) -> anyhow::Result<()> {
                     &out,
                     "--quiet",
                 ];
-                let t = fastest(args.runs, || run_tool("vmaf", &vmaf_args))?;
+                let t = fastest(args.runs, || time_tool("vmaf", &vmaf_args))?;
                 theirs.push((format!("vmaf --feature {feature}"), Some(t)));
             } else {
-                theirs.push((format!("vmaf {feature}: vmaf not on PATH"), None));
+                theirs.push((format!("vmaf {feature}: not on PATH"), None));
             }
-        }
-        if theirs.is_empty() {
-            theirs.push(("(ffmpeg not on PATH)".to_string(), None));
         }
         for (i, (label, time)) in theirs.iter().enumerate() {
             let (name, ours_s, ours_fps) = if i == 0 {
                 (
                     metric.name().to_string(),
-                    format!("{:.3}", ours.as_secs_f64()),
-                    format!("{:.1}", fps(ours)),
+                    seconds(ours),
+                    format!("{:.1}", fps(ours.best_estimate())),
                 )
             } else {
                 Default::default()
             };
-            let (their_fps, ratio) = match time {
-                Some(t) => (
-                    format!("{:.1}", fps(*t)),
-                    format!("{:.2}", fps(ours) / fps(*t)),
-                ),
-                None => ("-".to_string(), "-".to_string()),
+            let (their_s, their_fps, ratio) = match time {
+                Some(t) => {
+                    let d = t.best_estimate();
+                    (
+                        seconds(*t),
+                        format!("{:.1}", fps(d)),
+                        format!("{:.2}", fps(ours.best_estimate()) / fps(d)),
+                    )
+                }
+                None => ("-".to_string(), "-".to_string(), "-".to_string()),
             };
             println!(
-                "{name:<8} {ours_s:>10} {ours_fps:>10}   {label:<34} {their_fps:>10} {ratio:>10}"
+                "{name:<8} {ours_s:>8} {ours_fps:>9}   {label:<36} {their_s:>8} {their_fps:>9} {ratio:>11}"
             );
         }
     }
