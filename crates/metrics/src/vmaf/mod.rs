@@ -585,4 +585,27 @@ mod tests {
             assert_eq!(fast, reference, "{w}x{h} {bits}-bit");
         }
     }
+
+    /// Pictures of only black and peak-white samples drive every sum to its largest value.
+    #[test]
+    fn fast_vif_equals_reference_vif_at_extreme_values() {
+        for (w, h, bits) in [(48, 40, 8), (45, 39, 10)] {
+            let peak = (1i32 << bits) - 1;
+            let binary = |seed| -> Vec<i32> {
+                picture(w, h, 8, seed)
+                    .into_iter()
+                    .map(|v| if v % 3 == 0 { 0 } else { peak })
+                    .collect()
+            };
+            let r = vif::Image::from_i32(w, h, &binary(3));
+            let d = vif::Image::from_i32(w, h, &vec![peak; w * h]);
+            let d2 = vif::Image::from_i32(w, h, &binary(4));
+            let limits = [DEFAULT_GAIN_LIMIT, 1.0];
+            for dist in [&d, &d2] {
+                let fast = vif::fast::vif(&r, dist, bits as u32, &limits);
+                let reference = vif::reference::vif(&r, dist, bits as u32, &limits);
+                assert_eq!(fast, reference, "{w}x{h} {bits}-bit");
+            }
+        }
+    }
 }

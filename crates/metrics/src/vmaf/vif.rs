@@ -411,7 +411,8 @@ pub(crate) mod fast {
         acc64: [Vec<u64>; 3],
         /// Horizontal sums: means, then second moments.
         hm: [Vec<u32>; 2],
-        hs: [Vec<u64>; 3],
+        /// Horizontal sums of the low and high halves of the second moments.
+        hs32: [Vec<u32>; 6],
         /// Per-pixel variances, covariance, gain and distortion variance of the row.
         s1: Vec<i32>,
         s2: Vec<i32>,
@@ -441,7 +442,7 @@ pub(crate) mod fast {
             acc32: std::array::from_fn(|_| vec![0u32; w]),
             acc64: std::array::from_fn(|_| vec![0u64; w]),
             hm: std::array::from_fn(|_| vec![0u32; w]),
-            hs: std::array::from_fn(|_| vec![0u64; w]),
+            hs32: std::array::from_fn(|_| vec![0u32; w]),
             s1: vec![0; w],
             s2: vec![0; w],
             s12: vec![0; w],
@@ -527,42 +528,72 @@ pub(crate) mod fast {
                 pad_mirror(v, w, half);
             }
             // Horizontal pass.
+            // The filter is symmetric: taps k and taps-1-k share a coefficient, so their samples
+            // are added first. The second moments (up to 32 bits) are split into 16-bit halves
+            // so that every sum stays within 32 bits: sum(c*x) = sum(c*hi) << 16 + sum(c*lo).
             for m in b.hm.iter_mut() {
                 m.fill(0);
             }
-            for s in b.hs.iter_mut() {
+            for s in b.hs32.iter_mut() {
                 s.fill(0);
             }
-            for (k, &c) in f.iter().enumerate() {
+            for (k, &c) in f.iter().enumerate().take(half + 1) {
+                let mirror_k = f.len() - 1 - k;
                 let [v1, v2, vxx, vyy, vxy] = &b.v;
-                let (v1, v2) = (&v1[k..k + w], &v2[k..k + w]);
-                let (vxx, vyy, vxy) = (&vxx[k..k + w], &vyy[k..k + w], &vxy[k..k + w]);
                 let [m1, m2] = &mut b.hm;
                 let (m1, m2) = (&mut m1[..w], &mut m2[..w]);
-                let [sxx, syy, sxy] = &mut b.hs;
-                let (sxx, syy, sxy) = (&mut sxx[..w], &mut syy[..w], &mut sxy[..w]);
-                let c64 = u64::from(c);
-                for j in 0..w {
-                    m1[j] = m1[j].wrapping_add(c.wrapping_mul(v1[j]));
-                    m2[j] = m2[j].wrapping_add(c.wrapping_mul(v2[j]));
-                    sxx[j] += c64 * u64::from(vxx[j]);
-                    syy[j] += c64 * u64::from(vyy[j]);
-                    sxy[j] += c64 * u64::from(vxy[j]);
+                let [lxx, lyy, lxy, hxx, hyy, hxy] = &mut b.hs32;
+                let (lxx, lyy, lxy) = (&mut lxx[..w], &mut lyy[..w], &mut lxy[..w]);
+                let (hxx, hyy, hxy) = (&mut hxx[..w], &mut hyy[..w], &mut hxy[..w]);
+                if mirror_k == k {
+                    let (v1, v2) = (&v1[k..k + w], &v2[k..k + w]);
+                    let (vxx, vyy, vxy) = (&vxx[k..k + w], &vyy[k..k + w], &vxy[k..k + w]);
+                    for j in 0..w {
+                        m1[j] = m1[j].wrapping_add(c.wrapping_mul(v1[j]));
+                        m2[j] = m2[j].wrapping_add(c.wrapping_mul(v2[j]));
+                        lxx[j] = lxx[j].wrapping_add(c.wrapping_mul(vxx[j] & 0xffff));
+                        lyy[j] = lyy[j].wrapping_add(c.wrapping_mul(vyy[j] & 0xffff));
+                        lxy[j] = lxy[j].wrapping_add(c.wrapping_mul(vxy[j] & 0xffff));
+                        hxx[j] = hxx[j].wrapping_add(c.wrapping_mul(vxx[j] >> 16));
+                        hyy[j] = hyy[j].wrapping_add(c.wrapping_mul(vyy[j] >> 16));
+                        hxy[j] = hxy[j].wrapping_add(c.wrapping_mul(vxy[j] >> 16));
+                    }
+                } else {
+                    let (a1, a2) = (&v1[k..k + w], &v2[k..k + w]);
+                    let (axx, ayy, axy) = (&vxx[k..k + w], &vyy[k..k + w], &vxy[k..k + w]);
+                    let m = mirror_k;
+                    let (b1, b2) = (&v1[m..m + w], &v2[m..m + w]);
+                    let (bxx, byy, bxy) = (&vxx[m..m + w], &vyy[m..m + w], &vxy[m..m + w]);
+                    for j in 0..w {
+                        m1[j] = m1[j].wrapping_add(c.wrapping_mul(a1[j].wrapping_add(b1[j])));
+                        m2[j] = m2[j].wrapping_add(c.wrapping_mul(a2[j].wrapping_add(b2[j])));
+                        let lo = |x: u32, y: u32| (x & 0xffff) + (y & 0xffff);
+                        let hi = |x: u32, y: u32| (x >> 16) + (y >> 16);
+                        lxx[j] = lxx[j].wrapping_add(c.wrapping_mul(lo(axx[j], bxx[j])));
+                        lyy[j] = lyy[j].wrapping_add(c.wrapping_mul(lo(ayy[j], byy[j])));
+                        lxy[j] = lxy[j].wrapping_add(c.wrapping_mul(lo(axy[j], bxy[j])));
+                        hxx[j] = hxx[j].wrapping_add(c.wrapping_mul(hi(axx[j], bxx[j])));
+                        hyy[j] = hyy[j].wrapping_add(c.wrapping_mul(hi(ayy[j], byy[j])));
+                        hxy[j] = hxy[j].wrapping_add(c.wrapping_mul(hi(axy[j], bxy[j])));
+                    }
                 }
             }
             let [m1, m2] = &b.hm;
-            let [sxx, syy, sxy] = &b.hs;
             let (m1, m2) = (&m1[..w], &m2[..w]);
-            let (sxx, syy, sxy) = (&sxx[..w], &syy[..w], &sxy[..w]);
+            let [lxx, lyy, lxy, hxx, hyy, hxy] = &b.hs32;
+            let (lxx, lyy, lxy) = (&lxx[..w], &lyy[..w], &lxy[..w]);
+            let (hxx, hyy, hxy) = (&hxx[..w], &hyy[..w], &hxy[..w]);
+            // (sum(c*hi) << 16 + sum(c*lo) + 2^15) >> 16, without leaving 32 bits.
+            let moment = |hi: u32, lo: u32| hi.wrapping_add(((u64::from(lo) + 32768) >> 16) as u32);
             // Variances of the whole row, then the gains (the divisions vectorise), then the
             // table look-ups pixel by pixel.
             for j in 0..w {
                 (b.s1[j], b.s2[j], b.s12[j]) = sigmas(
                     m1[j],
                     m2[j],
-                    ((sxx[j] + 32768) >> 16) as u32,
-                    ((syy[j] + 32768) >> 16) as u32,
-                    ((sxy[j] + 32768) >> 16) as u32,
+                    moment(hxx[j], lxx[j]),
+                    moment(hyy[j], lyy[j]),
+                    moment(hxy[j], lxy[j]),
                 );
             }
             let (s1, s2, s12) = (&b.s1[..w], &b.s2[..w], &b.s12[..w]);
