@@ -1,0 +1,50 @@
+//! Any bytes given to the codec's decoder end in frames or an error, never a panic, a hang or an
+//! allocation beyond the header's bounded geometry. The input is tried as a whole stream, and
+//! behind a valid header for a small picture so that the frame parser itself gets the bytes.
+
+#![no_main]
+
+use codeclab_codec::bitstream::SequenceHeader;
+use codeclab_codec::{Decoder, DecoderLimits, Genome};
+use codeclab_video::{ChromaSampling, Rational, VideoFormat};
+use libfuzzer_sys::fuzz_target;
+
+fn decode_all(bytes: &[u8], limits: DecoderLimits) {
+    let Ok(mut decoder) = Decoder::with_limits(bytes, limits) else {
+        return;
+    };
+    let format = decoder.format();
+    while let Ok(Some(frame)) = decoder.next_frame() {
+        assert!(frame.matches(&format), "decoder returned a frame unlike its format");
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let limits = DecoderLimits {
+        max_width: 512,
+        max_height: 512,
+        max_pixels: 256 * 256,
+    };
+    decode_all(data, limits);
+    let [w, h, tools, body @ ..] = data else {
+        return;
+    };
+    let format = VideoFormat {
+        width: 1 + usize::from(*w % 96),
+        height: 1 + usize::from(*h % 96),
+        bit_depth: 8,
+        chroma: ChromaSampling::Cs420,
+        fps: Rational::new(25, 1),
+        aspect: Rational::new(1, 1),
+    };
+    let genome = Genome {
+        reference_frames: 1 + tools % 4,
+        merge_candidates: 1 + (tools >> 2) % 5,
+        min_block_log2: 3 + (tools >> 5) % 3,
+        deblock: tools & 0x80 == 0,
+        ..Genome::default()
+    };
+    let mut stream = SequenceHeader::new(format, &genome).to_bytes();
+    stream.extend_from_slice(body);
+    decode_all(&stream, limits);
+});
