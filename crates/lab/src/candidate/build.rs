@@ -66,6 +66,8 @@ pub fn build(project_dir: &Path, bin: &str, config: &BuildConfig) -> Result<Path
         .arg(project_dir.join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", &config.target_dir)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        // Inherited from a surrounding cargo, it would override RUSTFLAGS.
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env("CARGO_TERM_COLOR", "never")
         .process_group(0)
         .stdin(Stdio::null())
