@@ -86,12 +86,13 @@ pub fn build(project_dir: &Path, bin: &str, config: &BuildConfig) -> Result<Path
         }
         text
     });
-    let ending = wait_until(pid, started + config.time_limit, &|| false)
-        .map_err(|error| environment(format!("waiting for cargo: {error}")))?;
+    let ending = wait_until(pid, started + config.time_limit, &|| false);
+    // Cargo and every compiler it started go, even if waiting failed.
     kill_group(pid);
     let status = child
         .wait()
         .map_err(|error| environment(format!("waiting for cargo: {error}")))?;
+    let ending = ending.map_err(|error| environment(format!("waiting for cargo: {error}")))?;
     let stderr = String::from_utf8_lossy(&reader.join().unwrap_or_default()).into_owned();
     if ending != Ending::Exited {
         return Err(BuildFailure::TimedOut {

@@ -194,12 +194,12 @@ pub fn run(request: &RunRequest) -> Result<RunReport, SandboxError> {
     let deadline = started + limits.wall_clock;
     let ending = wait_until(pid, deadline, &|| {
         stdout_over.load(Ordering::Relaxed) || stderr_over.load(Ordering::Relaxed)
-    })
-    .map_err(SandboxError::Wait)?;
-    // Whatever happened, nothing of the group may outlive the run. The leader is not reaped yet,
-    // so the group id cannot have been reused.
+    });
+    // Whatever happened, even a failure to wait, nothing of the group may outlive the run. The
+    // leader is not reaped yet, so the group id cannot have been reused.
     kill_group(pid);
     let reaped = process::reap(pid).map_err(SandboxError::Wait)?;
+    let ending = ending.map_err(SandboxError::Wait)?;
     // Reaped by hand for its resource usage; std's handle has nothing left to wait for.
     drop(child);
     let status = reaped.status;
