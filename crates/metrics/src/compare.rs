@@ -20,9 +20,10 @@
 //! difference between a blurred reference frame and the blurred one before it) runs in the
 //! parallel per-frame stage like any other. Features that depend on the *next* frame too (motion2
 //! = the smaller of this frame's and the next frame's motion) and model predictions over them
-//! belong in a sequential stage after the per-frame one, reading and extending the finished
-//! `per_frame` arrays before pooling (see [`Comparison::from_frames`]). The `vmaf` and `vmaf_neg`
-//! keys join [`Score`] the same way.
+//! belong in a sequential stage after the per-frame one, which completes the [`Comparison`] built
+//! by [`Comparison::from_frames`]. VMAF runs that way ([`compare_with_vmaf`]): its stage is handed
+//! each batch's pairs, in order, after the per-frame metrics, and adds `vmaf` / `vmaf_neg` (keys of
+//! [`Score`]) and its report at the end.
 
 use std::collections::BTreeMap;
 use std::io::Read;
