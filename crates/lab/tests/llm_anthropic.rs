@@ -273,3 +273,23 @@ async fn a_success_status_with_a_body_that_is_not_a_message_is_an_invalid_respon
     );
     assert_eq!(failure.raw_reply.as_deref(), Some("<html>gateway</html>"));
 }
+
+#[tokio::test]
+async fn an_oversized_reply_is_refused_without_being_held() {
+    let huge = "x".repeat(64 * 1024);
+    let server = serve(vec![Reply::json(200, message(&huge, "end_turn", 1, 1))]).await;
+    let client = AnthropicClient::new(LlmConfig {
+        max_reply_bytes: 4096,
+        ..config(&server.base_url)
+    })
+    .unwrap();
+    let failure = client.complete(&request()).await.unwrap_err();
+    assert_eq!(
+        failure.kind,
+        LlmErrorKind::InvalidResponse {
+            reason: "the reply is larger than 4096 bytes".into()
+        }
+    );
+    assert_eq!(failure.raw_reply, None);
+    assert_eq!(failure.attempts.len(), 1);
+}

@@ -69,6 +69,8 @@ pub struct LlmConfig {
     /// `None` when the price is unknown: the cost is then recorded as not measured.
     pub pricing: Option<Pricing>,
     pub request_timeout: Duration,
+    /// Largest response body accepted, in bytes; a larger one is an invalid response.
+    pub max_reply_bytes: usize,
     pub retry: RetryPolicy,
 }
 
@@ -83,6 +85,7 @@ impl LlmConfig {
             temperature: None,
             pricing: None,
             request_timeout: Duration::from_secs(600),
+            max_reply_bytes: 16 << 20,
             retry: RetryPolicy::default(),
         }
     }
@@ -97,6 +100,7 @@ impl LlmConfig {
             temperature: None,
             pricing: None,
             request_timeout: Duration::from_secs(600),
+            max_reply_bytes: 16 << 20,
             retry: RetryPolicy::default(),
         }
     }

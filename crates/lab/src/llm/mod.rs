@@ -4,6 +4,29 @@
 //!
 //! Every call, successful or not, yields a record (the request as sent, the raw reply, usage,
 //! cost, latency, each attempt) that the loop stores in its planner log.
+//!
+//! How a planner turn fits together (the prompt's wording is the planner's):
+//!
+//! ```no_run
+//! use codeclab_lab::candidate::Rejection;
+//! use codeclab_lab::llm::{ChatRequest, LlmClient, LlmConfig, LlmProvider, parse_proposal};
+//!
+//! # async fn turn() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = LlmClient::from_config(LlmConfig::anthropic("claude-sonnet-4-5"))?;
+//! let request = ChatRequest::single(Some("You evolve a video codec.".into()), "Next experiment?");
+//! match client.complete(&request).await {
+//!     // Store `completion` (prompt, reply, usage, cost, attempts) whatever happens next.
+//!     Ok(completion) => match parse_proposal(&completion) {
+//!         Ok(proposal) => println!("try: {}", proposal.hypothesis),
+//!         // Store it and quote it in the next prompt.
+//!         Err(rejection) => println!("{}", Rejection::from(rejection)),
+//!     },
+//!     // Store the failed call (`LlmError` keeps the request and every attempt).
+//!     Err(failure) => println!("{failure}"),
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 mod anthropic;
 mod config;

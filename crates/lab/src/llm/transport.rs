@@ -66,6 +66,23 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
+enum BodyError {
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+/// Reads a response body as text, refusing to hold more than `cap` bytes of it.
+async fn read_body(mut response: reqwest::Response, cap: usize) -> Result<String, BodyError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > cap {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
 pub(crate) async fn call(
     wire: &impl Wire,
     http: &reqwest::Client,
@@ -116,12 +133,23 @@ pub(crate) async fn call(
             Ok(response) => {
                 let status = response.status();
                 let server_wait = retry_after(response.headers());
-                let text = response.text().await;
+                let text = read_body(response, config.max_reply_bytes).await;
                 attempt.latency_ms = millis(attempt_started.elapsed());
                 attempt.status = Some(status.as_u16());
                 attempt.retry_after_ms = server_wait.map(millis);
                 match text {
-                    Err(error) => {
+                    Err(BodyError::TooLarge) => {
+                        let reason =
+                            format!("the reply is larger than {} bytes", config.max_reply_bytes);
+                        attempt.error = Some(reason.clone());
+                        attempts.push(attempt);
+                        return Err(fail(
+                            LlmErrorKind::InvalidResponse { reason },
+                            attempts,
+                            None,
+                        ));
+                    }
+                    Err(BodyError::Transport(error)) => {
                         attempt.error = Some(format!("reading the body: {error}"));
                         let kind = LlmErrorKind::Transport {
                             message: error.to_string(),
