@@ -19,6 +19,7 @@ const PROBE_NAMES: &[&str] = &[
     "flood_stdout",
     "fork_bomb",
     "sleep_forever",
+    "raise_limits",
 ];
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -136,6 +137,13 @@ fn spawning_a_process_kills_the_program() {
 fn a_fork_bomb_is_stopped_at_its_first_fork() {
     let report = run_probe("fork_bomb", b"", limits());
     assert_eq!(report.outcome, Outcome::ForbiddenSyscall);
+}
+
+#[test]
+fn raising_its_own_limits_kills_the_program() {
+    let report = run_probe("raise_limits", b"", limits());
+    assert_eq!(report.outcome, Outcome::ForbiddenSyscall);
+    assert!(report.stdout.is_empty(), "{}", text(&report.stdout));
 }
 
 #[test]

@@ -5,7 +5,10 @@
 //! probes `/proc/self/maps` at start-up and a program must survive that probe. The kernel applies
 //! the most severe verdict of the stacked filters, so an open is refused and anything unlisted kills.
 
-use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch};
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
 use std::collections::BTreeMap;
 
 /// Calls a statically linked program needs to start, read stdin and arguments, compute, write
@@ -47,7 +50,6 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_set_tid_address,
     libc::SYS_set_robust_list,
     libc::SYS_rseq,
-    libc::SYS_prlimit64,
     libc::SYS_uname,
     libc::SYS_exit,
     libc::SYS_exit_group,
@@ -103,22 +105,39 @@ fn target_arch() -> Result<TargetArch, SeccompError> {
         .map_err(|_| SeccompError::Architecture(std::env::consts::ARCH.to_owned()))
 }
 
+/// `prlimit64` only to read limits (the C runtime does at start-up): a null new-limit pointer.
+/// A program running as root could otherwise raise its own hard limits.
+fn read_only_prlimit() -> Result<Vec<SeccompRule>, SeccompError> {
+    let null_new_limit = SeccompCondition::new(2, SeccompCmpArgLen::Qword, SeccompCmpOp::Eq, 0)?;
+    Ok(vec![SeccompRule::new(vec![null_new_limit])?])
+}
+
 fn compile(
     syscalls: &[libc::c_long],
+    conditional: Vec<(libc::c_long, Vec<SeccompRule>)>,
     on_listed: SeccompAction,
     otherwise: SeccompAction,
 ) -> Result<BpfProgram, SeccompError> {
-    let rules: BTreeMap<i64, Vec<SeccompRule>> =
-        syscalls.iter().map(|&call| (call, Vec::new())).collect();
+    let rules: BTreeMap<i64, Vec<SeccompRule>> = syscalls
+        .iter()
+        .map(|&call| (call, Vec::new()))
+        .chain(conditional)
+        .collect();
     let filter = SeccompFilter::new(rules, otherwise, on_listed, target_arch()?)?;
     Ok(filter.try_into()?)
 }
 
 pub(crate) fn compile_filters() -> Result<CompiledFilters, SeccompError> {
     Ok(CompiledFilters {
-        allowlist: compile(ALLOWED, SeccompAction::Allow, SeccompAction::KillProcess)?,
+        allowlist: compile(
+            ALLOWED,
+            vec![(libc::SYS_prlimit64, read_only_prlimit()?)],
+            SeccompAction::Allow,
+            SeccompAction::KillProcess,
+        )?,
         refuse_opens: compile(
             REFUSED_OPENS,
+            Vec::new(),
             SeccompAction::Errno(libc::EACCES as u32),
             SeccompAction::Allow,
         )?,
