@@ -17,6 +17,15 @@ pub struct FloatPlane {
 }
 
 impl FloatPlane {
+    /// Wraps samples; `None` when `data.len() != width * height`.
+    pub fn from_vec(width: usize, height: usize, data: Vec<f32>) -> Option<Self> {
+        (data.len() == width * height).then_some(FloatPlane {
+            width,
+            height,
+            data,
+        })
+    }
+
     pub fn width(&self) -> usize {
         self.width
     }

@@ -359,6 +359,63 @@ mod tests {
         ));
     }
 
+    /// At scale 2 libvmaf averages the 2x2 box whose kept sample is the bottom-right one (taps at
+    /// offsets −1 and 0), mirroring at the borders, before the SSIM map.
+    #[test]
+    fn even_scales_average_the_box_left_of_and_above_the_kept_sample() {
+        let (w, h) = (771, 513);
+        assert_eq!(ssim_scale(w, h), 2);
+        let a = textured(w, h, 7);
+        // Related pictures (a third of the samples changed), so the score depends on alignment.
+        let mut b = a.clone();
+        if let AnyFrame::U8(f) = &mut b {
+            for (i, v) in f.planes[0].data_mut().iter_mut().enumerate() {
+                if i % 3 == 0 {
+                    *v = v.wrapping_add(40);
+                }
+            }
+        }
+        let decimate_directly = |frame: &AnyFrame| -> FloatPlane {
+            let mut full = FloatPlane::default();
+            full.load_luma(frame, 8).unwrap();
+            let (sw, sh) = (w / 2 + (w & 1), h / 2 + (h & 1));
+            let mirror = |i: isize, len: usize| -> usize {
+                if i < 0 {
+                    (-1 - i) as usize
+                } else if i as usize >= len {
+                    2 * len - 1 - i as usize
+                } else {
+                    i as usize
+                }
+            };
+            let mut data = Vec::with_capacity(sw * sh);
+            for y in 0..sh {
+                for x in 0..sw {
+                    let mut sum = 0.0f32;
+                    for v in -1..=0isize {
+                        for u in -1..=0isize {
+                            let sy = mirror(2 * y as isize + v, h);
+                            let sx = mirror(2 * x as isize + u, w);
+                            sum += full.row(sy)[sx] * 0.25;
+                        }
+                    }
+                    data.push(sum);
+                }
+            }
+            FloatPlane::from_vec(sw, sh, data).unwrap()
+        };
+        let direct = ssim_means(
+            "SSIM",
+            &decimate_directly(&a),
+            &decimate_directly(&b),
+            &mut SsimWorkspace::default(),
+        )
+        .unwrap()
+        .ssim;
+        let ours = float_ssim(&a, &b, 8, &mut SsimScratch::default()).unwrap();
+        assert!((ours - direct).abs() < 1e-6, "{ours} vs {direct}");
+    }
+
     /// The ring-buffer map equals a direct evaluation of the definition.
     #[test]
     fn map_matches_a_direct_evaluation() {
