@@ -80,13 +80,13 @@ fn fill_deep(
     for (plane_index, plane) in frame.planes.iter_mut().enumerate() {
         let len = plane.data().len() * 2;
         let src = &bytes[start..start + len];
-        let mut max = 0u16;
         for (dst, pair) in plane.data_mut().iter_mut().zip(src.chunks_exact(2)) {
-            let v = u16::from_le_bytes([pair[0], pair[1]]);
-            max = max.max(v);
-            *dst = v;
+            *dst = u16::from_le_bytes([pair[0], pair[1]]);
         }
-        if u32::from(max) > peak {
+        // The peak is all ones (2^depth - 1), so a sample above it sets a bit outside it. A
+        // separate OR pass vectorizes; folded into the loop above it made reading 4x slower.
+        let bits = plane.data().iter().fold(0u16, |acc, &v| acc | v);
+        if u32::from(bits) > peak {
             return Err(first_out_of_range(plane, plane_index, peak, start));
         }
         start += len;
@@ -165,12 +165,12 @@ fn deep_frame_to_bytes(
     out.clear();
     for (plane_index, plane) in frame.planes.iter().enumerate() {
         let start = out.len();
-        let mut max = 0u16;
+        let mut bits = 0u16;
         out.extend(plane.data().iter().flat_map(|&v| {
-            max = max.max(v);
+            bits |= v;
             v.to_le_bytes()
         }));
-        if u32::from(max) > peak {
+        if u32::from(bits) > peak {
             return Err(first_out_of_range(plane, plane_index, peak, start));
         }
     }
