@@ -490,35 +490,37 @@ fn cm(restored: &[Buf; 3], weighted: &Weighted, w: usize, h: usize, scale: usize
     let mut accum = [0i64; 3];
 
     // Masking threshold at (i, j): the 3x3 neighbourhood of the masking values of all three
-    // orientations, the centre replaced by a fraction of the weighted value itself.
-    let threshold = |i: usize, j: usize, center: &dyn Fn(i32) -> i32| -> i32 {
-        let rows = [
-            if i == 0 { 1 } else { i - 1 },
-            i,
-            if i + 1 == h { h - 1 } else { i + 1 },
-        ];
-        let cols = [
-            if j == 0 { 1 } else { j - 1 },
-            j,
-            if j + 1 == w { w - 1 } else { j + 1 },
-        ];
-        let mut thr = 0i32;
-        for b in 0..3 {
-            let f = &weighted.masking[b];
-            let mut sum = 0i32;
-            for (ri, &y) in rows.iter().enumerate() {
-                for (ci, &x) in cols.iter().enumerate() {
-                    sum = sum.wrapping_add(if ri == 1 && ci == 1 {
-                        center(weighted.values[b][i * w + j])
-                    } else {
-                        f[y * w + x]
-                    });
-                }
-            }
-            thr = thr.wrapping_add(sum);
+    // orientations (mirrored at the edges), the centre replaced by a fraction of the weighted
+    // value itself. The sum over orientations comes first and the 3x3 sum is separable; integer
+    // addition (wrapping, as in libvmaf's int32 sums) is associative, so the result is exact.
+    let n = w * h;
+    let [f0, f1, f2] = &weighted.masking;
+    let mut total = Buf::zeroed(n);
+    for (t, ((&a, &b), &c)) in total[..n]
+        .iter_mut()
+        .zip(f0[..n].iter().zip(&f1[..n]).zip(&f2[..n]))
+    {
+        *t = a.wrapping_add(b).wrapping_add(c);
+    }
+    let mut across = Buf::zeroed(n);
+    for i in 0..h {
+        let t = &total[i * w..i * w + w];
+        let out = &mut across[i * w..i * w + w];
+        for j in 0..w {
+            let left = t[if j == 0 { 1 } else { j - 1 }];
+            let right = t[if j + 1 == w { w - 1 } else { j + 1 }];
+            out[j] = left.wrapping_add(t[j]).wrapping_add(right);
         }
-        thr
+    }
+    let neighbours = |i: usize, j: usize| -> i32 {
+        let up = if i == 0 { 1 } else { i - 1 };
+        let down = if i + 1 == h { h - 1 } else { i + 1 };
+        across[up * w + j]
+            .wrapping_add(across[i * w + j])
+            .wrapping_add(across[down * w + j])
+            .wrapping_sub(total[i * w + j])
     };
+    let [v0, v1, v2] = &weighted.values;
 
     let f_accum: [f32; 3] = if scale == 0 {
         const RFACTOR: [i32; 3] = [36453, 36453, 49417];
@@ -536,7 +538,11 @@ fn cm(restored: &[Buf; 3], weighted: &Weighted, w: usize, h: usize, scale: usize
         for i in region.top..region.bottom {
             let mut inner = [0i64; 3];
             for j in region.left..region.right {
-                let thr = threshold(i, j, &center);
+                let idx = i * w + j;
+                let thr = neighbours(i, j)
+                    .wrapping_add(center(v0[idx]))
+                    .wrapping_add(center(v1[idx]))
+                    .wrapping_add(center(v2[idx]));
                 for b in 0..3 {
                     let x = restored[b][i * w + j].wrapping_mul(RFACTOR[b]);
                     let x = (x.wrapping_abs() - (thr << SHIFT_SUB[b])).max(0);
@@ -568,7 +574,11 @@ fn cm(restored: &[Buf; 3], weighted: &Weighted, w: usize, h: usize, scale: usize
         for i in region.top..region.bottom {
             let mut inner = [0i64; 3];
             for j in region.left..region.right {
-                let thr = threshold(i, j, &center);
+                let idx = i * w + j;
+                let thr = neighbours(i, j)
+                    .wrapping_add(center(v0[idx]))
+                    .wrapping_add(center(v1[idx]))
+                    .wrapping_add(center(v2[idx]));
                 for b in 0..3 {
                     let x = ((i64::from(restored[b][i * w + j]) * i64::from(irf[b]) + (1 << 27))
                         >> 28) as i32;

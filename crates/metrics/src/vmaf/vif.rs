@@ -8,6 +8,8 @@
 
 use std::sync::OnceLock;
 
+use super::buffers::Buf;
+
 /// Gaussian kernels per scale, Q16, symmetric.
 const FILTER_S0: [u32; 17] = [
     489, 935, 1640, 2640, 3896, 5274, 6547, 7455, 7784, 7455, 6547, 5274, 3896, 2640, 1640, 935,
@@ -456,6 +458,20 @@ pub(crate) mod fast {
         } else {
             1u64 << (shift_sq - 1)
         };
+        // 8-bit at scale 0: the squares and products of every sample, computed once.
+        let squares = narrow.then(|| {
+            let n = w * h;
+            let (mut pp, mut qq, mut pq) = (Buf::zeroed(n), Buf::zeroed(n), Buf::zeroed(n));
+            let (rd, dd) = (&r.data[..n], &d.data[..n]);
+            let (pp_s, qq_s, pq_s) = (&mut pp[..n], &mut qq[..n], &mut pq[..n]);
+            for i in 0..n {
+                let (p, q) = (i32::from(rd[i]), i32::from(dd[i]));
+                pp_s[i] = p * p;
+                qq_s[i] = q * q;
+                pq_s[i] = p * q;
+            }
+            (pp, qq, pq)
+        });
         for y in 0..h {
             // Vertical pass.
             for a in b.acc32.iter_mut() {
@@ -464,36 +480,61 @@ pub(crate) mod fast {
             for a in b.acc64.iter_mut() {
                 a.fill(0);
             }
-            for (k, &c) in f.iter().enumerate() {
-                let ys = mirror(y as isize - half as isize + k as isize, h);
-                let rr = &r.data[ys * w..ys * w + w];
-                let dr = &d.data[ys * w..ys * w + w];
+            if let Some(sq) = &squares {
+                // 8-bit: the two rows sharing a coefficient are added first, products
+                // included (from the precomputed squares).
                 let [a1, a2, axx, ayy, axy] = &mut b.acc32;
                 let (a1, a2) = (&mut a1[..w], &mut a2[..w]);
-                if narrow {
-                    let (axx, ayy, axy) = (&mut axx[..w], &mut ayy[..w], &mut axy[..w]);
-                    for j in 0..w {
-                        let p = u32::from(rr[j]);
-                        let q = u32::from(dr[j]);
-                        let (cp, cq) = (c * p, c * q);
-                        a1[j] = a1[j].wrapping_add(cp);
-                        a2[j] = a2[j].wrapping_add(cq);
-                        axx[j] = axx[j].wrapping_add(cp * p);
-                        ayy[j] = ayy[j].wrapping_add(cq * q);
-                        axy[j] = axy[j].wrapping_add(cp * q);
+                let (axx, ayy, axy) = (&mut axx[..w], &mut ayy[..w], &mut axy[..w]);
+                for (k, &c) in f.iter().enumerate().take(half + 1) {
+                    let ya = mirror(y as isize - half as isize + k as isize, h);
+                    let yb = mirror(y as isize + half as isize - k as isize, h);
+                    let (ra, rb) = (&r.data[ya * w..ya * w + w], &r.data[yb * w..yb * w + w]);
+                    let (da, db) = (&d.data[ya * w..ya * w + w], &d.data[yb * w..yb * w + w]);
+                    let (pa, pb) = (&sq.0[ya * w..ya * w + w], &sq.0[yb * w..yb * w + w]);
+                    let (qa, qb) = (&sq.1[ya * w..ya * w + w], &sq.1[yb * w..yb * w + w]);
+                    let (xa, xb) = (&sq.2[ya * w..ya * w + w], &sq.2[yb * w..yb * w + w]);
+                    if k == half {
+                        for j in 0..w {
+                            a1[j] = a1[j].wrapping_add(c * u32::from(ra[j]));
+                            a2[j] = a2[j].wrapping_add(c * u32::from(da[j]));
+                            axx[j] = axx[j].wrapping_add(c.wrapping_mul(pa[j] as u32));
+                            ayy[j] = ayy[j].wrapping_add(c.wrapping_mul(qa[j] as u32));
+                            axy[j] = axy[j].wrapping_add(c.wrapping_mul(xa[j] as u32));
+                        }
+                    } else {
+                        for j in 0..w {
+                            a1[j] = a1[j].wrapping_add(c * (u32::from(ra[j]) + u32::from(rb[j])));
+                            a2[j] = a2[j].wrapping_add(c * (u32::from(da[j]) + u32::from(db[j])));
+                            axx[j] = axx[j]
+                                .wrapping_add(c.wrapping_mul((pa[j] as u32) + (pb[j] as u32)));
+                            ayy[j] = ayy[j]
+                                .wrapping_add(c.wrapping_mul((qa[j] as u32) + (qb[j] as u32)));
+                            axy[j] = axy[j]
+                                .wrapping_add(c.wrapping_mul((xa[j] as u32) + (xb[j] as u32)));
+                        }
                     }
-                } else {
-                    let [bxx, byy, bxy] = &mut b.acc64;
-                    let (bxx, byy, bxy) = (&mut bxx[..w], &mut byy[..w], &mut bxy[..w]);
-                    for j in 0..w {
-                        let p = u32::from(rr[j]);
-                        let q = u32::from(dr[j]);
-                        let (cp, cq) = (c * p, c * q);
-                        a1[j] = a1[j].wrapping_add(cp);
-                        a2[j] = a2[j].wrapping_add(cq);
-                        bxx[j] += u64::from(cp) * u64::from(p);
-                        byy[j] += u64::from(cq) * u64::from(q);
-                        bxy[j] += u64::from(cp) * u64::from(q);
+                }
+            } else {
+                for (k, &c) in f.iter().enumerate() {
+                    let ys = mirror(y as isize - half as isize + k as isize, h);
+                    let rr = &r.data[ys * w..ys * w + w];
+                    let dr = &d.data[ys * w..ys * w + w];
+                    let [a1, a2, ..] = &mut b.acc32;
+                    let (a1, a2) = (&mut a1[..w], &mut a2[..w]);
+                    {
+                        let [bxx, byy, bxy] = &mut b.acc64;
+                        let (bxx, byy, bxy) = (&mut bxx[..w], &mut byy[..w], &mut bxy[..w]);
+                        for j in 0..w {
+                            let p = u32::from(rr[j]);
+                            let q = u32::from(dr[j]);
+                            let (cp, cq) = (c * p, c * q);
+                            a1[j] = a1[j].wrapping_add(cp);
+                            a2[j] = a2[j].wrapping_add(cq);
+                            bxx[j] += u64::from(cp) * u64::from(p);
+                            byy[j] += u64::from(cq) * u64::from(q);
+                            bxy[j] += u64::from(cp) * u64::from(q);
+                        }
                     }
                 }
             }
