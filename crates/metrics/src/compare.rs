@@ -157,6 +157,10 @@ const PSNR_SCORES: [Score; 3] = [Score::PsnrY, Score::PsnrCb, Score::PsnrCr];
 const MSE_SCORES: [Score; 3] = [Score::MseY, Score::MseCb, Score::MseCr];
 const GLOBAL_SCORES: [Score; 3] = [Score::PsnrYGlobal, Score::PsnrCbGlobal, Score::PsnrCrGlobal];
 
+/// Most worker threads a comparison starts: each holds a few frames in memory, so an absurd
+/// count must not turn into an absurd allocation.
+pub const MAX_THREADS: usize = 256;
+
 /// What to compute and how.
 #[derive(Clone, Debug, Default)]
 pub struct CompareOptions {
@@ -164,7 +168,8 @@ pub struct CompareOptions {
     /// (MS-SSIM is left out of pictures too small for it). A metric named here that does not
     /// apply is an error.
     pub metrics: Option<Vec<Metric>>,
-    /// Worker threads; 1 computes everything on the calling thread, 0 uses every core.
+    /// Worker threads; 1 computes everything on the calling thread, 0 uses every core. At most
+    /// [`MAX_THREADS`].
     pub threads: usize,
 }
 
@@ -502,6 +507,10 @@ pub fn compare_with_vmaf(
     };
     let threads = match options.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n if n > MAX_THREADS => {
+            tracing::warn!("{n} threads asked for; using {MAX_THREADS}");
+            MAX_THREADS
+        }
         n => n,
     };
     let pool = if threads > 1 {

@@ -183,6 +183,23 @@ fn results_do_not_depend_on_the_thread_count() {
 }
 
 #[test]
+fn an_absurd_thread_count_is_capped_not_allocated() {
+    let f = format(32, 32, 8, ChromaSampling::Cs420);
+    let reference = clip(&f, 3, 1);
+    let distorted = clip(&f, 3, 2);
+    let run_with = |threads: usize| {
+        let mut r = MemorySource::new("a", f, &reference);
+        let mut d = MemorySource::new("b", f, &distorted);
+        let options = CompareOptions {
+            metrics: None,
+            threads,
+        };
+        compare(&mut r, &mut d, &options, &|_| {}).unwrap()
+    };
+    assert_eq!(run_with(usize::MAX), run_with(1));
+}
+
+#[test]
 fn identical_clips_give_the_ceiling_and_perfect_similarity() {
     for bit_depth in [8u8, 10] {
         let f = format(48, 40, bit_depth, ChromaSampling::Cs420);
