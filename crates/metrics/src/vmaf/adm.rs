@@ -136,45 +136,52 @@ fn narrow(value: i64, level0: bool) -> i32 {
 }
 
 /// One level of the 2-D wavelet transform of `src` (`width` x `height`).
+#[inline(always)]
 fn dwt(src: &[i32], width: usize, height: usize, scale: usize, bit_depth: u32) -> Bands {
     let s = dwt_shifts(scale, bit_depth);
     let (out_w, out_h) = (width.div_ceil(2), height.div_ceil(2));
     let mut out = Bands::zeroed(out_w, out_h);
     let mut lo = vec![0i32; width];
     let mut hi = vec![0i32; width];
+    // The filtered row at the mirrored odd (2t-1) and even (2t) positions, so that output j reads
+    // [2j-1, 2j, 2j+1, 2j+2] = odd[j], even[j], odd[j+1], even[j+1] from contiguous memory.
+    let mut lo_odd = vec![0i64; out_w + 1];
+    let mut lo_even = vec![0i64; out_w + 1];
+    let mut hi_odd = vec![0i64; out_w + 1];
+    let mut hi_even = vec![0i64; out_w + 1];
     let mean = if s.level0 { DWT_LO_SUM * s.v_round } else { 0 };
-    let cols: Vec<[usize; 4]> = (0..out_w)
-        .map(|j| std::array::from_fn(|k| dwt_mirror(2 * j as isize - 1 + k as isize, width)))
-        .collect();
     for i in 0..out_h {
         let rows: [usize; 4] =
             std::array::from_fn(|k| dwt_mirror(2 * i as isize - 1 + k as isize, height));
-        let r: [&[i32]; 4] = rows.map(|y| &src[y * width..(y + 1) * width]);
+        let [r0, r1, r2, r3] = rows.map(|y| &src[y * width..(y + 1) * width]);
+        let (lo_w, hi_w) = (&mut lo[..width], &mut hi[..width]);
         for j in 0..width {
-            let (mut acc_lo, mut acc_hi) = (0i64, 0i64);
-            for k in 0..4 {
-                let x = i64::from(r[k][j]);
-                acc_lo += DWT_LO[k] * x;
-                acc_hi += DWT_HI[k] * x;
-            }
-            lo[j] = narrow((acc_lo - mean + s.v_round) >> s.v_shift, s.level0);
-            hi[j] = narrow((acc_hi + s.v_round) >> s.v_shift, s.level0);
+            let x = [r0[j], r1[j], r2[j], r3[j]].map(i64::from);
+            let acc_lo = DWT_LO[0] * x[0] + DWT_LO[1] * x[1] + DWT_LO[2] * x[2] + DWT_LO[3] * x[3];
+            let acc_hi = DWT_HI[0] * x[0] + DWT_HI[1] * x[1] + DWT_HI[2] * x[2] + DWT_HI[3] * x[3];
+            lo_w[j] = narrow((acc_lo - mean + s.v_round) >> s.v_shift, s.level0);
+            hi_w[j] = narrow((acc_hi + s.v_round) >> s.v_shift, s.level0);
+        }
+        for t in 0..=out_w {
+            let odd = dwt_mirror(2 * t as isize - 1, width);
+            let even = dwt_mirror(2 * t as isize, width);
+            lo_odd[t] = i64::from(lo[odd]);
+            lo_even[t] = i64::from(lo[even]);
+            hi_odd[t] = i64::from(hi[odd]);
+            hi_even[t] = i64::from(hi[even]);
         }
         let o = i * out_w;
-        for (j, c) in cols.iter().enumerate() {
-            let (mut a, mut v, mut h, mut d) = (0i64, 0i64, 0i64, 0i64);
-            for k in 0..4 {
-                let l = i64::from(lo[c[k]]);
-                let hh = i64::from(hi[c[k]]);
-                a += DWT_LO[k] * l;
-                v += DWT_HI[k] * l;
-                h += DWT_LO[k] * hh;
-                d += DWT_HI[k] * hh;
-            }
-            out.a[o + j] = narrow((a + s.h_round) >> s.h_shift, s.level0);
-            out.v[o + j] = narrow((v + s.h_round) >> s.h_shift, s.level0);
-            out.h[o + j] = narrow((h + s.h_round) >> s.h_shift, s.level0);
-            out.d[o + j] = narrow((d + s.h_round) >> s.h_shift, s.level0);
+        let (oa, ov) = (&mut out.a[o..o + out_w], &mut out.v[o..o + out_w]);
+        let (oh, od) = (&mut out.h[o..o + out_w], &mut out.d[o..o + out_w]);
+        for j in 0..out_w {
+            let l = [lo_odd[j], lo_even[j], lo_odd[j + 1], lo_even[j + 1]];
+            let hh = [hi_odd[j], hi_even[j], hi_odd[j + 1], hi_even[j + 1]];
+            let f =
+                |c: &[i64; 4], x: &[i64; 4]| c[0] * x[0] + c[1] * x[1] + c[2] * x[2] + c[3] * x[3];
+            oa[j] = narrow((f(&DWT_LO, &l) + s.h_round) >> s.h_shift, s.level0);
+            ov[j] = narrow((f(&DWT_HI, &l) + s.h_round) >> s.h_shift, s.level0);
+            oh[j] = narrow((f(&DWT_LO, &hh) + s.h_round) >> s.h_shift, s.level0);
+            od[j] = narrow((f(&DWT_HI, &hh) + s.h_round) >> s.h_shift, s.level0);
         }
     }
     out
@@ -275,6 +282,7 @@ struct Decoupled {
     a: [Buf; 3],
 }
 
+#[inline(always)]
 fn decouple(reference: &Bands, distorted: &Bands, gain_limit: f64, level0: bool) -> Decoupled {
     let (w, h) = (reference.width, reference.height);
     let region = Region::with_taps(w, h);
@@ -371,6 +379,7 @@ fn gain_level123(lookup: &[i32], o: i32, t: i32) -> i64 {
 }
 
 /// The denominator of a level: the reference's weighted detail energy plus the noise floor.
+#[inline(always)]
 fn csf_den(reference: &Bands, scale: usize) -> f32 {
     let (w, h) = (reference.width, reference.height);
     let region = Region::scored(w, h);
@@ -438,6 +447,7 @@ struct Weighted {
     masking: [Buf; 3],
 }
 
+#[inline(always)]
 fn csf(additive: &[Buf; 3], w: usize, h: usize, scale: usize) -> Weighted {
     let region = Region::with_taps(w, h);
     let mut values: [Buf; 3] = std::array::from_fn(|_| Buf::zeroed(w * h));
@@ -483,6 +493,7 @@ fn csf(additive: &[Buf; 3], w: usize, h: usize, scale: usize) -> Weighted {
 }
 
 /// The numerator of a level: restored detail after contrast masking, cubed and summed.
+#[inline(always)]
 fn cm(restored: &[Buf; 3], weighted: &Weighted, w: usize, h: usize, scale: usize) -> f32 {
     let region = Region::scored(w, h);
     let shift_inner = ceil_log2(h);
@@ -614,6 +625,38 @@ pub struct AdmScores {
 
 /// ADM of one luma pair for each gain limit in `gain_limits`.
 pub(crate) fn adm(
+    reference: &[i32],
+    distorted: &[i32],
+    width: usize,
+    height: usize,
+    bit_depth: u32,
+    gain_limits: &[f64],
+) -> Vec<AdmScores> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of
+        // `adm_avx2`.
+        return unsafe { adm_avx2(reference, distorted, width, height, bit_depth, gain_limits) };
+    }
+    adm_portable(reference, distorted, width, height, bit_depth, gain_limits)
+}
+
+/// The same code compiled for AVX2 (the integer arithmetic is identical).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn adm_avx2(
+    reference: &[i32],
+    distorted: &[i32],
+    width: usize,
+    height: usize,
+    bit_depth: u32,
+    gain_limits: &[f64],
+) -> Vec<AdmScores> {
+    adm_portable(reference, distorted, width, height, bit_depth, gain_limits)
+}
+
+#[inline(always)]
+fn adm_portable(
     reference: &[i32],
     distorted: &[i32],
     width: usize,

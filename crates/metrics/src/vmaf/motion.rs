@@ -29,6 +29,36 @@ pub(crate) fn sad(
     height: usize,
     bit_depth: u32,
 ) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of
+        // `sad_avx2`.
+        return unsafe { sad_avx2(previous, current, width, height, bit_depth) };
+    }
+    sad_portable(previous, current, width, height, bit_depth)
+}
+
+/// The same code compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn sad_avx2(
+    previous: &[i32],
+    current: &[i32],
+    width: usize,
+    height: usize,
+    bit_depth: u32,
+) -> u64 {
+    sad_portable(previous, current, width, height, bit_depth)
+}
+
+#[inline(always)]
+fn sad_portable(
+    previous: &[i32],
+    current: &[i32],
+    width: usize,
+    height: usize,
+    bit_depth: u32,
+) -> u64 {
     let round = 1i64 << (bit_depth - 1);
     let mut row = vec![0i32; width + 4];
     let mut total = 0u64;
