@@ -12,7 +12,27 @@ use codeclab_metrics::vmaf::{VmafModel, VmafOptions};
 use codeclab_video::ffmpeg::{DecodeRequest, decode_to_y4m};
 use codeclab_video::{AnyFrame, VideoFormat, Y4mReader, Y4mWriter};
 
+const KEYS_HELP: &str = "\
+Keys (table rows, JSON keys):
+  psnr_y, psnr_cb, psnr_cr  libvmaf's PSNR per plane and frame: 10·log10(peak²/MSE), peak =
+                            2^bitdepth − 1, capped at 6·bitdepth + 12 dB; pooled: the mean
+  psnr_yuv                  (6·psnr_y + psnr_cb + psnr_cr) / 8
+  mse_y, mse_cb, mse_cr     mean squared error per plane and frame
+  psnr_y_global, psnr_cb_global, psnr_cr_global
+                            ffmpeg's psnr summary: PSNR of the clip's mean MSE of that plane
+                            (pooled only; same cap)
+  psnr_avg_global           ffmpeg's `average`: PSNR of the mean MSE with each plane weighted by
+                            its share of the samples (pooled only)
+  ssim                      libvmaf's float_ssim on luma
+  ms_ssim                   libvmaf's float_ms_ssim on luma; left out by default (an error when
+                            asked for) when a side is under 176, sizes libvmaf refuses too
+  vmaf, vmaf_neg            with --vmaf / --vmaf-neg
+
+Both clips must have the same size, bit depth, chroma sampling and number of frames; NaN or
+infinite values are errors.";
+
 #[derive(Args)]
+#[command(after_long_help = KEYS_HELP)]
 pub struct MetricsArgs {
     /// The reference clip (Y4M).
     reference: PathBuf,
