@@ -656,7 +656,7 @@ unsafe fn adm_avx2(
 }
 
 #[inline(always)]
-fn adm_portable(
+pub(crate) fn adm_portable(
     reference: &[i32],
     distorted: &[i32],
     width: usize,

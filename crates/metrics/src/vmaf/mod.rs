@@ -608,4 +608,30 @@ mod tests {
             }
         }
     }
+
+    /// The AVX2 builds (chosen at run time) give exactly what the baseline builds give.
+    #[test]
+    fn vector_builds_equal_baseline_builds() {
+        for (w, h, bits) in [(64, 48, 8), (67, 41, 10)] {
+            let r = picture(w, h, bits, 5);
+            let d = picture(w, h, bits, 6);
+            let limits = [DEFAULT_GAIN_LIMIT, 1.0];
+            assert_eq!(
+                adm::adm(&r, &d, w, h, bits, &limits),
+                adm::adm_portable(&r, &d, w, h, bits, &limits)
+            );
+            assert_eq!(
+                motion::sad(&r, &d, w, h, bits),
+                motion::sad_portable(&r, &d, w, h, bits)
+            );
+            let (ri, di) = (
+                vif::Image::from_i32(w, h, &r),
+                vif::Image::from_i32(w, h, &d),
+            );
+            assert_eq!(
+                vif::fast::vif(&ri, &di, bits, &limits),
+                vif::fast::vif_portable(&ri, &di, bits, &limits)
+            );
+        }
+    }
 }

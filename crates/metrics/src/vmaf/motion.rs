@@ -52,7 +52,7 @@ unsafe fn sad_avx2(
 }
 
 #[inline(always)]
-fn sad_portable(
+pub(crate) fn sad_portable(
     previous: &[i32],
     current: &[i32],
     width: usize,

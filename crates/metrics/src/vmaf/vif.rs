@@ -375,7 +375,7 @@ pub(crate) mod fast {
     }
 
     #[inline(always)]
-    fn vif_portable(
+    pub(crate) fn vif_portable(
         r: &Image,
         d: &Image,
         bit_depth: u32,
