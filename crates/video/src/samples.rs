@@ -165,13 +165,14 @@ fn deep_frame_to_bytes(
     out.clear();
     for (plane_index, plane) in frame.planes.iter().enumerate() {
         let start = out.len();
-        let mut bits = 0u16;
-        out.extend(plane.data().iter().flat_map(|&v| {
-            bits |= v;
-            v.to_le_bytes()
-        }));
+        // All-ones peak: a sample above it has a bit outside it (see `fill_deep`).
+        let bits = plane.data().iter().fold(0u16, |acc, &v| acc | v);
         if u32::from(bits) > peak {
             return Err(first_out_of_range(plane, plane_index, peak, start));
+        }
+        out.resize(start + plane.data().len() * 2, 0);
+        for (pair, &v) in out[start..].chunks_exact_mut(2).zip(plane.data()) {
+            pair.copy_from_slice(&v.to_le_bytes());
         }
     }
     Ok(())
