@@ -642,17 +642,29 @@ pub(crate) mod fast {
             for j in 0..w {
                 (g0[j], sv[j]) = gain(s1[j], s2[j], s12[j]);
             }
-            for j in 0..w {
-                add_pixel_with(
-                    &mut acc,
-                    table,
-                    gain_limits,
-                    s1[j],
-                    s2[j],
-                    s12[j],
-                    g0[j],
-                    sv[j],
-                );
+            if let [limit] = gain_limits {
+                // One gain limit: the accumulators stay in registers.
+                let mut local = [acc[0]];
+                let limits = [*limit];
+                for j in 0..w {
+                    add_pixel_with(
+                        &mut local, table, &limits, s1[j], s2[j], s12[j], g0[j], sv[j],
+                    );
+                }
+                acc[0] = local[0];
+            } else {
+                for j in 0..w {
+                    add_pixel_with(
+                        &mut acc,
+                        table,
+                        gain_limits,
+                        s1[j],
+                        s2[j],
+                        s12[j],
+                        g0[j],
+                        sv[j],
+                    );
+                }
             }
         }
         acc.iter().map(Accumulators::ratio).collect()
