@@ -6,6 +6,10 @@ set -euo pipefail
 missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+# The lab's tests run against a real PostgreSQL server and a local S3-compatible server (moto).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 for extra in "$@"; do
   dpkg -s "$extra" >/dev/null 2>&1 || missing+=("$extra")
 done

@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-deps.sh
+# PostgreSQL and S3-compatible servers on loopback for the lab's tests.
+source scripts/test-services.sh
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --release -- -D warnings

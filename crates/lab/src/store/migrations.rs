@@ -1,0 +1,120 @@
+//! The schema, as an ordered list of versioned migrations shared by SQLite and PostgreSQL.
+//!
+//! Each migration is written once; two tokens stand for the only types the two dialects spell
+//! differently: `{id}` (an auto-incrementing 64-bit primary key) and `{float}` (a 64-bit float).
+//! A migration is never edited after release: a change is a new migration with the next number.
+
+/// One schema step.
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    /// Statements separated by `;`.
+    pub sql: &'static str,
+}
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial schema",
+    sql: r#"
+CREATE TABLE clips (
+    id TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    width BIGINT NOT NULL,
+    height BIGINT NOT NULL,
+    frames BIGINT NOT NULL,
+    fps TEXT NOT NULL,
+    clip_set TEXT NOT NULL,
+    class TEXT NOT NULL,
+    recorded_at BIGINT NOT NULL
+);
+CREATE TABLE codecs (
+    hash TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    label TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE experiments (
+    id {id},
+    codec_hash TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    proposer TEXT NOT NULL,
+    hypothesis TEXT NOT NULL,
+    parents TEXT NOT NULL,
+    rerun_of BIGINT,
+    anchor_name TEXT,
+    state TEXT NOT NULL,
+    reason TEXT,
+    created_at BIGINT NOT NULL,
+    started_at BIGINT,
+    finished_at BIGINT
+);
+CREATE INDEX experiments_state ON experiments (state);
+CREATE TABLE jobs (
+    id {id},
+    experiment_id BIGINT NOT NULL,
+    clip_id TEXT NOT NULL,
+    rate_index BIGINT NOT NULL,
+    rate_point TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    max_attempts BIGINT NOT NULL,
+    lease_owner TEXT,
+    lease_expires BIGINT,
+    heartbeat_at BIGINT,
+    error TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (experiment_id, clip_id, rate_index)
+);
+CREATE INDEX jobs_state ON jobs (state, id);
+CREATE TABLE rd_points (
+    id {id},
+    experiment_id BIGINT NOT NULL,
+    job_id BIGINT NOT NULL,
+    clip_id TEXT NOT NULL,
+    rate_index BIGINT NOT NULL,
+    record TEXT NOT NULL,
+    bytes BIGINT NOT NULL,
+    kbps {float} NOT NULL,
+    psnr_y {float},
+    psnr_yuv {float},
+    ssim {float},
+    ms_ssim {float},
+    vmaf {float},
+    worker TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    UNIQUE (experiment_id, clip_id, rate_index)
+);
+CREATE TABLE results (
+    experiment_id BIGINT PRIMARY KEY,
+    analysis TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE anchors (
+    anchor_key TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    clip_id TEXT NOT NULL,
+    experiment_id BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE planner_log (
+    id {id},
+    experiment_id BIGINT,
+    planner TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    reply TEXT NOT NULL,
+    reasoning TEXT NOT NULL,
+    input_tokens BIGINT,
+    output_tokens BIGINT,
+    cost_usd {float},
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE events (
+    id {id},
+    kind TEXT NOT NULL,
+    experiment_id BIGINT,
+    message TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+)
+"#,
+}];

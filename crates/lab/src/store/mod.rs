@@ -1,0 +1,1122 @@
+//! The lab's records: one [`Store`] API over SQLite (embedded, WAL, in the data directory) and
+//! PostgreSQL (shared between machines), with one schema applied by versioned migrations
+//! ([`migrations::MIGRATIONS`]). Every other part of the lab (runner, workers, planners,
+//! dashboard) reads and writes through this API only.
+//!
+//! # Tables
+//!
+//! | table | holds |
+//! |---|---|
+//! | `clips` | each clip an experiment ran on: geometry, frames, fps, sha256, set (dev/holdout) |
+//! | `codecs` | codec specs by the sha256 of their canonical JSON |
+//! | `experiments` | spec, proposer, hypothesis, parents, `rerun_of`, state and failure reason |
+//! | `jobs` | one per (experiment, clip, rate point): the queue, with leases and attempts |
+//! | `rd_points` | one measured point per job, written once (unique per experiment/clip/rate) |
+//! | `results` | the analysis of a completed experiment (RD curves, BD-rates), written once |
+//! | `anchors` | anchor curves: key (spec, clip, encoder version, ladder) → the experiment |
+//! | `planner_log` | planner prompts, replies, reasoning, tokens and cost |
+//! | `events` | admin actions and alerts |
+//!
+//! # Experiment lifecycle
+//!
+//! `queued` → `running` (first job claimed) → `completed` (every job measured) → `analysed`
+//! (results written); or `failed` (with a reason) or `cancelled` from `queued`/`running`.
+//! Nothing is ever updated after `analysed`, `failed` or `cancelled`: a rerun is a new experiment
+//! whose `rerun_of` names the old one.
+//!
+//! # Queue
+//!
+//! Workers [`Store::claim_job`] with a lease (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: an
+//! immediate transaction, which takes the write lock before reading), renew it with
+//! [`Store::heartbeat`], and hand in the point with [`Store::finish_job`], whose insert is
+//! idempotent. [`Store::requeue_expired`] returns jobs whose lease ran out to the queue, or
+//! fails them once they used up their attempts. Times are Unix milliseconds.
+
+pub mod migrations;
+
+use std::path::Path;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+use crate::experiment::ExperimentSpec;
+use crate::runner::PointRecord;
+use crate::spec::RatePoint;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("unsupported database URL `{0}`: use sqlite:PATH or postgres://...")]
+    Url(String),
+    #[error("migration {version} ({name}): {source}")]
+    Migration {
+        version: i64,
+        name: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("the database has schema version {found}, newer than this program's {known}")]
+    NewerSchema { found: i64, known: i64 },
+    #[error("stored record is unreadable ({what}): {message}")]
+    Corrupt { what: String, message: String },
+    #[error("experiment {0} does not exist")]
+    NoSuchExperiment(i64),
+    #[error("experiment {id} is {state}: {action} is not possible")]
+    InvalidState {
+        id: i64,
+        state: ExperimentState,
+        action: &'static str,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Which database the store talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where an experiment is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExperimentState {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Analysed,
+    Cancelled,
+}
+
+impl ExperimentState {
+    pub fn name(self) -> &'static str {
+        match self {
+            ExperimentState::Queued => "queued",
+            ExperimentState::Running => "running",
+            ExperimentState::Completed => "completed",
+            ExperimentState::Failed => "failed",
+            ExperimentState::Analysed => "analysed",
+            ExperimentState::Cancelled => "cancelled",
+        }
+    }
+
+    /// No further change will happen.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            ExperimentState::Failed | ExperimentState::Analysed | ExperimentState::Cancelled
+        )
+    }
+}
+
+impl std::fmt::Display for ExperimentState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ExperimentState {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        [
+            ExperimentState::Queued,
+            ExperimentState::Running,
+            ExperimentState::Completed,
+            ExperimentState::Failed,
+            ExperimentState::Analysed,
+            ExperimentState::Cancelled,
+        ]
+        .into_iter()
+        .find(|state| state.name() == s)
+        .ok_or_else(|| format!("unknown experiment state `{s}`"))
+    }
+}
+
+/// An experiment as stored.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ExperimentRecord {
+    pub id: i64,
+    /// The codec spec's hash (see [`crate::spec::CodecSpec::hash`]).
+    pub codec_hash: String,
+    pub spec: ExperimentSpec,
+    pub rerun_of: Option<i64>,
+    /// Set when this experiment computes an anchor curve.
+    pub anchor_name: Option<String>,
+    pub state: ExperimentState,
+    /// Why it failed or was cancelled.
+    pub reason: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+/// Job counts of one experiment by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct JobCounts {
+    pub queued: i64,
+    pub running: i64,
+    pub done: i64,
+    pub failed: i64,
+    pub cancelled: i64,
+}
+
+impl JobCounts {
+    pub fn total(&self) -> i64 {
+        self.queued + self.running + self.done + self.failed + self.cancelled
+    }
+}
+
+/// A job a worker holds the lease of.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClaimedJob {
+    pub id: i64,
+    pub experiment_id: i64,
+    pub clip_id: String,
+    pub rate_index: i64,
+    pub rate_point: RatePoint,
+    /// Including this one.
+    pub attempts: i64,
+}
+
+/// A measured point as stored.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoredPoint {
+    pub experiment_id: i64,
+    pub job_id: i64,
+    pub clip_id: String,
+    pub rate_index: i64,
+    pub record: PointRecord,
+    pub worker: String,
+    pub created_at: i64,
+}
+
+/// What handing in a job's point did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct FinishOutcome {
+    /// This call wrote the point (false: it was already there, from an earlier attempt).
+    pub inserted: bool,
+    /// This call moved the experiment to `completed`: the caller should analyse it.
+    pub experiment_completed: bool,
+}
+
+/// A row of the planner log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlannerLogEntry {
+    pub experiment_id: Option<i64>,
+    pub planner: String,
+    pub prompt: String,
+    pub reply: String,
+    pub reasoning: String,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub cost_usd: Option<f64>,
+}
+
+/// An admin action or alert.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Event {
+    pub id: i64,
+    pub kind: String,
+    pub experiment_id: Option<i64>,
+    pub message: String,
+    pub created_at: i64,
+}
+
+/// A stored anchor curve reference.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AnchorRecord {
+    pub key: String,
+    pub name: String,
+    pub clip_id: String,
+    pub experiment_id: i64,
+}
+
+/// The clip facts recorded beside results.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClipRecord {
+    pub id: String,
+    pub sha256: String,
+    pub width: i64,
+    pub height: i64,
+    pub frames: i64,
+    pub fps: String,
+    pub clip_set: String,
+    pub class: String,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn corrupt(what: impl Into<String>, message: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        what: what.into(),
+        message: message.to_string(),
+    }
+}
+
+const EXPERIMENT_COLUMNS: &str = "id, codec_hash, spec, rerun_of, anchor_name, state, reason, \
+                                  created_at, started_at, finished_at";
+
+/// The lab's database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens `url` (`sqlite:PATH`, `sqlite://PATH` or `postgres://...`), creating an SQLite
+    /// file if needed, and brings the schema up to date.
+    pub async fn open(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(StoreError::Url(url.to_string()));
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_string(),
+        };
+        let options = AnyConnectOptions::from_str(&url)?;
+        let mut pool_options = AnyPoolOptions::new().max_connections(match backend {
+            Backend::Sqlite => 4,
+            Backend::Postgres => 8,
+        });
+        if backend == Backend::Sqlite {
+            pool_options = pool_options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    // Writers wait for each other instead of failing at once.
+                    sqlx::Executor::execute(&mut *conn, "PRAGMA busy_timeout = 30000").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool_options.connect_with(options).await?;
+        if backend == Backend::Sqlite {
+            // WAL lets readers (dashboard, CLI) read while workers write; it is persistent.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
+        }
+        let store = Store { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens the SQLite database of a data directory (`DIR/lab.sqlite`), creating both.
+    pub async fn open_data_dir(dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(dir)?;
+        Store::open(&sqlite_url(&dir.join("lab.sqlite"))).await
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn dialect(&self, sql: &str) -> String {
+        let (id, float) = match self.backend {
+            Backend::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "REAL"),
+            Backend::Postgres => (
+                "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+                "DOUBLE PRECISION",
+            ),
+        };
+        sql.replace("{id}", id).replace("{float}", float)
+    }
+
+    /// A write transaction that holds the write lock from its start on SQLite, so that
+    /// concurrent read-then-write sequences never interleave.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        let statement = match self.backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        Ok(self.pool.begin_with(statement).await?)
+    }
+
+    /// Serialises schema changes between processes: PostgreSQL's transaction-scoped advisory
+    /// lock (SQLite's immediate transaction already holds the write lock).
+    async fn lock_schema(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7212604400591)")
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The schema version the database is at (0: empty).
+    pub async fn schema_version(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("v")?)
+    }
+
+    /// Applies every migration the database lacks, each in its own transaction, serialised
+    /// between processes (an advisory lock on PostgreSQL, the write lock on SQLite).
+    pub async fn migrate(&self) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        self.lock_schema(&mut tx).await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, \
+             name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let known = migrations::MIGRATIONS.last().map_or(0, |m| m.version);
+        for migration in migrations::MIGRATIONS {
+            let mut tx = self.begin_write().await?;
+            self.lock_schema(&mut tx).await?;
+            let applied = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(migration.version)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if applied {
+                continue;
+            }
+            let fail = |source| StoreError::Migration {
+                version: migration.version,
+                name: migration.name,
+                source,
+            };
+            let sql = self.dialect(migration.sql);
+            for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
+                sqlx::query(statement)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(fail)?;
+            }
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(migration.version)
+            .bind(migration.name)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+            tx.commit().await.map_err(fail)?;
+        }
+        let found = self.schema_version().await?;
+        if found > known {
+            return Err(StoreError::NewerSchema { found, known });
+        }
+        Ok(())
+    }
+
+    // ---- clips and codecs ----
+
+    /// Records the facts of a clip (the latest facts win: a clip id whose file changed gets
+    /// its new hash, and results keep their own copy of the hash they were measured on).
+    pub async fn put_clip(&self, clip: &ClipRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO clips (id, sha256, width, height, frames, fps, clip_set, class, recorded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (id) DO UPDATE SET sha256 = excluded.sha256, width = excluded.width, \
+             height = excluded.height, frames = excluded.frames, fps = excluded.fps, \
+             clip_set = excluded.clip_set, class = excluded.class, recorded_at = excluded.recorded_at",
+        )
+        .bind(&clip.id)
+        .bind(&clip.sha256)
+        .bind(clip.width)
+        .bind(clip.height)
+        .bind(clip.frames)
+        .bind(&clip.fps)
+        .bind(&clip.clip_set)
+        .bind(&clip.class)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn clips(&self) -> Result<Vec<ClipRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, sha256, width, height, frames, fps, clip_set, class FROM clips ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ClipRecord {
+                    id: row.try_get("id")?,
+                    sha256: row.try_get("sha256")?,
+                    width: row.try_get("width")?,
+                    height: row.try_get("height")?,
+                    frames: row.try_get("frames")?,
+                    fps: row.try_get("fps")?,
+                    clip_set: row.try_get("clip_set")?,
+                    class: row.try_get("class")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The codec spec (canonical JSON) stored under a hash.
+    pub async fn codec(&self, hash: &str) -> Result<Option<serde_json::Value>> {
+        let row = sqlx::query("SELECT spec FROM codecs WHERE hash = $1")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            let text: String = row.try_get("spec")?;
+            serde_json::from_str(&text).map_err(|e| corrupt(format!("codec {hash}"), e))
+        })
+        .transpose()
+    }
+
+    // ---- experiments ----
+
+    /// Records a new experiment and queues one job per (clip, rate point), in one transaction.
+    pub async fn submit(
+        &self,
+        spec: &ExperimentSpec,
+        rerun_of: Option<i64>,
+        anchor_name: Option<&str>,
+        max_attempts: i64,
+    ) -> Result<i64> {
+        let codec_text = spec.codec.to_string();
+        let codec_hash = crate::spec::sha256_hex(codec_text.as_bytes());
+        let spec_text = serde_json::to_string(spec).map_err(|e| corrupt("experiment spec", e))?;
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO codecs (hash, spec, label, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (hash) DO NOTHING",
+        )
+        .bind(&codec_hash)
+        .bind(&codec_text)
+        .bind(spec.codec_label())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(
+            "INSERT INTO experiments (codec_hash, spec, proposer, hypothesis, parents, rerun_of, \
+                 anchor_name, state, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8) \
+                 RETURNING id",
+        )
+        .bind(&codec_hash)
+        .bind(&spec_text)
+        .bind(&spec.proposer)
+        .bind(&spec.hypothesis)
+        .bind(serde_json::to_string(&spec.parents).unwrap_or_else(|_| "[]".into()))
+        .bind(rerun_of)
+        .bind(anchor_name)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        for clip in &spec.clips {
+            for (index, point) in spec.rate_points.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO jobs (experiment_id, clip_id, rate_index, rate_point, state, \
+                         attempts, max_attempts, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $6)",
+                )
+                .bind(id)
+                .bind(clip)
+                .bind(index as i64)
+                .bind(serde_json::to_string(point).unwrap_or_default())
+                .bind(max_attempts)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    fn experiment_from_row(row: &AnyRow) -> Result<ExperimentRecord> {
+        let id: i64 = row.try_get("id")?;
+        let spec_text: String = row.try_get("spec")?;
+        let state_text: String = row.try_get("state")?;
+        Ok(ExperimentRecord {
+            id,
+            codec_hash: row.try_get("codec_hash")?,
+            spec: serde_json::from_str(&spec_text)
+                .map_err(|e| corrupt(format!("experiment {id} spec"), e))?,
+            rerun_of: row.try_get("rerun_of")?,
+            anchor_name: row.try_get("anchor_name")?,
+            state: state_text
+                .parse()
+                .map_err(|e: String| corrupt(format!("experiment {id} state"), e))?,
+            reason: row.try_get("reason")?,
+            created_at: row.try_get("created_at")?,
+            started_at: row.try_get("started_at")?,
+            finished_at: row.try_get("finished_at")?,
+        })
+    }
+
+    pub async fn experiment(&self, id: i64) -> Result<Option<ExperimentRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Self::experiment_from_row).transpose()
+    }
+
+    /// Experiments, newest first, optionally only those in one state.
+    pub async fn experiments(
+        &self,
+        state: Option<ExperimentState>,
+        limit: i64,
+    ) -> Result<Vec<ExperimentRecord>> {
+        let rows = match state {
+            Some(state) => {
+                sqlx::query(&format!(
+                    "SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE state = $1 \
+                     ORDER BY id DESC LIMIT $2"
+                ))
+                .bind(state.name())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {EXPERIMENT_COLUMNS} FROM experiments ORDER BY id DESC LIMIT $1"
+                ))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(Self::experiment_from_row).collect()
+    }
+
+    pub async fn job_counts(&self, experiment_id: i64) -> Result<JobCounts> {
+        let rows = sqlx::query(
+            "SELECT state, COUNT(*) AS n FROM jobs WHERE experiment_id = $1 GROUP BY state",
+        )
+        .bind(experiment_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut counts = JobCounts::default();
+        for row in rows {
+            let state: String = row.try_get("state")?;
+            let n: i64 = row.try_get("n")?;
+            match state.as_str() {
+                "queued" => counts.queued = n,
+                "running" => counts.running = n,
+                "done" => counts.done = n,
+                "failed" => counts.failed = n,
+                "cancelled" => counts.cancelled = n,
+                other => return Err(corrupt("job state", other)),
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Job counts over every experiment.
+    pub async fn queue_counts(&self) -> Result<JobCounts> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut counts = JobCounts::default();
+        for row in rows {
+            let state: String = row.try_get("state")?;
+            let n: i64 = row.try_get("n")?;
+            match state.as_str() {
+                "queued" => counts.queued = n,
+                "running" => counts.running = n,
+                "done" => counts.done = n,
+                "failed" => counts.failed = n,
+                "cancelled" => counts.cancelled = n,
+                other => return Err(corrupt("job state", other)),
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Fails an experiment that is not final yet, with its reason, and cancels its open jobs.
+    /// Returns false when it was already final (the first reason stays).
+    pub async fn fail_experiment(&self, id: i64, reason: &str) -> Result<bool> {
+        self.end_experiment(id, ExperimentState::Failed, reason)
+            .await
+    }
+
+    /// Cancels a queued or running experiment (an operator's decision).
+    pub async fn cancel(&self, id: i64, reason: &str) -> Result<()> {
+        let record = self
+            .experiment(id)
+            .await?
+            .ok_or(StoreError::NoSuchExperiment(id))?;
+        if !self
+            .end_experiment(id, ExperimentState::Cancelled, reason)
+            .await?
+        {
+            return Err(StoreError::InvalidState {
+                id,
+                state: record.state,
+                action: "cancel",
+            });
+        }
+        self.log_event("cancel", Some(id), reason).await
+    }
+
+    async fn end_experiment(&self, id: i64, state: ExperimentState, reason: &str) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let changed = sqlx::query(
+            "UPDATE experiments SET state = $1, reason = $2, finished_at = $3 \
+                 WHERE id = $4 AND state IN ('queued', 'running', 'completed')",
+        )
+        .bind(state.name())
+        .bind(reason)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 1 {
+            sqlx::query(
+                "UPDATE jobs SET state = 'cancelled', lease_owner = NULL, updated_at = $1 \
+                     WHERE experiment_id = $2 AND state IN ('queued', 'running')",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(changed == 1)
+    }
+
+    /// Writes the analysis of a completed experiment and marks it `analysed`, once: a second
+    /// call, or a call on an experiment that is not `completed`, changes nothing and returns
+    /// false.
+    pub async fn record_analysis(&self, id: i64, analysis: &serde_json::Value) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let changed = sqlx::query(
+            "UPDATE experiments SET state = 'analysed' WHERE id = $1 AND state = 'completed'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 1 {
+            sqlx::query(
+                "INSERT INTO results (experiment_id, analysis, created_at) VALUES ($1, $2, $3)",
+            )
+            .bind(id)
+            .bind(analysis.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(changed == 1)
+    }
+
+    /// The analysis written by [`Store::record_analysis`].
+    pub async fn analysis(&self, id: i64) -> Result<Option<serde_json::Value>> {
+        let row = sqlx::query("SELECT analysis FROM results WHERE experiment_id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            let text: String = row.try_get("analysis")?;
+            serde_json::from_str(&text).map_err(|e| corrupt(format!("analysis of {id}"), e))
+        })
+        .transpose()
+    }
+
+    // ---- queue ----
+
+    /// Returns expired leases to the queue; jobs that used up their attempts fail, and so do
+    /// their experiments. Returns how many jobs were requeued.
+    pub async fn requeue_expired(&self) -> Result<u64> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let exhausted = sqlx::query(
+            "UPDATE jobs SET state = 'failed', lease_owner = NULL, updated_at = $1, \
+                 error = 'the lease expired on every attempt (worker lost or too slow)' \
+                 WHERE state = 'running' AND lease_expires < $1 AND attempts >= max_attempts \
+                 RETURNING experiment_id, attempts",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let exhausted = exhausted
+            .iter()
+            .map(|row| Ok((row.try_get("experiment_id")?, row.try_get("attempts")?)))
+            .collect::<Result<Vec<(i64, i64)>>>()?;
+        let requeued = sqlx::query(
+            "UPDATE jobs SET state = 'queued', lease_owner = NULL, updated_at = $1 \
+                 WHERE state = 'running' AND lease_expires < $1",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        for (experiment, attempts) in exhausted {
+            self.fail_experiment(
+                experiment,
+                &format!(
+                    "a job's lease expired on all {attempts} attempts (worker lost or too slow)"
+                ),
+            )
+            .await?;
+        }
+        Ok(requeued)
+    }
+
+    /// Claims the oldest queued job of a live experiment for `worker`, with a lease of
+    /// `lease_ms`, and marks its experiment running.
+    pub async fn claim_job(&self, worker: &str, lease_ms: i64) -> Result<Option<ClaimedJob>> {
+        let now = now_ms();
+        let lock = match self.backend {
+            Backend::Postgres => "FOR UPDATE OF j SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires = $2, \
+             heartbeat_at = $3, attempts = attempts + 1, updated_at = $3 \
+             WHERE id = (SELECT j.id FROM jobs j JOIN experiments e ON e.id = j.experiment_id \
+             WHERE j.state = 'queued' AND e.state IN ('queued', 'running') \
+             ORDER BY j.id LIMIT 1 {lock}) \
+             RETURNING id, experiment_id, clip_id, rate_index, rate_point, attempts"
+        );
+        let mut tx = self.begin_write().await?;
+        let Some(row) = sqlx::query(&sql)
+            .bind(worker)
+            .bind(now + lease_ms)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let id: i64 = row.try_get("id")?;
+        let point_text: String = row.try_get("rate_point")?;
+        let job = ClaimedJob {
+            id,
+            experiment_id: row.try_get("experiment_id")?,
+            clip_id: row.try_get("clip_id")?,
+            rate_index: row.try_get("rate_index")?,
+            rate_point: serde_json::from_str(&point_text)
+                .map_err(|e| corrupt(format!("job {id} rate point"), e))?,
+            attempts: row.try_get("attempts")?,
+        };
+        sqlx::query(
+            "UPDATE experiments SET state = 'running', started_at = $1 \
+                 WHERE id = $2 AND state = 'queued'",
+        )
+        .bind(now)
+        .bind(job.experiment_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(job))
+    }
+
+    /// Extends the lease of a job this worker holds. False: the lease is no longer this
+    /// worker's (it expired and the job went to another, or the experiment ended).
+    pub async fn heartbeat(&self, job_id: i64, worker: &str, lease_ms: i64) -> Result<bool> {
+        let now = now_ms();
+        let changed = sqlx::query(
+            "UPDATE jobs SET lease_expires = $1, heartbeat_at = $2, updated_at = $2 \
+             WHERE id = $3 AND lease_owner = $4 AND state = 'running'",
+        )
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(job_id)
+        .bind(worker)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(changed == 1)
+    }
+
+    /// Hands in a job's measured point. The point is written at most once per (experiment,
+    /// clip, rate point), whoever hands it in and however often; the job becomes `done` and,
+    /// when it was the experiment's last, the experiment becomes `completed`.
+    pub async fn finish_job(
+        &self,
+        job: &ClaimedJob,
+        worker: &str,
+        record: &PointRecord,
+    ) -> Result<FinishOutcome> {
+        let now = now_ms();
+        let record_text = serde_json::to_string(record).map_err(|e| corrupt("point record", e))?;
+        let mut tx = self.begin_write().await?;
+        let live = sqlx::query(
+            "SELECT state FROM experiments WHERE id = $1 AND state IN ('queued', 'running')",
+        )
+        .bind(job.experiment_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+        if !live {
+            return Ok(FinishOutcome {
+                inserted: false,
+                experiment_completed: false,
+            });
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO rd_points (experiment_id, job_id, clip_id, rate_index, record, bytes, \
+                 kbps, psnr_y, psnr_yuv, ssim, ms_ssim, vmaf, worker, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                 ON CONFLICT (experiment_id, clip_id, rate_index) DO NOTHING",
+        )
+        .bind(job.experiment_id)
+        .bind(job.id)
+        .bind(&job.clip_id)
+        .bind(job.rate_index)
+        .bind(&record_text)
+        .bind(record.bytes as i64)
+        .bind(record.kbps)
+        .bind(record.quality(crate::runner::QualityMetric::PsnrY))
+        .bind(record.quality(crate::runner::QualityMetric::PsnrYuv))
+        .bind(record.quality(crate::runner::QualityMetric::Ssim))
+        .bind(record.quality(crate::runner::QualityMetric::MsSsim))
+        .bind(record.quality(crate::runner::QualityMetric::Vmaf))
+        .bind(worker)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        sqlx::query(
+            "UPDATE jobs SET state = 'done', lease_owner = NULL, error = NULL, updated_at = $1 \
+                 WHERE id = $2 AND state <> 'done'",
+        )
+        .bind(now)
+        .bind(job.id)
+        .execute(&mut *tx)
+        .await?;
+        let completed = sqlx::query(
+            "UPDATE experiments SET state = 'completed', finished_at = $1 \
+                 WHERE id = $2 AND state = 'running' \
+                 AND NOT EXISTS (SELECT 1 FROM jobs WHERE experiment_id = $2 AND state <> 'done')",
+        )
+        .bind(now)
+        .bind(job.experiment_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        tx.commit().await?;
+        Ok(FinishOutcome {
+            inserted,
+            experiment_completed: completed,
+        })
+    }
+
+    /// A job failed for a reason that another attempt would not change (bad spec, encoder
+    /// crash, dropped frame): the job and its experiment fail with that reason.
+    pub async fn fail_job(&self, job: &ClaimedJob, reason: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET state = 'failed', lease_owner = NULL, error = $1, updated_at = $2 \
+             WHERE id = $3 AND state = 'running'",
+        )
+        .bind(reason)
+        .bind(now_ms())
+        .bind(job.id)
+        .execute(&self.pool)
+        .await?;
+        self.fail_experiment(
+            job.experiment_id,
+            &format!("{} at {}: {reason}", job.clip_id, job.rate_point),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Gives a job back to the queue (a worker shutting down, or a transient error).
+    pub async fn release_job(&self, job: &ClaimedJob, worker: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET state = 'queued', lease_owner = NULL, attempts = attempts - 1, \
+             updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
+        )
+        .bind(now_ms())
+        .bind(job.id)
+        .bind(worker)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The measured points of an experiment, by clip then rate index.
+    pub async fn points(&self, experiment_id: i64) -> Result<Vec<StoredPoint>> {
+        let rows = sqlx::query(
+            "SELECT experiment_id, job_id, clip_id, rate_index, record, worker, created_at \
+             FROM rd_points WHERE experiment_id = $1 ORDER BY clip_id, rate_index",
+        )
+        .bind(experiment_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let text: String = row.try_get("record")?;
+                Ok(StoredPoint {
+                    experiment_id: row.try_get("experiment_id")?,
+                    job_id: row.try_get("job_id")?,
+                    clip_id: row.try_get("clip_id")?,
+                    rate_index: row.try_get("rate_index")?,
+                    record: serde_json::from_str(&text)
+                        .map_err(|e| corrupt(format!("point of {experiment_id}"), e))?,
+                    worker: row.try_get("worker")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    // ---- anchors ----
+
+    pub async fn anchor(&self, key: &str) -> Result<Option<AnchorRecord>> {
+        let row = sqlx::query(
+            "SELECT anchor_key, name, clip_id, experiment_id FROM anchors WHERE anchor_key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(AnchorRecord {
+                key: row.try_get("anchor_key")?,
+                name: row.try_get("name")?,
+                clip_id: row.try_get("clip_id")?,
+                experiment_id: row.try_get("experiment_id")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Points an anchor key at the experiment that computes it (replacing a failed one).
+    pub async fn put_anchor(&self, anchor: &AnchorRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO anchors (anchor_key, name, clip_id, experiment_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (anchor_key) DO UPDATE \
+             SET experiment_id = excluded.experiment_id, created_at = excluded.created_at",
+        )
+        .bind(&anchor.key)
+        .bind(&anchor.name)
+        .bind(&anchor.clip_id)
+        .bind(anchor.experiment_id)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    // ---- planner log and events ----
+
+    pub async fn log_planner(&self, entry: &PlannerLogEntry) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO planner_log (experiment_id, planner, prompt, reply, reasoning, \
+             input_tokens, output_tokens, cost_usd, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(entry.experiment_id)
+        .bind(&entry.planner)
+        .bind(&entry.prompt)
+        .bind(&entry.reply)
+        .bind(&entry.reasoning)
+        .bind(entry.input_tokens)
+        .bind(entry.output_tokens)
+        .bind(entry.cost_usd)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// The newest planner log entries, newest first.
+    pub async fn planner_log(&self, limit: i64) -> Result<Vec<PlannerLogEntry>> {
+        let rows = sqlx::query(
+            "SELECT experiment_id, planner, prompt, reply, reasoning, input_tokens, output_tokens, \
+             cost_usd FROM planner_log ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PlannerLogEntry {
+                    experiment_id: row.try_get("experiment_id")?,
+                    planner: row.try_get("planner")?,
+                    prompt: row.try_get("prompt")?,
+                    reply: row.try_get("reply")?,
+                    reasoning: row.try_get("reasoning")?,
+                    input_tokens: row.try_get("input_tokens")?,
+                    output_tokens: row.try_get("output_tokens")?,
+                    cost_usd: row.try_get("cost_usd")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn log_event(
+        &self,
+        kind: &str,
+        experiment_id: Option<i64>,
+        message: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO events (kind, experiment_id, message, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(kind)
+        .bind(experiment_id)
+        .bind(message)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest events, newest first.
+    pub async fn events(&self, limit: i64) -> Result<Vec<Event>> {
+        let rows = sqlx::query(
+            "SELECT id, kind, experiment_id, message, created_at FROM events ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Event {
+                    id: row.try_get("id")?,
+                    kind: row.try_get("kind")?,
+                    experiment_id: row.try_get("experiment_id")?,
+                    message: row.try_get("message")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The `sqlite:` URL of a database file.
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}

@@ -1,0 +1,103 @@
+//! Shared test set-up: lab data directories with small generated clips, and the real servers
+//! (PostgreSQL, S3-compatible) the test command starts.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use codeclab_lab::Lab;
+use codeclab_lab::artifacts::Artifacts;
+use codeclab_lab::store::Store;
+use codeclab_video::corpus::{ClipLabel, ClipSet, Corpus, Silent};
+use codeclab_video::{GeneratorSpec, Pattern, Rational};
+use sqlx::Connection;
+
+/// Adds a small generated clip (`frames` frames of 96x64) to the corpus of `data_dir`.
+pub fn add_generated_clip(data_dir: &Path, id: &str, frames: u64) {
+    let mut corpus = Corpus::open(data_dir).unwrap();
+    let spec = GeneratorSpec {
+        pattern: Pattern::Shapes,
+        width: 96,
+        height: 64,
+        frames,
+        fps: Rational { num: 30, den: 1 },
+        seed: 7,
+        bit_depth: 8,
+    };
+    let label = ClipLabel {
+        id: id.into(),
+        class: "synthetic:shapes".into(),
+        source: "test".into(),
+        set: ClipSet::Dev,
+    };
+    corpus.generate(&spec, label, &mut Silent).unwrap();
+    corpus.save().unwrap();
+}
+
+/// The PostgreSQL admin URL the test command exports; `None` (with the reason printed) when
+/// it is missing outside CI. Under CI a missing server fails the test.
+pub fn postgres_admin_url() -> Option<String> {
+    server_url("CODECLAB_TEST_POSTGRES", "PostgreSQL")
+}
+
+/// The S3 bucket URL the test command exports (see `postgres_admin_url`).
+pub fn s3_url() -> Option<String> {
+    server_url("CODECLAB_TEST_S3", "S3-compatible server")
+}
+
+fn server_url(variable: &str, what: &str) -> Option<String> {
+    match std::env::var(variable) {
+        Ok(url) => {
+            assert!(
+                url.contains("127.0.0.1") || url.contains("localhost") || url.starts_with("s3://"),
+                "{variable} must point at a loopback server: {url}"
+            );
+            Some(url)
+        }
+        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{variable} is not set: the {what} must run in CI (scripts/test-services.sh)")
+        }
+        Err(_) => {
+            eprintln!("skipped: {variable} is not set (source scripts/test-services.sh)");
+            None
+        }
+    }
+}
+
+static DATABASES: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh, empty PostgreSQL database on the test server; returns its URL.
+pub async fn fresh_postgres(admin: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let name = format!(
+        "codeclab_test_{}_{}_{}",
+        std::process::id(),
+        DATABASES.fetch_add(1, Ordering::SeqCst),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let mut conn = sqlx::AnyConnection::connect(admin).await.unwrap();
+    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let base = admin.rsplit_once('/').unwrap().0;
+    format!("{base}/{name}")
+}
+
+/// A lab on `data_dir` with the given database URL (SQLite in the data dir when `None`) and
+/// artifacts in a folder.
+pub async fn lab(data_dir: &Path, database: Option<&str>) -> Lab {
+    let store = match database {
+        Some(url) => Store::open(url).await.unwrap(),
+        None => Store::open_data_dir(data_dir).await.unwrap(),
+    };
+    let artifacts = Artifacts::open(&data_dir.join("artifacts").display().to_string()).unwrap();
+    let mut lab = Lab::new(store, artifacts, data_dir.to_path_buf());
+    // The in-process codec's instruction counter is built beside the tests' binaries.
+    lab.adapters.lab_prefix_decoder = Some(env!("CARGO_BIN_EXE_codeclab-lab-decode").into());
+    lab
+}

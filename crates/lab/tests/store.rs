@@ -1,0 +1,233 @@
+//! The store behaves the same on SQLite and on a real PostgreSQL server: lifecycle, leases,
+//! idempotent results, attempts, immutability, and claims that never hand a job out twice.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use codeclab_lab::experiment::ExperimentSpec;
+use codeclab_lab::process::StepCost;
+use codeclab_lab::runner::PointRecord;
+use codeclab_lab::spec::RatePoint;
+use codeclab_lab::store::{ExperimentState, PlannerLogEntry, Store, StoreError};
+
+fn spec(clips: &[&str], points: &[u32]) -> ExperimentSpec {
+    ExperimentSpec {
+        codec: serde_json::json!({"kind": "lab", "genome": {"keyint": 30}}),
+        parents: vec![],
+        proposer: "test".into(),
+        hypothesis: "store behaviour".into(),
+        clips: clips.iter().map(|c| c.to_string()).collect(),
+        rate_points: points.iter().map(|&q| RatePoint::Qp(q)).collect(),
+        anchors: vec![],
+    }
+}
+
+fn record(point: RatePoint, bytes: u64) -> PointRecord {
+    PointRecord {
+        rate_point: point,
+        clip_sha256: "00".into(),
+        frames: 10,
+        width: 96,
+        height: 64,
+        fps: "30/1".into(),
+        bytes,
+        kbps: bytes as f64 * 8.0 * 30.0 / 10.0 / 1000.0,
+        metrics: BTreeMap::from([("psnr_y".to_string(), 40.0), ("ssim".to_string(), 0.98)]),
+        encode: StepCost::default(),
+        decode: StepCost::default(),
+        decoder_instructions_per_pixel: None,
+        bitstream_sha256: "ab".into(),
+        codec_version: "test".into(),
+    }
+}
+
+async fn lifecycle(store: &Store) {
+    assert_eq!(store.schema_version().await.unwrap(), 1);
+    let id = store
+        .submit(&spec(&["a", "b"], &[22, 32]), None, None, 3)
+        .await
+        .unwrap();
+    let record0 = store.experiment(id).await.unwrap().unwrap();
+    assert_eq!(record0.state, ExperimentState::Queued);
+    assert_eq!(store.job_counts(id).await.unwrap().queued, 4);
+
+    let first = store.claim_job("w1", 60_000).await.unwrap().unwrap();
+    assert_eq!((first.experiment_id, first.attempts), (id, 1));
+    assert_eq!(
+        store.experiment(id).await.unwrap().unwrap().state,
+        ExperimentState::Running
+    );
+    assert!(store.heartbeat(first.id, "w1", 60_000).await.unwrap());
+    assert!(!store.heartbeat(first.id, "w2", 60_000).await.unwrap());
+    let done = store
+        .finish_job(&first, "w1", &record(first.rate_point, 1000))
+        .await
+        .unwrap();
+    assert!(done.inserted && !done.experiment_completed);
+    // Handing the same point in again (a worker that lost its lease and finished anyway)
+    // writes nothing.
+    let again = store
+        .finish_job(&first, "w1", &record(first.rate_point, 999))
+        .await
+        .unwrap();
+    assert!(!again.inserted);
+    let points = store.points(id).await.unwrap();
+    assert_eq!(points.len(), 1);
+    assert_eq!(points[0].record.bytes, 1000);
+
+    // An expired lease returns the job to the queue, and it goes to the next worker.
+    let second = store.claim_job("w1", 1).await.unwrap().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    assert_eq!(store.requeue_expired().await.unwrap(), 1);
+    let retaken = store.claim_job("w2", 60_000).await.unwrap().unwrap();
+    assert_eq!((retaken.id, retaken.attempts), (second.id, 2));
+    assert!(!store.heartbeat(second.id, "w1", 60_000).await.unwrap());
+
+    let mut completed = 0;
+    let mut job = Some(retaken);
+    while let Some(current) = job {
+        let outcome = store
+            .finish_job(&current, "w2", &record(current.rate_point, 500))
+            .await
+            .unwrap();
+        completed += outcome.experiment_completed as usize;
+        job = store.claim_job("w2", 60_000).await.unwrap();
+    }
+    assert_eq!(completed, 1, "exactly one hand-in completes the experiment");
+    assert_eq!(store.points(id).await.unwrap().len(), 4);
+    assert_eq!(
+        store.experiment(id).await.unwrap().unwrap().state,
+        ExperimentState::Completed
+    );
+
+    let analysis = serde_json::json!({"curves": {}, "bd_rates": []});
+    assert!(store.record_analysis(id, &analysis).await.unwrap());
+    assert!(
+        !store
+            .record_analysis(id, &serde_json::json!({"changed": true}))
+            .await
+            .unwrap(),
+        "results are written once"
+    );
+    assert_eq!(store.analysis(id).await.unwrap(), Some(analysis));
+    assert!(matches!(
+        store.cancel(id, "too late").await,
+        Err(StoreError::InvalidState { .. })
+    ));
+
+    // Attempts are capped: a job whose lease keeps expiring fails its experiment.
+    let capped = store
+        .submit(&spec(&["a"], &[30]), Some(id), None, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.experiment(capped).await.unwrap().unwrap().rerun_of,
+        Some(id)
+    );
+    store.claim_job("w3", 1).await.unwrap().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    assert_eq!(store.requeue_expired().await.unwrap(), 0);
+    let failed = store.experiment(capped).await.unwrap().unwrap();
+    assert_eq!(failed.state, ExperimentState::Failed);
+    assert!(failed.reason.unwrap().contains("lease expired"));
+
+    // Cancelling takes the queued jobs out of the queue.
+    let cancelled = store
+        .submit(&spec(&["a"], &[30, 35]), None, None, 3)
+        .await
+        .unwrap();
+    store.cancel(cancelled, "operator").await.unwrap();
+    assert!(store.claim_job("w4", 60_000).await.unwrap().is_none());
+    assert_eq!(store.job_counts(cancelled).await.unwrap().cancelled, 2);
+    assert_eq!(store.events(10).await.unwrap()[0].kind, "cancel");
+
+    let entry = PlannerLogEntry {
+        experiment_id: Some(id),
+        planner: "evolution".into(),
+        prompt: "p".into(),
+        reply: "r".into(),
+        reasoning: "because".into(),
+        input_tokens: Some(10),
+        output_tokens: None,
+        cost_usd: Some(0.5),
+    };
+    store.log_planner(&entry).await.unwrap();
+    assert_eq!(store.planner_log(5).await.unwrap(), vec![entry]);
+    let listed = store
+        .experiments(Some(ExperimentState::Analysed), 10)
+        .await
+        .unwrap();
+    assert_eq!(listed.iter().map(|e| e.id).collect::<Vec<_>>(), vec![id]);
+}
+
+/// Several stores (separate connection pools, as separate workers have) claim concurrently:
+/// every job is handed out exactly once.
+async fn concurrent_claims(url: &str) {
+    let store = Store::open(url).await.unwrap();
+    let points: Vec<u32> = (0..30).collect();
+    store
+        .submit(&spec(&["a"], &points), None, None, 3)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for worker in 0..4 {
+        let url = url.to_string();
+        tasks.push(tokio::spawn(async move {
+            let store = Store::open(&url).await.unwrap();
+            let mut claimed = Vec::new();
+            while let Some(job) = store
+                .claim_job(&format!("w{worker}"), 60_000)
+                .await
+                .unwrap()
+            {
+                claimed.push(job.id);
+            }
+            claimed
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    let unique: BTreeSet<i64> = all.iter().copied().collect();
+    assert_eq!(all.len(), 30, "every job claimed once: {all:?}");
+    assert_eq!(unique.len(), 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_data_dir(dir.path()).await.unwrap();
+    lifecycle(&store).await;
+    // Opening again applies no migration twice.
+    let reopened = Store::open_data_dir(dir.path()).await.unwrap();
+    assert_eq!(reopened.schema_version().await.unwrap(), 1);
+    let other = tempfile::tempdir().unwrap();
+    concurrent_claims(&codeclab_lab::store::sqlite_url(
+        &other.path().join("lab.sqlite"),
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_store() {
+    let Some(admin) = common::postgres_admin_url() else {
+        return;
+    };
+    let url = common::fresh_postgres(&admin).await;
+    let store = Store::open(&url).await.unwrap();
+    assert_eq!(store.backend(), codeclab_lab::store::Backend::Postgres);
+    lifecycle(&store).await;
+    let reopened = Store::open(&url).await.unwrap();
+    assert_eq!(reopened.schema_version().await.unwrap(), 1);
+    concurrent_claims(&common::fresh_postgres(&admin).await).await;
+}
+
+#[tokio::test]
+async fn unknown_database_url_is_an_error() {
+    assert!(matches!(
+        Store::open("mysql://localhost/x").await,
+        Err(StoreError::Url(_))
+    ));
+}
