@@ -421,6 +421,13 @@ impl<'a> FrameEncoder<'a> {
                 }
             }
         }
+        // Intra rarely beats an inter prediction that needs no luma residual.
+        let inter_is_clean = best
+            .as_ref()
+            .is_some_and(|b| b.cu.luma.iter().all(Option::is_none));
+        if self.genome.skip_intra_after_clean_inter && inter_is_clean {
+            done = true;
+        }
         if !done && log2 <= 5 {
             let candidate = self.search_intra(&source, x, y, log2);
             consider(&mut best, candidate);
@@ -663,8 +670,12 @@ impl<'a> FrameEncoder<'a> {
         let mut best = self.rd.cost(d, rate);
         let positions: Vec<usize> = (0..levels.len()).filter(|&i| levels[i] != 0).collect();
         // Exact evaluation is costly: only the last few levels, where zeros save the most.
-        for &pos in positions.iter().rev().take(8) {
+        for &pos in positions.iter().rev().take(6) {
             let original = levels[pos];
+            // Large levels rarely drop; their rate is mostly the remainder.
+            if original.abs() > 2 {
+                continue;
+            }
             levels[pos] = original - original.signum();
             if levels.iter().all(|&l| l == 0) {
                 levels[pos] = original;

@@ -47,6 +47,9 @@ pub struct Genome {
     pub early_skip: bool,
     /// Stop splitting a block whose best mode is skip.
     pub skip_stops_split: bool,
+    /// In P frames, do not try intra on a block whose best inter prediction needs no luma
+    /// residual.
+    pub skip_intra_after_clean_inter: bool,
     /// QP increase of P frames over key frames.
     pub p_frame_qp_offset: i8,
 }
@@ -66,13 +69,14 @@ impl Default for Genome {
             lambda_scale: 1.0,
             deadzone_intra: 1.0 / 3.0,
             deadzone_inter: 1.0 / 6.0,
-            rdoq: false,
+            rdoq: true,
             chroma_qp_offset: 0,
             deblock: true,
             deblock_beta_offset: 0,
             deblock_tc_offset: 0,
             early_skip: true,
             skip_stops_split: true,
+            skip_intra_after_clean_inter: true,
             p_frame_qp_offset: 1,
         }
     }

@@ -34,8 +34,9 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
             any::<bool>(),
             0i8..=3,
         ),
+        any::<bool>(),
     )
-        .prop_map(|(a, b, c)| {
+        .prop_map(|(a, b, c, skip_intra_after_clean_inter)| {
             let (keyint, reference_frames, min_block, max_block, intra_angular, intra_rdo, merge) =
                 a;
             let (me_range, subpel, lambda_scale, dz_intra, dz_inter, rdoq) = b;
@@ -60,6 +61,7 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
                 deblock_tc_offset: tc,
                 early_skip,
                 skip_stops_split,
+                skip_intra_after_clean_inter,
                 p_frame_qp_offset: p_offset,
             }
         })
