@@ -24,17 +24,27 @@ struct Cli {
 enum Command {
     /// BD-rate (PCHIP, Akima, cubic) and BD-quality of a test RD curve against an anchor curve.
     Bdrate(commands::bdrate::BdrateArgs),
+    /// Anchor curves (x265, x264, SVT-AV1, libaom, VP9 and low-delay variants) on the corpus.
+    #[command(subcommand)]
+    Baseline(commands::baseline::BaselineCommand),
     /// Speed benchmarks, side by side with the reference tools when they are installed.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+    /// The clip corpus: list, add, import, generate and verify clips.
+    Corpus(commands::corpus::CorpusArgs),
+    /// Experiments: submit a JSON spec, list, show (RD table and BD-rates), rerun, cancel.
+    #[command(subcommand)]
+    Experiment(commands::experiment::ExperimentCommand),
     /// Encode a Y4M clip with the lab's own codec: [--qp Q | --bitrate KBPS] [--genome FILE.json] IN.y4m -o OUT.bin (`-` for stdin/stdout).
     Encode(commands::encode::EncodeArgs),
     /// Decode a bitstream of the lab's own codec to Y4M: IN.bin -o OUT.y4m (`-` for stdin/stdout).
     Decode(commands::decode::DecodeArgs),
     /// PSNR, SSIM and MS-SSIM (libvmaf's definitions) of a distorted Y4M clip against its reference.
     Metrics(commands::metrics::MetricsArgs),
-    /// The clip corpus: list, add, import, generate and verify clips.
-    Corpus(commands::corpus::CorpusArgs),
+    /// The lab: prepare corpus and anchors, then process the queue with local workers (Ctrl-C stops).
+    Run(commands::run::RunArgs),
+    /// Join a lab's queue as a worker (`--database URL --artifacts URL` from another machine).
+    Worker(commands::worker::WorkerCommandArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,11 +52,15 @@ fn main() -> ExitCode {
     logging::init(cli.verbose, cli.log_format);
     let result: anyhow::Result<()> = match cli.command {
         Command::Bdrate(args) => commands::bdrate::run(args),
+        Command::Baseline(command) => commands::baseline::run(command),
         Command::Bench(command) => commands::bench::run(command),
+        Command::Experiment(command) => commands::experiment::run(command),
+        Command::Run(args) => commands::run::run(args),
+        Command::Worker(args) => commands::worker::run(args),
+        Command::Corpus(args) => commands::corpus::run(args),
         Command::Metrics(args) => commands::metrics::run(args),
         Command::Encode(args) => commands::encode::run(args),
         Command::Decode(args) => commands::decode::run(args),
-        Command::Corpus(args) => commands::corpus::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

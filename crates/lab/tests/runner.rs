@@ -144,8 +144,10 @@ fn rule_2_a_missing_or_extra_frame_fails() {
 #[test]
 fn lab_codec_in_process_is_measured_by_the_contract() {
     let (_dir, clip, mut config) = setup(8);
-    let mut adapters = AdapterConfig::default();
-    adapters.lab_prefix_decoder = Some(env!("CARGO_BIN_EXE_codeclab-lab-decode").into());
+    let adapters = AdapterConfig {
+        lab_prefix_decoder: Some(env!("CARGO_BIN_EXE_codeclab-lab-decode").into()),
+        ..AdapterConfig::default()
+    };
     let adapter = adapter_for(&serde_json::json!({"kind": "lab"}), &adapters).unwrap();
     let output = run_point(adapter.as_ref(), &clip, RatePoint::Qp(32), &config).unwrap();
     let record = &output.record;

@@ -1,9 +1,13 @@
 //! One module per subcommand: its `clap` arguments and a `run` function.
 
 pub mod bdrate;
+pub mod baseline;
 pub mod bench;
-pub mod metrics;
 pub mod bench_vmaf;
 pub mod corpus;
 pub mod decode;
 pub mod encode;
+pub mod experiment;
+pub mod metrics;
+pub mod run;
+pub mod worker;

@@ -1,0 +1,318 @@
+//! `codeclab run`: the lab's main job. Opens the data directory (or a shared database and
+//! bucket), makes sure the corpus and the anchor curves are there, and processes the queue with
+//! local workers until Ctrl-C (gracefully: jobs in progress go back to the queue). After a
+//! `kill -9`, running it again resumes: expired leases return their jobs to the queue.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use codeclab_lab::artifacts::Artifacts;
+use codeclab_lab::worker::{WorkerConfig, WorkerEvent, WorkerStats, run_worker};
+use codeclab_lab::{Lab, Store};
+use tokio::sync::{mpsc, watch};
+
+/// Where the lab keeps its records and artifacts.
+#[derive(Args, Clone, Debug)]
+pub struct LabArgs {
+    /// Data directory: corpus, SQLite database, artifacts and scratch space.
+    #[arg(long, env = "CODECLAB_DATA", default_value = "./codeclab-data")]
+    pub data_dir: PathBuf,
+    /// Database URL (`postgres://...` or `sqlite:PATH`); default: SQLite in the data directory.
+    #[arg(long, env = "CODECLAB_DATABASE")]
+    pub database: Option<String>,
+    /// Artifact store (`s3://BUCKET[/PREFIX]` or a folder); default: DATA_DIR/artifacts.
+    #[arg(long, env = "CODECLAB_ARTIFACTS")]
+    pub artifacts: Option<String>,
+}
+
+impl LabArgs {
+    pub async fn open(&self) -> anyhow::Result<Lab> {
+        let store = match &self.database {
+            Some(url) => Store::open(url).await,
+            None => Store::open_data_dir(&self.data_dir).await,
+        }
+        .context("opening the database")?;
+        let artifacts_url = self
+            .artifacts
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("artifacts").display().to_string());
+        let artifacts = Artifacts::open(&artifacts_url).context("opening the artifact store")?;
+        Ok(Lab::new(store, artifacts, self.data_dir.clone()))
+    }
+}
+
+/// How local workers run.
+#[derive(Args, Clone, Debug)]
+pub struct WorkerArgs {
+    /// Lease of a claimed job, in seconds: another worker takes the job over when it expires.
+    #[arg(long, default_value_t = 60.0)]
+    pub lease_seconds: f64,
+    /// Heartbeat period, in seconds (renews the lease).
+    #[arg(long, default_value_t = 10.0)]
+    pub heartbeat_seconds: f64,
+    /// Attempts a job gets before a lost lease fails it.
+    #[arg(long, default_value_t = 3)]
+    pub max_attempts: i64,
+}
+
+impl WorkerArgs {
+    pub fn config(&self, index: usize, exit_when_idle: bool) -> anyhow::Result<WorkerConfig> {
+        anyhow::ensure!(
+            self.lease_seconds > 0.0 && self.heartbeat_seconds > 0.0,
+            "lease and heartbeat must be positive"
+        );
+        anyhow::ensure!(
+            self.heartbeat_seconds < self.lease_seconds,
+            "the heartbeat must come more often than the lease expires"
+        );
+        let mut config = WorkerConfig::new(index);
+        config.lease = Duration::from_secs_f64(self.lease_seconds);
+        config.heartbeat = Duration::from_secs_f64(self.heartbeat_seconds);
+        config.exit_when_idle = exit_when_idle;
+        Ok(config)
+    }
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub lab: LabArgs,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+    /// Local workers (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Stop when the queue is empty instead of waiting for more experiments.
+    #[arg(long)]
+    pub until_idle: bool,
+    /// Do not queue missing anchor curves at start.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Print worker events and the final summary as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(async move {
+        let lab = args.lab.open().await?;
+        let lab = Lab {
+            max_attempts: args.worker.max_attempts,
+            ..lab
+        };
+        lab.ensure_corpus().context("preparing the corpus")?;
+        if !args.no_baseline {
+            let entries = lab.baseline(&[], &[]).await?;
+            let queued = entries.iter().filter(|e| e.status == "queued").count();
+            tracing::info!("anchors: {} curves, {queued} newly queued", entries.len());
+        }
+        let workers = args.workers.unwrap_or_else(default_workers);
+        // The planner loop plugs in here: it sends experiment specs on this channel and the lab
+        // records and queues them like any other submission.
+        let (_proposals, proposals_rx) = mpsc::unbounded_channel();
+        let stats = run_workers(
+            Arc::new(lab),
+            &args.worker,
+            workers,
+            args.until_idle,
+            args.json,
+            Some(proposals_rx),
+        )
+        .await?;
+        print_stats(&stats, args.json);
+        Ok(())
+    })
+}
+
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+pub fn print_stats(stats: &WorkerStats, json: bool) {
+    if json {
+        println!("{}", serde_json::json!({ "summary": stats }));
+    } else {
+        println!(
+            "jobs done {}, failed {}, lost {}; experiments analysed {}",
+            stats.jobs_done, stats.jobs_failed, stats.jobs_lost, stats.experiments_analysed
+        );
+    }
+}
+
+/// Runs `count` workers in this process until Ctrl-C (or until idle), with a progress display
+/// (or JSON event lines), submitting whatever arrives on `proposals`.
+pub async fn run_workers(
+    lab: Arc<Lab>,
+    worker: &WorkerArgs,
+    count: usize,
+    until_idle: bool,
+    json: bool,
+    proposals: Option<mpsc::UnboundedReceiver<codeclab_lab::experiment::ExperimentSpec>>,
+) -> anyhow::Result<WorkerStats> {
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<WorkerEvent>();
+    let mut handles = Vec::new();
+    for index in 0..count.max(1) {
+        let config = worker.config(index, until_idle)?;
+        handles.push(tokio::spawn(run_worker(
+            lab.clone(),
+            config,
+            shutdown_rx.clone(),
+            Some(events_tx.clone()),
+        )));
+    }
+    drop(events_tx);
+    let counts = lab.store.queue_counts().await?;
+    let bar = crate::progress::bar(Some(counts.queued as u64 + counts.running as u64), "jobs");
+    let signal_tx = shutdown_tx.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("stopping: jobs in progress go back to the queue");
+            let _ = signal_tx.send(true);
+        }
+    });
+    if let Some(mut proposals) = proposals {
+        let lab = lab.clone();
+        tokio::spawn(async move {
+            while let Some(spec) = proposals.recv().await {
+                if let Err(err) = lab.submit(&spec, None).await {
+                    tracing::error!("submitting a proposal: {err:#}");
+                }
+            }
+        });
+    }
+    while let Some(event) = events_rx.recv().await {
+        if json {
+            println!("{}", serde_json::to_string(&event)?);
+        }
+        match &event {
+            WorkerEvent::Done { .. } => bar.inc(1),
+            WorkerEvent::Failed {
+                experiment, reason, ..
+            } => {
+                bar.inc(1);
+                if !json {
+                    bar.println(format!("experiment {experiment} failed: {reason}"));
+                }
+            }
+            WorkerEvent::Claimed { .. } | WorkerEvent::Analysed { .. } => {}
+        }
+    }
+    bar.finish_and_clear();
+    let mut total = WorkerStats::default();
+    for handle in handles {
+        let stats = handle.await??;
+        total.jobs_done += stats.jobs_done;
+        total.jobs_failed += stats.jobs_failed;
+        total.jobs_lost += stats.jobs_lost;
+        total.experiments_analysed += stats.experiments_analysed;
+    }
+    drop(shutdown_tx);
+    Ok(total)
+}
+
+#[derive(Args)]
+pub struct BenchLabArgs {
+    /// Experiments in the run (each: the lab codec, default genome, on the carphone clip at
+    /// QP 22, 27, 32 and 37, measured like any experiment, callgrind included when installed).
+    #[arg(long, default_value_t = 4)]
+    pub experiments: usize,
+    /// Local workers.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Data directory to reuse (its corpus saves decoding the clip again); default: a temporary one.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `codeclab bench lab`: experiments per hour through the whole lab (queue, workers, runner,
+/// metrics, store, artifacts) for the standard 4-point experiment on carphone.
+pub fn bench(args: BenchLabArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(async move {
+        let temporary = tempfile::tempdir()?;
+        let data_dir = args
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| temporary.path().to_path_buf());
+        let lab_args = LabArgs {
+            data_dir: data_dir.clone(),
+            database: None,
+            artifacts: None,
+        };
+        let lab = lab_args.open().await?;
+        lab.ensure_corpus().context("preparing the corpus")?;
+        let spec = codeclab_lab::experiment::ExperimentSpec {
+            codec: serde_json::json!({"kind": "lab"}),
+            parents: Vec::new(),
+            proposer: "bench".into(),
+            hypothesis: "throughput of the lab".into(),
+            clips: vec!["carphone_qcif".into()],
+            rate_points: [22, 27, 32, 37]
+                .map(codeclab_lab::spec::RatePoint::Qp)
+                .to_vec(),
+            anchors: Vec::new(),
+        };
+        let mut ids = Vec::new();
+        for _ in 0..args.experiments {
+            ids.push(lab.submit(&spec, None).await?.id);
+        }
+        let worker = WorkerArgs {
+            lease_seconds: 300.0,
+            heartbeat_seconds: 10.0,
+            max_attempts: 3,
+        };
+        let start = std::time::Instant::now();
+        let lab = Arc::new(lab);
+        run_workers(lab.clone(), &worker, args.workers, true, false, None).await?;
+        let seconds = start.elapsed().as_secs_f64();
+        let mut analysed = 0;
+        for id in &ids {
+            if let Some(record) = lab.store.experiment(*id).await? {
+                anyhow::ensure!(
+                    record.state == codeclab_lab::store::ExperimentState::Analysed,
+                    "bench experiment {id} ended {}: {}",
+                    record.state,
+                    record.reason.unwrap_or_default()
+                );
+                analysed += 1;
+            }
+        }
+        let per_hour = analysed as f64 * 3600.0 / seconds;
+        let cores = default_workers();
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "experiments": analysed,
+                    "seconds": seconds,
+                    "experiments_per_hour": per_hour,
+                    "workers": args.workers,
+                    "cores": cores,
+                    "callgrind": lab.runner.valgrind.is_some() && lab.adapters.lab_prefix_decoder.is_some(),
+                })
+            );
+        } else {
+            println!(
+                "lab: {analysed} experiments (carphone_qcif, 4 QPs) in {seconds:.1} s with {} workers on {cores} cores: {per_hour:.1} experiments/hour{}",
+                args.workers,
+                if lab.runner.valgrind.is_some() && lab.adapters.lab_prefix_decoder.is_some() {
+                    " (decoder instructions counted)"
+                } else {
+                    " (decoder instructions not counted)"
+                }
+            );
+        }
+        Ok(())
+    })
+}
