@@ -1,7 +1,7 @@
 //! One module per subcommand: its `clap` arguments and a `run` function.
 
-pub mod bdrate;
 pub mod baseline;
+pub mod bdrate;
 pub mod bench;
 pub mod bench_vmaf;
 pub mod corpus;
