@@ -62,7 +62,7 @@ impl Default for Genome {
             min_block_log2: 3,
             max_block_log2: 6,
             intra_angular: true,
-            intra_rdo_candidates: 3,
+            intra_rdo_candidates: 2,
             merge_candidates: 5,
             me_range: 32,
             subpel_precision: 2,
