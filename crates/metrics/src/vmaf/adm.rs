@@ -284,6 +284,20 @@ struct Decoupled {
 
 #[inline(always)]
 fn decouple(reference: &Bands, distorted: &Bands, gain_limit: f64, level0: bool) -> Decoupled {
+    if level0 {
+        decouple_level::<true>(reference, distorted, gain_limit)
+    } else {
+        decouple_level::<false>(reference, distorted, gain_limit)
+    }
+}
+
+/// [`decouple`] for level 0 (16-bit values) or levels 1 to 3, row by row.
+#[inline(always)]
+fn decouple_level<const LEVEL0: bool>(
+    reference: &Bands,
+    distorted: &Bands,
+    gain_limit: f64,
+) -> Decoupled {
     let (w, h) = (reference.width, reference.height);
     let region = Region::with_taps(w, h);
     let lookup = div_lookup();
@@ -293,33 +307,42 @@ fn decouple(reference: &Bands, distorted: &Bands, gain_limit: f64, level0: bool)
     let mut a: [Buf; 3] = std::array::from_fn(|_| Buf::zeroed(w * h));
     let o = reference.hvd();
     let t = distorted.hvd();
+    let (left, right) = (region.left, region.right);
+    let n = right - left;
+    let mut angle = vec![false; n];
     for i in region.top..region.bottom {
-        for j in region.left..region.right {
-            let idx = i * w + j;
-            let (oh, ov) = (i64::from(o[0][idx]), i64::from(o[1][idx]));
-            let (th, tv) = (i64::from(t[0][idx]), i64::from(t[1][idx]));
+        let span = i * w + left..i * w + right;
+        let (oh, ov) = (&o[0][span.clone()], &o[1][span.clone()]);
+        let (th, tv) = (&t[0][span.clone()], &t[1][span.clone()]);
+        for (j, flag) in angle.iter_mut().enumerate() {
+            let (oh, ov) = (i64::from(oh[j]), i64::from(ov[j]));
+            let (th, tv) = (i64::from(th[j]), i64::from(tv[j]));
             let ot_dp = oh * th + ov * tv;
             let o_mag_sq = oh * oh + ov * ov;
             let t_mag_sq = th * th + tv * tv;
             let dp = f64::from(ot_dp as f32) / 4096.0;
-            let angle_flag = dp >= 0.0
+            *flag = dp >= 0.0
                 && dp * dp
                     >= f64::from(cos_1deg_sq)
                         * (f64::from(o_mag_sq as f32) / 4096.0)
                         * (f64::from(t_mag_sq as f32) / 4096.0);
-            for band in 0..3 {
-                let ob = o[band][idx];
-                let tb = t[band][idx];
-                let k = if level0 {
+        }
+        for band in 0..3 {
+            let (ob_row, tb_row) = (&o[band][span.clone()], &t[band][span.clone()]);
+            let r_row = &mut r[band][span.clone()];
+            let a_row = &mut a[band][span.clone()];
+            for j in 0..n {
+                let (ob, tb) = (ob_row[j], tb_row[j]);
+                let k = if LEVEL0 {
                     gain_level0(lookup, ob, tb)
                 } else {
                     gain_level123(lookup, ob, tb)
                 };
                 let mut rst = ((k * i64::from(ob) + 16384) >> 15) as i32;
-                if level0 {
+                if LEVEL0 {
                     rst = rst as i16 as i32;
                 }
-                if angle_flag && k > 0 && ob != 0 {
+                if angle[j] && k > 0 && ob != 0 {
                     let scaled = f64::from(rst) * gain_limit;
                     let tbf = f64::from(tb);
                     let limited = if ob > 0 {
@@ -329,14 +352,14 @@ fn decouple(reference: &Bands, distorted: &Bands, gain_limit: f64, level0: bool)
                     } else {
                         tbf
                     };
-                    rst = if level0 {
+                    rst = if LEVEL0 {
                         limited as i16 as i32
                     } else {
                         limited as i32
                     };
                 }
-                r[band][idx] = rst;
-                a[band][idx] = if level0 {
+                r_row[j] = rst;
+                a_row[j] = if LEVEL0 {
                     (tb - rst) as i16 as i32
                 } else {
                     tb.wrapping_sub(rst)
@@ -391,13 +414,13 @@ fn csf_den(reference: &Bands, scale: usize) -> f32 {
         let shift = (((region.area() as f64).log2() - 20.0).ceil() as i32).max(0) as u32;
         let round = if shift > 0 { 1u64 << (shift - 1) } else { 0 };
         for i in region.top..region.bottom {
-            let mut inner = [0u64; 3];
-            for j in region.left..region.right {
-                for b in 0..3 {
-                    let x = u64::from(bands[b][i * w + j].unsigned_abs() as u16);
-                    inner[b] = inner[b].wrapping_add(x * x * x);
-                }
-            }
+            let span = i * w + region.left..i * w + region.right;
+            let inner: [u64; 3] = std::array::from_fn(|b| {
+                bands[b][span.clone()].iter().fold(0u64, |sum, &x| {
+                    let x = u64::from(x.unsigned_abs() as u16);
+                    sum.wrapping_add(x * x * x)
+                })
+            });
             for b in 0..3 {
                 accum[b] = accum[b].wrapping_add(inner[b].wrapping_add(round) >> shift);
             }
@@ -414,16 +437,17 @@ fn csf_den(reference: &Bands, scale: usize) -> f32 {
         let shift_accum = ceil_log2(region.bottom - region.top);
         let round_accum = u64::from(pow2_u32(shift_accum.wrapping_sub(1)));
         for i in region.top..region.bottom {
-            let mut inner = [0u64; 3];
-            for j in region.left..region.right {
-                for b in 0..3 {
-                    let x = u64::from(bands[b][i * w + j].unsigned_abs());
+            let span = i * w + region.left..i * w + region.right;
+            let shift_cub = shift_cub.min(63);
+            let inner: [u64; 3] = std::array::from_fn(|b| {
+                bands[b][span.clone()].iter().fold(0u64, |sum, &x| {
+                    let x = u64::from(x.unsigned_abs());
                     let v = ((((x * x).wrapping_add(round_sq) >> shift_sq) * x)
                         .wrapping_add(round_cub))
-                        >> shift_cub.min(63);
-                    inner[b] = inner[b].wrapping_add(v);
-                }
-            }
+                        >> shift_cub;
+                    sum.wrapping_add(v)
+                })
+            });
             for b in 0..3 {
                 accum[b] = accum[b]
                     .wrapping_add(inner[b].wrapping_add(round_accum) >> shift_accum.min(63));
@@ -459,14 +483,15 @@ fn csf(additive: &[Buf; 3], w: usize, h: usize, scale: usize) -> Weighted {
         const ROUND: [i32; 3] = [16384, 16384, 65535];
         const ONE_BY_30: i32 = 4369;
         for b in 0..3 {
+            let (rfactor, round, shift) = (RFACTOR[b], ROUND[b], SHIFT[b]);
             for i in region.top..region.bottom {
-                for j in region.left..region.right {
-                    let idx = i * w + j;
-                    let dst = RFACTOR[b].wrapping_mul(additive[b][idx]);
-                    let v = (dst.wrapping_add(ROUND[b]) >> SHIFT[b]) as i16;
-                    values[b][idx] = i32::from(v);
-                    masking[b][idx] =
-                        i32::from(((ONE_BY_30 * i32::from(v).abs() + 2048) >> 12) as i16);
+                let span = i * w + region.left..i * w + region.right;
+                let src = &additive[b][span.clone()];
+                let (vals, mask) = (&mut values[b][span.clone()], &mut masking[b][span]);
+                for ((&x, val), m) in src.iter().zip(vals.iter_mut()).zip(mask.iter_mut()) {
+                    let v = (rfactor.wrapping_mul(x).wrapping_add(round) >> shift) as i16;
+                    *val = i32::from(v);
+                    *m = i32::from(((ONE_BY_30 * i32::from(v).abs() + 2048) >> 12) as i16);
                 }
             }
         }
@@ -477,14 +502,15 @@ fn csf(additive: &[Buf; 3], w: usize, h: usize, scale: usize) -> Weighted {
         // libvmaf keeps this rounding term in an int32_t, where 2^31 wraps to -2^31.
         const MASK_ROUND: i64 = -(1i64 << 31);
         for b in 0..3 {
+            let irf = i64::from(irf[b]);
             for i in region.top..region.bottom {
-                for j in region.left..region.right {
-                    let idx = i * w + j;
-                    let v = ((i64::from(irf[b]) * i64::from(additive[b][idx]) + (1 << 27)) >> 28)
-                        as i32;
-                    values[b][idx] = v;
-                    masking[b][idx] =
-                        ((ONE_BY_30 * i64::from(v.unsigned_abs()) + MASK_ROUND) >> 32) as i32;
+                let span = i * w + region.left..i * w + region.right;
+                let src = &additive[b][span.clone()];
+                let (vals, mask) = (&mut values[b][span.clone()], &mut masking[b][span]);
+                for ((&x, val), m) in src.iter().zip(vals.iter_mut()).zip(mask.iter_mut()) {
+                    let v = ((irf * i64::from(x) + (1 << 27)) >> 28) as i32;
+                    *val = v;
+                    *m = ((ONE_BY_30 * i64::from(v.unsigned_abs()) + MASK_ROUND) >> 32) as i32;
                 }
             }
         }
@@ -517,21 +543,20 @@ fn cm(restored: &[Buf; 3], weighted: &Weighted, w: usize, h: usize, scale: usize
     for i in 0..h {
         let t = &total[i * w..i * w + w];
         let out = &mut across[i * w..i * w + w];
-        for j in 0..w {
-            let left = t[if j == 0 { 1 } else { j - 1 }];
-            let right = t[if j + 1 == w { w - 1 } else { j + 1 }];
-            out[j] = left.wrapping_add(t[j]).wrapping_add(right);
+        // Edges mirror (every level is at least 3 wide); the interior reads its neighbours directly.
+        out[0] = t[1].wrapping_add(t[0]).wrapping_add(t[1]);
+        out[w - 1] = t[w - 2].wrapping_add(t[w - 1]).wrapping_add(t[w - 1]);
+        for ((o, &l), (&c, &r)) in out[1..w - 1]
+            .iter_mut()
+            .zip(&t[..w - 2])
+            .zip(t[1..w - 1].iter().zip(&t[2..]))
+        {
+            *o = l.wrapping_add(c).wrapping_add(r);
         }
     }
-    let neighbours = |i: usize, j: usize| -> i32 {
-        let up = if i == 0 { 1 } else { i - 1 };
-        let down = if i + 1 == h { h - 1 } else { i + 1 };
-        across[up * w + j]
-            .wrapping_add(across[i * w + j])
-            .wrapping_add(across[down * w + j])
-            .wrapping_sub(total[i * w + j])
-    };
     let [v0, v1, v2] = &weighted.values;
+    let (left, right) = (region.left, region.right);
+    let mut thr_row = vec![0i32; right - left];
 
     let f_accum: [f32; 3] = if scale == 0 {
         const RFACTOR: [i32; 3] = [36453, 36453, 49417];
@@ -545,23 +570,35 @@ fn cm(restored: &[Buf; 3], weighted: &Weighted, w: usize, h: usize, scale: usize
             ((wl - 3.0).ceil() as i64) as u32,
         ];
         let round_cub: [i64; 3] = shift_cub.map(|s| i64::from(pow2_u32(s.wrapping_sub(1))));
-        let center = |x: i32| i32::from(((ONE_BY_15 * x.abs() + 2048) >> 12) as i16);
+        fn center(x: i32) -> i32 {
+            i32::from(((ONE_BY_15 * x.abs() + 2048) >> 12) as i16)
+        }
         for i in region.top..region.bottom {
+            masking_threshold_row(
+                &mut thr_row,
+                i,
+                w,
+                h,
+                left,
+                &across,
+                &total,
+                [v0, v1, v2],
+                center,
+            );
             let mut inner = [0i64; 3];
-            for j in region.left..region.right {
-                let idx = i * w + j;
-                let thr = neighbours(i, j)
-                    .wrapping_add(center(v0[idx]))
-                    .wrapping_add(center(v1[idx]))
-                    .wrapping_add(center(v2[idx]));
-                for b in 0..3 {
-                    let x = restored[b][i * w + j].wrapping_mul(RFACTOR[b]);
-                    let x = (x.wrapping_abs() - (thr << SHIFT_SUB[b])).max(0);
-                    let x_sq = ((i64::from(x) * i64::from(x) + (1i64 << (SHIFT_SQ[b] - 1)))
-                        >> SHIFT_SQ[b]) as i32;
-                    inner[b] +=
-                        (i64::from(x_sq) * i64::from(x) + round_cub[b]) >> shift_cub[b].min(63);
+            for b in 0..3 {
+                let rest = &restored[b][i * w + left..i * w + right];
+                let (rfactor, shift_sub, shift_sq) = (RFACTOR[b], SHIFT_SUB[b], SHIFT_SQ[b]);
+                let (round_cub, shift_cub) = (round_cub[b], shift_cub[b].min(63));
+                let mut sum = 0i64;
+                for (&r, &thr) in rest.iter().zip(&thr_row) {
+                    let x = r.wrapping_mul(rfactor);
+                    let x = (x.wrapping_abs() - (thr << shift_sub)).max(0);
+                    let x_sq = ((i64::from(x) * i64::from(x) + (1i64 << (shift_sq - 1)))
+                        >> shift_sq) as i32;
+                    sum += (i64::from(x_sq) * i64::from(x) + round_cub) >> shift_cub;
                 }
+                inner[b] = sum;
             }
             for b in 0..3 {
                 accum[b] += (inner[b] + round_inner) >> shift_inner.min(63);
@@ -581,22 +618,34 @@ fn cm(restored: &[Buf; 3], weighted: &Weighted, w: usize, h: usize, scale: usize
         let irf: [u32; 3] = rf.map(|f| (f64::from(f) * 4294967296.0) as u32);
         let shift_cub = ceil_log2(w);
         let round_cub = i64::from(pow2_u32(shift_cub.wrapping_sub(1)));
-        let center = |x: i32| ((ONE_BY_15 * i64::from(x.unsigned_abs()) + MASK_ROUND) >> 32) as i32;
+        fn center(x: i32) -> i32 {
+            ((ONE_BY_15 * i64::from(x.unsigned_abs()) + MASK_ROUND) >> 32) as i32
+        }
+        let shift_cub = shift_cub.min(63);
         for i in region.top..region.bottom {
+            masking_threshold_row(
+                &mut thr_row,
+                i,
+                w,
+                h,
+                left,
+                &across,
+                &total,
+                [v0, v1, v2],
+                center,
+            );
             let mut inner = [0i64; 3];
-            for j in region.left..region.right {
-                let idx = i * w + j;
-                let thr = neighbours(i, j)
-                    .wrapping_add(center(v0[idx]))
-                    .wrapping_add(center(v1[idx]))
-                    .wrapping_add(center(v2[idx]));
-                for b in 0..3 {
-                    let x = ((i64::from(restored[b][i * w + j]) * i64::from(irf[b]) + (1 << 27))
-                        >> 28) as i32;
+            for b in 0..3 {
+                let rest = &restored[b][i * w + left..i * w + right];
+                let irf = i64::from(irf[b]);
+                let mut sum = 0i64;
+                for (&r, &thr) in rest.iter().zip(&thr_row) {
+                    let x = ((i64::from(r) * irf + (1 << 27)) >> 28) as i32;
                     let x = (x.wrapping_abs().wrapping_sub(thr)).max(0);
                     let x_sq = ((i64::from(x) * i64::from(x) + (1 << 29)) >> 30) as i32;
-                    inner[b] += (i64::from(x_sq) * i64::from(x) + round_cub) >> shift_cub.min(63);
+                    sum += (i64::from(x_sq) * i64::from(x) + round_cub) >> shift_cub;
                 }
+                inner[b] = sum;
             }
             for b in 0..3 {
                 accum[b] += (inner[b] + round_inner) >> shift_inner.min(63);
@@ -612,6 +661,44 @@ fn cm(restored: &[Buf; 3], weighted: &Weighted, w: usize, h: usize, scale: usize
     let floor = ((region.area() as f64 * NOISE_WEIGHT) as f32).powf(1.0 / 3.0);
     let n: [f32; 3] = std::array::from_fn(|b| f_accum[b].powf(1.0 / 3.0) + floor);
     n[0] + n[1] + n[2]
+}
+
+/// The masking threshold of row `i` over the columns `left..left + thr.len()`: the 3x3 sums of
+/// `total` (`across` holds its horizontal 3-sums; rows mirror at the edges) less the centre,
+/// plus `center` of the three weighted values.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn masking_threshold_row(
+    thr: &mut [i32],
+    i: usize,
+    w: usize,
+    h: usize,
+    left: usize,
+    across: &[i32],
+    total: &[i32],
+    values: [&[i32]; 3],
+    center: impl Fn(i32) -> i32,
+) {
+    let up = if i == 0 { 1 } else { i - 1 };
+    let down = if i + 1 == h { h - 1 } else { i + 1 };
+    let n = thr.len();
+    let row = |y: usize| y * w + left..y * w + left + n;
+    let (a_up, a_mid, a_down) = (&across[row(up)], &across[row(i)], &across[row(down)]);
+    let (t, c0, c1, c2) = (
+        &total[row(i)],
+        &values[0][row(i)],
+        &values[1][row(i)],
+        &values[2][row(i)],
+    );
+    for (j, out) in thr.iter_mut().enumerate() {
+        *out = a_up[j]
+            .wrapping_add(a_mid[j])
+            .wrapping_add(a_down[j])
+            .wrapping_sub(t[j])
+            .wrapping_add(center(c0[j]))
+            .wrapping_add(center(c1[j]))
+            .wrapping_add(center(c2[j]));
+    }
 }
 
 /// ADM results for one gain limit.

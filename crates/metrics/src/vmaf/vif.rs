@@ -46,10 +46,10 @@ impl VifRatio {
 }
 
 /// `round(log2(i) * 2048)` for `i` in 32767..65536, computed in single precision like libvmaf.
-fn log2_table() -> &'static [u16] {
-    static TABLE: OnceLock<Vec<u16>> = OnceLock::new();
+fn log2_table() -> &'static [u16; 65536] {
+    static TABLE: OnceLock<Box<[u16; 65536]>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut table = vec![0u16; 65536];
+        let mut table = Box::new([0u16; 65536]);
         for (i, entry) in table.iter_mut().enumerate().skip(32767) {
             *entry = ((i as f32).log2() * 2048.0).round() as u16;
         }
@@ -57,16 +57,17 @@ fn log2_table() -> &'static [u16] {
     })
 }
 
-/// log2(x) in Q11 from the 16 most significant bits; `x >= 2^17` in every call.
+/// log2(x) in Q11 from the 16 most significant bits; meaningful for `x >= 2^17`, and in bounds
+/// for any `x` (the index is masked to 16 bits).
 #[inline]
-fn log2_32(table: &[u16], x: u32) -> i64 {
+fn log2_32(table: &[u16; 65536], x: u32) -> i64 {
     let k = 16i32 - x.leading_zeros() as i32;
     let k = k.max(0) as u32;
     i64::from(table[(x >> k) as usize & 0xffff]) + 2048 * i64::from(k)
 }
 
 #[inline]
-fn log2_64(table: &[u16], x: u64) -> i64 {
+fn log2_64(table: &[u16; 65536], x: u64) -> i64 {
     let k = 48i32 - x.leading_zeros() as i32;
     let k = k.max(0) as u32;
     i64::from(table[(x >> k) as usize & 0xffff]) + 2048 * i64::from(k)
@@ -122,7 +123,7 @@ fn gain(sigma1_sq: i32, sigma2_sq: i32, sigma12: i32) -> (f64, i32) {
 #[inline(always)]
 fn add_pixel(
     acc: &mut [Accumulators],
-    table: &[u16],
+    table: &[u16; 65536],
     gain_limits: &[f64],
     sigma1_sq: i32,
     sigma2_sq: i32,
@@ -146,7 +147,7 @@ fn add_pixel(
 #[allow(clippy::too_many_arguments)]
 fn add_pixel_with(
     acc: &mut [Accumulators],
-    table: &[u16],
+    table: &[u16; 65536],
     gain_limits: &[f64],
     sigma1_sq: i32,
     sigma2_sq: i32,
@@ -176,6 +177,34 @@ fn add_pixel_with(
             a.den_non_log += 1;
         }
     }
+}
+
+/// [`add_pixel_with`] for one gain limit, without data-dependent branches: the terms of every
+/// case are computed and the applicable ones selected. The table indices are masked to 16 bits,
+/// so the look-ups of the discarded cases stay in bounds whatever their inputs.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn add_pixel_branchless(
+    acc: &mut Accumulators,
+    table: &[u16; 65536],
+    gain_limit: f64,
+    sigma1_sq: i32,
+    sigma2_sq: i32,
+    sigma12: i32,
+    g0: f64,
+    sv_sq: i32,
+) {
+    let is_log = sigma1_sq >= SIGMA_NSQ;
+    let has_gain = is_log & (sigma12 > 0) & (sigma2_sq > 0);
+    let den = log2_32(table, SIGMA_NSQ.wrapping_add(sigma1_sq) as u32) - 2048 * 17;
+    let numer1 = (sv_sq as u32).wrapping_add(SIGMA_NSQ as u32);
+    let g = if g0 < gain_limit { g0 } else { gain_limit };
+    let numer1_tmp = ((g * g * f64::from(sigma1_sq)) as i64).wrapping_add(i64::from(numer1));
+    let num = log2_64(table, numer1_tmp as u64) - log2_64(table, u64::from(numer1));
+    acc.num_log += if has_gain { num } else { 0 };
+    acc.den_log += if is_log { den } else { 0 };
+    acc.num_non_log += if is_log { 0 } else { i64::from(sigma2_sq) };
+    acc.den_non_log += i64::from(!is_log);
 }
 
 /// Variances and covariance (Q16) from the filtered means (sums of Q16-weighted means) and
@@ -643,15 +672,13 @@ pub(crate) mod fast {
                 (g0[j], sv[j]) = gain(s1[j], s2[j], s12[j]);
             }
             if let [limit] = gain_limits {
-                // One gain limit: the accumulators stay in registers.
-                let mut local = [acc[0]];
-                let limits = [*limit];
+                // One gain limit: the accumulators stay in registers, and every pixel takes the
+                // same path (the cases select their terms), which avoids mispredicted branches.
+                let mut a = acc[0];
                 for j in 0..w {
-                    add_pixel_with(
-                        &mut local, table, &limits, s1[j], s2[j], s12[j], g0[j], sv[j],
-                    );
+                    add_pixel_branchless(&mut a, table, *limit, s1[j], s2[j], s12[j], g0[j], sv[j]);
                 }
-                acc[0] = local[0];
+                acc[0] = a;
             } else {
                 for j in 0..w {
                     add_pixel_with(
