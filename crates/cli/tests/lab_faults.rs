@@ -205,6 +205,11 @@ fn a_worker_killed_mid_job_is_replaced_after_its_lease_expires() {
     assert_eq!(points.len(), 2, "exactly one result per job");
     let counts = rt.block_on(lab.store.job_counts(id)).unwrap();
     assert_eq!((counts.done, counts.total()), (2, 2));
+    // The decoder of a codec binary is kept with the experiment's artifacts.
+    let decoder = dir
+        .path()
+        .join(format!("artifacts/experiments/{id}/decoder/slow-codec.sh"));
+    assert!(decoder.is_file(), "{} is missing", decoder.display());
 }
 
 #[test]

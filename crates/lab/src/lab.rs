@@ -12,6 +12,7 @@ use crate::anchors::{self, AnchorDef};
 use crate::artifacts::{ArtifactError, Artifacts, experiment_prefix};
 use crate::experiment::{self, AnchorCurves, ExperimentSpec};
 use crate::runner::{self, PointRecord, QualityMetric, RunnerConfig, SourceClip};
+use crate::spec::CodecSpec;
 use crate::store::{AnchorRecord, ClaimedJob, ClipRecord, ExperimentState, Store, StoreError};
 
 /// Why a lab operation failed (a failed *experiment* is not an error: it is recorded).
@@ -221,6 +222,20 @@ impl Lab {
                     &output.bitstream,
                 )
                 .await?;
+        }
+        // The decoder of a separate codec binary is the binary itself: kept once per experiment.
+        if let Some(experiment) = self.store.experiment(job.experiment_id).await?
+            && let Ok(CodecSpec::LabBinary { binary, .. }) =
+                serde_json::from_value::<CodecSpec>(experiment.spec.codec)
+        {
+            let binary = PathBuf::from(binary);
+            let name = binary
+                .file_name()
+                .map_or("codec".into(), |n| n.to_string_lossy().into_owned());
+            let key = format!("{}/decoder/{name}", experiment_prefix(job.experiment_id));
+            if self.artifacts.list(&key).await?.is_empty() {
+                self.artifacts.put_file(&key, &binary).await?;
+            }
         }
         for log in &output.logs {
             if let (true, Some(name)) = (log.is_file(), log.file_name()) {

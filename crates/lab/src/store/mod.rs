@@ -120,7 +120,7 @@ impl ExperimentState {
 
 impl std::fmt::Display for ExperimentState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        f.pad(self.name())
     }
 }
 
