@@ -502,14 +502,11 @@ pub(crate) mod fast {
             (pp, qq, pq)
         });
         for y in 0..h {
-            // Vertical pass.
-            for a in b.acc32.iter_mut() {
-                a.fill(0);
-            }
-            for a in b.acc64.iter_mut() {
-                a.fill(0);
-            }
+            // Vertical pass (each path clears only the accumulators it uses).
             if let Some(sq) = &squares {
+                for a in b.acc32.iter_mut() {
+                    a.fill(0);
+                }
                 // 8-bit: the two rows sharing a coefficient are added first, products
                 // included (from the precomputed squares).
                 let [a1, a2, axx, ayy, axy] = &mut b.acc32;
@@ -545,6 +542,12 @@ pub(crate) mod fast {
                     }
                 }
             } else {
+                for a in b.acc32[..2].iter_mut() {
+                    a.fill(0);
+                }
+                for a in b.acc64.iter_mut() {
+                    a.fill(0);
+                }
                 for (k, &c) in f.iter().enumerate() {
                     let ys = mirror(y as isize - half as isize + k as isize, h);
                     let rr = &r.data[ys * w..ys * w + w];
