@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use codeclab_metrics::vmaf::{self, VmafOptions};
 use codeclab_metrics::{CompareError, CompareOptions};
 use codeclab_video::{VideoFormat, Y4mReader};
 use serde::{Deserialize, Serialize};
@@ -193,6 +194,7 @@ pub fn run_point(
     let options = CompareOptions {
         metrics: None,
         threads: config.metric_threads,
+        vmaf: vmaf_options(&clip.format),
     };
     let comparison = codeclab_metrics::compare_files(&clip.path, &decoded, &options, &|_| {})?;
     std::fs::remove_file(&decoded)?;
@@ -335,6 +337,20 @@ fn callgrind_total(text: &str) -> Option<u64> {
                 .or(line.strip_prefix("totals:"))
         })
         .and_then(|value| value.split_whitespace().next()?.parse().ok())
+}
+
+/// VMAF and VMAF NEG for every clip libvmaf can score; the others leave both unmeasured (null).
+fn vmaf_options(format: &VideoFormat) -> Option<VmafOptions> {
+    match vmaf::check_format(format) {
+        Ok(()) => Some(VmafOptions {
+            neg: true,
+            ..VmafOptions::default()
+        }),
+        Err(reason) => {
+            tracing::info!("VMAF not measured: {reason}");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@
 //! parallel per-frame stage like any other. Features that depend on the *next* frame too (motion2
 //! = the smaller of this frame's and the next frame's motion) and model predictions over them
 //! belong in a sequential stage after the per-frame one, which completes the [`Comparison`] built
-//! by [`Comparison::from_frames`]. VMAF runs that way ([`compare_with_vmaf`]): its stage is handed
+//! by [`Comparison::from_frames`]. VMAF runs that way (when [`CompareOptions::vmaf`] asks): its stage is handed
 //! each batch's pairs, in order, after the per-frame metrics, and adds `vmaf` / `vmaf_neg` (keys of
 //! [`Score`]) and its report at the end.
 
@@ -171,6 +171,8 @@ pub struct CompareOptions {
     /// Worker threads; 1 computes everything on the calling thread, 0 uses every core. At most
     /// [`MAX_THREADS`].
     pub threads: usize,
+    /// VMAF and how (model, NEG, features); `None`: no VMAF.
+    pub vmaf: Option<VmafOptions>,
 }
 
 /// The result of comparing two clips.
@@ -402,19 +404,6 @@ pub fn compare_files(
     compare(&mut r, &mut d, options, progress)
 }
 
-/// [`compare_files`], plus VMAF as `vmaf` asks.
-pub fn compare_files_with_vmaf(
-    reference: &Path,
-    distorted: &Path,
-    options: &CompareOptions,
-    vmaf: &VmafOptions,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<Comparison, CompareError> {
-    let mut r = Y4mReader::open(reference)?;
-    let mut d = Y4mReader::open(distorted)?;
-    compare_with_vmaf(&mut r, &mut d, options, Some(vmaf), progress)
-}
-
 /// The metrics `options` asks for on clips of `format`: checked when named, filtered when
 /// defaulted.
 pub fn resolve_metrics(
@@ -480,17 +469,6 @@ pub fn compare(
     options: &CompareOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Comparison, CompareError> {
-    compare_with_vmaf(reference, distorted, options, None, progress)
-}
-
-/// [`compare`], plus VMAF as `vmaf` asks (`None`: no VMAF).
-pub fn compare_with_vmaf(
-    reference: &mut dyn FrameSource,
-    distorted: &mut dyn FrameSource,
-    options: &CompareOptions,
-    vmaf: Option<&VmafOptions>,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<Comparison, CompareError> {
     check_formats(reference, distorted)?;
     let format = *reference.format();
     let metrics = resolve_metrics(options, &format).map_err(|(metric, source)| {
@@ -523,7 +501,9 @@ pub fn compare_with_vmaf(
     } else {
         None
     };
-    let mut vmaf_stage = vmaf
+    let mut vmaf_stage = options
+        .vmaf
+        .as_ref()
         .map(|v| VmafStage::new(&format, v, pool.is_some()))
         .transpose()?;
     // Two frames per thread keeps every thread busy while bounding memory to a few frames each.

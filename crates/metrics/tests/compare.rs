@@ -166,6 +166,7 @@ fn results_do_not_depend_on_the_thread_count() {
             let options = CompareOptions {
                 metrics: None,
                 threads,
+                vmaf: None,
             };
             compare(&mut r, &mut d, &options, &|_| {}).unwrap()
         })
@@ -193,6 +194,7 @@ fn an_absurd_thread_count_is_capped_not_allocated() {
         let options = CompareOptions {
             metrics: None,
             threads,
+            vmaf: None,
         };
         compare(&mut r, &mut d, &options, &|_| {}).unwrap()
     };
@@ -209,6 +211,7 @@ fn identical_clips_give_the_ceiling_and_perfect_similarity() {
         let options = CompareOptions {
             metrics: Some(vec![Metric::Psnr, Metric::Ssim]),
             threads: 1,
+            vmaf: None,
         };
         let c = compare(&mut r, &mut d, &options, &|_| {}).unwrap();
         let ceiling = 6.0 * f64::from(bit_depth) + 12.0;
@@ -241,6 +244,7 @@ fn global_psnr_pools_mse_not_decibels() {
     let options = CompareOptions {
         metrics: Some(vec![Metric::Psnr]),
         threads: 1,
+        vmaf: None,
     };
     let c = compare(&mut r, &mut d, &options, &|_| {}).unwrap();
     let db = |mse: f64| 10.0 * (255.0f64 * 255.0 / mse).log10();
@@ -261,6 +265,7 @@ fn json_has_the_documented_shape_and_only_requested_keys() {
     let options = CompareOptions {
         metrics: Some(vec![Metric::Psnr]),
         threads: 2,
+        vmaf: None,
     };
     let c = compare(&mut r, &mut d, &options, &|_| {}).unwrap();
     let json: serde_json::Value = serde_json::to_value(&c).unwrap();

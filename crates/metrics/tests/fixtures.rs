@@ -126,6 +126,7 @@ fn every_fixture_matches_libvmaf_and_ffmpeg() {
             let asked = CompareOptions {
                 metrics: Some(vec![Metric::MsSsim]),
                 threads: 1,
+                vmaf: None,
             };
             let err = compare_files(&pair.reference, &pair.distorted, &asked, &|_| {});
             assert!(

@@ -111,7 +111,7 @@ fn vmaf_matches_libvmaf_on_every_fixture_pair() {
 
 #[test]
 fn comparison_pipeline_carries_vmaf_and_neg() {
-    use codeclab_metrics::compare::{CompareOptions, Metric, Score, compare_files_with_vmaf};
+    use codeclab_metrics::compare::{CompareOptions, Metric, Score, compare_files};
     use codeclab_metrics::vmaf::VmafOptions;
     let pairs = support::fixture_pairs();
     let pair = pairs
@@ -128,8 +128,9 @@ fn comparison_pipeline_carries_vmaf_and_neg() {
         let options = CompareOptions {
             metrics: Some(vec![Metric::Psnr]),
             threads,
+            vmaf: Some(vmaf.clone()),
         };
-        let c = compare_files_with_vmaf(&pair.reference, &pair.distorted, &options, &vmaf, &|_| {})
+        let c = compare_files(&pair.reference, &pair.distorted, &options, &|_| {})
             .expect("the pair compares");
         results.push(c);
     }
@@ -150,9 +151,7 @@ fn comparison_pipeline_carries_vmaf_and_neg() {
 
 #[test]
 fn sizes_libvmaf_refuses_are_refused_with_a_message() {
-    use codeclab_metrics::compare::{
-        CompareError, CompareOptions, MemorySource, compare_with_vmaf,
-    };
+    use codeclab_metrics::compare::{CompareError, CompareOptions, MemorySource, compare};
     use codeclab_metrics::vmaf::{VmafError, VmafOptions};
     use codeclab_video::{AnyFrame, ChromaSampling, Rational, VideoFormat};
     for (width, height) in [(32, 64), (64, 32), (16, 16)] {
@@ -170,15 +169,10 @@ fn sizes_libvmaf_refuses_are_refused_with_a_message() {
         let options = CompareOptions {
             metrics: Some(vec![]),
             threads: 1,
+            vmaf: Some(VmafOptions::default()),
         };
-        let err = compare_with_vmaf(
-            &mut r,
-            &mut d,
-            &options,
-            Some(&VmafOptions::default()),
-            &|_| {},
-        )
-        .expect_err("libvmaf refuses this size");
+        let err =
+            compare(&mut r, &mut d, &options, &|_| {}).expect_err("libvmaf refuses this size");
         assert!(
             matches!(
                 err,

@@ -80,20 +80,11 @@ pub fn run(args: MetricsArgs) -> anyhow::Result<()> {
     let options = CompareOptions {
         metrics: args.metrics,
         threads: args.threads,
+        vmaf,
     };
     let progress = |done| bar.set_position(done);
-    let comparison = match &vmaf {
-        Some(v) => codeclab_metrics::compare::compare_files_with_vmaf(
-            &args.reference,
-            &args.distorted,
-            &options,
-            v,
-            &progress,
-        )?,
-        None => {
-            codeclab_metrics::compare_files(&args.reference, &args.distorted, &options, &progress)?
-        }
-    };
+    let comparison =
+        codeclab_metrics::compare_files(&args.reference, &args.distorted, &options, &progress)?;
     bar.finish_and_clear();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&comparison)?);
@@ -514,6 +505,7 @@ pub fn bench(args: BenchMetricsArgs) -> anyhow::Result<()> {
         let options = CompareOptions {
             metrics: Some(vec![metric]),
             threads: 1,
+            vmaf: None,
         };
         let ours = fastest(args.runs, || {
             let mut r = MemorySource::owned("reference", format, ref_frames.clone());
