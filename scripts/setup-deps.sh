@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# Installs, through apt, the system tools codeclab calls: ffmpeg (importing clips, anchor encoders)
-# and valgrind (decoder instruction counts). Only what is missing is installed.
+# Installs, through apt, the system tools codeclab calls: ffmpeg (importing clips, anchor encoders),
+# valgrind (decoder instruction counts) and jq (scripts/codec-rd.sh). With `--for-tests`, also what
+# the test suite needs: a PostgreSQL server, and python3-venv and curl for a local S3-compatible
+# server (moto). Only what is missing is installed.
 set -euo pipefail
 
 missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
-# The lab's tests run against a real PostgreSQL server and a local S3-compatible server (moto).
-ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
-python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
-command -v curl >/dev/null 2>&1 || missing+=(curl)
-for extra in "$@"; do
-  dpkg -s "$extra" >/dev/null 2>&1 || missing+=("$extra")
-done
+command -v jq >/dev/null 2>&1 || missing+=(jq)
+if [ "${1:-}" = "--for-tests" ]; then
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+fi
 
 if ((${#missing[@]})); then
   sudo=""

@@ -3,7 +3,7 @@
 # the metric and codec tests process real clips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup-deps.sh
+bash scripts/setup-deps.sh --for-tests
 # PostgreSQL and S3-compatible servers on loopback for the lab's tests.
 source scripts/test-services.sh
 
