@@ -1,6 +1,10 @@
 //! `codeclab bench ...`: speed measurements, side by side with the reference tools where present.
 
+use std::path::Path;
+use std::process::{Command, Stdio};
+
 use clap::Subcommand;
+use codeclab_video::{AnyFrame, VideoFormat, Y4mReader, Y4mWriter};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -24,4 +28,38 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Vmaf(args) => super::bench_vmaf::run(args),
         BenchCommand::Video(args) => super::corpus::bench(args),
     }
+}
+
+/// Reads the first `frames` frames of a Y4M file into memory, so timings leave file reading out.
+pub fn load_frames(path: &Path, frames: u64) -> anyhow::Result<(VideoFormat, Vec<AnyFrame>)> {
+    let mut reader = Y4mReader::open(path)?;
+    let format = *reader.format();
+    let mut out = Vec::new();
+    while (out.len() as u64) < frames {
+        match reader.read_frame()? {
+            Some(f) => out.push(f),
+            None => break,
+        }
+    }
+    Ok((format, out))
+}
+
+/// Writes frames as a Y4M file: the exact inputs handed to the reference tools.
+pub fn write_frames(path: &Path, format: &VideoFormat, frames: &[AnyFrame]) -> anyhow::Result<()> {
+    let mut writer = Y4mWriter::create(path, format)?;
+    for f in frames {
+        writer.write_frame(f)?;
+    }
+    writer.finish()?;
+    Ok(())
+}
+
+/// True when `program` runs and answers `version_flag` successfully.
+pub fn tool_available(program: &str, version_flag: &str) -> bool {
+    Command::new(program)
+        .arg(version_flag)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }

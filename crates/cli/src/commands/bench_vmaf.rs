@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::bench::{load_frames, tool_available, write_frames};
 use anyhow::{Context, bail};
 use clap::Args;
 use codeclab_metrics::vmaf::{VmafModel, score_frames};
 use codeclab_video::ffmpeg::{DecodeRequest, decode_to_y4m};
-use codeclab_video::{AnyFrame, VideoFormat, Y4mReader, Y4mWriter};
 
 #[derive(Args)]
 pub struct BenchVmafArgs {
@@ -98,28 +98,6 @@ fn fastest(
     Ok(best)
 }
 
-fn load_frames(path: &Path, frames: u64) -> anyhow::Result<(VideoFormat, Vec<AnyFrame>)> {
-    let mut reader = Y4mReader::open(path)?;
-    let format = *reader.format();
-    let mut out = Vec::new();
-    while (out.len() as u64) < frames {
-        match reader.read_frame()? {
-            Some(f) => out.push(f),
-            None => break,
-        }
-    }
-    Ok((format, out))
-}
-
-fn write_frames(path: &Path, format: &VideoFormat, frames: &[AnyFrame]) -> anyhow::Result<()> {
-    let mut writer = Y4mWriter::create(path, format)?;
-    for f in frames {
-        writer.write_frame(f)?;
-    }
-    writer.finish()?;
-    Ok(())
-}
-
 /// The default pair: the corpus bikes clip and its x264 CRF 32 encode from the VMAF fixtures.
 fn default_pair(dir: &Path, frames: u64) -> anyhow::Result<(PathBuf, PathBuf)> {
     let shared = codeclab_video::shared::shared_dir()
@@ -141,15 +119,6 @@ fn default_pair(dir: &Path, frames: u64) -> anyhow::Result<(PathBuf, PathBuf)> {
         })?;
     }
     Ok((reference, distorted))
-}
-
-fn vmaf_available() -> bool {
-    Command::new("vmaf")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// Runs libvmaf's `vmaf` command with its default model; returns its pooled VMAF.
@@ -261,7 +230,7 @@ pub fn run(args: BenchVmafArgs) -> anyhow::Result<()> {
         cpu_fps(ours_cpu),
         ours_score
     );
-    if !vmaf_available() {
+    if !tool_available("vmaf", "--version") {
         println!("{:<10} not on PATH: no side-by-side figure", "vmaf");
         return Ok(());
     }

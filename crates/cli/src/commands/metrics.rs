@@ -9,8 +9,10 @@ use anyhow::{Context, bail};
 use clap::Args;
 use codeclab_metrics::compare::{CompareOptions, Comparison, MemorySource, Metric, Score};
 use codeclab_metrics::vmaf::{VmafModel, VmafOptions};
+use codeclab_video::Y4mReader;
 use codeclab_video::ffmpeg::{DecodeRequest, decode_to_y4m};
-use codeclab_video::{AnyFrame, VideoFormat, Y4mReader, Y4mWriter};
+
+use super::bench::{load_frames, tool_available, write_frames};
 
 const KEYS_HELP: &str = "\
 Keys (table rows, JSON keys):
@@ -301,38 +303,6 @@ fn time_ffmpeg(args: &[&str]) -> anyhow::Result<Timing> {
         wall: Duration::from_secs_f64(real),
         cpu: Some(Duration::from_secs_f64(user + system)),
     })
-}
-
-fn tool_available(program: &str, version_flag: &str) -> bool {
-    Command::new(program)
-        .arg(version_flag)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Reads the first `frames` frames of a Y4M file.
-fn load_frames(path: &Path, frames: u64) -> anyhow::Result<(VideoFormat, Vec<AnyFrame>)> {
-    let mut reader = Y4mReader::open(path)?;
-    let format = *reader.format();
-    let mut out = Vec::new();
-    while (out.len() as u64) < frames {
-        match reader.read_frame()? {
-            Some(f) => out.push(f),
-            None => break,
-        }
-    }
-    Ok((format, out))
-}
-
-fn write_frames(path: &Path, format: &VideoFormat, frames: &[AnyFrame]) -> anyhow::Result<()> {
-    let mut writer = Y4mWriter::create(path, format)?;
-    for f in frames {
-        writer.write_frame(f)?;
-    }
-    writer.finish()?;
-    Ok(())
 }
 
 /// Makes the default pair in `dir`: the corpus bikes clip scaled to 1280x720 as reference, its
