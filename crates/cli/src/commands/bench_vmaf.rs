@@ -29,31 +29,6 @@ pub struct BenchVmafArgs {
     threads: usize,
 }
 
-/// A temporary folder removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> anyhow::Result<Self> {
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "codeclab-bench-vmaf-{}-{stamp}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(TempDir(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.0) {
-            tracing::warn!("could not remove {}: {e}", self.0.display());
-        }
-    }
-}
-
 /// CPU seconds used so far by this process (`self`) and by its waited-for children, from
 /// `/proc/self/stat` (Linux; clock ticks of 1/100 s). `None` elsewhere.
 fn cpu_seconds() -> Option<(f64, f64)> {
@@ -165,10 +140,13 @@ pub fn run(args: BenchVmafArgs) -> anyhow::Result<()> {
     if args.frames == 0 || args.threads == 0 {
         bail!("--frames and --threads must be at least 1");
     }
-    let temp = TempDir::new()?;
+    let temp = tempfile::Builder::new()
+        .prefix("codeclab-bench-vmaf-")
+        .tempdir()
+        .context("creating a scratch folder")?;
     let (ref_input, dist_input) = match (&args.reference, &args.distorted) {
         (Some(r), Some(d)) => (r.clone(), d.clone()),
-        _ => default_pair(&temp.0, args.frames)?,
+        _ => default_pair(temp.path(), args.frames)?,
     };
     let (format, ref_frames) = load_frames(&ref_input, args.frames)?;
     let (dist_format, dist_frames) = load_frames(&dist_input, args.frames)?;
@@ -234,11 +212,11 @@ pub fn run(args: BenchVmafArgs) -> anyhow::Result<()> {
         println!("{:<10} not on PATH: no side-by-side figure", "vmaf");
         return Ok(());
     }
-    let ref_y4m = temp.0.join("bench-reference.y4m");
-    let dist_y4m = temp.0.join("bench-distorted.y4m");
+    let ref_y4m = temp.path().join("bench-reference.y4m");
+    let dist_y4m = temp.path().join("bench-distorted.y4m");
     write_frames(&ref_y4m, &format, &ref_frames)?;
     write_frames(&dist_y4m, &dist_format, &dist_frames)?;
-    let output = temp.0.join("vmaf.json");
+    let output = temp.path().join("vmaf.json");
     let mut theirs_score = f64::NAN;
     let (theirs, theirs_cpu) = fastest(args.runs, true, || {
         theirs_score = run_libvmaf(&ref_y4m, &dist_y4m, &output, args.threads)?;

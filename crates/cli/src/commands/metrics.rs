@@ -169,31 +169,6 @@ pub struct BenchMetricsArgs {
     runs: u32,
 }
 
-/// A temporary folder removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> anyhow::Result<Self> {
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "codeclab-bench-metrics-{}-{stamp}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(TempDir(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.0) {
-            tracing::warn!("could not remove {}: {e}", self.0.display());
-        }
-    }
-}
-
 /// Runs an external command; its stderr when it succeeds, an error carrying it when it fails.
 fn run_tool(program: &str, args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new(program)
@@ -403,7 +378,10 @@ pub fn bench(args: BenchMetricsArgs) -> anyhow::Result<()> {
     if args.frames == 0 {
         bail!("--frames must be at least 1");
     }
-    let temp = TempDir::new()?;
+    let temp = tempfile::Builder::new()
+        .prefix("codeclab-bench-metrics-")
+        .tempdir()
+        .context("creating a scratch folder")?;
     let (description, ref_input, dist_input) = match (&args.reference, &args.distorted) {
         (Some(r), Some(d)) => (
             format!("{} vs {}", r.display(), d.display()),
@@ -414,7 +392,7 @@ pub fn bench(args: BenchMetricsArgs) -> anyhow::Result<()> {
             eprintln!(
                 "making the default pair with ffmpeg (bikes scaled to 1280x720, libx264 CRF 32)..."
             );
-            let (r, d) = make_default_pair(&temp.0, args.frames)?;
+            let (r, d) = make_default_pair(temp.path(), args.frames)?;
             (
                 "bikes_640x272.mp4 scaled to 1280x720 by ffmpeg (reference) vs its libx264 \
                  CRF 32 encode (distorted)"
@@ -436,8 +414,8 @@ pub fn bench(args: BenchMetricsArgs) -> anyhow::Result<()> {
         );
     }
     // Every tool reads the same frames: the first `frames` of each, as Y4M.
-    let ref_y4m = temp.0.join("bench-reference.y4m");
-    let dist_y4m = temp.0.join("bench-distorted.y4m");
+    let ref_y4m = temp.path().join("bench-reference.y4m");
+    let dist_y4m = temp.path().join("bench-distorted.y4m");
     write_frames(&ref_y4m, &format, &ref_frames)?;
     write_frames(&dist_y4m, &dist_format, &dist_frames)?;
 
@@ -521,7 +499,7 @@ pub fn bench(args: BenchMetricsArgs) -> anyhow::Result<()> {
             };
             if has_vmaf {
                 let (r, d) = (ref_y4m.to_string_lossy(), dist_y4m.to_string_lossy());
-                let out = temp.0.join("vmaf.json");
+                let out = temp.path().join("vmaf.json");
                 let out = out.to_string_lossy();
                 let vmaf_args = [
                     "--reference",
