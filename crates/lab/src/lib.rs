@@ -10,14 +10,17 @@
 //! - [`lab`]: the operations built on all of them; [`worker`]: the job loop.
 //! - [`llm`]: the planner's model clients and reply parser; [`candidate`]: code edits, static
 //!   policy and builds; [`sandbox`]: the fixed runner for untrusted binaries.
+//! - [`planner`]: the planners and their loop; [`config`]: the lab's configuration.
 
 pub mod adapter;
 pub mod anchors;
 pub mod artifacts;
 pub mod candidate;
+pub mod config;
 pub mod experiment;
 pub mod lab;
 pub mod llm;
+pub mod planner;
 pub mod process;
 pub mod runner;
 pub mod sandbox;

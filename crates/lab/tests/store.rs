@@ -9,6 +9,8 @@ use codeclab_lab::experiment::ExperimentSpec;
 use codeclab_lab::process::StepCost;
 use codeclab_lab::runner::PointRecord;
 use codeclab_lab::spec::RatePoint;
+use codeclab_lab::store::control::{LabStatus, RunState};
+use codeclab_lab::store::programs::{ProgramRecord, ProgramRole};
 use codeclab_lab::store::{ExperimentState, PlannerLogEntry, Store, StoreError};
 
 fn spec(clips: &[&str], points: &[u32]) -> ExperimentSpec {
@@ -143,22 +145,128 @@ async fn lifecycle(store: &Store) {
     assert_eq!(store.events(10).await.unwrap()[0].kind, "cancel");
 
     let entry = PlannerLogEntry {
-        experiment_id: Some(id),
-        planner: "evolution".into(),
+        experiment_id: None,
+        planner: "llm".into(),
+        model: Some("m".into()),
         prompt: "p".into(),
         reply: "r".into(),
+        hypothesis: Some("h".into()),
         reasoning: "because".into(),
+        outcome: "proposed".into(),
+        detail: None,
         input_tokens: Some(10),
         output_tokens: None,
         cost_usd: Some(0.5),
     };
-    store.log_planner(&entry).await.unwrap();
-    assert_eq!(store.planner_log(5).await.unwrap(), vec![entry]);
+    let log_id = store.log_planner(&entry).await.unwrap();
+    let unpriced = PlannerLogEntry {
+        outcome: "error".into(),
+        detail: Some("HTTP 529".into()),
+        cost_usd: None,
+        input_tokens: None,
+        ..entry.clone()
+    };
+    store.log_planner(&unpriced).await.unwrap();
+    store.link_planner_turn(log_id, id).await.unwrap();
+    let turns = store.planner_turns(id).await.unwrap();
+    assert_eq!(turns.len(), 1);
+    assert_eq!(turns[0].id, log_id);
+    assert_eq!(
+        turns[0].entry,
+        PlannerLogEntry {
+            experiment_id: Some(id),
+            ..entry
+        }
+    );
+    let newest = store.planner_log(5).await.unwrap();
+    assert_eq!(newest.len(), 2);
+    assert_eq!(newest[0].entry, unpriced);
+    let spend = store.planner_spend(0).await.unwrap();
+    assert_eq!((spend.usd, spend.turns, spend.unpriced_turns), (0.5, 2, 1));
+    assert_eq!(spend.input_tokens, 10);
+    assert_eq!(store.planner_spend(i64::MAX).await.unwrap().turns, 0);
+    control_and_programs(store, id).await;
     let listed = store
         .experiments(Some(ExperimentState::Analysed), 10)
         .await
         .unwrap();
     assert_eq!(listed.iter().map(|e| e.id).collect::<Vec<_>>(), vec![id]);
+}
+
+async fn control_and_programs(store: &Store, id: i64) {
+    assert_eq!(store.lab_status().await.unwrap().state, RunState::Stopped);
+    let paused = LabStatus::new(RunState::Paused, Some("budget".into()), "budget");
+    store.set_lab_status(&paused).await.unwrap();
+    assert_eq!(store.lab_status().await.unwrap(), paused);
+    store
+        .put_setting("goals", &serde_json::json!([{"metric": "psnr_y"}]))
+        .await
+        .unwrap();
+    store
+        .put_setting("goals", &serde_json::json!([]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.setting("goals").await.unwrap(),
+        Some(serde_json::json!([]))
+    );
+    assert_eq!(store.setting("absent").await.unwrap(), None);
+
+    store
+        .record_admin_action("ops", "pause", None, "maintenance")
+        .await
+        .unwrap();
+    store
+        .record_admin_action("ops", "rerun", Some(id), "")
+        .await
+        .unwrap();
+    let actions = store.admin_actions(10).await.unwrap();
+    assert_eq!(
+        actions
+            .iter()
+            .map(|a| (a.action.as_str(), a.experiment_id))
+            .collect::<Vec<_>>(),
+        vec![("rerun", Some(id)), ("pause", None)]
+    );
+    store.add_note(Some(id), "ops", "odd curve").await.unwrap();
+    store.add_note(None, "ops", "lab note").await.unwrap();
+    assert_eq!(store.notes(Some(id)).await.unwrap()[0].body, "odd curve");
+    assert_eq!(store.notes(None).await.unwrap()[0].body, "lab note");
+
+    let program = ProgramRecord {
+        experiment_id: id,
+        run_id: "run-1".into(),
+        planner: "evolve".into(),
+        role: ProgramRole::Candidate,
+        parent: None,
+        island: 2,
+        stage: "dev".into(),
+        genome: serde_json::json!({"lambda_scale": 0.9}),
+        edits: serde_json::json!([]),
+        features: None,
+        fitness: None,
+        scores: None,
+        created_at: 0,
+    };
+    store.put_program(&program).await.unwrap();
+    let scores = serde_json::json!({"bd_rate": {"a": -3.0}});
+    store
+        .set_program_result(
+            id,
+            Some(&serde_json::json!({"cell": [1, 2]})),
+            Some(-3.0),
+            &scores,
+        )
+        .await
+        .unwrap();
+    let stored = store.programs(Some("run-1")).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].fitness, Some(-3.0));
+    assert_eq!(stored[0].scores, Some(scores));
+    assert_eq!(stored[0].role, ProgramRole::Candidate);
+    assert_eq!(stored[0].genome, program.genome);
+    assert!(store.programs(Some("run-2")).await.unwrap().is_empty());
+    assert_eq!(store.programs(None).await.unwrap().len(), 1);
 }
 
 /// Several stores (separate connection pools, as separate workers have) claim concurrently:
@@ -202,7 +310,10 @@ async fn sqlite_store() {
     lifecycle(&store).await;
     // Opening again applies no migration twice.
     let reopened = Store::open_data_dir(dir.path()).await.unwrap();
-    assert_eq!(reopened.schema_version().await.unwrap(), 1);
+    assert_eq!(
+        reopened.schema_version().await.unwrap(),
+        codeclab_lab::store::migrations::MIGRATIONS.len() as i64
+    );
     let other = tempfile::tempdir().unwrap();
     concurrent_claims(&codeclab_lab::store::sqlite_url(
         &other.path().join("lab.sqlite"),
@@ -220,7 +331,10 @@ async fn postgres_store() {
     assert_eq!(store.backend(), codeclab_lab::store::Backend::Postgres);
     lifecycle(&store).await;
     let reopened = Store::open(&url).await.unwrap();
-    assert_eq!(reopened.schema_version().await.unwrap(), 1);
+    assert_eq!(
+        reopened.schema_version().await.unwrap(),
+        codeclab_lab::store::migrations::MIGRATIONS.len() as i64
+    );
     concurrent_claims(&common::fresh_postgres(&admin).await).await;
 }
 

@@ -12,10 +12,11 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial schema",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial schema",
+        sql: r#"
 CREATE TABLE clips (
     id TEXT PRIMARY KEY,
     sha256 TEXT NOT NULL,
@@ -117,4 +118,53 @@ CREATE TABLE events (
     created_at BIGINT NOT NULL
 )
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "planner loop and control",
+        sql: r#"
+ALTER TABLE planner_log ADD COLUMN outcome TEXT NOT NULL DEFAULT 'proposed';
+ALTER TABLE planner_log ADD COLUMN detail TEXT;
+ALTER TABLE planner_log ADD COLUMN model TEXT;
+ALTER TABLE planner_log ADD COLUMN hypothesis TEXT;
+CREATE TABLE programs (
+    experiment_id BIGINT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    planner TEXT NOT NULL,
+    role TEXT NOT NULL,
+    parent BIGINT,
+    island BIGINT NOT NULL,
+    stage TEXT NOT NULL,
+    genome TEXT NOT NULL,
+    edits TEXT NOT NULL,
+    features TEXT,
+    fitness {float},
+    scores TEXT,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX programs_run ON programs (run_id, experiment_id);
+CREATE TABLE settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE admin_actions (
+    id {id},
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    experiment_id BIGINT,
+    detail TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE notes (
+    id {id},
+    experiment_id BIGINT,
+    author TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX experiments_created ON experiments (created_at);
+CREATE INDEX planner_log_experiment ON planner_log (experiment_id)
+"#,
+    },
+];

@@ -14,8 +14,12 @@
 //! | `rd_points` | one measured point per job, written once (unique per experiment/clip/rate) |
 //! | `results` | the analysis of a completed experiment (RD curves, BD-rates), written once |
 //! | `anchors` | anchor curves: key (spec, clip, encoder version, ladder) → the experiment |
-//! | `planner_log` | planner prompts, replies, reasoning, tokens and cost |
-//! | `events` | admin actions and alerts |
+//! | `planner_log` | planner turns: prompts, replies, reasoning, outcome, tokens and cost |
+//! | `programs` | the planner's program database: genome, edits, lineage, island, fitness |
+//! | `events` | alerts and the loop's notices |
+//! | `settings` | the lab's control state: status, budget, goals, promoted codec, admin token hash |
+//! | `admin_actions` | every admin action, with time and actor |
+//! | `notes` | notes on the lab or on an experiment |
 //!
 //! # Experiment lifecycle
 //!
@@ -32,7 +36,9 @@
 //! idempotent. [`Store::requeue_expired`] returns jobs whose lease ran out to the queue, or
 //! fails them once they used up their attempts. Times are Unix milliseconds.
 
+pub mod control;
 pub mod migrations;
+pub mod programs;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -208,17 +214,46 @@ pub struct FinishOutcome {
     pub experiment_completed: bool,
 }
 
-/// A row of the planner log.
+/// A row of the planner log: one planner turn (one model call, or one offline proposal).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlannerLogEntry {
+    /// The experiment the turn produced; `None` when it produced none (rejected, failed call).
     pub experiment_id: Option<i64>,
     pub planner: String,
+    /// The model, for LLM planners.
+    pub model: Option<String>,
     pub prompt: String,
     pub reply: String,
+    pub hypothesis: Option<String>,
     pub reasoning: String,
+    /// `proposed` (became an experiment), `rejected` (the reply or its change was unusable) or
+    /// `error` (the call failed).
+    pub outcome: String,
+    /// Why it was rejected or failed, as fed back to the planner.
+    pub detail: Option<String>,
     pub input_tokens: Option<i64>,
     pub output_tokens: Option<i64>,
     pub cost_usd: Option<f64>,
+}
+
+/// A planner log row as stored.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlannerLogRecord {
+    pub id: i64,
+    pub created_at: i64,
+    #[serde(flatten)]
+    pub entry: PlannerLogEntry,
+}
+
+/// What the planner spent over a period.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PlannerSpend {
+    pub usd: f64,
+    pub turns: i64,
+    /// Model calls whose price is unknown (not counted in `usd`).
+    pub unpriced_turns: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
 }
 
 /// An admin action or alert.
@@ -1033,15 +1068,19 @@ impl Store {
 
     pub async fn log_planner(&self, entry: &PlannerLogEntry) -> Result<i64> {
         let row = sqlx::query(
-            "INSERT INTO planner_log (experiment_id, planner, prompt, reply, reasoning, \
-             input_tokens, output_tokens, cost_usd, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            "INSERT INTO planner_log (experiment_id, planner, model, prompt, reply, hypothesis, \
+             reasoning, outcome, detail, input_tokens, output_tokens, cost_usd, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
         )
         .bind(entry.experiment_id)
         .bind(&entry.planner)
+        .bind(&entry.model)
         .bind(&entry.prompt)
         .bind(&entry.reply)
+        .bind(&entry.hypothesis)
         .bind(&entry.reasoning)
+        .bind(&entry.outcome)
+        .bind(&entry.detail)
         .bind(entry.input_tokens)
         .bind(entry.output_tokens)
         .bind(entry.cost_usd)
@@ -1051,29 +1090,92 @@ impl Store {
         Ok(row.try_get("id")?)
     }
 
+    /// Links a planner turn to the experiment it produced.
+    pub async fn link_planner_turn(&self, log_id: i64, experiment_id: i64) -> Result<()> {
+        sqlx::query("UPDATE planner_log SET experiment_id = $1 WHERE id = $2")
+            .bind(experiment_id)
+            .bind(log_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The newest planner log entries, newest first.
-    pub async fn planner_log(&self, limit: i64) -> Result<Vec<PlannerLogEntry>> {
-        let rows = sqlx::query(
-            "SELECT experiment_id, planner, prompt, reply, reasoning, input_tokens, output_tokens, \
-             cost_usd FROM planner_log ORDER BY id DESC LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+    pub async fn planner_log(&self, limit: i64) -> Result<Vec<PlannerLogRecord>> {
+        self.planner_log_where("1 = 1", None, limit).await
+    }
+
+    /// The planner turns that produced (or were linked to) an experiment, oldest first.
+    pub async fn planner_turns(&self, experiment_id: i64) -> Result<Vec<PlannerLogRecord>> {
+        self.planner_log_where("experiment_id = $1", Some(experiment_id), i64::MAX)
+            .await
+    }
+
+    async fn planner_log_where(
+        &self,
+        condition: &str,
+        experiment_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<PlannerLogRecord>> {
+        let (order, limit_slot) = if experiment_id.is_some() {
+            ("ASC", "$2")
+        } else {
+            ("DESC", "$1")
+        };
+        let sql = format!(
+            "SELECT id, created_at, experiment_id, planner, model, prompt, reply, hypothesis, \
+             reasoning, outcome, detail, input_tokens, output_tokens, cost_usd FROM planner_log \
+             WHERE {condition} ORDER BY id {order} LIMIT {limit_slot}"
+        );
+        let mut query = sqlx::query(&sql);
+        if let Some(id) = experiment_id {
+            query = query.bind(id);
+        }
+        let rows = query.bind(limit).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
-                Ok(PlannerLogEntry {
-                    experiment_id: row.try_get("experiment_id")?,
-                    planner: row.try_get("planner")?,
-                    prompt: row.try_get("prompt")?,
-                    reply: row.try_get("reply")?,
-                    reasoning: row.try_get("reasoning")?,
-                    input_tokens: row.try_get("input_tokens")?,
-                    output_tokens: row.try_get("output_tokens")?,
-                    cost_usd: row.try_get("cost_usd")?,
+                Ok(PlannerLogRecord {
+                    id: row.try_get("id")?,
+                    created_at: row.try_get("created_at")?,
+                    entry: PlannerLogEntry {
+                        experiment_id: row.try_get("experiment_id")?,
+                        planner: row.try_get("planner")?,
+                        model: row.try_get("model")?,
+                        prompt: row.try_get("prompt")?,
+                        reply: row.try_get("reply")?,
+                        hypothesis: row.try_get("hypothesis")?,
+                        reasoning: row.try_get("reasoning")?,
+                        outcome: row.try_get("outcome")?,
+                        detail: row.try_get("detail")?,
+                        input_tokens: row.try_get("input_tokens")?,
+                        output_tokens: row.try_get("output_tokens")?,
+                        cost_usd: row.try_get("cost_usd")?,
+                    },
                 })
             })
             .collect()
+    }
+
+    /// LLM spend and calls since `since_ms`: (dollars with a known price, turns, turns whose
+    /// cost is unknown).
+    pub async fn planner_spend(&self, since_ms: i64) -> Result<PlannerSpend> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(cost_usd), 0.0) AS DOUBLE PRECISION) AS usd, COUNT(*) AS turns, \
+             CAST(COALESCE(SUM(CASE WHEN cost_usd IS NULL AND model IS NOT NULL THEN 1 ELSE 0 END), 0) \
+             AS BIGINT) AS unpriced, CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
+             CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens \
+             FROM planner_log WHERE created_at >= $1",
+        )
+        .bind(since_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(PlannerSpend {
+            usd: row.try_get("usd")?,
+            turns: row.try_get("turns")?,
+            unpriced_turns: row.try_get("unpriced")?,
+            input_tokens: row.try_get("input_tokens")?,
+            output_tokens: row.try_get("output_tokens")?,
+        })
     }
 
     pub async fn log_event(

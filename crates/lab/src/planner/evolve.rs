@@ -1,0 +1,1 @@
+//! The offline planner: evolutionary search over the codec genome.
