@@ -45,7 +45,10 @@ fn record(point: RatePoint, bytes: u64) -> PointRecord {
 }
 
 async fn lifecycle(store: &Store) {
-    assert_eq!(store.schema_version().await.unwrap(), 1);
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        codeclab_lab::store::migrations::MIGRATIONS.len() as i64
+    );
     let id = store
         .submit(&spec(&["a", "b"], &[22, 32]), None, None, 3)
         .await
