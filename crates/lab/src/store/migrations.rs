@@ -167,4 +167,28 @@ CREATE INDEX experiments_created ON experiments (created_at);
 CREATE INDEX planner_log_experiment ON planner_log (experiment_id)
 "#,
     },
+    Migration {
+        version: 3,
+        name: "experiment listing",
+        sql: r#"
+CREATE TABLE experiment_summaries (
+    experiment_id BIGINT PRIMARY KEY,
+    anchor TEXT NOT NULL,
+    bd_psnr_y {float},
+    bd_vmaf {float},
+    bd_ssim {float},
+    encode_fps {float},
+    decode_fps {float},
+    decoder_instructions_per_pixel {float},
+    compute_seconds {float} NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX experiment_summaries_bd_psnr_y ON experiment_summaries (bd_psnr_y);
+CREATE INDEX experiments_state_id ON experiments (state, id);
+CREATE INDEX experiments_proposer_id ON experiments (proposer, id);
+CREATE INDEX experiments_codec_id ON experiments (codec_hash, id);
+CREATE INDEX anchors_clip ON anchors (clip_id, name);
+CREATE INDEX programs_fitness ON programs (fitness)
+"#,
+    },
 ];

@@ -20,6 +20,7 @@
 //! | `settings` | the lab's control state: status, budget, goals, promoted codec, admin token hash |
 //! | `admin_actions` | every admin action, with time and actor |
 //! | `notes` | notes on the lab or on an experiment |
+//! | `experiment_summaries` | write-once table figures of analysed experiments (see [`listing`]) |
 //!
 //! # Experiment lifecycle
 //!
@@ -37,8 +38,10 @@
 //! fails them once they used up their attempts. Times are Unix milliseconds.
 
 pub mod control;
+pub mod listing;
 pub mod migrations;
 pub mod programs;
+pub mod usage;
 
 use std::path::Path;
 use std::str::FromStr;
