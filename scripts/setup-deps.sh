@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs, through apt, the system tools codeclab calls: ffmpeg (importing clips, anchor encoders),
 # valgrind (decoder instruction counts) and jq (scripts/codec-rd.sh). With `--for-tests`, also what
-# the test suite needs: a PostgreSQL server, and python3-venv and curl for a local S3-compatible
-# server (moto). Only what is missing is installed.
+# the test suite needs: a PostgreSQL server, python3-venv and curl for a local S3-compatible
+# server (moto), and Chromium for the dashboard's browser tests (run headless). Only what is
+# missing is installed.
 set -euo pipefail
 
 missing=()
@@ -13,6 +14,7 @@ if [ "${1:-}" = "--for-tests" ]; then
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
   python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 fi
 
 if ((${#missing[@]})); then
