@@ -11,17 +11,23 @@
 //! - [`llm`]: the planner's model clients and reply parser; [`candidate`]: code edits, static
 //!   policy and builds; [`sandbox`]: the fixed runner for untrusted binaries.
 //! - [`planner`]: the planners and their loop; [`config`]: the lab's configuration.
+//! - [`budget`]: caps and rate limits; [`goals`]: progress towards the goals; [`report`]: the
+//!   lab's report; [`alerts`]: events, log warnings and the webhook.
 
 pub mod adapter;
+pub mod alerts;
 pub mod anchors;
 pub mod artifacts;
+pub mod budget;
 pub mod candidate;
 pub mod config;
 pub mod experiment;
+pub mod goals;
 pub mod lab;
 pub mod llm;
 pub mod planner;
 pub mod process;
+pub mod report;
 pub mod runner;
 pub mod sandbox;
 pub mod spec;
