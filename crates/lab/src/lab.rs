@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use codeclab_video::corpus::{Clip, Corpus, Silent};
+use codeclab_video::corpus::{Clip, ClipLabel, ClipSet, Corpus, Silent};
+use codeclab_video::generate::{GeneratorSpec, Pattern};
 use serde::Serialize;
 
 use crate::adapter::{AdapterConfig, adapter_for};
@@ -446,10 +447,20 @@ impl Lab {
         Ok(entries)
     }
 
-    /// Makes sure the shared real clips are in the corpus (decoding them once).
+    /// Makes sure the shared real clips (decoded once) and the standard generated clips are in
+    /// the corpus.
     pub fn ensure_corpus(&self) -> Result<(), LabError> {
         let mut corpus = self.corpus()?;
         corpus.ensure_real_clips(&mut Silent)?;
+        for (spec, label) in standard_generated_clips() {
+            let present = corpus
+                .clip(&label.id)
+                .is_some_and(|clip| corpus.clip_path(clip).is_file());
+            if !present {
+                corpus.remove(&label.id);
+                corpus.generate(&spec, label, &mut Silent)?;
+            }
+        }
         corpus.save()?;
         Ok(())
     }
@@ -468,6 +479,28 @@ impl Lab {
         }
         Ok(analysed)
     }
+}
+
+/// Generated clips every lab measures on besides the real ones: a dev clip with what the real
+/// dev clip lacks (a camera pan with sub-pixel steps over fine texture, at CIF).
+pub fn standard_generated_clips() -> Vec<(GeneratorSpec, ClipLabel)> {
+    vec![(
+        GeneratorSpec {
+            pattern: Pattern::Pan,
+            width: 352,
+            height: 288,
+            frames: 48,
+            fps: codeclab_video::Rational::new(30, 1),
+            seed: 1,
+            bit_depth: 8,
+        },
+        ClipLabel {
+            id: "pan_cif".into(),
+            class: "pan".into(),
+            source: "codeclab generator: pan 352x288, 48 frames, seed 1".into(),
+            set: ClipSet::Dev,
+        },
+    )]
 }
 
 enum AnchorState {

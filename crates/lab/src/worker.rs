@@ -9,6 +9,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::lab::{Lab, LabError};
+use crate::store::control::RunState;
 
 /// How a worker behaves.
 #[derive(Clone, Debug)]
@@ -78,7 +79,8 @@ pub enum WorkerEvent {
 }
 
 /// Runs a worker until `shutdown` turns true (or, with `exit_when_idle`, the queue is empty).
-/// On shutdown a job in progress is handed back to the queue.
+/// On shutdown a job in progress is handed back to the queue. While the lab is paused it claims
+/// no new job.
 pub async fn run_worker(
     lab: Arc<Lab>,
     config: WorkerConfig,
@@ -97,6 +99,13 @@ pub async fn run_worker(
             return Ok(stats);
         }
         lab.store.requeue_expired().await?;
+        if lab.store.lab_status().await?.state == RunState::Paused {
+            tokio::select! {
+                _ = tokio::time::sleep(config.idle_poll) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
         let Some(job) = lab.store.claim_job(&config.name, lease_ms).await? else {
             let analysed = lab.analyse_pending().await?;
             stats.experiments_analysed += analysed as u64;

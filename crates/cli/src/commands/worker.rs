@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::Args;
 use codeclab_lab::Lab;
 
-use super::run::{LabArgs, WorkerArgs, print_stats, run_workers, runtime};
+use super::run::{LabArgs, WorkerArgs, print_stats, run_workers, runtime, shutdown_on_ctrl_c};
 
 #[derive(Args)]
 pub struct WorkerCommandArgs {
@@ -38,7 +38,7 @@ pub fn run(args: WorkerCommandArgs) -> anyhow::Result<()> {
             args.workers,
             args.exit_when_idle,
             args.json,
-            None,
+            &shutdown_on_ctrl_c(),
         )
         .await?;
         print_stats(&stats, args.json);
