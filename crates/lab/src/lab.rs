@@ -29,6 +29,8 @@ pub enum LabError {
     Spec(String),
     #[error("a blocking task failed: {0}")]
     Join(String),
+    #[error("the report: {0}")]
+    Report(#[from] crate::report::ReportError),
 }
 
 /// Everything a worker or a command needs.

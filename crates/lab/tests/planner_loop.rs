@@ -75,6 +75,7 @@ fn options(dir: &std::path::Path, max_experiments: u64) -> LoopOptions {
 async fn drive<P: Planner>(
     lab: &Arc<Lab>,
     planner: &mut P,
+    config: &LabConfig,
     options: LoopOptions,
     stop_after: Option<Duration>,
 ) -> Result<LoopSummary, LabError> {
@@ -97,14 +98,7 @@ async fn drive<P: Planner>(
             let _ = shutdown.send(true);
         });
     }
-    let summary = run_loop(
-        lab.clone(),
-        planner,
-        &config(),
-        options,
-        shutdown.subscribe(),
-    )
-    .await;
+    let summary = run_loop(lab.clone(), planner, config, options, shutdown.subscribe()).await;
     let _ = shutdown.send(true);
     for worker in workers {
         worker.await.unwrap().unwrap();
@@ -183,7 +177,7 @@ async fn a_run_scores_proposals_against_the_reference_and_validates_the_best_on_
         turns: vec![Turn::Propose(proposal(Genome::default(), Vec::new()))],
         seen_feedback: Arc::default(),
     };
-    let summary = drive(&lab, &mut planner, options(dir.path(), 5), None)
+    let summary = drive(&lab, &mut planner, &config(), options(dir.path(), 5), None)
         .await
         .unwrap();
     // Reference + 2 proposals (one batch of `parallel`) + 2 holdout measurements.
@@ -267,7 +261,7 @@ async fn rejections_and_failures_go_back_to_the_planner() {
         seen_feedback: seen.clone(),
     };
     // The reference, a batch of two turns that both end rejected, then a batch of proposals.
-    let summary = drive(&lab, &mut planner, options(dir.path(), 5), None)
+    let summary = drive(&lab, &mut planner, &config(), options(dir.path(), 5), None)
         .await
         .unwrap();
     let seen = seen.lock().unwrap();
@@ -317,6 +311,7 @@ async fn a_paused_lab_proposes_nothing_and_an_interrupted_run_resumes() {
     let first = drive(
         &lab,
         &mut planner,
+        &config(),
         options(dir.path(), 5),
         Some(Duration::from_secs(3)),
     )
@@ -337,7 +332,7 @@ async fn a_paused_lab_proposes_nothing_and_an_interrupted_run_resumes() {
         .set_lab_status(&LabStatus::new(RunState::Running, None, "admin:test"))
         .await
         .unwrap();
-    let second = drive(&lab, &mut planner, options(dir.path(), 5), None)
+    let second = drive(&lab, &mut planner, &config(), options(dir.path(), 5), None)
         .await
         .unwrap();
     assert_eq!(second.run_id, first.run_id, "the interrupted run resumes");
@@ -363,7 +358,7 @@ async fn the_offline_planner_makes_the_same_proposals_with_the_same_seed() {
             seed: 11,
             ..PlannerConfig::default()
         });
-        let summary = drive(&lab, &mut planner, options(dir.path(), 5), None)
+        let summary = drive(&lab, &mut planner, &config(), options(dir.path(), 5), None)
             .await
             .unwrap();
         let programs = lab.store.programs(Some(&summary.run_id)).await.unwrap();
@@ -381,4 +376,110 @@ async fn the_offline_planner_makes_the_same_proposals_with_the_same_seed() {
         sequences.push(genomes);
     }
     assert_eq!(sequences[0], sequences[1]);
+}
+
+/// Logs each turn as a priced model call would be logged: a million input tokens of
+/// `fake-model`, whose price comes from the configuration's table.
+struct Spending;
+
+impl Planner for Spending {
+    fn name(&self) -> &'static str {
+        "spending"
+    }
+
+    async fn propose(&mut self, view: &PlannerView<'_>) -> Result<Turn, LabError> {
+        Err(LabError::Spec(format!(
+            "unreachable in this test: {} programs",
+            view.programs.len()
+        )))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_loop_pauses_at_the_budget_cap_and_the_report_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = tiny_lab(dir.path()).await;
+    let mut config = config();
+    config.budget = toml::from_str(
+        r#"
+        llm_usd_per_day = 2.0
+        [prices.fake-model]
+        input_usd_per_million = 1.0
+        output_usd_per_million = 0.0
+        "#,
+    )
+    .unwrap();
+    let store = lab.store.clone();
+    let log_turn = |n: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .log_planner(&codeclab_lab::store::PlannerLogEntry {
+                    experiment_id: None,
+                    planner: "spending".into(),
+                    model: Some("fake-model".into()),
+                    prompt: format!("turn {n}"),
+                    reply: "{}".into(),
+                    hypothesis: None,
+                    reasoning: String::new(),
+                    outcome: "rejected".into(),
+                    detail: Some("no change".into()),
+                    input_tokens: Some(1_000_000),
+                    output_tokens: Some(10),
+                    cost_usd: None,
+                })
+                .await
+                .unwrap();
+        }
+    };
+    // Two dollars spent: the cap is reached before any proposal.
+    log_turn(1).await;
+    log_turn(2).await;
+    let mut planner = Spending;
+    let summary = drive(
+        &lab,
+        &mut planner,
+        &config,
+        options(dir.path(), 5),
+        Some(Duration::from_secs(3)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.stop_reason, "interrupted");
+    let status = lab.store.lab_status().await.unwrap();
+    assert_eq!(status.state, RunState::Paused);
+    assert_eq!(status.by, "budget");
+    let reason = status.reason.unwrap();
+    assert!(reason.contains("daily LLM budget reached"), "{reason}");
+    assert!(reason.contains("$2.00 of $2.00"), "{reason}");
+    let report = codeclab_lab::report::build(&lab.store, &config, None, None)
+        .await
+        .unwrap();
+    let markdown = report.to_markdown();
+    assert!(markdown.contains("paused"), "{markdown}");
+    assert!(markdown.contains("daily LLM budget reached"), "{markdown}");
+    let events = lab.store.events(20).await.unwrap();
+    assert!(
+        events.iter().any(|e| e.kind == "alert:paused"),
+        "{events:?}"
+    );
+    // A raised cap lets the loop go on, by itself.
+    lab.store
+        .put_setting("budget", &serde_json::json!({"llm_usd_per_day": 10.0}))
+        .await
+        .unwrap();
+    let mut scripted = Scripted {
+        turns: Vec::new(),
+        seen_feedback: Arc::default(),
+    };
+    let resumed = drive(
+        &lab,
+        &mut scripted,
+        &config,
+        options(dir.path(), 5),
+        Some(Duration::from_secs(60)),
+    )
+    .await
+    .unwrap();
+    assert!(resumed.experiments >= 3, "{resumed:?}");
 }

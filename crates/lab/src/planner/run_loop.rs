@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::{Features, Feedback, Outcome, Planner, PlannerView, Program, Proposal, Turn};
+use crate::alerts::Alerter;
 use crate::candidate::{CodecCandidates, Edit};
 use crate::config::LabConfig;
 use crate::experiment::{ExperimentSpec, rd_curve};
@@ -35,6 +36,7 @@ use crate::store::control::{LabStatus, RunState};
 use crate::store::programs::{ProgramRecord, ProgramRole};
 use crate::store::{ExperimentState, PlannerLogEntry, now_ms};
 use crate::{Lab, LabError};
+use crate::{budget, goals, report};
 
 /// The setting that names the run in progress.
 const RUN_SETTING: &str = "planner_run";
@@ -82,6 +84,8 @@ pub struct LoopSummary {
     /// The best candidate's BD-rate against the reference on the holdout clips, when measured.
     pub holdout: Option<HoldoutResult>,
     pub stop_reason: String,
+    /// The final report's artifact keys (Markdown and JSON).
+    pub report_keys: Vec<String>,
 }
 
 /// The best candidate re-measured on the holdout clips.
@@ -222,6 +226,7 @@ async fn reference_program(lab: &Lab) -> Result<(Genome, Vec<Edit>, String), Lab
 }
 
 /// The programs of one run, reread from the store at every step.
+#[derive(Clone)]
 struct RunPrograms {
     programs: Vec<ProgramRecord>,
 }
@@ -271,11 +276,27 @@ pub async fn run_loop<P: Planner>(
             ))
             .await?;
     }
+    let mut alerter = Alerter::new(config.alerts.clone());
+    let report_every = Duration::from_secs(config.report.interval_minutes * 60);
+    let mut last_report = tokio::time::Instant::now();
     let stop_reason = loop {
-        let state = RunPrograms {
+        let before = RunPrograms {
             programs: lab.store.programs(Some(&run.run_id)).await?,
         };
-        let state = score_finished(&lab, state, metric).await?;
+        let best_before = best_candidate(&before).and_then(|p| p.fitness);
+        let state = score_finished(&lab, before.clone(), metric).await?;
+        if state.programs != before.programs {
+            observe_scores(&lab, &mut alerter, &before, &state, best_before).await?;
+            let goal_list = goals::effective(&lab.store, &config.goals).await?;
+            let progress = goals::progress(&lab.store, &goal_list, Some(&run.run_id)).await?;
+            if goals::all_met(&progress) {
+                break "every goal is met".to_string();
+            }
+        }
+        if !report_every.is_zero() && last_report.elapsed() >= report_every {
+            last_report = tokio::time::Instant::now();
+            store_report(&lab, config, &run).await?;
+        }
         if *shutdown.borrow() {
             break "interrupted".to_string();
         }
@@ -315,8 +336,50 @@ pub async fn run_loop<P: Planner>(
                 _ => "holdout validation done".into(),
             };
         }
+        let budget = budget::check(
+            &lab.store,
+            &budget::effective(&lab.store, &config.budget).await?,
+            now_ms(),
+        )
+        .await?;
+        alerter.observe_budget(&lab.store, &budget).await?;
+        match (&budget.blocked, status.state) {
+            (Some(reason), RunState::Running) => {
+                lab.store
+                    .set_lab_status(&LabStatus::new(
+                        RunState::Paused,
+                        Some(reason.clone()),
+                        "budget",
+                    ))
+                    .await?;
+                alerter
+                    .send(
+                        &lab.store,
+                        "paused",
+                        None,
+                        &format!("the loop pauses: {reason}"),
+                    )
+                    .await?;
+                continue;
+            }
+            (None, RunState::Paused) if status.by == "budget" => {
+                lab.store
+                    .set_lab_status(&LabStatus::new(
+                        RunState::Running,
+                        Some("the budget allows proposals again".into()),
+                        "budget",
+                    ))
+                    .await?;
+                continue;
+            }
+            _ => {}
+        }
         if status.state == RunState::Paused || state.pending(false) > 0 {
             wait(&mut shutdown, options.poll).await;
+            continue;
+        }
+        if let Some(pause) = budget.wait {
+            wait(&mut shutdown, pause.min(options.poll)).await;
             continue;
         }
         // A batch: the planner sees every earlier result before proposing.
@@ -348,15 +411,23 @@ pub async fn run_loop<P: Planner>(
                             hypothesis: proposal.hypothesis.clone(),
                             outcome: Outcome::Pending,
                         }),
-                        Err(reason) => turns_feedback.push(Feedback {
-                            experiment_id: None,
-                            log_id: proposal.log_id,
-                            reason,
-                        }),
+                        Err(reason) => {
+                            alerter
+                                .observe_outcome(&lab.store, false, None, &reason)
+                                .await?;
+                            turns_feedback.push(Feedback {
+                                experiment_id: None,
+                                log_id: proposal.log_id,
+                                reason,
+                            });
+                        }
                     }
                 }
                 Turn::Rejected { log_id, reason } => {
                     tracing::warn!("{} turn rejected: {reason}", planner.name());
+                    alerter
+                        .observe_outcome(&lab.store, false, None, &reason)
+                        .await?;
                     let log_id = match log_id {
                         Some(id) => Some(id),
                         None => Some(record_turn_rejection(&lab, planner.name(), &reason).await?),
@@ -387,7 +458,65 @@ pub async fn run_loop<P: Planner>(
             ))
             .await?;
     }
-    summary(&lab, &run, &state, reason).await
+    let report_keys = store_report(&lab, config, &run).await?;
+    let mut summary = summary(&lab, &run, &state, reason).await?;
+    summary.report_keys = report_keys;
+    Ok(summary)
+}
+
+/// Alerts on what the newly scored programs changed: a new best, failures in a row.
+async fn observe_scores(
+    lab: &Lab,
+    alerter: &mut Alerter,
+    before: &RunPrograms,
+    after: &RunPrograms,
+    best_before: Option<f64>,
+) -> Result<(), LabError> {
+    for program in after.programs.iter().filter(|p| {
+        p.scores.is_some()
+            && before
+                .programs
+                .iter()
+                .any(|b| b.experiment_id == p.experiment_id && b.scores.is_none())
+    }) {
+        let detail = match program.fitness {
+            Some(fitness) => format!("fitness {fitness:+.2} %"),
+            None => program
+                .scores
+                .as_ref()
+                .and_then(|s| s.get("failed"))
+                .and_then(|v| v.as_str())
+                .unwrap_or("failed")
+                .to_string(),
+        };
+        alerter
+            .observe_outcome(
+                &lab.store,
+                program.fitness.is_some(),
+                Some(program.experiment_id),
+                &detail,
+            )
+            .await?;
+    }
+    if let Some(best) = best_candidate(after)
+        && let Some(fitness) = best.fitness
+        && best_before.is_none_or(|previous| fitness < previous)
+    {
+        alerter
+            .new_best(&lab.store, best.experiment_id, fitness, best_before)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Builds the lab report for the run and stores it as an artifact; returns its keys.
+async fn store_report(
+    lab: &Lab,
+    config: &LabConfig,
+    run: &RunRecord,
+) -> Result<Vec<String>, LabError> {
+    let report = report::build(&lab.store, config, Some(run.started_at), Some(&run.run_id)).await?;
+    Ok(report::store_report(&lab.artifacts, &report).await?)
 }
 
 async fn wait(shutdown: &mut watch::Receiver<bool>, poll: Duration) {
@@ -1048,5 +1177,6 @@ async fn summary(
         best: best.and_then(|b| Some((b.experiment_id, b.fitness?))),
         holdout,
         stop_reason,
+        report_keys: Vec::new(),
     })
 }
