@@ -264,7 +264,7 @@ async fn rejections_and_failures_go_back_to_the_planner() {
     let summary = drive(&lab, &mut planner, &config(), options(dir.path(), 5), None)
         .await
         .unwrap();
-    let seen = seen.lock().unwrap();
+    let seen = seen.lock().unwrap().clone();
     assert!(seen.len() >= 3, "{seen:?}");
     assert!(seen[0].is_empty());
     let second: Vec<&str> = seen[1].iter().map(|f| f.reason.as_str()).collect();

@@ -322,11 +322,12 @@ pub async fn run_loop<P: Planner>(
                 wait(&mut shutdown, options.poll).await;
                 continue;
             }
-            if !holdout_started && !clips.holdout.is_empty() {
-                if let Some(best) = best_candidate(&state) {
-                    submit_holdout(&lab, &run, &clips, &qps, &state, best, &options).await?;
-                    continue;
-                }
+            if !holdout_started
+                && !clips.holdout.is_empty()
+                && let Some(best) = best_candidate(&state)
+            {
+                submit_holdout(&lab, &run, &clips, &qps, &state, best, &options).await?;
+                continue;
             }
             break match candidates_left {
                 Some(0) => format!(
