@@ -9,19 +9,25 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use codeclab_codec::Genome;
-use codeclab_lab::Store;
 use codeclab_lab::candidate::{Edit, Policy, SourceTree};
+use codeclab_lab::config::LabConfig;
 use codeclab_lab::config::{Goal, LlmSection};
 use codeclab_lab::llm::{LlmClient, LlmConfig, Pricing, ProviderKind, RetryPolicy};
 use codeclab_lab::planner::llm::{LlmPlanner, PLANNER_NAME, PromptLimits};
+use codeclab_lab::planner::run_loop::{LoopOptions, run_loop};
 use codeclab_lab::planner::{
     Features, Feedback, Outcome, Planner, PlannerView, Program, Proposal, Turn,
 };
 use codeclab_lab::runner::QualityMetric;
+use codeclab_lab::store::ExperimentState;
 use codeclab_lab::store::PlannerLogRecord;
 use codeclab_lab::store::programs::{ProgramRecord, ProgramRole};
+use codeclab_lab::{Lab, Store};
+use codeclab_video::corpus::{ClipLabel, ClipSet, Corpus, Silent};
+use codeclab_video::{GeneratorSpec, Pattern, Rational};
 use llm_support::{Reply, ScriptedServer, serve};
 use serde_json::json;
+use std::sync::Arc;
 
 const CONTRACT: &str = "Every program encodes the dev clips dev-a and dev-b at QP 22/27/32/37; \
                         fitness is the mean BD-rate (psnr_y) against the reference.";
@@ -871,4 +877,128 @@ async fn no_stored_row_holds_the_api_key_or_a_holdout_clip() {
             "dev scores are shown"
         );
     }
+}
+
+/// A lab whose corpus is one generated 16x16 dev clip of 2 frames.
+async fn tiny_lab(dir: &std::path::Path) -> Arc<Lab> {
+    let mut corpus = Corpus::open(dir).unwrap();
+    let spec = GeneratorSpec {
+        pattern: Pattern::Shapes,
+        width: 16,
+        height: 16,
+        frames: 2,
+        fps: Rational { num: 30, den: 1 },
+        seed: 5,
+        bit_depth: 8,
+    };
+    let label = ClipLabel {
+        id: "tiny_shapes".into(),
+        class: "synthetic".into(),
+        source: "test".into(),
+        set: ClipSet::Dev,
+    };
+    corpus.generate(&spec, label, &mut Silent).unwrap();
+    corpus.save().unwrap();
+    let store = Store::open_data_dir(dir).await.unwrap();
+    let artifacts =
+        codeclab_lab::artifacts::Artifacts::open(&dir.join("artifacts").display().to_string())
+            .unwrap();
+    Arc::new(Lab::new(store, artifacts, dir.to_path_buf()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_loop_a_rejection_is_fed_back_and_a_proposal_becomes_a_queued_experiment() {
+    let server = serve(vec![
+        anthropic("I would rather not say.", "end_turn", 1100, 8),
+        anthropic(
+            &genome_reply(json!({"lambda_scale": 1.3})),
+            "end_turn",
+            1200,
+            90,
+        ),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let lab = tiny_lab(dir.path()).await;
+    let mut planner = LlmPlanner::new(
+        client(ProviderKind::Anthropic, &server.base_url, "CARGO_PKG_NAME"),
+        lab.store.clone(),
+        sources(),
+        Policy::default(),
+    );
+    let mut config = LabConfig::from_toml("", "test").unwrap();
+    config.evaluation.anchors = vec!["x264-medium".into()];
+    let options = LoopOptions {
+        max_experiments: Some(2),
+        parallel: 1,
+        candidates: None,
+        binaries_dir: dir.path().join("binaries"),
+        poll: Duration::from_millis(20),
+    };
+    // No worker measures anything: once the candidate is queued the loop waits for it, and is
+    // interrupted.
+    let (shutdown, stop) = tokio::sync::watch::channel(false);
+    let watcher = {
+        let store = lab.store.clone();
+        tokio::spawn(async move {
+            loop {
+                let programs = store.programs(None).await.unwrap();
+                if programs.iter().any(|p| p.role == ProgramRole::Candidate) {
+                    let _ = shutdown.send(true);
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let summary = tokio::time::timeout(
+        Duration::from_secs(60),
+        run_loop(lab.clone(), &mut planner, &config, options, stop),
+    )
+    .await
+    .expect("the loop stops once interrupted")
+    .unwrap();
+    watcher.await.unwrap();
+    assert_eq!(summary.stop_reason, "interrupted");
+
+    let programs = lab.store.programs(None).await.unwrap();
+    let reference = programs
+        .iter()
+        .find(|p| p.role == ProgramRole::Reference)
+        .unwrap();
+    let candidate = programs
+        .iter()
+        .find(|p| p.role == ProgramRole::Candidate)
+        .unwrap();
+    assert_eq!(candidate.parent, Some(reference.experiment_id));
+    let expected = Genome {
+        lambda_scale: 1.3,
+        ..Genome::default()
+    };
+    assert_eq!(candidate.genome, serde_json::to_value(&expected).unwrap());
+    let experiment = lab
+        .store
+        .experiment(candidate.experiment_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(experiment.state, ExperimentState::Queued);
+    assert_eq!(experiment.spec.proposer, PLANNER_NAME);
+    assert_eq!(experiment.spec.clips, ["tiny_shapes"]);
+
+    let turns = lab
+        .store
+        .planner_turns(candidate.experiment_id)
+        .await
+        .unwrap();
+    assert_eq!(turns.len(), 1, "the turn is linked to its experiment");
+    let entry = &turns[0].entry;
+    assert_eq!(entry.outcome, "proposed");
+    assert_eq!(entry.model.as_deref(), Some("claude-test"));
+    assert!(entry.prompt.contains("tiny_shapes"), "the loop's contract");
+    assert!(
+        entry
+            .prompt
+            .contains(&format!("## Parent: program #{}", reference.experiment_id))
+    );
 }
