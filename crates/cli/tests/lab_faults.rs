@@ -2,13 +2,13 @@
 //! run` killed and restarted, and two workers on two PostgreSQL connections sharing a queue.
 
 use std::collections::BTreeSet;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use codeclab_lab::Lab;
 use codeclab_lab::artifacts::Artifacts;
+use codeclab_lab::candidate::{BuildConfig, Edit, SourceTree, apply, build};
 use codeclab_lab::experiment::ExperimentSpec;
 use codeclab_lab::spec::RatePoint;
 use codeclab_lab::store::{ExperimentState, Store};
@@ -83,16 +83,37 @@ fn data_dir() -> tempfile::TempDir {
     dir
 }
 
-/// A codec binary that is the lab codec (`codeclab encode|decode`) after `delay` seconds of
-/// encoding, so a job is reliably in progress when a worker is killed.
+/// A codec binary with the lab codec's command line that sleeps `delay` seconds in every
+/// encode, so a job is reliably in progress when a worker is killed. A `lab_binary` codec runs in
+/// the sandbox, which opens no files (no shared libraries, no shell): this is the lab's miniature
+/// codec fixture, built statically as candidates are.
 fn slow_codec(dir: &Path, delay: f64) -> PathBuf {
-    let path = dir.join("slow-codec.sh");
-    std::fs::write(
-        &path,
-        format!("#!/bin/sh\n[ \"$1\" = encode ] && sleep {delay}\nexec {CODECLAB} \"$@\"\n"),
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../lab/tests/fixtures/candidates/y4m_codec");
+    let slowed = apply(
+        &SourceTree::load(&fixture).unwrap(),
+        &[Edit {
+            block: "quantizer".into(),
+            search: "    1 + qp / 8\n".into(),
+            replace: format!(
+                "    std::thread::sleep(std::time::Duration::from_secs_f64({delay:?}));\n    1 + qp / 8\n"
+            ),
+        }],
     )
     .unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("slow-codec");
+    let project = cache.join(format!("project-{delay}"));
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::copy(fixture.join("Cargo.toml"), project.join("Cargo.toml")).unwrap();
+    slowed.write(&project).unwrap();
+    let built = build(
+        &project,
+        "y4m-codec",
+        &BuildConfig::new(cache.join("target")),
+    )
+    .unwrap_or_else(|failure| panic!("building the slow codec: {failure}"));
+    let path = dir.join("slow-codec");
+    std::fs::copy(built, &path).unwrap();
     path
 }
 
@@ -208,7 +229,7 @@ fn a_worker_killed_mid_job_is_replaced_after_its_lease_expires() {
     // The decoder of a codec binary is kept with the experiment's artifacts.
     let decoder = dir
         .path()
-        .join(format!("artifacts/experiments/{id}/decoder/slow-codec.sh"));
+        .join(format!("artifacts/experiments/{id}/decoder/slow-codec"));
     assert!(decoder.is_file(), "{} is missing", decoder.display());
 }
 

@@ -9,8 +9,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use codeclab_codec::{Genome, RateMode};
+use codeclab_video::{VideoFormat, Y4mReader};
 
 use crate::process::{self, ProcessError, StepCost};
+use crate::sandbox::{self, Limits, Outcome, RunReport, RunRequest};
 use crate::spec::{CodecSpec, ExternalEncoder, RatePoint};
 
 /// Why an adapter could not do its step. Every variant is a property of the spec or the codec,
@@ -81,6 +83,8 @@ pub struct AdapterConfig {
     pub lab_prefix_decoder: Option<PathBuf>,
     /// Wall-clock limit of each encode and decode.
     pub step_limit: Duration,
+    /// Sandbox limits of candidate binaries (`lab_binary`), under `step_limit`.
+    pub candidate_limits: CandidateLimits,
 }
 
 impl Default for AdapterConfig {
@@ -93,8 +97,79 @@ impl Default for AdapterConfig {
             ffmpeg: PathBuf::from("ffmpeg"),
             lab_prefix_decoder: beside_us,
             step_limit: Duration::from_secs(3600),
+            candidate_limits: CandidateLimits::default(),
         }
     }
+}
+
+/// How the sandbox limits of a candidate binary's encode or decode are sized for a clip.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CandidateLimits {
+    /// Wall-clock time any step gets (start-up, headers, a tiny clip).
+    pub base_time: Duration,
+    /// Further wall-clock time per million luma samples of the clip (width × height × frames).
+    pub time_per_megapixel: Duration,
+    /// Address space of the program.
+    pub address_space_bytes: u64,
+}
+
+impl Default for CandidateLimits {
+    fn default() -> Self {
+        CandidateLimits {
+            base_time: Duration::from_secs(30),
+            // The lab's codec encodes about 2.5 megapixels per second on one core of a small
+            // machine: 25 times that leaves room for slower genomes and a loaded machine.
+            time_per_megapixel: Duration::from_secs(10),
+            address_space_bytes: 4 << 30,
+        }
+    }
+}
+
+impl CandidateLimits {
+    /// Sandbox limits of one step over `frames` frames of `format`, with at most `ceiling` of
+    /// wall-clock time and at most `stdout_cap_bytes` of output.
+    pub fn for_clip(
+        &self,
+        format: &VideoFormat,
+        frames: u64,
+        ceiling: Duration,
+        stdout_cap_bytes: usize,
+    ) -> Limits {
+        let megapixels = (format.width * format.height) as f64 * frames as f64 / 1e6;
+        let budget = self
+            .base_time
+            .saturating_add(self.time_per_megapixel.mul_f64(megapixels));
+        // Whole seconds, so that a limit reads plainly in an error.
+        let wall_clock = Duration::from_secs(budget.as_secs_f64().ceil() as u64).min(ceiling);
+        Limits {
+            wall_clock,
+            // The sandbox allows no threads, so CPU time cannot run ahead of wall-clock time.
+            cpu_seconds: wall_clock.as_secs_f64().ceil() as u64,
+            address_space_bytes: self.address_space_bytes,
+            stdout_cap_bytes,
+            ..Limits::default()
+        }
+    }
+}
+
+/// Room for a Y4M stream header (its tags vary between writers).
+const Y4M_HEADER_ALLOWANCE: usize = 4096;
+/// Room for the parameters a `FRAME` line may carry.
+const Y4M_FRAME_LINE_ALLOWANCE: usize = 64;
+
+/// The most bytes a Y4M clip of `frames` frames of `format` takes: a decoder's output is capped
+/// here, one byte more is no decode of this clip.
+pub fn decoded_y4m_cap(format: &VideoFormat, frames: u64) -> usize {
+    let frames = usize::try_from(frames).unwrap_or(usize::MAX);
+    frames
+        .saturating_mul(format.frame_bytes() + Y4M_FRAME_LINE_ALLOWANCE)
+        .saturating_add(Y4M_HEADER_ALLOWANCE)
+}
+
+/// The most bytes an encoder of that clip may write: even noise coded losslessly stays close to
+/// the raw size, so twice the raw clip is no bitstream but a flood.
+pub fn bitstream_cap(format: &VideoFormat, frames: u64) -> usize {
+    decoded_y4m_cap(format, frames).saturating_mul(2)
 }
 
 /// The adapter for a spec (a JSON value: an unknown codec kind is reported here).
@@ -116,6 +191,8 @@ pub fn adapter_for(
                 binary: PathBuf::from(binary),
                 genome,
                 limit: config.step_limit,
+                limits: config.candidate_limits.clone(),
+                decoded_clip: std::sync::Mutex::new(None),
             })
         }
         CodecSpec::Ffmpeg {
@@ -239,11 +316,119 @@ fn in_process_cost(start: Instant, cpu_before: Option<f64>) -> StepCost {
     }
 }
 
-/// The lab's codec as a separate program with the `codeclab-codec` command line.
+/// The lab's codec as a separate program with the `codeclab-codec` command line: a code
+/// candidate's build, untrusted, so it runs only through the sandbox. It reads the clip or the
+/// bitstream on stdin and writes its output on stdout (the sandbox opens no files), gets the
+/// genome inline, and is held to limits sized for the clip.
 pub struct LabBinary {
     binary: PathBuf,
     genome: serde_json::Value,
     limit: Duration,
+    limits: CandidateLimits,
+    /// The geometry and frame count of the clip last encoded, which its decode must reproduce:
+    /// they size the decoder's limits, since the decoder itself is given nothing but the
+    /// bitstream.
+    decoded_clip: std::sync::Mutex<Option<(VideoFormat, u64)>>,
+}
+
+/// Which step a candidate was running, for messages.
+#[derive(Clone, Copy)]
+enum Step {
+    Encode,
+    Decode,
+}
+
+impl LabBinary {
+    /// Runs the binary in the sandbox, keeps its stderr in `log`, and turns every ending but a
+    /// clean exit into an error that says what the candidate did.
+    fn run_sandboxed(
+        &self,
+        step: Step,
+        args: Vec<std::ffi::OsString>,
+        stdin: Vec<u8>,
+        limits: Limits,
+        log: &Path,
+    ) -> Result<RunReport, AdapterError> {
+        let failed = |message: String| match step {
+            Step::Encode => AdapterError::Encode(message),
+            Step::Decode => AdapterError::Decode(message),
+        };
+        let program = std::fs::canonicalize(&self.binary).map_err(|e| {
+            AdapterError::Spec(format!("codec binary {}: {e}", self.binary.display()))
+        })?;
+        let report = sandbox::run(&RunRequest {
+            program,
+            args,
+            stdin,
+            limits: limits.clone(),
+        })
+        .map_err(|e| failed(format!("the sandbox could not run the candidate: {e}")))?;
+        append_log(log, &report.stderr)?;
+        if report.outcome.is_ok() {
+            return Ok(report);
+        }
+        let tail = crate::candidate::output_tail(&report.stderr, 1000);
+        let tail = if tail.trim().is_empty() {
+            String::new()
+        } else {
+            format!("; its last output: {}", tail.trim_end())
+        };
+        Err(failed(format!(
+            "{}{tail}",
+            candidate_ending(&report.outcome, &limits)
+        )))
+    }
+}
+
+/// What a candidate's abnormal ending means, in the terms of the limits it broke.
+pub fn candidate_ending(outcome: &Outcome, limits: &Limits) -> String {
+    match outcome {
+        Outcome::Ok => "the candidate exited successfully".into(),
+        Outcome::Failed { code } => format!("the candidate exited with status {code}"),
+        Outcome::Timeout { .. } => format!(
+            "the candidate was killed: wall-clock limit of {} s",
+            limits.wall_clock.as_secs_f64()
+        ),
+        Outcome::CpuLimit { limit_seconds } => {
+            format!("the candidate was stopped: CPU-time limit of {limit_seconds} s")
+        }
+        Outcome::OutOfMemory { limit_bytes } => format!(
+            "the candidate ran out of memory: address-space limit of {} MiB",
+            limit_bytes >> 20
+        ),
+        Outcome::ForbiddenSyscall => "the candidate was killed for a system call outside the \
+             sandbox allowlist (files, network, processes)"
+            .into(),
+        Outcome::OutputCap { stream, cap_bytes } => format!(
+            "the candidate was killed: it wrote more than {cap_bytes} bytes to {}",
+            match stream {
+                sandbox::Stream::Stdout => "stdout",
+                sandbox::Stream::Stderr => "stderr",
+            }
+        ),
+        Outcome::FileSizeLimit { limit_bytes } => {
+            format!("the candidate was stopped: file-size limit of {limit_bytes} bytes")
+        }
+        Outcome::Signal { signal } => format!("the candidate was killed by signal {signal}"),
+    }
+}
+
+fn append_log(log: &Path, bytes: &[u8]) -> Result<(), AdapterError> {
+    use std::io::Write as _;
+    let mut file = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    file.write_all(bytes)?;
+    Ok(())
+}
+
+fn sandboxed_cost(report: &RunReport) -> StepCost {
+    StepCost {
+        wall_seconds: report.wall_time.as_secs_f64(),
+        cpu_seconds: Some(report.cpu_time.as_secs_f64()),
+        peak_memory_bytes: Some(report.peak_memory_bytes),
+    }
 }
 
 impl CodecAdapter for LabBinary {
@@ -267,40 +452,68 @@ impl CodecAdapter for LabBinary {
         source: &Path,
         point: RatePoint,
         bitstream: &Path,
-        workdir: &Path,
+        _workdir: &Path,
         log: &Path,
     ) -> Result<StepCost, AdapterError> {
-        let genome_file = workdir.join("genome.json");
-        std::fs::write(&genome_file, self.genome.to_string())?;
-        let mut command = Command::new(&self.binary);
-        command.arg("encode");
-        match lab_rate_mode(point)? {
-            RateMode::ConstantQp(qp) => command.args(["--qp", &qp.to_string()]),
-            RateMode::TargetBitrate { kbps } => command.args(["--bitrate", &kbps.to_string()]),
+        let rate = match lab_rate_mode(point)? {
+            RateMode::ConstantQp(qp) => ["--qp".to_string(), qp.to_string()],
+            RateMode::TargetBitrate { kbps } => ["--bitrate".to_string(), kbps.to_string()],
         };
-        command
-            .arg("--genome")
-            .arg(&genome_file)
-            .arg(source)
-            .arg("-o")
-            .arg(bitstream);
-        Ok(process::run_measured(command, workdir, log, self.limit)?)
+        let reader = Y4mReader::open(source)
+            .map_err(|e| AdapterError::Encode(format!("source {}: {e}", source.display())))?;
+        let format = *reader.format();
+        let frames = reader.frame_count_hint().unwrap_or(0);
+        drop(reader);
+        *self
+            .decoded_clip
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((format, frames));
+        let limits =
+            self.limits
+                .for_clip(&format, frames, self.limit, bitstream_cap(&format, frames));
+        let mut args: Vec<std::ffi::OsString> = vec!["encode".into()];
+        args.extend(rate.map(Into::into));
+        args.extend(["--genome-json".into(), self.genome.to_string().into()]);
+        args.extend(["-".into(), "-o".into(), "-".into()]);
+        let report = self.run_sandboxed(Step::Encode, args, std::fs::read(source)?, limits, log)?;
+        std::fs::write(bitstream, &report.stdout)?;
+        Ok(sandboxed_cost(&report))
     }
 
     fn decode(
         &self,
         bitstream: &Path,
         output: &Path,
-        workdir: &Path,
+        _workdir: &Path,
         log: &Path,
     ) -> Result<StepCost, AdapterError> {
-        let mut command = Command::new(&self.binary);
-        command.arg("decode").arg(bitstream).arg("-o").arg(output);
-        Ok(process::run_measured(command, workdir, log, self.limit)?)
+        let clip = *self
+            .decoded_clip
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (format, frames) = clip.ok_or_else(|| {
+            AdapterError::Decode(
+                "a candidate binary decodes only what this adapter encoded: its limits are \
+                 sized for that clip"
+                    .into(),
+            )
+        })?;
+        let limits = self.limits.for_clip(
+            &format,
+            frames,
+            self.limit,
+            decoded_y4m_cap(&format, frames),
+        );
+        let args = ["decode", "-", "-o", "-"].map(Into::into).to_vec();
+        let report =
+            self.run_sandboxed(Step::Decode, args, std::fs::read(bitstream)?, limits, log)?;
+        std::fs::write(output, &report.stdout)?;
+        Ok(sandboxed_cost(&report))
     }
 
     fn prefix_decode_command(&self, _: &Path, _: &Path, _: u64) -> Option<Command> {
-        // The stand-alone binary has no frame limit; a whole-clip count would not be comparable.
+        // Counting instructions runs the decoder under valgrind, outside the sandbox: never
+        // for untrusted code.
         None
     }
 }

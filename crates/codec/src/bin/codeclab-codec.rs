@@ -1,16 +1,17 @@
 //! Stand-alone encoder and decoder of the lab's codec, for sandboxed candidate builds:
 //!
 //! ```text
-//! codeclab-codec encode [--qp Q | --bitrate KBPS] [--genome FILE.json] IN.y4m -o OUT.bin
+//! codeclab-codec encode [--qp Q | --bitrate KBPS] [--genome FILE.json | --genome-json JSON] IN.y4m -o OUT.bin
 //! codeclab-codec decode IN.bin -o OUT.y4m
 //! ```
-//! `-` stands for stdin or stdout. A summary line goes to stderr.
+//! `-` stands for stdin or stdout. A summary line goes to stderr. In the sandbox, which refuses
+//! to open files, the genome comes inline (`--genome-json`) and both streams are `-`.
 
 use codeclab_codec::{Genome, RateMode, Summary, decode_to_y4m, encode_y4m};
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: codeclab-codec encode [--qp Q | --bitrate KBPS] [--genome FILE.json] IN.y4m -o OUT.bin\n       codeclab-codec decode IN.bin -o OUT.y4m";
+const USAGE: &str = "usage: codeclab-codec encode [--qp Q | --bitrate KBPS] [--genome FILE.json | --genome-json JSON] IN.y4m -o OUT.bin\n       codeclab-codec decode IN.bin -o OUT.y4m";
 
 struct Args {
     verb: String,
@@ -18,7 +19,13 @@ struct Args {
     output: String,
     qp: Option<u8>,
     bitrate: Option<f64>,
-    genome: Option<String>,
+    genome: Option<GenomeSource>,
+}
+
+/// Where the encoder's genome comes from.
+enum GenomeSource {
+    File(String),
+    Inline(String),
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -36,7 +43,11 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                         .map_err(|e| format!("--bitrate: {e}"))?,
                 )
             }
-            "--genome" => genome = Some(value("--genome")?),
+            "--genome" | "--genome-json" if genome.is_some() => {
+                return Err("--genome and --genome-json exclude each other".into());
+            }
+            "--genome" => genome = Some(GenomeSource::File(value("--genome")?)),
+            "--genome-json" => genome = Some(GenomeSource::Inline(value("--genome-json")?)),
             _ if input.is_none() => input = Some(arg),
             _ => return Err(format!("unexpected argument {arg}")),
         }
@@ -74,9 +85,12 @@ fn run(args: Args) -> Result<Summary, String> {
     match args.verb.as_str() {
         "encode" => {
             let genome = match &args.genome {
-                Some(path) => {
+                Some(GenomeSource::File(path)) => {
                     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
                     Genome::from_json(&text).map_err(|e| format!("{path}: {e}"))?
+                }
+                Some(GenomeSource::Inline(text)) => {
+                    Genome::from_json(text).map_err(|e| format!("--genome-json: {e}"))?
                 }
                 None => Genome::default(),
             };

@@ -6,6 +6,7 @@ mod build;
 mod codec;
 mod edit;
 mod policy;
+mod smoke;
 mod tree;
 
 pub use build::{
@@ -14,6 +15,7 @@ pub use build::{
 pub use codec::{CODEC_BINARY, CodecCandidates};
 pub use edit::{Edit, EditFailure, EditRejection, Location, apply};
 pub use policy::{Policy, PolicyRejection, Rule, Violation, check};
+pub use smoke::{Decibels, MIN_SMOKE_PSNR_Y, SmokeError, SmokeFailure, SmokeReport, smoke_test};
 pub use tree::{BLOCK_END, BLOCK_START, Block, SourceTree, TreeError};
 
 use crate::llm::ProposalRejection;
@@ -38,6 +40,8 @@ pub enum Rejection {
         outcome: Outcome,
         stderr_tail: String,
     },
+    #[error("the smoke test failed: {0}")]
+    Smoke(SmokeFailure),
 }
 
 impl From<ProposalRejection> for Rejection {
