@@ -349,14 +349,14 @@ impl Report {
             String::new()
         };
         line(format!(
-            "**{}**{} (set by {}){}",
+            "**{}** (set by {}{}){}",
             state_name(&self.status),
+            self.status.by,
+            since,
             self.status
                 .reason
                 .as_deref()
-                .map_or(String::new(), |r| format!(": {r}")),
-            self.status.by,
-            since
+                .map_or(String::new(), |r| format!(": {r}"))
         ));
         if let Some(blocked) = &self.budget.blocked {
             line(format!("\nBudget: {blocked}."));
