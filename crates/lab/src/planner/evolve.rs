@@ -1,1 +1,1388 @@
-//! The offline planner: evolutionary search over the codec genome.
+//! The offline planner: an evolutionary search over the codec genome that needs no model.
+//!
+//! Nothing is kept between turns: every turn rebuilds the program database from the view, and
+//! every random choice comes from a small generator seeded with the configured seed and the size
+//! of the view, so a planner rebuilt after a restart proposes the same thing, and the same seed
+//! with the same results gives the same sequence. The search goes through three stages, each a
+//! function of what the view holds:
+//!
+//! 1. **Probes**: single-gene changes from the reference, genes in order of their prior relevance
+//!    (shuffled a little by the seed); a numeric gene's opposite direction is probed only when the
+//!    first one did not help. They measure each gene's own effect.
+//! 2. **Combination**: a greedy chain adds the improving probes, best first, to the best
+//!    combination so far; an addition stays only if it improves.
+//! 3. **Refinement**: islands, each with a MAP-Elites archive over (encoder effort, decoder
+//!    instructions per pixel); a parent from the island's elites (its best, a tournament, or a
+//!    random elite), then crossover with another island's elite or a mutation of genes drawn by
+//!    their learned success rates, with a step size adapted by the 1/5th-success rule. Every few
+//!    generations an island's best migrates to the next island.
+//!
+//! Failures count: a failed program lowers the weight of the genes (and directions) it changed,
+//! and no proposal repeats a failed change (the same switches, numeric genes moved at least as
+//! far in the same direction from the same starting values).
+
+use std::collections::BTreeMap;
+
+use codeclab_codec::Genome;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{Outcome, Planner, PlannerView, Program, Proposal, Turn};
+use crate::LabError;
+use crate::candidate::Edit;
+use crate::config::PlannerConfig;
+
+/// The name recorded as the proposer.
+pub const PLANNER_NAME: &str = "evolve";
+
+/// Share of a run's proposals spent on single-gene probes.
+const PROBE_SHARE: f64 = 0.35;
+const MIN_PROBES: usize = 3;
+/// A probe's step, as a fraction of the gene's range (of its logarithm for wide positive ranges).
+const PROBE_STEP: f64 = 0.08;
+/// Mutation step size (same unit): start and bounds.
+const SIGMA_START: f64 = 0.1;
+const SIGMA_MIN: f64 = 0.02;
+const SIGMA_MAX: f64 = 0.4;
+/// 1/5th-success rule: an improving child multiplies the step by this, any other child divides
+/// it by its fourth root, so the step holds still at one success in five.
+const SIGMA_GROWTH: f64 = 1.5;
+/// Chance that a refinement turn crosses its parent with another elite instead of mutating it.
+const CROSSOVER_RATE: f64 = 0.25;
+/// Parent selection in refinement: the island's best below the first threshold, a tournament
+/// below the second, a random elite above (exploration).
+const SELECT_BEST: f64 = 0.45;
+const SELECT_TOURNAMENT: f64 = 0.8;
+const TOURNAMENT_SIZE: usize = 3;
+/// Proposals per island between two migrations.
+const MIGRATION_INTERVAL: usize = 4;
+/// Candidates drawn per refinement turn before giving up.
+const ATTEMPTS: usize = 96;
+/// Archive resolution: bins per octave of encoder effort and of decoder instructions per pixel.
+const EFFORT_BINS_PER_OCTAVE: f64 = 4.0;
+const DECODER_BINS_PER_OCTAVE: f64 = 8.0;
+/// Real-valued genes are rounded to this, so that near-equal values do not pass as new.
+const REAL_RESOLUTION: f64 = 1e-3;
+/// Wide positive ranges (max/min at least this) are searched on a log scale.
+const LOG_SCALE_RATIO: f64 = 8.0;
+
+/// Prior relevance of the genes to the rate-distortion trade-off: the probing order and the
+/// starting weights of mutation. Motion references, the mode-decision shortcuts, the Lagrange
+/// multiplier, the quantiser's dead zones and the frame QP offset shape it most; the search
+/// tools and block sizes mostly trade speed. 0 holds a gene: the fitness is measured on luma,
+/// so moving the chroma QP would trade chroma quality the fitness does not see for rate.
+const PRIORS: &[(&str, f64)] = &[
+    ("reference_frames", 3.0),
+    ("skip_stops_split", 3.0),
+    ("early_skip", 3.0),
+    ("lambda_scale", 3.0),
+    ("skip_intra_after_clean_inter", 2.5),
+    ("deadzone_inter", 2.0),
+    ("deadzone_intra", 2.0),
+    ("p_frame_qp_offset", 2.0),
+    ("deblock_beta_offset", 1.5),
+    ("deblock_tc_offset", 1.5),
+    ("intra_rdo_candidates", 1.5),
+    ("subpel_precision", 1.0),
+    ("merge_candidates", 1.0),
+    ("me_range", 1.0),
+    ("min_block_log2", 0.8),
+    ("max_block_log2", 0.8),
+    ("rdoq", 0.8),
+    ("intra_angular", 0.5),
+    ("deblock", 0.5),
+    ("keyint", 0.5),
+    ("chroma_qp_offset", 0.0),
+];
+/// Prior of a gene the table does not name.
+const DEFAULT_PRIOR: f64 = 1.0;
+
+/// The encoder's work implied by a genome relative to [`Genome::default`] (1.0): a product of
+/// per-tool factors with an interaction term for the mode-decision shortcuts.
+///
+/// Calibrated on user CPU time of `codeclab encode --qp 32` on carphone (QCIF, 120 frames; the
+/// default takes about 2.0 s): each reference frame beyond the first adds about 24 %; each intra
+/// candidate kept for the full RD check about 10 % (1 candidate 0.88, 8 candidates 1.6);
+/// whole-sample motion 1.23 and half-sample 1.07 (coarser motion leaves more residual to code);
+/// one merge candidate 1.07; RDOQ is about half the time (off: 0.52); 32x32 superblocks 0.8,
+/// 16x16 0.51, 32x32 smallest blocks 0.8. Turning off early skip, the skip split stop or the
+/// intra shortcut alone costs 9-14 %, any two about 50 %, all three 2.3x. The motion search
+/// range and the angular intra search did not move the time measurably and are left out.
+pub fn encoder_effort(genome: &Genome) -> f64 {
+    let reference_frames = 1.0 + 0.245 * (f64::from(genome.reference_frames) - 1.0);
+    let intra_candidates = 1.0 + 0.1 * (f64::from(genome.intra_rdo_candidates) - 2.0);
+    let subpel = match genome.subpel_precision {
+        0 => 1.23,
+        1 => 1.07,
+        _ => 1.0,
+    };
+    let merge = 1.0 + 0.018 * (5.0 - f64::from(genome.merge_candidates));
+    let rdoq = if genome.rdoq { 1.0 } else { 0.52 };
+    let largest_block = match genome.max_block_log2 {
+        6 => 1.0,
+        5 => 0.8,
+        4 => 0.51,
+        _ => 0.35,
+    };
+    let smallest_block = match genome.min_block_log2 {
+        3 | 4 => 1.0,
+        _ => 0.8,
+    };
+    let shortcuts_off = [
+        genome.early_skip,
+        genome.skip_stops_split,
+        genome.skip_intra_after_clean_inter,
+    ]
+    .iter()
+    .filter(|on| !**on)
+    .count();
+    let shortcuts = match shortcuts_off {
+        0 => 1.0,
+        1 => 1.12,
+        2 => 1.5,
+        _ => 2.3,
+    };
+    reference_frames
+        * intra_candidates.max(0.5)
+        * subpel
+        * merge
+        * rdoq
+        * largest_block
+        * smallest_block
+        * shortcuts
+}
+
+/// The offline planner.
+#[derive(Clone, Debug)]
+pub struct EvolvePlanner {
+    seed: u64,
+    islands: usize,
+}
+
+/// A program database's MAP-Elites archives, one per island, as rebuilt from a view.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Archive {
+    pub islands: Vec<IslandArchive>,
+}
+
+/// One island's archive.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IslandArchive {
+    pub island: i64,
+    /// Programs proposed on this island (the reference excluded).
+    pub programs: usize,
+    /// The elite of each occupied cell, best first.
+    pub elites: Vec<Elite>,
+}
+
+/// The best program of one archive cell.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Elite {
+    pub cell: Cell,
+    pub experiment_id: i64,
+    pub fitness: f64,
+    /// Arrived from another island by migration.
+    pub migrant: bool,
+}
+
+/// An archive cell: log-scale bins of the two diversity features.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Cell {
+    /// `floor(4 log2(encoder effort))`: quarter octaves around the default (bin 0).
+    pub effort_bin: i32,
+    /// `floor(8 log2(decoder instructions per pixel))`; `None` when not counted.
+    pub decoder_bin: Option<i32>,
+}
+
+impl EvolvePlanner {
+    pub fn new(config: &PlannerConfig) -> Self {
+        EvolvePlanner {
+            seed: config.seed,
+            islands: usize::try_from(config.islands).unwrap_or(1).max(1),
+        }
+    }
+
+    /// The next turn for `view` (what [`Planner::propose`] answers).
+    pub fn plan(&self, view: &PlannerView<'_>) -> Turn {
+        let database = Database::new(view.programs, self.islands);
+        let mut rng = SplitMix::new(mix(&[
+            self.seed,
+            view.programs.len() as u64,
+            view.feedback.len() as u64,
+        ]));
+        let draft = database
+            .next_probe(self.seed, view.remaining)
+            .or_else(|| database.next_combination())
+            .or_else(|| database.refinement(&mut rng));
+        match draft {
+            Some(draft) => Turn::Propose(draft.into_proposal()),
+            None => Turn::Rejected {
+                log_id: None,
+                reason: format!(
+                    "the evolve planner drew {ATTEMPTS} candidates and each one repeated a \
+                     program of the run or a failed change"
+                ),
+            },
+        }
+    }
+
+    /// The MAP-Elites archives this planner rebuilds from `view`.
+    pub fn archive(&self, view: &PlannerView<'_>) -> Archive {
+        let database = Database::new(view.programs, self.islands);
+        let archives = database.archives();
+        Archive {
+            islands: archives
+                .into_iter()
+                .enumerate()
+                .map(|(island, cells)| {
+                    let mut elites: Vec<Elite> = cells
+                        .into_iter()
+                        .map(|(cell, entry)| Elite {
+                            cell,
+                            experiment_id: database.nodes[entry.node].program.experiment_id,
+                            fitness: entry.fitness,
+                            migrant: entry.migrant,
+                        })
+                        .collect();
+                    elites.sort_by(|a, b| a.fitness.total_cmp(&b.fitness));
+                    IslandArchive {
+                        island: island as i64,
+                        programs: database
+                            .nodes
+                            .iter()
+                            .skip(1)
+                            .filter(|n| n.island == island)
+                            .count(),
+                        elites,
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Planner for EvolvePlanner {
+    fn name(&self) -> &'static str {
+        PLANNER_NAME
+    }
+
+    fn propose(
+        &mut self,
+        view: &PlannerView<'_>,
+    ) -> impl Future<Output = Result<Turn, LabError>> + Send {
+        std::future::ready(Ok(self.plan(view)))
+    }
+}
+
+/// A gene the search moves.
+#[derive(Clone, Debug)]
+struct Gene {
+    name: String,
+    kind: Kind,
+    prior: f64,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Switch,
+    Number {
+        min: f64,
+        max: f64,
+        integer: bool,
+        log_scale: bool,
+    },
+}
+
+impl Kind {
+    /// Position in the range, 0 to 1 (on the log scale for wide ranges).
+    fn position(self, value: f64) -> f64 {
+        match self {
+            Kind::Switch => value,
+            Kind::Number {
+                min,
+                max,
+                log_scale: true,
+                ..
+            } => (value / min).ln() / (max / min).ln(),
+            Kind::Number { min, max, .. } => (value - min) / (max - min),
+        }
+    }
+
+    /// The value at a position, clamped to the range and rounded to the gene's resolution.
+    fn value_at(self, unit: f64) -> f64 {
+        match self {
+            Kind::Switch => unit.round().clamp(0.0, 1.0),
+            Kind::Number {
+                min,
+                max,
+                integer,
+                log_scale,
+            } => {
+                let unit = unit.clamp(0.0, 1.0);
+                let value = if log_scale {
+                    min * (max / min).powf(unit)
+                } else {
+                    min + unit * (max - min)
+                };
+                round_to(value.clamp(min, max), integer)
+            }
+        }
+    }
+
+    /// `value` moved by `step` (signed, in range units); an integer moves at least one unit.
+    /// `None` when it cannot move that way.
+    fn stepped(self, value: f64, step: f64) -> Option<f64> {
+        let Kind::Number {
+            min, max, integer, ..
+        } = self
+        else {
+            return Some(1.0 - value);
+        };
+        let mut moved = self.value_at(self.position(value) + step);
+        if integer && moved == value {
+            moved = (value + step.signum()).clamp(min, max);
+        }
+        (moved != value).then_some(moved)
+    }
+
+    fn is_number(self) -> bool {
+        matches!(self, Kind::Number { .. })
+    }
+}
+
+fn round_to(value: f64, integer: bool) -> f64 {
+    if integer {
+        value.round()
+    } else {
+        (value / REAL_RESOLUTION).round() * REAL_RESOLUTION
+    }
+}
+
+/// The genes of [`Genome`]: its switches and its ranged numbers, in the order of its JSON fields.
+#[derive(Clone, Debug)]
+struct Space {
+    genes: Vec<Gene>,
+}
+
+impl Space {
+    fn new() -> Space {
+        let shipped = serde_json::to_value(Genome::default()).unwrap_or_default();
+        let genes = shipped
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, value)| {
+                let kind = if value.is_boolean() {
+                    Kind::Switch
+                } else {
+                    let range = Genome::RANGES.iter().find(|r| r.name == name)?;
+                    Kind::Number {
+                        min: range.min,
+                        max: range.max,
+                        integer: !value.is_f64(),
+                        log_scale: range.min > 0.0 && range.max / range.min >= LOG_SCALE_RATIO,
+                    }
+                };
+                let prior = PRIORS
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or(DEFAULT_PRIOR, |(_, p)| *p);
+                Some(Gene {
+                    name: name.clone(),
+                    kind,
+                    prior,
+                })
+            })
+            .collect();
+        Space { genes }
+    }
+
+    fn values(&self, genome: &Genome) -> Vec<f64> {
+        let json = serde_json::to_value(genome).unwrap_or_default();
+        self.genes
+            .iter()
+            .map(|gene| match json.get(&gene.name) {
+                Some(Value::Bool(on)) => f64::from(u8::from(*on)),
+                Some(value) => value.as_f64().unwrap_or(f64::NAN),
+                None => f64::NAN,
+            })
+            .collect()
+    }
+
+    /// `base` with the genes set to `values`; `None` unless the result is a valid genome.
+    fn genome(&self, base: &Genome, values: &[f64]) -> Option<Genome> {
+        let Value::Object(mut fields) = serde_json::to_value(base).ok()? else {
+            return None;
+        };
+        for (gene, &value) in self.genes.iter().zip(values) {
+            let json = match gene.kind {
+                Kind::Switch => Value::Bool(value >= 0.5),
+                Kind::Number { integer: true, .. } => Value::from(value.round() as i64),
+                Kind::Number { .. } => Value::from(serde_json::Number::from_f64(value)?),
+            };
+            fields.insert(gene.name.clone(), json);
+        }
+        let genome: Genome = serde_json::from_value(Value::Object(fields)).ok()?;
+        genome.validate().ok()?;
+        Some(genome)
+    }
+
+    /// The genes that differ between two value vectors.
+    fn changed(&self, from: &[f64], to: &[f64]) -> Vec<usize> {
+        (0..self.genes.len())
+            .filter(|&g| from.get(g) != to.get(g))
+            .collect()
+    }
+
+    fn describe_value(&self, gene: usize, value: f64) -> String {
+        match self.genes[gene].kind {
+            Kind::Switch if value >= 0.5 => "on".into(),
+            Kind::Switch => "off".into(),
+            Kind::Number { integer: true, .. } => format!("{value:.0}"),
+            Kind::Number { .. } => format!("{value:.3}"),
+        }
+    }
+
+    /// "name old → new and name old → new".
+    fn describe_changes(&self, from: &[f64], to: &[f64]) -> String {
+        let parts: Vec<String> = self
+            .changed(from, to)
+            .into_iter()
+            .map(|g| {
+                format!(
+                    "{} {} → {}",
+                    self.genes[g].name,
+                    self.describe_value(g, from[g]),
+                    self.describe_value(g, to[g])
+                )
+            })
+            .collect();
+        match parts.split_last() {
+            None => "no change".into(),
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        }
+    }
+}
+
+/// Direction of a change: 1 up (or a switch turned on), 0 down (or off).
+fn direction(from: f64, to: f64) -> usize {
+    usize::from(to > from)
+}
+
+/// A program of the view with what the search derives from it.
+struct Node<'a> {
+    program: &'a Program,
+    values: Vec<f64>,
+    /// Index of the parent node; the reference's parent is itself (index 0 has none).
+    parent: usize,
+    /// Genes that differ from the parent.
+    changed: Vec<usize>,
+    island: usize,
+}
+
+impl Node<'_> {
+    fn fitness(&self) -> Option<f64> {
+        match self.program.outcome {
+            Outcome::Measured { fitness, .. } if fitness.is_finite() => Some(fitness),
+            _ => None,
+        }
+    }
+
+    fn failed(&self) -> bool {
+        matches!(self.program.outcome, Outcome::Failed { .. })
+    }
+
+    fn pending(&self) -> bool {
+        matches!(self.program.outcome, Outcome::Pending)
+    }
+
+    fn cell(&self) -> Cell {
+        let (effort, decoder) = match &self.program.outcome {
+            Outcome::Measured { features, .. } => (
+                features.encoder_effort,
+                features.decoder_instructions_per_pixel,
+            ),
+            _ => (encoder_effort(&self.program.genome), None),
+        };
+        Cell {
+            effort_bin: log_bin(effort, EFFORT_BINS_PER_OCTAVE).unwrap_or(0),
+            decoder_bin: decoder.and_then(|ipp| log_bin(ipp, DECODER_BINS_PER_OCTAVE)),
+        }
+    }
+}
+
+fn log_bin(value: f64, per_octave: f64) -> Option<i32> {
+    (value.is_finite() && value > 0.0).then(|| (value.log2() * per_octave).floor() as i32)
+}
+
+/// One archive cell's current elite.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    node: usize,
+    fitness: f64,
+    migrant: bool,
+}
+
+/// What the history says about each gene: per direction, changes that improved on their parent,
+/// changes measured, and changes that failed; and the mutation step it implies.
+#[derive(Clone, Debug)]
+struct Learning {
+    successes: Vec<[f64; 2]>,
+    trials: Vec<[f64; 2]>,
+    failures: Vec<[f64; 2]>,
+    sigma: f64,
+    children: usize,
+    improved: usize,
+}
+
+impl Learning {
+    fn weight(&self, gene: usize, prior: f64) -> f64 {
+        let s = self.successes[gene][0] + self.successes[gene][1];
+        let t = self.trials[gene][0] + self.trials[gene][1];
+        let f = self.failures[gene][0] + self.failures[gene][1];
+        prior * (s + 1.0) / (t + 2.0) * 0.5f64.powf(f)
+    }
+
+    fn direction_weight(&self, gene: usize, direction: usize) -> f64 {
+        (self.successes[gene][direction] + 1.0) / (self.trials[gene][direction] + 2.0)
+            * 0.5f64.powf(self.failures[gene][direction])
+    }
+
+    fn rates(&self, gene: usize) -> (f64, f64) {
+        (
+            self.successes[gene][0] + self.successes[gene][1],
+            self.trials[gene][0] + self.trials[gene][1],
+        )
+    }
+}
+
+/// A proposal before it is written out.
+struct Draft {
+    parent_id: Option<i64>,
+    island: usize,
+    genome: Genome,
+    edits: Vec<Edit>,
+    hypothesis: String,
+    reasoning: String,
+    expected_effect: String,
+}
+
+impl Draft {
+    fn into_proposal(self) -> Proposal {
+        Proposal {
+            parent: self.parent_id,
+            island: self.island as i64,
+            genome: self.genome,
+            edits: self.edits,
+            hypothesis: self.hypothesis,
+            reasoning: self.reasoning,
+            expected_effect: self.expected_effect,
+            log_id: None,
+        }
+    }
+}
+
+/// The program database, rebuilt from a view.
+struct Database<'a> {
+    space: Space,
+    /// The reference first (when the view has one), then every program in submission order.
+    nodes: Vec<Node<'a>>,
+    /// The reference's values (the shipped genome's when the view is empty).
+    reference_values: Vec<f64>,
+    reference_fitness: f64,
+    islands: usize,
+}
+
+impl<'a> Database<'a> {
+    fn new(programs: &'a [Program], islands: usize) -> Database<'a> {
+        let space = Space::new();
+        let index: BTreeMap<i64, usize> = programs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.experiment_id, i))
+            .rev()
+            .collect();
+        let reference_values = programs.first().map_or_else(
+            || space.values(&Genome::default()),
+            |p| space.values(&p.genome),
+        );
+        let mut nodes: Vec<Node<'a>> = Vec::with_capacity(programs.len());
+        for (i, program) in programs.iter().enumerate() {
+            let values = space.values(&program.genome);
+            // Only earlier programs can be parents; anything else derives from the reference.
+            let parent = program
+                .parent
+                .and_then(|id| index.get(&id).copied())
+                .filter(|&p| p < i)
+                .unwrap_or(0);
+            let changed = if i == 0 {
+                Vec::new()
+            } else {
+                space.changed(&nodes[parent].values, &values)
+            };
+            nodes.push(Node {
+                program,
+                values,
+                parent,
+                changed,
+                island: program.island.rem_euclid(islands as i64) as usize,
+            });
+        }
+        let reference_fitness = nodes.first().and_then(Node::fitness).unwrap_or(0.0);
+        Database {
+            space,
+            nodes,
+            reference_values,
+            reference_fitness,
+            islands,
+        }
+    }
+
+    /// The fitness a child is compared with: its parent's (the reference's counts as measured).
+    fn parent_fitness(&self, node: usize) -> Option<f64> {
+        let parent = self.nodes[node].parent;
+        if parent == 0 {
+            Some(self.reference_fitness)
+        } else {
+            self.nodes[parent].fitness()
+        }
+    }
+
+    /// The island the next proposal goes to: round robin over the proposals made so far.
+    fn next_island(&self) -> usize {
+        self.nodes.len().saturating_sub(1) % self.islands
+    }
+
+    fn is_duplicate(&self, genome: &Genome) -> bool {
+        self.nodes.iter().any(|n| &n.program.genome == genome)
+    }
+
+    /// Whether `values` repeat a failed program's change: its switches set the same way and its
+    /// numeric genes at least as far in the same direction from the failed program's parent.
+    fn repeats_failure(&self, values: &[f64]) -> bool {
+        self.nodes
+            .iter()
+            .skip(1)
+            .filter(|n| n.failed())
+            .any(|failed| {
+                let pivot = &self.nodes[failed.parent].values;
+                !failed.changed.is_empty()
+                    && failed.changed.iter().all(|&g| {
+                        let (from, to, candidate) = (pivot[g], failed.values[g], values[g]);
+                        if self.space.genes[g].kind.is_number() {
+                            (to - from) * (candidate - from) > 0.0
+                                && (candidate - from).abs() >= (to - from).abs()
+                        } else {
+                            candidate == to
+                        }
+                    })
+            })
+    }
+
+    fn describe_parent(&self, node: usize) -> String {
+        let id = self.nodes[node].program.experiment_id;
+        if node == 0 {
+            format!("the reference #{id}")
+        } else {
+            match self.nodes[node].fitness() {
+                Some(f) => format!("#{id} ({f:+.2} %)"),
+                None => format!("#{id}"),
+            }
+        }
+    }
+
+    /// A draft deriving `values` from node `parent`, if they make a new, valid genome that does
+    /// not repeat a failure.
+    fn draft(&self, parent: usize, values: &[f64], island: usize) -> Option<Draft> {
+        let (base, edits, parent_id) = match self.nodes.get(parent) {
+            Some(node) => (
+                node.program.genome.clone(),
+                node.program.edits.clone(),
+                Some(node.program.experiment_id),
+            ),
+            None => (Genome::default(), Vec::new(), None),
+        };
+        let genome = self.space.genome(&base, values)?;
+        if genome == base || self.is_duplicate(&genome) || self.repeats_failure(values) {
+            return None;
+        }
+        Some(Draft {
+            parent_id,
+            island,
+            genome,
+            edits,
+            hypothesis: String::new(),
+            reasoning: String::new(),
+            expected_effect: String::new(),
+        })
+    }
+
+    // ---- Stage 1: probes -------------------------------------------------------------------
+
+    /// Probes in order: per gene (by seeded prior), its directions (a seeded order).
+    fn probe_plan(&self, seed: u64) -> Vec<Vec<(usize, f64)>> {
+        let mut rng = SplitMix::new(mix(&[seed, 0x9e37_79b9]));
+        let mut keyed: Vec<(f64, usize)> = self
+            .space
+            .genes
+            .iter()
+            .enumerate()
+            .map(|(g, gene)| (gene.prior * (1.0 + 0.5 * rng.f64()), g))
+            .filter(|(key, _)| *key > 0.0)
+            .collect();
+        keyed.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        keyed
+            .into_iter()
+            .map(|(_, g)| {
+                let kind = self.space.genes[g].kind;
+                let value = self.reference_values[g];
+                let mut steps = [-PROBE_STEP, PROBE_STEP];
+                if rng.f64() < 0.5 {
+                    steps.swap(0, 1);
+                }
+                let directions: &[f64] = if kind.is_number() {
+                    &steps
+                } else {
+                    &steps[..1]
+                };
+                directions
+                    .iter()
+                    .filter_map(|&step| Some((g, kind.stepped(value, step)?)))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|group: &Vec<(usize, f64)>| !group.is_empty())
+            .collect()
+    }
+
+    /// Nodes that change exactly one gene of the reference.
+    fn probes(&self) -> impl Iterator<Item = (usize, &Node<'a>)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter(|(_, n)| n.parent == 0 && n.changed.len() == 1)
+    }
+
+    /// The probe of `gene` in the direction of `value`, if one was made.
+    fn probe_of(&self, gene: usize, value: f64) -> Option<usize> {
+        let wanted = direction(self.reference_values[gene], value);
+        self.probes()
+            .find(|(_, n)| {
+                n.changed[0] == gene
+                    && direction(self.reference_values[gene], n.values[gene]) == wanted
+            })
+            .map(|(i, _)| i)
+    }
+
+    fn next_probe(&self, seed: u64, remaining: u64) -> Option<Draft> {
+        if self.nodes.is_empty() {
+            return None;
+        }
+        let made = self.nodes.len() - 1;
+        let run = made as f64 + remaining as f64;
+        let plan = self.probe_plan(seed);
+        let total: usize = plan.iter().map(Vec::len).sum();
+        let budget = ((run * PROBE_SHARE).round() as usize)
+            .max(MIN_PROBES)
+            .min(total);
+        let issued = self.probes().count();
+        if issued >= budget {
+            return None;
+        }
+        for group in &plan {
+            let (gene, first) = group[0];
+            let candidate = match self.probe_of(gene, first) {
+                None => Some(first),
+                Some(done) => {
+                    let node = &self.nodes[done];
+                    let helped = node.fitness().is_some_and(|f| f < self.reference_fitness);
+                    if node.pending() || helped {
+                        None
+                    } else {
+                        group
+                            .get(1)
+                            .filter(|(_, other)| self.probe_of(gene, *other).is_none())
+                            .map(|(_, other)| *other)
+                    }
+                }
+            };
+            let Some(value) = candidate else { continue };
+            let mut values = self.reference_values.clone();
+            values[gene] = value;
+            let Some(mut draft) = self.draft(0, &values, self.next_island()) else {
+                continue;
+            };
+            let name = &self.space.genes[gene].name;
+            draft.hypothesis = format!(
+                "{} alone, from {}: measures this gene's own effect on the BD-rate, so that the \
+                 genes that help can be combined",
+                self.space.describe_changes(&self.reference_values, &values),
+                self.describe_parent(0)
+            );
+            draft.reasoning = format!(
+                "Coordinate probe {} of {budget}: single-gene changes from the reference, genes \
+                 in order of prior relevance ({name}: {:.1}); a numeric gene's opposite \
+                 direction is probed only when the first did not help.",
+                issued + 1,
+                self.space.genes[gene].prior
+            );
+            draft.expected_effect = format!(
+                "A BD-rate change attributable to {name} alone; below the reference's it joins \
+                 the combinations."
+            );
+            return Some(draft);
+        }
+        None
+    }
+
+    // ---- Stage 2: combination --------------------------------------------------------------
+
+    /// The next step of the greedy chain over the improving probes; `None` when the chain is
+    /// complete or waits for a measurement.
+    fn next_combination(&self) -> Option<Draft> {
+        let mut winners: Vec<(usize, f64)> = self
+            .probes()
+            .filter_map(|(i, n)| n.fitness().map(|f| (i, f)))
+            .filter(|(_, f)| *f < self.reference_fitness)
+            .collect();
+        winners.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        let (&(first, first_fitness), rest) = winners.split_first()?;
+        let (mut current, mut current_fitness) = (first, first_fitness);
+        for &(winner, winner_fitness) in rest {
+            let gene = self.nodes[winner].changed[0];
+            let mut values = self.nodes[current].values.clone();
+            if values[gene] != self.reference_values[gene] {
+                continue;
+            }
+            values[gene] = self.nodes[winner].values[gene];
+            if let Some(existing) = self.nodes.iter().position(|n| n.values == values) {
+                let node = &self.nodes[existing];
+                if node.pending() {
+                    return None;
+                }
+                if let Some(f) = node.fitness().filter(|f| *f < current_fitness) {
+                    (current, current_fitness) = (existing, f);
+                }
+                continue;
+            }
+            let Some(mut draft) = self.draft(current, &values, self.next_island()) else {
+                continue;
+            };
+            let gain = winner_fitness - self.reference_fitness;
+            draft.hypothesis = format!(
+                "{} added to {}: probe #{} found it worth {gain:+.2} % alone, and the gains \
+                 should add up",
+                self.space
+                    .describe_changes(&self.nodes[current].values, &values),
+                self.describe_parent(current),
+                self.nodes[winner].program.experiment_id
+            );
+            draft.reasoning = format!(
+                "Greedy combination of the {} improving probes, best first: each is added to \
+                 the best combination so far and kept only if it improves it.",
+                winners.len()
+            );
+            draft.expected_effect = format!(
+                "About {:+.2} % if the effects are additive; worse than {} means the two \
+                 changes interact.",
+                current_fitness + gain,
+                self.describe_parent(current)
+            );
+            return Some(draft);
+        }
+        None
+    }
+
+    // ---- Stage 3: refinement -----------------------------------------------------------------
+
+    fn learning(&self) -> Learning {
+        let genes = self.space.genes.len();
+        let mut learning = Learning {
+            successes: vec![[0.0; 2]; genes],
+            trials: vec![[0.0; 2]; genes],
+            failures: vec![[0.0; 2]; genes],
+            sigma: SIGMA_START,
+            children: 0,
+            improved: 0,
+        };
+        for (i, node) in self.nodes.iter().enumerate().skip(1) {
+            let pivot = &self.nodes[node.parent].values;
+            let outcome = if node.failed() {
+                None
+            } else {
+                match (node.fitness(), self.parent_fitness(i)) {
+                    (Some(child), Some(parent)) => Some(child < parent),
+                    _ => continue,
+                }
+            };
+            for &g in &node.changed {
+                let d = direction(pivot[g], node.values[g]);
+                match outcome {
+                    None => learning.failures[g][d] += 1.0,
+                    Some(improved) => {
+                        learning.trials[g][d] += 1.0;
+                        if improved {
+                            learning.successes[g][d] += 1.0;
+                        }
+                    }
+                }
+            }
+            if let Some(improved) = outcome
+                && node
+                    .changed
+                    .iter()
+                    .any(|&g| self.space.genes[g].kind.is_number())
+            {
+                learning.children += 1;
+                if improved {
+                    learning.improved += 1;
+                    learning.sigma *= SIGMA_GROWTH;
+                } else {
+                    learning.sigma /= SIGMA_GROWTH.powf(0.25);
+                }
+                learning.sigma = learning.sigma.clamp(SIGMA_MIN, SIGMA_MAX);
+            }
+        }
+        learning
+    }
+
+    /// Each island's cells and their elites: its own measured programs, the reference, and the
+    /// migrants it received (every [`MIGRATION_INTERVAL`] proposals per island, each island's best
+    /// so far moves to the next island).
+    fn archives(&self) -> Vec<BTreeMap<Cell, Entry>> {
+        let mut archives = vec![BTreeMap::new(); self.islands];
+        let offer = |archive: &mut BTreeMap<Cell, Entry>, node: usize, migrant: bool| {
+            let Some(fitness) = (if node == 0 {
+                Some(self.reference_fitness)
+            } else {
+                self.nodes[node].fitness()
+            }) else {
+                return;
+            };
+            let cell = self.nodes[node].cell();
+            let better = archive
+                .get(&cell)
+                .is_none_or(|e: &Entry| fitness < e.fitness);
+            if better {
+                archive.insert(
+                    cell,
+                    Entry {
+                        node,
+                        fitness,
+                        migrant,
+                    },
+                );
+            }
+        };
+        if self.nodes.is_empty() {
+            return archives;
+        }
+        for archive in &mut archives {
+            offer(archive, 0, false);
+        }
+        for (i, node) in self.nodes.iter().enumerate().skip(1) {
+            offer(&mut archives[node.island], i, false);
+        }
+        if self.islands > 1 {
+            let epoch = MIGRATION_INTERVAL * self.islands;
+            let proposals = self.nodes.len() - 1;
+            for end in (1..=proposals / epoch).map(|k| 1 + k * epoch) {
+                for source in 0..self.islands {
+                    let best = (1..end)
+                        .filter(|&i| self.nodes[i].island == source)
+                        .filter_map(|i| self.nodes[i].fitness().map(|f| (i, f)))
+                        .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+                    if let Some((node, _)) = best {
+                        offer(&mut archives[(source + 1) % self.islands], node, true);
+                    }
+                }
+            }
+        }
+        archives
+    }
+
+    fn refinement(&self, rng: &mut SplitMix) -> Option<Draft> {
+        if self.nodes.is_empty() {
+            let values = self.reference_values.clone();
+            return self.mutation_from(None, &values, rng, &self.learning());
+        }
+        let learning = self.learning();
+        let archives = self.archives();
+        let island = self.next_island();
+        let mut elites: Vec<Entry> = archives[island].values().copied().collect();
+        elites.sort_by(|a, b| a.fitness.total_cmp(&b.fitness).then(a.node.cmp(&b.node)));
+        if elites.is_empty() {
+            elites.push(Entry {
+                node: 0,
+                fitness: self.reference_fitness,
+                migrant: false,
+            });
+        }
+        for attempt in 0..ATTEMPTS {
+            let draw = rng.f64();
+            let (parent, selection) = if draw < SELECT_BEST {
+                (elites[0], "the island's best".to_owned())
+            } else if draw < SELECT_TOURNAMENT {
+                let winner = (0..TOURNAMENT_SIZE)
+                    .map(|_| elites[rng.below(elites.len())])
+                    .min_by(|a, b| a.fitness.total_cmp(&b.fitness))
+                    .unwrap_or(elites[0]);
+                (
+                    winner,
+                    format!(
+                        "a tournament of {TOURNAMENT_SIZE} among its {} elites",
+                        elites.len()
+                    ),
+                )
+            } else {
+                (
+                    elites[rng.below(elites.len())],
+                    format!("a random one of its {} elites (exploration)", elites.len()),
+                )
+            };
+            let origin = if parent.migrant {
+                format!("{selection}, a migrant from another island")
+            } else {
+                selection
+            };
+            let mut draft = if rng.f64() < CROSSOVER_RATE {
+                self.crossover(parent.node, island, &archives, rng)
+            } else {
+                // Duplicates mean the neighbourhood is exhausted: widen the steps as attempts go.
+                let widen = 1.0 + attempt as f64 / 16.0;
+                let mut widened = learning.clone();
+                widened.sigma = (learning.sigma * widen).min(SIGMA_MAX * 2.0);
+                self.mutation_from(
+                    Some(parent.node),
+                    &self.nodes[parent.node].values,
+                    rng,
+                    &widened,
+                )
+            };
+            if let Some(draft) = draft.as_mut() {
+                let cell = self.nodes[parent.node].cell();
+                let decoder = cell
+                    .decoder_bin
+                    .map_or_else(|| "not counted".to_owned(), |b| b.to_string());
+                draft.reasoning = format!(
+                    "Island {island}: parent {} chosen as {origin}, in cell (effort bin {}, \
+                     decoder bin {decoder}). {}",
+                    self.describe_parent(parent.node),
+                    cell.effort_bin,
+                    draft.reasoning
+                );
+                draft.island = island;
+            }
+            if draft.is_some() {
+                return draft;
+            }
+        }
+        None
+    }
+
+    /// The parent with one to three genes mutated: genes drawn by learned weight, numbers moved
+    /// in the direction that has helped more, by the adapted step.
+    fn mutation_from(
+        &self,
+        parent: Option<usize>,
+        parent_values: &[f64],
+        rng: &mut SplitMix,
+        learning: &Learning,
+    ) -> Option<Draft> {
+        let weights: Vec<f64> = self
+            .space
+            .genes
+            .iter()
+            .enumerate()
+            .map(|(g, gene)| learning.weight(g, gene.prior))
+            .collect();
+        let count = match rng.f64() {
+            x if x < 0.6 => 1,
+            x if x < 0.9 => 2,
+            _ => 3,
+        };
+        let mut values = parent_values.to_vec();
+        let mut chosen = Vec::new();
+        for _ in 0..count {
+            let available: Vec<f64> = weights
+                .iter()
+                .enumerate()
+                .map(|(g, w)| if chosen.contains(&g) { 0.0 } else { *w })
+                .collect();
+            let Some(gene) = rng.weighted(&available) else {
+                break;
+            };
+            chosen.push(gene);
+            let kind = self.space.genes[gene].kind;
+            let value = values[gene];
+            let up = learning.direction_weight(gene, 1);
+            let down = learning.direction_weight(gene, 0);
+            let sign = if rng.f64() * (up + down) < up {
+                1.0
+            } else {
+                -1.0
+            };
+            let step = sign * learning.sigma * (0.5 + rng.f64());
+            if let Some(moved) = kind
+                .stepped(value, step)
+                .or_else(|| kind.stepped(value, -step))
+            {
+                values[gene] = moved;
+            }
+        }
+        let parent_node = parent.unwrap_or(usize::MAX);
+        let mut draft = self.draft(parent_node, &values, self.next_island())?;
+        let described = self.space.describe_changes(parent_values, &values);
+        let parent_text = parent.map_or_else(
+            || "the shipped genome".to_owned(),
+            |p| self.describe_parent(p),
+        );
+        let rates: Vec<String> = self
+            .space
+            .changed(parent_values, &values)
+            .into_iter()
+            .map(|g| {
+                let (s, t) = learning.rates(g);
+                format!("{} improved {s:.0} of {t:.0}", self.space.genes[g].name)
+            })
+            .collect();
+        draft.hypothesis = format!(
+            "{described}, from {parent_text}: a step around an elite, along the genes with the \
+             best record of improving their parents"
+        );
+        draft.reasoning = format!(
+            "Mutation of {} gene(s) drawn by learned weight ({}); step {:.3} of the range, set \
+             by the 1/5th-success rule over {} measured children ({} improved).",
+            rates.len(),
+            rates.join("; "),
+            learning.sigma,
+            learning.children,
+            learning.improved
+        );
+        draft.expected_effect = match parent.and_then(|p| self.nodes.get(p)?.fitness()) {
+            Some(f) => format!(
+                "Close to the parent's {f:+.2} %; an improvement would widen the step and raise \
+                 these genes' weights."
+            ),
+            None => "A small change of BD-rate from the reference.".to_owned(),
+        };
+        Some(draft)
+    }
+
+    /// The parent with some of the genes of an elite of another island (or, with one island,
+    /// another elite): each differing gene is taken with even odds, at least one.
+    fn crossover(
+        &self,
+        parent: usize,
+        island: usize,
+        archives: &[BTreeMap<Cell, Entry>],
+        rng: &mut SplitMix,
+    ) -> Option<Draft> {
+        let donors: Vec<Entry> = archives
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.islands == 1 || *i != island)
+            .flat_map(|(_, archive)| archive.values().copied())
+            .filter(|e| e.node != parent && e.node != 0)
+            .collect();
+        if donors.is_empty() {
+            return None;
+        }
+        // The best donor half the time, any donor otherwise.
+        let donor = if rng.f64() < 0.5 {
+            donors
+                .iter()
+                .copied()
+                .min_by(|a, b| a.fitness.total_cmp(&b.fitness).then(a.node.cmp(&b.node)))?
+        } else {
+            donors[rng.below(donors.len())]
+        };
+        let parent_values = &self.nodes[parent].values;
+        let donor_values = &self.nodes[donor.node].values;
+        let differing: Vec<usize> = self
+            .space
+            .changed(parent_values, donor_values)
+            .into_iter()
+            .filter(|&g| self.space.genes[g].prior > 0.0)
+            .collect();
+        if differing.is_empty() {
+            return None;
+        }
+        let mut values = parent_values.clone();
+        let forced = differing[rng.below(differing.len())];
+        for &g in &differing {
+            if g == forced || rng.f64() < 0.5 {
+                values[g] = donor_values[g];
+            }
+        }
+        let mut draft = self.draft(parent, &values, island)?;
+        draft.hypothesis = format!(
+            "{}, from {}: genes of {} (another island's elite), whose strengths may combine",
+            self.space.describe_changes(parent_values, &values),
+            self.describe_parent(parent),
+            self.describe_parent(donor.node)
+        );
+        draft.reasoning = format!(
+            "Crossover: of the {} genes where the donor differs, each is taken with even odds.",
+            differing.len()
+        );
+        draft.expected_effect = format!(
+            "Between the parent's {:+.2} % and the donor's {:+.2} %, or better if their gains \
+             are independent.",
+            self.nodes[parent]
+                .fitness()
+                .unwrap_or(self.reference_fitness),
+            donor.fitness
+        );
+        Some(draft)
+    }
+}
+
+/// SplitMix64: a small, fully specified generator, so that the proposals of a seed do not
+/// depend on a library's version.
+struct SplitMix {
+    state: u64,
+}
+
+impl SplitMix {
+    fn new(seed: u64) -> SplitMix {
+        SplitMix { state: seed }
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in `0..n` (`n` > 0).
+    fn below(&mut self, n: usize) -> usize {
+        ((self.f64() * n as f64) as usize).min(n.saturating_sub(1))
+    }
+
+    /// An index drawn with probability proportional to its weight; `None` if all are zero.
+    fn weighted(&mut self, weights: &[f64]) -> Option<usize> {
+        let total: f64 = weights.iter().filter(|w| w.is_finite() && **w > 0.0).sum();
+        if total <= 0.0 {
+            return None;
+        }
+        let mut target = self.f64() * total;
+        let mut last = None;
+        for (i, &w) in weights.iter().enumerate() {
+            if !(w.is_finite() && w > 0.0) {
+                continue;
+            }
+            last = Some(i);
+            if target < w {
+                return Some(i);
+            }
+            target -= w;
+        }
+        last
+    }
+}
+
+/// A seed from several numbers.
+fn mix(parts: &[u64]) -> u64 {
+    parts.iter().fold(0x6a09_e667_f3bc_c909, |acc, &part| {
+        SplitMix::new(acc ^ part).next_u64()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gene_space_covers_every_ranged_number_and_switch() {
+        let space = Space::new();
+        for range in Genome::RANGES {
+            assert!(
+                space.genes.iter().any(|g| g.name == range.name),
+                "{}",
+                range.name
+            );
+        }
+        let shipped = serde_json::to_value(Genome::default()).unwrap();
+        let switches = shipped
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|v| v.is_boolean())
+            .count();
+        assert_eq!(space.genes.len(), Genome::RANGES.len() + switches);
+        for (name, _) in PRIORS {
+            assert!(space.genes.iter().any(|g| g.name == *name), "{name}");
+        }
+        let values = space.values(&Genome::default());
+        assert_eq!(
+            space.genome(&Genome::default(), &values),
+            Some(Genome::default())
+        );
+    }
+
+    #[test]
+    fn steps_stay_in_range_and_move_integers_by_at_least_one() {
+        let kind = Kind::Number {
+            min: 1.0,
+            max: 4.0,
+            integer: true,
+            log_scale: false,
+        };
+        assert_eq!(kind.stepped(1.0, 0.01), Some(2.0));
+        assert_eq!(kind.stepped(1.0, -0.5), None);
+        assert_eq!(kind.stepped(3.0, 5.0), Some(4.0));
+        let lambda = Kind::Number {
+            min: 0.1,
+            max: 4.0,
+            integer: false,
+            log_scale: true,
+        };
+        let down = lambda.stepped(1.0, -PROBE_STEP).unwrap();
+        assert!(down > 0.7 && down < 1.0, "{down}");
+        assert_eq!(Kind::Switch.stepped(1.0, 0.3), Some(0.0));
+    }
+
+    #[test]
+    fn effort_is_one_for_the_default_and_grows_with_the_work() {
+        let default = Genome::default();
+        assert!((encoder_effort(&default) - 1.0).abs() < 1e-12);
+        let more_references = Genome {
+            reference_frames: 3,
+            ..Genome::default()
+        };
+        let no_shortcuts = Genome {
+            early_skip: false,
+            skip_stops_split: false,
+            skip_intra_after_clean_inter: false,
+            ..Genome::default()
+        };
+        let small_blocks = Genome {
+            max_block_log2: 4,
+            ..Genome::default()
+        };
+        assert!(encoder_effort(&more_references) > 1.3);
+        assert!(encoder_effort(&no_shortcuts) > encoder_effort(&more_references));
+        assert!(encoder_effort(&small_blocks) < 0.7);
+    }
+
+    #[test]
+    fn the_generator_is_fixed_and_weighted_draws_skip_zero_weights() {
+        let mut a = SplitMix::new(7);
+        let mut b = SplitMix::new(7);
+        assert_eq!(a.next_u64(), b.next_u64());
+        for _ in 0..100 {
+            let i = a.weighted(&[0.0, 1.0, 0.0, 2.0]).unwrap();
+            assert!(i == 1 || i == 3);
+        }
+        assert_eq!(a.weighted(&[0.0, 0.0]), None);
+    }
+}

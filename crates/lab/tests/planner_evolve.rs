@@ -1,0 +1,487 @@
+//! The offline evolutionary planner against synthetic fitness landscapes over the genome: a small
+//! driver plays the loop (a reference first, proposals measured a few at a time by a
+//! deterministic function of the genome), so every run is reproducible and fast.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use codeclab_codec::Genome;
+use codeclab_lab::candidate::Edit;
+use codeclab_lab::config::PlannerConfig;
+use codeclab_lab::planner::evolve::{EvolvePlanner, encoder_effort};
+use codeclab_lab::planner::{Features, Outcome, Planner, PlannerView, Program, Proposal, Turn};
+
+/// Evaluations per run, as in a real run.
+const EVALUATIONS: usize = 40;
+/// Proposals measured at once.
+const PARALLEL: usize = 2;
+const SEEDS: [u64; 6] = [1, 2, 3, 4, 5, 6];
+
+/// A deterministic landscape: the BD-rate-like cost of a genome (lower is better), or `None`
+/// where the genome fails.
+type Landscape = fn(&Genome) -> Option<f64>;
+
+/// Costs every landscape shares: tools whose loss hurts, as in a real codec.
+fn common_penalties(g: &Genome) -> f64 {
+    let mut cost = 3.0 * f64::from(2 - g.subpel_precision);
+    cost += 2.0 * f64::from(g.min_block_log2 - 3) + 1.5 * f64::from(6 - g.max_block_log2);
+    cost += 0.3 * f64::from(5 - g.merge_candidates);
+    if g.keyint < 120 {
+        cost += f64::from(120 - g.keyint) / 10.0;
+    }
+    if !g.rdoq {
+        cost += 2.0;
+    }
+    if !g.deblock {
+        cost += 1.5;
+    }
+    if !g.intra_angular {
+        cost += 1.0;
+    }
+    cost
+}
+
+/// Separable gains with an overlap between the two skip heuristics; the optimum is away from
+/// the default in several genes (3 references, lambda 0.85, wider inter dead zone, P QP 2-3).
+fn codec_like(g: &Genome) -> f64 {
+    let r = f64::from(g.reference_frames) - 1.0;
+    let mut cost = -2.5 * r + 0.6 * r * r;
+    if !g.skip_stops_split {
+        cost -= 4.0;
+    }
+    if !g.early_skip {
+        cost -= 3.5;
+    }
+    if !g.skip_stops_split && !g.early_skip {
+        cost += 1.5;
+    }
+    if !g.skip_intra_after_clean_inter {
+        cost -= 0.8;
+    }
+    cost += 6.0 * (g.lambda_scale / 0.85).ln().powi(2);
+    cost += 50.0 * (g.deadzone_inter - 0.2).powi(2);
+    cost += 30.0 * (g.deadzone_intra - 0.3).powi(2);
+    cost += 0.6 * (f64::from(g.p_frame_qp_offset) - 2.5).powi(2);
+    cost += 0.2 * (f64::from(g.deblock_beta_offset) - 1.0).powi(2);
+    cost += 0.2 * (f64::from(g.deblock_tc_offset) + 1.0).powi(2);
+    cost -= 0.3 * (f64::from(g.intra_rdo_candidates) / 2.0).ln();
+    cost + common_penalties(g)
+}
+
+/// Interactions: lambda's optimum moves with the P-frame QP offset, and early skip off only
+/// pays with more than one reference.
+fn coupled(g: &Genome) -> f64 {
+    let p = f64::from(g.p_frame_qp_offset) - 1.0;
+    let mut cost = 4.0 * (g.lambda_scale.ln() - 0.15 * p - 0.1).powi(2);
+    cost -= 0.8 * p - 0.25 * p * p;
+    let r = f64::from(g.reference_frames) - 1.0;
+    cost -= 1.2 * r;
+    if !g.early_skip {
+        cost += if r >= 1.0 { -2.0 } else { 1.0 };
+    }
+    cost += 0.3 * (f64::from(g.deblock_tc_offset) - 2.0).powi(2);
+    cost += 30.0 * (g.deadzone_inter - 0.12).powi(2);
+    cost + common_penalties(g)
+}
+
+/// Gains only in genes of low prior relevance (intra candidates, deblocking threshold, merge
+/// candidates lowered is a loss), the skip heuristics cost when turned off.
+fn off_prior(g: &Genome) -> f64 {
+    let n = f64::from(g.intra_rdo_candidates);
+    let mut cost = -3.0 * (n / 2.0).ln() + 0.125 * (n - 2.0).max(0.0).powi(2);
+    cost += 0.25 * (f64::from(g.deblock_beta_offset) + 3.0).powi(2);
+    for on in [
+        g.early_skip,
+        g.skip_stops_split,
+        g.skip_intra_after_clean_inter,
+    ] {
+        if !on {
+            cost += 1.0;
+        }
+    }
+    cost += 2.0 * (g.lambda_scale.ln()).powi(2);
+    cost + common_penalties(g)
+}
+
+fn relative(cost: fn(&Genome) -> f64, genome: &Genome) -> f64 {
+    cost(genome) - cost(&Genome::default())
+}
+
+fn codec_like_landscape(g: &Genome) -> Option<f64> {
+    Some(relative(codec_like, g))
+}
+
+fn coupled_landscape(g: &Genome) -> Option<f64> {
+    Some(relative(coupled, g))
+}
+
+fn off_prior_landscape(g: &Genome) -> Option<f64> {
+    Some(relative(off_prior, g))
+}
+
+/// The codec-like landscape where three or more references always fail (the optimum's region).
+fn failing_references(g: &Genome) -> Option<f64> {
+    (g.reference_frames < 3).then(|| relative(codec_like, g))
+}
+
+const LANDSCAPES: [(&str, Landscape); 3] = [
+    ("codec-like", codec_like_landscape),
+    ("coupled", coupled_landscape),
+    ("off-prior", off_prior_landscape),
+];
+
+/// A deterministic stand-in for the decoder's instructions per pixel; `None` (not counted) for
+/// the coupled landscape, so that its archive uses the "not counted" bucket.
+fn decoder_figure(genome: &Genome, counted: bool) -> Option<f64> {
+    counted.then(|| {
+        let mut ipp = 300.0;
+        if !genome.deblock {
+            ipp *= 0.75;
+        }
+        ipp *= 1.0 + 0.03 * f64::from(genome.deblock_tc_offset + genome.deblock_beta_offset);
+        ipp *= 1.0 + 0.1 * f64::from(6 - genome.max_block_log2);
+        ipp *= 1.0 + 0.06 * f64::from(genome.reference_frames - 1);
+        ipp
+    })
+}
+
+fn program(id: i64, parent: Option<i64>, island: i64, genome: Genome, edits: Vec<Edit>) -> Program {
+    Program {
+        experiment_id: id,
+        parent,
+        island,
+        genome,
+        edits,
+        hypothesis: String::new(),
+        outcome: Outcome::Pending,
+    }
+}
+
+fn measure(program: &mut Program, landscape: Landscape, decoder_counted: bool) {
+    program.outcome = match landscape(&program.genome) {
+        Some(fitness) => Outcome::Measured {
+            fitness,
+            per_clip: BTreeMap::from([("synthetic".to_owned(), fitness)]),
+            features: Features {
+                decoder_instructions_per_pixel: decoder_figure(&program.genome, decoder_counted),
+                encoder_effort: encoder_effort(&program.genome),
+            },
+        },
+        None => Outcome::Failed {
+            reason: "the encoder crashed".into(),
+        },
+    };
+}
+
+fn view(programs: &[Program], remaining: u64) -> PlannerView<'_> {
+    PlannerView {
+        programs,
+        feedback: &[],
+        goals: &[],
+        contract: "synthetic landscape",
+        remaining,
+    }
+}
+
+fn config(seed: u64, islands: u32) -> PlannerConfig {
+    PlannerConfig {
+        seed,
+        islands,
+        ..PlannerConfig::default()
+    }
+}
+
+/// One run: the programs at the end and, per turn, the programs the planner saw and its answer.
+struct Run {
+    programs: Vec<Program>,
+    turns: Vec<(Vec<Program>, Proposal)>,
+}
+
+impl Run {
+    fn best(&self) -> f64 {
+        self.programs
+            .iter()
+            .filter_map(|p| match p.outcome {
+                Outcome::Measured { fitness, .. } => Some(fitness),
+                _ => None,
+            })
+            .fold(f64::INFINITY, f64::min)
+    }
+
+    fn failures(&self) -> usize {
+        self.programs
+            .iter()
+            .filter(|p| matches!(p.outcome, Outcome::Failed { .. }))
+            .count()
+    }
+}
+
+/// Plays the loop: the reference measured first, then `EVALUATIONS` proposals, at most
+/// `PARALLEL` in flight, the oldest measured first. `seeded` programs come after the reference.
+fn drive(
+    config: &PlannerConfig,
+    landscape: Landscape,
+    decoder_counted: bool,
+    seeded: Vec<Program>,
+) -> Run {
+    let planner = EvolvePlanner::new(config);
+    let mut reference = program(1, None, 0, Genome::default(), Vec::new());
+    measure(&mut reference, landscape, decoder_counted);
+    let mut programs = vec![reference];
+    programs.extend(seeded);
+    let mut turns = Vec::new();
+    let mut in_flight = VecDeque::new();
+    for made in 0..EVALUATIONS {
+        let remaining = (EVALUATIONS - made) as u64;
+        let proposal = match planner.plan(&view(&programs, remaining)) {
+            Turn::Propose(proposal) => proposal,
+            Turn::Rejected { reason, .. } => panic!("turn {made} rejected: {reason}"),
+        };
+        turns.push((programs.clone(), proposal.clone()));
+        let id = programs.len() as i64 + 1;
+        programs.push(program(
+            id,
+            proposal.parent,
+            proposal.island,
+            proposal.genome,
+            proposal.edits,
+        ));
+        in_flight.push_back(programs.len() - 1);
+        while in_flight.len() >= PARALLEL {
+            if let Some(oldest) = in_flight.pop_front() {
+                measure(&mut programs[oldest], landscape, decoder_counted);
+            }
+        }
+    }
+    for index in in_flight {
+        measure(&mut programs[index], landscape, decoder_counted);
+    }
+    Run { programs, turns }
+}
+
+fn proposals(run: &Run) -> Vec<&Proposal> {
+    run.turns.iter().map(|(_, p)| p).collect()
+}
+
+/// Best of `EVALUATIONS` genomes drawn uniformly over the ranges (the chroma offset held, as the
+/// planner holds it).
+fn random_search(seed: u64, landscape: Landscape) -> f64 {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut best = landscape(&Genome::default()).unwrap_or(f64::INFINITY);
+    let mut drawn = 0;
+    while drawn < EVALUATIONS {
+        let genome = Genome {
+            keyint: rng.u32(1..=1000),
+            reference_frames: rng.u8(1..=4),
+            min_block_log2: rng.u8(3..=5),
+            max_block_log2: rng.u8(3..=6),
+            intra_angular: rng.bool(),
+            intra_rdo_candidates: rng.u8(1..=8),
+            merge_candidates: rng.u8(1..=5),
+            me_range: rng.u16(1..=64),
+            subpel_precision: rng.u8(0..=2),
+            lambda_scale: 0.1 + 3.9 * rng.f64(),
+            deadzone_intra: 0.5 * rng.f64(),
+            deadzone_inter: 0.5 * rng.f64(),
+            rdoq: rng.bool(),
+            chroma_qp_offset: 0,
+            deblock: rng.bool(),
+            deblock_beta_offset: rng.i8(-6..=6),
+            deblock_tc_offset: rng.i8(-6..=6),
+            early_skip: rng.bool(),
+            skip_stops_split: rng.bool(),
+            skip_intra_after_clean_inter: rng.bool(),
+            p_frame_qp_offset: rng.i8(0..=6),
+        };
+        if genome.validate().is_err() {
+            continue;
+        }
+        drawn += 1;
+        if let Some(fitness) = landscape(&genome) {
+            best = best.min(fitness);
+        }
+    }
+    best
+}
+
+#[test]
+fn the_same_seed_gives_the_same_proposals_and_other_seeds_differ() {
+    let first = drive(&config(3, 2), codec_like_landscape, true, Vec::new());
+    let again = drive(&config(3, 2), codec_like_landscape, true, Vec::new());
+    assert_eq!(proposals(&first), proposals(&again));
+    let other = drive(&config(4, 2), codec_like_landscape, true, Vec::new());
+    let same_genomes = proposals(&first)
+        .iter()
+        .zip(proposals(&other))
+        .filter(|(a, b)| a.genome == b.genome)
+        .count();
+    assert!(
+        same_genomes < EVALUATIONS / 2,
+        "{same_genomes} of {EVALUATIONS} proposals coincide"
+    );
+}
+
+#[test]
+fn a_rebuilt_planner_given_the_same_view_proposes_the_same() {
+    let run = drive(&config(5, 3), coupled_landscape, false, Vec::new());
+    for (made, (seen, proposal)) in run.turns.iter().enumerate().step_by(7) {
+        let rebuilt = EvolvePlanner::new(&config(5, 3));
+        let remaining = (EVALUATIONS - made) as u64;
+        assert_eq!(
+            rebuilt.plan(&view(seen, remaining)),
+            Turn::Propose(proposal.clone()),
+            "turn {made}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_planner_trait_answers_what_plan_answers() {
+    let mut planner = EvolvePlanner::new(&config(9, 2));
+    assert_eq!(planner.name(), "evolve");
+    let run = drive(&config(9, 2), codec_like_landscape, true, Vec::new());
+    let (seen, proposal) = &run.turns[20];
+    let turn = planner.propose(&view(seen, 20)).await.unwrap();
+    assert_eq!(turn, Turn::Propose(proposal.clone()));
+}
+
+#[test]
+fn proposals_are_new_valid_explained_and_keep_their_parents_edits() {
+    for (name, landscape) in LANDSCAPES {
+        for seed in SEEDS {
+            let run = drive(&config(seed, 2), landscape, true, Vec::new());
+            for (made, (seen, proposal)) in run.turns.iter().enumerate() {
+                proposal.genome.validate().unwrap();
+                assert!(
+                    seen.iter().all(|p| p.genome != proposal.genome),
+                    "{name} seed {seed} turn {made}: a duplicate genome"
+                );
+                let parent = seen
+                    .iter()
+                    .find(|p| Some(p.experiment_id) == proposal.parent)
+                    .unwrap_or_else(|| panic!("{name} seed {seed} turn {made}: unknown parent"));
+                assert_eq!(proposal.edits, parent.edits);
+                assert!(!proposal.hypothesis.is_empty());
+                assert!(!proposal.reasoning.is_empty());
+                assert!(!proposal.expected_effect.is_empty());
+                assert_eq!(proposal.log_id, None);
+            }
+        }
+    }
+}
+
+#[test]
+fn children_of_a_code_candidate_carry_its_edits() {
+    let edits = vec![Edit {
+        block: "lambda".into(),
+        search: "1.0".into(),
+        replace: "0.9".into(),
+    }];
+    let mut candidate = program(2, Some(1), 0, Genome::default(), edits.clone());
+    candidate.genome.reference_frames = 2;
+    // Far better than anything the genome alone reaches, so the search builds on it.
+    candidate.outcome = Outcome::Measured {
+        fitness: -30.0,
+        per_clip: BTreeMap::new(),
+        features: Features {
+            decoder_instructions_per_pixel: None,
+            encoder_effort: encoder_effort(&candidate.genome),
+        },
+    };
+    let run = drive(&config(1, 1), codec_like_landscape, true, vec![candidate]);
+    let children: Vec<&Proposal> = proposals(&run)
+        .into_iter()
+        .filter(|p| p.parent == Some(2))
+        .collect();
+    assert!(!children.is_empty());
+    for child in children {
+        assert_eq!(child.edits, edits);
+    }
+}
+
+#[test]
+fn the_search_beats_random_search_on_every_landscape() {
+    for (name, landscape) in LANDSCAPES {
+        let evolve: Vec<f64> = SEEDS
+            .iter()
+            .map(|&seed| drive(&config(seed, 2), landscape, true, Vec::new()).best())
+            .collect();
+        let random: Vec<f64> = SEEDS
+            .iter()
+            .map(|&seed| random_search(seed, landscape))
+            .collect();
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let (evolve_mean, random_mean) = (mean(&evolve), mean(&random));
+        eprintln!(
+            "{name}: evolve {evolve:?} mean {evolve_mean:.2}; random {random:?} mean {random_mean:.2}"
+        );
+        assert!(
+            evolve_mean < random_mean - 1.0,
+            "{name}: evolve {evolve_mean:.2} vs random {random_mean:.2}"
+        );
+        assert!(
+            evolve_mean < -1.0,
+            "{name}: evolve found no real gain ({evolve_mean:.2})"
+        );
+    }
+}
+
+#[test]
+fn a_region_that_always_fails_is_avoided_after_a_few_failures() {
+    for seed in SEEDS {
+        let run = drive(&config(seed, 2), failing_references, true, Vec::new());
+        let failures = run.failures();
+        eprintln!("seed {seed}: {failures} failures, best {:.2}", run.best());
+        assert!(failures <= 3, "seed {seed}: {failures} failures");
+        // It still improves elsewhere.
+        assert!(run.best() < -5.0, "seed {seed}: best {:.2}", run.best());
+    }
+}
+
+#[test]
+fn islands_and_archive_cells_are_populated() {
+    let run = drive(&config(2, 2), codec_like_landscape, true, Vec::new());
+    let planner = EvolvePlanner::new(&config(2, 2));
+    let archive = planner.archive(&view(&run.programs, 0));
+    assert_eq!(archive.islands.len(), 2);
+    for island in &archive.islands {
+        assert!(island.programs >= EVALUATIONS / 2 - 1, "{island:?}");
+        assert!(island.elites.len() >= 3, "{island:?}");
+        for pair in island.elites.windows(2) {
+            assert!(pair[0].fitness <= pair[1].fitness);
+        }
+        let efforts: std::collections::BTreeSet<i32> =
+            island.elites.iter().map(|e| e.cell.effort_bin).collect();
+        assert!(efforts.len() >= 2, "{island:?}");
+        assert!(island.elites.iter().all(|e| e.cell.decoder_bin.is_some()));
+    }
+    assert!(
+        archive
+            .islands
+            .iter()
+            .flat_map(|i| &i.elites)
+            .any(|e| e.migrant),
+        "no migrant after {EVALUATIONS} proposals"
+    );
+
+    // Decoder figures not counted: every cell uses the "not counted" bucket.
+    let uncounted = drive(&config(2, 3), coupled_landscape, false, Vec::new());
+    let archive = EvolvePlanner::new(&config(2, 3)).archive(&view(&uncounted.programs, 0));
+    assert_eq!(archive.islands.len(), 3);
+    for island in &archive.islands {
+        assert!(!island.elites.is_empty());
+        assert!(island.elites.iter().all(|e| e.cell.decoder_bin.is_none()));
+    }
+}
+
+#[test]
+fn an_empty_view_gets_a_valid_proposal_from_the_shipped_genome() {
+    let planner = EvolvePlanner::new(&config(1, 2));
+    match planner.plan(&view(&[], 40)) {
+        Turn::Propose(proposal) => {
+            assert_eq!(proposal.parent, None);
+            proposal.genome.validate().unwrap();
+            assert_ne!(proposal.genome, Genome::default());
+        }
+        other => panic!("{other:?}"),
+    }
+}
