@@ -348,3 +348,22 @@ async fn unknown_database_url_is_an_error() {
         Err(StoreError::Url(_))
     ));
 }
+
+#[tokio::test]
+async fn anchor_jobs_are_claimed_after_every_other_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_data_dir(dir.path()).await.unwrap();
+    let anchor = store
+        .submit(&spec(&["a"], &[22]), None, Some("x265-medium"), 3)
+        .await
+        .unwrap();
+    let planned = store
+        .submit(&spec(&["a"], &[22, 27]), None, None, 3)
+        .await
+        .unwrap();
+    let mut order = Vec::new();
+    while let Some(job) = store.claim_job("w", 60_000).await.unwrap() {
+        order.push(job.experiment_id);
+    }
+    assert_eq!(order, [planned, planned, anchor]);
+}

@@ -31,6 +31,8 @@
 //!
 //! # Queue
 //!
+//! Jobs are claimed in submission order, anchor curves' jobs after all others (they fill the
+//! gaps a planner leaves while it waits for its batch, instead of holding its first batch back).
 //! Workers [`Store::claim_job`] with a lease (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: an
 //! immediate transaction, which takes the write lock before reading), renew it with
 //! [`Store::heartbeat`], and hand in the point with [`Store::finish_job`], whose insert is
@@ -841,7 +843,7 @@ impl Store {
              heartbeat_at = $3, attempts = attempts + 1, updated_at = $3 \
              WHERE id = (SELECT j.id FROM jobs j JOIN experiments e ON e.id = j.experiment_id \
              WHERE j.state = 'queued' AND e.state IN ('queued', 'running') \
-             ORDER BY j.id LIMIT 1 {lock}) \
+             ORDER BY (e.anchor_name IS NOT NULL), j.id LIMIT 1 {lock}) \
              RETURNING id, experiment_id, clip_id, rate_index, rate_point, attempts"
         );
         let mut tx = self.begin_write().await?;
