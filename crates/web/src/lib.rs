@@ -34,10 +34,11 @@
 //! `data-value` with the full-precision value as JSON prints it (the text is rounded). "Not
 //! measured" cells have no `data-value`.
 //!
-//! - every page: `status` (running / paused / stopping / stopped), `status-reason`, buttons
+//! - every page: `header-status` (the lab's state and reason, filled by the live stream), buttons
 //!   `#token-input` (paste the token), `#token-save`, `#token-clear`, and `#admin-message`
 //!   (the last admin reply, `data-status` = HTTP status).
-//! - `/`: `count:<state>` for each experiment state and `count:total`, `queue:queued`,
+//! - `/`: `status` (running / paused / stopping / stopped), `status-reason`, `count:<state>`
+//!   for each experiment state and `count:total`, `queue:queued`,
 //!   `queue:running`, `best:experiment`, `best:fitness`,
 //!   `best:bd-rate:<anchor>:<metric>:<set>` (metric `psnr_y`, `vmaf`, `ssim`; set `dev`,
 //!   `holdout`), `goal:<index>:value`, `goal:<index>:met` (`yes`/`no`), `budget:<cap name>`
