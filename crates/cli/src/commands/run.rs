@@ -11,8 +11,11 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use codeclab_lab::artifacts::Artifacts;
+use codeclab_lab::candidate::{CodecCandidates, Policy};
 use codeclab_lab::config::{LabConfig, PlannerKind};
+use codeclab_lab::llm::LlmClient;
 use codeclab_lab::planner::evolve::EvolvePlanner;
+use codeclab_lab::planner::llm::LlmPlanner;
 use codeclab_lab::planner::run_loop::{LoopOptions, LoopSummary, run_loop};
 use codeclab_lab::worker::{WorkerConfig, WorkerEvent, WorkerStats, run_worker};
 use codeclab_lab::{Lab, Store};
@@ -199,7 +202,39 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 .await
             }
             PlannerKind::Llm => {
-                anyhow::bail!("the LLM planner is not available in this build")
+                let repository = codec_repository().context(
+                    "the LLM planner edits the codec's sources: run from the codeclab source tree \
+                     or set CODECLAB_SOURCE to it",
+                )?;
+                let candidates = Arc::new(
+                    CodecCandidates::new(
+                        &repository,
+                        &args.lab.data_dir.join("candidates"),
+                        Policy::default(),
+                    )
+                    .context("reading the codec's sources")?,
+                );
+                let client =
+                    LlmClient::from_config(config.llm.client_config(&config.budget.prices))
+                        .map_err(|kind| anyhow::anyhow!("the LLM client: {kind}"))?;
+                let mut planner = LlmPlanner::new(
+                    client,
+                    lab.store.clone(),
+                    candidates.original().clone(),
+                    Policy::default(),
+                );
+                let options = LoopOptions {
+                    candidates: Some(candidates),
+                    ..options
+                };
+                run_loop(
+                    lab.clone(),
+                    &mut planner,
+                    &config,
+                    options,
+                    shutdown.subscribe(),
+                )
+                .await
             }
         };
         let summary = match summary {
@@ -219,6 +254,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         print_summary(&summary, args.json);
         Ok(())
     })
+}
+
+/// The codeclab source tree whose codec the LLM planner edits: `CODECLAB_SOURCE`, or the
+/// nearest ancestor of the working directory holding `crates/codec`.
+fn codec_repository() -> Option<PathBuf> {
+    let is_repository = |dir: &std::path::Path| dir.join("crates/codec/Cargo.toml").is_file();
+    if let Some(dir) = std::env::var_os("CODECLAB_SOURCE") {
+        return Some(PathBuf::from(dir)).filter(|d| is_repository(d));
+    }
+    let cwd = std::env::current_dir().ok()?;
+    cwd.ancestors()
+        .find(|dir| is_repository(dir))
+        .map(std::path::Path::to_path_buf)
 }
 
 /// Waits until no job is queued or running (or Ctrl-C).
