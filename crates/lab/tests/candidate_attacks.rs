@@ -7,8 +7,8 @@
 
 use codeclab_lab::adapter::{AdapterConfig, CandidateLimits, adapter_for, bitstream_cap};
 use codeclab_lab::candidate::{
-    BuildConfig, Edit, MIN_SMOKE_PSNR_Y, Policy, Rejection, SmokeFailure, SmokeReport, SourceTree,
-    apply, build, prepare, smoke_test,
+    BuildConfig, CodecCandidates, Edit, MIN_SMOKE_PSNR_Y, Policy, Rejection, SmokeFailure,
+    SmokeReport, SourceTree, apply, build, prepare, smoke_test,
 };
 use codeclab_lab::runner::{RunnerConfig, SourceClip, run_point};
 use codeclab_lab::sandbox::{Limits, Outcome, Stream};
@@ -538,4 +538,55 @@ fn the_dev_experiment_stops_a_runaway_or_flooding_candidate_with_a_clear_error()
         assert!(error.starts_with("encoder: "), "{error}");
         assert!(error.contains(&says), "{error}");
     }
+}
+
+/// The lab's own codec built as a candidate, in the cached workspace and with the very edit of
+/// `candidate_codec.rs`: test binaries run one after another, so whichever comes second finds
+/// the build done.
+fn lab_codec_candidate() -> PathBuf {
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("candidate-codec");
+    let candidates = CodecCandidates::new(&repository, &cache, Policy::default()).unwrap();
+    let original = candidates.original();
+    let block = original.blocks().unwrap().into_iter().next().unwrap();
+    let content = original.files[&block.file][block.content.clone()].to_owned();
+    let edits = [Edit {
+        block: block.name.clone(),
+        search: content.clone(),
+        replace: format!("// Candidate edit under test.\n{content}"),
+    }];
+    let binary = cache.join("lab-binary-under-test");
+    candidates
+        .build(&edits, &binary)
+        .unwrap()
+        .unwrap_or_else(|rejection| panic!("{rejection}"));
+    binary
+}
+
+#[test]
+fn the_lab_codec_as_a_sandboxed_binary_gets_its_genome_and_matches_the_codec_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = source_clip(&write_clip(dir.path()));
+    let mut config = RunnerConfig::new(dir.path().join("work"));
+    config.callgrind_frames = 0;
+    let measure = |codec: serde_json::Value| {
+        let adapter = adapter_for(&codec, &AdapterConfig::default()).unwrap();
+        run_point(adapter.as_ref(), &clip, RatePoint::Qp(30), &config)
+            .unwrap_or_else(|e| panic!("{codec}: {e}"))
+            .record
+    };
+    // Every frame a key frame: a genome the bitstream shows, unlike the default.
+    let genome = serde_json::json!({"keyint": 1});
+    let binary = lab_codec_candidate();
+    let sandboxed = measure(serde_json::json!({
+        "kind": "lab_binary",
+        "binary": binary.display().to_string(),
+        "genome": genome,
+    }));
+    let in_process = measure(serde_json::json!({"kind": "lab", "genome": genome}));
+    let default_genome = measure(serde_json::json!({"kind": "lab"}));
+    assert_eq!(sandboxed.bitstream_sha256, in_process.bitstream_sha256);
+    assert_ne!(sandboxed.bitstream_sha256, default_genome.bitstream_sha256);
+    assert_eq!(sandboxed.metrics, in_process.metrics);
+    assert!(sandboxed.encode.peak_memory_bytes.unwrap() > 0);
 }
