@@ -300,15 +300,28 @@ fn print_summary(summary: &LoopSummary, json: bool) {
     );
     match summary.best {
         Some((id, fitness)) => println!(
-            "best: experiment {id}, BD-rate {fitness:+.2} % vs the reference on the dev clips"
+            "best: experiment {id}, BD-rate {fitness:+.2} % vs the reference on the dev clips{}",
+            summary
+                .best_encode_time_ratio
+                .map(|r| format!(", encoding {r:.2}x the reference's CPU time"))
+                .unwrap_or_default()
         ),
         None => println!("best: no candidate beat the reference on the dev clips"),
+    }
+    if let Some((id, fitness)) = summary.best_at_reference_effort {
+        println!(
+            "best at no more encoder effort than the reference: experiment {id}, BD-rate \
+             {fitness:+.2} % on the dev clips"
+        );
     }
     if let Some(holdout) = &summary.holdout {
         println!(
             "holdout: BD-rate {:+.2} % vs the reference (experiments {} vs {})",
             holdout.mean, holdout.candidate_experiment, holdout.reference_experiment
         );
+    }
+    if !summary.report_keys.is_empty() {
+        println!("report: {}", summary.report_keys.join(", "));
     }
 }
 

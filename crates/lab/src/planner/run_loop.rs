@@ -81,6 +81,11 @@ pub struct LoopSummary {
     /// The best candidate's experiment and its mean BD-rate against the reference on the dev
     /// clips (percent); `None` when no candidate beat the reference.
     pub best: Option<(i64, f64)>,
+    /// The best candidate's encode CPU time over the reference's, on the dev clips.
+    pub best_encode_time_ratio: Option<f64>,
+    /// The best candidate whose encoder effort is no more than the reference's (a gain that
+    /// costs no encoding time), with its fitness.
+    pub best_at_reference_effort: Option<(i64, f64)>,
     /// The best candidate's BD-rate against the reference on the holdout clips, when measured.
     pub holdout: Option<HoldoutResult>,
     pub stop_reason: String,
@@ -1169,6 +1174,28 @@ async fn summary(
             mean: measured.fitness?,
         })
     });
+    let encode_seconds = |program: &ProgramRecord| {
+        program
+            .scores
+            .as_ref()?
+            .get("encode_seconds")?
+            .as_f64()
+            .filter(|s| *s > 0.0)
+    };
+    let best_encode_time_ratio =
+        best.and_then(|best| Some(encode_seconds(best)? / encode_seconds(state.reference()?)?));
+    let effort = |program: &ProgramRecord| {
+        serde_json::from_value::<Genome>(program.genome.clone())
+            .map(|genome| super::evolve::encoder_effort(&genome))
+            .unwrap_or(f64::INFINITY)
+    };
+    let reference_effort = state.reference().map_or(1.0, effort);
+    let best_at_reference_effort = state
+        .of_role(ProgramRole::Candidate)
+        .filter(|p| effort(p) <= reference_effort)
+        .filter_map(|p| Some((p.experiment_id, p.fitness?)))
+        .filter(|(_, fitness)| *fitness < 0.0)
+        .min_by(|a, b| a.1.total_cmp(&b.1));
     Ok(LoopSummary {
         run_id: run.run_id.clone(),
         experiments: state.programs.len() as u64,
@@ -1176,6 +1203,8 @@ async fn summary(
         failed,
         rejected,
         best: best.and_then(|b| Some((b.experiment_id, b.fitness?))),
+        best_encode_time_ratio,
+        best_at_reference_effort,
         holdout,
         stop_reason,
         report_keys: Vec::new(),
