@@ -399,13 +399,9 @@ pub fn candidate_ending(outcome: &Outcome, limits: &Limits) -> String {
         Outcome::ForbiddenSyscall => "the candidate was killed for a system call outside the \
              sandbox allowlist (files, network, processes)"
             .into(),
-        Outcome::OutputCap { stream, cap_bytes } => format!(
-            "the candidate was killed: it wrote more than {cap_bytes} bytes to {}",
-            match stream {
-                sandbox::Stream::Stdout => "stdout",
-                sandbox::Stream::Stderr => "stderr",
-            }
-        ),
+        Outcome::OutputCap { stream, cap_bytes } => {
+            format!("the candidate was killed: it wrote more than {cap_bytes} bytes to {stream}")
+        }
         Outcome::FileSizeLimit { limit_bytes } => {
             format!("the candidate was stopped: file-size limit of {limit_bytes} bytes")
         }

@@ -75,6 +75,15 @@ pub enum Stream {
     Stderr,
 }
 
+impl std::fmt::Display for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        })
+    }
+}
+
 /// How a sandboxed run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -91,7 +100,7 @@ pub enum Outcome {
     OutOfMemory { limit_bytes: u64 },
     #[error("killed for a system call outside the sandbox allowlist (network, processes, …)")]
     ForbiddenSyscall,
-    #[error("killed for writing more than {cap_bytes} bytes to {stream:?}")]
+    #[error("killed for writing more than {cap_bytes} bytes to {stream}")]
     OutputCap { stream: Stream, cap_bytes: usize },
     #[error("stopped by the file-size limit of {limit_bytes} bytes")]
     FileSizeLimit { limit_bytes: u64 },
