@@ -531,8 +531,9 @@ async fn unusable_replies_are_rejected_logged_and_quoted_in_the_next_prompt() {
          lambda, quantisation",
         "edit 1 (block `lambda`): the SEARCH text is found only outside evolvable blocks (at \
          src/lib.rs:11)",
-        "unsafe",
-        "lambda_scale",
+        "rejected by the static policy:\n  src/quant.rs:3 (block `quantisation`): `unsafe` is not \
+         allowed",
+        "the genome change is not valid: genome parameter `lambda_scale` = 9 is outside 0.1..=4",
         "the proposal is identical to program #2",
     ];
     for expected in expected_details {
@@ -711,6 +712,7 @@ async fn the_prompt_is_bounded_and_every_third_turn_another_elite_is_the_parent(
     let full = planner.request(&view(&programs, &[], &goals));
     let user = &full.messages[0].content;
     assert!(user.contains("### `lambda` (src/lib.rs:4-7)"), "{user}");
+    assert!(user.starts_with("Proposals this run may still make: 7.\n"));
     assert!(user.contains("### `quantisation` (src/quant.rs:2-4)"));
     assert!(!user.contains("Not shown for size"));
     let full_bytes = full.system.as_ref().unwrap().len() + user.len();
@@ -765,10 +767,47 @@ async fn the_prompt_is_bounded_and_every_third_turn_another_elite_is_the_parent(
             p
         })
         .collect();
-    let user = planner.request(&view(&unmeasured, &[], &goals)).messages[0]
-        .content
-        .clone();
+    let unlimited = PlannerView {
+        remaining: u64::MAX,
+        ..view(&unmeasured, &[], &goals)
+    };
+    let user = planner.request(&unlimited).messages[0].content.clone();
     assert!(user.contains("## Parent: program #1 (island 0)"), "{user}");
+    assert!(
+        !user.contains("may still make"),
+        "a run without a budget names no count"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_api_key_is_an_error_turn_that_names_the_variable() {
+    let server = serve(Vec::new()).await;
+    let (_dir, store) = store().await;
+    let variable = "CODECLAB_TEST_PLANNER_KEY_NEVER_SET";
+    let mut planner = LlmPlanner::new(
+        client(ProviderKind::Anthropic, &server.base_url, variable),
+        store.clone(),
+        sources(),
+        Policy::default(),
+    );
+    let (programs, goals) = (programs(), goals());
+    let (log_id, reason) = rejection(
+        planner
+            .propose(&view(&programs, &[], &goals))
+            .await
+            .unwrap(),
+    );
+    assert!(
+        reason.contains(&format!("the API key variable {variable} is not set")),
+        "{reason}"
+    );
+    let entry = row(&store, log_id).await.entry;
+    assert_eq!(entry.outcome, "error");
+    assert_eq!(entry.model.as_deref(), Some("claude-test"));
+    assert!(
+        server.received.lock().unwrap().is_empty(),
+        "nothing was sent"
+    );
 }
 
 const KEY_VARIABLE: &str = "CODECLAB_TEST_PLANNER_KEY";

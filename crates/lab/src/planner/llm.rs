@@ -188,11 +188,14 @@ impl LlmPlanner {
         let parent = choose_parent(view);
         let system = system_prompt(view, &self.policy);
         let mut user = String::new();
-        let _ = writeln!(
-            user,
-            "Proposals this run may still make: {}.\n",
-            view.remaining
-        );
+        // The loop passes `u64::MAX` when the run has no experiment budget.
+        if view.remaining != u64::MAX {
+            let _ = writeln!(
+                user,
+                "Proposals this run may still make: {}.\n",
+                view.remaining
+            );
+        }
         self.write_parent(&mut user, &parent);
         self.write_relatives(&mut user, view, &parent);
         self.write_feedback(&mut user, view.feedback);
