@@ -12,10 +12,12 @@
 //! 2. **Combination**: a greedy chain adds the improving probes, best first, to the best
 //!    combination so far; an addition stays only if it improves.
 //! 3. **Refinement**: islands, each with a MAP-Elites archive over (encoder effort, decoder
-//!    instructions per pixel); a parent from the island's elites (its best, a tournament, or a
-//!    random elite), then crossover with another island's elite or a mutation of genes drawn by
-//!    their learned success rates, with a step size adapted by the 1/5th-success rule. Every few
-//!    generations an island's best migrates to the next island.
+//!    instructions per pixel). Half the turns first try to repeat the numeric move that made one
+//!    of the island's best elites better than its parent (a line search); otherwise a parent
+//!    comes from the island's elites (its best, a tournament, or a random elite), then crossover
+//!    with another island's elite or a mutation of genes drawn by their learned success rates,
+//!    with a step size adapted by the 1/5th-success rule. Every few generations an island's best
+//!    migrates to the next island.
 //!
 //! Failures count: a failed program lowers the weight of the genes (and directions) it changed,
 //! and no proposal repeats a failed change (the same switches, numeric genes moved at least as
@@ -49,10 +51,14 @@ const SIGMA_MAX: f64 = 0.4;
 const SIGMA_GROWTH: f64 = 1.5;
 /// Chance that a refinement turn crosses its parent with another elite instead of mutating it.
 const CROSSOVER_RATE: f64 = 0.25;
+/// Chance that a refinement turn first tries to repeat a successful move of one of the island's
+/// best elites.
+const EXTRAPOLATION_RATE: f64 = 0.5;
+const EXTRAPOLATED_ELITES: usize = 3;
 /// Parent selection in refinement: the island's best below the first threshold, a tournament
 /// below the second, a random elite above (exploration).
-const SELECT_BEST: f64 = 0.45;
-const SELECT_TOURNAMENT: f64 = 0.8;
+const SELECT_BEST: f64 = 0.55;
+const SELECT_TOURNAMENT: f64 = 0.85;
 const TOURNAMENT_SIZE: usize = 3;
 /// Proposals per island between two migrations.
 const MIGRATION_INTERVAL: usize = 4;
@@ -98,58 +104,55 @@ const PRIORS: &[(&str, f64)] = &[
 const DEFAULT_PRIOR: f64 = 1.0;
 
 /// The encoder's work implied by a genome relative to [`Genome::default`] (1.0): a product of
-/// per-tool factors with an interaction term for the mode-decision shortcuts.
+/// per-tool factors, with the block-size range and the three mode-decision shortcuts each taken
+/// as a whole (their effects interact).
 ///
 /// Calibrated on user CPU time of `codeclab encode --qp 32` on carphone (QCIF, 120 frames; the
-/// default takes about 2.0 s): each reference frame beyond the first adds about 24 %; each intra
-/// candidate kept for the full RD check about 10 % (1 candidate 0.88, 8 candidates 1.6);
-/// whole-sample motion 1.23 and half-sample 1.07 (coarser motion leaves more residual to code);
-/// one merge candidate 1.07; RDOQ is about half the time (off: 0.52); 32x32 superblocks 0.8,
-/// 16x16 0.51, 32x32 smallest blocks 0.8. Turning off early skip, the skip split stop or the
-/// intra shortcut alone costs 9-14 %, any two about 50 %, all three 2.3x. The motion search
-/// range and the angular intra search did not move the time measurably and are left out.
+/// default takes about 2.05 s), one tool at a time, plus pairs where tools interact: each
+/// reference frame beyond the first adds about 24.5 %; each intra candidate kept for the full RD
+/// check about 10 % (1 candidate 0.9, 8 candidates 1.6); whole-sample motion 1.24, half-sample
+/// 1.09 (coarser motion leaves more residual to code); one merge candidate 1.09; RDOQ off 0.53.
+/// Checked on combinations (2 references with 4 intra candidates, 3 references without RDOQ,
+/// 4 references with 8 candidates and two shortcuts off): within 10 %. The motion search range,
+/// the angular intra search, deblocking, the key-frame interval and the QP offsets moved the
+/// time by 3 % or less and are left out.
 pub fn encoder_effort(genome: &Genome) -> f64 {
     let reference_frames = 1.0 + 0.245 * (f64::from(genome.reference_frames) - 1.0);
     let intra_candidates = 1.0 + 0.1 * (f64::from(genome.intra_rdo_candidates) - 2.0);
     let subpel = match genome.subpel_precision {
-        0 => 1.23,
-        1 => 1.07,
+        0 => 1.24,
+        1 => 1.09,
         _ => 1.0,
     };
-    let merge = 1.0 + 0.018 * (5.0 - f64::from(genome.merge_candidates));
-    let rdoq = if genome.rdoq { 1.0 } else { 0.52 };
-    let largest_block = match genome.max_block_log2 {
-        6 => 1.0,
-        5 => 0.8,
-        4 => 0.51,
-        _ => 0.35,
+    let merge = 1.0 + 0.0225 * (5.0 - f64::from(genome.merge_candidates));
+    let rdoq = if genome.rdoq { 1.0 } else { 0.53 };
+    // Smallest and largest block (log2), as measured.
+    let blocks = match (genome.min_block_log2, genome.max_block_log2) {
+        (3, 3) => 0.33,
+        (3, 4) => 0.52,
+        (3, 5) | (4, 5) | (5, 6) => 0.8,
+        (4, 4) => 0.42,
+        (4, 6) => 1.02,
+        (5, 5) => 0.6,
+        // 8x8 to 64x64, the default (inconsistent sizes do not validate).
+        _ => 1.0,
     };
-    let smallest_block = match genome.min_block_log2 {
-        3 | 4 => 1.0,
-        _ => 0.8,
-    };
-    let shortcuts_off = [
+    // Early skip, skip stops split, skip intra after a clean inter: which ones are off.
+    let shortcuts = match (
         genome.early_skip,
         genome.skip_stops_split,
         genome.skip_intra_after_clean_inter,
-    ]
-    .iter()
-    .filter(|on| !**on)
-    .count();
-    let shortcuts = match shortcuts_off {
-        0 => 1.0,
-        1 => 1.12,
-        2 => 1.5,
-        _ => 2.3,
+    ) {
+        (true, true, true) => 1.0,
+        (false, true, true) => 1.12,
+        (true, false, true) => 1.11,
+        (true, true, false) => 1.14,
+        (false, false, true) => 1.39,
+        (false, true, false) => 1.71,
+        (true, false, false) => 1.28,
+        (false, false, false) => 2.32,
     };
-    reference_frames
-        * intra_candidates.max(0.5)
-        * subpel
-        * merge
-        * rdoq
-        * largest_block
-        * smallest_block
-        * shortcuts
+    reference_frames * intra_candidates * subpel * merge * rdoq * blocks * shortcuts
 }
 
 /// The offline planner.
@@ -541,7 +544,8 @@ impl Learning {
         let s = self.successes[gene][0] + self.successes[gene][1];
         let t = self.trials[gene][0] + self.trials[gene][1];
         let f = self.failures[gene][0] + self.failures[gene][1];
-        prior * (s + 1.0) / (t + 2.0) * 0.5f64.powf(f)
+        // Squared, so that two failed trials outweigh a higher prior.
+        prior * ((s + 1.0) / (t + 2.0)).powi(2) * 0.5f64.powf(f)
     }
 
     fn direction_weight(&self, gene: usize, direction: usize) -> f64 {
@@ -555,6 +559,14 @@ impl Learning {
             self.trials[gene][0] + self.trials[gene][1],
         )
     }
+}
+
+/// A single-gene change from the reference.
+struct Probe {
+    gene: usize,
+    value: f64,
+    /// For the opposite direction of a numeric gene: the first direction's value.
+    after: Option<f64>,
 }
 
 /// A proposal before it is written out.
@@ -720,39 +732,61 @@ impl<'a> Database<'a> {
 
     // ---- Stage 1: probes -------------------------------------------------------------------
 
-    /// Probes in order: per gene (by seeded prior), its directions (a seeded order).
-    fn probe_plan(&self, seed: u64) -> Vec<Vec<(usize, f64)>> {
+    /// Probes in order of their key: the gene's prior (shuffled a little by the seed) for its
+    /// first direction (a seeded choice), half of it for the opposite one, which is worth a probe
+    /// only after the first did not help.
+    fn probe_plan(&self, seed: u64) -> Vec<Probe> {
         let mut rng = SplitMix::new(mix(&[seed, 0x9e37_79b9]));
-        let mut keyed: Vec<(f64, usize)> = self
-            .space
-            .genes
-            .iter()
-            .enumerate()
-            .map(|(g, gene)| (gene.prior * (1.0 + 0.5 * rng.f64()), g))
-            .filter(|(key, _)| *key > 0.0)
-            .collect();
-        keyed.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        keyed
-            .into_iter()
-            .map(|(_, g)| {
-                let kind = self.space.genes[g].kind;
-                let value = self.reference_values[g];
-                let mut steps = [-PROBE_STEP, PROBE_STEP];
-                if rng.f64() < 0.5 {
-                    steps.swap(0, 1);
+        let mut plan = Vec::new();
+        for (gene, spec) in self.space.genes.iter().enumerate() {
+            let key = spec.prior * (1.0 + 0.5 * rng.f64());
+            let mut steps = [-PROBE_STEP, PROBE_STEP];
+            if rng.f64() < 0.5 {
+                steps.swap(0, 1);
+            }
+            if key <= 0.0 {
+                continue;
+            }
+            let value = self.reference_values[gene];
+            let first = spec.kind.stepped(value, steps[0]);
+            let second = spec
+                .kind
+                .stepped(value, steps[1])
+                .filter(|_| spec.kind.is_number());
+            match (first, second) {
+                (Some(first), Some(second)) => {
+                    plan.push((
+                        key,
+                        Probe {
+                            gene,
+                            value: first,
+                            after: None,
+                        },
+                    ));
+                    plan.push((
+                        key / 2.0,
+                        Probe {
+                            gene,
+                            value: second,
+                            after: Some(first),
+                        },
+                    ));
                 }
-                let directions: &[f64] = if kind.is_number() {
-                    &steps
-                } else {
-                    &steps[..1]
-                };
-                directions
-                    .iter()
-                    .filter_map(|&step| Some((g, kind.stepped(value, step)?)))
-                    .collect::<Vec<_>>()
-            })
-            .filter(|group: &Vec<(usize, f64)>| !group.is_empty())
-            .collect()
+                (Some(only), None) | (None, Some(only)) => {
+                    plan.push((
+                        key,
+                        Probe {
+                            gene,
+                            value: only,
+                            after: None,
+                        },
+                    ));
+                }
+                (None, None) => {}
+            }
+        }
+        plan.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.gene.cmp(&b.1.gene)));
+        plan.into_iter().map(|(_, probe)| probe).collect()
     }
 
     /// Nodes that change exactly one gene of the reference.
@@ -782,32 +816,29 @@ impl<'a> Database<'a> {
         let made = self.nodes.len() - 1;
         let run = made as f64 + remaining as f64;
         let plan = self.probe_plan(seed);
-        let total: usize = plan.iter().map(Vec::len).sum();
         let budget = ((run * PROBE_SHARE).round() as usize)
             .max(MIN_PROBES)
-            .min(total);
+            .min(plan.len());
         let issued = self.probes().count();
         if issued >= budget {
             return None;
         }
-        for group in &plan {
-            let (gene, first) = group[0];
-            let candidate = match self.probe_of(gene, first) {
-                None => Some(first),
-                Some(done) => {
-                    let node = &self.nodes[done];
-                    let helped = node.fitness().is_some_and(|f| f < self.reference_fitness);
-                    if node.pending() || helped {
-                        None
-                    } else {
-                        group
-                            .get(1)
-                            .filter(|(_, other)| self.probe_of(gene, *other).is_none())
-                            .map(|(_, other)| *other)
-                    }
+        for probe in &plan {
+            let gene = probe.gene;
+            if self.probe_of(gene, probe.value).is_some() {
+                continue;
+            }
+            if let Some(first) = probe.after {
+                // The opposite direction waits for the first one and is skipped if it helped.
+                let Some(done) = self.probe_of(gene, first) else {
+                    continue;
+                };
+                let node = &self.nodes[done];
+                if node.pending() || node.fitness().is_some_and(|f| f < self.reference_fitness) {
+                    continue;
                 }
-            };
-            let Some(value) = candidate else { continue };
+            }
+            let value = probe.value;
             let mut values = self.reference_values.clone();
             values[gene] = value;
             let Some(mut draft) = self.draft(0, &values, self.next_island()) else {
@@ -823,7 +854,7 @@ impl<'a> Database<'a> {
             draft.reasoning = format!(
                 "Coordinate probe {} of {budget}: single-gene changes from the reference, genes \
                  in order of prior relevance ({name}: {:.1}); a numeric gene's opposite \
-                 direction is probed only when the first did not help.",
+                 direction comes later, and only when the first did not help.",
                 issued + 1,
                 self.space.genes[gene].prior
             );
@@ -1019,6 +1050,11 @@ impl<'a> Database<'a> {
                 migrant: false,
             });
         }
+        if rng.f64() < EXTRAPOLATION_RATE
+            && let Some(draft) = self.extrapolation(&elites, island)
+        {
+            return Some(draft);
+        }
         for attempt in 0..ATTEMPTS {
             let draw = rng.f64();
             let (parent, selection) = if draw < SELECT_BEST {
@@ -1077,6 +1113,54 @@ impl<'a> Database<'a> {
             if draft.is_some() {
                 return draft;
             }
+        }
+        None
+    }
+
+    /// A successful step taken again: the first of the island's best elites that improved on
+    /// its parent by moving numeric genes gets the same move once more (a line search along
+    /// directions that paid).
+    fn extrapolation(&self, elites: &[Entry], island: usize) -> Option<Draft> {
+        for elite in elites.iter().take(EXTRAPOLATED_ELITES) {
+            let node = &self.nodes[elite.node];
+            let Some(parent_fitness) = self.parent_fitness(elite.node) else {
+                continue;
+            };
+            if elite.node == 0 || elite.fitness >= parent_fitness {
+                continue;
+            }
+            let pivot = &self.nodes[node.parent].values;
+            let mut values = node.values.clone();
+            for &g in &node.changed {
+                let kind = self.space.genes[g].kind;
+                if let Kind::Number { .. } = kind {
+                    let moved = kind
+                        .value_at(kind.position(node.values[g]) * 2.0 - kind.position(pivot[g]));
+                    values[g] = moved;
+                }
+            }
+            if values == node.values {
+                continue;
+            }
+            let Some(mut draft) = self.draft(elite.node, &values, island) else {
+                continue;
+            };
+            let gain = elite.fitness - parent_fitness;
+            draft.hypothesis = format!(
+                "{}, from {}: the same move that took it from {} ({gain:+.2} %), once more",
+                self.space.describe_changes(&node.values, &values),
+                self.describe_parent(elite.node),
+                self.describe_parent(node.parent)
+            );
+            draft.reasoning = format!(
+                "Island {island}: extrapolation from one of its {EXTRAPOLATED_ELITES} best \
+                 elites, a line search along a direction that improved."
+            );
+            draft.expected_effect = format!(
+                "Up to another {gain:+.2} % if the optimum lies further that way; worse means \
+                 it was passed."
+            );
+            return Some(draft);
         }
         None
     }
