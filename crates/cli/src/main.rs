@@ -43,6 +43,8 @@ enum Command {
     Metrics(commands::metrics::MetricsArgs),
     /// The lab: prepare corpus and anchors, then process the queue with local workers (Ctrl-C stops).
     Run(commands::run::RunArgs),
+    /// The dashboard alone: pages, JSON API and admin actions at http://127.0.0.1:8080 [--bind ADDR] until Ctrl-C.
+    Serve(commands::serve::ServeArgs),
     /// Join a lab's queue as a worker (`--database URL --artifacts URL` from another machine).
     Worker(commands::worker::WorkerCommandArgs),
 }
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Bench(command) => commands::bench::run(command),
         Command::Experiment(command) => commands::experiment::run(command),
         Command::Run(args) => commands::run::run(args),
+        Command::Serve(args) => commands::serve::run(args),
         Command::Worker(args) => commands::worker::run(args),
         Command::Corpus(args) => commands::corpus::run(args),
         Command::Metrics(args) => commands::metrics::run(args),

@@ -10,4 +10,5 @@ pub mod encode;
 pub mod experiment;
 pub mod metrics;
 pub mod run;
+pub mod serve;
 pub mod worker;
