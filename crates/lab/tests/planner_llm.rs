@@ -12,7 +12,7 @@ use codeclab_codec::Genome;
 use codeclab_lab::candidate::{Edit, Policy, SourceTree};
 use codeclab_lab::config::LabConfig;
 use codeclab_lab::config::{Goal, LlmSection};
-use codeclab_lab::llm::{LlmClient, LlmConfig, Pricing, ProviderKind, RetryPolicy};
+use codeclab_lab::llm::{LlmConfig, Pricing, ProviderKind, RetryPolicy};
 use codeclab_lab::planner::llm::{LlmPlanner, PLANNER_NAME, PromptLimits};
 use codeclab_lab::planner::run_loop::{LoopOptions, run_loop};
 use codeclab_lab::planner::{
@@ -40,8 +40,8 @@ fn sources() -> SourceTree {
     files.insert(
         PathBuf::from("src/lib.rs"),
         "pub mod quant;\n\npub fn lambda(qp: f64) -> f64 {\n    // EVOLVE-BLOCK-START lambda\n    \
-         let scale = 0.85;\n    scale * 2f64.powf((qp - 12.0) / 3.0)\n    // EVOLVE-BLOCK-END\n}\n\n\
-         pub fn frames() -> u32 {\n    let frames = 3;\n    frames\n}\n"
+         let scale = 0.85;\n    scale * 2f64.powf((qp - 12.0) / 3.0)\n    \
+         // EVOLVE-BLOCK-END\n}\n\npub fn frames() -> u32 {\n    let frames = 3;\n    frames\n}\n"
             .to_owned(),
     );
     files.insert(
@@ -182,8 +182,8 @@ fn price_table() -> BTreeMap<String, Pricing> {
     ])
 }
 
-/// A client configured as the lab configures one: from its `[llm]` section and price table.
-fn client(provider: ProviderKind, base_url: &str, key_variable: &str) -> LlmClient {
+/// A model configured as the lab configures one: from its `[llm]` section and price table.
+fn client(provider: ProviderKind, base_url: &str, key_variable: &str) -> LlmConfig {
     let section = LlmSection {
         provider,
         model: match provider {
@@ -199,11 +199,10 @@ fn client(provider: ProviderKind, base_url: &str, key_variable: &str) -> LlmClie
         temperature: None,
         request_timeout_seconds: 30,
     };
-    let config = LlmConfig {
+    LlmConfig {
         retry: fast_retries(),
         ..section.client_config(&price_table())
-    };
-    LlmClient::from_config(config).unwrap()
+    }
 }
 
 async fn store() -> (tempfile::TempDir, Store) {
@@ -227,7 +226,8 @@ async fn planner(
         store.clone(),
         sources(),
         Policy::default(),
-    );
+    )
+    .unwrap();
     (dir, planner, store)
 }
 
@@ -677,12 +677,7 @@ async fn an_openai_rate_limit_is_retried_and_an_unpriced_model_has_no_cost() {
         retry: fast_retries(),
         ..LlmConfig::openai_compatible("unpriced-model", format!("{}/v1", server.base_url))
     };
-    let mut planner = LlmPlanner::new(
-        LlmClient::from_config(config).unwrap(),
-        store.clone(),
-        sources(),
-        Policy::default(),
-    );
+    let mut planner = LlmPlanner::new(config, store.clone(), sources(), Policy::default()).unwrap();
     let (programs, goals) = (programs(), goals());
     let view = view(&programs, &[], &goals);
     let first = proposal(planner.propose(&view).await.unwrap());
@@ -730,6 +725,7 @@ async fn the_prompt_is_bounded_and_every_third_turn_another_elite_is_the_parent(
             sources(),
             Policy::default(),
         )
+        .unwrap()
         .with_limits(PromptLimits {
             max_prompt_bytes,
             ..PromptLimits::default()
@@ -789,7 +785,8 @@ async fn a_missing_api_key_is_an_error_turn_that_names_the_variable() {
         store.clone(),
         sources(),
         Policy::default(),
-    );
+    )
+    .unwrap();
     let (programs, goals) = (programs(), goals());
     let (log_id, reason) = rejection(
         planner
@@ -844,7 +841,12 @@ async fn no_stored_row_holds_the_api_key_or_a_holdout_clip() {
             10,
         ),
         anthropic("no JSON at all", "end_turn", 100, 10),
-        anthropic_error(401, "authentication_error", "invalid x-api-key"),
+        // A server that quotes the key it refused.
+        anthropic_error(
+            401,
+            "authentication_error",
+            &format!("invalid x-api-key: {SENTINEL_KEY}"),
+        ),
     ])
     .await;
     let (_dir, store) = store().await;
@@ -872,7 +874,8 @@ async fn no_stored_row_holds_the_api_key_or_a_holdout_clip() {
         store.clone(),
         sources(),
         Policy::default(),
-    );
+    )
+    .unwrap();
     let (programs, goals) = (programs(), goals());
     let mut feedback = Vec::new();
     for _ in 0..3 {
@@ -905,6 +908,17 @@ async fn no_stored_row_holds_the_api_key_or_a_holdout_clip() {
     );
     let stored = serde_json::to_string(&rows).unwrap();
     assert!(!stored.contains(SENTINEL_KEY), "a row holds the key");
+    assert!(
+        rows[0]
+            .entry
+            .reply
+            .contains("invalid x-api-key: [redacted API key]")
+    );
+    assert!(
+        feedback
+            .iter()
+            .all(|item| !item.reason.contains(SENTINEL_KEY))
+    );
     assert!(
         !stored.contains(HOLDOUT_CLIP),
         "a prompt shows a holdout score"
@@ -964,7 +978,8 @@ async fn through_the_loop_a_rejection_is_fed_back_and_a_proposal_becomes_a_queue
         lab.store.clone(),
         sources(),
         Policy::default(),
-    );
+    )
+    .unwrap();
     let mut config = LabConfig::from_toml("", "test").unwrap();
     config.evaluation.anchors = vec!["x264-medium".into()];
     let options = LoopOptions {

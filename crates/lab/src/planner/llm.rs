@@ -18,8 +18,8 @@ use crate::LabError;
 use crate::candidate::{self, Edit, EditRejection, Policy, Rejection, SourceTree};
 use crate::config::Goal;
 use crate::llm::{
-    Attempt, ChatRequest, Completion, LlmClient, LlmError, LlmProvider, ProposedChange,
-    apply_genome_change, parse_proposal,
+    Attempt, ChatRequest, Completion, LlmClient, LlmConfig, LlmError, LlmErrorKind, LlmProvider,
+    ProposedChange, apply_genome_change, parse_proposal,
 };
 use crate::store::{PlannerLogEntry, Store};
 
@@ -136,6 +136,11 @@ impl Default for PromptLimits {
     }
 }
 
+/// What stands in for the API key wherever a server echoed it.
+const REDACTED_KEY: &str = "[redacted API key]";
+/// Shorter values are not masked: they would blank ordinary text (and are no real keys).
+const MIN_REDACTED_KEY_BYTES: usize = 8;
+
 /// Elites among which every third turn picks a parent other than the best, for diversity.
 const ELITES: usize = 4;
 
@@ -143,6 +148,8 @@ const ELITES: usize = 4;
 #[derive(Debug)]
 pub struct LlmPlanner {
     client: LlmClient,
+    /// The variable holding the API key, whose value is masked in everything stored.
+    key_variable: Option<String>,
     store: Store,
     /// The shipped codec sources: edits apply to them, and their blocks are shown.
     sources: SourceTree,
@@ -164,14 +171,23 @@ struct Prompt<'a> {
 }
 
 impl LlmPlanner {
-    pub fn new(client: LlmClient, store: Store, sources: SourceTree, policy: Policy) -> Self {
-        LlmPlanner {
-            client,
+    /// A planner calling the model `config` names (the lab's configuration gives it with
+    /// [`crate::config::LlmSection::client_config`]).
+    pub fn new(
+        config: LlmConfig,
+        store: Store,
+        sources: SourceTree,
+        policy: Policy,
+    ) -> Result<Self, LlmErrorKind> {
+        let key_variable = config.api_key_env.clone();
+        Ok(LlmPlanner {
+            client: LlmClient::from_config(config)?,
+            key_variable,
             store,
             sources,
             policy,
             limits: PromptLimits::default(),
-        }
+        })
     }
 
     pub fn with_limits(mut self, limits: PromptLimits) -> Self {
@@ -481,7 +497,26 @@ impl LlmPlanner {
         Ok((genome, edits))
     }
 
-    async fn log(&self, entry: PlannerLogEntry) -> Result<i64, LabError> {
+    /// `text` with the API key masked: a server may quote the key it refused, and nothing
+    /// stored or fed back may hold it.
+    fn redacted(&self, text: &str) -> String {
+        let key = self
+            .key_variable
+            .as_ref()
+            .and_then(|variable| std::env::var(variable).ok());
+        match key.as_deref().map(str::trim) {
+            Some(key) if key.len() >= MIN_REDACTED_KEY_BYTES => text.replace(key, REDACTED_KEY),
+            _ => text.to_owned(),
+        }
+    }
+
+    async fn log(&self, mut entry: PlannerLogEntry) -> Result<i64, LabError> {
+        for field in [&mut entry.prompt, &mut entry.reply, &mut entry.reasoning] {
+            *field = self.redacted(field);
+        }
+        for field in [&mut entry.hypothesis, &mut entry.detail] {
+            *field = field.as_deref().map(|text| self.redacted(text));
+        }
         Ok(self.store.log_planner(&entry).await?)
     }
 }
@@ -498,7 +533,7 @@ impl Planner for LlmPlanner {
         let completion = match self.client.complete(&request).await {
             Ok(completion) => completion,
             Err(failure) => {
-                let reason = format!("the model call failed: {failure}");
+                let reason = self.redacted(&format!("the model call failed: {failure}"));
                 let log_id = self
                     .log(PlannerLogEntry {
                         experiment_id: None,
