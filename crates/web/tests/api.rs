@@ -406,3 +406,63 @@ async fn a_new_admin_token_is_stored_only_as_its_hash() {
     assert!(again.verify(&secret));
     assert!(!again.verify("something else"));
 }
+
+/// The data line of the next server-sent `update` event.
+async fn next_update(
+    stream: &mut (impl futures::Stream<Item = Result<axum::body::Bytes, axum::Error>> + Unpin),
+) -> serde_json::Value {
+    use futures::StreamExt;
+    let mut text = String::new();
+    loop {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(30), stream.next())
+            .await
+            .expect("an update within 30 s")
+            .expect("the stream stays open")
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(end) = text.find("\n\n") {
+            let event = text[..end].to_string();
+            text.drain(..end + 2);
+            if event.lines().any(|l| l == "event: update") {
+                let data = event
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .expect("a data line");
+                return serde_json::from_str(data).unwrap();
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_live_stream_sends_the_status_and_its_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_data_dir(dir.path()).await.unwrap();
+    let artifacts = Artifacts::open(&dir.path().join("artifacts").display().to_string()).unwrap();
+    let lab = Arc::new(Lab::new(store, artifacts, dir.path().to_path_buf()));
+    let app = codeclab_web::router(lab.clone(), WebConfig::new(AdminToken::from_secret(TOKEN)));
+    let response = app
+        .oneshot(Request::get("/api/stream").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let mut stream = response.into_body().into_data_stream();
+    let first = next_update(&mut stream).await;
+    assert_eq!(first["status"]["state"], "stopped");
+    assert_eq!(first["total"], 0);
+    lab.store
+        .set_lab_status(&codeclab_lab::store::control::LabStatus::new(
+            RunState::Paused,
+            Some("for the test".into()),
+            "admin:tester",
+        ))
+        .await
+        .unwrap();
+    let second = next_update(&mut stream).await;
+    assert_eq!(second["status"]["state"], "paused");
+    assert_eq!(second["status"]["reason"], "for the test");
+}
