@@ -45,7 +45,7 @@ const PROBE_STEP: f64 = 0.08;
 /// Mutation step size (same unit): start and bounds.
 const SIGMA_START: f64 = 0.1;
 const SIGMA_MIN: f64 = 0.02;
-const SIGMA_MAX: f64 = 0.4;
+const SIGMA_MAX: f64 = 0.25;
 /// 1/5th-success rule: an improving child multiplies the step by this, any other child divides
 /// it by its fourth root, so the step holds still at one success in five.
 const SIGMA_GROWTH: f64 = 1.5;
@@ -959,11 +959,16 @@ impl<'a> Database<'a> {
                     }
                 }
             }
-            if let Some(improved) = outcome
+            // The step size answers to the steps it sized: probes and combination steps (fixed
+            // moves) do not count.
+            let sized = node.parent != 0
+                && !self.is_combination_step(node)
                 && node
                     .changed
                     .iter()
-                    .any(|&g| self.space.genes[g].kind.is_number())
+                    .any(|&g| self.space.genes[g].kind.is_number());
+            if let Some(improved) = outcome
+                && sized
             {
                 learning.children += 1;
                 if improved {
@@ -976,6 +981,17 @@ impl<'a> Database<'a> {
             }
         }
         learning
+    }
+
+    /// Whether a node adds one probe's change to its parent (what the combination stage does).
+    fn is_combination_step(&self, node: &Node<'_>) -> bool {
+        let [gene] = node.changed[..] else {
+            return false;
+        };
+        node.parent != 0
+            && self.probes().any(|(_, probe)| {
+                probe.changed[0] == gene && probe.values[gene] == node.values[gene]
+            })
     }
 
     /// Each island's cells and their elites: its own measured programs, the reference, and the
@@ -1088,7 +1104,7 @@ impl<'a> Database<'a> {
                 // Duplicates mean the neighbourhood is exhausted: widen the steps as attempts go.
                 let widen = 1.0 + attempt as f64 / 16.0;
                 let mut widened = learning.clone();
-                widened.sigma = (learning.sigma * widen).min(SIGMA_MAX * 2.0);
+                widened.sigma = (learning.sigma * widen).min(SIGMA_MAX);
                 self.mutation_from(
                     Some(parent.node),
                     &self.nodes[parent.node].values,
