@@ -308,7 +308,14 @@ fn run_killed_and_restarted_resumes_where_it_was() {
         ))
         .unwrap()
         .id;
-    let run_args = ["run", "--until-idle", "--no-baseline", "--workers", "1"];
+    let run_args = [
+        "run",
+        "--until-idle",
+        "--no-baseline",
+        "--no-dashboard",
+        "--workers",
+        "1",
+    ];
     let mut first = spawn(&run_args, dir.path(), &database);
     rt.block_on(wait_for(Duration::from_secs(240), || async {
         let counts = lab.store.job_counts(id).await.unwrap();

@@ -13,7 +13,6 @@ use clap::Args;
 use codeclab_lab::artifacts::Artifacts;
 use codeclab_lab::candidate::{CodecCandidates, Policy};
 use codeclab_lab::config::{LabConfig, PlannerKind};
-use codeclab_lab::llm::LlmClient;
 use codeclab_lab::planner::evolve::EvolvePlanner;
 use codeclab_lab::planner::llm::LlmPlanner;
 use codeclab_lab::planner::run_loop::{LoopOptions, LoopSummary, run_loop};
@@ -124,6 +123,12 @@ pub struct RunArgs {
     /// Print worker events and the final summary as JSON lines.
     #[arg(long)]
     pub json: bool,
+    /// Where the dashboard listens (loopback unless told otherwise).
+    #[arg(long, default_value_t = codeclab_web::DEFAULT_BIND)]
+    pub bind: std::net::SocketAddr,
+    /// Do not serve the dashboard.
+    #[arg(long)]
+    pub no_dashboard: bool,
 }
 
 impl RunArgs {
@@ -163,6 +168,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         let workers = args.workers.unwrap_or_else(default_workers);
         let shutdown = shutdown_on_ctrl_c();
+        if !args.no_dashboard {
+            let config = super::serve::dashboard_config(&lab, args.bind).await?;
+            let lab = lab.clone();
+            let stop = shutdown.subscribe();
+            // The lab goes on without its dashboard (e.g. when the port is taken).
+            tokio::spawn(async move {
+                if let Err(error) = codeclab_web::serve(lab, config, stop).await {
+                    tracing::error!("the dashboard stopped: {error:#}");
+                }
+            });
+        }
         if args.until_idle {
             let stats = run_workers(lab, &args.worker, workers, true, args.json, &shutdown).await?;
             print_stats(&stats, args.json);
@@ -214,15 +230,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                     )
                     .context("reading the codec's sources")?,
                 );
-                let client =
-                    LlmClient::from_config(config.llm.client_config(&config.budget.prices))
-                        .map_err(|kind| anyhow::anyhow!("the LLM client: {kind}"))?;
                 let mut planner = LlmPlanner::new(
-                    client,
+                    config.llm.client_config(&config.budget.prices),
                     lab.store.clone(),
                     candidates.original().clone(),
                     Policy::default(),
-                );
+                )
+                .map_err(|kind| anyhow::anyhow!("the LLM client: {kind}"))?;
                 let options = LoopOptions {
                     candidates: Some(candidates),
                     ..options

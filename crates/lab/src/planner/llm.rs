@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use codeclab_codec::Genome;
 use serde_json::Value;
 
-use super::{Feedback, Outcome, Planner, PlannerView, Program, Proposal, Turn, fitness};
+use super::{Feedback, Outcome, Planner, PlannerView, Program, Proposal, Turn};
 use crate::LabError;
 use crate::candidate::{self, Edit, EditRejection, Policy, Rejection, SourceTree};
 use crate::config::Goal;
@@ -619,7 +619,7 @@ impl Planner for LlmPlanner {
 /// of the view) another of the elites. Before anything is measured: the first program (the
 /// reference), or the shipped codec.
 fn choose_parent<'a>(view: &PlannerView<'a>) -> Parent<'a> {
-    let ranked = ranked(view.programs);
+    let ranked = view.ranked();
     let program = if ranked.is_empty() {
         view.programs.first()
     } else {
@@ -637,17 +637,6 @@ fn choose_parent<'a>(view: &PlannerView<'a>) -> Parent<'a> {
         genome: program.map_or_else(Genome::default, |p| p.genome.clone()),
         edits: program.map_or_else(Vec::new, |p| p.edits.clone()),
     }
-}
-
-/// The measured programs, best first; ties keep submission order (as [`PlannerView::ranked`],
-/// borrowed for as long as the programs).
-fn ranked(programs: &[Program]) -> Vec<&Program> {
-    let mut measured: Vec<&Program> = programs
-        .iter()
-        .filter(|p| matches!(p.outcome, Outcome::Measured { .. }))
-        .collect();
-    measured.sort_by(|a, b| fitness(a).total_cmp(&fitness(b)));
-    measured
 }
 
 fn system_prompt(view: &PlannerView<'_>, policy: &Policy) -> String {

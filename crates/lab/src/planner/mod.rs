@@ -115,9 +115,9 @@ pub struct PlannerView<'a> {
     pub remaining: u64,
 }
 
-impl PlannerView<'_> {
+impl<'a> PlannerView<'a> {
     /// The measured programs, best (lowest fitness) first; ties keep submission order.
-    pub fn ranked(&self) -> Vec<&Program> {
+    pub fn ranked(&self) -> Vec<&'a Program> {
         let mut measured: Vec<&Program> = self
             .programs
             .iter()
