@@ -15,9 +15,21 @@ use codeclab_lab::sandbox::{Limits, Outcome, Stream};
 use codeclab_lab::spec::RatePoint;
 use codeclab_video::{VideoFormat, Y4mReader};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+use codeclab_codec::Genome;
+use codeclab_lab::artifacts::Artifacts;
+use codeclab_lab::config::LabConfig;
+use codeclab_lab::planner::run_loop::{LoopOptions, run_loop};
+use codeclab_lab::planner::{Planner, PlannerView, Proposal, Turn};
+use codeclab_lab::store::programs::ProgramRole;
+use codeclab_lab::worker::{WorkerConfig, run_worker};
+use codeclab_lab::{Lab, LabError, Store};
+use codeclab_video::corpus::{ClipLabel, ClipSet, Corpus, Silent};
+use codeclab_video::{GeneratorSpec, Pattern, Rational};
+use tokio::sync::watch;
 
 const FIXTURE: &str = "tests/fixtures/candidates/y4m_codec";
 const BINARY: &str = "y4m-codec";
@@ -540,24 +552,46 @@ fn the_dev_experiment_stops_a_runaway_or_flooding_candidate_with_a_clear_error()
     }
 }
 
-/// The lab's own codec built as a candidate, in the cached workspace and with the very edit of
-/// `candidate_codec.rs`: test binaries run one after another, so whichever comes second finds
-/// the build done.
-fn lab_codec_candidate() -> PathBuf {
-    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("candidate-codec");
-    let candidates = CodecCandidates::new(&repository, &cache, Policy::default()).unwrap();
+/// The lab codec's candidates, for every test of this file: one cached workspace (the one
+/// `candidate_codec.rs` uses: test binaries run one after another), one build at a time.
+fn lab_codec_candidates() -> Arc<CodecCandidates> {
+    static CANDIDATES: OnceLock<Arc<CodecCandidates>> = OnceLock::new();
+    CANDIDATES
+        .get_or_init(|| {
+            let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+            let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("candidate-codec");
+            Arc::new(CodecCandidates::new(&repository, &cache, Policy::default()).unwrap())
+        })
+        .clone()
+}
+
+/// The first evolvable block of the lab codec: its name and content.
+fn first_codec_block() -> (String, String) {
+    let candidates = lab_codec_candidates();
     let original = candidates.original();
     let block = original.blocks().unwrap().into_iter().next().unwrap();
     let content = original.files[&block.file][block.content.clone()].to_owned();
-    let edits = [Edit {
-        block: block.name.clone(),
+    (block.name, content)
+}
+
+/// The very edit of `candidate_codec.rs`, so that whichever test builds it second finds the
+/// build done: a comment that changes no bitstream.
+fn harmless_codec_edit() -> Edit {
+    let (block, content) = first_codec_block();
+    Edit {
+        block,
         search: content.clone(),
         replace: format!("// Candidate edit under test.\n{content}"),
-    }];
-    let binary = cache.join("lab-binary-under-test");
-    candidates
-        .build(&edits, &binary)
+    }
+}
+
+/// The lab's own codec built as a candidate.
+fn lab_codec_candidate() -> PathBuf {
+    let binary = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("candidate-codec")
+        .join("lab-binary-under-test");
+    lab_codec_candidates()
+        .build(&[harmless_codec_edit()], &binary)
         .unwrap()
         .unwrap_or_else(|rejection| panic!("{rejection}"));
     binary
@@ -589,4 +623,180 @@ fn the_lab_codec_as_a_sandboxed_binary_gets_its_genome_and_matches_the_codec_in_
     assert_ne!(sandboxed.bitstream_sha256, default_genome.bitstream_sha256);
     assert_eq!(sandboxed.metrics, in_process.metrics);
     assert!(sandboxed.encode.peak_memory_bytes.unwrap() > 0);
+}
+
+/// Proposes the scripted code candidates in order, then the default genome with a growing
+/// Lagrange multiplier.
+struct ScriptedAttacker {
+    proposals: Vec<Vec<Edit>>,
+}
+
+impl Planner for ScriptedAttacker {
+    fn name(&self) -> &'static str {
+        "scripted-attacker"
+    }
+
+    async fn propose(&mut self, view: &PlannerView<'_>) -> Result<Turn, LabError> {
+        let (edits, genome) = if self.proposals.is_empty() {
+            let genome = Genome {
+                lambda_scale: 1.0 + 0.1 * view.programs.len() as f64,
+                ..Genome::default()
+            };
+            (Vec::new(), genome)
+        } else {
+            (self.proposals.remove(0), Genome::default())
+        };
+        Ok(Turn::Propose(Proposal {
+            parent: None,
+            island: 0,
+            genome,
+            edits,
+            hypothesis: "scripted".into(),
+            reasoning: "a test".into(),
+            expected_effect: "none".into(),
+            log_id: None,
+        }))
+    }
+}
+
+/// A lab with one dev and one holdout clip of 64x48, 3 frames.
+async fn tiny_lab(dir: &Path) -> Arc<Lab> {
+    let mut corpus = Corpus::open(dir).unwrap();
+    for (id, pattern, set) in [
+        ("dev_shapes", Pattern::Shapes, ClipSet::Dev),
+        ("holdout_pan", Pattern::Pan, ClipSet::Holdout),
+    ] {
+        let spec = GeneratorSpec {
+            pattern,
+            width: 64,
+            height: 48,
+            frames: 3,
+            fps: Rational { num: 30, den: 1 },
+            seed: 3,
+            bit_depth: 8,
+        };
+        let label = ClipLabel {
+            id: id.into(),
+            class: "synthetic".into(),
+            source: "test".into(),
+            set,
+        };
+        corpus.generate(&spec, label, &mut Silent).unwrap();
+    }
+    corpus.save().unwrap();
+    let store = Store::open_data_dir(dir).await.unwrap();
+    let artifacts = Artifacts::open(&dir.join("artifacts").display().to_string()).unwrap();
+    Arc::new(Lab::new(store, artifacts, dir.to_path_buf()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_loop_records_attacking_candidates_as_rejections_and_measures_the_next_good_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = tiny_lab(dir.path()).await;
+    let (block, content) = first_codec_block();
+    let open_a_file = Edit {
+        block: block.clone(),
+        search: content.clone(),
+        replace: format!(
+            "{content}\nfn leak() -> usize {{ std::fs::read(\"/etc/passwd\").map_or(0, |d| d.len()) }}\n"
+        ),
+    };
+    // The file's first line lies before every block.
+    let file = &lab_codec_candidates().original().blocks().unwrap()[0]
+        .file
+        .clone();
+    let first_line = lab_codec_candidates().original().files[file]
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    let outside_the_blocks = Edit {
+        block,
+        search: first_line.clone(),
+        replace: format!("{first_line} (changed)"),
+    };
+    let mut planner = ScriptedAttacker {
+        proposals: vec![
+            vec![open_a_file],
+            vec![outside_the_blocks],
+            vec![harmless_codec_edit()],
+        ],
+    };
+    let mut config = LabConfig::from_toml("", "test").unwrap();
+    // The anchors are not part of this run.
+    config.evaluation.anchors = vec!["x264-medium".into()];
+    let options = LoopOptions {
+        // The reference, one candidate, and the two holdout measurements held in reserve.
+        max_experiments: Some(4),
+        parallel: 1,
+        candidates: Some(lab_codec_candidates()),
+        binaries_dir: dir.path().join("binaries"),
+        poll: Duration::from_millis(100),
+    };
+
+    let (shutdown, _) = watch::channel(false);
+    let mut workers = Vec::new();
+    for index in 0..2 {
+        let mut worker = WorkerConfig::new(index);
+        worker.idle_poll = Duration::from_millis(100);
+        workers.push(tokio::spawn(run_worker(
+            lab.clone(),
+            worker,
+            shutdown.subscribe(),
+            None,
+        )));
+    }
+    let summary = run_loop(
+        lab.clone(),
+        &mut planner,
+        &config,
+        options,
+        shutdown.subscribe(),
+    )
+    .await
+    .unwrap();
+    let _ = shutdown.send(true);
+    for worker in workers {
+        worker.await.unwrap().unwrap();
+    }
+
+    // Both attacks were refused before any build, with the reason recorded for the planner.
+    assert_eq!(summary.rejected, 2, "{summary:?}");
+    let log = lab.store.planner_log(50).await.unwrap();
+    let rejected: Vec<String> = log
+        .iter()
+        .filter(|row| row.entry.outcome == "rejected")
+        .filter_map(|row| row.entry.detail.clone())
+        .collect();
+    assert_eq!(rejected.len(), 2, "{rejected:?}");
+    assert!(
+        rejected
+            .iter()
+            .any(|d| d.contains("`std::fs` is not allowed")),
+        "{rejected:?}"
+    );
+    assert!(
+        rejected
+            .iter()
+            .any(|d| d.contains("only evolvable blocks can change")),
+        "{rejected:?}"
+    );
+    // The good code candidate that followed was built and measured through the sandbox.
+    assert_eq!(summary.failed, 0, "{summary:?}");
+    let programs = lab.store.programs(Some(&summary.run_id)).await.unwrap();
+    let candidate = programs
+        .iter()
+        .find(|p| p.role == ProgramRole::Candidate)
+        .expect("the good candidate became an experiment");
+    assert_eq!(candidate.edits.as_array().map(Vec::len), Some(1));
+    let experiment = lab
+        .store
+        .experiment(candidate.experiment_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(experiment.spec.codec["kind"], "lab_binary");
+    let points = lab.store.points(candidate.experiment_id).await.unwrap();
+    assert_eq!(points.len(), config.evaluation.qps.len());
+    assert!(candidate.fitness.is_some(), "{candidate:?}");
 }
