@@ -165,6 +165,7 @@
       });
     }
     $("#frame-show").addEventListener("click", show);
+    show();
     $("#frame-zoom").addEventListener("change", show);
     $("#frame-clip").addEventListener("change", function () {
       var option = $("#frame-clip").selectedOptions[0];

@@ -134,9 +134,13 @@ pub async fn page(State(state): State<AppState>) -> PageResult {
             }
             body.push_str("</tbody></table>");
         }
-        None => body.push_str(
-            "<p class=\"nm\" data-field=\"best:experiment\">no analysed experiment yet</p>",
-        ),
+        None => {
+            let _ = write!(
+                body,
+                "<p class=\"nm\" data-field=\"best:experiment\">not measured: no planner program yet, and no analysed experiment has a PSNR-Y BD-rate against {}</p>",
+                codeclab_lab::store::listing::SUMMARY_ANCHOR
+            );
+        }
     }
     body.push_str("</section>");
 
