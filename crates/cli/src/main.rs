@@ -41,6 +41,8 @@ enum Command {
     Decode(commands::decode::DecodeArgs),
     /// PSNR, SSIM and MS-SSIM (libvmaf's definitions) of a distorted Y4M clip against its reference.
     Metrics(commands::metrics::MetricsArgs),
+    /// The lab's report: status, experiments, best program, goals, spend, alerts, next steps [--since T] [--format md|json] [--run RUN].
+    Report(commands::report::ReportArgs),
     /// The lab: prepare corpus and anchors, then process the queue with local workers (Ctrl-C stops).
     Run(commands::run::RunArgs),
     /// The dashboard alone: pages, JSON API and admin actions at http://127.0.0.1:8080 [--bind ADDR] until Ctrl-C.
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Command::Baseline(command) => commands::baseline::run(command),
         Command::Bench(command) => commands::bench::run(command),
         Command::Experiment(command) => commands::experiment::run(command),
+        Command::Report(args) => commands::report::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Worker(args) => commands::worker::run(args),

@@ -9,6 +9,7 @@ pub mod decode;
 pub mod encode;
 pub mod experiment;
 pub mod metrics;
+pub mod report;
 pub mod run;
 pub mod serve;
 pub mod worker;
