@@ -120,7 +120,11 @@
     var xs = [];
     spec.series.forEach(function (s) { s.points.forEach(function (p) { xs.push(p[0]); }); });
     xs = xs.filter(function (x, i, a) { return a.indexOf(x) === i; }).sort(function (a, b) { return a - b; });
-    if (!xs.length) return;
+    if (!xs.length) {
+      holder.parentNode.textContent = spec.title + ": not measured";
+      holder.parentNode.className += " nm";
+      return;
+    }
     var data = [xs];
     spec.series.forEach(function (s) {
       var column = xs.map(function () { return null; });
