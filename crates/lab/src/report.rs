@@ -431,7 +431,7 @@ impl Report {
             ("this month", &spend.llm_month, spend.compute_hours_month),
         ] {
             line(format!(
-                "- Spent {period}: LLM ${:.2} over {} turns ({} input, {} output tokens){}; \
+                "- Spent {period}: LLM ${:.2} over {} planner turns ({} input, {} output tokens){}; \
                  compute {hours:.2} h (encode + decode).",
                 llm.usd,
                 llm.turns,
