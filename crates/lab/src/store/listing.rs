@@ -1,6 +1,6 @@
 //! Read queries for the dashboard: a filtered, sorted, paginated experiment table that stays
 //! fast with tens of thousands of experiments, counts by state, the newest row ids (for live
-//! updates), anchors by clip, the best program, and write-once experiment summaries.
+//! updates), anchors by clip, programs by experiment, and write-once experiment summaries.
 //!
 //! A summary holds the figures the table sorts on (BD-rates against [`SUMMARY_ANCHOR`], speeds,
 //! decoder complexity, compute time), taken from an analysed experiment's stored analysis.
@@ -444,32 +444,6 @@ impl Store {
             .collect()
     }
 
-    /// Experiments created since `since_ms` that were not anchor curves.
-    pub async fn experiments_created_since(&self, since_ms: i64) -> Result<i64> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM experiments WHERE created_at >= $1 AND anchor_name IS NULL",
-        )
-        .bind(since_ms)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get("n")?)
-    }
-
-    /// Encode and decode wall seconds of the experiments analysed and created since `since_ms`
-    /// (points of experiments that failed are not in it).
-    pub async fn compute_seconds_since(&self, since_ms: i64) -> Result<f64> {
-        self.summarise_analysed().await?;
-        let row = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(s.compute_seconds), 0.0) AS DOUBLE PRECISION) AS seconds \
-             FROM experiment_summaries s JOIN experiments e ON e.id = s.experiment_id \
-             WHERE e.created_at >= $1",
-        )
-        .bind(since_ms)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get("seconds")?)
-    }
-
     /// The newest id of each watched table.
     pub async fn latest_ids(&self) -> Result<LatestIds> {
         let row = sqlx::query(
@@ -526,29 +500,6 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(program_from_row).transpose()
-    }
-
-    /// The measured program with the lowest fitness (ties: the oldest), if any.
-    pub async fn best_program(&self) -> Result<Option<ProgramRecord>> {
-        let row = sqlx::query(&format!(
-            "SELECT {PROGRAM_COLUMNS} FROM programs WHERE fitness IS NOT NULL AND role <> 'holdout' \
-             ORDER BY fitness ASC, experiment_id ASC LIMIT 1"
-        ))
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(program_from_row).transpose()
-    }
-
-    /// Holdout re-measurements of a program (newest first).
-    pub async fn holdout_programs_of(&self, experiment_id: i64) -> Result<Vec<ProgramRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {PROGRAM_COLUMNS} FROM programs WHERE role = 'holdout' AND parent = $1 \
-             ORDER BY experiment_id DESC"
-        ))
-        .bind(experiment_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(program_from_row).collect()
     }
 
     /// The analysed experiment (not an anchor) with the lowest summary PSNR-Y BD-rate.
