@@ -154,7 +154,8 @@ pub enum CodecSpec {
         genome: serde_json::Value,
     },
     /// The lab's codec as a separate `codeclab-codec`-compatible binary (how code candidates are
-    /// run): `BINARY encode --qp Q --genome G.json IN.y4m -o OUT.bin`, `BINARY decode IN -o OUT`.
+    /// run), always inside the sandbox, on stdin and stdout:
+    /// `BINARY encode --qp Q --genome-json JSON - -o -` and `BINARY decode - -o -`.
     LabBinary {
         binary: String,
         #[serde(default = "empty_object")]

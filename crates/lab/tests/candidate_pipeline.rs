@@ -166,6 +166,26 @@ fn a_candidate_that_allocates_without_bound_runs_out_of_memory() {
 }
 
 #[test]
+fn a_constant_too_big_for_the_build_memory_fails_the_build_not_the_machine() {
+    // 16 GiB of static data: the compiler would materialise it; its address-space limit
+    // (8 GiB by default) makes the build fail instead.
+    let rejection = evaluate(
+        &[edit(
+            "transform",
+            "    byte.wrapping_add(1)\n",
+            "    static TABLE: [u8; 1 << 34] = [7; 1 << 34];\n    byte.wrapping_add(TABLE[usize::from(byte)])\n",
+        )],
+        &[0],
+        limits(),
+    )
+    .unwrap_err();
+    let Rejection::Build(BuildFailure::Compile { diagnostics }) = &rejection else {
+        panic!("expected a failed build, got {rejection}");
+    };
+    assert!(diagnostics.contains("memory"), "{diagnostics}");
+}
+
+#[test]
 fn a_build_over_its_time_limit_is_killed_and_reported() {
     let project = cache().join("timeout-project");
     std::fs::create_dir_all(&project).unwrap();

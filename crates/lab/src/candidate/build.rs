@@ -2,7 +2,7 @@
 //! codec is built in.
 
 use super::tree::{SourceTree, TreeError};
-use crate::sandbox::{Ending, kill_group, wait_until};
+use crate::sandbox::{Ending, kill_group, set_limit, wait_until};
 use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -17,6 +17,10 @@ pub struct BuildConfig {
     /// Shared by every candidate, so unchanged dependencies compile once.
     pub target_dir: PathBuf,
     pub time_limit: Duration,
+    /// Address space of cargo and of each compiler it starts: a source that makes the compiler
+    /// materialise a huge constant (`[0u8; 1 << 34]`) fails its build instead of exhausting the
+    /// machine's memory.
+    pub address_space_bytes: u64,
     /// How much of the compiler's error output goes back to the planner.
     pub max_diagnostic_bytes: usize,
 }
@@ -27,6 +31,7 @@ impl BuildConfig {
             cargo: PathBuf::from("cargo"),
             target_dir,
             time_limit: Duration::from_secs(600),
+            address_space_bytes: 8 << 30,
             max_diagnostic_bytes: 6 * 1024,
         }
     }
@@ -73,6 +78,12 @@ pub fn build(project_dir: &Path, bin: &str, config: &BuildConfig) -> Result<Path
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    let address_space = config.address_space_bytes;
+    // SAFETY: the closure runs between fork and exec and only makes the setrlimit system call on
+    // a value copied in beforehand: no allocation, no lock.
+    unsafe {
+        command.pre_exec(move || set_limit(libc::RLIMIT_AS, address_space, address_space));
+    }
     let started = Instant::now();
     let mut child = command
         .spawn()

@@ -541,7 +541,7 @@ async fn submit_reference(
     let binary = if edits.is_empty() {
         None
     } else {
-        match build_candidate(options, &edits, &format!("{}-reference", run.run_id)).await? {
+        match build_candidate(options, &edits, &format!("{}-reference", run.run_id), None).await? {
             Ok(binary) => Some(binary),
             Err(reason) => {
                 return Err(LabError::Spec(format!(
@@ -603,11 +603,24 @@ fn program_record(
     }
 }
 
-/// Builds a code candidate and smoke-tests it; the binary, or why it is rejected.
+/// The smoke stage a new code candidate passes before its dev experiment.
+struct Smoke {
+    /// The first dev clip.
+    clip: PathBuf,
+    frames: u64,
+    genome: serde_json::Value,
+}
+
+/// QP of the smoke test: mid-ladder, where every tool is exercised.
+const SMOKE_QP: u8 = 32;
+
+/// Builds a code candidate (and smoke-tests it in the sandbox when asked); the binary, or why it
+/// is rejected.
 async fn build_candidate(
     options: &LoopOptions,
     edits: &[Edit],
     name: &str,
+    smoke: Option<Smoke>,
 ) -> Result<Result<PathBuf, String>, LabError> {
     let Some(candidates) = options.candidates.clone() else {
         return Ok(Err(
@@ -622,9 +635,32 @@ async fn build_candidate(
         std::fs::create_dir_all(destination.parent().unwrap_or(&destination))
             .map_err(|e| LabError::Spec(format!("candidate folder: {e}")))?;
         match candidates.build(&edits, &destination) {
-            Ok(Ok(())) => Ok(Ok(destination)),
+            Ok(Ok(())) => {}
+            Ok(Err(rejection)) => return Ok(Err(rejection.to_string())),
+            Err(error) => return Err(LabError::Spec(format!("building a candidate: {error}"))),
+        }
+        let Some(smoke) = smoke else {
+            return Ok(Ok(destination));
+        };
+        match crate::candidate::smoke_test(
+            &destination,
+            &smoke.clip,
+            smoke.frames,
+            SMOKE_QP,
+            &smoke.genome,
+            &crate::sandbox::Limits::default(),
+        ) {
+            Ok(Ok(report)) => {
+                tracing::info!(
+                    "candidate {} passed the smoke test: {report:?}",
+                    destination.display()
+                );
+                Ok(Ok(destination))
+            }
             Ok(Err(rejection)) => Ok(Err(rejection.to_string())),
-            Err(error) => Err(LabError::Spec(format!("building a candidate: {error}"))),
+            Err(error) => Err(LabError::Spec(format!(
+                "smoke-testing a candidate: {error}"
+            ))),
         }
     })
     .await
@@ -668,10 +704,21 @@ async fn submit_candidate<P: Planner>(
     let binary = if proposal.edits.is_empty() {
         None
     } else {
+        let corpus = lab.corpus()?;
+        let smoke = clips
+            .dev
+            .first()
+            .and_then(|id| corpus.clip(id))
+            .map(|clip| Smoke {
+                clip: corpus.clip_path(clip),
+                frames: u64::from(config.evaluation.smoke_frames),
+                genome: serde_json::to_value(&proposal.genome).unwrap_or_default(),
+            });
         match build_candidate(
             options,
             &proposal.edits,
             &format!("{}-turn-{log_id}", run.run_id),
+            smoke,
         )
         .await?
         {
@@ -779,6 +826,7 @@ async fn submit_holdout(
                 options,
                 &edits,
                 &format!("{}-holdout-{}", run.run_id, program.experiment_id),
+                None,
             )
             .await?
             {

@@ -9,7 +9,7 @@
 mod process;
 mod seccomp;
 
-pub(crate) use process::{Ending, kill_group, wait_until};
+pub(crate) use process::{Ending, kill_group, set_limit, wait_until};
 pub use seccomp::SeccompError;
 
 use serde::{Deserialize, Serialize};
