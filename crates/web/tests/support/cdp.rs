@@ -164,7 +164,8 @@ impl WebSocket {
                 }
             }
             match opcode {
-                0x0 | 0x1 | 0x2 => {
+                // Continuation, text and binary frames.
+                0x0..=0x2 => {
                     message.extend_from_slice(&payload);
                     if fin {
                         return String::from_utf8(message)
@@ -213,6 +214,9 @@ impl Browser {
                 "--mute-audio",
                 "--hide-scrollbars",
                 "--window-size=1280,900",
+                // A page left for the next keeps its open event stream while it sits in the
+                // back/forward cache, and six such streams exhaust the per-host connections.
+                "--disable-features=BackForwardCache",
                 // Every host name fails to resolve: only literal loopback addresses load.
                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
             ])
@@ -365,9 +369,10 @@ impl Page<'_> {
             return fail(format!("loading {url}: {error}"));
         }
         self.wait_until(
-            &format!("location.href === {} && document.readyState === 'complete'", {
-                js_string(url)
-            }),
+            &format!(
+                "location.href === {} && document.readyState === 'complete'",
+                { js_string(url) }
+            ),
             &format!("{url} to load"),
         )
     }
@@ -414,15 +419,6 @@ impl Page<'_> {
         }
     }
 
-    /// The rendered texts of every element matching `selector`, in document order.
-    pub fn texts(&mut self, selector: &str) -> Result<Vec<String>> {
-        let value = self.eval(&format!(
-            "Array.from(document.querySelectorAll({}), e => e.innerText)",
-            js_string(selector)
-        ))?;
-        serde_json::from_value(value).or_else(|e| fail(format!("texts of `{selector}`: {e}")))
-    }
-
     /// An attribute of the first element matching `selector` (`None` when it has none).
     pub fn attribute(&mut self, selector: &str, name: &str) -> Result<Option<String>> {
         let value = self.eval(&format!(
@@ -444,11 +440,14 @@ impl Page<'_> {
         }
     }
 
-    /// Clicks the centre of the first element matching `selector` with real mouse events.
+    /// Clicks the first element matching `selector` with real mouse events, at the centre of
+    /// its first box (an inline element wrapped over two lines has nothing at its overall
+    /// centre).
     pub fn click(&mut self, selector: &str) -> Result<()> {
         self.wait_for(selector)?;
         let centre = self.eval(&format!(
-            "(e => {{ e.scrollIntoView({{block: 'center'}}); const r = e.getBoundingClientRect(); \
+            "(e => {{ e.scrollIntoView({{block: 'center'}}); \
+             const r = e.getClientRects()[0] || e.getBoundingClientRect(); \
              return [r.left + r.width / 2, r.top + r.height / 2, r.width * r.height]; }})\
              (document.querySelector({}))",
             js_string(selector)

@@ -1,9 +1,10 @@
 //! A small lab with real experiments, for the dashboard's tests: two generated clips (one dev,
-//! one holdout), the x264 anchor on both when ffmpeg is installed, and two experiments of the
+//! one holdout), the x265 and x264 anchors on both when ffmpeg is installed (x265 is the one
+//! the experiment table's BD-rate columns compare with), and two experiments of the
 //! lab's codec measured by a real worker — a parent with the default genome and a child with a
 //! changed genome, proposed in a recorded planner turn and kept in the program database.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use codeclab_codec::genome::Genome;
@@ -20,7 +21,7 @@ use codeclab_video::{GeneratorSpec, Pattern, Rational};
 
 pub const DEV_CLIP: &str = "fixture-shapes";
 pub const HOLDOUT_CLIP: &str = "fixture-pan";
-pub const ANCHOR: &str = "x264-medium";
+pub const ANCHORS: [&str; 2] = ["x265-medium", "x264-medium"];
 pub const PLANNER: &str = "fixture-planner";
 pub const RUN_ID: &str = "fixture-run";
 pub const HYPOTHESIS: &str = "a weaker deblocking filter keeps the shapes' edges sharper";
@@ -28,14 +29,12 @@ pub const HYPOTHESIS: &str = "a weaker deblocking filter keeps the shapes' edges
 /// The fixture's lab and the ids of what it holds.
 pub struct FixtureLab {
     pub lab: Arc<Lab>,
-    pub data_dir: PathBuf,
     /// The default codec (the reference program).
     pub parent: i64,
     /// The planner's candidate, derived from `parent`.
     pub child: i64,
-    /// The anchor experiments (one per clip), when ffmpeg could run x264.
+    /// The anchor experiments (one per anchor and clip), when ffmpeg could run the encoders.
     pub anchors: Vec<i64>,
-    pub planner_turn: i64,
 }
 
 fn add_clip(corpus: &mut Corpus, id: &str, pattern: Pattern, set: ClipSet) {
@@ -59,7 +58,12 @@ fn add_clip(corpus: &mut Corpus, id: &str, pattern: Pattern, set: ClipSet) {
         .expect("generating a fixture clip");
 }
 
-fn lab_spec(genome: &Genome, parents: Vec<i64>, proposer: &str, hypothesis: &str) -> ExperimentSpec {
+fn lab_spec(
+    genome: &Genome,
+    parents: Vec<i64>,
+    proposer: &str,
+    hypothesis: &str,
+) -> ExperimentSpec {
     ExperimentSpec {
         codec: serde_json::json!({"kind": "lab", "genome": genome}),
         parents,
@@ -67,7 +71,7 @@ fn lab_spec(genome: &Genome, parents: Vec<i64>, proposer: &str, hypothesis: &str
         hypothesis: hypothesis.into(),
         clips: vec![DEV_CLIP.into(), HOLDOUT_CLIP.into()],
         rate_points: [24, 30, 36, 42].map(RatePoint::Qp).to_vec(),
-        anchors: vec![ANCHOR.into()],
+        anchors: ANCHORS.iter().map(|a| a.to_string()).collect(),
     }
 }
 
@@ -112,9 +116,9 @@ pub async fn build(data_dir: &Path) -> FixtureLab {
 
     // Anchors first, so that the experiments are analysed against them as soon as they finish.
     let baseline = lab
-        .baseline(&[ANCHOR.into()], &[])
+        .baseline(&ANCHORS.map(String::from), &[])
         .await
-        .expect("queueing the anchor");
+        .expect("queueing the anchors");
     let anchors: Vec<i64> = baseline.iter().filter_map(|e| e.experiment_id).collect();
 
     let parent_genome = Genome::default();
@@ -145,11 +149,13 @@ pub async fn build(data_dir: &Path) -> FixtureLab {
             experiment_id: None,
             planner: PLANNER.into(),
             model: Some("fixture-model".into()),
-            prompt: format!("Experiment {} on the dev clips. Propose a genome.", parent.id),
+            prompt: format!(
+                "Experiment {} on the dev clips. Propose a genome.",
+                parent.id
+            ),
             reply,
             hypothesis: Some(HYPOTHESIS.into()),
-            reasoning: "Edges of flat shapes blur at high QP; loosen the filter thresholds."
-                .into(),
+            reasoning: "Edges of flat shapes blur at high QP; loosen the filter thresholds.".into(),
             outcome: "proposed".into(),
             detail: None,
             input_tokens: Some(812),
@@ -171,7 +177,12 @@ pub async fn build(data_dir: &Path) -> FixtureLab {
         .expect("linking the planner turn");
     for (id, role, parent_id, genome) in [
         (parent.id, ProgramRole::Reference, None, &parent_genome),
-        (child.id, ProgramRole::Candidate, Some(parent.id), &child_genome),
+        (
+            child.id,
+            ProgramRole::Candidate,
+            Some(parent.id),
+            &child_genome,
+        ),
     ] {
         lab.store
             .put_program(&ProgramRecord {
@@ -195,15 +206,15 @@ pub async fn build(data_dir: &Path) -> FixtureLab {
 
     drain(&lab).await;
 
-    // The programs' fitness is what the loop uses: the mean PSNR-Y BD-rate against the anchor
-    // (lower is better), when the anchor could be measured.
+    // The programs' fitness is what the loop uses: the mean PSNR-Y BD-rate against the first
+    // anchor (lower is better), when it could be measured.
     for id in [parent.id, child.id] {
         let analysis = analysis(&lab, id).await;
         let scores = serde_json::to_value(&analysis.bd_rates).expect("BD-rates are JSON");
         let fitness = analysis
             .bd_rates
             .iter()
-            .find(|bd| bd.anchor == ANCHOR && bd.metric.key() == "psnr_y")
+            .find(|bd| bd.anchor == ANCHORS[0] && bd.metric.key() == "psnr_y")
             .and_then(|bd| bd.report.as_ref())
             .and_then(|report| report["mean"]["pchip"].as_f64());
         lab.store
@@ -214,11 +225,9 @@ pub async fn build(data_dir: &Path) -> FixtureLab {
 
     FixtureLab {
         lab,
-        data_dir: data_dir.to_path_buf(),
         parent: parent.id,
         child: child.id,
         anchors,
-        planner_turn,
     }
 }
 
