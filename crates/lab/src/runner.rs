@@ -133,6 +133,10 @@ impl RunnerConfig {
     }
 }
 
+/// The file, beside a point's logs, with its per-frame scores: `{"frames": N, "scores":
+/// {"psnr_y": [..], ...}}`, one value per frame for every metric of the point.
+pub const PER_FRAME_FILE: &str = "frames.json";
+
 /// A measured point and the files it left: the bitstream and the logs, in a working
 /// directory removed when this is dropped.
 #[derive(Debug)]
@@ -209,6 +213,19 @@ pub fn run_point(
         metrics.insert(score.key().to_string(), *value);
     }
     check_finite(&metrics)?;
+    let per_frame: BTreeMap<&str, &Vec<f64>> = comparison
+        .per_frame
+        .iter()
+        .map(|(score, values)| (score.key(), values))
+        .collect();
+    let frames_log = logs_dir.join(PER_FRAME_FILE);
+    std::fs::write(
+        &frames_log,
+        serde_json::to_vec(
+            &serde_json::json!({ "frames": comparison.frames, "scores": per_frame }),
+        )
+        .map_err(|e| RunError::Honesty(format!("per-frame scores: {e}")))?,
+    )?;
 
     let fps = clip.format.fps.as_f64();
     let kbps = bytes as f64 * 8.0 * fps / clip.frames as f64 / 1000.0;
@@ -232,7 +249,7 @@ pub fn run_point(
             codec_version,
         },
         bitstream,
-        logs: vec![encode_log, decode_log],
+        logs: vec![encode_log, decode_log, frames_log],
         _workdir: workdir,
     })
 }

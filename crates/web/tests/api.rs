@@ -169,6 +169,12 @@ async fn the_dashboard_shows_the_store_and_guards_admin_actions() {
         assert!(page.contains(&hook), "missing {hook}");
     }
     assert!(page.contains("id=\"rerun\""));
+    // Per-frame quality is drawn from each point's stored per-frame scores.
+    assert!(
+        page.contains("data-field=\"per-frame\" data-value=\"measured\""),
+        "no per-frame charts"
+    );
+    assert!(page.contains(&format!("psnr_y per frame on {CLIP}")));
     for uri in [
         "/",
         "/experiments",

@@ -47,6 +47,75 @@ fn chart_block(chart: &Chart) -> String {
     )
 }
 
+/// Per clip, the per-frame PSNR-Y and VMAF of every rate point, from the point's stored
+/// per-frame scores; "not measured" where a point has none.
+async fn per_frame_section(
+    state: &AppState,
+    id: i64,
+    detail: &data::ExperimentDetail,
+) -> Result<String, Page> {
+    let mut body = String::from("<section><h2>Per-frame quality</h2>");
+    let mut any = false;
+    for (clip, points) in &detail.curves {
+        let mut charts: Vec<(&str, Vec<Series>)> =
+            vec![("psnr_y", Vec::new()), ("vmaf", Vec::new())];
+        for (index, point) in points.iter().enumerate() {
+            let key = format!(
+                "{}/{clip}/{index}/{}",
+                codeclab_lab::artifacts::experiment_prefix(id),
+                codeclab_lab::runner::PER_FRAME_FILE
+            );
+            if !detail.artifacts.contains(&key) {
+                continue;
+            }
+            let bytes = state
+                .lab
+                .artifacts
+                .get(&key)
+                .await
+                .map_err(|e| Page(WebError::from(e)))?;
+            let Ok(file) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                continue;
+            };
+            for (metric, series) in &mut charts {
+                if let Some(values) = file["scores"][*metric].as_array() {
+                    series.push(Series {
+                        label: point.rate_point.to_string(),
+                        points: values
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(frame, v)| Some([frame as f64, v.as_f64()?]))
+                            .collect(),
+                    });
+                }
+            }
+        }
+        for (metric, series) in charts {
+            if series.is_empty() {
+                continue;
+            }
+            any = true;
+            body.push_str(&chart_block(&Chart {
+                title: format!("{metric} per frame on {clip}"),
+                x_label: "frame".into(),
+                y_label: metric.into(),
+                log_x: false,
+                series,
+            }));
+        }
+    }
+    if any {
+        body.push_str("<p data-field=\"per-frame\" data-value=\"measured\"></p>");
+    } else {
+        body.push_str(
+            "<p class=\"nm\" data-field=\"per-frame\">not measured: no point of this experiment \
+             stored its per-frame scores</p>",
+        );
+    }
+    body.push_str("</section>");
+    Ok(body)
+}
+
 /// The BD-rate of a comparison, mean and per clip, with hooks.
 fn bd_cells(bd: &BdComparison, clips: &[String]) -> String {
     let prefix = format!("bd-rate:{}:{}", bd.anchor, bd.metric.key());
@@ -243,10 +312,7 @@ pub async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Page
         body.push_str("<section><h2>RD</h2><p class=\"nm\">no point measured yet</p></section>");
     }
 
-    body.push_str(
-        "<section><h2>Per-frame quality</h2><p class=\"nm\" data-field=\"per-frame\">not measured: \
-         the runner stores each point's pooled scores, not per-frame ones</p></section>",
-    );
+    body.push_str(&per_frame_section(&state, id, &detail).await?);
 
     // Frame viewer.
     if let Some((first_clip, first_points)) = detail.curves.iter().next() {
