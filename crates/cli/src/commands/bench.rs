@@ -18,6 +18,9 @@ pub enum BenchCommand {
     Vmaf(super::bench_vmaf::BenchVmafArgs),
     /// Procedural generator speed per pattern, and Y4M write and read speed.
     Video(super::corpus::BenchVideoArgs),
+    /// Server-side rendering time (median, p95) of the dashboard's experiment table and overview
+    /// over a store filled with 10,000 synthetic experiments.
+    Web(super::bench_web::BenchWebArgs),
 }
 
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
@@ -27,6 +30,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Metrics(args) => super::metrics::bench(args),
         BenchCommand::Vmaf(args) => super::bench_vmaf::run(args),
         BenchCommand::Video(args) => super::corpus::bench(args),
+        BenchCommand::Web(args) => super::bench_web::run(args),
     }
 }
 

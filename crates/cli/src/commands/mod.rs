@@ -4,6 +4,7 @@ pub mod baseline;
 pub mod bdrate;
 pub mod bench;
 pub mod bench_vmaf;
+pub mod bench_web;
 pub mod corpus;
 pub mod decode;
 pub mod encode;
