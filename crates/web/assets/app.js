@@ -94,6 +94,9 @@
   function setupLive() {
     if (!window.EventSource) return;
     var source = new EventSource("/api/stream");
+    // A page left for the back/forward cache must not keep its stream: browsers allow only a
+    // few open connections per server.
+    window.addEventListener("pagehide", function () { source.close(); });
     source.addEventListener("update", function (event) {
       var pulse = JSON.parse(event.data);
       var state = pulse.status.state;

@@ -191,4 +191,12 @@ CREATE INDEX anchors_clip ON anchors (clip_id, name);
 CREATE INDEX programs_fitness ON programs (fitness)
 "#,
     },
+    Migration {
+        version: 4,
+        name: "measuring time per point",
+        sql: r#"
+ALTER TABLE rd_points ADD COLUMN measure_seconds {float};
+CREATE INDEX rd_points_created ON rd_points (created_at)
+"#,
+    },
 ];

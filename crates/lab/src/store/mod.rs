@@ -924,8 +924,8 @@ impl Store {
         }
         let inserted = sqlx::query(
             "INSERT INTO rd_points (experiment_id, job_id, clip_id, rate_index, record, bytes, \
-                 kbps, psnr_y, psnr_yuv, ssim, ms_ssim, vmaf, worker, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                 kbps, psnr_y, psnr_yuv, ssim, ms_ssim, vmaf, worker, created_at, measure_seconds) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
                  ON CONFLICT (experiment_id, clip_id, rate_index) DO NOTHING",
         )
         .bind(job.experiment_id)
@@ -942,6 +942,7 @@ impl Store {
         .bind(record.quality(crate::runner::QualityMetric::Vmaf))
         .bind(worker)
         .bind(now)
+        .bind(record.encode.wall_seconds + record.decode.wall_seconds)
         .execute(&mut *tx)
         .await?
         .rows_affected()

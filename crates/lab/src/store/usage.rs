@@ -96,9 +96,11 @@ impl Store {
                  AS DOUBLE PRECISION), 0.0)"
             ),
         };
+        // Points stored before schema 4 have no `measure_seconds`: their record is read.
         let sql = format!(
-            "SELECT CAST(COALESCE(SUM({} + {}), 0.0) AS DOUBLE PRECISION) AS seconds, \
-             COUNT(*) AS points FROM rd_points WHERE created_at >= $1",
+            "SELECT CAST(COALESCE(SUM(COALESCE(measure_seconds, {} + {})), 0.0) \
+             AS DOUBLE PRECISION) AS seconds, COUNT(*) AS points FROM rd_points \
+             WHERE created_at >= $1",
             step("encode"),
             step("decode")
         );
