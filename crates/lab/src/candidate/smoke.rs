@@ -353,7 +353,10 @@ mod tests {
     #[test]
     fn a_decode_of_another_size_is_refused_with_both_sizes() {
         let failure = read_decode(&clip(&format(8, 8), 3), &format(16, 8), 3).unwrap_err();
-        assert!(matches!(failure, SmokeFailure::Geometry { .. }), "{failure}");
+        assert!(
+            matches!(failure, SmokeFailure::Geometry { .. }),
+            "{failure}"
+        );
         let text = failure.to_string();
         assert!(text.contains("8x8") && text.contains("16x8"), "{text}");
     }
