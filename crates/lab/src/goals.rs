@@ -115,18 +115,31 @@ pub async fn run_programs(
     store: &Store,
     run_id: Option<&str>,
 ) -> Result<(Option<String>, Vec<ProgramRecord>)> {
-    match run_id {
-        Some(run) => Ok((Some(run.to_string()), store.programs(Some(run)).await?)),
-        None => {
-            let all = store.programs(None).await?;
-            let Some(newest) = all.iter().max_by_key(|p| p.experiment_id) else {
-                return Ok((None, Vec::new()));
-            };
-            let run = newest.run_id.clone();
-            let programs = all.into_iter().filter(|p| p.run_id == run).collect();
-            Ok((Some(run), programs))
-        }
-    }
+    let Some(run) = chosen_run(store, run_id).await? else {
+        return Ok((None, Vec::new()));
+    };
+    let programs = store.programs(Some(&run)).await?;
+    Ok((Some(run), programs))
+}
+
+/// The few programs of `run_id` (the newest run when `None`) that [`best_program`] and
+/// [`holdout_of`] choose from: they choose the same from these as from all the run's programs.
+pub async fn run_leaders(
+    store: &Store,
+    run_id: Option<&str>,
+) -> Result<(Option<String>, Vec<ProgramRecord>)> {
+    let Some(run) = chosen_run(store, run_id).await? else {
+        return Ok((None, Vec::new()));
+    };
+    let programs = store.run_leaders(&run).await?;
+    Ok((Some(run), programs))
+}
+
+async fn chosen_run(store: &Store, run_id: Option<&str>) -> Result<Option<String>> {
+    Ok(match run_id {
+        Some(run) => Some(run.to_string()),
+        None => store.newest_program_run().await?,
+    })
 }
 
 /// The newest reference of the run.
@@ -182,7 +195,7 @@ pub async fn progress(
     goals: &[Goal],
     run_id: Option<&str>,
 ) -> Result<Vec<GoalProgress>> {
-    let (_, programs) = run_programs(store, run_id).await?;
+    let (_, programs) = run_leaders(store, run_id).await?;
     let best = best_program(&programs);
     let mut progress = Vec::with_capacity(goals.len());
     for goal in goals {

@@ -6,6 +6,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use codeclab_lab::experiment::ExperimentSpec;
+use codeclab_lab::goals;
 use codeclab_lab::process::StepCost;
 use codeclab_lab::runner::PointRecord;
 use codeclab_lab::spec::RatePoint;
@@ -306,6 +307,112 @@ async fn concurrent_claims(url: &str) {
     assert_eq!(unique.len(), 30);
 }
 
+/// A run's leaders (newest reference, best finite candidate, their holdouts) are what the
+/// goal and overview code would choose from the run's full program list.
+async fn run_leaders(store: &Store) {
+    let program = |experiment_id: i64, run: &str, role, parent, fitness| ProgramRecord {
+        experiment_id,
+        run_id: run.into(),
+        planner: "evolve".into(),
+        role,
+        parent,
+        island: 0,
+        stage: "dev".into(),
+        genome: serde_json::json!({}),
+        edits: serde_json::json!([]),
+        features: None,
+        fitness,
+        scores: None,
+        created_at: 0,
+    };
+    use ProgramRole::{Candidate, Holdout, Reference};
+    let programs = [
+        // An older run with a far better candidate: runs are never mixed.
+        program(50, "run-old", Reference, None, Some(0.0)),
+        program(51, "run-old", Candidate, Some(50), Some(-40.0)),
+        program(100, "run-new", Reference, None, None),
+        program(101, "run-new", Reference, None, Some(0.0)),
+        program(102, "run-new", Candidate, Some(101), Some(-2.0)),
+        program(103, "run-new", Candidate, Some(102), Some(-5.0)),
+        program(104, "run-new", Candidate, Some(102), Some(-5.0)),
+        program(105, "run-new", Candidate, Some(102), Some(f64::NAN)),
+        program(
+            106,
+            "run-new",
+            Candidate,
+            Some(102),
+            Some(f64::NEG_INFINITY),
+        ),
+        program(107, "run-new", Candidate, Some(102), None),
+        program(108, "run-new", Holdout, Some(101), None),
+        program(109, "run-new", Holdout, Some(103), None),
+        program(110, "run-new", Holdout, Some(102), None),
+        program(111, "run-new", Holdout, Some(104), None),
+    ];
+    for program in &programs {
+        store.put_program(program).await.unwrap();
+    }
+    assert_eq!(
+        store.newest_program_run().await.unwrap().as_deref(),
+        Some("run-new")
+    );
+    let leaders = store.run_leaders("run-new").await.unwrap();
+    let ids: Vec<i64> = leaders.iter().map(|p| p.experiment_id).collect();
+    assert_eq!(ids, [101, 103, 108, 109]);
+    let all = store.programs(Some("run-new")).await.unwrap();
+    let best = goals::best_program(&all).unwrap();
+    assert_eq!(goals::best_program(&leaders), Some(best));
+    assert_eq!(
+        goals::holdout_of(&leaders, best).map(|p| p.experiment_id),
+        goals::holdout_of(&all, best).map(|p| p.experiment_id)
+    );
+    let old: Vec<i64> = store
+        .run_leaders("run-old")
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.experiment_id)
+        .collect();
+    assert_eq!(old, [50, 51]);
+    assert!(store.run_leaders("no-such-run").await.unwrap().is_empty());
+}
+
+/// Schema 5 fills `measure_seconds` of points stored before schema 4 from their records, so a
+/// compute budget still counts them.
+async fn measuring_time_of_older_points(url: &str) {
+    let store = Store::open(url).await.unwrap();
+    store
+        .submit(&spec(&["a"], &[22]), None, None, 3)
+        .await
+        .unwrap();
+    let job = store.claim_job("w1", 60_000).await.unwrap().unwrap();
+    let mut point = record(job.rate_point, 1000);
+    point.encode.wall_seconds = 1.5;
+    point.decode.wall_seconds = 0.25;
+    store.finish_job(&job, "w1", &point).await.unwrap();
+    assert_eq!(store.measuring_time(0).await.unwrap().seconds, 1.75);
+
+    // Back to schema 4 with a point stored before it.
+    let raw = sqlx::AnyPool::connect(url).await.unwrap();
+    for statement in [
+        "UPDATE rd_points SET measure_seconds = NULL",
+        "DELETE FROM schema_migrations WHERE version = 5",
+        "DROP INDEX programs_run_role_fitness",
+        "DROP INDEX rd_points_created_seconds",
+        "CREATE INDEX programs_fitness ON programs (fitness)",
+        "CREATE INDEX rd_points_created ON rd_points (created_at)",
+    ] {
+        sqlx::query(statement).execute(&raw).await.unwrap();
+    }
+    raw.close().await;
+    assert_eq!(store.measuring_time(0).await.unwrap().seconds, 0.0);
+    store.close().await;
+
+    let migrated = Store::open(url).await.unwrap();
+    let time = migrated.measuring_time(0).await.unwrap();
+    assert_eq!((time.seconds, time.points), (1.75, 1));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_store() {
     let dir = tempfile::tempdir().unwrap();
@@ -320,6 +427,13 @@ async fn sqlite_store() {
     let other = tempfile::tempdir().unwrap();
     concurrent_claims(&codeclab_lab::store::sqlite_url(
         &other.path().join("lab.sqlite"),
+    ))
+    .await;
+    let leaders = tempfile::tempdir().unwrap();
+    run_leaders(&Store::open_data_dir(leaders.path()).await.unwrap()).await;
+    let older = tempfile::tempdir().unwrap();
+    measuring_time_of_older_points(&codeclab_lab::store::sqlite_url(
+        &older.path().join("lab.sqlite"),
     ))
     .await;
 }
@@ -339,6 +453,12 @@ async fn postgres_store() {
         codeclab_lab::store::migrations::MIGRATIONS.len() as i64
     );
     concurrent_claims(&common::fresh_postgres(&admin).await).await;
+    run_leaders(
+        &Store::open(&common::fresh_postgres(&admin).await)
+            .await
+            .unwrap(),
+    )
+    .await;
 }
 
 #[tokio::test]

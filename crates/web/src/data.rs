@@ -138,7 +138,7 @@ pub async fn overview(lab: &Lab) -> Result<Overview, WebError> {
 }
 
 async fn best_codec(store: &Store) -> Result<Option<BestCodec>, WebError> {
-    let (_, programs) = goals::run_programs(store, None).await?;
+    let (_, programs) = goals::run_leaders(store, None).await?;
     let (experiment_id, chosen_by, program, holdout) = match goals::best_program(&programs) {
         Some(best) => (
             best.experiment_id,

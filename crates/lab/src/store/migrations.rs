@@ -1,7 +1,8 @@
 //! The schema, as an ordered list of versioned migrations shared by SQLite and PostgreSQL.
 //!
-//! Each migration is written once; two tokens stand for the only types the two dialects spell
-//! differently: `{id}` (an auto-incrementing 64-bit primary key) and `{float}` (a 64-bit float).
+//! Each migration is written once; tokens stand for what the two dialects spell differently:
+//! `{id}` (an auto-incrementing 64-bit primary key), `{float}` (a 64-bit float) and
+//! `{point_wall_seconds}` (an RD point's encode plus decode wall seconds, read from its record).
 //! A migration is never edited after release: a change is a new migration with the next number.
 
 /// One schema step.
@@ -197,6 +198,17 @@ CREATE INDEX programs_fitness ON programs (fitness)
         sql: r#"
 ALTER TABLE rd_points ADD COLUMN measure_seconds {float};
 CREATE INDEX rd_points_created ON rd_points (created_at)
+"#,
+    },
+    Migration {
+        version: 5,
+        name: "a run's leading programs; measuring time from the index",
+        sql: r#"
+DROP INDEX programs_fitness;
+CREATE INDEX programs_run_role_fitness ON programs (run_id, role, fitness);
+UPDATE rd_points SET measure_seconds = {point_wall_seconds} WHERE measure_seconds IS NULL;
+DROP INDEX rd_points_created;
+CREATE INDEX rd_points_created_seconds ON rd_points (created_at, measure_seconds)
 "#,
     },
 ];

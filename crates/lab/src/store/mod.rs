@@ -382,7 +382,23 @@ impl Store {
                 "DOUBLE PRECISION",
             ),
         };
-        sql.replace("{id}", id).replace("{float}", float)
+        let record_wall_seconds = |step: &str| match self.backend {
+            Backend::Sqlite => {
+                format!("COALESCE(json_extract(record, '$.{step}.wall_seconds'), 0.0)")
+            }
+            Backend::Postgres => format!(
+                "COALESCE(CAST(CAST(record AS json) -> '{step}' ->> 'wall_seconds' \
+                 AS DOUBLE PRECISION), 0.0)"
+            ),
+        };
+        sql.replace("{id}", id).replace("{float}", float).replace(
+            "{point_wall_seconds}",
+            &format!(
+                "{} + {}",
+                record_wall_seconds("encode"),
+                record_wall_seconds("decode")
+            ),
+        )
     }
 
     /// A write transaction that holds the write lock from its start on SQLite, so that

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::{Result, Store, corrupt, now_ms};
 
@@ -138,29 +139,62 @@ impl Store {
                 .await?
             }
         };
-        rows.iter()
-            .map(|row| {
-                let role: String = row.try_get("role")?;
-                let genome: String = row.try_get("genome")?;
-                let edits: String = row.try_get("edits")?;
-                Ok(ProgramRecord {
-                    experiment_id: row.try_get("experiment_id")?,
-                    run_id: row.try_get("run_id")?,
-                    planner: row.try_get("planner")?,
-                    role: ProgramRole::parse(&role)
-                        .ok_or_else(|| corrupt("program role", role.clone()))?,
-                    parent: row.try_get("parent")?,
-                    island: row.try_get("island")?,
-                    stage: row.try_get("stage")?,
-                    genome: serde_json::from_str(&genome)
-                        .map_err(|e| corrupt("program genome", e))?,
-                    edits: serde_json::from_str(&edits).map_err(|e| corrupt("program edits", e))?,
-                    features: json(row.try_get("features")?, "program features")?,
-                    fitness: row.try_get("fitness")?,
-                    scores: json(row.try_get("scores")?, "program scores")?,
-                    created_at: row.try_get("created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(program_from_row).collect()
     }
+
+    /// The run of the newest program, if any.
+    pub async fn newest_program_run(&self) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT run_id FROM programs ORDER BY experiment_id DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The programs that decide a run's standing, oldest first: its newest reference, its
+    /// candidate with the lowest finite fitness (the oldest on a tie), and the holdout
+    /// re-measurements of those two. Reads a handful of rows however long the run.
+    pub async fn run_leaders(&self, run_id: &str) -> Result<Vec<ProgramRecord>> {
+        // The bounds exclude infinities and (on PostgreSQL, where NaN is stored) NaN.
+        let rows = sqlx::query(&format!(
+            "WITH leaders AS ( \
+                 SELECT experiment_id FROM (SELECT experiment_id FROM programs \
+                     WHERE run_id = $1 AND role = 'reference' \
+                     ORDER BY experiment_id DESC LIMIT 1) AS reference \
+                 UNION ALL \
+                 SELECT experiment_id FROM (SELECT experiment_id FROM programs \
+                     WHERE run_id = $1 AND role = 'candidate' \
+                       AND fitness > -1e300 AND fitness < 1e300 \
+                     ORDER BY fitness, experiment_id LIMIT 1) AS candidate) \
+             SELECT {COLUMNS} FROM programs WHERE run_id = $1 AND ( \
+                 experiment_id IN (SELECT experiment_id FROM leaders) \
+                 OR (role = 'holdout' AND parent IN (SELECT experiment_id FROM leaders))) \
+             ORDER BY experiment_id"
+        ))
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(program_from_row).collect()
+    }
+}
+
+fn program_from_row(row: &AnyRow) -> Result<ProgramRecord> {
+    let role: String = row.try_get("role")?;
+    let genome: String = row.try_get("genome")?;
+    let edits: String = row.try_get("edits")?;
+    Ok(ProgramRecord {
+        experiment_id: row.try_get("experiment_id")?,
+        run_id: row.try_get("run_id")?,
+        planner: row.try_get("planner")?,
+        role: ProgramRole::parse(&role).ok_or_else(|| corrupt("program role", role.clone()))?,
+        parent: row.try_get("parent")?,
+        island: row.try_get("island")?,
+        stage: row.try_get("stage")?,
+        genome: serde_json::from_str(&genome).map_err(|e| corrupt("program genome", e))?,
+        edits: serde_json::from_str(&edits).map_err(|e| corrupt("program edits", e))?,
+        features: json(row.try_get("features")?, "program features")?,
+        fitness: row.try_get("fitness")?,
+        scores: json(row.try_get("scores")?, "program scores")?,
+        created_at: row.try_get("created_at")?,
+    })
 }

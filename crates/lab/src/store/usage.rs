@@ -87,24 +87,10 @@ impl Store {
     /// Encode and decode seconds of the points handed in since `since_ms` (the pooled time
     /// workers spent measuring; metric time is not recorded per point).
     pub async fn measuring_time(&self, since_ms: i64) -> Result<MeasuringTime> {
-        let step = |name: &str| match self.backend {
-            Backend::Sqlite => {
-                format!("COALESCE(json_extract(record, '$.{name}.wall_seconds'), 0.0)")
-            }
-            Backend::Postgres => format!(
-                "COALESCE(CAST(CAST(record AS json) -> '{name}' ->> 'wall_seconds' \
-                 AS DOUBLE PRECISION), 0.0)"
-            ),
-        };
-        // Points stored before schema 4 have no `measure_seconds`: their record is read.
-        let sql = format!(
-            "SELECT CAST(COALESCE(SUM(COALESCE(measure_seconds, {} + {})), 0.0) \
-             AS DOUBLE PRECISION) AS seconds, COUNT(*) AS points FROM rd_points \
-             WHERE created_at >= $1",
-            step("encode"),
-            step("decode")
-        );
-        let row = sqlx::query(&sql)
+        // Every point has `measure_seconds` since schema 5, so the sum reads only the index.
+        let sql = "SELECT CAST(COALESCE(SUM(measure_seconds), 0.0) AS DOUBLE PRECISION) \
+                   AS seconds, COUNT(*) AS points FROM rd_points WHERE created_at >= $1";
+        let row = sqlx::query(sql)
             .bind(since_ms)
             .fetch_one(&self.pool)
             .await?;
