@@ -4,7 +4,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Backend, Event, Result, Store};
+use super::{Event, Result, Store};
 
 /// Tokens of the model calls of one model whose cost was not recorded (no price was known when
 /// the turn was logged).
