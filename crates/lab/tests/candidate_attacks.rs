@@ -5,50 +5,44 @@
 //! run the next, well-behaved candidate. Attacks the static policy stops are also built with the
 //! policy bypassed, to show that the sandbox contains them as well.
 
+mod common;
+mod fixture_project;
+
 use codeclab_lab::adapter::{AdapterConfig, CandidateLimits, adapter_for, bitstream_cap};
 use codeclab_lab::candidate::{
-    BuildConfig, CodecCandidates, Edit, MIN_SMOKE_PSNR_Y, Policy, Rejection, SmokeFailure,
-    SmokeReport, SourceTree, apply, build, prepare, smoke_test,
+    CodecCandidates, Edit, MIN_SMOKE_PSNR_Y, Policy, Rejection, SmokeFailure, SmokeReport,
+    SourceTree, apply, prepare, smoke_test,
 };
 use codeclab_lab::runner::{RunnerConfig, SourceClip, run_point};
 use codeclab_lab::sandbox::{Limits, Outcome, Stream};
 use codeclab_lab::spec::RatePoint;
 use codeclab_video::{VideoFormat, Y4mReader};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use codeclab_codec::Genome;
-use codeclab_lab::artifacts::Artifacts;
+use codeclab_lab::LabError;
 use codeclab_lab::config::LabConfig;
 use codeclab_lab::planner::run_loop::{LoopOptions, run_loop};
 use codeclab_lab::planner::{Planner, PlannerView, Proposal, Turn};
 use codeclab_lab::store::programs::ProgramRole;
 use codeclab_lab::worker::{WorkerConfig, run_worker};
-use codeclab_lab::{Lab, LabError, Store};
-use codeclab_video::corpus::{ClipLabel, ClipSet, Corpus, Silent};
-use codeclab_video::{GeneratorSpec, Pattern, Rational};
+use fixture_project::FixtureProject;
 use tokio::sync::watch;
 
-const FIXTURE: &str = "tests/fixtures/candidates/y4m_codec";
-const BINARY: &str = "y4m-codec";
+const Y4M_CODEC: FixtureProject = FixtureProject {
+    name: "y4m_codec",
+    binary: "y4m-codec",
+};
 /// The smoke clip: a few tiny frames.
 const WIDTH: usize = 64;
 const HEIGHT: usize = 48;
 const FRAMES: u64 = 3;
 const QP: u8 = 32;
 
-/// Candidates share one project directory and one target dir, as the lab's cached workspace
-/// does; the lock keeps parallel tests from building over each other's sources.
-static WORKSPACE: Mutex<()> = Mutex::new(());
-
-fn cache() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("candidate-attacks")
-}
-
 fn original() -> SourceTree {
-    SourceTree::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE)).unwrap()
+    Y4M_CODEC.original()
 }
 
 /// A small 4:2:0 clip with texture and motion, written as Y4M into `dir`.
@@ -85,35 +79,8 @@ fn smoke_limits() -> Limits {
     }
 }
 
-/// Builds a candidate's sources and returns a private copy of its binary (the next build
-/// replaces the shared one).
 fn build_sources(sources: &SourceTree) -> Result<PathBuf, Rejection> {
-    static BUILT: AtomicU64 = AtomicU64::new(0);
-    let _guard = WORKSPACE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let project = cache().join("project");
-    std::fs::create_dir_all(&project).unwrap();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(FIXTURE)
-            .join("Cargo.toml"),
-        project.join("Cargo.toml"),
-    )
-    .unwrap();
-    sources.write(&project).unwrap();
-    let config = BuildConfig {
-        time_limit: Duration::from_secs(300),
-        ..BuildConfig::new(cache().join("target"))
-    };
-    let binary = build(&project, BINARY, &config)?;
-    let copy = cache().join(format!(
-        "candidate-{}-{}",
-        std::process::id(),
-        BUILT.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::copy(&binary, &copy).unwrap();
-    Ok(copy)
+    Ok(Y4M_CODEC.build("attacks", sources, Duration::from_secs(300))?)
 }
 
 /// The lab's cascade up to the dev experiment: edits and policy, build, smoke test.
@@ -659,40 +626,10 @@ impl Planner for ScriptedAttacker {
     }
 }
 
-/// A lab with one dev and one holdout clip of 64x48, 3 frames.
-async fn tiny_lab(dir: &Path) -> Arc<Lab> {
-    let mut corpus = Corpus::open(dir).unwrap();
-    for (id, pattern, set) in [
-        ("dev_shapes", Pattern::Shapes, ClipSet::Dev),
-        ("holdout_pan", Pattern::Pan, ClipSet::Holdout),
-    ] {
-        let spec = GeneratorSpec {
-            pattern,
-            width: 64,
-            height: 48,
-            frames: 3,
-            fps: Rational { num: 30, den: 1 },
-            seed: 3,
-            bit_depth: 8,
-        };
-        let label = ClipLabel {
-            id: id.into(),
-            class: "synthetic".into(),
-            source: "test".into(),
-            set,
-        };
-        corpus.generate(&spec, label, &mut Silent).unwrap();
-    }
-    corpus.save().unwrap();
-    let store = Store::open_data_dir(dir).await.unwrap();
-    let artifacts = Artifacts::open(&dir.join("artifacts").display().to_string()).unwrap();
-    Arc::new(Lab::new(store, artifacts, dir.to_path_buf()))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_loop_records_attacking_candidates_as_rejections_and_measures_the_next_good_one() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = tiny_lab(dir.path()).await;
+    let lab = common::tiny_lab(dir.path()).await;
     let (block, content) = first_codec_block();
     let open_a_file = Edit {
         block: block.clone(),

@@ -2,50 +2,22 @@
 //! miniature of the codec crate. Compile errors and runaway candidates become rejections the
 //! planner can read; a good candidate produces its output.
 
-use codeclab_lab::candidate::{
-    BuildConfig, BuildFailure, Edit, Policy, Rejection, SourceTree, build, output_tail, prepare,
-};
+mod fixture_project;
+
+use codeclab_lab::candidate::{BuildFailure, Edit, Policy, Rejection, output_tail, prepare};
 use codeclab_lab::sandbox::{Limits, Outcome, RunRequest, run};
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use fixture_project::FixtureProject;
 use std::time::Duration;
 
-const FIXTURE: &str = "tests/fixtures/candidates/codec_like";
-
-/// Candidates share one project directory and one target dir, as the lab's cached workspace
-/// does; the lock keeps parallel tests from building over each other's sources.
-static WORKSPACE: Mutex<()> = Mutex::new(());
-
-fn cache() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("candidate-pipeline")
-}
-
-fn original() -> SourceTree {
-    SourceTree::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE)).unwrap()
-}
+const CODEC_LIKE: FixtureProject = FixtureProject {
+    name: "codec_like",
+    binary: "codec-like",
+};
 
 /// Runs one candidate through every stage; Ok is the binary's stdout.
 fn evaluate(edits: &[Edit], input: &[u8], limits: Limits) -> Result<Vec<u8>, Rejection> {
-    let original = original();
-    let patched = prepare(&original, edits, &Policy::default())?;
-    let _guard = WORKSPACE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let project = cache().join("project");
-    std::fs::create_dir_all(&project).unwrap();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(FIXTURE)
-            .join("Cargo.toml"),
-        project.join("Cargo.toml"),
-    )
-    .unwrap();
-    patched.write(&project).unwrap();
-    let config = BuildConfig {
-        time_limit: Duration::from_secs(300),
-        ..BuildConfig::new(cache().join("target"))
-    };
-    let binary = build(&project, "codec-like", &config)?;
+    let patched = prepare(&CODEC_LIKE.original(), edits, &Policy::default())?;
+    let binary = CODEC_LIKE.build("pipeline", &patched, Duration::from_secs(300))?;
     let report = run(&RunRequest {
         program: binary,
         args: Vec::new(),
@@ -187,22 +159,10 @@ fn a_constant_too_big_for_the_build_memory_fails_the_build_not_the_machine() {
 
 #[test]
 fn a_build_over_its_time_limit_is_killed_and_reported() {
-    let project = cache().join("timeout-project");
-    std::fs::create_dir_all(&project).unwrap();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(FIXTURE)
-            .join("Cargo.toml"),
-        project.join("Cargo.toml"),
-    )
-    .unwrap();
-    original().write(&project).unwrap();
-    let config = BuildConfig {
-        // No cargo run can finish a build in a millisecond.
-        time_limit: Duration::from_millis(1),
-        ..BuildConfig::new(cache().join("timeout-target"))
-    };
-    let failure = build(&project, "codec-like", &config).unwrap_err();
+    // No cargo run can finish a build in a millisecond.
+    let failure = CODEC_LIKE
+        .build("timeout", &CODEC_LIKE.original(), Duration::from_millis(1))
+        .unwrap_err();
     assert_eq!(failure, BuildFailure::TimedOut { limit_ms: 1 });
     assert!(
         Rejection::from(failure)

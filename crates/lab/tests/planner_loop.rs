@@ -16,42 +16,8 @@ use codeclab_lab::planner::{Feedback, Planner, PlannerView, Proposal, Turn};
 use codeclab_lab::store::control::{LabStatus, RunState};
 use codeclab_lab::store::programs::ProgramRole;
 use codeclab_lab::worker::{WorkerConfig, run_worker};
-use codeclab_lab::{Lab, LabError, Store};
-use codeclab_video::corpus::{ClipLabel, ClipSet, Corpus, Silent};
-use codeclab_video::{GeneratorSpec, Pattern, Rational};
+use codeclab_lab::{Lab, LabError};
 use tokio::sync::watch;
-
-/// A lab with one dev and one holdout clip of 64x48, 3 frames.
-async fn tiny_lab(dir: &std::path::Path) -> Arc<Lab> {
-    let mut corpus = Corpus::open(dir).unwrap();
-    for (id, pattern, set) in [
-        ("dev_shapes", Pattern::Shapes, ClipSet::Dev),
-        ("holdout_pan", Pattern::Pan, ClipSet::Holdout),
-    ] {
-        let spec = GeneratorSpec {
-            pattern,
-            width: 64,
-            height: 48,
-            frames: 3,
-            fps: Rational { num: 30, den: 1 },
-            seed: 3,
-            bit_depth: 8,
-        };
-        let label = ClipLabel {
-            id: id.into(),
-            class: "synthetic".into(),
-            source: "test".into(),
-            set,
-        };
-        corpus.generate(&spec, label, &mut Silent).unwrap();
-    }
-    corpus.save().unwrap();
-    let store = Store::open_data_dir(dir).await.unwrap();
-    let artifacts =
-        codeclab_lab::artifacts::Artifacts::open(&dir.join("artifacts").display().to_string())
-            .unwrap();
-    Arc::new(Lab::new(store, artifacts, dir.to_path_buf()))
-}
 
 fn config() -> LabConfig {
     let mut config = LabConfig::from_toml("", "test").unwrap();
@@ -164,7 +130,7 @@ fn weak_genome() -> Genome {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_run_scores_proposals_against_the_reference_and_validates_the_best_on_holdout() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = tiny_lab(dir.path()).await;
+    let lab = common::tiny_lab(dir.path()).await;
     // The promoted codec is the run's reference.
     lab.store
         .put_setting(
@@ -243,7 +209,7 @@ async fn a_run_scores_proposals_against_the_reference_and_validates_the_best_on_
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rejections_and_failures_go_back_to_the_planner() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = tiny_lab(dir.path()).await;
+    let lab = common::tiny_lab(dir.path()).await;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let edit = Edit {
         block: "lambda".into(),
@@ -295,7 +261,7 @@ async fn rejections_and_failures_go_back_to_the_planner() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_paused_lab_proposes_nothing_and_an_interrupted_run_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = tiny_lab(dir.path()).await;
+    let lab = common::tiny_lab(dir.path()).await;
     lab.store
         .set_lab_status(&LabStatus::new(
             RunState::Paused,
@@ -353,7 +319,7 @@ async fn the_offline_planner_makes_the_same_proposals_with_the_same_seed() {
     let mut sequences = Vec::new();
     for _ in 0..2 {
         let dir = tempfile::tempdir().unwrap();
-        let lab = tiny_lab(dir.path()).await;
+        let lab = common::tiny_lab(dir.path()).await;
         let mut planner = EvolvePlanner::new(&PlannerConfig {
             seed: 11,
             ..PlannerConfig::default()
@@ -398,7 +364,7 @@ impl Planner for Spending {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_loop_pauses_at_the_budget_cap_and_the_report_says_why() {
     let dir = tempfile::tempdir().unwrap();
-    let lab = tiny_lab(dir.path()).await;
+    let lab = common::tiny_lab(dir.path()).await;
     let mut config = config();
     config.budget = toml::from_str(
         r#"

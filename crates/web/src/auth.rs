@@ -67,25 +67,38 @@ impl AdminToken {
             }
             return Ok((AdminToken::from_secret(&secret), None));
         }
-        if let Some(value) = store.setting(TOKEN_HASH_SETTING).await? {
-            let sha256 = value
-                .as_str()
-                .and_then(|hex_text| hex::decode(hex_text).ok())
-                .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-                .ok_or(TokenError::BadStoredHash)?;
-            return Ok((AdminToken { sha256 }, None));
+        if let Some(token) = AdminToken::stored(store).await? {
+            return Ok((token, None));
         }
         let mut random = [0u8; 32];
         getrandom::fill(&mut random).map_err(|e| TokenError::Random(e.to_string()))?;
         let secret = hex::encode(random);
         let token = AdminToken::from_secret(&secret);
-        store
-            .put_setting(
-                TOKEN_HASH_SETTING,
-                &serde_json::Value::String(hex::encode(token.sha256)),
-            )
-            .await?;
-        Ok((token, Some(secret)))
+        let hash = serde_json::Value::String(hex::encode(token.sha256));
+        if store
+            .put_setting_if_absent(TOKEN_HASH_SETTING, &hash)
+            .await?
+        {
+            return Ok((token, Some(secret)));
+        }
+        // Another process starting at the same time stored its token first: that one is the
+        // lab's.
+        let token = AdminToken::stored(store)
+            .await?
+            .ok_or(TokenError::BadStoredHash)?;
+        Ok((token, None))
+    }
+
+    async fn stored(store: &Store) -> Result<Option<AdminToken>, TokenError> {
+        let Some(value) = store.setting(TOKEN_HASH_SETTING).await? else {
+            return Ok(None);
+        };
+        let sha256 = value
+            .as_str()
+            .and_then(|hex_text| hex::decode(hex_text).ok())
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .ok_or(TokenError::BadStoredHash)?;
+        Ok(Some(AdminToken { sha256 }))
     }
 
     /// Whether `presented` is the token (compared as hashes, in constant time).

@@ -413,6 +413,35 @@ async fn a_new_admin_token_is_stored_only_as_its_hash() {
     assert!(!again.verify("something else"));
 }
 
+/// Processes starting at once on a lab without a token (separate stores, as separate
+/// processes have) end with one token: exactly one of them shows it, and all accept it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn processes_starting_at_once_agree_on_one_admin_token() {
+    if std::env::var_os(codeclab_web::auth::TOKEN_ENV).is_some() {
+        eprintln!("skipped: {} is set", codeclab_web::auth::TOKEN_ENV);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open_data_dir(dir.path()).await.unwrap());
+    let mut starts = Vec::new();
+    for _ in 0..8 {
+        let path = dir.path().to_path_buf();
+        starts.push(tokio::spawn(async move {
+            let store = Store::open_data_dir(&path).await.unwrap();
+            AdminToken::ensure(&store).await.unwrap()
+        }));
+    }
+    let mut tokens = Vec::new();
+    for start in starts {
+        tokens.push(start.await.unwrap());
+    }
+    let shown: Vec<&String> = tokens.iter().filter_map(|(_, s)| s.as_ref()).collect();
+    assert_eq!(shown.len(), 1, "one process shows the new token");
+    for (token, _) in &tokens {
+        assert!(token.verify(shown[0]));
+    }
+}
+
 /// The data line of the next server-sent `update` event.
 async fn next_update(
     stream: &mut (impl futures::Stream<Item = Result<axum::body::Bytes, axum::Error>> + Unpin),

@@ -536,18 +536,11 @@ impl Planner for LlmPlanner {
                 let reason = self.redacted(&format!("the model call failed: {failure}"));
                 let log_id = self
                     .log(PlannerLogEntry {
-                        experiment_id: None,
-                        planner: PLANNER_NAME.into(),
                         model: model_of(&failure.request),
                         prompt,
                         reply: failure.raw_reply.clone().unwrap_or_default(),
-                        hypothesis: None,
-                        reasoning: String::new(),
-                        outcome: "error".into(),
                         detail: Some(with_attempts(&reason, &failure)),
-                        input_tokens: None,
-                        output_tokens: None,
-                        cost_usd: None,
+                        ..PlannerLogEntry::new(PLANNER_NAME, "error")
                     })
                     .await?;
                 return Ok(Turn::Rejected {
@@ -559,18 +552,13 @@ impl Planner for LlmPlanner {
         let model = Some(completion.model.clone());
         let tokens = |count: Option<u64>| count.and_then(|n| i64::try_from(n).ok());
         let mut entry = PlannerLogEntry {
-            experiment_id: None,
-            planner: PLANNER_NAME.into(),
             model,
             prompt,
             reply: completion.raw_reply.clone(),
-            hypothesis: None,
-            reasoning: String::new(),
-            outcome: "rejected".into(),
-            detail: None,
             input_tokens: tokens(completion.usage.map(|u| u.input_tokens)),
             output_tokens: tokens(completion.usage.map(|u| u.output_tokens)),
             cost_usd: completion.cost_usd,
+            ..PlannerLogEntry::new(PLANNER_NAME, "rejected")
         };
         let parsed = match parse_proposal(&completion) {
             Ok(parsed) => parsed,

@@ -265,9 +265,8 @@ pub async fn run_loop<P: Planner>(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<LoopSummary, LabError> {
     let clips = clips(&lab, config)?;
-    let qps = config.evaluation.qps.clone();
     let metric = config.evaluation.metric;
-    let contract = contract(&qps, metric, &clips.dev);
+    let contract = contract(&config.evaluation.qps, metric, &clips.dev);
     let mut run = open_run(&lab, planner.name(), &options).await?;
     let holdout_reserve: u64 = if clips.holdout.is_empty() { 0 } else { 2 };
     let parallel = options.parallel.max(1);
@@ -318,7 +317,7 @@ pub async fn run_loop<P: Planner>(
             .max_experiments
             .map(|max| max.saturating_sub(submitted + holdout_reserve));
         if state.reference().is_none() {
-            submit_reference(&lab, &run, &clips, &qps, config, &options).await?;
+            submit_reference(&lab, &run, &clips, config, &options).await?;
             continue;
         }
         let holdout_started = state.of_role(ProgramRole::Holdout).next().is_some();
@@ -331,7 +330,7 @@ pub async fn run_loop<P: Planner>(
                 && !clips.holdout.is_empty()
                 && let Some(best) = best_candidate(&state)
             {
-                submit_holdout(&lab, &run, &clips, &qps, &state, best, &options).await?;
+                submit_holdout(&lab, &run, &clips, config, &state, best, &options).await?;
                 continue;
             }
             break match candidates_left {
@@ -403,10 +402,8 @@ pub async fn run_loop<P: Planner>(
             };
             match planner.propose(&view).await? {
                 Turn::Propose(proposal) => {
-                    match submit_candidate(
-                        &lab, &run, &clips, &qps, config, &options, planner, &proposal,
-                    )
-                    .await?
+                    match submit_candidate(&lab, &run, &clips, config, &options, planner, &proposal)
+                        .await?
                     {
                         Ok(id) => programs.push(Program {
                             experiment_id: id,
@@ -533,7 +530,6 @@ async fn submit_reference(
     lab: &Lab,
     run: &RunRecord,
     clips: &Clips,
-    qps: &[u32],
     config: &LabConfig,
     options: &LoopOptions,
 ) -> Result<(), LabError> {
@@ -550,57 +546,86 @@ async fn submit_reference(
             }
         }
     };
+    submit_program(
+        lab,
+        run,
+        &Submission {
+            role: ProgramRole::Reference,
+            parent: None,
+            island: 0,
+            genome: &genome,
+            edits: &edits,
+            binary: binary.as_ref(),
+            proposer: "reference",
+            hypothesis: format!("{what}: the yardstick of planner run {}", run.run_id),
+            clips: &clips.dev,
+        },
+        config,
+    )
+    .await?;
+    Ok(())
+}
+
+/// A program to measure: its codec, its place in the run, and what its experiment says.
+struct Submission<'a> {
+    role: ProgramRole,
+    parent: Option<i64>,
+    island: i64,
+    genome: &'a Genome,
+    edits: &'a [Edit],
+    /// The built code candidate, when `edits` is not empty.
+    binary: Option<&'a PathBuf>,
+    proposer: &'a str,
+    hypothesis: String,
+    clips: &'a [String],
+}
+
+/// Submits a program's experiment on the run's ladder and anchors, and records it in the
+/// program database; the experiment's id.
+async fn submit_program(
+    lab: &Lab,
+    run: &RunRecord,
+    program: &Submission<'_>,
+    config: &LabConfig,
+) -> Result<i64, LabError> {
     let spec = ExperimentSpec {
-        codec: codec_spec(&genome, binary.as_ref()),
-        parents: Vec::new(),
-        proposer: "reference".into(),
-        hypothesis: format!("{what}: the yardstick of planner run {}", run.run_id),
-        clips: clips.dev.clone(),
-        rate_points: qps.iter().copied().map(RatePoint::Qp).collect(),
+        codec: codec_spec(program.genome, program.binary),
+        parents: program.parent.into_iter().collect(),
+        proposer: program.proposer.into(),
+        hypothesis: program.hypothesis.clone(),
+        clips: program.clips.to_vec(),
+        rate_points: config
+            .evaluation
+            .qps
+            .iter()
+            .copied()
+            .map(RatePoint::Qp)
+            .collect(),
         anchors: config.evaluation.anchors.clone(),
     };
     let submitted = lab.submit(&spec, None).await?;
     lab.store
-        .put_program(&program_record(
-            run,
-            submitted.id,
-            ProgramRole::Reference,
-            None,
-            0,
-            "dev",
-            &genome,
-            &edits,
-        ))
+        .put_program(&ProgramRecord {
+            experiment_id: submitted.id,
+            run_id: run.run_id.clone(),
+            planner: run.planner.clone(),
+            role: program.role,
+            parent: program.parent,
+            island: program.island,
+            stage: match program.role {
+                ProgramRole::Holdout => "holdout",
+                ProgramRole::Reference | ProgramRole::Candidate => "dev",
+            }
+            .into(),
+            genome: serde_json::to_value(program.genome).unwrap_or_default(),
+            edits: serde_json::to_value(program.edits).unwrap_or_default(),
+            features: None,
+            fitness: None,
+            scores: None,
+            created_at: 0,
+        })
         .await?;
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn program_record(
-    run: &RunRecord,
-    experiment_id: i64,
-    role: ProgramRole,
-    parent: Option<i64>,
-    island: i64,
-    stage: &str,
-    genome: &Genome,
-    edits: &[Edit],
-) -> ProgramRecord {
-    ProgramRecord {
-        experiment_id,
-        run_id: run.run_id.clone(),
-        planner: run.planner.clone(),
-        role,
-        parent,
-        island,
-        stage: stage.into(),
-        genome: serde_json::to_value(genome).unwrap_or_default(),
-        edits: serde_json::to_value(edits).unwrap_or_default(),
-        features: None,
-        fitness: None,
-        scores: None,
-        created_at: 0,
-    }
+    Ok(submitted.id)
 }
 
 /// The smoke stage a new code candidate passes before its dev experiment.
@@ -669,12 +694,10 @@ async fn build_candidate(
 
 /// Submits a proposal as a dev experiment: its id, or the reason it was rejected (recorded in
 /// the planner log).
-#[allow(clippy::too_many_arguments)]
 async fn submit_candidate<P: Planner>(
     lab: &Lab,
     run: &RunRecord,
     clips: &Clips,
-    qps: &[u32],
     config: &LabConfig,
     options: &LoopOptions,
     planner: &P,
@@ -685,18 +708,10 @@ async fn submit_candidate<P: Planner>(
         None => {
             lab.store
                 .log_planner(&PlannerLogEntry {
-                    experiment_id: None,
-                    planner: planner.name().into(),
-                    model: None,
-                    prompt: String::new(),
                     reply: serde_json::to_string_pretty(proposal).unwrap_or_default(),
                     hypothesis: Some(proposal.hypothesis.clone()),
                     reasoning: proposal.reasoning.clone(),
-                    outcome: "proposed".into(),
-                    detail: None,
-                    input_tokens: None,
-                    output_tokens: None,
-                    cost_usd: None,
+                    ..PlannerLogEntry::new(planner.name(), "proposed")
                 })
                 .await?
         }
@@ -729,30 +744,25 @@ async fn submit_candidate<P: Planner>(
             }
         }
     };
-    let spec = ExperimentSpec {
-        codec: codec_spec(&proposal.genome, binary.as_ref()),
-        parents: proposal.parent.into_iter().collect(),
-        proposer: planner.name().into(),
-        hypothesis: proposal.hypothesis.clone(),
-        clips: clips.dev.clone(),
-        rate_points: qps.iter().copied().map(RatePoint::Qp).collect(),
-        anchors: config.evaluation.anchors.clone(),
-    };
-    let submitted = lab.submit(&spec, None).await?;
-    lab.store
-        .put_program(&program_record(
-            run,
-            submitted.id,
-            ProgramRole::Candidate,
-            proposal.parent,
-            proposal.island,
-            "dev",
-            &proposal.genome,
-            &proposal.edits,
-        ))
-        .await?;
-    lab.store.link_planner_turn(log_id, submitted.id).await?;
-    Ok(Ok(submitted.id))
+    let id = submit_program(
+        lab,
+        run,
+        &Submission {
+            role: ProgramRole::Candidate,
+            parent: proposal.parent,
+            island: proposal.island,
+            genome: &proposal.genome,
+            edits: &proposal.edits,
+            binary: binary.as_ref(),
+            proposer: planner.name(),
+            hypothesis: proposal.hypothesis.clone(),
+            clips: &clips.dev,
+        },
+        config,
+    )
+    .await?;
+    lab.store.link_planner_turn(log_id, id).await?;
+    Ok(Ok(id))
 }
 
 async fn record_rejection(
@@ -763,18 +773,11 @@ async fn record_rejection(
 ) -> Result<(), LabError> {
     lab.store
         .log_planner(&PlannerLogEntry {
-            experiment_id: None,
-            planner: planner.into(),
-            model: None,
-            prompt: String::new(),
             reply: serde_json::to_string_pretty(&proposal.edits).unwrap_or_default(),
             hypothesis: Some(proposal.hypothesis.clone()),
             reasoning: "the proposal's code was built and smoke-tested before measuring".into(),
-            outcome: "rejected".into(),
             detail: Some(reason.into()),
-            input_tokens: None,
-            output_tokens: None,
-            cost_usd: None,
+            ..PlannerLogEntry::new(planner, "rejected")
         })
         .await?;
     Ok(())
@@ -785,18 +788,8 @@ async fn record_turn_rejection(lab: &Lab, planner: &str, reason: &str) -> Result
     Ok(lab
         .store
         .log_planner(&PlannerLogEntry {
-            experiment_id: None,
-            planner: planner.into(),
-            model: None,
-            prompt: String::new(),
-            reply: String::new(),
-            hypothesis: None,
-            reasoning: String::new(),
-            outcome: "rejected".into(),
             detail: Some(reason.into()),
-            input_tokens: None,
-            output_tokens: None,
-            cost_usd: None,
+            ..PlannerLogEntry::new(planner, "rejected")
         })
         .await?)
 }
@@ -806,7 +799,7 @@ async fn submit_holdout(
     lab: &Lab,
     run: &RunRecord,
     clips: &Clips,
-    qps: &[u32],
+    config: &LabConfig,
     state: &RunPrograms,
     best: &ProgramRecord,
     options: &LoopOptions,
@@ -839,32 +832,27 @@ async fn submit_holdout(
                 }
             }
         };
-        let spec = ExperimentSpec {
-            codec: codec_spec(&genome, binary.as_ref()),
-            parents: vec![program.experiment_id],
-            proposer: "holdout".into(),
-            hypothesis: format!(
-                "experiment {} ({}) re-measured on the holdout clips",
-                program.experiment_id,
-                program.role.name()
-            ),
-            clips: clips.holdout.clone(),
-            rate_points: qps.iter().copied().map(RatePoint::Qp).collect(),
-            anchors: Vec::new(),
-        };
-        let submitted = lab.submit(&spec, None).await?;
-        lab.store
-            .put_program(&program_record(
-                run,
-                submitted.id,
-                ProgramRole::Holdout,
-                Some(program.experiment_id),
-                program.island,
-                "holdout",
-                &genome,
-                &edits,
-            ))
-            .await?;
+        submit_program(
+            lab,
+            run,
+            &Submission {
+                role: ProgramRole::Holdout,
+                parent: Some(program.experiment_id),
+                island: program.island,
+                genome: &genome,
+                edits: &edits,
+                binary: binary.as_ref(),
+                proposer: "holdout",
+                hypothesis: format!(
+                    "experiment {} ({}) re-measured on the holdout clips",
+                    program.experiment_id,
+                    program.role.name()
+                ),
+                clips: &clips.holdout,
+            },
+            config,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -1192,15 +1180,8 @@ async fn summary(
         .count() as u64;
     let rejected = lab
         .store
-        .planner_log(i64::MAX)
-        .await?
-        .iter()
-        .filter(|r| {
-            r.created_at >= run.started_at
-                && r.entry.planner == run.planner
-                && r.entry.outcome != "proposed"
-        })
-        .count() as u64;
+        .turns_without_experiment(&run.planner, run.started_at)
+        .await? as u64;
     let best = best_candidate(state);
     let holdout = best.and_then(|best| {
         let measured = state

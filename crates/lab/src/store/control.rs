@@ -83,6 +83,25 @@ impl Store {
         .transpose()
     }
 
+    /// Stores `value` under `name` unless the setting exists; whether it was stored (of two
+    /// processes racing to create a setting, exactly one wins).
+    pub async fn put_setting_if_absent(
+        &self,
+        name: &str,
+        value: &serde_json::Value,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO settings (name, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value.to_string())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn put_setting(&self, name: &str, value: &serde_json::Value) -> Result<()> {
         sqlx::query(
             "INSERT INTO settings (name, value, updated_at) VALUES ($1, $2, $3) \

@@ -241,6 +241,27 @@ pub struct PlannerLogEntry {
     pub cost_usd: Option<f64>,
 }
 
+impl PlannerLogEntry {
+    /// A turn of `planner` with its outcome and nothing else: the caller sets what the turn has
+    /// (model, prompt, reply, reasoning, tokens, cost).
+    pub fn new(planner: &str, outcome: &str) -> Self {
+        PlannerLogEntry {
+            experiment_id: None,
+            planner: planner.into(),
+            model: None,
+            prompt: String::new(),
+            reply: String::new(),
+            hypothesis: None,
+            reasoning: String::new(),
+            outcome: outcome.into(),
+            detail: None,
+            input_tokens: None,
+            output_tokens: None,
+            cost_usd: None,
+        }
+    }
+}
+
 /// A planner log row as stored.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PlannerLogRecord {

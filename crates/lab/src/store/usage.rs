@@ -100,6 +100,20 @@ impl Store {
         })
     }
 
+    /// Turns of `planner` since `since_ms` that produced no experiment (rejected replies or
+    /// changes, failed calls).
+    pub async fn turns_without_experiment(&self, planner: &str, since_ms: i64) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM planner_log \
+             WHERE planner = $1 AND created_at >= $2 AND outcome <> 'proposed'",
+        )
+        .bind(planner)
+        .bind(since_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
     /// Experiments submitted by planners (any proposer but `user` and `baseline`) since
     /// `since_ms`.
     pub async fn planner_experiments_since(&self, since_ms: i64) -> Result<i64> {

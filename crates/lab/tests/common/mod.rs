@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use codeclab_lab::Lab;
@@ -100,4 +101,35 @@ pub async fn lab(data_dir: &Path, database: Option<&str>) -> Lab {
     // The in-process codec's instruction counter is built beside the tests' binaries.
     lab.adapters.lab_prefix_decoder = Some(env!("CARGO_BIN_EXE_codeclab-lab-decode").into());
     lab
+}
+
+/// A lab on `dir` (SQLite) with one dev and one holdout clip of 64x48, 3 frames, and without
+/// decoder instruction counting: planner-loop tests measure many such points.
+pub async fn tiny_lab(dir: &Path) -> Arc<Lab> {
+    let mut corpus = Corpus::open(dir).unwrap();
+    for (id, pattern, set) in [
+        ("dev_shapes", Pattern::Shapes, ClipSet::Dev),
+        ("holdout_pan", Pattern::Pan, ClipSet::Holdout),
+    ] {
+        let spec = GeneratorSpec {
+            pattern,
+            width: 64,
+            height: 48,
+            frames: 3,
+            fps: Rational { num: 30, den: 1 },
+            seed: 3,
+            bit_depth: 8,
+        };
+        let label = ClipLabel {
+            id: id.into(),
+            class: "synthetic".into(),
+            source: "test".into(),
+            set,
+        };
+        corpus.generate(&spec, label, &mut Silent).unwrap();
+    }
+    corpus.save().unwrap();
+    let store = Store::open_data_dir(dir).await.unwrap();
+    let artifacts = Artifacts::open(&dir.join("artifacts").display().to_string()).unwrap();
+    Arc::new(Lab::new(store, artifacts, dir.to_path_buf()))
 }

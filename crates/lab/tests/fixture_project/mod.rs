@@ -1,0 +1,67 @@
+//! Candidate fixture projects (`tests/fixtures/candidates/<name>`), written and built the way the
+//! lab's cached workspace builds candidates: one project folder and one target folder per
+//! workspace, reused from build to build.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use codeclab_lab::candidate::{BuildConfig, BuildFailure, SourceTree, build};
+
+/// Parallel tests share the workspaces; the lock keeps them from building over each other's
+/// sources.
+static WORKSPACES: Mutex<()> = Mutex::new(());
+
+/// One fixture project and the binary it builds.
+pub struct FixtureProject {
+    /// The folder under `tests/fixtures/candidates`.
+    pub name: &'static str,
+    pub binary: &'static str,
+}
+
+impl FixtureProject {
+    fn folder(&self) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/candidates")
+            .join(self.name)
+    }
+
+    /// The project's shipped sources.
+    pub fn original(&self) -> SourceTree {
+        SourceTree::load(&self.folder()).unwrap()
+    }
+
+    /// Builds `sources` in the workspace `workspace` within `time_limit`; a private copy of the
+    /// binary (the workspace's next build replaces its own).
+    pub fn build(
+        &self,
+        workspace: &str,
+        sources: &SourceTree,
+        time_limit: Duration,
+    ) -> Result<PathBuf, BuildFailure> {
+        static BUILT: AtomicU64 = AtomicU64::new(0);
+        let _guard = WORKSPACES
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let root =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{workspace}", self.name));
+        let project = root.join("project");
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::copy(self.folder().join("Cargo.toml"), project.join("Cargo.toml")).unwrap();
+        sources.write(&project).unwrap();
+        let config = BuildConfig {
+            time_limit,
+            ..BuildConfig::new(root.join("target"))
+        };
+        let binary = build(&project, self.binary, &config)?;
+        let copy = root.join(format!(
+            "{}-{}-{}",
+            self.binary,
+            std::process::id(),
+            BUILT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::copy(&binary, &copy).unwrap();
+        Ok(copy)
+    }
+}
