@@ -423,11 +423,15 @@ async fn processes_starting_at_once_agree_on_one_admin_token() {
     }
     let dir = tempfile::tempdir().unwrap();
     drop(Store::open_data_dir(dir.path()).await.unwrap());
+    let processes = 8;
+    let together = Arc::new(tokio::sync::Barrier::new(processes));
     let mut starts = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..processes {
         let path = dir.path().to_path_buf();
+        let together = together.clone();
         starts.push(tokio::spawn(async move {
             let store = Store::open_data_dir(&path).await.unwrap();
+            together.wait().await;
             AdminToken::ensure(&store).await.unwrap()
         }));
     }
