@@ -77,7 +77,9 @@ impl Default for Genome {
             early_skip: true,
             skip_stops_split: true,
             skip_intra_after_clean_inter: true,
-            p_frame_qp_offset: 1,
+            // 2 rather than 1 lowered the PSNR-Y BD-rate on every clip measured (real, CIF
+            // pan, generated) by 0.1 to 3.4 % at the same encode time.
+            p_frame_qp_offset: 2,
         }
     }
 }
