@@ -15,7 +15,7 @@ use codeclab_lab::candidate::{CodecCandidates, Policy};
 use codeclab_lab::config::{LabConfig, PlannerKind};
 use codeclab_lab::planner::evolve::EvolvePlanner;
 use codeclab_lab::planner::llm::LlmPlanner;
-use codeclab_lab::planner::run_loop::{LoopOptions, LoopSummary, run_loop};
+use codeclab_lab::planner::run_loop::{LoopOptions, LoopSummary, run_loop, store_report};
 use codeclab_lab::worker::{WorkerConfig, WorkerEvent, WorkerStats, run_worker};
 use codeclab_lab::{Lab, Store};
 use tokio::sync::{mpsc, watch};
@@ -251,7 +251,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 .await
             }
         };
-        let summary = match summary {
+        let mut summary = match summary {
             Ok(summary) => summary,
             Err(error) => {
                 let _ = shutdown.send(true);
@@ -259,11 +259,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 return Err(error).context("the planner loop");
             }
         };
-        if !*shutdown.borrow() {
-            drain_queue(&lab, &shutdown).await?;
-        }
+        let drained = !*shutdown.borrow() && drain_queue(&lab, &shutdown).await?;
         let _ = shutdown.send(true);
         let stats = workers_task.await??;
+        if drained {
+            // The anchors measured after the loop ended complete its programs' analyses.
+            summary.report_keys =
+                store_report(&lab, &config, &summary.run_id, summary.started_at).await?;
+        }
         print_stats(&stats, args.json);
         print_summary(&summary, args.json);
         Ok(())
@@ -283,17 +286,20 @@ fn codec_repository() -> Option<PathBuf> {
         .map(std::path::Path::to_path_buf)
 }
 
-/// Waits until no job is queued or running (or Ctrl-C).
-async fn drain_queue(lab: &Lab, shutdown: &watch::Sender<bool>) -> anyhow::Result<()> {
+/// Waits until no job is queued or running: whether it had to wait and the queue drained
+/// (false when it was empty or on Ctrl-C).
+async fn drain_queue(lab: &Lab, shutdown: &watch::Sender<bool>) -> anyhow::Result<bool> {
     let mut stop = shutdown.subscribe();
+    let mut waited = false;
     loop {
         let counts = lab.store.queue_counts().await?;
         if counts.queued == 0 && counts.running == 0 {
-            return Ok(());
+            return Ok(waited);
         }
+        waited = true;
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = stop.changed() => return Ok(()),
+            _ = stop.changed() => return Ok(false),
         }
     }
 }

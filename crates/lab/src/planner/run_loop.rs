@@ -74,6 +74,8 @@ pub struct RunRecord {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LoopSummary {
     pub run_id: String,
+    /// When the run started (Unix ms; a resumed run keeps its start).
+    pub started_at: i64,
     pub experiments: u64,
     pub measured: u64,
     pub failed: u64,
@@ -89,7 +91,7 @@ pub struct LoopSummary {
     /// The best candidate's BD-rate against the reference on the holdout clips, when measured.
     pub holdout: Option<HoldoutResult>,
     pub stop_reason: String,
-    /// The final report's artifact keys (Markdown and JSON).
+    /// The latest report's artifact keys (Markdown and JSON).
     pub report_keys: Vec<String>,
 }
 
@@ -299,7 +301,7 @@ pub async fn run_loop<P: Planner>(
         }
         if !report_every.is_zero() && last_report.elapsed() >= report_every {
             last_report = tokio::time::Instant::now();
-            store_report(&lab, config, &run).await?;
+            store_report(&lab, config, &run.run_id, run.started_at).await?;
         }
         if *shutdown.borrow() {
             break "interrupted".to_string();
@@ -461,7 +463,7 @@ pub async fn run_loop<P: Planner>(
             ))
             .await?;
     }
-    let report_keys = store_report(&lab, config, &run).await?;
+    let report_keys = store_report(&lab, config, &run.run_id, run.started_at).await?;
     let mut summary = summary(&lab, &run, &state, reason).await?;
     summary.report_keys = report_keys;
     Ok(summary)
@@ -513,12 +515,15 @@ async fn observe_scores(
 }
 
 /// Builds the lab report for the run and stores it as an artifact; returns its keys.
-async fn store_report(
+/// Builds the run's report (counts and alerts since `started_at`) and stores it; its artifact
+/// keys.
+pub async fn store_report(
     lab: &Lab,
     config: &LabConfig,
-    run: &RunRecord,
+    run_id: &str,
+    started_at: i64,
 ) -> Result<Vec<String>, LabError> {
-    let report = report::build(&lab.store, config, Some(run.started_at), Some(&run.run_id)).await?;
+    let report = report::build(&lab.store, config, Some(started_at), Some(run_id)).await?;
     Ok(report::store_report(&lab.artifacts, &report).await?)
 }
 
@@ -1227,6 +1232,7 @@ async fn summary(
         .min_by(|a, b| a.1.total_cmp(&b.1));
     Ok(LoopSummary {
         run_id: run.run_id.clone(),
+        started_at: run.started_at,
         experiments: state.programs.len() as u64,
         measured,
         failed,
