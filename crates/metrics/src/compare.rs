@@ -25,7 +25,7 @@
 //! each batch's pairs, in order, after the per-frame metrics, and adds `vmaf` / `vmaf_neg` (keys of
 //! [`Score`]) and its report at the end.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
@@ -425,7 +425,17 @@ pub fn resolve_metrics(
             .filter(|m| match m.check(format) {
                 Ok(()) => true,
                 Err(e) => {
-                    tracing::info!("{m} left out: {e}");
+                    // Said once per metric and picture size: a lab measures thousands of
+                    // points of the same clips.
+                    static SAID: std::sync::Mutex<BTreeSet<(Metric, usize, usize)>> =
+                        std::sync::Mutex::new(BTreeSet::new());
+                    let first = SAID
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .insert((*m, format.width, format.height));
+                    if first {
+                        tracing::info!("{m} left out: {e}");
+                    }
                     false
                 }
             })
