@@ -24,12 +24,10 @@ use std::time::Duration;
 use codeclab_codec::Genome;
 use codeclab_lab::LabError;
 use codeclab_lab::config::LabConfig;
-use codeclab_lab::planner::run_loop::{LoopOptions, run_loop};
+use codeclab_lab::planner::run_loop::LoopOptions;
 use codeclab_lab::planner::{Planner, PlannerView, Proposal, Turn};
 use codeclab_lab::store::programs::ProgramRole;
-use codeclab_lab::worker::{WorkerConfig, run_worker};
 use fixture_project::FixtureProject;
-use tokio::sync::watch;
 
 const Y4M_CODEC: FixtureProject = FixtureProject {
     name: "y4m_codec",
@@ -671,31 +669,9 @@ async fn the_loop_records_attacking_candidates_as_rejections_and_measures_the_ne
         poll: Duration::from_millis(100),
     };
 
-    let (shutdown, _) = watch::channel(false);
-    let mut workers = Vec::new();
-    for index in 0..2 {
-        let mut worker = WorkerConfig::new(index);
-        worker.idle_poll = Duration::from_millis(100);
-        workers.push(tokio::spawn(run_worker(
-            lab.clone(),
-            worker,
-            shutdown.subscribe(),
-            None,
-        )));
-    }
-    let summary = run_loop(
-        lab.clone(),
-        &mut planner,
-        &config,
-        options,
-        shutdown.subscribe(),
-    )
-    .await
-    .unwrap();
-    let _ = shutdown.send(true);
-    for worker in workers {
-        worker.await.unwrap().unwrap();
-    }
+    let summary = common::drive(&lab, &mut planner, &config, options, None)
+        .await
+        .unwrap();
 
     // Both attacks were refused before any build, with the reason recorded for the planner.
     assert_eq!(summary.rejected, 2, "{summary:?}");

@@ -2,6 +2,7 @@
 //! completions wire formats, with an SQLite store: proposals, rejections fed back into the next
 //! prompt, retries and failed calls, and what the planner log keeps (never the key).
 
+mod common;
 mod llm_support;
 
 use std::collections::BTreeMap;
@@ -23,8 +24,8 @@ use codeclab_lab::store::ExperimentState;
 use codeclab_lab::store::PlannerLogRecord;
 use codeclab_lab::store::programs::{ProgramRecord, ProgramRole};
 use codeclab_lab::{Lab, Store};
-use codeclab_video::corpus::{ClipLabel, ClipSet, Corpus, Silent};
-use codeclab_video::{GeneratorSpec, Pattern, Rational};
+use codeclab_video::Pattern;
+use codeclab_video::corpus::ClipSet;
 use llm_support::{Reply, ScriptedServer, serve};
 use serde_json::json;
 use std::sync::Arc;
@@ -211,6 +212,11 @@ async fn store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// The LLM planner with `config`, logging to `store`, over the shipped sources.
+fn llm_planner(config: LlmConfig, store: &Store) -> LlmPlanner {
+    LlmPlanner::new(config, store.clone(), sources(), Policy::default()).unwrap()
+}
+
 async fn planner(
     provider: ProviderKind,
     server: &ScriptedServer,
@@ -221,13 +227,7 @@ async fn planner(
         ProviderKind::OpenaiCompatible => "",
     };
     let (dir, store) = store().await;
-    let planner = LlmPlanner::new(
-        client(provider, &server.base_url, key),
-        store.clone(),
-        sources(),
-        Policy::default(),
-    )
-    .unwrap();
+    let planner = llm_planner(client(provider, &server.base_url, key), &store);
     (dir, planner, store)
 }
 
@@ -677,7 +677,7 @@ async fn an_openai_rate_limit_is_retried_and_an_unpriced_model_has_no_cost() {
         retry: fast_retries(),
         ..LlmConfig::openai_compatible("unpriced-model", format!("{}/v1", server.base_url))
     };
-    let mut planner = LlmPlanner::new(config, store.clone(), sources(), Policy::default()).unwrap();
+    let mut planner = llm_planner(config, &store);
     let (programs, goals) = (programs(), goals());
     let view = view(&programs, &[], &goals);
     let first = proposal(planner.propose(&view).await.unwrap());
@@ -719,13 +719,10 @@ async fn the_prompt_is_bounded_and_every_third_turn_another_elite_is_the_parent(
     let fixed_bytes = full_bytes - (blocks_end - blocks_start);
     let mut edited_block_alone = false;
     for max_prompt_bytes in (fixed_bytes..full_bytes).rev().step_by(7) {
-        let bounded = LlmPlanner::new(
+        let bounded = llm_planner(
             client(ProviderKind::Anthropic, &server.base_url, ""),
-            store.clone(),
-            sources(),
-            Policy::default(),
+            &store,
         )
-        .unwrap()
         .with_limits(PromptLimits {
             max_prompt_bytes,
             ..PromptLimits::default()
@@ -780,13 +777,10 @@ async fn a_missing_api_key_is_an_error_turn_that_names_the_variable() {
     let server = serve(Vec::new()).await;
     let (_dir, store) = store().await;
     let variable = "CODECLAB_TEST_PLANNER_KEY_NEVER_SET";
-    let mut planner = LlmPlanner::new(
+    let mut planner = llm_planner(
         client(ProviderKind::Anthropic, &server.base_url, variable),
-        store.clone(),
-        sources(),
-        Policy::default(),
-    )
-    .unwrap();
+        &store,
+    );
     let (programs, goals) = (programs(), goals());
     let (log_id, reason) = rejection(
         planner
@@ -869,13 +863,10 @@ async fn no_stored_row_holds_the_api_key_or_a_holdout_clip() {
         })
         .await
         .unwrap();
-    let mut planner = LlmPlanner::new(
+    let mut planner = llm_planner(
         client(ProviderKind::Anthropic, &server.base_url, KEY_VARIABLE),
-        store.clone(),
-        sources(),
-        Policy::default(),
-    )
-    .unwrap();
+        &store,
+    );
     let (programs, goals) = (programs(), goals());
     let mut feedback = Vec::new();
     for _ in 0..3 {
@@ -934,29 +925,18 @@ async fn no_stored_row_holds_the_api_key_or_a_holdout_clip() {
 
 /// A lab whose corpus is one generated 16x16 dev clip of 2 frames.
 async fn tiny_lab(dir: &std::path::Path) -> Arc<Lab> {
-    let mut corpus = Corpus::open(dir).unwrap();
-    let spec = GeneratorSpec {
-        pattern: Pattern::Shapes,
-        width: 16,
-        height: 16,
-        frames: 2,
-        fps: Rational { num: 30, den: 1 },
-        seed: 5,
-        bit_depth: 8,
-    };
-    let label = ClipLabel {
-        id: "tiny_shapes".into(),
-        class: "synthetic".into(),
-        source: "test".into(),
-        set: ClipSet::Dev,
-    };
-    corpus.generate(&spec, label, &mut Silent).unwrap();
-    corpus.save().unwrap();
-    let store = Store::open_data_dir(dir).await.unwrap();
-    let artifacts =
-        codeclab_lab::artifacts::Artifacts::open(&dir.join("artifacts").display().to_string())
-            .unwrap();
-    Arc::new(Lab::new(store, artifacts, dir.to_path_buf()))
+    common::generate_clips(
+        dir,
+        &[common::TestClip {
+            id: "tiny_shapes",
+            set: ClipSet::Dev,
+            pattern: Pattern::Shapes,
+            size: (16, 16),
+            frames: 2,
+            seed: 5,
+        }],
+    );
+    Arc::new(common::lab(dir, None).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -973,13 +953,10 @@ async fn through_the_loop_a_rejection_is_fed_back_and_a_proposal_becomes_a_queue
     .await;
     let dir = tempfile::tempdir().unwrap();
     let lab = tiny_lab(dir.path()).await;
-    let mut planner = LlmPlanner::new(
+    let mut planner = llm_planner(
         client(ProviderKind::Anthropic, &server.base_url, "CARGO_PKG_NAME"),
-        lab.store.clone(),
-        sources(),
-        Policy::default(),
-    )
-    .unwrap();
+        &lab.store,
+    );
     let mut config = LabConfig::from_toml("", "test").unwrap();
     config.evaluation.anchors = vec!["x264-medium".into()];
     let options = LoopOptions {

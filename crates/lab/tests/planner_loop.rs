@@ -8,16 +8,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use codeclab_codec::Genome;
+use codeclab_lab::LabError;
 use codeclab_lab::candidate::Edit;
 use codeclab_lab::config::{LabConfig, PlannerConfig};
 use codeclab_lab::planner::evolve::EvolvePlanner;
-use codeclab_lab::planner::run_loop::{LoopOptions, LoopSummary, run_loop};
+use codeclab_lab::planner::run_loop::LoopOptions;
 use codeclab_lab::planner::{Feedback, Planner, PlannerView, Proposal, Turn};
 use codeclab_lab::store::control::{LabStatus, RunState};
 use codeclab_lab::store::programs::ProgramRole;
-use codeclab_lab::worker::{WorkerConfig, run_worker};
-use codeclab_lab::{Lab, LabError};
-use tokio::sync::watch;
 
 fn config() -> LabConfig {
     let mut config = LabConfig::from_toml("", "test").unwrap();
@@ -34,42 +32,6 @@ fn options(dir: &std::path::Path, max_experiments: u64) -> LoopOptions {
         binaries_dir: dir.join("binaries"),
         poll: Duration::from_millis(100),
     }
-}
-
-/// Runs `planner` with two in-process workers until the loop ends (or `stop_after` elapses, which
-/// interrupts it as Ctrl-C would).
-async fn drive<P: Planner>(
-    lab: &Arc<Lab>,
-    planner: &mut P,
-    config: &LabConfig,
-    options: LoopOptions,
-    stop_after: Option<Duration>,
-) -> Result<LoopSummary, LabError> {
-    let (shutdown, _) = watch::channel(false);
-    let mut workers = Vec::new();
-    for index in 0..2 {
-        let mut config = WorkerConfig::new(index);
-        config.idle_poll = Duration::from_millis(100);
-        workers.push(tokio::spawn(run_worker(
-            lab.clone(),
-            config,
-            shutdown.subscribe(),
-            None,
-        )));
-    }
-    if let Some(after) = stop_after {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(after).await;
-            let _ = shutdown.send(true);
-        });
-    }
-    let summary = run_loop(lab.clone(), planner, config, options, shutdown.subscribe()).await;
-    let _ = shutdown.send(true);
-    for worker in workers {
-        worker.await.unwrap().unwrap();
-    }
-    summary
 }
 
 /// Proposes the scripted turns in order, then the default genome with growing lambda, and keeps
@@ -143,7 +105,7 @@ async fn a_run_scores_proposals_against_the_reference_and_validates_the_best_on_
         turns: vec![Turn::Propose(proposal(Genome::default(), Vec::new()))],
         seen_feedback: Arc::default(),
     };
-    let summary = drive(&lab, &mut planner, &config(), options(dir.path(), 5), None)
+    let summary = common::drive(&lab, &mut planner, &config(), options(dir.path(), 5), None)
         .await
         .unwrap();
     // Reference + 2 proposals (one batch of `parallel`) + 2 holdout measurements.
@@ -227,7 +189,7 @@ async fn rejections_and_failures_go_back_to_the_planner() {
         seen_feedback: seen.clone(),
     };
     // The reference, a batch of two turns that both end rejected, then a batch of proposals.
-    let summary = drive(&lab, &mut planner, &config(), options(dir.path(), 5), None)
+    let summary = common::drive(&lab, &mut planner, &config(), options(dir.path(), 5), None)
         .await
         .unwrap();
     let seen = seen.lock().unwrap().clone();
@@ -274,7 +236,7 @@ async fn a_paused_lab_proposes_nothing_and_an_interrupted_run_resumes() {
         turns: Vec::new(),
         seen_feedback: Arc::default(),
     };
-    let first = drive(
+    let first = common::drive(
         &lab,
         &mut planner,
         &config(),
@@ -298,7 +260,7 @@ async fn a_paused_lab_proposes_nothing_and_an_interrupted_run_resumes() {
         .set_lab_status(&LabStatus::new(RunState::Running, None, "admin:test"))
         .await
         .unwrap();
-    let second = drive(&lab, &mut planner, &config(), options(dir.path(), 5), None)
+    let second = common::drive(&lab, &mut planner, &config(), options(dir.path(), 5), None)
         .await
         .unwrap();
     assert_eq!(second.run_id, first.run_id, "the interrupted run resumes");
@@ -324,7 +286,7 @@ async fn the_offline_planner_makes_the_same_proposals_with_the_same_seed() {
             seed: 11,
             ..PlannerConfig::default()
         });
-        let summary = drive(&lab, &mut planner, &config(), options(dir.path(), 5), None)
+        let summary = common::drive(&lab, &mut planner, &config(), options(dir.path(), 5), None)
             .await
             .unwrap();
         let programs = lab.store.programs(Some(&summary.run_id)).await.unwrap();
@@ -402,7 +364,7 @@ async fn the_loop_pauses_at_the_budget_cap_and_the_report_says_why() {
     log_turn(1).await;
     log_turn(2).await;
     let mut planner = Spending;
-    let summary = drive(
+    let summary = common::drive(
         &lab,
         &mut planner,
         &config,
@@ -438,7 +400,7 @@ async fn the_loop_pauses_at_the_budget_cap_and_the_report_says_why() {
         turns: Vec::new(),
         seen_feedback: Arc::default(),
     };
-    let resumed = drive(
+    let resumed = common::drive(
         &lab,
         &mut scripted,
         &config,

@@ -7,33 +7,67 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use codeclab_lab::Lab;
+use std::time::Duration;
+
 use codeclab_lab::artifacts::Artifacts;
+use codeclab_lab::config::LabConfig;
+use codeclab_lab::planner::Planner;
+use codeclab_lab::planner::run_loop::{LoopOptions, LoopSummary, run_loop};
 use codeclab_lab::store::Store;
+use codeclab_lab::worker::{WorkerConfig, run_worker};
+use codeclab_lab::{Lab, LabError};
 use codeclab_video::corpus::{ClipLabel, ClipSet, Corpus, Silent};
 use codeclab_video::{GeneratorSpec, Pattern, Rational};
 use sqlx::Connection;
+use tokio::sync::watch;
 
-/// Adds a small generated clip (`frames` frames of 96x64) to the corpus of `data_dir`.
-pub fn add_generated_clip(data_dir: &Path, id: &str, frames: u64) {
+/// A generated clip of a test corpus.
+pub struct TestClip<'a> {
+    pub id: &'a str,
+    pub set: ClipSet,
+    pub pattern: Pattern,
+    pub size: (usize, usize),
+    pub frames: u64,
+    pub seed: u64,
+}
+
+/// Renders `clips` into the corpus of `data_dir`.
+pub fn generate_clips(data_dir: &Path, clips: &[TestClip]) {
     let mut corpus = Corpus::open(data_dir).unwrap();
-    let spec = GeneratorSpec {
-        pattern: Pattern::Shapes,
-        width: 96,
-        height: 64,
-        frames,
-        fps: Rational { num: 30, den: 1 },
-        seed: 7,
-        bit_depth: 8,
-    };
-    let label = ClipLabel {
-        id: id.into(),
-        class: "synthetic:shapes".into(),
-        source: "test".into(),
-        set: ClipSet::Dev,
-    };
-    corpus.generate(&spec, label, &mut Silent).unwrap();
+    for clip in clips {
+        let spec = GeneratorSpec {
+            pattern: clip.pattern,
+            width: clip.size.0,
+            height: clip.size.1,
+            frames: clip.frames,
+            fps: Rational { num: 30, den: 1 },
+            seed: clip.seed,
+            bit_depth: 8,
+        };
+        let label = ClipLabel {
+            id: clip.id.into(),
+            class: "synthetic".into(),
+            source: "test".into(),
+            set: clip.set,
+        };
+        corpus.generate(&spec, label, &mut Silent).unwrap();
+    }
     corpus.save().unwrap();
+}
+
+/// Adds a small generated dev clip (`frames` frames of 96x64) to the corpus of `data_dir`.
+pub fn add_generated_clip(data_dir: &Path, id: &str, frames: u64) {
+    generate_clips(
+        data_dir,
+        &[TestClip {
+            id,
+            set: ClipSet::Dev,
+            pattern: Pattern::Shapes,
+            size: (96, 64),
+            frames,
+            seed: 7,
+        }],
+    );
 }
 
 /// The PostgreSQL admin URL the test command exports; `None` (with the reason printed) when
@@ -106,30 +140,58 @@ pub async fn lab(data_dir: &Path, database: Option<&str>) -> Lab {
 /// A lab on `dir` (SQLite) with one dev and one holdout clip of 64x48, 3 frames, and without
 /// decoder instruction counting: planner-loop tests measure many such points.
 pub async fn tiny_lab(dir: &Path) -> Arc<Lab> {
-    let mut corpus = Corpus::open(dir).unwrap();
-    for (id, pattern, set) in [
-        ("dev_shapes", Pattern::Shapes, ClipSet::Dev),
-        ("holdout_pan", Pattern::Pan, ClipSet::Holdout),
-    ] {
-        let spec = GeneratorSpec {
-            pattern,
-            width: 64,
-            height: 48,
-            frames: 3,
-            fps: Rational { num: 30, den: 1 },
-            seed: 3,
-            bit_depth: 8,
-        };
-        let label = ClipLabel {
-            id: id.into(),
-            class: "synthetic".into(),
-            source: "test".into(),
-            set,
-        };
-        corpus.generate(&spec, label, &mut Silent).unwrap();
+    let clip = |id, set, pattern| TestClip {
+        id,
+        set,
+        pattern,
+        size: (64, 48),
+        frames: 3,
+        seed: 3,
+    };
+    generate_clips(
+        dir,
+        &[
+            clip("dev_shapes", ClipSet::Dev, Pattern::Shapes),
+            clip("holdout_pan", ClipSet::Holdout, Pattern::Pan),
+        ],
+    );
+    let mut lab = lab(dir, None).await;
+    lab.adapters.lab_prefix_decoder = None;
+    Arc::new(lab)
+}
+
+/// Runs `planner` with two in-process workers until the loop ends (or `stop_after` elapses,
+/// which interrupts it as Ctrl-C would).
+pub async fn drive<P: Planner>(
+    lab: &Arc<Lab>,
+    planner: &mut P,
+    config: &LabConfig,
+    options: LoopOptions,
+    stop_after: Option<Duration>,
+) -> Result<LoopSummary, LabError> {
+    let (shutdown, _) = watch::channel(false);
+    let mut workers = Vec::new();
+    for index in 0..2 {
+        let mut worker = WorkerConfig::new(index);
+        worker.idle_poll = Duration::from_millis(100);
+        workers.push(tokio::spawn(run_worker(
+            lab.clone(),
+            worker,
+            shutdown.subscribe(),
+            None,
+        )));
     }
-    corpus.save().unwrap();
-    let store = Store::open_data_dir(dir).await.unwrap();
-    let artifacts = Artifacts::open(&dir.join("artifacts").display().to_string()).unwrap();
-    Arc::new(Lab::new(store, artifacts, dir.to_path_buf()))
+    if let Some(after) = stop_after {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = shutdown.send(true);
+        });
+    }
+    let summary = run_loop(lab.clone(), planner, config, options, shutdown.subscribe()).await;
+    let _ = shutdown.send(true);
+    for worker in workers {
+        worker.await.unwrap().unwrap();
+    }
+    summary
 }
