@@ -54,7 +54,8 @@
 //!   `experiment:proposer`, `experiment:reason`, `jobs:<state>`,
 //!   `bd-rate:<anchor>:<metric>:mean` and `bd-rate:<anchor>:<metric>:<clip>`,
 //!   `rd:<clip>:<rate index>:<key>` (`kbps`, `bytes`, `psnr_y`, `psnr_yuv`, `ssim`, `ms_ssim`,
-//!   `vmaf`, `encode_s`, `decode_s`, `decoder_ipp`), `cost`, `per-frame` (`data-value="measured"` under the per-frame charts, else says "not measured"),
+//!   `vmaf`, `encode_s`, `decode_s`, `decoder_ipp`), `cost`, `per-frame`
+//!   (`data-value="measured"` under the per-frame charts, else says "not measured"),
 //!   charts `[data-chart]`, frame viewer `#frame-clip`, `#frame-rate`, `#frame-index`,
 //!   `#frame-amplify`, `#frame-zoom`, images `#frame-source`, `#frame-decoded`, `#frame-diff`;
 //!   buttons `#rerun`, `#cancel`, `#promote`; `#note-input` + `#note-save`.

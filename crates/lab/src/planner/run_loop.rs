@@ -514,7 +514,6 @@ async fn observe_scores(
     Ok(())
 }
 
-/// Builds the lab report for the run and stores it as an artifact; returns its keys.
 /// Builds the run's report (counts and alerts since `started_at`) and stores it; its artifact
 /// keys.
 pub async fn store_report(
@@ -1189,13 +1188,8 @@ async fn summary(
         .await? as u64;
     let best = best_candidate(state);
     let holdout = best.and_then(|best| {
-        let measured = state
-            .programs
-            .iter()
-            .find(|p| p.role == ProgramRole::Holdout && p.parent == Some(best.experiment_id))?;
-        let reference = state.programs.iter().find(|p| {
-            p.role == ProgramRole::Holdout && p.parent == state.reference().map(|r| r.experiment_id)
-        })?;
+        let measured = goals::holdout_of(&state.programs, best)?;
+        let reference = goals::holdout_of(&state.programs, state.reference()?)?;
         let scores = measured.scores.as_ref()?;
         Some(HoldoutResult {
             candidate: best.experiment_id,

@@ -1,6 +1,6 @@
 //! Read queries for the dashboard: a filtered, sorted, paginated experiment table that stays
 //! fast with tens of thousands of experiments, counts by state, the newest row ids (for live
-//! updates), anchors by clip, programs by experiment, and write-once experiment summaries.
+//! updates), anchors by clip, and write-once experiment summaries.
 //!
 //! A summary holds the figures the table sorts on (BD-rates against [`SUMMARY_ANCHOR`], speeds,
 //! decoder complexity, compute time), taken from an analysed experiment's stored analysis.
@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::programs::{ProgramRecord, ProgramRole};
 use super::{AnchorRecord, ExperimentState, Result, Store, corrupt};
 use crate::experiment::Analysis;
 use crate::runner::QualityMetric;
@@ -255,40 +254,6 @@ fn summary_from_row(row: &AnyRow) -> Result<Option<ExperimentSummary>> {
     }))
 }
 
-fn program_from_row(row: &AnyRow) -> Result<ProgramRecord> {
-    let role: String = row.try_get("role")?;
-    let json = |column: &str| -> Result<Option<serde_json::Value>> {
-        let text: Option<String> = row.try_get(column)?;
-        text.map(|t| serde_json::from_str(&t).map_err(|e| corrupt(format!("program {column}"), e)))
-            .transpose()
-    };
-    Ok(ProgramRecord {
-        experiment_id: row.try_get("experiment_id")?,
-        run_id: row.try_get("run_id")?,
-        planner: row.try_get("planner")?,
-        role: [
-            ProgramRole::Reference,
-            ProgramRole::Candidate,
-            ProgramRole::Holdout,
-        ]
-        .into_iter()
-        .find(|r| r.name() == role)
-        .ok_or_else(|| corrupt("program role", role.clone()))?,
-        parent: row.try_get("parent")?,
-        island: row.try_get("island")?,
-        stage: row.try_get("stage")?,
-        genome: json("genome")?.unwrap_or(serde_json::Value::Null),
-        edits: json("edits")?.unwrap_or(serde_json::Value::Null),
-        features: json("features")?,
-        fitness: row.try_get("fitness")?,
-        scores: json("scores")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-const PROGRAM_COLUMNS: &str = "experiment_id, run_id, planner, role, parent, island, stage, \
-                               genome, edits, features, fitness, scores, created_at";
-
 impl Store {
     /// One page of experiments, filtered and sorted (ties newest first). Summaries missing for
     /// analysed experiments are written first, so sorting on them sees every analysed row.
@@ -489,17 +454,6 @@ impl Store {
             });
         }
         Ok(newest)
-    }
-
-    /// The program database row of an experiment.
-    pub async fn program(&self, experiment_id: i64) -> Result<Option<ProgramRecord>> {
-        let row = sqlx::query(&format!(
-            "SELECT {PROGRAM_COLUMNS} FROM programs WHERE experiment_id = $1"
-        ))
-        .bind(experiment_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(program_from_row).transpose()
     }
 
     /// The analysed experiment (not an anchor) with the lowest summary PSNR-Y BD-rate.

@@ -142,6 +142,17 @@ impl Store {
         rows.iter().map(program_from_row).collect()
     }
 
+    /// The program database row of an experiment.
+    pub async fn program(&self, experiment_id: i64) -> Result<Option<ProgramRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM programs WHERE experiment_id = $1"
+        ))
+        .bind(experiment_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(program_from_row).transpose()
+    }
+
     /// The run of the newest program, if any.
     pub async fn newest_program_run(&self) -> Result<Option<String>> {
         Ok(
