@@ -27,6 +27,10 @@ enum Command {
     /// Anchor curves (x265, x264, SVT-AV1, libaom, VP9 and low-delay variants) on the corpus.
     #[command(subcommand)]
     Baseline(commands::baseline::BaselineCommand),
+    /// Code candidates: `try EDITS.json` takes edits to the codec's evolvable blocks through the
+    /// planner's pipeline (edit check, static policy, confined build, sandboxed smoke stage).
+    #[command(subcommand)]
+    Candidate(commands::candidate::CandidateCommand),
     /// Speed benchmarks, side by side with the reference tools when they are installed.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -55,6 +59,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.verbose, cli.log_format);
     let result: anyhow::Result<()> = match cli.command {
+        // Its exit status tells a verdict apart from a failure to reach one.
+        Command::Candidate(command) => return commands::candidate::run(command),
         Command::Bdrate(args) => commands::bdrate::run(args),
         Command::Baseline(command) => commands::baseline::run(command),
         Command::Bench(command) => commands::bench::run(command),

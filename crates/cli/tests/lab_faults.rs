@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use codeclab_lab::Lab;
 use codeclab_lab::artifacts::Artifacts;
-use codeclab_lab::candidate::{BuildConfig, Edit, SourceTree, apply, build};
+use codeclab_lab::candidate::{Edit, SourceTree, apply};
 use codeclab_lab::experiment::ExperimentSpec;
 use codeclab_lab::spec::RatePoint;
 use codeclab_lab::store::{ExperimentState, Store};
+use codeclab_sandbox::{BuildConfig, build};
 use codeclab_video::corpus::{ClipLabel, ClipSet, Corpus, Silent};
 use codeclab_video::{GeneratorSpec, Pattern, Rational};
 

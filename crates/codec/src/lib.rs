@@ -28,5 +28,5 @@ pub use decoder::Decoder;
 pub use encoder::{EncodedFrame, Encoder};
 pub use error::{CodecError, Result};
 pub use genome::Genome;
-pub use pipeline::{Summary, decode_to_y4m, encode_y4m};
+pub use pipeline::{Summary, decode_to_y4m, encode_y4m, encode_y4m_reconstructed};
 pub use ratecontrol::RateMode;

@@ -65,12 +65,47 @@ impl<F: FnMut(u64, Option<u64>)> Progress for F {
 pub fn encode_y4m<R: Read, W: Write>(
     input: R,
     input_name: &str,
-    mut output: W,
+    output: W,
     genome: Genome,
     mode: RateMode,
     progress: &mut impl Progress,
 ) -> Result<Summary> {
     let mut reader = Y4mReader::new(input, input_name)?;
+    let no_reconstruction: Option<Y4mWriter<std::io::Sink>> = None;
+    encode_frames(
+        &mut reader,
+        output,
+        no_reconstruction,
+        genome,
+        mode,
+        progress,
+    )
+}
+
+/// Encodes a Y4M stream into a codec bitstream and writes the encoder's reconstruction, which
+/// the decoder must reproduce bit for bit, as a Y4M stream to `reconstruction`.
+pub fn encode_y4m_reconstructed<R: Read, W: Write, V: Write>(
+    input: R,
+    input_name: &str,
+    output: W,
+    reconstruction: V,
+    genome: Genome,
+    mode: RateMode,
+    progress: &mut impl Progress,
+) -> Result<Summary> {
+    let mut reader = Y4mReader::new(input, input_name)?;
+    let writer = Y4mWriter::new(reconstruction, reader.format())?;
+    encode_frames(&mut reader, output, Some(writer), genome, mode, progress)
+}
+
+fn encode_frames<R: Read, W: Write, V: Write>(
+    reader: &mut Y4mReader<R>,
+    mut output: W,
+    mut reconstruction: Option<Y4mWriter<V>>,
+    genome: Genome,
+    mode: RateMode,
+    progress: &mut impl Progress,
+) -> Result<Summary> {
     let format = *reader.format();
     let total = reader.frame_count_hint();
     let mut encoder = Encoder::new(format, genome, mode)?;
@@ -83,6 +118,9 @@ pub fn encode_y4m<R: Read, W: Write>(
         };
         let encoded = encoder.encode_frame(&frame)?;
         output.write_all(&encoded.bytes)?;
+        if let Some(writer) = reconstruction.as_mut() {
+            writer.write_frame(&AnyFrame::U8(encoded.reconstruction))?;
+        }
         bytes += encoded.bytes.len() as u64;
         frames += 1;
         progress.frame_done(frames, total);
@@ -90,6 +128,9 @@ pub fn encode_y4m<R: Read, W: Write>(
     let tail = encoder.finish();
     output.write_all(&tail)?;
     output.flush()?;
+    if let Some(writer) = reconstruction {
+        writer.finish()?;
+    }
     bytes += tail.len() as u64;
     Ok(Summary::new(
         frames,

@@ -12,8 +12,9 @@ use codeclab_codec::{Genome, RateMode};
 use codeclab_video::{VideoFormat, Y4mReader};
 
 use crate::process::{self, ProcessError, StepCost};
-use crate::sandbox::{self, Limits, Outcome, RunReport, RunRequest};
+use crate::secrets::Secrets;
 use crate::spec::{CodecSpec, ExternalEncoder, RatePoint};
+use codeclab_sandbox::{self as sandbox, Limits, Outcome, RunReport, RunRequest};
 
 /// Why an adapter could not do its step. Every variant is a property of the spec or the codec,
 /// so retrying would not help.
@@ -85,6 +86,8 @@ pub struct AdapterConfig {
     pub step_limit: Duration,
     /// Sandbox limits of candidate binaries (`lab_binary`), under `step_limit`.
     pub candidate_limits: CandidateLimits,
+    /// Scrubbed from what candidate binaries print before it is logged or reported.
+    pub secrets: Secrets,
 }
 
 impl Default for AdapterConfig {
@@ -98,6 +101,7 @@ impl Default for AdapterConfig {
             lab_prefix_decoder: beside_us,
             step_limit: Duration::from_secs(3600),
             candidate_limits: CandidateLimits::default(),
+            secrets: Secrets::default(),
         }
     }
 }
@@ -192,6 +196,7 @@ pub fn adapter_for(
                 genome,
                 limit: config.step_limit,
                 limits: config.candidate_limits.clone(),
+                secrets: config.secrets.clone(),
                 decoded_clip: std::sync::Mutex::new(None),
             })
         }
@@ -325,6 +330,7 @@ pub struct LabBinary {
     genome: serde_json::Value,
     limit: Duration,
     limits: CandidateLimits,
+    secrets: Secrets,
     /// The geometry and frame count of the clip last encoded, which its decode must reproduce:
     /// they size the decoder's limits, since the decoder itself is given nothing but the
     /// bitstream.
@@ -363,11 +369,12 @@ impl LabBinary {
             limits: limits.clone(),
         })
         .map_err(|e| failed(format!("the sandbox could not run the candidate: {e}")))?;
-        append_log(log, &report.stderr)?;
+        let stderr = self.secrets.scrub(&String::from_utf8_lossy(&report.stderr));
+        append_log(log, stderr.as_bytes())?;
         if report.outcome.is_ok() {
             return Ok(report);
         }
-        let tail = crate::candidate::output_tail(&report.stderr, 1000);
+        let tail = crate::candidate::output_tail(stderr.as_bytes(), 1000);
         let tail = if tail.trim().is_empty() {
             String::new()
         } else {

@@ -9,7 +9,8 @@
 //! - [`artifacts`]: bitstreams, logs and reports in a folder or an S3-compatible bucket.
 //! - [`lab`]: the operations built on all of them; [`worker`]: the job loop.
 //! - [`llm`]: the planner's model clients and reply parser; [`candidate`]: code edits, static
-//!   policy and builds; [`sandbox`]: the fixed runner for untrusted binaries.
+//!   policy, confined builds and the smoke stage (through the `codeclab-sandbox` crate);
+//!   [`secrets`]: what is scrubbed from untrusted output.
 //! - [`planner`]: the planners and their loop; [`config`]: the lab's configuration.
 //! - [`budget`]: caps and rate limits; [`goals`]: progress towards the goals; [`report`]: the
 //!   lab's report; [`alerts`]: events, log warnings and the webhook.
@@ -29,7 +30,7 @@ pub mod planner;
 pub mod process;
 pub mod report;
 pub mod runner;
-pub mod sandbox;
+pub mod secrets;
 pub mod spec;
 pub mod store;
 pub mod worker;

@@ -1,12 +1,14 @@
 //! Running an external program the way the runner needs it: in a given working directory, with
-//! nothing on stdin, its output kept in log files, a wall-clock limit that kills its whole
-//! process group, and its own CPU time and peak memory read from the kernel when it is reaped.
+//! nothing on stdin, its output kept in log files, under the sandbox crate's supervision (a
+//! wall-clock limit that kills its whole process group, its own CPU time and peak memory read
+//! from the kernel when it is reaped).
 
+use codeclab_sandbox::{Ending, Input, Io, Output, supervise};
 use std::fs::File;
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -61,51 +63,27 @@ pub fn run_measured(
 ) -> Result<StepCost, ProcessError> {
     let program = command.get_program().to_string_lossy().into_owned();
     let log_file = File::options().create(true).append(true).open(log)?;
-    command
-        .current_dir(workdir)
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone()?)
-        .stderr(log_file)
-        .process_group(0);
-    let start = Instant::now();
-    let child = command.spawn().map_err(|source| ProcessError::Spawn {
+    command.current_dir(workdir);
+    let io = Io {
+        stdin: Input::Null,
+        stdout: Output::File(log_file.try_clone()?),
+        stderr: Output::File(log_file),
+    };
+    let finished = supervise(&mut command, io, limit).map_err(|source| ProcessError::Spawn {
         program: program.clone(),
         source,
     })?;
-    let pid = child.id() as libc::pid_t;
-    let (status, usage) = loop {
-        let mut status: libc::c_int = 0;
-        // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: `pid` is our own child, not yet reaped (std's `Child` never waited on it);
-        // `status` and `usage` are valid for writes. wait4 is used instead of `Child::wait`
-        // because it also returns the child's own resource usage.
-        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        if reaped == pid {
-            break (status, usage);
-        }
-        if reaped < 0 {
-            return Err(ProcessError::Io(std::io::Error::last_os_error()));
-        }
-        if start.elapsed() > limit {
-            // SAFETY: signalling the process group we created for the child (`process_group(0)`).
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
-            let mut status: libc::c_int = 0;
-            // SAFETY: as above; reaps the killed child so no zombie is left.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-            return Err(ProcessError::TimedOut {
-                program,
-                seconds: limit.as_secs(),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    let wall_seconds = start.elapsed().as_secs_f64();
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        let status = if libc::WIFSIGNALED(status) {
-            format!("signal {}", libc::WTERMSIG(status))
-        } else {
-            format!("status {}", libc::WEXITSTATUS(status))
+    if finished.ending == Ending::DeadlinePassed {
+        return Err(ProcessError::TimedOut {
+            program,
+            seconds: limit.as_secs(),
+        });
+    }
+    if !finished.status.success() {
+        let status = match (finished.status.code(), finished.status.signal()) {
+            (Some(code), _) => format!("status {code}"),
+            (None, Some(signal)) => format!("signal {signal}"),
+            (None, None) => finished.status.to_string(),
         };
         return Err(ProcessError::Failed {
             program,
@@ -113,12 +91,10 @@ pub fn run_measured(
             tail: log_tail(log),
         });
     }
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     Ok(StepCost {
-        wall_seconds,
-        cpu_seconds: Some(seconds(usage.ru_utime) + seconds(usage.ru_stime)),
-        // Linux reports ru_maxrss in kilobytes.
-        peak_memory_bytes: Some(usage.ru_maxrss as u64 * 1024),
+        wall_seconds: finished.wall_time.as_secs_f64(),
+        cpu_seconds: Some(finished.cpu_time.as_secs_f64()),
+        peak_memory_bytes: Some(finished.peak_memory_bytes),
     })
 }
 

@@ -1,21 +1,23 @@
 //! Hostile code candidates. Each is a SEARCH/REPLACE proposal inside an evolvable block of a
-//! miniature codec with the lab codec's command line (`y4m_codec`), taken through the whole
-//! pipeline: edit rules → static policy → offline build → sandboxed smoke test. Every attack must
-//! end in a rejection whose text says what went wrong, and the pipeline must go on to build and
-//! run the next, well-behaved candidate. Attacks the static policy stops are also built with the
-//! policy bypassed, to show that the sandbox contains them as well.
+//! miniature codec with the lab codec's command line (`y4m_codec`), taken through the very
+//! pipeline planners' proposals take ([`Candidates::evaluate`]: edit rules → static policy →
+//! confined offline build → sandboxed smoke stage). Every attack must end at its stage with a
+//! rejection whose text says what went wrong, the pipeline must go on to pass the next,
+//! well-behaved candidate, and the canaries the test plants (a file and a variable) must appear
+//! in no rejection. Attacks the static policy stops are also built with the policy bypassed, to
+//! show that the confined build and the sandbox contain them as well.
 
 mod common;
 mod fixture_project;
 
 use codeclab_lab::adapter::{AdapterConfig, CandidateLimits, adapter_for, bitstream_cap};
 use codeclab_lab::candidate::{
-    CodecCandidates, Edit, MIN_SMOKE_PSNR_Y, Policy, Rejection, SmokeFailure, SmokeReport,
-    SourceTree, apply, prepare, smoke_test,
+    Candidates, Edit, MIN_SMOKE_PSNR_Y, Policy, Project, Rejection, SmokeReport, SmokeSpec,
+    SourceTree, apply, smoke_test,
 };
 use codeclab_lab::runner::{RunnerConfig, SourceClip, run_point};
-use codeclab_lab::sandbox::{Limits, Outcome, Stream};
 use codeclab_lab::spec::RatePoint;
+use codeclab_sandbox::{BuildFailure, Limits, Outcome};
 use codeclab_video::{VideoFormat, Y4mReader};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -39,8 +41,18 @@ const HEIGHT: usize = 48;
 const FRAMES: u64 = 3;
 const QP: u8 = 32;
 
+/// Planted where a hostile candidate would look: a variable of the lab's environment (set in a
+/// child test process) and a file on the lab's machine.
+const CANARY_VARIABLE: &str = "CODECLAB_TEST_CANDIDATE_CANARY";
+const CANARY_VALUE: &str = "variable-canary-3f8a21c7-never-leaked";
+const CANARY_CONTENT: &str = "file-canary-b71e09d4-never-leaked";
+
 fn original() -> SourceTree {
     Y4M_CODEC.original()
+}
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/candidates/y4m_codec")
 }
 
 /// A small 4:2:0 clip with texture and motion, written as Y4M into `dir`.
@@ -77,32 +89,48 @@ fn smoke_limits() -> Limits {
     }
 }
 
-fn build_sources(sources: &SourceTree) -> Result<PathBuf, Rejection> {
-    Ok(Y4M_CODEC.build("attacks", sources, Duration::from_secs(300))?)
+fn smoke_spec(clip: &Path) -> SmokeSpec {
+    SmokeSpec {
+        clip: clip.to_path_buf(),
+        frames: FRAMES,
+        qp: QP,
+        genome: serde_json::json!({}),
+        limits: smoke_limits(),
+    }
 }
 
-/// The lab's cascade up to the dev experiment: edits and policy, build, smoke test.
+/// The pipeline over the miniature codec, one cached workspace for the whole test binary.
+fn y4m_candidates() -> Arc<Candidates> {
+    static CANDIDATES: OnceLock<Arc<Candidates>> = OnceLock::new();
+    CANDIDATES
+        .get_or_init(|| {
+            let project = Project::Crate {
+                dir: fixture_dir(),
+                binary: Y4M_CODEC.binary.into(),
+            };
+            let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("y4m-codec-candidates");
+            Arc::new(Candidates::new(project, &cache, Policy::default()).unwrap())
+        })
+        .clone()
+}
+
+/// The lab's cascade up to the dev experiment.
 fn evaluate(edits: &[Edit], clip: &Path) -> Result<SmokeReport, Rejection> {
-    let patched = prepare(&original(), edits, &Policy::default())?;
-    smoke(&build_sources(&patched)?, clip)
+    let destination = tempfile::tempdir().unwrap();
+    y4m_candidates()
+        .evaluate(
+            edits,
+            &destination.path().join("candidate"),
+            &smoke_spec(clip),
+        )
+        .expect("the lab itself must not fail")
 }
 
 /// The same with the static policy bypassed: only the edit rules, then build and smoke test.
 fn evaluate_without_policy(edits: &[Edit], clip: &Path) -> Result<SmokeReport, Rejection> {
     let patched = apply(&original(), edits)?;
-    smoke(&build_sources(&patched)?, clip)
-}
-
-fn smoke(binary: &Path, clip: &Path) -> Result<SmokeReport, Rejection> {
-    smoke_test(
-        binary,
-        clip,
-        FRAMES,
-        QP,
-        &serde_json::json!({}),
-        &smoke_limits(),
-    )
-    .expect("the lab itself must not fail")
+    let binary = Y4M_CODEC.build("attacks", &patched, Duration::from_secs(300))?;
+    smoke_test(&binary, &smoke_spec(clip)).expect("the lab itself must not fail")
 }
 
 /// Replaces the body of the quantizer block's `step` function, which every encode calls.
@@ -114,134 +142,317 @@ fn quantizer(body: &str) -> Vec<Edit> {
     }]
 }
 
-/// A proposal that tries one hostile thing and what its rejection must say.
-struct Attack {
-    name: &'static str,
-    edits: Vec<Edit>,
-    check: fn(&Rejection) -> bool,
-    says: &'static str,
+/// Adds items after the quantizer block's function.
+fn items(text: &str) -> Vec<Edit> {
+    vec![Edit {
+        block: "quantizer".into(),
+        search: "    1 + qp / 8\n}\n".into(),
+        replace: format!("    1 + qp / 8\n}}\n{text}\n"),
+    }]
 }
 
-fn attacks() -> Vec<Attack> {
+/// A proposal that tries one hostile thing, the stage that must stop it and what its rejection
+/// must say.
+struct Attack {
+    name: String,
+    edits: Vec<Edit>,
+    stage: &'static str,
+    says: String,
+}
+
+fn attack(name: &str, edits: Vec<Edit>, stage: &'static str, says: &str) -> Attack {
+    Attack {
+        name: name.into(),
+        edits,
+        stage,
+        says: says.into(),
+    }
+}
+
+/// Macros that read files or the environment at build time or emit assembly, with arguments.
+const FORBIDDEN_MACRO_CALLS: &[(&str, &str)] = &[
+    ("include", "\"/etc/passwd\""),
+    ("include_bytes", "\"/etc/passwd\""),
+    ("include_str", "\"/etc/passwd\""),
+    ("env", "\"ANTHROPIC_API_KEY\""),
+    ("option_env", "\"ANTHROPIC_API_KEY\""),
+    ("asm", "\"nop\""),
+    ("global_asm", "\"nop\""),
+    ("naked_asm", "\"nop\""),
+];
+
+fn attacks(canary_file: &Path) -> Vec<Attack> {
+    let canary = canary_file.display().to_string();
     let huge_table = format!(
         "    const TABLE: &[u8] = b\"{}\";\n    TABLE[usize::from(qp)]\n",
         "7".repeat(64 * 1024)
     );
-    vec![
-        Attack {
-            name: "open a file",
-            edits: quantizer(
+    let mut attacks = vec![
+        attack(
+            "open a file",
+            quantizer(
                 "    let secret = std::fs::read_to_string(\"/etc/hostname\").unwrap_or_default();\n    1 + qp / 8 + secret.len() as u8\n",
             ),
-            check: |r| matches!(r, Rejection::Policy(_)),
-            says: "`std::fs` is not allowed",
-        },
-        Attack {
-            name: "open a socket",
-            edits: quantizer(
+            "policy",
+            "`std::fs` is not allowed",
+        ),
+        attack(
+            "open a socket",
+            quantizer(
                 "    let _ = std::net::TcpStream::connect(\"127.0.0.1:9\");\n    1 + qp / 8\n",
             ),
-            check: |r| matches!(r, Rejection::Policy(_)),
-            says: "`std::net` is not allowed",
-        },
-        Attack {
-            name: "spawn a process",
-            edits: quantizer(
+            "policy",
+            "`std::net` is not allowed",
+        ),
+        attack(
+            "spawn a process",
+            quantizer(
                 "    let _ = std::process::Command::new(\"/bin/sh\").status();\n    1 + qp / 8\n",
             ),
-            check: |r| matches!(r, Rejection::Policy(_)),
-            says: "`std::process` is not allowed",
-        },
-        Attack {
-            name: "read an environment variable",
-            edits: quantizer(
+            "policy",
+            "`std::process` is not allowed",
+        ),
+        attack(
+            "read an environment variable",
+            quantizer(
                 "    let home = std::env::var(\"HOME\").unwrap_or_default();\n    1 + qp / 8 + home.len() as u8\n",
             ),
-            check: |r| matches!(r, Rejection::Policy(_)),
-            says: "`std::env` is not allowed",
-        },
-        Attack {
-            name: "use unsafe",
-            edits: quantizer("    let level = &qp as *const u8;\n    1 + unsafe { *level } / 8\n"),
-            check: |r| matches!(r, Rejection::Policy(_)),
-            says: "`unsafe` is not allowed",
-        },
-        Attack {
-            name: "fork-bomb",
-            edits: quantizer(
+            "policy",
+            "`std::env` is not allowed",
+        ),
+        attack(
+            "use unsafe",
+            quantizer("    let level = &qp as *const u8;\n    1 + unsafe { *level } / 8\n"),
+            "policy",
+            "`unsafe` is not allowed",
+        ),
+        attack(
+            "fork-bomb",
+            quantizer(
                 "    loop {\n        let _ = std::process::Command::new(\"/proc/self/exe\").spawn();\n    }\n",
             ),
-            check: |r| matches!(r, Rejection::Policy(_)),
-            says: "`std::process` is not allowed",
-        },
-        Attack {
-            name: "embed a huge table",
-            edits: quantizer(&huge_table),
-            check: |r| matches!(r, Rejection::Policy(_)),
-            says: "compute tables instead of embedding them",
-        },
-        Attack {
-            name: "edit outside an evolvable block",
-            edits: vec![Edit {
+            "policy",
+            "`std::process` is not allowed",
+        ),
+        attack(
+            "embed a huge table",
+            quantizer(&huge_table),
+            "policy",
+            "compute tables instead of embedding them",
+        ),
+        attack(
+            "edit outside an evolvable block",
+            vec![Edit {
                 block: "quantizer".into(),
                 search: "const MAGIC: &[u8; 4] = b\"YQC1\";".into(),
                 replace: "const MAGIC: &[u8; 4] = b\"EVIL\";".into(),
             }],
-            check: |r| matches!(r, Rejection::Edit(_)),
-            says: "only evolvable blocks can change",
-        },
-        Attack {
-            name: "loop forever",
-            edits: quantizer(
+            "edit",
+            "only evolvable blocks can change",
+        ),
+        attack(
+            "loop forever",
+            quantizer(
                 "    let mut spin = qp;\n    loop {\n        spin = std::hint::black_box(spin.wrapping_add(1));\n    }\n",
             ),
-            check: |r| {
-                matches!(
-                    r,
-                    Rejection::Run {
-                        outcome: Outcome::Timeout { limit_ms: 2000 },
-                        ..
-                    }
-                )
-            },
-            says: "killed after the wall-clock limit of 2000 ms",
-        },
-        Attack {
-            name: "allocate 64 GiB",
-            edits: quantizer(
-                "    let huge = vec![qp; 64 << 30];\n    1 + huge[huge.len() - 1] / 8\n",
-            ),
-            check: |r| {
-                matches!(
-                    r,
-                    Rejection::Run {
-                        outcome: Outcome::OutOfMemory {
-                            limit_bytes: 1073741824
-                        },
-                        ..
-                    }
-                )
-            },
-            says: "ran out of memory under the address-space limit of 1073741824 bytes",
-        },
-        Attack {
-            name: "write 10 GiB to stdout",
-            edits: quantizer(
+            "smoke",
+            "killed after the wall-clock limit of 2000 ms",
+        ),
+        attack(
+            "allocate 64 GiB",
+            quantizer("    let huge = vec![qp; 64 << 30];\n    1 + huge[huge.len() - 1] / 8\n"),
+            "smoke",
+            "ran out of memory under the address-space limit of 1073741824 bytes",
+        ),
+        attack(
+            "write 10 GiB to stdout",
+            quantizer(
                 "    use std::io::Write as _;\n    let chunk = vec![qp; 1 << 20];\n    for _ in 0..10 << 10 {\n        let _ = std::io::stdout().write_all(&chunk);\n    }\n    1 + qp / 8\n",
             ),
-            check: |r| {
-                let cap = bitstream_cap(&clip_format(), FRAMES);
-                matches!(
-                    r,
-                    Rejection::Run {
-                        outcome: Outcome::OutputCap { stream: Stream::Stdout, cap_bytes },
-                        ..
-                    } if *cap_bytes == cap
-                )
-            },
-            says: "killed for writing more than",
-        },
-    ]
+            "smoke",
+            &format!(
+                "killed for writing more than {} bytes to stdout",
+                bitstream_cap(&clip_format(), FRAMES)
+            ),
+        ),
+        attack(
+            "rename the standard crate to reach a forbidden module",
+            quantizer(
+                "    use std as s;\n    let n = s::fs::read(\"/etc/passwd\").map_or(0, |d| d.len());\n    1 + qp / 8 + n as u8\n",
+            ),
+            "policy",
+            "renaming the standard crate `std` is not allowed",
+        ),
+        attack(
+            "rename the standard crate inside a group",
+            quantizer(
+                "    use std::{self as s};\n    let _ = s::hint::black_box(qp);\n    1 + qp / 8\n",
+            ),
+            "policy",
+            "renaming the standard crate `std` is not allowed",
+        ),
+        attack(
+            "rename a forbidden module",
+            quantizer(
+                "    use std::path as p;\n    let _ = p::Path::new(\"/etc\").exists();\n    1 + qp / 8\n",
+            ),
+            "policy",
+            "`std::path` is not allowed",
+        ),
+        attack(
+            "open a comment in one block and close it in the next",
+            vec![
+                Edit {
+                    block: "quantizer".into(),
+                    search: "    1 + qp / 8\n}\n".into(),
+                    replace: "    1 + qp / 8\n}\n/*\n".into(),
+                },
+                Edit {
+                    block: "decoder_output".into(),
+                    search: "/// The sample the decoder writes".into(),
+                    replace: "*/\n/// The sample the decoder writes".into(),
+                },
+            ],
+            "policy",
+            "the block does not stand on its own",
+        ),
+        attack(
+            "leave an attribute dangling onto the fixed code",
+            vec![Edit {
+                block: "reconstruction".into(),
+                search: "    value.min(255) as u8\n}\n".into(),
+                replace: "    value.min(255) as u8\n}\n#[cfg(any())]\n".into(),
+            }],
+            "policy",
+            "does not parse on its own as complete items",
+        ),
+        attack(
+            "shadow a standard macro the fixed code calls",
+            items("macro_rules! writeln { ($($t:tt)*) => { Ok::<(), std::io::Error>(()) } }"),
+            "policy",
+            "`writeln` is a macro of the standard library or of the fixed code",
+        ),
+        attack(
+            "hide unsafe in a macro body",
+            items("macro_rules! peek { ($p:expr) => { unsafe { *$p } } }"),
+            "policy",
+            "`unsafe` is not allowed",
+        ),
+        attack(
+            "build an attribute from a metavariable",
+            items(
+                "macro_rules! exported { ($a:meta) => { #[$a] pub fn hook() {} } }\nexported!(no_mangle);",
+            ),
+            "policy",
+            "an attribute must be written out as `#[…]`",
+        ),
+        attack(
+            "export a symbol under an unsafe attribute",
+            items("#[unsafe(no_mangle)]\npub fn hook() {}"),
+            "policy",
+            "attribute `#[no_mangle]` is not allowed",
+        ),
+        attack(
+            "load a module from another path",
+            items("#[path = \"/etc/passwd\"]\nmod stolen;"),
+            "policy",
+            "attribute `#[path]` is not allowed",
+        ),
+        attack(
+            "read a file into documentation",
+            items("#[doc = include_str!(\"/etc/passwd\")]\npub fn documented() {}"),
+            "policy",
+            "macro `include_str!` is not allowed",
+        ),
+        attack(
+            "declare a foreign function",
+            quantizer(
+                "    unsafe extern \"C\" { fn kill(pid: i32, signal: i32) -> i32; }\n    let _ = unsafe { kill(1, 9) };\n    1 + qp / 8\n",
+            ),
+            "policy",
+            "`extern` is not allowed",
+        ),
+        attack(
+            "read /proc/self/environ",
+            quantizer(
+                "    let seen = std::fs::read(\"/proc/self/environ\").map_or(0, |d| d.len());\n    1 + qp / 8 + seen as u8\n",
+            ),
+            "policy",
+            "`std::fs` is not allowed",
+        ),
+        attack(
+            "read a canary file at compile time",
+            quantizer(&format!(
+                "    static LEAK: &[u8] = include_bytes!({canary:?});\n    1 + qp / 8 + LEAK[0]\n"
+            )),
+            "policy",
+            "macro `include_bytes!` is not allowed",
+        ),
+        attack(
+            "read a canary variable at compile time",
+            quantizer(&format!(
+                "    const LEAK: &str = env!({CANARY_VARIABLE:?});\n    1 + qp / 8 + LEAK.len() as u8\n"
+            )),
+            "policy",
+            "macro `env!` is not allowed",
+        ),
+        attack(
+            "evaluate a constant forever",
+            quantizer(
+                "    const SPIN: u64 = {\n        let mut i = 0u64;\n        while i < u64::MAX {\n            i += 1;\n        }\n        i\n    };\n    1 + qp / 8 + (SPIN as u8)\n",
+            ),
+            "build",
+            "constant evaluation is taking a long time",
+        ),
+        attack(
+            "make the compiler build a 16 GiB constant",
+            quantizer(
+                "    static TABLE: [u8; 1 << 34] = [7; 1 << 34];\n    1 + qp / 8 + TABLE[usize::from(qp)]\n",
+            ),
+            "build",
+            "the build failed",
+        ),
+        attack(
+            "decode something other than the encoder's reconstruction",
+            vec![Edit {
+                block: "decoder_output".into(),
+                search: "    value\n".into(),
+                replace: "    value ^ 1\n".into(),
+            }],
+            "smoke",
+            "the decode differs from the encoder's reconstruction at frame 0",
+        ),
+        attack(
+            "decode without reading the bitstream",
+            vec![Edit {
+                block: "reconstruction".into(),
+                search: "    value.min(255) as u8\n".into(),
+                replace: "    let _ = value;\n    0\n".into(),
+            }],
+            "smoke",
+            "the decoder does not reproduce what was encoded",
+        ),
+    ];
+    // Every forbidden macro, through an alias and through a metavariable.
+    for (name, arguments) in FORBIDDEN_MACRO_CALLS {
+        attacks.push(attack(
+            &format!("alias `{name}!`"),
+            items(&format!(
+                "use core::{name} as innocent;\npub fn leak() {{ let _ = innocent!({arguments}); }}"
+            )),
+            "policy",
+            &format!("macro `{name}!` is not allowed"),
+        ));
+        attacks.push(attack(
+            &format!("call `{name}!` through a metavariable"),
+            items(&format!(
+                "macro_rules! call {{ ($f:ident, $p:expr) => {{ $f!($p) }} }}\npub fn leak() {{ let _ = call!({name}, {arguments}); }}"
+            )),
+            "policy",
+            "a macro called or defined through a metavariable",
+        ));
+    }
+    attacks
 }
 
 fn clip_format() -> VideoFormat {
@@ -264,27 +475,66 @@ fn assert_good(report: &SmokeReport) {
     assert!(report.decode.peak_memory_bytes.unwrap() > 0);
 }
 
+/// Runs `name` again in a child test process whose environment holds the canary variable
+/// (setting it here would race with the other tests' threads); true in that child.
+fn in_child_with_canary(name: &str) -> bool {
+    if std::env::var(CANARY_VARIABLE).is_ok() {
+        return true;
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--test-threads=1", "--nocapture"])
+        .env(CANARY_VARIABLE, CANARY_VALUE)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && text.contains("1 passed"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    false
+}
+
+/// A file of the lab's machine a candidate must never read.
+fn canary_file(dir: &Path) -> PathBuf {
+    let path = dir.join("canary-secret.txt");
+    std::fs::write(&path, CANARY_CONTENT).unwrap();
+    path
+}
+
 #[test]
-fn every_attack_is_rejected_or_contained_and_the_next_candidate_still_runs() {
+fn every_attack_is_stopped_at_its_stage_no_canary_leaks_and_the_next_candidate_still_passes() {
+    if !in_child_with_canary(
+        "every_attack_is_stopped_at_its_stage_no_canary_leaks_and_the_next_candidate_still_passes",
+    ) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let clip = write_clip(dir.path());
-    for attack in attacks() {
+    let canary = canary_file(dir.path());
+    let attacks = attacks(&canary);
+    assert!(attacks.len() >= 30, "{} attacks", attacks.len());
+    for attack in attacks {
         let rejection = match evaluate(&attack.edits, &clip) {
             Ok(report) => panic!("`{}` was accepted: {report:?}", attack.name),
             Err(rejection) => rejection,
         };
         let text = rejection.to_string();
-        assert!(
-            (attack.check)(&rejection),
-            "`{}` ended in the wrong stage: {text}",
+        assert_eq!(
+            rejection.stage(),
+            attack.stage,
+            "`{}` ended at the wrong stage: {text}",
             attack.name
         );
         assert!(
-            text.contains(attack.says),
+            text.contains(&attack.says),
             "`{}`: the reason does not say \"{}\":\n{text}",
             attack.name,
             attack.says
         );
+        for canary in [CANARY_VALUE, CANARY_CONTENT] {
+            assert!(!text.contains(canary), "`{}` leaked: {text}", attack.name);
+        }
         // The reason survives the trip through the store.
         let stored: Rejection =
             serde_json::from_str(&serde_json::to_string(&rejection).unwrap()).unwrap();
@@ -295,53 +545,65 @@ fn every_attack_is_rejected_or_contained_and_the_next_candidate_still_runs() {
 }
 
 #[test]
-fn a_decoder_that_ignores_the_bitstream_fails_the_smoke_test_on_quality() {
+fn with_the_policy_bypassed_compile_time_reads_of_a_canary_file_and_variable_fail_the_build() {
+    if !in_child_with_canary(
+        "with_the_policy_bypassed_compile_time_reads_of_a_canary_file_and_variable_fail_the_build",
+    ) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let clip = write_clip(dir.path());
-    let edits = [Edit {
-        block: "reconstruction".into(),
-        search: "    value.min(255) as u8\n".into(),
-        replace: "    let _ = value;\n    0\n".into(),
-    }];
-    let rejection = evaluate(&edits, &clip).unwrap_err();
-    let Rejection::Smoke(SmokeFailure::Quality { psnr_y, .. }) = &rejection else {
-        panic!("expected a quality failure, got {rejection}");
-    };
-    assert!(psnr_y.0 < MIN_SMOKE_PSNR_Y);
-    assert!(
-        rejection
-            .to_string()
-            .contains("the decoder does not reproduce what was encoded"),
-        "{rejection}"
-    );
+    let canary = canary_file(dir.path());
+    // The lab can read both.
+    assert_eq!(std::fs::read_to_string(&canary).unwrap(), CANARY_CONTENT);
+    assert_eq!(std::env::var(CANARY_VARIABLE).unwrap(), CANARY_VALUE);
+    let file_read = quantizer(&format!(
+        "    static LEAK: &[u8] = include_bytes!({:?});\n    1 + qp / 8 + LEAK[0]\n",
+        canary.display().to_string()
+    ));
+    let variable_read = quantizer(&format!(
+        "    const LEAK: &str = env!({CANARY_VARIABLE:?});\n    1 + qp / 8 + LEAK.len() as u8\n"
+    ));
+    for (edits, says) in [
+        (file_read, "Permission denied"),
+        (variable_read, "not defined at compile time"),
+    ] {
+        let rejection = evaluate_without_policy(&edits, &clip).unwrap_err();
+        let Rejection::Build(BuildFailure::Compile { diagnostics }) = &rejection else {
+            panic!("expected a failed build, got {rejection}");
+        };
+        assert!(diagnostics.contains(says), "{diagnostics}");
+        assert!(!diagnostics.contains(CANARY_CONTENT), "{diagnostics}");
+        assert!(!diagnostics.contains(CANARY_VALUE), "{diagnostics}");
+    }
 }
 
 #[test]
-fn with_the_policy_bypassed_the_sandbox_refuses_to_open_a_file() {
+fn with_the_policy_bypassed_the_sandbox_refuses_to_open_a_file_or_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let clip = write_clip(dir.path());
-    let secret_file = dir.path().join("secret.txt");
-    std::fs::write(&secret_file, "the-secret-value").unwrap();
+    let canary = canary_file(dir.path());
     // The file is there, and this process can read it.
-    assert!(std::fs::read_to_string(&secret_file).is_ok());
-    let rejection = evaluate_without_policy(
-        &quantizer(&format!(
-            "    let secret = std::fs::read_to_string({:?}).expect(\"reading the secret\");\n    panic!(\"read {{secret}}\")\n",
-            secret_file.display().to_string()
-        )),
-        &clip,
-    )
-    .unwrap_err();
-    let Rejection::Run {
-        outcome: Outcome::Failed { code: 101 },
-        stderr_tail,
-    } = &rejection
-    else {
-        panic!("expected the candidate to fail on the refused open, got {rejection}");
-    };
-    assert!(stderr_tail.contains("reading the secret"), "{stderr_tail}");
-    assert!(stderr_tail.contains("Permission denied"), "{stderr_tail}");
-    assert!(!stderr_tail.contains("the-secret-value"), "{stderr_tail}");
+    assert!(std::fs::read_to_string(&canary).is_ok());
+    for path in [canary.display().to_string(), "/proc/self/environ".into()] {
+        let rejection = evaluate_without_policy(
+            &quantizer(&format!(
+                "    let secret = std::fs::read_to_string({path:?}).expect(\"reading the secret\");\n    panic!(\"read {{secret}}\")\n",
+            )),
+            &clip,
+        )
+        .unwrap_err();
+        let Rejection::Run {
+            outcome: Outcome::Failed { code: 101 },
+            stderr_tail,
+        } = &rejection
+        else {
+            panic!("expected the candidate to fail on the refused open, got {rejection}");
+        };
+        assert!(stderr_tail.contains("reading the secret"), "{stderr_tail}");
+        assert!(stderr_tail.contains("Permission denied"), "{stderr_tail}");
+        assert!(!stderr_tail.contains(CANARY_CONTENT), "{stderr_tail}");
+    }
 }
 
 #[test]
@@ -410,6 +672,37 @@ fn with_the_policy_bypassed_the_sandbox_kills_a_process_spawn_and_a_fork_bomb() 
 }
 
 #[test]
+fn with_the_policy_bypassed_a_signal_to_a_canary_process_kills_the_candidate_not_the_canary() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = write_clip(dir.path());
+    let mut canary = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let edits = quantizer(&format!(
+        "    unsafe extern \"C\" {{ fn kill(pid: i32, signal: i32) -> i32; }}\n    let _ = unsafe {{ kill({}, 9) }};\n    1 + qp / 8\n",
+        canary.id()
+    ));
+    let rejection = evaluate_without_policy(&edits, &clip).unwrap_err();
+    assert!(
+        matches!(
+            rejection,
+            Rejection::Run {
+                outcome: Outcome::ForbiddenSyscall,
+                ..
+            }
+        ),
+        "{rejection}"
+    );
+    assert!(
+        canary.try_wait().unwrap().is_none(),
+        "the canary was killed"
+    );
+    canary.kill().unwrap();
+    canary.wait().unwrap();
+}
+
+#[test]
 fn with_the_policy_bypassed_a_candidate_finds_the_environment_empty() {
     let dir = tempfile::tempdir().unwrap();
     let clip = write_clip(dir.path());
@@ -452,13 +745,19 @@ fn fast_candidate_limits() -> AdapterConfig {
     }
 }
 
+/// A candidate built without its smoke stage, for the dev experiment's own checks.
+fn built(edits: &[Edit]) -> PathBuf {
+    let patched = apply(&original(), edits).unwrap();
+    Y4M_CODEC
+        .build("attacks", &patched, Duration::from_secs(300))
+        .unwrap_or_else(|failure| panic!("{failure}"))
+}
+
 #[test]
 fn the_dev_experiment_measures_a_candidate_binary_through_the_sandbox() {
     let dir = tempfile::tempdir().unwrap();
     let clip = source_clip(&write_clip(dir.path()));
-    let binary =
-        build_sources(&prepare(&original(), &good_candidate(), &Policy::default()).unwrap())
-            .unwrap_or_else(|r| panic!("{r}"));
+    let binary = built(&good_candidate());
     let adapter = adapter_for(&lab_binary_spec(&binary), &AdapterConfig::default()).unwrap();
     let mut config = RunnerConfig::new(dir.path().join("work"));
     config.callgrind_frames = 0;
@@ -501,8 +800,7 @@ fn the_dev_experiment_stops_a_runaway_or_flooding_candidate_with_a_clear_error()
             format!("the candidate was killed: it wrote more than {cap} bytes to stdout"),
         ),
     ] {
-        let binary = build_sources(&prepare(&original(), &edits, &Policy::default()).unwrap())
-            .unwrap_or_else(|r| panic!("{r}"));
+        let binary = built(&edits);
         let adapter = adapter_for(&lab_binary_spec(&binary), &fast_candidate_limits()).unwrap();
         let error = run_point(
             adapter.as_ref(),
@@ -517,15 +815,69 @@ fn the_dev_experiment_stops_a_runaway_or_flooding_candidate_with_a_clear_error()
     }
 }
 
+#[test]
+fn what_a_candidate_prints_is_scrubbed_of_the_lab_secrets_before_it_is_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = source_clip(&write_clip(dir.path()));
+    let mut config = RunnerConfig::new(dir.path().join("work"));
+    config.callgrind_frames = 0;
+    // A candidate cannot know a secret; if one ever reached its output, the lab would still
+    // keep it out of its logs and errors.
+    let binary = built(&quantizer(&format!(
+        "    eprintln!(\"leaking {CANARY_VALUE}\");\n    std::process::exit(3)\n"
+    )));
+    let mut adapters = fast_candidate_limits();
+    adapters.secrets.add(CANARY_VALUE);
+    let adapter = adapter_for(&lab_binary_spec(&binary), &adapters).unwrap();
+    let error = run_point(
+        adapter.as_ref(),
+        &clip,
+        RatePoint::Qp(u32::from(QP)),
+        &config,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("leaking [secret]"), "{error}");
+    assert!(!error.contains(CANARY_VALUE), "{error}");
+    for entry in walk(dir.path()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(CANARY_VALUE),
+            "{} holds the secret",
+            entry.display()
+        );
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
 /// The lab codec's candidates, for every test of this file: one cached workspace (the one
 /// `candidate_codec.rs` uses: test binaries run one after another), one build at a time.
-fn lab_codec_candidates() -> Arc<CodecCandidates> {
-    static CANDIDATES: OnceLock<Arc<CodecCandidates>> = OnceLock::new();
+fn lab_codec_candidates() -> Arc<Candidates> {
+    static CANDIDATES: OnceLock<Arc<Candidates>> = OnceLock::new();
     CANDIDATES
         .get_or_init(|| {
             let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
             let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("candidate-codec");
-            Arc::new(CodecCandidates::new(&repository, &cache, Policy::default()).unwrap())
+            Arc::new(
+                Candidates::new(Project::LabCodec { repository }, &cache, Policy::default())
+                    .unwrap(),
+            )
         })
         .clone()
 }
@@ -550,13 +902,21 @@ fn harmless_codec_edit() -> Edit {
     }
 }
 
-/// The lab's own codec built as a candidate.
-fn lab_codec_candidate() -> PathBuf {
+/// The lab's own codec built as a candidate, through the whole pipeline.
+fn lab_codec_candidate(clip: &Path) -> PathBuf {
     let binary = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("candidate-codec")
         .join("lab-binary-under-test");
+    let smoke = SmokeSpec {
+        limits: Limits {
+            wall_clock: Duration::from_secs(60),
+            cpu_seconds: 60,
+            ..Limits::default()
+        },
+        ..smoke_spec(clip)
+    };
     lab_codec_candidates()
-        .build(&[harmless_codec_edit()], &binary)
+        .evaluate(&[harmless_codec_edit()], &binary, &smoke)
         .unwrap()
         .unwrap_or_else(|rejection| panic!("{rejection}"));
     binary
@@ -565,7 +925,8 @@ fn lab_codec_candidate() -> PathBuf {
 #[test]
 fn the_lab_codec_as_a_sandboxed_binary_gets_its_genome_and_matches_the_codec_in_process() {
     let dir = tempfile::tempdir().unwrap();
-    let clip = source_clip(&write_clip(dir.path()));
+    let clip_path = write_clip(dir.path());
+    let clip = source_clip(&clip_path);
     let mut config = RunnerConfig::new(dir.path().join("work"));
     config.callgrind_frames = 0;
     let measure = |codec: serde_json::Value| {
@@ -576,7 +937,7 @@ fn the_lab_codec_as_a_sandboxed_binary_gets_its_genome_and_matches_the_codec_in_
     };
     // Every frame a key frame: a genome the bitstream shows, unlike the default.
     let genome = serde_json::json!({"keyint": 1});
-    let binary = lab_codec_candidate();
+    let binary = lab_codec_candidate(&clip_path);
     let sandboxed = measure(serde_json::json!({
         "kind": "lab_binary",
         "binary": binary.display().to_string(),

@@ -1,11 +1,12 @@
 //! The real codec as a candidate: its sources, with an edit inside an evolvable block, copied into
-//! the cached workspace, built offline and statically, then run through the sandbox. The
-//! sandboxed encoder must produce the very bitstream the in-process library produces, and the
-//! sandboxed decoder must read it back: the allowlist lets the codec do its work.
+//! the cached workspace, built offline, statically and confined, smoke-tested (its decode equals
+//! its encoder's reconstruction bit for bit), then run through the sandbox. The sandboxed encoder
+//! must produce the very bitstream the in-process library produces, and the sandboxed decoder
+//! must read it back: the allowlist lets the codec do its work.
 
 use codeclab_codec::{Genome, RateMode, decode_to_y4m, encode_y4m};
-use codeclab_lab::candidate::{CodecCandidates, Edit, Policy, Rejection};
-use codeclab_lab::sandbox::{Limits, Outcome, RunRequest, run};
+use codeclab_lab::candidate::{Candidates, Edit, Policy, Project, Rejection, SmokeSpec};
+use codeclab_sandbox::{Limits, Outcome, RunRequest, run};
 use std::path::Path;
 use std::time::Duration;
 
@@ -43,7 +44,18 @@ fn limits() -> Limits {
 fn a_codec_candidate_builds_offline_and_encodes_and_decodes_in_the_sandbox() {
     let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("candidate-codec");
-    let candidates = CodecCandidates::new(&repository, &cache, Policy::default()).unwrap();
+    let candidates =
+        Candidates::new(Project::LabCodec { repository }, &cache, Policy::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let source = clip(64, 48, 3);
+    let smoke = SmokeSpec {
+        clip: dir.path().join("clip.y4m"),
+        frames: 3,
+        qp: 32,
+        genome: serde_json::json!({}),
+        limits: limits(),
+    };
+    std::fs::write(&smoke.clip, &source).unwrap();
     // Prepend a comment to the first block: a real edit that changes nothing the bitstream
     // depends on.
     let original = candidates.original();
@@ -55,10 +67,11 @@ fn a_codec_candidate_builds_offline_and_encodes_and_decodes_in_the_sandbox() {
         replace: format!("// Candidate edit under test.\n{content}"),
     }];
     let binary = cache.join("candidate-under-test");
-    candidates
-        .build(&edits, &binary)
+    let report = candidates
+        .evaluate(&edits, &binary, &smoke)
         .unwrap()
         .unwrap_or_else(|rejection| panic!("{rejection}"));
+    assert_eq!(report.frames, 3);
     assert!(
         std::fs::read_to_string(cache.join("workspace/crates/codec").join(&block.file))
             .unwrap()
@@ -74,13 +87,12 @@ fn a_codec_candidate_builds_offline_and_encodes_and_decodes_in_the_sandbox() {
         ),
     }];
     let refused = candidates
-        .build(&forbidden, &cache.join("never-built"))
+        .evaluate(&forbidden, &cache.join("never-built"), &smoke)
         .unwrap()
         .unwrap_err();
     assert!(matches!(refused, Rejection::Policy(_)), "{refused}");
     assert!(!cache.join("never-built").exists());
 
-    let source = clip(64, 48, 3);
     let encoded = run(&RunRequest {
         program: binary.clone(),
         args: ["encode", "--qp", "30", "-", "-o", "-"]

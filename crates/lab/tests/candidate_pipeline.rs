@@ -4,8 +4,8 @@
 
 mod fixture_project;
 
-use codeclab_lab::candidate::{BuildFailure, Edit, Policy, Rejection, output_tail, prepare};
-use codeclab_lab::sandbox::{Limits, Outcome, RunRequest, run};
+use codeclab_lab::candidate::{Edit, Policy, Rejection, output_tail, prepare};
+use codeclab_sandbox::{BuildFailure, Limits, Outcome, RunRequest, run};
 use fixture_project::FixtureProject;
 use std::time::Duration;
 

@@ -1,8 +1,11 @@
 //! The static policy: candidates that try forbidden things through their source are refused
-//! before they are built, each with the rule, the file, the line and the block.
+//! before they are built, each with the rule, the file, the line and the block. The policy judges
+//! meaning, not spelling: aliases, paths, raw names and macro indirection reach nothing, and a
+//! block cannot reach the fixed code around it.
 
 use codeclab_lab::candidate::{Edit, Policy, Rejection, Rule, SourceTree, check, prepare};
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 fn fixture() -> SourceTree {
     SourceTree::load(
@@ -20,9 +23,18 @@ fn candidate(body: &str) -> Vec<Edit> {
     }]
 }
 
-/// The rules the policy reports for a candidate body.
-fn rules_broken(body: &str) -> Vec<Rule> {
-    match prepare(&fixture(), &candidate(body), &Policy::default()) {
+/// Adds items after `transform`, inside its block.
+fn items(text: &str) -> Vec<Edit> {
+    vec![Edit {
+        block: "transform".into(),
+        search: "    byte.wrapping_add(1)\n}\n".into(),
+        replace: format!("    byte.wrapping_add(1)\n}}\n{text}\n"),
+    }]
+}
+
+/// The rules the policy reports for a candidate's edits of the fixture.
+fn rules_of(edits: &[Edit]) -> Vec<Rule> {
+    match prepare(&fixture(), edits, &Policy::default()) {
         Ok(_) => Vec::new(),
         Err(Rejection::Policy(rejection)) => {
             for violation in &rejection.violations {
@@ -31,7 +43,7 @@ fn rules_broken(body: &str) -> Vec<Rule> {
                 }
                 assert_eq!(violation.file, Path::new("src/lib.rs"));
                 assert_eq!(violation.block.as_deref(), Some("transform"));
-                assert!((5..=14).contains(&violation.line), "{violation}");
+                assert!((5..=40).contains(&violation.line), "{violation}");
             }
             rejection.violations.into_iter().map(|v| v.rule).collect()
         }
@@ -39,18 +51,42 @@ fn rules_broken(body: &str) -> Vec<Rule> {
     }
 }
 
+/// The rules the policy reports for a candidate body.
+fn rules_broken(body: &str) -> Vec<Rule> {
+    rules_of(&candidate(body))
+}
+
+fn module(path: &str) -> Rule {
+    Rule::ForbiddenModule { path: path.into() }
+}
+
+fn forbidden_macro(name: &str) -> Rule {
+    Rule::ForbiddenMacro { name: name.into() }
+}
+
 #[test]
 fn a_clean_candidate_passes() {
     assert_eq!(rules_broken("    byte.rotate_left(3) ^ 0x5a\n"), []);
+    // Names that are also forbidden modules, used as plain names, are fine.
+    assert_eq!(
+        rules_broken(
+            "    let process = byte.rotate_left(3);\n    let path = [process];\n    path[0] ^ 0x5a\n"
+        ),
+        []
+    );
+    assert_eq!(
+        rules_of(&items(
+            "macro_rules! twice { ($e:expr) => { $e.wrapping_mul(2) } }\npub fn doubled(b: u8) -> u8 { twice!(b) }\nmod helpers { pub fn one() -> u8 { 1 } }"
+        )),
+        []
+    );
 }
 
 #[test]
 fn opening_a_file_is_refused() {
     assert_eq!(
         rules_broken("    std::fs::read(\"/etc/passwd\").map_or(byte, |d| d[0])\n"),
-        [Rule::ForbiddenModule {
-            path: "std::fs".into()
-        }]
+        [module("std::fs")]
     );
 }
 
@@ -58,9 +94,7 @@ fn opening_a_file_is_refused() {
 fn opening_a_socket_is_refused() {
     assert_eq!(
         rules_broken("    { let _ = ::std::net::TcpStream::connect(\"10.0.0.1:80\"); byte }\n"),
-        [Rule::ForbiddenModule {
-            path: "std::net".into()
-        }]
+        [module("std::net")]
     );
 }
 
@@ -68,9 +102,15 @@ fn opening_a_socket_is_refused() {
 fn spawning_a_process_is_refused() {
     assert_eq!(
         rules_broken("    { let _ = std::process::Command::new(\"sh\").status(); byte }\n"),
-        [Rule::ForbiddenModule {
-            path: "std::process".into()
-        }]
+        [module("std::process")]
+    );
+}
+
+#[test]
+fn probing_paths_is_refused() {
+    assert_eq!(
+        rules_broken("    u8::from(std::path::Path::new(\"/etc/passwd\").exists()) ^ byte\n"),
+        [module("std::path")]
     );
 }
 
@@ -78,13 +118,117 @@ fn spawning_a_process_is_refused() {
 fn reading_the_environment_is_refused_at_run_and_build_time() {
     assert_eq!(
         rules_broken("    std::env::var(\"ANTHROPIC_API_KEY\").map_or(byte, |k| k.len() as u8)\n"),
-        [Rule::ForbiddenModule {
-            path: "std::env".into()
-        }]
+        [forbidden_macro("env"), module("std::env")]
     );
     assert_eq!(
         rules_broken("    env!(\"HOME\").len() as u8 ^ byte\n"),
-        [Rule::ForbiddenMacro { name: "env".into() }]
+        [forbidden_macro("env")]
+    );
+}
+
+#[test]
+fn forbidden_macros_are_refused_under_any_path_alias_or_raw_name() {
+    for name in [
+        "include",
+        "include_bytes",
+        "include_str",
+        "env",
+        "option_env",
+        "asm",
+        "global_asm",
+        "naked_asm",
+    ] {
+        let spellings = [
+            format!("    {{ let _ = ::core::{name}!(\"x\"); byte }}\n"),
+            format!("    {{ let _ = std::prelude::v1::{name}!(\"x\"); byte }}\n"),
+            format!("    {{ let _ = r#{name}!(\"x\"); byte }}\n"),
+            format!("    {{ use core::{name} as innocent; let _ = innocent!(\"x\"); byte }}\n"),
+            format!("    {{ use std::{{{name} as innocent}}; let _ = innocent!(\"x\"); byte }}\n"),
+        ];
+        for body in spellings {
+            let rules = rules_broken(&body);
+            assert!(
+                rules.contains(&forbidden_macro(name)),
+                "{body} broke {rules:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_macro_called_or_defined_through_a_metavariable_is_refused() {
+    for definition in [
+        "macro_rules! call { ($f:ident) => { $f!(\"x\") } }",
+        "macro_rules! call { ($($f:tt)*) => { $($f)*!(\"x\") } }",
+        "macro_rules! call { ($($p:ident),*) => { $($p)::*!(\"x\") } }",
+        "macro_rules! define { ($name:ident) => { macro_rules! $name { () => {} } } }",
+    ] {
+        assert_eq!(
+            rules_of(&items(definition)),
+            [Rule::MetavariableMacroCall],
+            "{definition}"
+        );
+    }
+    // The forbidden name passed to such a macro is refused in its own right.
+    let rules = rules_of(&items(
+        "macro_rules! call { ($f:ident) => { $f!(\"x\") } }\npub fn leak() { let _ = call!(include_str); }",
+    ));
+    assert!(rules.contains(&forbidden_macro("include_str")), "{rules:?}");
+}
+
+#[test]
+fn shadowing_a_macro_of_the_standard_library_or_of_the_fixed_code_is_refused() {
+    for shadow in [
+        "macro_rules! assert { ($($t:tt)*) => {} }",
+        "macro_rules! vec { ($($t:tt)*) => { Vec::new() } }",
+        "use crate::doubled as format;\npub fn doubled() {}",
+    ] {
+        let rules = rules_of(&items(shadow));
+        assert!(
+            rules
+                .iter()
+                .any(|rule| matches!(rule, Rule::ShadowedMacro { .. })),
+            "{shadow}: {rules:?}"
+        );
+    }
+}
+
+#[test]
+fn threads_and_grouped_or_glob_imports_of_forbidden_modules_are_refused() {
+    assert_eq!(
+        rules_broken("    { use std::{thread, io}; let _ = thread::current(); byte }\n"),
+        [module("std::thread"), module("thread")]
+    );
+    assert_eq!(
+        rules_broken("    { use std::*; let _ = fs::read(\"x\"); byte }\n"),
+        [
+            Rule::GlobImportOfStandardCrate { path: "std".into() },
+            module("fs")
+        ]
+    );
+    assert_eq!(
+        rules_broken("    { use core as c; byte }\n"),
+        [Rule::RenamedStandardCrate {
+            name: "core".into()
+        }]
+    );
+    assert_eq!(
+        rules_broken("    { use std::{self as s}; let _ = s::fs::read(\"x\"); byte }\n"),
+        [
+            Rule::RenamedStandardCrate { name: "std".into() },
+            module("s::fs")
+        ]
+    );
+    assert_eq!(
+        rules_broken("    { let _ = r#std::r#fs::read(\"x\"); byte }\n"),
+        [module("std::fs")]
+    );
+    // A forbidden module handed to a macro, which could splice it into a path.
+    assert_eq!(
+        rules_of(&items(
+            "macro_rules! reach { ($m:ident) => { $m::read(\"x\") } }\npub fn leak() { let _ = reach!(fs); }"
+        )),
+        [module("fs")]
     );
 }
 
@@ -98,35 +242,11 @@ fn unsafe_code_is_refused_even_inside_a_macro() {
         rules_broken("    { let v = vec![unsafe { *(&byte as *const u8) }]; v[0] }\n"),
         [Rule::Unsafe]
     );
-}
-
-#[test]
-fn threads_and_grouped_or_glob_imports_of_forbidden_modules_are_refused() {
     assert_eq!(
-        rules_broken("    { use std::{thread, io}; let _ = thread::current(); byte }\n"),
-        [Rule::ForbiddenModule {
-            path: "std::thread".into()
-        }]
-    );
-    assert_eq!(
-        rules_broken("    { use std::*; let _ = fs::read(\"x\"); byte }\n"),
-        [Rule::GlobImportOfStandardCrate { path: "std".into() }]
-    );
-    assert_eq!(
-        rules_broken("    { use core as c; byte }\n"),
-        [Rule::RenamedStandardCrate {
-            name: "core".into()
-        }]
-    );
-    assert_eq!(
-        rules_broken("    { use std::{self as s}; let _ = s::fs::read(\"x\"); byte }\n"),
-        [Rule::RenamedStandardCrate { name: "std".into() }]
-    );
-    assert_eq!(
-        rules_broken("    { let _ = r#std::r#fs::read(\"x\"); byte }\n"),
-        [Rule::ForbiddenModule {
-            path: "std::fs".into()
-        }]
+        rules_of(&items(
+            "macro_rules! peek { ($p:expr) => { unsafe { *$p } } }"
+        )),
+        [Rule::Unsafe]
     );
 }
 
@@ -134,9 +254,7 @@ fn threads_and_grouped_or_glob_imports_of_forbidden_modules_are_refused() {
 fn embedding_files_and_foreign_code_is_refused() {
     assert_eq!(
         rules_broken("    include_bytes!(\"/etc/shadow\")[0] ^ byte\n"),
-        [Rule::ForbiddenMacro {
-            name: "include_bytes".into()
-        }]
+        [forbidden_macro("include_bytes")]
     );
     assert_eq!(
         rules_broken("    { unsafe extern \"C\" { fn getpid() -> i32; } byte }\n"),
@@ -146,22 +264,71 @@ fn embedding_files_and_foreign_code_is_refused() {
         "#[path = \"/etc/passwd\"]",
         "#[cfg_attr(all(), path = \"/etc/passwd\")]",
     ] {
-        let body = format!("    byte\n}}\n{attribute}\nmod stolen;\nfn unused() {{\n");
         assert_eq!(
-            rules_broken(&body),
-            [Rule::ForbiddenAttribute {
-                name: "path".into()
-            }]
+            rules_of(&items(&format!("{attribute}\nmod stolen;"))),
+            [
+                Rule::ForbiddenAttribute {
+                    name: "path".into()
+                },
+                Rule::ModuleFile {
+                    name: "stolen".into()
+                }
+            ]
         );
     }
     assert_eq!(
-        rules_broken("    byte\n}\n#[unsafe(no_mangle)]\nfn exported() {\n"),
+        rules_of(&items("#[unsafe(no_mangle)]\nfn exported() {}")),
         [
             Rule::ForbiddenAttribute {
                 name: "no_mangle".into()
             },
             Rule::Unsafe
         ]
+    );
+    assert_eq!(
+        rules_of(&items(
+            "#[doc = include_str!(\"/etc/passwd\")]\nfn documented() {}"
+        )),
+        [forbidden_macro("include_str")]
+    );
+    assert_eq!(
+        rules_of(&items(
+            "#[debugger_visualizer(gdb_script_file = \"/etc/passwd\")]\nmod shown {}"
+        )),
+        [Rule::ForbiddenAttribute {
+            name: "debugger_visualizer".into()
+        }]
+    );
+    assert_eq!(
+        rules_of(&items("extern crate std as s;")),
+        [
+            Rule::Extern,
+            Rule::RenamedStandardCrate { name: "std".into() }
+        ]
+    );
+}
+
+#[test]
+fn attributes_must_be_literal_outer_attributes() {
+    assert_eq!(
+        rules_of(&items(
+            "macro_rules! exported { ($a:meta) => { #[$a] fn hook() {} } }"
+        )),
+        [Rule::IndirectAttribute]
+    );
+    assert_eq!(
+        rules_of(&items(
+            "macro_rules! exported { ($a:tt) => { # $a fn hook() {} } }"
+        )),
+        [Rule::IndirectAttribute]
+    );
+    let rules = rules_of(&items("#![allow(unused)]\nfn f() {}"));
+    assert!(rules.contains(&Rule::InnerAttribute), "{rules:?}");
+    assert_eq!(
+        rules_of(&items(
+            "macro_rules! imports { ($m:ident) => { use $m::thing; } }"
+        )),
+        [Rule::IndirectUse]
     );
 }
 
@@ -187,12 +354,156 @@ fn a_huge_embedded_table_is_refused() {
 }
 
 #[test]
-fn source_that_does_not_parse_is_refused_with_its_line() {
+fn a_block_that_does_not_lex_on_its_own_is_refused_with_its_line() {
     let rules = rules_broken("    byte.wrapping_add(1\n");
     assert!(
-        matches!(rules.as_slice(), [Rule::Syntax { .. }]),
+        matches!(rules.as_slice(), [Rule::DoesNotLex { .. }]),
         "{rules:?}"
     );
+    // A comment opened at the end of a block would swallow the fixed code after it.
+    let rules = rules_of(&items("/*"));
+    assert!(
+        matches!(rules.as_slice(), [Rule::DoesNotLex { .. }]),
+        "{rules:?}"
+    );
+    let rules = rules_of(&items("const QUOTE: &str = \""));
+    assert!(
+        matches!(rules.as_slice(), [Rule::DoesNotLex { .. }]),
+        "{rules:?}"
+    );
+}
+
+#[test]
+fn an_attribute_left_dangling_onto_the_fixed_code_is_refused() {
+    let rules = rules_of(&items("#[cfg(any())]"));
+    assert!(
+        matches!(rules.as_slice(), [Rule::Incomplete { place, .. }] if place == "items"),
+        "{rules:?}"
+    );
+}
+
+/// A one-file crate with a block of statements inside a function and a block of items inside
+/// an `impl`, each followed by fixed code.
+fn statements_fixture() -> SourceTree {
+    let text = "pub struct Codec;
+
+impl Codec {
+    // EVOLVE-BLOCK-START methods
+    pub fn scale(&self) -> u32 {
+        2
+    }
+    // EVOLVE-BLOCK-END
+
+    pub fn fixed(&self) -> u32 {
+        1
+    }
+}
+
+pub fn predict(a: u32) -> u32 {
+    let base = a + 1;
+    // EVOLVE-BLOCK-START prediction
+    let b = base * 2;
+    // EVOLVE-BLOCK-END
+    (b + 1) * Codec.scale()
+}
+
+pub fn last(a: u32) -> u32 {
+    // EVOLVE-BLOCK-START tail
+    a + 1
+    // EVOLVE-BLOCK-END
+}
+";
+    SourceTree {
+        files: BTreeMap::from([(PathBuf::from("src/lib.rs"), text.to_owned())]),
+    }
+}
+
+fn rules_in(tree: &SourceTree, block: &str, search: &str, replace: &str) -> Vec<Rule> {
+    let edits = [Edit {
+        block: block.into(),
+        search: search.into(),
+        replace: replace.into(),
+    }];
+    match prepare(tree, &edits, &Policy::default()) {
+        Ok(_) => Vec::new(),
+        Err(Rejection::Policy(rejection)) => {
+            rejection.violations.into_iter().map(|v| v.rule).collect()
+        }
+        Err(other) => panic!("expected a policy rejection, got {other}"),
+    }
+}
+
+#[test]
+fn blocks_parse_on_their_own_as_the_code_their_place_expects() {
+    let tree = statements_fixture();
+    // Statements that stand on their own pass, in a body and at its end.
+    assert_eq!(
+        rules_in(
+            &tree,
+            "prediction",
+            "    let b = base * 2;\n",
+            "    let b = base * 3;\n"
+        ),
+        []
+    );
+    assert_eq!(
+        rules_in(&tree, "tail", "    a + 1\n", "    a * 2 + 1\n"),
+        []
+    );
+    assert_eq!(rules_in(&tree, "methods", "        2\n", "        3\n"), []);
+    // An expression left open would take the fixed `(b + 1)` as its call's arguments.
+    let rules = rules_in(
+        &tree,
+        "prediction",
+        "    let b = base * 2;\n",
+        "    let b = base * 2;\n    b.max\n",
+    );
+    assert!(
+        matches!(rules.as_slice(), [Rule::Incomplete { place, message }] if place == "statements" && message.contains("join the fixed code")),
+        "{rules:?}"
+    );
+    // An attribute left at the end of the impl's block would remove the fixed method after it.
+    let rules = rules_in(
+        &tree,
+        "methods",
+        "        2\n    }\n",
+        "        2\n    }\n    #[cfg(any())]\n",
+    );
+    assert!(
+        matches!(rules.as_slice(), [Rule::Incomplete { place, .. }] if place == "items of an `impl`"),
+        "{rules:?}"
+    );
+    // An inner attribute in a body applies to the fixed function around it.
+    let rules = rules_in(
+        &tree,
+        "prediction",
+        "    let b = base * 2;\n",
+        "    #![cfg(any())]\n    let b = base * 2;\n",
+    );
+    assert!(rules.contains(&Rule::InnerAttribute), "{rules:?}");
+}
+
+#[test]
+fn code_outside_the_blocks_must_stay_the_original_token_for_token() {
+    let original = statements_fixture();
+    let mut patched = original.clone();
+    let text = patched.files.get_mut(Path::new("src/lib.rs")).unwrap();
+    *text = text.replace("        1\n    }\n}", "        7\n    }\n}");
+    let rejection = check(&original, &patched, &Policy::default()).unwrap_err();
+    assert_eq!(
+        rejection
+            .violations
+            .iter()
+            .map(|v| &v.rule)
+            .collect::<Vec<_>>(),
+        [&Rule::FixedCodeChanged]
+    );
+    assert_eq!(rejection.violations[0].line, 11, "{rejection}");
+    // Reformatting the fixed code changes no token.
+    let mut reformatted = original.clone();
+    let text = reformatted.files.get_mut(Path::new("src/lib.rs")).unwrap();
+    *text = text.replace("        1\n    }\n}", "        1 } }");
+    assert!(check(&original, &reformatted, &Policy::default()).is_ok());
 }
 
 #[test]
@@ -211,10 +522,32 @@ fn an_edit_outside_a_block_is_refused_before_the_policy() {
     );
 }
 
+fn codec() -> SourceTree {
+    SourceTree::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../codec")).unwrap()
+}
+
 #[test]
 fn the_unchanged_codec_passes_its_own_policy() {
-    let codec = SourceTree::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../codec")).unwrap();
+    let codec = codec();
     assert!(check(&codec, &codec, &Policy::default()).is_ok());
+}
+
+#[test]
+fn every_block_of_the_codec_stands_on_its_own_and_passes_the_policy_when_touched() {
+    let codec = codec();
+    let blocks = codec.blocks().unwrap();
+    assert!(blocks.len() >= 10, "{} blocks", blocks.len());
+    for block in blocks {
+        let content = codec.files[&block.file][block.content.clone()].to_owned();
+        let edits = [Edit {
+            block: block.name.clone(),
+            search: content.clone(),
+            replace: format!("{content}// Touched.\n"),
+        }];
+        if let Err(rejection) = prepare(&codec, &edits, &Policy::default()) {
+            panic!("block `{}`: {rejection}", block.name);
+        }
+    }
 }
 
 #[test]
@@ -232,4 +565,5 @@ fn rejections_read_well_and_serialise() {
     );
     let json = serde_json::to_value(&rejection).unwrap();
     assert_eq!(json["stage"], "policy");
+    assert_eq!(rejection.stage(), "policy");
 }

@@ -899,12 +899,7 @@ async fn no_stored_row_holds_the_api_key_or_a_holdout_clip() {
     );
     let stored = serde_json::to_string(&rows).unwrap();
     assert!(!stored.contains(SENTINEL_KEY), "a row holds the key");
-    assert!(
-        rows[0]
-            .entry
-            .reply
-            .contains("invalid x-api-key: [redacted API key]")
-    );
+    assert!(rows[0].entry.reply.contains("invalid x-api-key: [secret]"));
     assert!(
         feedback
             .iter()

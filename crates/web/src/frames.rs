@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use codeclab_lab::Lab;
 use codeclab_lab::adapter::adapter_for;
 use codeclab_lab::artifacts::experiment_prefix;
-use codeclab_lab::sandbox::{self, Limits, RunRequest};
+use codeclab_lab::secrets::Secrets;
 use codeclab_lab::spec::CodecSpec;
 use codeclab_lab::store::ExperimentRecord;
+use codeclab_sandbox::{self as sandbox, Limits, RunRequest};
 use codeclab_video::{AnyFrame, Frame, Pixel, Y4mReader};
 use serde::Deserialize;
 
@@ -197,8 +198,9 @@ impl DecodedCache {
                     .ok_or_else(|| WebError::NotFound(format!("clip {clip} was never recorded")))?;
                 let cap = y4m_cap(clip_record.width, clip_record.height, frames);
                 let output_path = output.clone();
+                let secrets = lab.adapters.secrets.clone();
                 tokio::task::spawn_blocking(move || {
-                    sandboxed_decode(&program, bitstream_bytes, cap, &output_path)
+                    sandboxed_decode(&program, bitstream_bytes, cap, &output_path, &secrets)
                 })
                 .await
                 .map_err(|e| WebError::Internal(e.to_string()))??;
@@ -284,6 +286,7 @@ fn sandboxed_decode(
     bitstream: Vec<u8>,
     cap: usize,
     output: &Path,
+    secrets: &Secrets,
 ) -> Result<(), WebError> {
     let report = sandbox::run(&RunRequest {
         program: program.to_path_buf(),
@@ -299,7 +302,8 @@ fn sandboxed_decode(
         return Err(WebError::Conflict(format!(
             "the candidate's decoder {}: {}",
             report.outcome,
-            String::from_utf8_lossy(&report.stderr)
+            secrets
+                .scrub(&String::from_utf8_lossy(&report.stderr))
                 .chars()
                 .take(2000)
                 .collect::<String>()

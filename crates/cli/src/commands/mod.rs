@@ -5,6 +5,7 @@ pub mod bdrate;
 pub mod bench;
 pub mod bench_vmaf;
 pub mod bench_web;
+pub mod candidate;
 pub mod corpus;
 pub mod decode;
 pub mod encode;

@@ -11,11 +11,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use codeclab_lab::artifacts::Artifacts;
-use codeclab_lab::candidate::{CodecCandidates, Policy};
+use codeclab_lab::candidate::{Candidates, Policy, Project};
 use codeclab_lab::config::{LabConfig, PlannerKind};
 use codeclab_lab::planner::evolve::EvolvePlanner;
 use codeclab_lab::planner::llm::LlmPlanner;
 use codeclab_lab::planner::run_loop::{LoopOptions, LoopSummary, run_loop, store_report};
+use codeclab_lab::secrets::Secrets;
 use codeclab_lab::worker::{WorkerConfig, WorkerEvent, WorkerStats, run_worker};
 use codeclab_lab::{Lab, Store};
 use tokio::sync::{mpsc, watch};
@@ -46,7 +47,19 @@ impl LabArgs {
             .clone()
             .unwrap_or_else(|| self.data_dir.join("artifacts").display().to_string());
         let artifacts = Artifacts::open(&artifacts_url).context("opening the artifact store")?;
-        Ok(Lab::new(store, artifacts, self.data_dir.clone()))
+        let mut lab = Lab::new(store, artifacts, self.data_dir.clone());
+        lab.adapters.secrets = Secrets::from_environment([], self.database.as_deref());
+        Ok(lab)
+    }
+
+    /// [`LabArgs::open`], with the secrets `config` names (its API key variable) scrubbed too.
+    pub async fn open_configured(&self, config: &LabConfig) -> anyhow::Result<Lab> {
+        let mut lab = self.open().await?;
+        let api_key = Some(config.llm.api_key_env.as_str()).filter(|name| !name.is_empty());
+        lab.adapters
+            .secrets
+            .extend(&Secrets::from_environment(api_key, []));
+        Ok(lab)
     }
 }
 
@@ -155,7 +168,7 @@ impl RunArgs {
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
         let config = args.lab_config()?;
-        let lab = args.lab.open().await?;
+        let lab = args.lab.open_configured(&config).await?;
         let lab = Arc::new(Lab {
             max_attempts: args.worker.max_attempts,
             ..lab
@@ -218,25 +231,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 .await
             }
             PlannerKind::Llm => {
-                let repository = codec_repository().context(
-                    "the LLM planner edits the codec's sources: run from the codeclab source tree \
-                     or set CODECLAB_SOURCE to it",
-                )?;
-                let candidates = Arc::new(
-                    CodecCandidates::new(
-                        &repository,
-                        &args.lab.data_dir.join("candidates"),
-                        Policy::default(),
-                    )
-                    .context("reading the codec's sources")?,
-                );
+                let candidates = Arc::new(codec_candidates(&lab)?);
                 let mut planner = LlmPlanner::new(
                     config.llm.client_config(&config.budget.prices),
                     lab.store.clone(),
                     candidates.original().clone(),
                     Policy::default(),
                 )
-                .map_err(|kind| anyhow::anyhow!("the LLM client: {kind}"))?;
+                .map_err(|kind| anyhow::anyhow!("the LLM client: {kind}"))?
+                .with_secrets(&lab.adapters.secrets);
                 let options = LoopOptions {
                     candidates: Some(candidates),
                     ..options
@@ -273,8 +276,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     })
 }
 
-/// The codeclab source tree whose codec the LLM planner edits: `CODECLAB_SOURCE`, or the
-/// nearest ancestor of the working directory holding `crates/codec`.
+/// The pipeline code candidates of the lab's codec take, built under `DATA_DIR/candidates`.
+pub fn codec_candidates(lab: &Lab) -> anyhow::Result<Candidates> {
+    let repository = codec_repository().context(
+        "code candidates edit the codec's sources: run from the codeclab source tree or set \
+         CODECLAB_SOURCE to it",
+    )?;
+    Ok(Candidates::new(
+        Project::LabCodec { repository },
+        &lab.data_dir.join("candidates"),
+        Policy::default(),
+    )
+    .context("reading the codec's sources")?
+    .with_secrets(lab.adapters.secrets.clone()))
+}
+
+/// The codeclab source tree whose codec candidates edit: `CODECLAB_SOURCE`, or the nearest
+/// ancestor of the working directory holding `crates/codec`.
 fn codec_repository() -> Option<PathBuf> {
     let is_repository = |dir: &std::path::Path| dir.join("crates/codec/Cargo.toml").is_file();
     if let Some(dir) = std::env::var_os("CODECLAB_SOURCE") {

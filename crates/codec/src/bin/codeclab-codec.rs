@@ -1,22 +1,27 @@
 //! Stand-alone encoder and decoder of the lab's codec, for sandboxed candidate builds:
 //!
 //! ```text
-//! codeclab-codec encode [--qp Q | --bitrate KBPS] [--genome FILE.json | --genome-json JSON] IN.y4m -o OUT.bin
+//! codeclab-codec encode [--qp Q | --bitrate KBPS] [--genome FILE.json | --genome-json JSON] IN.y4m [-o OUT.bin] [--reconstruction RECON.y4m]
 //! codeclab-codec decode IN.bin -o OUT.y4m
 //! ```
-//! `-` stands for stdin or stdout. A summary line goes to stderr. In the sandbox, which refuses
-//! to open files, the genome comes inline (`--genome-json`) and both streams are `-`.
+//! `-` stands for stdin or stdout. The encoder writes the bitstream (`-o`), its reconstruction
+//! as Y4M (`--reconstruction`, which the decoder must reproduce bit for bit), or both; at most one
+//! of them to stdout. A summary line goes to stderr. In the sandbox, which refuses to open files,
+//! the genome comes inline (`--genome-json`) and every stream is `-`.
 
-use codeclab_codec::{Genome, RateMode, Summary, decode_to_y4m, encode_y4m};
+use codeclab_codec::{
+    Genome, RateMode, Summary, decode_to_y4m, encode_y4m, encode_y4m_reconstructed,
+};
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: codeclab-codec encode [--qp Q | --bitrate KBPS] [--genome FILE.json | --genome-json JSON] IN.y4m -o OUT.bin\n       codeclab-codec decode IN.bin -o OUT.y4m";
+const USAGE: &str = "usage: codeclab-codec encode [--qp Q | --bitrate KBPS] [--genome FILE.json | --genome-json JSON] IN.y4m [-o OUT.bin] [--reconstruction RECON.y4m]\n       codeclab-codec decode IN.bin -o OUT.y4m";
 
 struct Args {
     verb: String,
     input: String,
-    output: String,
+    output: Option<String>,
+    reconstruction: Option<String>,
     qp: Option<u8>,
     bitrate: Option<f64>,
     genome: Option<GenomeSource>,
@@ -30,11 +35,13 @@ enum GenomeSource {
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let verb = args.next().ok_or("missing verb")?;
-    let (mut input, mut output, mut qp, mut bitrate, mut genome) = (None, None, None, None, None);
+    let (mut input, mut output, mut reconstruction) = (None, None, None);
+    let (mut qp, mut bitrate, mut genome) = (None, None, None);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
             "-o" | "--output" => output = Some(value("-o")?),
+            "--reconstruction" => reconstruction = Some(value("--reconstruction")?),
             "--qp" => qp = Some(value("--qp")?.parse().map_err(|e| format!("--qp: {e}"))?),
             "--bitrate" => {
                 bitrate = Some(
@@ -52,10 +59,20 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             _ => return Err(format!("unexpected argument {arg}")),
         }
     }
+    if output.is_none() && (reconstruction.is_none() || verb != "encode") {
+        return Err("missing -o OUTPUT".into());
+    }
+    if reconstruction.is_some() && verb != "encode" {
+        return Err("--reconstruction is an encoder's output".into());
+    }
+    if output.is_some() && output == reconstruction {
+        return Err("-o and --reconstruction name the same output".into());
+    }
     Ok(Args {
         verb,
         input: input.ok_or("missing input")?,
-        output: output.ok_or("missing -o OUTPUT")?,
+        output,
+        reconstruction,
         qp,
         bitrate,
         genome,
@@ -78,9 +95,17 @@ fn open_output(path: &str) -> std::io::Result<Box<dyn Write>> {
     })
 }
 
+/// The writer of an optional output; nothing is written where it is not asked for.
+fn open_optional(path: &Option<String>) -> Result<Box<dyn Write>, String> {
+    match path {
+        Some(path) => open_output(path).map_err(|e| format!("{path}: {e}")),
+        None => Ok(Box::new(std::io::sink())),
+    }
+}
+
 fn run(args: Args) -> Result<Summary, String> {
     let input = open_input(&args.input).map_err(|e| format!("{}: {e}", args.input))?;
-    let output = open_output(&args.output).map_err(|e| format!("{}: {e}", args.output))?;
+    let output = open_optional(&args.output)?;
     let mut quiet = |_: u64, _: Option<u64>| {};
     match args.verb.as_str() {
         "encode" => {
@@ -99,8 +124,19 @@ fn run(args: Args) -> Result<Summary, String> {
                 (_, Some(kbps)) => RateMode::TargetBitrate { kbps },
                 (qp, None) => RateMode::ConstantQp(qp.unwrap_or(32)),
             };
-            encode_y4m(input, &args.input, output, genome, mode, &mut quiet)
-                .map_err(|e| e.to_string())
+            match &args.reconstruction {
+                None => encode_y4m(input, &args.input, output, genome, mode, &mut quiet),
+                Some(_) => encode_y4m_reconstructed(
+                    input,
+                    &args.input,
+                    output,
+                    open_optional(&args.reconstruction)?,
+                    genome,
+                    mode,
+                    &mut quiet,
+                ),
+            }
+            .map_err(|e| e.to_string())
         }
         "decode" => decode_to_y4m(input, output, &mut quiet).map_err(|e| e.to_string()),
         other => Err(format!("unknown verb {other}")),

@@ -1,25 +1,28 @@
 //! Code candidates: SEARCH/REPLACE edits confined to the codec's evolvable blocks, the static
-//! policy on the patched source, and the offline, time-limited build. Every way a candidate can be
-//! refused is a [`Rejection`] whose text goes back to the planner.
+//! policy on the patched source, the confined offline build, and the sandboxed smoke stage, taken
+//! in that order by [`Candidates::evaluate`]. Every way a candidate can be refused is a
+//! [`Rejection`] whose text goes back to the planner.
 
-mod build;
-mod codec;
 mod edit;
+mod pipeline;
 mod policy;
 mod smoke;
 mod tree;
+mod workspace;
 
-pub use build::{
-    BuildConfig, BuildFailure, WorkspaceError, build, materialize_codec_workspace, trim_diagnostics,
-};
-pub use codec::{CODEC_BINARY, CodecCandidates};
 pub use edit::{Edit, EditFailure, EditRejection, Location, apply};
+pub use pipeline::{CODEC_BINARY, Candidates, PipelineError};
 pub use policy::{Policy, PolicyRejection, Rule, Violation, check};
-pub use smoke::{Decibels, MIN_SMOKE_PSNR_Y, SmokeError, SmokeFailure, SmokeReport, smoke_test};
+pub use smoke::{
+    Decibels, MIN_SMOKE_PSNR_Y, Output, SmokeError, SmokeFailure, SmokeReport, SmokeSpec,
+    smoke_test,
+};
 pub use tree::{BLOCK_END, BLOCK_START, Block, SourceTree, TreeError};
+pub use workspace::{Project, WorkspaceError};
 
 use crate::llm::ProposalRejection;
-use crate::sandbox::Outcome;
+use crate::secrets::Secrets;
+use codeclab_sandbox::{BuildFailure, Outcome};
 use serde::{Deserialize, Serialize};
 
 /// Why a proposal did not become a measured candidate, in a form the loop stores and feeds back
@@ -42,6 +45,60 @@ pub enum Rejection {
     },
     #[error("the smoke test failed: {0}")]
     Smoke(SmokeFailure),
+}
+
+impl Rejection {
+    /// The stage of the pipeline that refused the candidate.
+    pub fn stage(&self) -> &'static str {
+        match self {
+            Rejection::Reply(_) => "reply",
+            Rejection::Edit(_) => "edit",
+            Rejection::Policy(_) => "policy",
+            Rejection::Build(_) => "build",
+            Rejection::Run { .. } | Rejection::Smoke(_) => "smoke",
+        }
+    }
+
+    /// The rejection with the secrets scrubbed from what it quotes of the compiler's or the
+    /// candidate's output (the rest is the lab's own words, or the planner's, which the planner
+    /// scrubs itself).
+    pub fn scrubbed(self, secrets: &Secrets) -> Rejection {
+        match self {
+            Rejection::Build(BuildFailure::Compile { diagnostics }) => {
+                Rejection::Build(BuildFailure::Compile {
+                    diagnostics: secrets.scrub(&diagnostics),
+                })
+            }
+            Rejection::Build(BuildFailure::Environment { message }) => {
+                Rejection::Build(BuildFailure::Environment {
+                    message: secrets.scrub(&message),
+                })
+            }
+            Rejection::Run {
+                outcome,
+                stderr_tail,
+            } => Rejection::Run {
+                outcome,
+                stderr_tail: secrets.scrub(&stderr_tail),
+            },
+            Rejection::Smoke(SmokeFailure::NotY4m { output, message }) => {
+                Rejection::Smoke(SmokeFailure::NotY4m {
+                    output,
+                    message: secrets.scrub(&message),
+                })
+            }
+            Rejection::Smoke(SmokeFailure::DamagedFrame {
+                output,
+                frame,
+                message,
+            }) => Rejection::Smoke(SmokeFailure::DamagedFrame {
+                output,
+                frame,
+                message: secrets.scrub(&message),
+            }),
+            other => other,
+        }
+    }
 }
 
 impl From<ProposalRejection> for Rejection {

@@ -1,12 +1,14 @@
-//! The smoke stage: a built candidate encodes and decodes the first frames of a dev clip in the
-//! sandbox, and the decode must be that clip (its geometry, every frame, a sane PSNR-Y) before
-//! the candidate earns a dev experiment.
+//! The smoke stage: a built candidate encodes the first frames of a dev clip in the sandbox,
+//! once for its bitstream and once for its reconstruction, and decodes the bitstream alone. The
+//! decode must equal the encoder's reconstruction bit for bit (the design's contract: whatever
+//! the encoder decided from, the decoder reproduces), and be that clip (its geometry, every
+//! frame, a sane PSNR-Y) before the candidate earns a dev experiment.
 
 use super::{Rejection, output_tail};
 use crate::adapter::{bitstream_cap, decoded_y4m_cap};
 use crate::process::StepCost;
-use crate::sandbox::{self, Limits, RunReport, RunRequest, SandboxError};
 use codeclab_metrics::{CompareError, CompareOptions, Metric, Score, compare};
+use codeclab_sandbox::{self as sandbox, Limits, RunReport, RunRequest, SandboxError};
 use codeclab_video::{AnyFrame, VideoError, VideoFormat, Y4mReader, Y4mWriter};
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
@@ -59,18 +61,57 @@ impl std::fmt::Display for Decibels {
 pub enum SmokeFailure {
     #[error("the encoder wrote an empty bitstream")]
     EmptyBitstream,
-    #[error("the decoder's output is not a Y4M clip: {message}")]
-    NotY4m { message: String },
-    #[error("the decoder returned {got} pictures; the source is {expected}")]
-    Geometry { expected: String, got: String },
-    #[error("decoded frame {frame} is damaged: {message}")]
-    DamagedFrame { frame: u64, message: String },
-    #[error("the decoder returned {got} frames; the source has {expected}")]
-    FrameCount { expected: u64, got: u64 },
+    #[error("the {output}'s output is not a Y4M clip: {message}")]
+    NotY4m { output: Output, message: String },
+    #[error("the {output} returned {got} pictures; the source is {expected}")]
+    Geometry {
+        output: Output,
+        expected: String,
+        got: String,
+    },
+    #[error("frame {frame} of the {output}'s output is damaged: {message}")]
+    DamagedFrame {
+        output: Output,
+        frame: u64,
+        message: String,
+    },
+    #[error("the {output} returned {got} frames; the source has {expected}")]
+    FrameCount {
+        output: Output,
+        expected: u64,
+        got: u64,
+    },
+    #[error(
+        "the decode differs from the encoder's reconstruction at frame {frame}, plane {plane}, sample ({x}, {y}): the decoder must reproduce the encoder's reconstruction bit for bit"
+    )]
+    ReconstructionMismatch {
+        frame: u64,
+        plane: usize,
+        x: usize,
+        y: usize,
+    },
     #[error(
         "the decoded frames score {psnr_y} PSNR-Y against the source, under the floor of {floor}: the decoder does not reproduce what was encoded"
     )]
     Quality { psnr_y: Decibels, floor: Decibels },
+}
+
+/// Which of a candidate's outputs a smoke failure is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Output {
+    Decoder,
+    /// The encoder's reconstruction.
+    Encoder,
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Output::Decoder => "decoder",
+            Output::Encoder => "encoder's reconstruction",
+        })
+    }
 }
 
 /// The lab's own failures while smoke-testing: none of them is the candidate's doing.
@@ -88,62 +129,88 @@ pub enum SmokeError {
     MissingScore,
 }
 
-/// Encodes the first `frames` frames of `source_y4m` at `qp` with `binary` (a built candidate
-/// with the `codeclab-codec` command line) under the sandbox, decodes the bitstream alone, and
-/// checks the decode against those frames. `limits` bound both runs; their stdout caps are
-/// lowered to what a bitstream and a decode of this clip can take. The outer error is the lab's
-/// own failure; the inner one is the candidate's rejection, for the planner.
+/// What a candidate is smoke-tested on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmokeSpec {
+    /// A dev clip (Y4M) of which the first `frames` frames are coded.
+    pub clip: PathBuf,
+    pub frames: u64,
+    pub qp: u8,
+    /// The genome the encoder gets inline.
+    pub genome: serde_json::Value,
+    /// Limits of each run; their stdout caps are lowered to what a bitstream and a decode of
+    /// this clip can take.
+    pub limits: Limits,
+}
+
+/// Encodes the first frames of the smoke clip with `binary` (a built candidate with the
+/// `codeclab-codec` command line) under the sandbox, for its bitstream and for its
+/// reconstruction, decodes the bitstream alone, and checks the decode against the reconstruction
+/// and the source. The outer error is the lab's own failure; the inner one is the candidate's
+/// rejection, for the planner.
 pub fn smoke_test(
     binary: &Path,
-    source_y4m: &Path,
-    frames: u64,
-    qp: u8,
-    genome_json: &serde_json::Value,
-    limits: &Limits,
+    spec: &SmokeSpec,
 ) -> Result<Result<SmokeReport, Rejection>, SmokeError> {
-    let (format, source_frames) = read_prefix(source_y4m, frames)?;
+    let (format, source_frames) = read_prefix(&spec.clip, spec.frames)?;
     let frame_count = source_frames.len() as u64;
     let clip = y4m_bytes(&format, &source_frames).map_err(|source| SmokeError::Source {
-        path: source_y4m.to_path_buf(),
+        path: spec.clip.clone(),
         source,
     })?;
-
-    let encode_limits = Limits {
-        stdout_cap_bytes: limits
-            .stdout_cap_bytes
-            .min(bitstream_cap(&format, frame_count)),
-        ..limits.clone()
+    let capped = |cap: usize| Limits {
+        stdout_cap_bytes: spec.limits.stdout_cap_bytes.min(cap),
+        ..spec.limits.clone()
     };
-    let args = [
-        "encode".into(),
-        "--qp".into(),
-        qp.to_string().into(),
-        "--genome-json".into(),
-        genome_json.to_string().into(),
-        "-".into(),
-        "-o".into(),
-        "-".into(),
-    ];
-    let encoded = match run_candidate(binary, args.to_vec(), clip, encode_limits)? {
+    let encode_args = |output: &str| -> Vec<OsString> {
+        vec![
+            "encode".into(),
+            "--qp".into(),
+            spec.qp.to_string().into(),
+            "--genome-json".into(),
+            spec.genome.to_string().into(),
+            "-".into(),
+            output.into(),
+            "-".into(),
+        ]
+    };
+    let bitstream_limits = capped(bitstream_cap(&format, frame_count));
+    let encoded = match run_candidate(binary, encode_args("-o"), clip.clone(), bitstream_limits)? {
         Ok(report) => report,
         Err(rejection) => return Ok(Err(rejection)),
     };
     if encoded.stdout.is_empty() {
         return Ok(Err(Rejection::Smoke(SmokeFailure::EmptyBitstream)));
     }
-
-    let decode_limits = Limits {
-        stdout_cap_bytes: limits
-            .stdout_cap_bytes
-            .min(decoded_y4m_cap(&format, frame_count)),
-        ..limits.clone()
-    };
-    let args = ["decode", "-", "-o", "-"].map(OsString::from).to_vec();
-    let decoded = match run_candidate(binary, args, encoded.stdout.clone(), decode_limits)? {
+    let y4m_limits = capped(decoded_y4m_cap(&format, frame_count));
+    let reconstruction = match run_candidate(
+        binary,
+        encode_args("--reconstruction"),
+        clip,
+        y4m_limits.clone(),
+    )? {
         Ok(report) => report,
         Err(rejection) => return Ok(Err(rejection)),
     };
-    let decoded_frames = match read_decode(&decoded.stdout, &format, frame_count) {
+    let args = ["decode", "-", "-o", "-"].map(OsString::from).to_vec();
+    let decoded = match run_candidate(binary, args, encoded.stdout.clone(), y4m_limits)? {
+        Ok(report) => report,
+        Err(rejection) => return Ok(Err(rejection)),
+    };
+    let checked = read_clip(
+        &reconstruction.stdout,
+        Output::Encoder,
+        &format,
+        frame_count,
+    )
+    .and_then(|reconstruction| {
+        let decoded_frames = read_clip(&decoded.stdout, Output::Decoder, &format, frame_count)?;
+        match first_mismatch(&decoded_frames, &reconstruction) {
+            Some(mismatch) => Err(mismatch),
+            None => Ok(decoded_frames),
+        }
+    });
+    let decoded_frames = match checked {
         Ok(decoded_frames) => decoded_frames,
         Err(failure) => return Ok(Err(Rejection::Smoke(failure))),
     };
@@ -159,12 +226,47 @@ pub fn smoke_test(
         frames: frame_count,
         width: format.width,
         height: format.height,
-        qp,
+        qp: spec.qp,
         bitstream_bytes: encoded.stdout.len() as u64,
         psnr_y,
         encode: cost(&encoded),
         decode: cost(&decoded),
     }))
+}
+
+/// The first sample where the decode and the reconstruction differ (both already hold the
+/// source's geometry and frame count).
+fn first_mismatch(decoded: &[AnyFrame], reconstruction: &[AnyFrame]) -> Option<SmokeFailure> {
+    fn in_planes<T: codeclab_video::Pixel>(
+        a: &codeclab_video::Frame<T>,
+        b: &codeclab_video::Frame<T>,
+    ) -> Option<(usize, usize, usize)> {
+        a.planes
+            .iter()
+            .zip(&b.planes)
+            .enumerate()
+            .find_map(|(plane, (a, b))| {
+                let index = a.data().iter().zip(b.data()).position(|(x, y)| x != y)?;
+                Some((plane, index % a.width().max(1), index / a.width().max(1)))
+            })
+    }
+    decoded
+        .iter()
+        .zip(reconstruction)
+        .enumerate()
+        .find_map(|(frame, pair)| {
+            let (plane, x, y) = match pair {
+                (AnyFrame::U8(a), AnyFrame::U8(b)) => in_planes(a, b)?,
+                (AnyFrame::U16(a), AnyFrame::U16(b)) => in_planes(a, b)?,
+                _ => (0, 0, 0),
+            };
+            Some(SmokeFailure::ReconstructionMismatch {
+                frame: frame as u64,
+                plane,
+                x,
+                y,
+            })
+        })
 }
 
 /// The format and the first `frames` frames of a clip.
@@ -224,13 +326,16 @@ fn run_candidate(
     }))
 }
 
-/// The decoded frames, when they are exactly the source's frames in number and geometry.
-fn read_decode(
+/// The frames of a candidate's Y4M output, when they are exactly the source's frames in number
+/// and geometry.
+fn read_clip(
     bytes: &[u8],
+    output: Output,
     source: &VideoFormat,
     frames: u64,
 ) -> Result<Vec<AnyFrame>, SmokeFailure> {
-    let mut reader = Y4mReader::new(bytes, "the decode").map_err(|e| SmokeFailure::NotY4m {
+    let mut reader = Y4mReader::new(bytes, "the output").map_err(|e| SmokeFailure::NotY4m {
+        output,
         message: e.to_string(),
     })?;
     let format = *reader.format();
@@ -244,6 +349,7 @@ fn read_decode(
         != (source.width, source.height, source.chroma, source.bit_depth)
     {
         return Err(SmokeFailure::Geometry {
+            output,
             expected: picture(source),
             got: picture(&format),
         });
@@ -255,6 +361,7 @@ fn read_decode(
             Ok(None) => break,
             Err(e) => {
                 return Err(SmokeFailure::DamagedFrame {
+                    output,
                     frame: decoded.len() as u64,
                     message: e.to_string(),
                 });
@@ -263,6 +370,7 @@ fn read_decode(
     }
     if decoded.len() as u64 != frames {
         return Err(SmokeFailure::FrameCount {
+            output,
             expected: frames,
             got: decoded.len() as u64,
         });
@@ -327,7 +435,7 @@ mod tests {
     #[test]
     fn a_decode_of_the_right_shape_is_read_back() {
         let source = format(16, 8);
-        let decoded = read_decode(&clip(&source, 3), &source, 3).unwrap();
+        let decoded = read_clip(&clip(&source, 3), Output::Decoder, &source, 3).unwrap();
         assert_eq!(decoded.len(), 3);
     }
 
@@ -335,15 +443,17 @@ mod tests {
     fn a_decode_with_a_missing_or_extra_frame_is_refused() {
         let source = format(16, 8);
         assert_eq!(
-            read_decode(&clip(&source, 2), &source, 3).unwrap_err(),
+            read_clip(&clip(&source, 2), Output::Decoder, &source, 3).unwrap_err(),
             SmokeFailure::FrameCount {
+                output: Output::Decoder,
                 expected: 3,
                 got: 2
             }
         );
         assert_eq!(
-            read_decode(&clip(&source, 4), &source, 3).unwrap_err(),
+            read_clip(&clip(&source, 4), Output::Decoder, &source, 3).unwrap_err(),
             SmokeFailure::FrameCount {
+                output: Output::Decoder,
                 expected: 3,
                 got: 4
             }
@@ -352,7 +462,8 @@ mod tests {
 
     #[test]
     fn a_decode_of_another_size_is_refused_with_both_sizes() {
-        let failure = read_decode(&clip(&format(8, 8), 3), &format(16, 8), 3).unwrap_err();
+        let failure =
+            read_clip(&clip(&format(8, 8), 3), Output::Decoder, &format(16, 8), 3).unwrap_err();
         assert!(
             matches!(failure, SmokeFailure::Geometry { .. }),
             "{failure}"
@@ -367,11 +478,11 @@ mod tests {
         let mut bytes = clip(&source, 3);
         bytes.truncate(bytes.len() - 10);
         assert!(matches!(
-            read_decode(&bytes, &source, 3).unwrap_err(),
+            read_clip(&bytes, Output::Decoder, &source, 3).unwrap_err(),
             SmokeFailure::DamagedFrame { frame: 2, .. }
         ));
         assert!(matches!(
-            read_decode(b"not a clip", &source, 3).unwrap_err(),
+            read_clip(b"not a clip", Output::Decoder, &source, 3).unwrap_err(),
             SmokeFailure::NotY4m { .. }
         ));
     }

@@ -21,6 +21,7 @@ use crate::llm::{
     Attempt, ChatRequest, Completion, LlmClient, LlmConfig, LlmError, LlmErrorKind, LlmProvider,
     ProposedChange, apply_genome_change, parse_proposal,
 };
+use crate::secrets::Secrets;
 use crate::store::{PlannerLogEntry, Store};
 
 /// The name recorded as the proposer and in the planner log.
@@ -136,11 +137,6 @@ impl Default for PromptLimits {
     }
 }
 
-/// What stands in for the API key wherever a server echoed it.
-const REDACTED_KEY: &str = "[redacted API key]";
-/// Shorter values are not masked: they would blank ordinary text (and are no real keys).
-const MIN_REDACTED_KEY_BYTES: usize = 8;
-
 /// Elites among which every third turn picks a parent other than the best, for diversity.
 const ELITES: usize = 4;
 
@@ -148,8 +144,8 @@ const ELITES: usize = 4;
 #[derive(Debug)]
 pub struct LlmPlanner {
     client: LlmClient,
-    /// The variable holding the API key, whose value is masked in everything stored.
-    key_variable: Option<String>,
+    /// The API key and the lab's other secrets, scrubbed from everything stored or fed back.
+    secrets: Secrets,
     store: Store,
     /// The shipped codec sources: edits apply to them, and their blocks are shown.
     sources: SourceTree,
@@ -179,15 +175,21 @@ impl LlmPlanner {
         sources: SourceTree,
         policy: Policy,
     ) -> Result<Self, LlmErrorKind> {
-        let key_variable = config.api_key_env.clone();
+        let secrets = Secrets::from_environment(config.api_key_env.as_deref(), []);
         Ok(LlmPlanner {
             client: LlmClient::from_config(config)?,
-            key_variable,
+            secrets,
             store,
             sources,
             policy,
             limits: PromptLimits::default(),
         })
+    }
+
+    /// Scrubs these secrets too (the lab's: its database password, its object-store keys).
+    pub fn with_secrets(mut self, secrets: &Secrets) -> Self {
+        self.secrets.extend(secrets);
+        self
     }
 
     pub fn with_limits(mut self, limits: PromptLimits) -> Self {
@@ -497,17 +499,10 @@ impl LlmPlanner {
         Ok((genome, edits))
     }
 
-    /// `text` with the API key masked: a server may quote the key it refused, and nothing
-    /// stored or fed back may hold it.
+    /// `text` with the API key and the lab's secrets scrubbed: a server may quote the key it
+    /// refused, and nothing stored or fed back may hold it.
     fn redacted(&self, text: &str) -> String {
-        let key = self
-            .key_variable
-            .as_ref()
-            .and_then(|variable| std::env::var(variable).ok());
-        match key.as_deref().map(str::trim) {
-            Some(key) if key.len() >= MIN_REDACTED_KEY_BYTES => text.replace(key, REDACTED_KEY),
-            _ => text.to_owned(),
-        }
+        self.secrets.scrub(text)
     }
 
     async fn log(&self, mut entry: PlannerLogEntry) -> Result<i64, LabError> {

@@ -27,7 +27,7 @@ use tokio::sync::watch;
 
 use super::{Features, Feedback, Outcome, Planner, PlannerView, Program, Proposal, Turn};
 use crate::alerts::Alerter;
-use crate::candidate::{CodecCandidates, Edit};
+use crate::candidate::{Candidates, Edit, SmokeSpec};
 use crate::config::LabConfig;
 use crate::experiment::{ExperimentSpec, rd_curve};
 use crate::runner::{PointRecord, QualityMetric};
@@ -52,7 +52,7 @@ pub struct LoopOptions {
     /// Candidates measured at once.
     pub parallel: usize,
     /// Builds code candidates; without it, proposals with edits are rejected.
-    pub candidates: Option<Arc<CodecCandidates>>,
+    pub candidates: Option<Arc<Candidates>>,
     /// Where built candidate binaries are kept (one per experiment).
     pub binaries_dir: PathBuf,
     /// How often the loop looks at the store.
@@ -541,7 +541,8 @@ async fn submit_reference(
     let binary = if edits.is_empty() {
         None
     } else {
-        match build_candidate(options, &edits, &format!("{}-reference", run.run_id), None).await? {
+        let smoke = smoke_spec(lab, config, &genome)?;
+        match build_candidate(options, &edits, &format!("{}-reference", run.run_id), smoke).await? {
             Ok(binary) => Some(binary),
             Err(reason) => {
                 return Err(LabError::Spec(format!(
@@ -632,24 +633,33 @@ async fn submit_program(
     Ok(submitted.id)
 }
 
-/// The smoke stage a new code candidate passes before its dev experiment.
-struct Smoke {
-    /// The first dev clip.
-    clip: PathBuf,
-    frames: u64,
-    genome: serde_json::Value,
-}
-
 /// QP of the smoke test: mid-ladder, where every tool is exercised.
 const SMOKE_QP: u8 = 32;
 
-/// Builds a code candidate (and smoke-tests it in the sandbox when asked); the binary, or why it
-/// is rejected.
+/// The smoke stage a new code candidate with `genome` passes before its dev experiment: the
+/// first `evaluation.smoke_frames` frames of the run's first dev clip.
+pub fn smoke_spec(lab: &Lab, config: &LabConfig, genome: &Genome) -> Result<SmokeSpec, LabError> {
+    let corpus = lab.corpus()?;
+    let first_dev = clips(lab, config)?.dev.into_iter().next();
+    let clip = first_dev
+        .and_then(|id| corpus.clip(&id).map(|clip| corpus.clip_path(clip)))
+        .ok_or_else(|| LabError::Spec("no dev clip to smoke-test candidates on".into()))?;
+    Ok(SmokeSpec {
+        clip,
+        frames: u64::from(config.evaluation.smoke_frames),
+        qp: SMOKE_QP,
+        genome: serde_json::to_value(genome).unwrap_or_default(),
+        limits: codeclab_sandbox::Limits::default(),
+    })
+}
+
+/// Takes a code candidate through the pipeline (edits, policy, build, smoke); its binary, or
+/// why it is rejected.
 async fn build_candidate(
     options: &LoopOptions,
     edits: &[Edit],
     name: &str,
-    smoke: Option<Smoke>,
+    smoke: SmokeSpec,
 ) -> Result<Result<PathBuf, String>, LabError> {
     let Some(candidates) = options.candidates.clone() else {
         return Ok(Err(
@@ -660,25 +670,8 @@ async fn build_candidate(
     };
     let destination = options.binaries_dir.join(name);
     let edits = edits.to_vec();
-    tokio::task::spawn_blocking(move || {
-        std::fs::create_dir_all(destination.parent().unwrap_or(&destination))
-            .map_err(|e| LabError::Spec(format!("candidate folder: {e}")))?;
-        match candidates.build(&edits, &destination) {
-            Ok(Ok(())) => {}
-            Ok(Err(rejection)) => return Ok(Err(rejection.to_string())),
-            Err(error) => return Err(LabError::Spec(format!("building a candidate: {error}"))),
-        }
-        let Some(smoke) = smoke else {
-            return Ok(Ok(destination));
-        };
-        match crate::candidate::smoke_test(
-            &destination,
-            &smoke.clip,
-            smoke.frames,
-            SMOKE_QP,
-            &smoke.genome,
-            &crate::sandbox::Limits::default(),
-        ) {
+    tokio::task::spawn_blocking(
+        move || match candidates.evaluate(&edits, &destination, &smoke) {
             Ok(Ok(report)) => {
                 tracing::info!(
                     "candidate {} passed the smoke test: {report:?}",
@@ -687,11 +680,9 @@ async fn build_candidate(
                 Ok(Ok(destination))
             }
             Ok(Err(rejection)) => Ok(Err(rejection.to_string())),
-            Err(error) => Err(LabError::Spec(format!(
-                "smoke-testing a candidate: {error}"
-            ))),
-        }
-    })
+            Err(error) => Err(LabError::Spec(format!("evaluating a candidate: {error}"))),
+        },
+    )
     .await
     .map_err(|e| LabError::Join(e.to_string()))?
 }
@@ -723,16 +714,7 @@ async fn submit_candidate<P: Planner>(
     let binary = if proposal.edits.is_empty() {
         None
     } else {
-        let corpus = lab.corpus()?;
-        let smoke = clips
-            .dev
-            .first()
-            .and_then(|id| corpus.clip(id))
-            .map(|clip| Smoke {
-                clip: corpus.clip_path(clip),
-                frames: u64::from(config.evaluation.smoke_frames),
-                genome: serde_json::to_value(&proposal.genome).unwrap_or_default(),
-            });
+        let smoke = smoke_spec(lab, config, &proposal.genome)?;
         match build_candidate(
             options,
             &proposal.edits,
@@ -823,7 +805,7 @@ async fn submit_holdout(
                 options,
                 &edits,
                 &format!("{}-holdout-{}", run.run_id, program.experiment_id),
-                None,
+                smoke_spec(lab, config, &genome)?,
             )
             .await?
             {

@@ -1,16 +1,17 @@
-//! Candidate fixture projects (`tests/fixtures/candidates/<name>`), written and built the way the
-//! lab's cached workspace builds candidates: one project folder and one target folder per
-//! workspace, reused from build to build.
+//! Candidate fixture projects (`tests/fixtures/candidates/<name>`), built through the confined
+//! builder into one target folder per workspace. Each build gets a project folder of its own, so
+//! that sources written right after another build are never mistaken for already built.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use codeclab_lab::candidate::{BuildConfig, BuildFailure, SourceTree, build};
+use codeclab_lab::candidate::SourceTree;
+use codeclab_sandbox::{BuildConfig, BuildFailure, build};
 
-/// Parallel tests share the workspaces; the lock keeps them from building over each other's
-/// sources.
+/// Parallel tests share the target folders; the lock keeps them from building over each other's
+/// binaries.
 static WORKSPACES: Mutex<()> = Mutex::new(());
 
 /// One fixture project and the binary it builds.
@@ -46,7 +47,8 @@ impl FixtureProject {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let root =
             Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{workspace}", self.name));
-        let project = root.join("project");
+        let number = BUILT.fetch_add(1, Ordering::Relaxed);
+        let project = root.join(format!("project-{}-{number}", std::process::id()));
         std::fs::create_dir_all(&project).unwrap();
         std::fs::copy(self.folder().join("Cargo.toml"), project.join("Cargo.toml")).unwrap();
         sources.write(&project).unwrap();
@@ -55,12 +57,7 @@ impl FixtureProject {
             ..BuildConfig::new(root.join("target"))
         };
         let binary = build(&project, self.binary, &config)?;
-        let copy = root.join(format!(
-            "{}-{}-{}",
-            self.binary,
-            std::process::id(),
-            BUILT.fetch_add(1, Ordering::Relaxed)
-        ));
+        let copy = root.join(format!("{}-{}-{number}", self.binary, std::process::id()));
         std::fs::copy(&binary, &copy).unwrap();
         Ok(copy)
     }

@@ -1,13 +1,12 @@
 //! Runtime containment: purpose-made programs, each trying one forbidden thing, built through the
-//! candidate builder and run through the sandbox. Each must end in a typed, readable outcome.
+//! confined builder and run through the sandbox. Each must end in a typed, readable outcome.
 
-use codeclab_lab::candidate::{BuildConfig, build};
-use codeclab_lab::sandbox::{Limits, Outcome, RunReport, RunRequest, Stream, run};
+use codeclab_sandbox::{BuildConfig, Limits, Outcome, RunReport, RunRequest, Stream, build, run};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-const PROBES: &str = "tests/fixtures/candidates/probes";
+const PROBES: &str = "tests/fixtures/probes";
 const PROBE_NAMES: &[&str] = &[
     "echo",
     "open_file",
@@ -20,6 +19,9 @@ const PROBE_NAMES: &[&str] = &[
     "fork_bomb",
     "sleep_forever",
     "raise_limits",
+    "signal_other",
+    "exec_again",
+    "probe_paths",
 ];
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -77,9 +79,13 @@ fn limits() -> Limits {
 }
 
 fn run_probe(name: &str, stdin: &[u8], limits: Limits) -> RunReport {
+    run_probe_with(name, &["--flag", "value"], stdin, limits)
+}
+
+fn run_probe_with(name: &str, args: &[&str], stdin: &[u8], limits: Limits) -> RunReport {
     run(&RunRequest {
         program: probe(name),
-        args: vec!["--flag".into(), "value".into()],
+        args: args.iter().map(Into::into).collect(),
         stdin: stdin.to_vec(),
         limits,
     })
@@ -144,6 +150,68 @@ fn raising_its_own_limits_kills_the_program() {
     let report = run_probe("raise_limits", b"", limits());
     assert_eq!(report.outcome, Outcome::ForbiddenSyscall);
     assert!(report.stdout.is_empty(), "{}", text(&report.stdout));
+}
+
+#[test]
+fn a_signal_to_another_process_kills_the_sender_and_the_target_lives_on() {
+    let mut canary = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let pid = canary.id().to_string();
+    for call in ["kill", "tgkill"] {
+        let report = run_probe_with("signal_other", &[&pid, call], b"", limits());
+        assert_eq!(report.outcome, Outcome::ForbiddenSyscall, "{call}");
+        assert!(report.stdout.is_empty(), "{call}: {}", text(&report.stdout));
+    }
+    assert!(
+        canary.try_wait().unwrap().is_none(),
+        "the canary was killed"
+    );
+    canary.kill().unwrap();
+    canary.wait().unwrap();
+}
+
+#[test]
+fn a_program_can_execute_nothing_once_started() {
+    let report = run_probe("exec_again", b"", limits());
+    assert_eq!(report.outcome, Outcome::ForbiddenSyscall);
+    let stdout = text(&report.stdout);
+    // Its own binary's descriptor closed when it started, and it cannot make another.
+    assert!(
+        stdout.contains("execveat on its descriptor returned -1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("copying stdin to the descriptor returned -1"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("execv returned"), "{stdout}");
+}
+
+#[test]
+fn paths_are_neither_read_nor_probed() {
+    let dir = tempfile::tempdir().unwrap();
+    let canary = dir.path().join("canary");
+    std::fs::write(&canary, "canary-content").unwrap();
+    let missing = dir.path().join("missing");
+    let (canary, missing) = (canary.display().to_string(), missing.display().to_string());
+    let report = run_probe_with(
+        "probe_paths",
+        &[&canary, &missing, "/proc/self/environ", "/"],
+        b"",
+        limits(),
+    );
+    assert_eq!(report.outcome, Outcome::Ok, "{}", text(&report.stderr));
+    let refused = "exists false, metadata Err(PermissionDenied), read Err(PermissionDenied)";
+    let stdout = text(&report.stdout);
+    // An existing file and a missing one get the same answer: nothing to tell them apart.
+    for path in [&canary, &missing, "/proc/self/environ", "/"] {
+        assert!(
+            stdout.contains(&format!("{path}: {refused}")),
+            "{path}:\n{stdout}"
+        );
+    }
 }
 
 #[test]

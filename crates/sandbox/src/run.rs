@@ -1,0 +1,333 @@
+//! The fixed runner for untrusted programs (candidate codec builds).
+//!
+//! A program runs in its own process group with an empty environment and `/` as its working
+//! folder, under resource limits (address space, CPU time, file size, open files, processes), the
+//! seccomp filters of [`crate::seccomp`] (no path opened or probed, no socket, no process or
+//! thread, no signal to another process, no exec after the start), and a wall-clock limit after
+//! which the whole process group is killed. Its stdout and stderr are captured up to a cap; going
+//! over the cap kills it. Every way a run can end is a typed [`Outcome`] with a readable reason.
+
+use crate::seccomp::{EXEC_FD, RunFilters, SeccompError};
+use crate::supervise::{Ending, Input, Io, Output, Stream, set_limit, supervise};
+use serde::{Deserialize, Serialize};
+use std::ffi::{CString, OsString};
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt as _};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+/// Resource limits of one sandboxed run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Real time after which the whole process group is killed.
+    pub wall_clock: Duration,
+    /// `RLIMIT_CPU`: CPU seconds before the kernel stops the program.
+    pub cpu_seconds: u64,
+    /// `RLIMIT_AS`: bytes of virtual address space.
+    pub address_space_bytes: u64,
+    /// `RLIMIT_FSIZE`: the largest file the program may write (pipes are not files).
+    pub file_size_bytes: u64,
+    /// `RLIMIT_NOFILE`: open descriptors.
+    pub open_files: u64,
+    /// `RLIMIT_NPROC`: processes of the user (the seccomp filter already forbids creating any).
+    pub processes: u64,
+    /// Bytes of stdout kept; one more kills the run.
+    pub stdout_cap_bytes: usize,
+    /// Bytes of stderr kept; one more kills the run.
+    pub stderr_cap_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            wall_clock: Duration::from_secs(120),
+            cpu_seconds: 120,
+            address_space_bytes: 4 << 30,
+            file_size_bytes: 0,
+            open_files: 32,
+            processes: 1,
+            stdout_cap_bytes: 256 << 20,
+            stderr_cap_bytes: 1 << 20,
+        }
+    }
+}
+
+/// One program to run: an absolute path, its arguments, its stdin and its limits.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    pub stdin: Vec<u8>,
+    pub limits: Limits,
+}
+
+/// How a sandboxed run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outcome {
+    #[error("exited successfully")]
+    Ok,
+    #[error("exited with status {code}")]
+    Failed { code: i32 },
+    #[error("killed after the wall-clock limit of {limit_ms} ms")]
+    Timeout { limit_ms: u64 },
+    #[error("stopped by the CPU-time limit of {limit_seconds} s")]
+    CpuLimit { limit_seconds: u64 },
+    #[error("ran out of memory under the address-space limit of {limit_bytes} bytes")]
+    OutOfMemory { limit_bytes: u64 },
+    #[error("killed for a system call outside the sandbox allowlist (network, processes, …)")]
+    ForbiddenSyscall,
+    #[error("killed for writing more than {cap_bytes} bytes to {stream}")]
+    OutputCap { stream: Stream, cap_bytes: usize },
+    #[error("stopped by the file-size limit of {limit_bytes} bytes")]
+    FileSizeLimit { limit_bytes: u64 },
+    #[error("killed by signal {signal}")]
+    Signal { signal: i32 },
+}
+
+impl Outcome {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Outcome::Ok)
+    }
+}
+
+/// What a run produced, whatever its outcome.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub outcome: Outcome,
+    /// Stdout up to the cap.
+    pub stdout: Vec<u8>,
+    /// Stderr up to the cap.
+    pub stderr: Vec<u8>,
+    pub wall_time: Duration,
+    /// User plus system CPU time of the program, from the kernel.
+    pub cpu_time: Duration,
+    /// Peak resident memory of the program, from the kernel.
+    pub peak_memory_bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("the program path must be absolute: {0}")]
+    RelativeProgram(PathBuf),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
+    #[error("starting {program}: {source}")]
+    Spawn {
+        program: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Marker the Rust runtime prints before aborting on a failed allocation.
+const ALLOCATION_FAILURE: &[u8] = b"memory allocation of ";
+
+/// Runs a program under the sandbox and reports how it ended. Errors are the lab's own failures
+/// (cannot start it); everything the program does is an [`Outcome`].
+pub fn run(request: &RunRequest) -> Result<RunReport, SandboxError> {
+    if !request.program.is_absolute() {
+        return Err(SandboxError::RelativeProgram(request.program.clone()));
+    }
+    let spawn_error = |source| SandboxError::Spawn {
+        program: request.program.clone(),
+        source,
+    };
+    let binary = File::open(&request.program).map_err(spawn_error)?;
+    let arguments = Arguments::new(&request.program, &request.args).map_err(spawn_error)?;
+    let mut filters = RunFilters::compile()?;
+    let limits = request.limits.clone();
+    let rlimits = ResourceLimits::from(&limits);
+
+    let mut command = Command::new(&request.program);
+    command.env_clear().current_dir("/");
+    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
+    // work is allowed. It makes only raw system calls (prctl, dup3, setrlimit, getpid, seccomp,
+    // execveat) on data fully built before the fork (the limits, the compiled filters, the
+    // argument vector, the binary's descriptor), and writes only into the filters' own memory;
+    // it allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(move || start_confined(&binary, &arguments, &rlimits, &mut filters));
+    }
+    let finished = supervise(
+        &mut command,
+        Io {
+            stdin: Input::Bytes(request.stdin.clone()),
+            stdout: Output::Capture {
+                cap_bytes: limits.stdout_cap_bytes,
+            },
+            stderr: Output::Capture {
+                cap_bytes: limits.stderr_cap_bytes,
+            },
+        },
+        limits.wall_clock,
+    )
+    .map_err(spawn_error)?;
+
+    let outcome = match finished.ending {
+        Ending::OutputCap(stream) => Outcome::OutputCap {
+            stream,
+            cap_bytes: match stream {
+                Stream::Stdout => limits.stdout_cap_bytes,
+                Stream::Stderr => limits.stderr_cap_bytes,
+            },
+        },
+        Ending::DeadlinePassed => Outcome::Timeout {
+            limit_ms: u64::try_from(limits.wall_clock.as_millis()).unwrap_or(u64::MAX),
+        },
+        Ending::Exited => match finished.status.code() {
+            Some(0) => Outcome::Ok,
+            Some(code) => Outcome::Failed { code },
+            None => classify_signal(
+                finished.status.signal().unwrap_or(0),
+                &finished.stderr,
+                &limits,
+            ),
+        },
+    };
+    Ok(RunReport {
+        outcome,
+        stdout: finished.stdout,
+        stderr: finished.stderr,
+        wall_time: finished.wall_time,
+        cpu_time: finished.cpu_time,
+        peak_memory_bytes: finished.peak_memory_bytes,
+    })
+}
+
+/// The program's argument vector and an empty environment, as the kernel takes them, built
+/// before the fork.
+struct Arguments {
+    _storage: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: [*const libc::c_char; 1],
+}
+
+// SAFETY: the pointers point into `_storage`, owned by the same value and never changed; the
+// value is only read.
+unsafe impl Send for Arguments {}
+// SAFETY: as above.
+unsafe impl Sync for Arguments {}
+
+impl Arguments {
+    fn new(program: &std::path::Path, args: &[OsString]) -> io::Result<Self> {
+        let to_c = |bytes: &[u8]| {
+            CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+        };
+        let storage = std::iter::once(to_c(program.as_os_str().as_bytes()))
+            .chain(args.iter().map(|arg| to_c(arg.as_bytes())))
+            .collect::<io::Result<Vec<CString>>>()?;
+        let argv = storage
+            .iter()
+            .map(|arg| arg.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect();
+        Ok(Self {
+            _storage: storage,
+            argv,
+            envp: [std::ptr::null()],
+        })
+    }
+}
+
+/// The rlimits to set in the child, copied out of [`Limits`] before the fork.
+#[derive(Clone, Copy)]
+struct ResourceLimits {
+    cpu_seconds: u64,
+    address_space_bytes: u64,
+    file_size_bytes: u64,
+    open_files: u64,
+    processes: u64,
+}
+
+impl From<&Limits> for ResourceLimits {
+    fn from(limits: &Limits) -> Self {
+        Self {
+            cpu_seconds: limits.cpu_seconds,
+            address_space_bytes: limits.address_space_bytes,
+            file_size_bytes: limits.file_size_bytes,
+            open_files: limits.open_files,
+            processes: limits.processes,
+        }
+    }
+}
+
+/// Runs in the child between fork and exec: dies with the parent, puts the binary's descriptor
+/// where the filter expects it, takes its rlimits, installs the filters bound to its own pid,
+/// and executes the binary through that descriptor. Returns only on failure.
+fn start_confined(
+    binary: &File,
+    arguments: &Arguments,
+    limits: &ResourceLimits,
+    filters: &mut RunFilters,
+) -> io::Result<()> {
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes only integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // The descriptor closes on exec: once started, the program holds nothing it could execute.
+    // SAFETY: dup3 takes two descriptor numbers and a flag; `binary` is open.
+    if unsafe { libc::dup3(binary.as_raw_fd(), EXEC_FD, libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    set_limit(
+        libc::RLIMIT_CPU,
+        limits.cpu_seconds,
+        limits.cpu_seconds.saturating_add(1),
+    )?;
+    set_limit(
+        libc::RLIMIT_AS,
+        limits.address_space_bytes,
+        limits.address_space_bytes,
+    )?;
+    set_limit(
+        libc::RLIMIT_FSIZE,
+        limits.file_size_bytes,
+        limits.file_size_bytes,
+    )?;
+    set_limit(libc::RLIMIT_NOFILE, limits.open_files, limits.open_files)?;
+    set_limit(libc::RLIMIT_NPROC, limits.processes, limits.processes)?;
+    set_limit(libc::RLIMIT_CORE, 0, 0)?;
+    // SAFETY: getpid takes no argument and cannot fail.
+    filters.install_for(unsafe { libc::getpid() })?;
+    // SAFETY: the path is an empty C string, argv and envp are null-terminated vectors of
+    // pointers to C strings that live in `arguments`, and AT_EMPTY_PATH makes the kernel execute
+    // the file EXEC_FD refers to.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            EXEC_FD,
+            c"".as_ptr(),
+            arguments.argv.as_ptr(),
+            arguments.envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
+    }
+    Err(io::Error::last_os_error())
+}
+
+fn classify_signal(signal: i32, stderr: &[u8], limits: &Limits) -> Outcome {
+    match signal {
+        libc::SIGSYS => Outcome::ForbiddenSyscall,
+        // The soft CPU limit sends SIGXCPU, the hard one (a second later) SIGKILL.
+        libc::SIGXCPU => Outcome::CpuLimit {
+            limit_seconds: limits.cpu_seconds,
+        },
+        libc::SIGXFSZ => Outcome::FileSizeLimit {
+            limit_bytes: limits.file_size_bytes,
+        },
+        libc::SIGABRT
+            if stderr
+                .windows(ALLOCATION_FAILURE.len())
+                .any(|window| window == ALLOCATION_FAILURE) =>
+        {
+            Outcome::OutOfMemory {
+                limit_bytes: limits.address_space_bytes,
+            }
+        }
+        signal => Outcome::Signal { signal },
+    }
+}
