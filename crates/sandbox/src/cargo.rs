@@ -168,6 +168,16 @@ const SYSTEM_WRITABLE: &[&str] = &["/dev/null"];
 /// binary's path.
 pub fn build(project_dir: &Path, bin: &str, config: &BuildConfig) -> Result<PathBuf, BuildFailure> {
     let toolchain = Toolchain::discover()?;
+    // Cargo runs in the project folder: relative paths would point elsewhere from there.
+    let absolute = |path: &Path| {
+        std::path::absolute(path)
+            .map_err(|error| environment(format!("{}: {error}", path.display())))
+    };
+    let project_dir = &absolute(project_dir)?;
+    let config = &BuildConfig {
+        target_dir: absolute(&config.target_dir)?,
+        ..config.clone()
+    };
     let scratch = config.target_dir.join("sandbox-home");
     let cargo_home = scratch.join("cargo");
     for dir in [&scratch.join("home"), &scratch.join("tmp"), &cargo_home] {

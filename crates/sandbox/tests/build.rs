@@ -202,6 +202,31 @@ fn a_compile_time_read_of_a_file_outside_the_view_fails_the_build_and_says_why()
 }
 
 #[test]
+fn a_build_given_relative_paths_builds_where_they_point() {
+    let dir = tempfile::tempdir().unwrap();
+    // The same folder, spelled from this process's working directory.
+    let depth = std::env::current_dir().unwrap().components().count() - 1;
+    let relative = std::iter::repeat_n(Path::new(".."), depth)
+        .collect::<PathBuf>()
+        .join(dir.path().strip_prefix("/").unwrap());
+    assert!(relative.is_relative() && relative.join(".").is_dir());
+    let binary = build_project(
+        &relative,
+        &[("src/main.rs", "fn main() {}\n".to_string())],
+        Duration::from_secs(300),
+    )
+    .unwrap_or_else(|failure| panic!("{failure}"));
+    assert!(
+        binary
+            .canonicalize()
+            .unwrap()
+            .starts_with(dir.path().canonicalize().unwrap()),
+        "{}",
+        binary.display()
+    );
+}
+
+#[test]
 fn a_build_that_never_ends_is_killed_at_its_time_limit() {
     let dir = tempfile::tempdir().unwrap();
     let files = [
