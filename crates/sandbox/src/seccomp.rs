@@ -54,24 +54,6 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_uname,
     libc::SYS_exit,
     libc::SYS_exit_group,
-    // Listed so that the second filter's EACCES is the verdict, not a kill.
-    libc::SYS_openat,
-    libc::SYS_openat2,
-    libc::SYS_newfstatat,
-    libc::SYS_statx,
-    libc::SYS_readlinkat,
-    libc::SYS_faccessat,
-    libc::SYS_faccessat2,
-    #[cfg(target_arch = "x86_64")]
-    libc::SYS_open,
-    #[cfg(target_arch = "x86_64")]
-    libc::SYS_stat,
-    #[cfg(target_arch = "x86_64")]
-    libc::SYS_lstat,
-    #[cfg(target_arch = "x86_64")]
-    libc::SYS_readlink,
-    #[cfg(target_arch = "x86_64")]
-    libc::SYS_access,
     #[cfg(target_arch = "x86_64")]
     libc::SYS_poll,
     #[cfg(target_arch = "x86_64")]
@@ -200,8 +182,10 @@ pub(crate) struct RunFilters {
 
 impl RunFilters {
     pub(crate) fn compile() -> Result<Self, SeccompError> {
+        // The path calls pass the allowlist, so that the second filter's EACCES is the verdict.
+        let listed: Vec<libc::c_long> = ALLOWED.iter().chain(REFUSED_PATHS).copied().collect();
         let allowlist = compile(
-            ALLOWED,
+            &listed,
             conditional_calls()?,
             SeccompAction::Allow,
             SeccompAction::KillProcess,
