@@ -276,6 +276,18 @@ fn embedding_files_and_foreign_code_is_refused() {
             ]
         );
     }
+    for module in [
+        "macro_rules! load { () => { mod stolen; } }",
+        "macro_rules! load { ($m:ident) => { mod $m; } }",
+    ] {
+        let rules = rules_of(&items(module));
+        assert!(
+            rules
+                .iter()
+                .any(|rule| matches!(rule, Rule::ModuleFile { .. })),
+            "{module}: {rules:?}"
+        );
+    }
     assert_eq!(
         rules_of(&items("#[unsafe(no_mangle)]\nfn exported() {}")),
         [

@@ -462,14 +462,17 @@ fn ident_rules(view: &View<'_>, index: usize, name: &str, context: &ScanContext<
     {
         rules.push(Rule::ShadowedMacro { name: alias.into() });
     }
-    if name == "mod"
-        && view.ident(index + 1).is_some()
-        && view.punct(index + 2, ';')
-        && !view.macro_input[index]
-    {
-        rules.push(Rule::ModuleFile {
-            name: view.ident(index + 1).unwrap_or_default().into(),
-        });
+    if name == "mod" {
+        // `mod name;` reads a file; `mod $name` may expand to that.
+        match (view.ident(index + 1), view.punct(index + 1, '$')) {
+            (Some(module), _) if view.punct(index + 2, ';') => rules.push(Rule::ModuleFile {
+                name: module.into(),
+            }),
+            (None, true) => rules.push(Rule::ModuleFile {
+                name: "$…".into()
+            }),
+            _ => {}
+        }
     }
     if let Some(start) = view.in_use[index]
         && name == "use"
