@@ -432,6 +432,48 @@ fn attacks(canary_file: &Path) -> Vec<Attack> {
             "smoke",
             "the decoder does not reproduce what was encoded",
         ),
+        attack(
+            "hide code in a string a derive reads as code",
+            items(
+                "#[derive(serde::Serialize)]\n#[serde(bound = \"[u8; panic!(\\\"{}\\\", include_str!(\\\"/etc/os-release\\\"))]: Sized\")]\npub struct Leak;",
+            ),
+            "policy",
+            "macro `include_str!` is not allowed",
+        ),
+        attack(
+            "take the fixed code's `std` with a module of the block",
+            items("#[allow(dead_code)]\nmod std { pub mod io {} }"),
+            "policy",
+            "the fixed code uses the name `std`",
+        ),
+        attack(
+            "take the fixed code's method calls with a trait of the block",
+            items(
+                "pub trait Hijack { fn len(self) -> usize; }\nimpl Hijack for Vec<u8> { fn len(self) -> usize { 0 } }",
+            ),
+            "policy",
+            "the fixed code uses the name `len`",
+        ),
+        attack(
+            "glob-import the standard crate through nested braces",
+            items("use std::{{*}};"),
+            "policy",
+            "the glob import `std::*` is not allowed",
+        ),
+        attack(
+            "hand `mod name` to a macro",
+            items("macro_rules! emit { ($k:tt $n:tt) => { $k $n; } }\nemit!(mod stolen);"),
+            "policy",
+            "`mod stolen;` loads another file",
+        ),
+        attack(
+            "hand `macro_rules` to a macro to shadow a standard one",
+            items(
+                "macro_rules! define { ($d:tt, $m:ident, $b:tt, $n:ident) => { $m $b $n { () => {} } } }\ndefine!($, macro_rules, !, vec);",
+            ),
+            "policy",
+            "a macro called or defined through a metavariable",
+        ),
     ];
     // Every forbidden macro, through an alias and through a metavariable.
     for (name, arguments) in FORBIDDEN_MACRO_CALLS {
@@ -674,12 +716,20 @@ fn with_the_policy_bypassed_a_signal_to_a_canary_process_kills_the_candidate_not
         .arg("60")
         .spawn()
         .unwrap();
-    let edits = quantizer(&format!(
+    let by_kill = quantizer(&format!(
         "    unsafe extern \"C\" {{ fn kill(pid: i32, signal: i32) -> i32; }}\n    let _ = unsafe {{ kill({}, 9) }};\n    1 + qp / 8\n",
         canary.id()
     ));
-    let rejection = evaluate_without_policy(&edits, &clip).unwrap_err();
-    assert_killed_for_a_system_call(&rejection);
+    // F_SETOWN, F_SETSIG and O_ASYNC on stdout: the kernel would signal the owner when the
+    // pipe fills.
+    let by_owner = quantizer(&format!(
+        "    unsafe extern \"C\" {{ fn fcntl(fd: i32, command: i32, ...) -> i32; }}\n    unsafe {{ fcntl(1, 8, {}); fcntl(1, 10, 9); fcntl(1, 4, 0o20000); }}\n    1 + qp / 8\n",
+        canary.id()
+    ));
+    for edits in [by_kill, by_owner] {
+        let rejection = evaluate_without_policy(&edits, &clip).unwrap_err();
+        assert_killed_for_a_system_call(&rejection);
+    }
     assert!(
         canary.try_wait().unwrap().is_none(),
         "the canary was killed"

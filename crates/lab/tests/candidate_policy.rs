@@ -201,10 +201,7 @@ fn threads_and_grouped_or_glob_imports_of_forbidden_modules_are_refused() {
     );
     assert_eq!(
         rules_broken("    { use std::*; let _ = fs::read(\"x\"); byte }\n"),
-        [
-            Rule::GlobImportOfStandardCrate { path: "std".into() },
-            module("fs")
-        ]
+        [Rule::GlobImport { path: "std".into() }, module("fs")]
     );
     assert_eq!(
         rules_broken("    { use core as c; byte }\n"),
@@ -229,6 +226,127 @@ fn threads_and_grouped_or_glob_imports_of_forbidden_modules_are_refused() {
             "macro_rules! reach { ($m:ident) => { $m::read(\"x\") } }\npub fn leak() { let _ = reach!(fs); }"
         )),
         [module("fs")]
+    );
+}
+
+#[test]
+fn nested_groups_hide_neither_a_renamed_standard_crate_nor_a_glob() {
+    assert_eq!(
+        rules_broken("    { use std::{{self as s}}; byte }\n"),
+        [Rule::RenamedStandardCrate { name: "std".into() }]
+    );
+    assert_eq!(
+        rules_broken("    { use std::{{*}}; byte }\n"),
+        [Rule::GlobImport { path: "std".into() }]
+    );
+    assert_eq!(
+        rules_broken("    { use core::{cmp::*}; byte }\n"),
+        [Rule::GlobImport {
+            path: "core::cmp".into()
+        }]
+    );
+}
+
+#[test]
+fn code_in_an_attribute_string_a_derive_reads_passes_the_same_rules() {
+    for (attribute, expected) in [
+        (
+            "#[serde(bound = \"[u8; panic!(\\\"{}\\\", include_str!(\\\"/etc/os-release\\\"))]: Sized\")]",
+            forbidden_macro("include_str"),
+        ),
+        (
+            "#[serde(bound = \"[(); blk!(unsafe {{ 0 }})]: Sized\")]",
+            Rule::Unsafe,
+        ),
+        (
+            "#[serde(serialize_with = \"std::fs::write\")]",
+            module("std::fs"),
+        ),
+    ] {
+        let rules = rules_of(&items(&format!(
+            "#[derive(serde::Serialize)]\n{attribute}\npub struct Carrier;"
+        )));
+        assert!(rules.contains(&expected), "{attribute}: {rules:?}");
+    }
+    // Documentation is text: it may mention anything.
+    assert_eq!(
+        rules_of(&items(
+            "/// Unlike `include_str!`, this never reads std::fs.\npub fn documented() {}"
+        )),
+        []
+    );
+}
+
+#[test]
+fn a_block_may_not_add_a_name_the_fixed_code_uses() {
+    for (items_text, name) in [
+        ("#[allow(dead_code)]\nmod std { pub mod io {} }", "std"),
+        ("#[allow(non_camel_case_types)]\ntype u64 = u8;", "u64"),
+        (
+            "trait Hijack { fn iter(self) -> usize; }\nimpl Hijack for &[u8] { fn iter(self) -> usize { 0 } }",
+            "iter",
+        ),
+        ("use core::primitive::u8 as Vec;", "Vec"),
+        ("macro_rules! collect { () => {} }", "collect"),
+    ] {
+        let rules = rules_of(&items(items_text));
+        assert!(
+            rules.contains(&Rule::ShadowsFixedName { name: name.into() }),
+            "{items_text}: {rules:?}"
+        );
+    }
+    // The block's own items keep their names, and new names the fixed code never uses are free.
+    assert_eq!(
+        rules_broken("    helper(byte)\n}\nfn helper(byte: u8) -> u8 {\n    byte ^ 1\n"),
+        []
+    );
+    // An item named through a metavariable could take any name.
+    assert_eq!(
+        rules_of(&items(
+            "macro_rules! define { ($n:ident) => { fn $n() {} } }"
+        )),
+        [Rule::IndirectItem]
+    );
+}
+
+#[test]
+fn names_handed_to_a_macro_cannot_rebuild_what_is_refused() {
+    let rules = rules_of(&items(
+        "macro_rules! m { ($k:tt $n:tt) => { $k $n; } }\nm!(mod evil);",
+    ));
+    assert!(
+        rules.contains(&Rule::ModuleFile {
+            name: "evil".into()
+        }),
+        "{rules:?}"
+    );
+    let rules = rules_of(&items(
+        "macro_rules! def { ($d:tt, $m:ident, $b:tt, $n:ident) => { $m $b $n { () => {} } } }\ndef!($, macro_rules, !, vec);",
+    ));
+    assert!(rules.contains(&Rule::MetavariableMacroCall), "{rules:?}");
+}
+
+#[test]
+fn names_of_forbidden_modules_are_fine_as_plain_names_and_in_standard_macros() {
+    assert_eq!(
+        rules_broken(
+            "    let net = byte.count_ones();\n    debug_assert!(net < 9);\n    byte ^ net as u8\n"
+        ),
+        []
+    );
+    assert_eq!(
+        rules_of(&items(
+            "#[cfg(target_feature = \"avx2\")]\npub fn fast() {}"
+        )),
+        []
+    );
+    assert_eq!(
+        rules_of(&items(
+            "#[cfg_attr(all(), target_feature(enable = \"avx2\"))]\npub fn fast() {}"
+        )),
+        [Rule::ForbiddenAttribute {
+            name: "target_feature".into()
+        }]
     );
 }
 

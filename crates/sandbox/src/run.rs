@@ -1,11 +1,13 @@
 //! The fixed runner for untrusted programs (candidate codec builds).
 //!
-//! A program runs in its own process group with an empty environment and `/` as its working
-//! folder, under resource limits (address space, CPU time, file size, open files, processes), the
-//! seccomp filters of [`crate::seccomp`] (no path opened or probed, no socket, no process or
-//! thread, no signal to another process, no exec after the start), and a wall-clock limit after
-//! which the whole process group is killed. Its stdout and stderr are captured up to a cap; going
-//! over the cap kills it. Every way a run can end is a typed [`Outcome`] with a readable reason.
+//! A program runs in its own process group with an empty environment, holding no descriptor but
+//! its stdin, stdout and stderr, with an empty folder as its root (every path it could name
+//! resolves inside it: nothing to execute or to probe), under resource limits (address space,
+//! CPU time, file size, open files, processes), the seccomp filters of [`crate::seccomp`] (no
+//! path opened or probed, no socket, no process or thread, no signal to another process, no exec
+//! after the start), and a wall-clock limit after which the whole process group is killed. Its
+//! stdout and stderr are captured up to a cap; going over the cap kills it. Every way a run can
+//! end is a typed [`Outcome`] with a readable reason.
 
 use crate::seccomp::{EXEC_FD, RunFilters, SeccompError};
 use crate::supervise::{Ending, Input, Io, Output, Stream, set_limit, supervise};
@@ -136,21 +138,33 @@ pub fn run(request: &RunRequest) -> Result<RunReport, SandboxError> {
         program: request.program.clone(),
         source,
     };
-    let binary = File::open(&request.program).map_err(spawn_error)?;
-    let arguments = Arguments::new(&request.program, &request.args).map_err(spawn_error)?;
-    let mut filters = RunFilters::compile()?;
+    // Empty, and gone once the run ends; the program never learns where it was.
+    let root = tempfile::Builder::new()
+        .prefix("codeclab-run-root-")
+        .tempdir()
+        .map_err(spawn_error)?;
     let limits = request.limits.clone();
-    let rlimits = ResourceLimits::from(&limits);
+    let mut start = Start {
+        binary: File::open(&request.program).map_err(spawn_error)?,
+        arguments: Arguments::new(&request.program, &request.args).map_err(spawn_error)?,
+        root: CString::new(root.path().as_os_str().as_bytes())
+            .map_err(|_| spawn_error(io::Error::from_raw_os_error(libc::EINVAL)))?,
+        // SAFETY: geteuid takes no argument and cannot fail.
+        privileged: unsafe { libc::geteuid() } == 0,
+        limits: ResourceLimits::from(&limits),
+        filters: RunFilters::compile()?,
+    };
 
     let mut command = Command::new(&request.program);
     command.env_clear().current_dir("/");
     // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
-    // work is allowed. It makes only raw system calls (prctl, dup3, setrlimit, getpid, seccomp,
-    // execveat) on data fully built before the fork (the limits, the compiled filters, the
-    // argument vector, the binary's descriptor), and writes only into the filters' own memory;
-    // it allocates nothing and takes no lock.
+    // work is allowed. It makes only raw system calls (prctl, dup3, close_range, setrlimit,
+    // unshare, chroot, chdir, getpid, seccomp, execveat) on data fully built before the fork (the
+    // limits, the compiled filters, the argument vector, the root's path, the binary's
+    // descriptor), and writes only into the filters' own memory; it allocates nothing and takes
+    // no lock.
     unsafe {
-        command.pre_exec(move || start_confined(&binary, &arguments, &rlimits, &mut filters));
+        command.pre_exec(move || start.confine_and_execute());
     }
     let finished = supervise(
         &mut command,
@@ -255,58 +269,93 @@ impl From<&Limits> for ResourceLimits {
     }
 }
 
-/// Runs in the child between fork and exec: dies with the parent, puts the binary's descriptor
-/// where the filter expects it, takes its rlimits, installs the filters bound to its own pid,
-/// and executes the binary through that descriptor. Returns only on failure.
-fn start_confined(
-    binary: &File,
-    arguments: &Arguments,
-    limits: &ResourceLimits,
-    filters: &mut RunFilters,
-) -> io::Result<()> {
-    // SAFETY: prctl with PR_SET_PDEATHSIG takes only integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
-        return Err(io::Error::last_os_error());
+/// Everything the child needs between fork and exec, prepared before the fork.
+struct Start {
+    binary: File,
+    arguments: Arguments,
+    /// An empty folder, the program's root.
+    root: CString,
+    /// Whether the runner is root, who may change its root directly; anyone else does it in a
+    /// user and mount namespace of its own.
+    privileged: bool,
+    limits: ResourceLimits,
+    filters: RunFilters,
+}
+
+fn check(rc: libc::c_long) -> io::Result<()> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
     }
-    // The descriptor closes on exec: once started, the program holds nothing it could execute.
-    // SAFETY: dup3 takes two descriptor numbers and a flag; `binary` is open.
-    if unsafe { libc::dup3(binary.as_raw_fd(), EXEC_FD, libc::O_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
+}
+
+impl Start {
+    /// Runs in the child between fork and exec: dies with the parent, keeps only its standard
+    /// streams and the binary's descriptor (which closes at the exec: once started, the program
+    /// holds nothing it could execute), takes its rlimits, moves into the empty root, installs
+    /// the filters bound to its own pid, and executes the binary through that descriptor.
+    /// Returns only on failure.
+    fn confine_and_execute(&mut self) -> io::Result<()> {
+        // SAFETY: prctl with PR_SET_PDEATHSIG takes only integers.
+        check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) }.into())?;
+        // SAFETY: dup3 takes two descriptor numbers and a flag; `self.binary` is open.
+        check(unsafe { libc::dup3(self.binary.as_raw_fd(), EXEC_FD, libc::O_CLOEXEC) }.into())?;
+        // Whatever the lab was started with (logs, sockets, terminals) closes at the exec.
+        // SAFETY: close_range takes integers only.
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            )
+        })?;
+        let limits = &self.limits;
+        set_limit(
+            libc::RLIMIT_CPU,
+            limits.cpu_seconds,
+            limits.cpu_seconds.saturating_add(1),
+        )?;
+        set_limit(
+            libc::RLIMIT_AS,
+            limits.address_space_bytes,
+            limits.address_space_bytes,
+        )?;
+        set_limit(
+            libc::RLIMIT_FSIZE,
+            limits.file_size_bytes,
+            limits.file_size_bytes,
+        )?;
+        set_limit(libc::RLIMIT_NOFILE, limits.open_files, limits.open_files)?;
+        set_limit(libc::RLIMIT_NPROC, limits.processes, limits.processes)?;
+        set_limit(libc::RLIMIT_CORE, 0, 0)?;
+        if !self.privileged {
+            // SAFETY: unshare takes flags only; the child has a single thread, as a new user
+            // namespace requires.
+            check(unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) }.into())?;
+        }
+        // SAFETY: chroot and chdir read the C strings they are given, which outlive the calls.
+        check(unsafe { libc::chroot(self.root.as_ptr()) }.into())?;
+        // SAFETY: as above.
+        check(unsafe { libc::chdir(c"/".as_ptr()) }.into())?;
+        // SAFETY: getpid takes no argument and cannot fail.
+        self.filters.install_for(unsafe { libc::getpid() })?;
+        // SAFETY: the path is an empty C string, argv and envp are null-terminated vectors of
+        // pointers to C strings that live in `self.arguments`, and AT_EMPTY_PATH makes the
+        // kernel execute the file EXEC_FD refers to.
+        unsafe {
+            libc::syscall(
+                libc::SYS_execveat,
+                EXEC_FD,
+                c"".as_ptr(),
+                self.arguments.argv.as_ptr(),
+                self.arguments.envp.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            );
+        }
+        Err(io::Error::last_os_error())
     }
-    set_limit(
-        libc::RLIMIT_CPU,
-        limits.cpu_seconds,
-        limits.cpu_seconds.saturating_add(1),
-    )?;
-    set_limit(
-        libc::RLIMIT_AS,
-        limits.address_space_bytes,
-        limits.address_space_bytes,
-    )?;
-    set_limit(
-        libc::RLIMIT_FSIZE,
-        limits.file_size_bytes,
-        limits.file_size_bytes,
-    )?;
-    set_limit(libc::RLIMIT_NOFILE, limits.open_files, limits.open_files)?;
-    set_limit(libc::RLIMIT_NPROC, limits.processes, limits.processes)?;
-    set_limit(libc::RLIMIT_CORE, 0, 0)?;
-    // SAFETY: getpid takes no argument and cannot fail.
-    filters.install_for(unsafe { libc::getpid() })?;
-    // SAFETY: the path is an empty C string, argv and envp are null-terminated vectors of
-    // pointers to C strings that live in `arguments`, and AT_EMPTY_PATH makes the kernel execute
-    // the file EXEC_FD refers to.
-    unsafe {
-        libc::syscall(
-            libc::SYS_execveat,
-            EXEC_FD,
-            c"".as_ptr(),
-            arguments.argv.as_ptr(),
-            arguments.envp.as_ptr(),
-            libc::AT_EMPTY_PATH,
-        );
-    }
-    Err(io::Error::last_os_error())
 }
 
 fn classify_signal(signal: i32, stderr: &[u8], limits: &Limits) -> Outcome {

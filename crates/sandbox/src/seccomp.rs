@@ -7,8 +7,9 @@
 //! yet the C runtime survives its start-up probes of `/proc/self`. The kernel applies the most
 //! severe verdict of the stacked filters. Signals may only go to the program itself (the filter
 //! compares the target with its own pid, written into the compiled filter in the child after the
-//! fork), and the only program it may execute is its own binary, once: `execveat` on the
-//! descriptor the runner opened, which closes on that very exec.
+//! fork), and the only exec allowed is `execveat` on the descriptor the runner opened, which
+//! closes at that very exec; a path given instead resolves in the program's empty root, where
+//! there is nothing to execute.
 
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
@@ -18,7 +19,8 @@ use std::collections::BTreeMap;
 use std::io;
 
 /// Calls a statically linked program needs to start, read stdin and arguments, compute, write
-/// stdout/stderr, allocate memory, abort on failure and exit.
+/// stdout/stderr, allocate memory, abort on failure and exit; those that take a pid or a command
+/// are allowed only with harmless arguments, in [`conditional_calls`].
 const ALLOWED: &[libc::c_long] = &[
     libc::SYS_read,
     libc::SYS_readv,
@@ -27,7 +29,6 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_close,
     libc::SYS_fstat,
     libc::SYS_lseek,
-    libc::SYS_fcntl,
     libc::SYS_ppoll,
     libc::SYS_brk,
     libc::SYS_mmap,
@@ -45,7 +46,6 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_clock_nanosleep,
     libc::SYS_nanosleep,
     libc::SYS_sched_yield,
-    libc::SYS_sched_getaffinity,
     libc::SYS_getpid,
     libc::SYS_gettid,
     libc::SYS_set_tid_address,
@@ -121,16 +121,29 @@ fn equals(arg: u8, value: u64) -> Result<SeccompCondition, SeccompError> {
 fn conditional_calls() -> Result<Vec<(libc::c_long, Vec<SeccompRule>)>, SeccompError> {
     let pid = u64::from(PID_PLACEHOLDER);
     Ok(vec![
-        // Reading limits (the C runtime does at start-up): a null new-limit pointer. A program
-        // running as root could otherwise raise its own hard limits.
+        // Reading its own limits (the C runtime does at start-up): pid 0 and a null new-limit
+        // pointer. A program running as root could otherwise raise its hard limits, and any
+        // program could tell which pids exist.
         (
             libc::SYS_prlimit64,
-            vec![SeccompRule::new(vec![SeccompCondition::new(
-                2,
-                SeccompCmpArgLen::Qword,
-                SeccompCmpOp::Eq,
-                0,
-            )?])?],
+            vec![SeccompRule::new(vec![
+                equals(0, 0)?,
+                SeccompCondition::new(2, SeccompCmpArgLen::Qword, SeccompCmpOp::Eq, 0)?,
+            ])?],
+        ),
+        // Its own CPUs (how many threads the runtime would use), not another process's.
+        (
+            libc::SYS_sched_getaffinity,
+            vec![SeccompRule::new(vec![equals(0, 0)?])?],
+        ),
+        // Reading a descriptor's flags (the runtime checks its standard streams); setting an
+        // owner, a signal or O_ASYNC would have the kernel signal another process.
+        (
+            libc::SYS_fcntl,
+            vec![
+                SeccompRule::new(vec![equals(1, libc::F_GETFD as u64)?])?,
+                SeccompRule::new(vec![equals(1, libc::F_GETFL as u64)?])?,
+            ],
         ),
         // `abort()` raises SIGABRT on itself; nothing else may be signalled.
         (

@@ -22,6 +22,7 @@ const PROBE_NAMES: &[&str] = &[
     "signal_other",
     "exec_again",
     "probe_paths",
+    "inherited_fds",
 ];
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -159,7 +160,7 @@ fn a_signal_to_another_process_kills_the_sender_and_the_target_lives_on() {
         .spawn()
         .unwrap();
     let pid = canary.id().to_string();
-    for call in ["kill", "tgkill"] {
+    for call in ["kill", "tgkill", "owner", "affinity", "limits"] {
         let report = run_probe_with("signal_other", &[&pid, call], b"", limits());
         assert_eq!(report.outcome, Outcome::ForbiddenSyscall, "{call}");
         assert!(report.stdout.is_empty(), "{call}: {}", text(&report.stdout));
@@ -174,19 +175,43 @@ fn a_signal_to_another_process_kills_the_sender_and_the_target_lives_on() {
 
 #[test]
 fn a_program_can_execute_nothing_once_started() {
-    let report = run_probe("exec_again", b"", limits());
+    let report = run_probe_with(
+        "exec_again",
+        &["/proc/self/exe", "/bin/true", "/nonexistent"],
+        b"",
+        limits(),
+    );
     assert_eq!(report.outcome, Outcome::ForbiddenSyscall);
     let stdout = text(&report.stdout);
-    // Its own binary's descriptor closed when it started, and it cannot make another.
+    // Its own binary's descriptor closed when it started (EBADF)...
     assert!(
-        stdout.contains("execveat on its descriptor returned -1"),
+        stdout.contains("execveat on its descriptor returned -1 (errno 9)"),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("copying stdin to the descriptor returned -1"),
-        "{stdout}"
-    );
+    // ...and every path resolves in its empty root, existing outside or not (ENOENT).
+    for path in ["/proc/self/exe", "/bin/true", "/nonexistent"] {
+        assert!(
+            stdout.contains(&format!("execveat of {path:?} returned -1 (errno 2)")),
+            "{stdout}"
+        );
+    }
     assert!(!stdout.contains("execv returned"), "{stdout}");
+}
+
+#[test]
+fn descriptors_the_lab_inherited_are_closed_before_the_program_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("inherited");
+    std::fs::write(&secret, "inherited-canary").unwrap();
+    let file = std::fs::File::open(&secret).unwrap();
+    // As a descriptor the lab's own parent left open would be: not closed at exec.
+    // SAFETY: fcntl on a descriptor this test owns, with integer arguments.
+    let rc = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&file), libc::F_SETFD, 0) };
+    assert_eq!(rc, 0);
+    let report = run_probe("inherited_fds", b"", limits());
+    assert_eq!(report.outcome, Outcome::Ok, "{}", text(&report.stderr));
+    assert_eq!(text(&report.stdout).trim(), "0 descriptors open:");
+    drop(file);
 }
 
 #[test]

@@ -11,17 +11,21 @@
 //! standard crate; and blocks, literals and the whole source stay within size limits.
 
 mod integrity;
+mod names;
+mod rules;
 mod tokens;
 
 use super::tree::{Block, SourceTree};
 use integrity::{Place, parses_alone, places, tokens_outside};
+use names::{bound_names, identifiers};
 use proc_macro2::TokenStream;
+use rules::{ScanContext, scan};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use tokens::{ScanContext, Token, flatten, macro_names, scan};
+use tokens::{Token, flatten};
 
 /// Size limits of the policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,7 +77,7 @@ pub enum Rule {
     ForbiddenModule {
         path: String,
     },
-    GlobImportOfStandardCrate {
+    GlobImport {
         path: String,
     },
     RenamedStandardCrate {
@@ -83,6 +87,11 @@ pub enum Rule {
     ShadowedMacro {
         name: String,
     },
+    /// A new item or import under a name the fixed code uses.
+    ShadowsFixedName {
+        name: String,
+    },
+    IndirectItem,
     InnerAttribute,
     IndirectAttribute,
     IndirectUse,
@@ -130,12 +139,10 @@ impl fmt::Display for Rule {
                 f,
                 "`{path}` is not allowed (no files, paths, network, processes, environment, OS or threads)"
             ),
-            Rule::GlobImportOfStandardCrate { path } => {
-                write!(
-                    f,
-                    "glob import `{path}::*` of a standard crate is not allowed"
-                )
-            }
+            Rule::GlobImport { path } => write!(
+                f,
+                "the glob import `{path}::*` is not allowed: it could bring in names the fixed code uses"
+            ),
             Rule::RenamedStandardCrate { name } => {
                 write!(f, "renaming the standard crate `{name}` is not allowed")
             }
@@ -146,6 +153,14 @@ impl fmt::Display for Rule {
             Rule::ShadowedMacro { name } => write!(
                 f,
                 "`{name}` is a macro of the standard library or of the fixed code; a block may not define or import another under that name"
+            ),
+            Rule::ShadowsFixedName { name } => write!(
+                f,
+                "the fixed code uses the name `{name}`: a block may not add an item or import of that name, which would take the fixed code's place; choose another name"
+            ),
+            Rule::IndirectItem => write!(
+                f,
+                "an item must be named literally, not through a metavariable"
             ),
             Rule::InnerAttribute => write!(
                 f,
@@ -270,10 +285,9 @@ fn violations(original: &SourceTree, patched: &SourceTree, policy: &Policy) -> V
         .into_iter()
         .filter(|(before, after)| content(original, before) != content(patched, after))
         .collect();
-    let fixed_macros = fixed_macro_names(original, &original_blocks);
+    let fixed_names = fixed_identifiers(original, &original_blocks);
     let context = ScanContext {
         max_literal_bytes: policy.max_literal_bytes,
-        fixed_macros: &fixed_macros,
     };
     for (file, patched_text) in &patched.files {
         let Some(original_text) = original.files.get(file) else {
@@ -303,8 +317,14 @@ fn violations(original: &SourceTree, patched: &SourceTree, policy: &Policy) -> V
             }
         };
         let mut standing = true;
-        for ((_, block), place) in in_file.iter().zip(block_places) {
-            let found = check_block(&patched_text[block.content.clone()], place, &context);
+        for ((before, block), place) in in_file.iter().zip(block_places) {
+            let found = check_block(
+                &original_text[before.content.clone()],
+                &patched_text[block.content.clone()],
+                place,
+                &context,
+                &fixed_names,
+            );
             standing &= found.iter().all(|(_, rule)| {
                 !matches!(rule, Rule::DoesNotLex { .. } | Rule::Incomplete { .. })
             });
@@ -341,9 +361,15 @@ fn violations(original: &SourceTree, patched: &SourceTree, policy: &Policy) -> V
     violations
 }
 
-/// The rules one changed block breaks, with lines counted from the block's first line of
-/// content (1).
-fn check_block(content: &str, place: Place, context: &ScanContext<'_>) -> Vec<(usize, Rule)> {
+/// The rules one changed block (`content`, once `original`) breaks, with lines counted from the
+/// block's first line of content (1).
+fn check_block(
+    original: &str,
+    content: &str,
+    place: Place,
+    context: &ScanContext,
+    fixed_names: &BTreeSet<String>,
+) -> Vec<(usize, Rule)> {
     let stream = match TokenStream::from_str(content) {
         Ok(stream) => stream,
         Err(error) => {
@@ -356,7 +382,19 @@ fn check_block(content: &str, place: Place, context: &ScanContext<'_>) -> Vec<(u
             )];
         }
     };
-    let mut found = scan(&flatten(stream), context);
+    let tokens = flatten(stream);
+    let mut found = scan(&tokens, context);
+    let already_bound: BTreeSet<String> = TokenStream::from_str(original)
+        .map(|stream| bound_names(&flatten(stream)))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    for (name, line) in bound_names(&tokens) {
+        if fixed_names.contains(&name) && !already_bound.contains(&name) {
+            found.push((line, Rule::ShadowsFixedName { name }));
+        }
+    }
     if let Err(incomplete) = parses_alone(content, place) {
         found.push((
             incomplete.line,
@@ -405,9 +443,8 @@ fn fixed_code_changes(
     ))
 }
 
-/// Every macro the fixed code (the original outside its blocks) defines or calls: a candidate
-/// may not redefine any of them.
-fn fixed_macro_names(original: &SourceTree, blocks: &[Block]) -> BTreeSet<String> {
+/// Every identifier of the fixed code (the original outside its blocks), in every file.
+fn fixed_identifiers(original: &SourceTree, blocks: &[Block]) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for (file, text) in &original.files {
         let inside: Vec<_> = blocks
@@ -420,7 +457,7 @@ fn fixed_macro_names(original: &SourceTree, blocks: &[Block]) -> BTreeSet<String
                 .into_iter()
                 .map(|(line, kind)| Token { line, kind })
                 .collect();
-            macro_names(&fixed, &mut names);
+            names.extend(identifiers(&fixed));
         }
     }
     names
