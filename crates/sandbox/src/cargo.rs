@@ -18,6 +18,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// How candidates are built.
@@ -286,13 +287,21 @@ fn allowed_environment(
 }
 
 /// The scratch cargo home reaches the real registry cache through a link, so that cargo's own
-/// home (its credentials, its configuration) stays out of the view.
+/// home (its credentials, its configuration) stays out of the view. Builds sharing a target
+/// folder may race here: the link is made aside and renamed into place, which is atomic.
 fn link_registry(link: &Path, registry: &Path) -> Result<(), BuildFailure> {
     if std::fs::read_link(link).is_ok_and(|target| target == registry) {
         return Ok(());
     }
-    let _ = std::fs::remove_file(link);
-    std::os::unix::fs::symlink(registry, link)
+    static LINKS: AtomicU64 = AtomicU64::new(0);
+    let aside = link.with_file_name(format!(
+        "registry-{}-{}",
+        std::process::id(),
+        LINKS.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_file(&aside);
+    std::os::unix::fs::symlink(registry, &aside)
+        .and_then(|()| std::fs::rename(&aside, link))
         .map_err(|error| environment(format!("linking {}: {error}", link.display())))
 }
 

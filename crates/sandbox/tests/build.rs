@@ -227,6 +227,35 @@ fn a_build_given_relative_paths_builds_where_they_point() {
 }
 
 #[test]
+fn builds_sharing_a_target_folder_can_start_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target");
+    let builds: Vec<_> = (0..4)
+        .map(|number| {
+            let project = dir.path().join(format!("project-{number}"));
+            let target = target.clone();
+            std::thread::spawn(move || {
+                std::fs::create_dir_all(project.join("src")).unwrap();
+                std::fs::write(
+                    project.join("Cargo.toml"),
+                    format!("[package]\nname = \"probe{number}\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\n[workspace]\n"),
+                )
+                .unwrap();
+                std::fs::write(project.join("src/main.rs"), "fn main() {}\n").unwrap();
+                build(&project, &format!("probe{number}"), &BuildConfig::new(target))
+            })
+        })
+        .collect();
+    for build in builds {
+        let binary = build
+            .join()
+            .unwrap()
+            .unwrap_or_else(|failure| panic!("{failure}"));
+        assert!(binary.is_file());
+    }
+}
+
+#[test]
 fn a_build_that_never_ends_is_killed_at_its_time_limit() {
     let dir = tempfile::tempdir().unwrap();
     let files = [
