@@ -123,6 +123,10 @@ pub enum SandboxError {
         program: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "{0} cannot start in the sandbox: it is dynamically linked, and its loader and libraries are out of its reach (candidates are built statically)"
+    )]
+    NotStatic(PathBuf),
 }
 
 /// Marker the Rust runtime prints before aborting on a failed allocation.
@@ -179,7 +183,11 @@ pub fn run(request: &RunRequest) -> Result<RunReport, SandboxError> {
         },
         limits.wall_clock,
     )
-    .map_err(spawn_error)?;
+    .map_err(|error| match error.kind() {
+        // The binary's descriptor is open: only the loader it names can be missing.
+        io::ErrorKind::NotFound => SandboxError::NotStatic(request.program.clone()),
+        _ => spawn_error(error),
+    })?;
 
     let outcome = match finished.ending {
         Ending::OutputCap(stream) => Outcome::OutputCap {
