@@ -697,3 +697,27 @@ fn rejections_read_well_and_serialise() {
     assert_eq!(json["stage"], "policy");
     assert_eq!(rejection.stage(), "policy");
 }
+
+#[test]
+fn deeply_nested_code_is_refused_without_harm_to_the_lab() {
+    let depth = 10_000;
+    let body = format!("    {}byte{}\n", "(".repeat(depth), ")".repeat(depth));
+    assert_eq!(
+        rules_broken(&body),
+        [Rule::NestingTooDeep {
+            depth: depth + 1,
+            limit: 64
+        }]
+    );
+    // The same text inside an attribute's string.
+    let rules = rules_of(&items(&format!(
+        "#[derive(serde::Serialize)]\n#[serde(bound = \"{}\")]\npub struct Deep;",
+        "(".repeat(500) + &")".repeat(500)
+    )));
+    assert!(
+        rules
+            .iter()
+            .all(|rule| matches!(rule, Rule::LiteralTooLarge { .. })),
+        "{rules:?}"
+    );
+}

@@ -5,8 +5,8 @@
 //! left open to swallow the next fixed statement), and the tokens outside the changed blocks must
 //! be the original's, one for one.
 
-use super::tokens::{Kind, Token, flatten};
-use crate::candidate::tree::{Block, line_of};
+use super::tokens::{Token, flatten};
+use crate::candidate::tree::Block;
 use proc_macro2::TokenStream;
 use std::ops::Range;
 use std::str::FromStr;
@@ -164,38 +164,14 @@ fn block_like(expression: &syn::Expr) -> bool {
     )
 }
 
-/// The tokens of `text` outside `excluded` (byte ranges), with their lines.
+/// The tokens of `text` outside `excluded` (byte ranges).
 pub(super) fn tokens_outside(
     text: &str,
     excluded: &[Range<usize>],
-) -> Result<Vec<(usize, Kind)>, proc_macro2::LexError> {
+) -> Result<Vec<Token>, proc_macro2::LexError> {
     let stream = TokenStream::from_str(text)?;
-    let mut positioned = Vec::new();
-    positions(stream, &mut positioned);
-    Ok(positioned
+    Ok(flatten(stream)
         .into_iter()
-        .filter(|(offset, _)| !excluded.iter().any(|range| range.contains(offset)))
-        .map(|(offset, kind)| (line_of(text, offset), kind))
+        .filter(|token| !excluded.iter().any(|range| range.contains(&token.offset)))
         .collect())
-}
-
-/// Each token's byte offset and kind, groups as an open and a close token.
-fn positions(stream: TokenStream, out: &mut Vec<(usize, Kind)>) {
-    for tree in stream {
-        let offset = tree.span().byte_range().start;
-        match tree {
-            proc_macro2::TokenTree::Group(group) => {
-                out.push((offset, Kind::Open(group.delimiter())));
-                positions(group.stream(), out);
-                out.push((
-                    group.span_close().byte_range().start,
-                    Kind::Close(group.delimiter()),
-                ));
-            }
-            other => {
-                let flat: Vec<Token> = flatten(TokenStream::from(other));
-                out.extend(flat.into_iter().map(|token| (offset, token.kind)));
-            }
-        }
-    }
 }

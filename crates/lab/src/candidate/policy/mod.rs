@@ -25,7 +25,10 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use tokens::{Token, flatten};
+use tokens::{flatten, nesting_depth};
+
+/// How deep a changed block's delimiters may nest.
+const MAX_NESTING: usize = 64;
 
 /// Size limits of the policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +100,10 @@ pub enum Rule {
     IndirectUse,
     ModuleFile {
         name: String,
+    },
+    NestingTooDeep {
+        depth: usize,
+        limit: usize,
     },
     LiteralTooLarge {
         bytes: usize,
@@ -177,6 +184,10 @@ impl fmt::Display for Rule {
             Rule::ModuleFile { name } => write!(
                 f,
                 "`mod {name};` loads another file; declare modules inline (`mod {name} {{ … }}`)"
+            ),
+            Rule::NestingTooDeep { depth, limit } => write!(
+                f,
+                "the block nests {depth} levels of brackets deep, over the limit of {limit}"
             ),
             Rule::LiteralTooLarge { bytes, limit } => write!(
                 f,
@@ -383,6 +394,17 @@ fn check_block(
         }
     };
     let tokens = flatten(stream);
+    // Parsing and scanning recurse into groups: a nesting no code needs is refused first.
+    let depth = nesting_depth(&tokens);
+    if depth > MAX_NESTING {
+        return vec![(
+            1,
+            Rule::NestingTooDeep {
+                depth,
+                limit: MAX_NESTING,
+            },
+        )];
+    }
     let mut found = scan(&tokens, context);
     let already_bound: BTreeSet<String> = TokenStream::from_str(original)
         .map(|stream| bound_names(&flatten(stream)))
@@ -433,13 +455,13 @@ fn fixed_code_changes(
     let first_difference = before
         .iter()
         .zip(&after)
-        .position(|((_, a), (_, b))| a != b)
+        .position(|(a, b)| a.kind != b.kind)
         .or((before.len() != after.len()).then(|| before.len().min(after.len())))?;
     Some(violation(
         after
             .get(first_difference)
             .or(after.last())
-            .map_or(0, |(line, _)| *line),
+            .map_or(0, |token| token.line),
     ))
 }
 
@@ -453,10 +475,6 @@ fn fixed_identifiers(original: &SourceTree, blocks: &[Block]) -> BTreeSet<String
             .map(|block| block.content.clone())
             .collect();
         if let Ok(fixed) = tokens_outside(text, &inside) {
-            let fixed: Vec<Token> = fixed
-                .into_iter()
-                .map(|(line, kind)| Token { line, kind })
-                .collect();
             names.extend(identifiers(&fixed));
         }
     }

@@ -78,50 +78,68 @@ pub(super) enum Kind {
 pub(super) struct Token {
     /// 1-based line within the lexed text.
     pub(super) line: usize,
+    /// Byte offset of the token's start in the lexed text.
+    pub(super) offset: usize,
     pub(super) kind: Kind,
 }
 
-/// `stream` laid out flat, groups as open/close pairs.
+/// `stream` laid out flat, groups as open/close pairs. Iterative, so that no nesting, however
+/// deep, exhausts the lab's stack.
 pub(super) fn flatten(stream: TokenStream) -> Vec<Token> {
-    let mut tokens = Vec::new();
-    push_flat(stream, &mut tokens);
-    tokens
-}
-
-fn push_flat(stream: TokenStream, out: &mut Vec<Token>) {
-    for tree in stream {
-        let line = tree.span().start().line;
-        match tree {
+    let mut out = Vec::new();
+    // The trees left in each open group, and the group's closing token.
+    let mut open: Vec<(proc_macro2::token_stream::IntoIter, Option<Token>)> =
+        vec![(stream.into_iter(), None)];
+    while let Some((trees, _)) = open.last_mut() {
+        let Some(tree) = trees.next() else {
+            if let Some((_, Some(close))) = open.pop() {
+                out.push(close);
+            }
+            continue;
+        };
+        let span = tree.span();
+        let (line, offset) = (span.start().line, span.byte_range().start);
+        let kind = match tree {
             TokenTree::Ident(ident) => {
                 // `r#std` names the same thing as `std`.
                 let name = ident.to_string();
-                let name = name.strip_prefix("r#").map(str::to_owned).unwrap_or(name);
-                out.push(Token {
-                    line,
-                    kind: Kind::Ident(name),
-                })
+                Kind::Ident(name.strip_prefix("r#").map(str::to_owned).unwrap_or(name))
             }
-            TokenTree::Punct(punct) => out.push(Token {
-                line,
-                kind: Kind::Punct(punct.as_char(), punct.spacing()),
-            }),
-            TokenTree::Literal(literal) => out.push(Token {
-                line,
-                kind: Kind::Literal(literal.to_string()),
-            }),
+            TokenTree::Punct(punct) => Kind::Punct(punct.as_char(), punct.spacing()),
+            TokenTree::Literal(literal) => Kind::Literal(literal.to_string()),
             TokenTree::Group(group) => {
-                out.push(Token {
-                    line,
-                    kind: Kind::Open(group.delimiter()),
-                });
-                push_flat(group.stream(), out);
-                out.push(Token {
-                    line: group.span_close().start().line,
-                    kind: Kind::Close(group.delimiter()),
-                });
+                let close = group.span_close();
+                open.push((
+                    group.stream().into_iter(),
+                    Some(Token {
+                        line: close.start().line,
+                        offset: close.byte_range().start,
+                        kind: Kind::Close(group.delimiter()),
+                    }),
+                ));
+                Kind::Open(group.delimiter())
             }
+        };
+        out.push(Token { line, offset, kind });
+    }
+    out
+}
+
+/// How deep the groups of `tokens` nest.
+pub(super) fn nesting_depth(tokens: &[Token]) -> usize {
+    let mut depth = 0usize;
+    let mut deepest = 0;
+    for token in tokens {
+        match token.kind {
+            Kind::Open(_) => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            Kind::Close(_) => depth = depth.saturating_sub(1),
+            _ => {}
         }
     }
+    deepest
 }
 
 /// The flat tokens with what the rules ask of them: neighbours, matching groups, and whether a
