@@ -238,6 +238,15 @@ fn attacks(canary_file: &Path) -> Vec<Attack> {
             "embed a huge table",
             quantizer(&huge_table),
             "policy",
+            "over the limit of 49152",
+        ),
+        attack(
+            "embed a table in one long literal",
+            quantizer(&format!(
+                "    const TABLE: &[u8] = b\"{}\";\n    TABLE[usize::from(qp)]\n",
+                "7".repeat(4096)
+            )),
+            "policy",
             "compute tables instead of embedding them",
         ),
         attack(
@@ -473,6 +482,43 @@ fn attacks(canary_file: &Path) -> Vec<Attack> {
             ),
             "policy",
             "a macro called or defined through a metavariable",
+        ),
+        attack(
+            "splice an item keyword and a name through a macro",
+            items(
+                "macro_rules! helpers { ($name:ident $kw:tt) => { pub $kw $name() -> u8 { 0 } } }\nhelpers!(step fn);",
+            ),
+            "policy",
+            "may not take `$name:ident` fragments",
+        ),
+        attack(
+            "hide an impl in a string a derive reads as code",
+            items(
+                "#[derive(serde::Serialize)]\n#[serde(bound = \"[(); matches!({ impl Leak { fn step() {} } 0u8 }, _) as usize]: Sized\")]\npub struct Leak;",
+            ),
+            "policy",
+            "an attribute's string may hold no item",
+        ),
+        attack(
+            "take a fixed name through a lookalike letter",
+            items("pub const \u{212A}EY: u8 = 0;"),
+            "policy",
+            "is not ASCII",
+        ),
+        attack(
+            "overflow the lab's stack with nesting",
+            quantizer(&format!("    {}qp{}\n", "(".repeat(3000), ")".repeat(3000))),
+            "policy",
+            "levels of brackets deep",
+        ),
+        attack(
+            "blow up the policy's report",
+            items(&format!(
+                "const _: () = {{ let _ = stringify!({}); }};",
+                "use ".repeat(5000)
+            )),
+            "policy",
+            "rejected by the static policy",
         ),
     ];
     // Every forbidden macro, through an alias and through a metavariable.

@@ -163,10 +163,10 @@ fn a_macro_called_or_defined_through_a_metavariable_is_refused() {
         "macro_rules! call { ($($p:ident),*) => { $($p)::*!(\"x\") } }",
         "macro_rules! define { ($name:ident) => { macro_rules! $name { () => {} } } }",
     ] {
-        assert_eq!(
-            rules_of(&items(definition)),
-            [Rule::MetavariableMacroCall],
-            "{definition}"
+        let rules = rules_of(&items(definition));
+        assert!(
+            rules.contains(&Rule::MetavariableMacroCall),
+            "{definition}: {rules:?}"
         );
     }
     // The forbidden name passed to such a macro is refused in its own right.
@@ -221,12 +221,10 @@ fn threads_and_grouped_or_glob_imports_of_forbidden_modules_are_refused() {
         [module("std::fs")]
     );
     // A forbidden module handed to a macro, which could splice it into a path.
-    assert_eq!(
-        rules_of(&items(
-            "macro_rules! reach { ($m:ident) => { $m::read(\"x\") } }\npub fn leak() { let _ = reach!(fs); }"
-        )),
-        [module("fs")]
-    );
+    let rules = rules_of(&items(
+        "macro_rules! reach { ($m:expr) => { () } }\npub fn leak() { let _ = reach!(fs); }",
+    ));
+    assert_eq!(rules, [module("fs")]);
 }
 
 #[test]
@@ -305,7 +303,12 @@ fn a_block_may_not_add_a_name_the_fixed_code_uses() {
         rules_of(&items(
             "macro_rules! define { ($n:ident) => { fn $n() {} } }"
         )),
-        [Rule::IndirectItem]
+        [
+            Rule::SplicingMacro {
+                fragment: "ident".into()
+            },
+            Rule::IndirectItem
+        ]
     );
 }
 
@@ -448,33 +451,93 @@ fn attributes_must_be_literal_outer_attributes() {
     );
     assert_eq!(
         rules_of(&items(
-            "macro_rules! exported { ($a:tt) => { # $a fn hook() {} } }"
+            "macro_rules! exported { ($a:block) => { # $a fn hook() {} } }"
         )),
         [Rule::IndirectAttribute]
     );
     let rules = rules_of(&items("#![allow(unused)]\nfn f() {}"));
     assert!(rules.contains(&Rule::InnerAttribute), "{rules:?}");
     assert_eq!(
-        rules_of(&items(
-            "macro_rules! imports { ($m:ident) => { use $m::thing; } }"
-        )),
+        rules_of(&items("macro_rules! imports { ($m:path) => { use $m; } }")),
         [Rule::IndirectUse]
     );
 }
 
 #[test]
-fn a_huge_embedded_table_is_refused() {
-    let table: Vec<String> = (0..40_000).map(|i| (i % 256).to_string()).collect();
-    let body = format!(
-        "    const TABLE: [u8; 40000] = [{}];\n    TABLE[byte as usize]\n",
-        table.join(",")
-    );
-    let rules = rules_broken(&body);
+fn a_macro_may_not_take_fragments_that_splice_names_and_keywords() {
+    for fragment in ["ident", "tt"] {
+        let definition =
+            format!("macro_rules! helpers {{ ($name:{fragment} $kw:expr) => {{ () }} }}");
+        assert_eq!(
+            rules_of(&items(&definition)),
+            [Rule::SplicingMacro {
+                fragment: fragment.into()
+            }],
+            "{definition}"
+        );
+    }
+}
+
+#[test]
+fn an_attribute_string_holds_no_item_and_messages_are_text() {
+    let rules = rules_of(&items(
+        "#[derive(serde::Serialize)]\n#[serde(bound = \"[(); matches!({ impl Codec { fn default() {} } 0u8 }, _) as usize]: Sized\")]\npub struct Hijack;",
+    ));
+    assert!(rules.contains(&Rule::ItemInAttributeString), "{rules:?}");
+    for message in [
+        "#[must_use = \"an unsafe quantiser; include it in every path\"]\npub fn level() -> u8 { 1 }",
+        "#[deprecated(note = \"set by env, see std::fs\")]\npub fn old() {}",
+        "#[derive(serde::Serialize)]\npub struct Named {\n    #[serde(rename = \"env\")]\n    value: u8,\n}",
+    ] {
+        assert_eq!(rules_of(&items(message)), [], "{message}");
+    }
+}
+
+#[test]
+fn identifiers_are_ascii_so_that_no_lookalike_passes_for_another_name() {
+    let rules = rules_of(&items("const \u{212A}EY: u8 = 0;"));
     assert!(
         rules
             .iter()
-            .any(|rule| matches!(rule, Rule::BlockTooLarge { limit, .. } if *limit == Policy::default().max_block_bytes)),
+            .any(|rule| matches!(rule, Rule::NonAsciiIdentifier { .. })),
         "{rules:?}"
+    );
+}
+
+#[test]
+fn a_pathological_block_gets_a_bounded_report() {
+    let body = format!(
+        "const _: () = {{ let _ = stringify!({}); }};",
+        "use ".repeat(5000)
+    );
+    let rejection = prepare(&fixture(), &items(&body), &Policy::default()).unwrap_err();
+    let Rejection::Policy(rejection) = &rejection else {
+        panic!("expected a policy rejection, got {rejection}");
+    };
+    assert!(
+        rejection.violations.len() <= 40,
+        "{}",
+        rejection.violations.len()
+    );
+    assert!(rejection.to_string().len() < 20_000);
+}
+
+#[test]
+fn a_huge_embedded_table_is_refused() {
+    let table = |entries: usize| {
+        let values: Vec<String> = (0..entries).map(|i| (i % 256).to_string()).collect();
+        format!(
+            "    const TABLE: [u8; {entries}] = [{}];\n    TABLE[byte as usize]\n",
+            values.join(",")
+        )
+    };
+    let policy = Policy::default();
+    assert!(
+        matches!(rules_broken(&table(8_000)).as_slice(), [Rule::BlockTooLarge { limit, .. }] if *limit == policy.max_block_bytes)
+    );
+    // Past the growth limit, nothing of the source is even read.
+    assert!(
+        matches!(rules_broken(&table(40_000)).as_slice(), [Rule::SourceGrowth { limit, .. }] if *limit == policy.max_growth_bytes)
     );
     let long_string = format!("    \"{}\".len() as u8 ^ byte\n", "x".repeat(5000));
     assert!(matches!(

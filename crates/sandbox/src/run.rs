@@ -1,8 +1,9 @@
 //! The fixed runner for untrusted programs (candidate codec builds).
 //!
 //! A program runs in its own process group with an empty environment, holding no descriptor but
-//! its stdin, stdout and stderr, with an empty folder as its root (every path it could name
-//! resolves inside it: nothing to execute or to probe), under resource limits (address space,
+//! its stdin, stdout and stderr, in a user namespace of its own (no capability on the machine,
+//! whoever runs the lab), with an empty folder as its root (every path it could name resolves
+//! inside it: nothing to execute or to probe), under resource limits (address space,
 //! CPU time, file size, open files, processes), the seccomp filters of [`crate::seccomp`] (no
 //! path opened or probed, no socket, no process or thread, no signal to another process, no exec
 //! after the start), and a wall-clock limit after which the whole process group is killed. Its
@@ -153,8 +154,6 @@ pub fn run(request: &RunRequest) -> Result<RunReport, SandboxError> {
         arguments: Arguments::new(&request.program, &request.args).map_err(spawn_error)?,
         root: CString::new(root.path().as_os_str().as_bytes())
             .map_err(|_| spawn_error(io::Error::from_raw_os_error(libc::EINVAL)))?,
-        // SAFETY: geteuid takes no argument and cannot fail.
-        privileged: unsafe { libc::geteuid() } == 0,
         limits: ResourceLimits::from(&limits),
         filters: RunFilters::compile()?,
     };
@@ -283,9 +282,6 @@ struct Start {
     arguments: Arguments,
     /// An empty folder, the program's root.
     root: CString,
-    /// Whether the runner is root, who may change its root directly; anyone else does it in a
-    /// user and mount namespace of its own.
-    privileged: bool,
     limits: ResourceLimits,
     filters: RunFilters,
 }
@@ -338,11 +334,13 @@ impl Start {
         set_limit(libc::RLIMIT_NOFILE, limits.open_files, limits.open_files)?;
         set_limit(libc::RLIMIT_NPROC, limits.processes, limits.processes)?;
         set_limit(libc::RLIMIT_CORE, 0, 0)?;
-        if !self.privileged {
-            // SAFETY: unshare takes flags only; the child has a single thread, as a new user
-            // namespace requires.
-            check(unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) }.into())?;
-        }
+        set_limit(libc::RLIMIT_MEMLOCK, 0, 0)?;
+        // A user namespace of its own: the program holds no capability on the machine, even
+        // when the lab runs as root (none to lock memory, poison pages, or pass a permission
+        // check), and may change its root within the mount namespace that comes with it.
+        // SAFETY: unshare takes flags only; the child has a single thread, as a new user
+        // namespace requires.
+        check(unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) }.into())?;
         // SAFETY: chroot and chdir read the C strings they are given, which outlive the calls.
         check(unsafe { libc::chroot(self.root.as_ptr()) }.into())?;
         // SAFETY: as above.

@@ -23,6 +23,7 @@ const PROBE_NAMES: &[&str] = &[
     "exec_again",
     "probe_paths",
     "inherited_fds",
+    "lock_memory",
 ];
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -237,6 +238,13 @@ fn paths_are_neither_read_nor_probed() {
             "{path}:\n{stdout}"
         );
     }
+}
+
+#[test]
+fn a_program_holds_no_capability_even_when_the_lab_runs_as_root() {
+    let report = run_probe("lock_memory", b"", limits());
+    assert_eq!(report.outcome, Outcome::Ok, "{}", text(&report.stderr));
+    assert_eq!(text(&report.stdout).trim(), "locking 256 MiB failed");
 }
 
 #[test]

@@ -29,6 +29,8 @@ use tokens::{flatten, nesting_depth};
 
 /// How deep a changed block's delimiters may nest.
 const MAX_NESTING: usize = 64;
+/// The most violations reported for one block.
+const MAX_VIOLATIONS_PER_BLOCK: usize = 40;
 
 /// Size limits of the policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +97,15 @@ pub enum Rule {
         name: String,
     },
     IndirectItem,
+    /// A `macro_rules!` binding `$x:ident` or `$x:tt`.
+    SplicingMacro {
+        fragment: String,
+    },
+    /// An item, `impl` or `use` inside an attribute's string.
+    ItemInAttributeString,
+    NonAsciiIdentifier {
+        name: String,
+    },
     InnerAttribute,
     IndirectAttribute,
     IndirectUse,
@@ -168,6 +179,17 @@ impl fmt::Display for Rule {
             Rule::IndirectItem => write!(
                 f,
                 "an item must be named literally, not through a metavariable"
+            ),
+            Rule::SplicingMacro { fragment } => write!(
+                f,
+                "a `macro_rules!` may not take `$name:{fragment}` fragments: they can assemble names and keywords that no reading of the source can follow; take expressions, types, blocks or items"
+            ),
+            Rule::ItemInAttributeString => {
+                write!(f, "an attribute's string may hold no item, `impl` or `use`")
+            }
+            Rule::NonAsciiIdentifier { name } => write!(
+                f,
+                "the identifier `{name}` is not ASCII: blocks name things in ASCII, so that no lookalike stands for a name the policy checks"
             ),
             Rule::InnerAttribute => write!(
                 f,
@@ -257,12 +279,14 @@ fn violations(original: &SourceTree, patched: &SourceTree, policy: &Policy) -> V
         block: None,
         rule,
     };
+    // Sizes first: nothing larger than the limits is ever lexed or parsed.
     let growth = patched.total_bytes().saturating_sub(original.total_bytes());
     if growth > policy.max_growth_bytes {
         violations.push(whole_tree(Rule::SourceGrowth {
             bytes: growth,
             limit: policy.max_growth_bytes,
         }));
+        return violations;
     }
     let (patched_blocks, original_blocks) = match (patched.blocks(), original.blocks()) {
         (Ok(patched_blocks), Ok(original_blocks)) => (patched_blocks, original_blocks),
@@ -296,6 +320,23 @@ fn violations(original: &SourceTree, patched: &SourceTree, policy: &Policy) -> V
         .into_iter()
         .filter(|(before, after)| content(original, before) != content(patched, after))
         .collect();
+    for (_, after) in &changed {
+        let bytes = after.content.len();
+        if bytes > policy.max_block_bytes {
+            violations.push(Violation {
+                file: after.file.clone(),
+                line: after.start_line,
+                block: Some(after.name.clone()),
+                rule: Rule::BlockTooLarge {
+                    bytes,
+                    limit: policy.max_block_bytes,
+                },
+            });
+        }
+    }
+    if !violations.is_empty() {
+        return violations;
+    }
     let fixed_names = fixed_identifiers(original, &original_blocks);
     let context = ScanContext {
         max_literal_bytes: policy.max_literal_bytes,
@@ -355,20 +396,6 @@ fn violations(original: &SourceTree, patched: &SourceTree, policy: &Policy) -> V
             ));
         }
     }
-    for (_, after) in &changed {
-        let bytes = after.content.len();
-        if bytes > policy.max_block_bytes {
-            violations.push(Violation {
-                file: after.file.clone(),
-                line: after.start_line,
-                block: Some(after.name.clone()),
-                rule: Rule::BlockTooLarge {
-                    bytes,
-                    limit: policy.max_block_bytes,
-                },
-            });
-        }
-    }
     violations
 }
 
@@ -412,8 +439,12 @@ fn check_block(
         .into_iter()
         .map(|(name, _)| name)
         .collect();
+    let mut reported = BTreeSet::new();
     for (name, line) in bound_names(&tokens) {
-        if fixed_names.contains(&name) && !already_bound.contains(&name) {
+        if fixed_names.contains(&name)
+            && !already_bound.contains(&name)
+            && reported.insert(name.clone())
+        {
             found.push((line, Rule::ShadowsFixedName { name }));
         }
     }
@@ -427,6 +458,10 @@ fn check_block(
         ));
     }
     found.sort_by_key(|(line, _)| *line);
+    // Each rule once per line, and a bounded report whatever the block holds.
+    let mut seen = BTreeSet::new();
+    found.retain(|(line, rule)| seen.insert((*line, rule.to_string())));
+    found.truncate(MAX_VIOLATIONS_PER_BLOCK);
     found
 }
 

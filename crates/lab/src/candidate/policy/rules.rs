@@ -107,6 +107,18 @@ fn scan_at_depth(tokens: &[Token], context: &ScanContext, depth: usize) -> Vec<(
                     report(rule);
                 }
             }
+            // `$name:ident` and `$name:tt` in a macro's matcher.
+            Kind::Punct('$', _) => {
+                if let (Some(_), true, Some(fragment @ ("ident" | "tt"))) = (
+                    view.ident(index + 1),
+                    view.punct(index + 2, ':'),
+                    view.ident(index + 3),
+                ) {
+                    report(Rule::SplicingMacro {
+                        fragment: fragment.into(),
+                    });
+                }
+            }
             _ => {}
         }
     }
@@ -115,6 +127,9 @@ fn scan_at_depth(tokens: &[Token], context: &ScanContext, depth: usize) -> Vec<(
 
 fn ident_rules(view: &View<'_>, index: usize, name: &str) -> Vec<Rule> {
     let mut rules = Vec::new();
+    if !name.is_ascii() {
+        rules.push(Rule::NonAsciiIdentifier { name: name.into() });
+    }
     match name {
         "unsafe" => rules.push(Rule::Unsafe),
         "extern" => rules.push(Rule::Extern),
@@ -123,7 +138,10 @@ fn ident_rules(view: &View<'_>, index: usize, name: &str) -> Vec<Rule> {
     if FORBIDDEN_MACROS.contains(&name) {
         rules.push(Rule::ForbiddenMacro { name: name.into() });
     }
+    // `$name:path` names a macro's fragment, not a module.
+    let fragment = index >= 3 && view.punct(index - 1, ':') && view.punct(index - 3, '$');
     if FORBIDDEN_MODULES.contains(&name)
+        && !fragment
         && (view.path_separator_after(index)
             || view.path_separator_before(index)
             || view.in_use[index].is_some()
@@ -135,15 +153,6 @@ fn ident_rules(view: &View<'_>, index: usize, name: &str) -> Vec<Rule> {
     if STANDARD_CRATES.contains(&name) {
         if view.ident(index + 1) == Some("as") {
             rules.push(Rule::RenamedStandardCrate { name: name.into() });
-        }
-        // `use std::{self as s}`, at any depth of braces.
-        if let Some(start) = view.in_use[index] {
-            let end = view.statement_end(start);
-            let renamed = (index + 1..end)
-                .any(|i| view.ident(i) == Some("self") && view.ident(i + 1) == Some("as"));
-            if renamed && view.written_path(index) == name {
-                rules.push(Rule::RenamedStandardCrate { name: name.into() });
-            }
         }
     }
     if name == "as"
@@ -181,6 +190,18 @@ fn ident_rules(view: &View<'_>, index: usize, name: &str) -> Vec<Rule> {
         let statement = index + 1..view.statement_end(index);
         if statement.clone().any(|i| view.punct(i, '$')) {
             rules.push(Rule::IndirectUse);
+        }
+        // `use std::{self as s}`, at any depth of braces.
+        let root = statement
+            .clone()
+            .find_map(|i| view.ident(i))
+            .filter(|root| STANDARD_CRATES.contains(root));
+        if let Some(root) = root
+            && statement
+                .clone()
+                .any(|i| view.ident(i) == Some("self") && view.ident(i + 1) == Some("as"))
+        {
+            rules.push(Rule::RenamedStandardCrate { name: root.into() });
         }
         if let Some(star) = statement.clone().find(|&i| view.punct(i, '*')) {
             // The path the glob imports from: what precedes `::*`.
@@ -250,20 +271,37 @@ fn attribute_rules(
         .filter(|name| FORBIDDEN_ATTRIBUTES.contains(name))
         .map(|name| Rule::ForbiddenAttribute { name: name.into() })
         .collect();
-    // Documentation is text, never code.
-    if view.ident(index + 2) == Some("doc") {
+    // Messages and documentation are text, never code.
+    if view
+        .ident(index + 2)
+        .is_some_and(|name| MESSAGE_ATTRIBUTES.contains(&name))
+    {
         return rules;
     }
     for inner in index + 2..close {
         let Some(Kind::Literal(literal)) = view.kind(inner) else {
             continue;
         };
+        let key = view
+            .punct(inner - 1, '=')
+            .then(|| view.ident(inner - 2))
+            .flatten();
+        if key.is_some_and(|key| MESSAGE_KEYS.contains(&key)) {
+            continue;
+        }
         let Some(code) = code_in_string(literal) else {
             continue;
         };
         if depth >= MAX_CODE_STRING_DEPTH {
             rules.push(Rule::IndirectAttribute);
             continue;
+        }
+        // A bound or a path, not a place for items (whose names no check of the block sees).
+        if code.iter().any(|token| {
+            matches!(&token.kind, Kind::Ident(name)
+                if ITEM_KEYWORDS.contains(&name.as_str()) || ["impl", "use", "macro_rules"].contains(&name.as_str()))
+        }) {
+            rules.push(Rule::ItemInAttributeString);
         }
         rules.extend(
             scan_at_depth(&code, context, depth + 1)
@@ -273,6 +311,22 @@ fn attribute_rules(
     }
     rules
 }
+
+/// Attributes whose strings are messages: their text is never read as code.
+const MESSAGE_ATTRIBUTES: &[&str] = &["doc", "must_use", "deprecated", "error", "diagnostic"];
+/// Keys of a derive's attributes whose strings are names or messages (`#[serde(rename = "…")]`),
+/// not code.
+const MESSAGE_KEYS: &[&str] = &[
+    "rename",
+    "alias",
+    "rename_all",
+    "rename_all_fields",
+    "tag",
+    "content",
+    "expecting",
+    "note",
+    "since",
+];
 
 /// The names of the attributes in the attribute tokens `start..end`: the path it starts with,
 /// and, through `cfg_attr(predicate, attributes…)` and `unsafe(attribute)`, the attributes it

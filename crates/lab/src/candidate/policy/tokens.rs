@@ -181,7 +181,8 @@ impl<'a> View<'a> {
                 let close = view.partner[index];
                 view.macro_input[index..=close].fill(true);
             }
-            if view.ident(index) == Some("use") {
+            // A `use` inside another's declaration starts none of its own.
+            if view.ident(index) == Some("use") && view.in_use[index].is_none() {
                 let end = view.statement_end(index);
                 view.in_use[index..end].fill(Some(index));
             }
