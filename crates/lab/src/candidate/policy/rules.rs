@@ -150,10 +150,8 @@ fn ident_rules(view: &View<'_>, index: usize, name: &str) -> Vec<Rule> {
         let path = view.written_path(index);
         rules.push(Rule::ForbiddenModule { path });
     }
-    if STANDARD_CRATES.contains(&name) {
-        if view.ident(index + 1) == Some("as") {
-            rules.push(Rule::RenamedStandardCrate { name: name.into() });
-        }
+    if STANDARD_CRATES.contains(&name) && view.ident(index + 1) == Some("as") {
+        rules.push(Rule::RenamedStandardCrate { name: name.into() });
     }
     if name == "as"
         && let Some(alias) = view.ident(index + 1)
