@@ -57,7 +57,14 @@ pub fn run(command: CandidateCommand) -> ExitCode {
         }
     };
     if args.json {
-        println!("{}", serde_json::json!(verdict));
+        // Fields in the documented order: outcome, stage, reason.
+        match serde_json::to_string(&verdict) {
+            Ok(line) => println!("{line}"),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+        }
     } else if verdict.outcome == "passed" {
         println!("passed: {}", verdict.reason);
     } else {
