@@ -165,9 +165,15 @@ const SYSTEM_READABLE: &[&str] = &[
 const SYSTEM_WRITABLE: &[&str] = &["/dev/null"];
 
 /// Builds binary `bin` of the cargo project at `project_dir`, offline, in release, statically
-/// linked (a sandboxed program cannot open shared libraries), in the confined view; returns the
-/// binary's path.
-pub fn build(project_dir: &Path, bin: &str, config: &BuildConfig) -> Result<PathBuf, BuildFailure> {
+/// linked (a sandboxed program cannot open shared libraries), in the confined view, and copies
+/// it to `destination`. Builds into one target folder take turns, across processes too: the
+/// binary copied is always the one this build made.
+pub fn build(
+    project_dir: &Path,
+    bin: &str,
+    config: &BuildConfig,
+    destination: &Path,
+) -> Result<(), BuildFailure> {
     let toolchain = Toolchain::discover()?;
     // Cargo runs in the project folder: relative paths would point elsewhere from there.
     let absolute = |path: &Path| {
@@ -185,6 +191,11 @@ pub fn build(project_dir: &Path, bin: &str, config: &BuildConfig) -> Result<Path
         std::fs::create_dir_all(dir)
             .map_err(|error| environment(format!("creating {}: {error}", dir.display())))?;
     }
+    let lock_path = config.target_dir.join(".build-lock");
+    let lock = std::fs::File::create(&lock_path)
+        .and_then(|file| file.lock().map(|()| file))
+        .map_err(|error| environment(format!("locking {}: {error}", lock_path.display())))?;
+    claim_target(&config.target_dir, project_dir)?;
     if let Some(registry) = &toolchain.registry {
         link_registry(&cargo_home.join("registry"), registry)?;
     }
@@ -252,14 +263,61 @@ pub fn build(project_dir: &Path, bin: &str, config: &BuildConfig) -> Result<Path
         });
     }
     let binary = config.target_dir.join(&triple).join("release").join(bin);
-    if binary.is_file() {
-        Ok(binary)
-    } else {
-        Err(environment(format!(
+    if !binary.is_file() {
+        return Err(environment(format!(
             "cargo succeeded but {} is missing",
             binary.display()
-        )))
+        )));
     }
+    if let Some(folder) = destination.parent() {
+        std::fs::create_dir_all(folder)
+            .map_err(|error| environment(format!("creating {}: {error}", folder.display())))?;
+    }
+    std::fs::copy(&binary, destination).map_err(|error| {
+        environment(format!(
+            "copying {} to {}: {error}",
+            binary.display(),
+            destination.display()
+        ))
+    })?;
+    drop(lock);
+    Ok(())
+}
+
+/// Cargo judges freshness by modification times and names a path package's outputs without
+/// its folder: after a build of another project with the same package name, sources written
+/// before that build ended would pass for built. When the target folder last built another
+/// project, every file of this one is dated now, so cargo rebuilds it from its own sources.
+fn claim_target(target_dir: &Path, project_dir: &Path) -> Result<(), BuildFailure> {
+    let record = target_dir.join(".last-project");
+    let project = project_dir.as_os_str().as_encoded_bytes();
+    if std::fs::read(&record).is_ok_and(|last| last == project) {
+        return Ok(());
+    }
+    let now = std::time::SystemTime::now();
+    let mut folders = vec![project_dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let entries = std::fs::read_dir(&folder)
+            .map_err(|error| environment(format!("reading {}: {error}", folder.display())))?;
+        for entry in entries {
+            let entry = entry.map_err(|error| environment(error.to_string()))?;
+            let path = entry.path();
+            let kind = entry
+                .file_type()
+                .map_err(|error| environment(error.to_string()))?;
+            if kind.is_dir() && path != target_dir {
+                folders.push(path);
+            } else if kind.is_file() {
+                std::fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|file| file.set_modified(now))
+                    .map_err(|error| environment(format!("dating {}: {error}", path.display())))?;
+            }
+        }
+    }
+    std::fs::write(&record, project)
+        .map_err(|error| environment(format!("writing {}: {error}", record.display())))
 }
 
 /// The whole environment of a build: nothing is inherited.

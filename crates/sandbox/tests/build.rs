@@ -59,7 +59,9 @@ fn build_project(
         time_limit,
         ..BuildConfig::new(dir.join("target"))
     };
-    build(&project, "probe", &config)
+    let binary = dir.join("probe-binary");
+    build(&project, "probe", &config, &binary)?;
+    Ok(binary)
 }
 
 /// A build script that records its environment and tries every forbidden read and connection,
@@ -227,31 +229,42 @@ fn a_build_given_relative_paths_builds_where_they_point() {
 }
 
 #[test]
-fn builds_sharing_a_target_folder_can_start_together() {
+fn builds_sharing_a_target_folder_take_turns_and_each_gets_its_own_binary() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("target");
+    // The same package and binary name in every project: only the turn-taking keeps one
+    // build's binary from being copied out as another's.
     let builds: Vec<_> = (0..4)
         .map(|number| {
             let project = dir.path().join(format!("project-{number}"));
+            let binary = dir.path().join(format!("binary-{number}"));
             let target = target.clone();
             std::thread::spawn(move || {
                 std::fs::create_dir_all(project.join("src")).unwrap();
                 std::fs::write(
                     project.join("Cargo.toml"),
-                    format!("[package]\nname = \"probe{number}\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\n[workspace]\n"),
+                    "[package]\nname = \"probe\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\n[workspace]\n",
                 )
                 .unwrap();
-                std::fs::write(project.join("src/main.rs"), "fn main() {}\n").unwrap();
-                build(&project, &format!("probe{number}"), &BuildConfig::new(target))
+                std::fs::write(
+                    project.join("src/main.rs"),
+                    format!("fn main() {{ println!(\"{number}\"); }}\n"),
+                )
+                .unwrap();
+                build(&project, "probe", &BuildConfig::new(target), &binary).map(|()| binary)
             })
         })
         .collect();
-    for build in builds {
+    for (number, build) in builds.into_iter().enumerate() {
         let binary = build
             .join()
             .unwrap()
             .unwrap_or_else(|failure| panic!("{failure}"));
-        assert!(binary.is_file());
+        let output = std::process::Command::new(&binary).output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim(),
+            number.to_string()
+        );
     }
 }
 

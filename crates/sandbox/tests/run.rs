@@ -54,7 +54,8 @@ fn probes() -> &'static Vec<(String, PathBuf)> {
         PROBE_NAMES
             .iter()
             .map(|name| {
-                let binary = build(&project, name, &config)
+                let binary = cache.join("binaries").join(name);
+                build(&project, name, &config, &binary)
                     .unwrap_or_else(|failure| panic!("building probe {name}: {failure}"));
                 (name.to_string(), binary)
             })

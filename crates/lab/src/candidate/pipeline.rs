@@ -24,15 +24,10 @@ pub enum PipelineError {
     Workspace(#[from] WorkspaceError),
     #[error(transparent)]
     Smoke(#[from] SmokeError),
-    #[error("copying the candidate binary to {path}: {source}")]
-    Copy {
-        path: PathBuf,
-        source: std::io::Error,
-    },
 }
 
 /// Turns edit proposals into built, smoke-tested binaries. Candidates share one workspace
-/// folder and one target folder, so builds run one at a time.
+/// folder and one target folder, so builds run one at a time, across processes too.
 #[derive(Debug)]
 pub struct Candidates {
     project: Project,
@@ -107,26 +102,32 @@ impl Candidates {
                 .last_build
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
+            // Another lab process may build in the same cache: it waits for this one.
+            let _workspace_lock = lock_workspace(&self.workspace)?;
             let workspace = self
                 .project
                 .materialize(&self.workspace, &patched, *last_build)?;
-            let built = build(&workspace, self.project.binary(), &self.build);
+            let built = build(&workspace, self.project.binary(), &self.build, destination);
             *last_build = SystemTime::now();
-            let binary = match built {
-                Ok(binary) => binary,
-                Err(failure) => return Ok(Err(Rejection::Build(failure))),
-            };
-            if let Some(folder) = destination.parent() {
-                std::fs::create_dir_all(folder).map_err(|source| PipelineError::Copy {
-                    path: destination.to_path_buf(),
-                    source,
-                })?;
+            if let Err(failure) = built {
+                return Ok(Err(Rejection::Build(failure)));
             }
-            std::fs::copy(&binary, destination).map_err(|source| PipelineError::Copy {
-                path: destination.to_path_buf(),
-                source,
-            })?;
         }
         Ok(smoke_test(destination, smoke)?)
     }
+}
+
+/// An exclusive lock, across processes, on the candidate workspace at `workspace`.
+fn lock_workspace(workspace: &Path) -> Result<std::fs::File, WorkspaceError> {
+    let path = workspace.with_extension("lock");
+    let write_error = |source| WorkspaceError::Write {
+        path: path.clone(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(write_error)?;
+    }
+    let file = std::fs::File::create(&path).map_err(write_error)?;
+    file.lock().map_err(write_error)?;
+    Ok(file)
 }

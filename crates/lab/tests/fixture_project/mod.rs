@@ -3,16 +3,11 @@
 //! that sources written right after another build are never mistaken for already built.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use codeclab_lab::candidate::SourceTree;
 use codeclab_sandbox::{BuildConfig, BuildFailure, build};
-
-/// Parallel tests share the target folders; the lock keeps them from building over each other's
-/// binaries.
-static WORKSPACES: Mutex<()> = Mutex::new(());
 
 /// One fixture project and the binary it builds.
 pub struct FixtureProject {
@@ -42,9 +37,6 @@ impl FixtureProject {
         time_limit: Duration,
     ) -> Result<PathBuf, BuildFailure> {
         static BUILT: AtomicU64 = AtomicU64::new(0);
-        let _guard = WORKSPACES
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let root =
             Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{workspace}", self.name));
         let number = BUILT.fetch_add(1, Ordering::Relaxed);
@@ -56,9 +48,8 @@ impl FixtureProject {
             time_limit,
             ..BuildConfig::new(root.join("target"))
         };
-        let binary = build(&project, self.binary, &config)?;
         let copy = root.join(format!("{}-{}-{number}", self.binary, std::process::id()));
-        std::fs::copy(&binary, &copy).unwrap();
+        build(&project, self.binary, &config, &copy)?;
         Ok(copy)
     }
 }
