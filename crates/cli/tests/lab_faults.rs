@@ -107,14 +107,14 @@ fn slow_codec(dir: &Path, delay: f64) -> PathBuf {
     std::fs::create_dir_all(&project).unwrap();
     std::fs::copy(fixture.join("Cargo.toml"), project.join("Cargo.toml")).unwrap();
     slowed.write(&project).unwrap();
-    let built = build(
+    let path = dir.join("slow-codec");
+    build(
         &project,
         "y4m-codec",
         &BuildConfig::new(cache.join("target")),
+        &path,
     )
     .unwrap_or_else(|failure| panic!("building the slow codec: {failure}"));
-    let path = dir.join("slow-codec");
-    std::fs::copy(built, &path).unwrap();
     path
 }
 
