@@ -2,6 +2,7 @@
 //! with a strength that grows with QP. Vertical edges first, then horizontal ones, over the
 //! whole picture, identically in the encoder and the decoder.
 
+use crate::inter::mvpred::{Motion, Vector};
 use crate::partition::{MAX_TX_LOG2, UNIT_LOG2, UnitGrid, UnitInfo};
 use crate::picture::{PaddedPlane, Picture};
 
@@ -38,16 +39,24 @@ fn tc(q: i32) -> i32 {
 fn strength(a: &UnitInfo, b: &UnitInfo) -> u8 {
     if a.intra || b.intra {
         2
-    } else if a.luma_coded
-        || b.luma_coded
-        || a.ref_idx != b.ref_idx
-        || (a.mv.x - b.mv.x).abs() >= 4
-        || (a.mv.y - b.mv.y).abs() >= 4
-    {
+    } else if a.luma_coded || b.luma_coded || motion_differs(&a.motion, &b.motion) {
         1
     } else {
         0
     }
+}
+
+/// Different references, a different number of vectors, or vectors a whole sample apart.
+fn motion_differs(a: &Motion, b: &Motion) -> bool {
+    let apart = |a: &Vector, b: &Vector| {
+        a.ref_idx != b.ref_idx || (a.mv.x - b.mv.x).abs() >= 4 || (a.mv.y - b.mv.y).abs() >= 4
+    };
+    apart(&a.first, &b.first)
+        || match (&a.second, &b.second) {
+            (None, None) => false,
+            (Some(a), Some(b)) => apart(a, b),
+            _ => true,
+        }
 }
 
 /// Filters four lines across one luma edge; `step` crosses the edge, `along` moves to the next

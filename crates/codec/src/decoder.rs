@@ -2,12 +2,13 @@
 //! same `CodedCu` the encoder produced and reconstructs them with the shared code.
 
 use crate::bitstream::header::DecoderLimits;
-use crate::bitstream::{Crc32, SequenceHeader, read_exact, read_size};
+use crate::bitstream::{Crc32, SequenceHeader, read_exact, read_signed, read_size};
 use crate::deblock::{DeblockParams, deblock};
 use crate::entropy::{Contexts, RangeDecoder};
 use crate::error::{CodecError, Result};
-use crate::inter::mv_in_bounds;
-use crate::inter::mvpred::{Motion, merge_candidates, predict_mv};
+use crate::gop::{FrameKind, PictureBuffer};
+use crate::inter::mvpred::{Motion, Vector, merge_candidates, predict_mv};
+use crate::inter::{Mv, mv_in_bounds};
 use crate::intra::DC;
 use crate::partition::{SB_SIZE, UNIT_LOG2, UnitGrid, inside};
 use crate::picture::Picture;
@@ -17,12 +18,12 @@ use crate::syntax::{
     read_mvd, read_truncated_unary,
 };
 use codeclab_video::{Frame, VideoFormat};
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::io::Read;
 
-/// Frame types in the frame packet.
-pub const KEY_FRAME: u8 = 0;
-pub const PREDICTED_FRAME: u8 = 1;
+/// Frames a decoder holds back for display order: a packet's display index may lead the next
+/// frame to show by less than this.
+pub const MAX_REORDER: u64 = 32;
 
 /// Coded size: the display size rounded up to whole 8x8 luma blocks.
 pub fn coded_size(format: &VideoFormat) -> (usize, usize) {
@@ -37,7 +38,11 @@ pub struct Decoder<R: Read> {
     reader: R,
     header: SequenceHeader,
     coded: (usize, usize),
-    references: VecDeque<Picture>,
+    pictures: PictureBuffer<Picture>,
+    /// Decoded frames waiting for their turn in display order.
+    waiting: BTreeMap<u64, Frame<u8>>,
+    next_display: u64,
+    last_poc: u64,
     crc: Crc32,
     max_packet: u64,
     finished: bool,
@@ -57,9 +62,12 @@ impl<R: Read> Decoder<R> {
         let max_packet = 64 * (coded.0 * coded.1) as u64 + 4096;
         Ok(Decoder {
             reader,
+            pictures: PictureBuffer::new(header.reference_frames),
             header,
             coded,
-            references: VecDeque::new(),
+            waiting: BTreeMap::new(),
+            next_display: 0,
+            last_poc: 0,
             crc,
             max_packet,
             finished: false,
@@ -74,11 +82,26 @@ impl<R: Read> Decoder<R> {
         self.header.format
     }
 
-    /// The next decoded frame, or `None` after the last one (the checksum has then been verified).
+    /// The next decoded frame in display order, or `None` after the last one (the checksum has
+    /// then been verified).
     pub fn next_frame(&mut self) -> Result<Option<Frame<u8>>> {
-        if self.finished {
-            return Ok(None);
+        loop {
+            if let Some(frame) = self.waiting.remove(&self.next_display) {
+                self.next_display += 1;
+                return Ok(Some(frame));
+            }
+            if self.finished {
+                if self.waiting.is_empty() {
+                    return Ok(None);
+                }
+                return Err(CodecError::Corrupt("a frame is missing from display order"));
+            }
+            self.read_packet()?;
         }
+    }
+
+    /// Reads and decodes one packet, or the end marker and checksum.
+    fn read_packet(&mut self) -> Result<()> {
         let size = read_size(&mut self.reader, &mut self.crc)?;
         if size == 0 {
             let mut stored = [0u8; 4];
@@ -87,7 +110,7 @@ impl<R: Read> Decoder<R> {
             if u32::from_le_bytes(stored) != self.crc.value() {
                 return Err(CodecError::ChecksumMismatch);
             }
-            return Ok(None);
+            return Ok(());
         }
         if size > self.max_packet {
             return Err(CodecError::Corrupt(
@@ -97,37 +120,47 @@ impl<R: Read> Decoder<R> {
         let mut packet = vec![0u8; size as usize];
         read_exact(&mut self.reader, &mut packet)?;
         self.crc.update(&packet);
-        let picture = self.decode_packet(&packet)?;
+        let (kind, poc, picture) = self.decode_packet(&packet)?;
         let frame = picture.to_frame(self.header.format.width, self.header.format.height);
-        self.references.push_front(picture);
-        self.references
-            .truncate(usize::from(self.header.reference_frames));
-        Ok(Some(frame))
+        self.pictures.insert(poc, kind, picture)?;
+        self.waiting.insert(poc, frame);
+        Ok(())
     }
 
-    fn decode_packet(&mut self, packet: &[u8]) -> Result<Picture> {
-        let [frame_type, qp, payload @ ..] = packet else {
+    fn decode_packet(&mut self, packet: &[u8]) -> Result<(FrameKind, u64, Picture)> {
+        let [kind, qp, rest @ ..] = packet else {
             return Err(CodecError::Corrupt("frame packet too short"));
         };
-        let (frame_type, qp) = (*frame_type, *qp);
+        let (kind, qp) = (FrameKind::from_code(*kind)?, *qp);
         if qp > crate::quant::MAX_QP {
             return Err(CodecError::Corrupt("QP out of range"));
         }
-        match frame_type {
-            KEY_FRAME => self.references.clear(),
-            PREDICTED_FRAME if !self.references.is_empty() => {}
-            PREDICTED_FRAME => {
-                return Err(CodecError::Corrupt("predicted frame without a reference"));
-            }
-            _ => return Err(CodecError::Corrupt("unknown frame type")),
+        let (delta, used) = read_signed(rest)?;
+        let payload = &rest[used..];
+        let poc = i64::try_from(self.last_poc)
+            .ok()
+            .and_then(|last| last.checked_add(delta))
+            .and_then(|poc| u64::try_from(poc).ok())
+            .ok_or(CodecError::Corrupt("display index out of range"))?;
+        if poc < self.next_display
+            || poc >= self.next_display + MAX_REORDER
+            || self.waiting.contains_key(&poc)
+        {
+            return Err(CodecError::Corrupt("display index out of order"));
+        }
+        self.last_poc = poc;
+        self.pictures.prepare(kind);
+        let references = self.pictures.references(poc, kind);
+        if kind != FrameKind::Key && references.is_empty() {
+            return Err(CodecError::Corrupt("predicted frame without a reference"));
         }
         let mut frame = FrameDecoder {
             header: &self.header,
             coded: self.coded,
-            references: self.references.make_contiguous(),
+            references: &references,
             qp,
             chroma_qp: chroma_qp(qp, self.header.chroma_qp_offset),
-            predicted: frame_type == PREDICTED_FRAME,
+            kind,
             reader: RangeDecoder::new(payload),
             contexts: Contexts::default(),
             grid: UnitGrid::new(self.coded.0, self.coded.1),
@@ -154,18 +187,19 @@ impl<R: Read> Decoder<R> {
                 },
             );
         }
-        frame.picture.extend_edges();
-        Ok(frame.picture)
+        let mut picture = frame.picture;
+        picture.extend_edges();
+        Ok((kind, poc, picture))
     }
 }
 
 struct FrameDecoder<'a> {
     header: &'a SequenceHeader,
     coded: (usize, usize),
-    references: &'a [Picture],
+    references: &'a [&'a Picture],
     qp: u8,
     chroma_qp: u8,
-    predicted: bool,
+    kind: FrameKind,
     reader: RangeDecoder<'a>,
     contexts: Contexts,
     grid: UnitGrid,
@@ -210,7 +244,7 @@ impl FrameDecoder<'_> {
         let r = &mut self.reader;
         let ctx = &mut self.contexts;
         let mut skip = false;
-        let intra = if self.predicted {
+        let intra = if self.kind != FrameKind::Key {
             skip = r.bit(&mut ctx.skip[neighbour_count(&self.grid, cx, cy, |i| i.skip)]);
             !skip && r.bit(&mut ctx.intra[neighbour_count(&self.grid, cx, cy, |i| i.intra)])
         } else {
@@ -231,24 +265,51 @@ impl FrameDecoder<'_> {
             }
         } else {
             let reference_count = self.references.len();
+            let bi_predicted = self.kind.bi_predicted();
             let merged = skip || r.bit(&mut ctx.merge_flag);
             let (motion, merge_index, mvd) = if merged {
                 let count = usize::from(self.header.merge_candidates);
                 let index = read_truncated_unary(r, &mut ctx.merge_index, count);
-                let list = merge_candidates(&self.grid, cx, cy, size_units, count, reference_count);
-                (list[index], Some(index as u8), crate::inter::Mv::ZERO)
+                let list = merge_candidates(
+                    &self.grid,
+                    cx,
+                    cy,
+                    size_units,
+                    count,
+                    reference_count,
+                    bi_predicted,
+                );
+                (list[index], Some(index as u8), [Mv::ZERO; 2])
             } else {
-                let ref_idx = read_truncated_unary(r, &mut ctx.ref_idx, reference_count) as u8;
-                let mvd = read_mvd(r, ctx)?;
-                let mvp = predict_mv(&self.grid, cx, cy, size_units, ref_idx);
-                let mv =
-                    crate::inter::Mv::new(mvp.x.saturating_add(mvd.x), mvp.y.saturating_add(mvd.y));
-                (Motion { ref_idx, mv }, None, mvd)
+                let two = bi_predicted && r.bit(&mut ctx.bi);
+                let read_vector = |r: &mut RangeDecoder, ctx: &mut Contexts| -> Result<_> {
+                    let ref_idx = read_truncated_unary(r, &mut ctx.ref_idx, reference_count) as u8;
+                    let mvd = read_mvd(r, ctx)?;
+                    let mvp = predict_mv(&self.grid, cx, cy, size_units, ref_idx);
+                    let mv = Mv::new(mvp.x.saturating_add(mvd.x), mvp.y.saturating_add(mvd.y));
+                    Ok((Vector { ref_idx, mv }, mvd))
+                };
+                let (first, first_mvd) = read_vector(r, ctx)?;
+                let second = if two {
+                    Some(read_vector(r, ctx)?)
+                } else {
+                    None
+                };
+                (
+                    Motion {
+                        first,
+                        second: second.map(|(v, _)| v),
+                    },
+                    None,
+                    [first_mvd, second.map_or(Mv::ZERO, |(_, d)| d)],
+                )
             };
-            if usize::from(motion.ref_idx) >= reference_count
-                || !mv_in_bounds(x, y, size, size, motion.mv, self.coded)
-            {
-                return Err(CodecError::Corrupt("motion vector outside the reference"));
+            for vector in motion.vectors() {
+                if usize::from(vector.ref_idx) >= reference_count
+                    || !mv_in_bounds(x, y, size, size, vector.mv, self.coded)
+                {
+                    return Err(CodecError::Corrupt("motion vector outside the reference"));
+                }
             }
             Prediction::Inter {
                 motion,

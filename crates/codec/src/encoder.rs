@@ -1,15 +1,14 @@
 //! The encoder: rate-distortion optimised choice of partition, prediction and levels for each
 //! superblock, then the real entropy-coding pass over the decisions.
 
-use crate::bitstream::{Crc32, SequenceHeader, write_size};
+use crate::bitstream::{Crc32, SequenceHeader, write_signed, write_size};
 use crate::deblock::{DeblockParams, deblock};
-use crate::decoder::{
-    KEY_FRAME, PREDICTED_FRAME, coded_size, split_context, split_is_coded, split_is_implied,
-};
+use crate::decoder::{coded_size, split_context, split_is_coded, split_is_implied};
 use crate::entropy::{Contexts, CostCounter, RangeEncoder, Writer};
 use crate::error::{CodecError, Result};
 use crate::genome::Genome;
-use crate::inter::mvpred::{Motion, merge_candidates, predict_mv};
+use crate::gop::{FrameKind, PictureBuffer, Scheduled, mini_gop_order};
+use crate::inter::mvpred::{Motion, Vector, merge_candidates, predict_mv};
 use crate::inter::search::{HalfSamplePlanes, SearchParams, search};
 use crate::inter::{Mv, mv_in_bounds};
 use crate::intra::{DC, Edges, HORIZONTAL, MODE_COUNT, PLANAR, VERTICAL, predict};
@@ -19,7 +18,7 @@ use crate::quant::quantize;
 use crate::ratecontrol::{RateController, RateMode};
 use crate::rdo::{RdCost, lambda, satd, sse};
 use crate::reconstruct::{
-    CodedCu, Prediction, add_residual, chroma_qp, commit_info, predict_inter, reconstruct_cu,
+    CodedCu, Prediction, add_residual, chroma_qp, commit_info, predict_motion, reconstruct_cu,
 };
 use crate::residual::{levels_cost, write_levels};
 use crate::syntax::{
@@ -31,13 +30,21 @@ use codeclab_video::{ChromaSampling, Frame, VideoFormat};
 use std::collections::VecDeque;
 
 /// One coded frame: the bytes to append to the stream (the header before the first frame) and
-/// the encoder's reconstruction, which the decoder reproduces exactly.
+/// the encoder's reconstruction, which the decoder reproduces exactly. Frames come in coding
+/// order; `display_index` places each in display order.
 #[derive(Clone, Debug)]
 pub struct EncodedFrame {
     pub bytes: Vec<u8>,
     pub reconstruction: Frame<u8>,
-    pub key: bool,
+    pub display_index: u64,
+    pub kind: FrameKind,
     pub qp: u8,
+}
+
+/// A coded picture kept for prediction, with the half-sample planes motion search uses.
+struct Reference {
+    picture: Picture,
+    search: HalfSamplePlanes,
 }
 
 pub struct Encoder {
@@ -45,12 +52,16 @@ pub struct Encoder {
     genome: Genome,
     coded: (usize, usize),
     rate: RateController,
-    references: VecDeque<Picture>,
-    /// Half-sample interpolations of each reference's luma, for motion search.
-    search_planes: VecDeque<HalfSamplePlanes>,
+    pictures: PictureBuffer<Reference>,
+    /// Source pictures received and not yet coded, in display order from `waiting_from`.
+    waiting: VecDeque<Picture>,
+    waiting_from: u64,
+    /// Display index of the last anchor coded.
+    last_anchor: Option<u64>,
+    /// Display index of the last frame coded (packets code theirs relative to it).
+    last_poc: u64,
     frames: u64,
     crc: Crc32,
-    source: Picture,
 }
 
 impl Encoder {
@@ -83,18 +94,20 @@ impl Encoder {
             mode,
             format.fps.as_f64(),
             format.width * format.height,
-            genome.p_frame_qp_offset,
+            &genome,
         );
         Ok(Encoder {
             header: SequenceHeader::new(format, &genome),
+            pictures: PictureBuffer::new(genome.reference_frames),
             genome,
             coded,
             rate,
-            references: VecDeque::new(),
-            search_planes: VecDeque::new(),
+            waiting: VecDeque::new(),
+            waiting_from: 0,
+            last_anchor: None,
+            last_poc: 0,
             frames: 0,
             crc: Crc32::default(),
-            source: Picture::new(coded.0, coded.1),
         })
     }
 
@@ -102,55 +115,23 @@ impl Encoder {
         self.header.format
     }
 
-    /// Encodes the next frame.
-    pub fn encode_frame(&mut self, frame: &Frame<u8>) -> Result<EncodedFrame> {
+    /// Takes the next frame in display order; returns the frames this completes, in coding
+    /// order (none while a mini-GOP is still being gathered).
+    pub fn encode_frame(&mut self, frame: &Frame<u8>) -> Result<Vec<EncodedFrame>> {
         if !frame.matches(&self.header.format) {
             return Err(CodecError::FrameMismatch);
         }
-        let mut bytes = Vec::new();
-        if self.frames == 0 {
-            bytes.extend_from_slice(&self.header.to_bytes());
-        }
-        let key = self.frames.is_multiple_of(u64::from(self.genome.keyint));
-        let qp = self.rate.frame_qp(key);
-        if key {
-            self.references.clear();
-            self.search_planes.clear();
-        }
-        self.source.load(frame);
-        self.source.extend_edges();
-        let mut frame_encoder = FrameEncoder::new(self, qp, key);
-        let payload = frame_encoder.encode();
-        let picture = frame_encoder.picture;
-        let mut packet = Vec::with_capacity(payload.len() + 2);
-        packet.push(if key { KEY_FRAME } else { PREDICTED_FRAME });
-        packet.push(qp);
-        packet.extend_from_slice(&payload);
-        write_size(&mut bytes, packet.len() as u64);
-        bytes.extend_from_slice(&packet);
-        self.rate.record(key, qp, bytes.len());
-        self.crc.update(&bytes);
-        let reconstruction = picture.to_frame(self.header.format.width, self.header.format.height);
-        let keep = usize::from(self.genome.reference_frames);
-        // Only when the next frame predicts from this one.
-        if !(self.frames + 1).is_multiple_of(u64::from(self.genome.keyint)) {
-            self.search_planes
-                .push_front(HalfSamplePlanes::new(&picture.planes[0]));
-            self.search_planes.truncate(keep);
-        }
-        self.references.push_front(picture);
-        self.references.truncate(keep);
-        self.frames += 1;
-        Ok(EncodedFrame {
-            bytes,
-            reconstruction,
-            key,
-            qp,
-        })
+        let mut source = Picture::new(self.coded.0, self.coded.1);
+        source.load(frame);
+        source.extend_edges();
+        self.waiting.push_back(source);
+        self.code_ready(false)
     }
 
-    /// The end of the stream: end marker and checksum (with the header if no frame was coded).
-    pub fn finish(mut self) -> Vec<u8> {
+    /// Codes the frames still waiting, then ends the stream: the last frames, and the end marker
+    /// and checksum (with the header if no frame was coded).
+    pub fn finish(mut self) -> Result<(Vec<EncodedFrame>, Vec<u8>)> {
+        let frames = self.code_ready(true)?;
         let mut bytes = Vec::new();
         if self.frames == 0 {
             bytes.extend_from_slice(&self.header.to_bytes());
@@ -158,7 +139,132 @@ impl Encoder {
         write_size(&mut bytes, 0);
         self.crc.update(&bytes);
         bytes.extend_from_slice(&self.crc.value().to_le_bytes());
-        bytes
+        Ok((frames, bytes))
+    }
+
+    /// Codes every mini-GOP whose frames have all arrived (with `flush`, the rest too).
+    fn code_ready(&mut self, flush: bool) -> Result<Vec<EncodedFrame>> {
+        let mut out = Vec::new();
+        while let Some(group) = self.next_group(flush) {
+            let end = group
+                .iter()
+                .map(|(s, _)| s.poc)
+                .max()
+                .unwrap_or(self.waiting_from);
+            for (scheduled, kind) in group {
+                out.push(self.code_frame(scheduled, kind)?);
+            }
+            let done = (end + 1 - self.waiting_from) as usize;
+            self.waiting.drain(..done);
+            self.waiting_from = end + 1;
+        }
+        Ok(out)
+    }
+
+    fn is_key_position(&self, poc: u64) -> bool {
+        poc.is_multiple_of(u64::from(self.genome.keyint))
+    }
+
+    // EVOLVE-BLOCK-START gop_structure
+    /// The next mini-GOP in coding order with each frame's kind: a key frame alone, or the
+    /// frames up to the next anchor (`mini_gop` frames after the last one, fewer before a key
+    /// frame or at the end of the clip), the anchor first.
+    fn next_group(&self, flush: bool) -> Option<Vec<(Scheduled, FrameKind)>> {
+        let first = self.waiting_from;
+        let received = self.waiting.len() as u64;
+        if received == 0 {
+            return None;
+        }
+        let Some(previous) = self.last_anchor.filter(|_| !self.is_key_position(first)) else {
+            let key = Scheduled {
+                poc: first,
+                layer: 0,
+                reference: true,
+            };
+            return Some(vec![(key, FrameKind::Key)]);
+        };
+        let mut anchor = previous + u64::from(self.genome.mini_gop);
+        let last_received = first + received - 1;
+        if anchor > last_received {
+            if !flush {
+                return None;
+            }
+            anchor = last_received;
+        }
+        // Key frames start mini-GOPs of their own.
+        if let Some(key) = (first + 1..=anchor).find(|&poc| self.is_key_position(poc)) {
+            anchor = key - 1;
+        }
+        let order = mini_gop_order(previous, anchor);
+        Some(
+            order
+                .into_iter()
+                .map(|s| {
+                    let kind = if s.layer == 0 {
+                        FrameKind::Predicted
+                    } else {
+                        FrameKind::Bi {
+                            reference: s.reference,
+                        }
+                    };
+                    (s, kind)
+                })
+                .collect(),
+        )
+    }
+    // EVOLVE-BLOCK-END
+
+    fn code_frame(&mut self, scheduled: Scheduled, kind: FrameKind) -> Result<EncodedFrame> {
+        let poc = scheduled.poc;
+        let mut bytes = Vec::new();
+        if self.frames == 0 {
+            bytes.extend_from_slice(&self.header.to_bytes());
+        }
+        let qp = self.rate.frame_qp(kind, scheduled.layer);
+        self.pictures.prepare(kind);
+        let references = self.pictures.references(poc, kind);
+        let pictures: Vec<&Picture> = references.iter().map(|r| &r.picture).collect();
+        let search_planes: Vec<&HalfSamplePlanes> = references.iter().map(|r| &r.search).collect();
+        let source = &self.waiting[(poc - self.waiting_from) as usize];
+        let mut frame_encoder = FrameEncoder::new(
+            &self.genome,
+            &self.header,
+            self.coded,
+            source,
+            &pictures,
+            &search_planes,
+            qp,
+            kind,
+        );
+        let payload = frame_encoder.encode();
+        let picture = frame_encoder.picture;
+        let mut packet = Vec::with_capacity(payload.len() + 4);
+        packet.push(kind.code());
+        packet.push(qp);
+        write_signed(&mut packet, poc as i64 - self.last_poc as i64);
+        packet.extend_from_slice(&payload);
+        write_size(&mut bytes, packet.len() as u64);
+        bytes.extend_from_slice(&packet);
+        self.rate.record(kind, scheduled.layer, qp, bytes.len());
+        self.crc.update(&bytes);
+        let reconstruction = picture.to_frame(self.header.format.width, self.header.format.height);
+        if kind.is_reference() {
+            let search = HalfSamplePlanes::new(&picture.planes[0]);
+            self.pictures
+                .insert(poc, kind, Reference { picture, search })?;
+        }
+        if kind.is_anchor() {
+            self.last_anchor = Some(poc);
+        }
+        self.last_poc = poc;
+        self.frames += 1;
+        Ok(EncodedFrame {
+            bytes,
+            reconstruction,
+            display_index: poc,
+            kind,
+            qp,
+        })
     }
 }
 
@@ -173,42 +279,52 @@ struct FrameEncoder<'a> {
     header: &'a SequenceHeader,
     coded: (usize, usize),
     source: &'a Picture,
-    references: &'a [Picture],
-    search_planes: &'a [HalfSamplePlanes],
+    references: &'a [&'a Picture],
+    search_planes: &'a [&'a HalfSamplePlanes],
     qp: u8,
     chroma_qp: u8,
-    predicted: bool,
+    kind: FrameKind,
     rd: RdCost,
     lambda_sad: u64,
     contexts: Contexts,
     grid: UnitGrid,
     picture: Picture,
     cus: Vec<CodedCu>,
-    /// The last vector found by motion search: a starting point for the next blocks.
-    mv_hint: Mv,
+    /// The last vector found by motion search on each reference: a starting point for the
+    /// next blocks.
+    mv_hints: Vec<Mv>,
 }
 
 impl<'a> FrameEncoder<'a> {
-    fn new(encoder: &'a mut Encoder, qp: u8, key: bool) -> Self {
-        let lambda_value = lambda(qp, encoder.genome.lambda_scale);
-        let coded = encoder.coded;
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        genome: &'a Genome,
+        header: &'a SequenceHeader,
+        coded: (usize, usize),
+        source: &'a Picture,
+        references: &'a [&'a Picture],
+        search_planes: &'a [&'a HalfSamplePlanes],
+        qp: u8,
+        kind: FrameKind,
+    ) -> Self {
+        let lambda_value = lambda(qp, genome.lambda_scale);
         FrameEncoder {
-            genome: &encoder.genome,
-            header: &encoder.header,
+            genome,
+            header,
             coded,
-            source: &encoder.source,
-            references: encoder.references.make_contiguous(),
-            search_planes: encoder.search_planes.make_contiguous(),
+            source,
+            references,
+            search_planes,
             qp,
-            chroma_qp: chroma_qp(qp, encoder.genome.chroma_qp_offset),
-            predicted: !key,
+            chroma_qp: chroma_qp(qp, genome.chroma_qp_offset),
+            kind,
             rd: RdCost::new(lambda_value),
             lambda_sad: RdCost::lambda_sad(lambda_value),
             contexts: Contexts::default(),
             grid: UnitGrid::new(coded.0, coded.1),
             picture: Picture::new(coded.0, coded.1),
             cus: Vec::new(),
-            mv_hint: Mv::ZERO,
+            mv_hints: vec![Mv::ZERO; references.len()],
         }
     }
 
@@ -277,7 +393,7 @@ impl<'a> FrameEncoder<'a> {
             cu,
             self.header,
             self.references.len(),
-            self.predicted,
+            self.kind,
         );
     }
 
@@ -303,7 +419,7 @@ impl<'a> FrameEncoder<'a> {
         let mark = self.cus.len();
         let mut leaf: Option<(u64, CodedCu)> = None;
         // Intra blocks are searched up to 32x32, so key frames always split 64x64 nodes.
-        if !implied && (self.predicted || log2 <= MAX_TX_LOG2) {
+        if !implied && (self.kind != FrameKind::Key || log2 <= MAX_TX_LOG2) {
             let candidate = self.search_cu(x, y, log2);
             let rate = self.split_flag_cost(x, y, log2, false);
             let cost = candidate.cost.saturating_add(self.rd.cost(0, rate));
@@ -389,7 +505,7 @@ impl<'a> FrameEncoder<'a> {
             cu,
             self.header,
             self.references.len(),
-            self.predicted,
+            self.kind,
         );
         counter.cost
     }
@@ -405,7 +521,7 @@ impl<'a> FrameEncoder<'a> {
             }
         };
         let mut done = false;
-        if self.predicted {
+        if self.kind != FrameKind::Key {
             let (skip, merged) = self.search_merge(&source, x, y, log2);
             let merged_without_levels = merged.as_ref().is_some_and(|m| !has_levels(&m.cu));
             if let Some(candidate) = skip {
@@ -465,21 +581,16 @@ impl<'a> FrameEncoder<'a> {
             size >> UNIT_LOG2,
             count,
             self.references.len(),
+            self.kind.bi_predicted(),
         );
         let mut best_skip: Option<(Candidate, Prediction3)> = None;
         let mut tried: Vec<Motion> = Vec::new();
         for (index, &motion) in list.iter().enumerate() {
-            if tried.contains(&motion) || !mv_in_bounds(x, y, size, size, motion.mv, self.coded) {
+            if tried.contains(&motion) || !self.motion_in_bounds(x, y, size, &motion) {
                 continue;
             }
             tried.push(motion);
-            let pred = Prediction3::inter(
-                &self.references[usize::from(motion.ref_idx)],
-                x,
-                y,
-                size,
-                motion.mv,
-            );
+            let pred = Prediction3::inter(self.references, x, y, size, &motion);
             let distortion = pred.sse(source);
             let cu = CodedCu {
                 x,
@@ -489,7 +600,7 @@ impl<'a> FrameEncoder<'a> {
                 prediction: Prediction::Inter {
                     motion,
                     merge_index: Some(index as u8),
-                    mvd: Mv::ZERO,
+                    mvd: [Mv::ZERO; 2],
                 },
                 luma: vec![None; luma_blocks(log2)],
                 chroma: [None, None],
@@ -509,7 +620,42 @@ impl<'a> FrameEncoder<'a> {
         (Some(skip), Some(merged))
     }
 
-    /// Motion search on each reference, each result coded with a residual.
+    /// Every vector of `motion` stays inside its reference's border.
+    fn motion_in_bounds(&self, x: usize, y: usize, size: usize, motion: &Motion) -> bool {
+        motion
+            .vectors()
+            .all(|v| mv_in_bounds(x, y, size, size, v.mv, self.coded))
+    }
+
+    /// An inter coding unit with explicitly coded vectors.
+    fn coded_motion_cu(&self, x: usize, y: usize, log2: u32, motion: Motion) -> CodedCu {
+        let units = 1usize << (log2 - UNIT_LOG2);
+        let (cx, cy) = (x >> UNIT_LOG2, y >> UNIT_LOG2);
+        let difference = |v: Vector| {
+            let mvp = predict_mv(&self.grid, cx, cy, units, v.ref_idx);
+            Mv::new(v.mv.x - mvp.x, v.mv.y - mvp.y)
+        };
+        CodedCu {
+            x,
+            y,
+            log2,
+            skip: false,
+            prediction: Prediction::Inter {
+                motion,
+                merge_index: None,
+                mvd: [
+                    difference(motion.first),
+                    motion.second.map_or(Mv::ZERO, difference),
+                ],
+            },
+            luma: Vec::new(),
+            chroma: [None, None],
+        }
+    }
+
+    // EVOLVE-BLOCK-START inter_mode_decision
+    /// Motion search on each reference, each result coded with a residual; in bi-predicted
+    /// frames also the average of the two best.
     fn search_motion(
         &mut self,
         source: &SourceBlock,
@@ -520,15 +666,21 @@ impl<'a> FrameEncoder<'a> {
         let size = 1usize << log2;
         let (cx, cy) = (x >> UNIT_LOG2, y >> UNIT_LOG2);
         let units = size >> UNIT_LOG2;
-        let mut candidates = Vec::new();
-        let neighbours = merge_candidates(&self.grid, cx, cy, units, 3, 1);
+        let mut candidates: Vec<Candidate> = Vec::new();
+        let neighbours = merge_candidates(&self.grid, cx, cy, units, 3, 1, false);
+        let mut found: Vec<(u64, Vector)> = Vec::new();
         for ref_idx in 0..self.references.len() {
             let mvp = predict_mv(&self.grid, cx, cy, units, ref_idx as u8);
-            let mut starts: Vec<Mv> = neighbours.iter().map(|m| m.mv).collect();
-            starts.push(self.mv_hint);
+            let mut starts: Vec<Mv> = neighbours
+                .iter()
+                .flat_map(|m| m.vectors())
+                .filter(|v| usize::from(v.ref_idx) == ref_idx)
+                .map(|v| v.mv)
+                .collect();
+            starts.push(self.mv_hints[ref_idx]);
             let params = SearchParams {
                 source: &self.source.planes[0],
-                reference: &self.search_planes[ref_idx],
+                reference: self.search_planes[ref_idx],
                 x,
                 y,
                 size,
@@ -542,31 +694,27 @@ impl<'a> FrameEncoder<'a> {
             if !mv_in_bounds(x, y, size, size, mv, self.coded) {
                 continue;
             }
-            if ref_idx == 0 {
-                self.mv_hint = mv;
-            }
+            self.mv_hints[ref_idx] = mv;
+            let motion = Motion::single(ref_idx as u8, mv);
+            let pred = Prediction3::inter(self.references, x, y, size, &motion);
+            let cu = self.coded_motion_cu(x, y, log2, motion);
+            let candidate = self.code_inter_residual(source, cu, &pred);
+            found.push((candidate.cost, motion.first));
+            candidates.push(candidate);
+        }
+        if self.kind.bi_predicted() && self.genome.bipred && found.len() >= 2 {
+            found.sort_by_key(|(cost, _)| *cost);
             let motion = Motion {
-                ref_idx: ref_idx as u8,
-                mv,
+                first: found[0].1,
+                second: Some(found[1].1),
             };
-            let pred = Prediction3::inter(&self.references[ref_idx], x, y, size, mv);
-            let cu = CodedCu {
-                x,
-                y,
-                log2,
-                skip: false,
-                prediction: Prediction::Inter {
-                    motion,
-                    merge_index: None,
-                    mvd: Mv::new(mv.x - mvp.x, mv.y - mvp.y),
-                },
-                luma: Vec::new(),
-                chroma: [None, None],
-            };
+            let pred = Prediction3::inter(self.references, x, y, size, &motion);
+            let cu = self.coded_motion_cu(x, y, log2, motion);
             candidates.push(self.code_inter_residual(source, cu, &pred));
         }
         candidates
     }
+    // EVOLVE-BLOCK-END
 
     /// Quantises the residual of an inter prediction and costs the whole unit.
     fn code_inter_residual(
@@ -898,14 +1046,17 @@ struct Prediction3 {
 }
 
 impl Prediction3 {
-    fn inter(reference: &Picture, x: usize, y: usize, size: usize, mv: Mv) -> Self {
-        let mut planes = [
-            vec![0u8; size * size],
-            vec![0u8; size * size / 4],
-            vec![0u8; size * size / 4],
-        ];
+    fn inter(references: &[&Picture], x: usize, y: usize, size: usize, motion: &Motion) -> Self {
+        let buffers = |n: usize| [vec![0u8; n], vec![0u8; n / 4], vec![0u8; n / 4]];
+        let mut planes = buffers(size * size);
+        let mut scratch = buffers(if motion.second.is_some() {
+            size * size
+        } else {
+            0
+        });
         let [a, b, c] = &mut planes;
-        predict_inter(reference, x, y, size, mv, [a, b, c]);
+        let [sa, sb, sc] = &mut scratch;
+        predict_motion(references, x, y, size, motion, [a, b, c], [sa, sb, sc]);
         Prediction3 { planes }
     }
 
@@ -947,11 +1098,11 @@ pub fn write_cu<W: Writer>(
     cu: &CodedCu,
     header: &SequenceHeader,
     reference_count: usize,
-    predicted: bool,
+    kind: FrameKind,
 ) {
     let (cx, cy) = cu.unit();
     let intra = matches!(cu.prediction, Prediction::Intra { .. });
-    if predicted {
+    if kind != FrameKind::Key {
         w.bit(
             &mut ctx.skip[neighbour_count(grid, cx, cy, |i| i.skip)],
             cu.skip,
@@ -994,13 +1145,18 @@ pub fn write_cu<W: Writer>(
                     usize::from(header.merge_candidates),
                 ),
                 None => {
-                    write_truncated_unary(
-                        w,
-                        &mut ctx.ref_idx,
-                        usize::from(motion.ref_idx),
-                        reference_count,
-                    );
-                    write_mvd(w, ctx, mvd);
+                    if kind.bi_predicted() {
+                        w.bit(&mut ctx.bi, motion.second.is_some());
+                    }
+                    for (vector, mvd) in motion.vectors().zip(mvd) {
+                        write_truncated_unary(
+                            w,
+                            &mut ctx.ref_idx,
+                            usize::from(vector.ref_idx),
+                            reference_count,
+                        );
+                        write_mvd(w, ctx, mvd);
+                    }
                 }
             }
         }

@@ -24,7 +24,10 @@ pub enum CodecError {
     InvalidRateControl(String),
     #[error("not a codeclab stream (bad magic)")]
     BadMagic,
-    #[error("unsupported bitstream version {0}")]
+    #[error(
+        "bitstream version {0} is not supported: this decoder reads version {v} only; re-encode the clip",
+        v = crate::bitstream::header::VERSION
+    )]
     UnsupportedVersion(u8),
     #[error("corrupt stream: {0}")]
     Corrupt(&'static str),

@@ -1,7 +1,7 @@
 //! Block geometry: 64x64 superblocks split by a quadtree into coding units of 8x8 to 64x64, the
 //! per-8x8 record of what was coded where, and which neighbours are already decoded.
 
-use crate::inter::Mv;
+use crate::inter::mvpred::Motion;
 
 pub const SB_LOG2: u32 = 6;
 pub const SB_SIZE: usize = 1 << SB_LOG2;
@@ -18,8 +18,7 @@ pub struct UnitInfo {
     pub intra: bool,
     pub skip: bool,
     pub luma_mode: u8,
-    pub ref_idx: u8,
-    pub mv: Mv,
+    pub motion: Motion,
     /// The luma transform covering this unit has coefficients (deblocking strength).
     pub luma_coded: bool,
 }

@@ -2,11 +2,12 @@
 //! line tools: frames, bytes and timing are reported in a [`Summary`].
 
 use crate::decoder::Decoder;
-use crate::encoder::Encoder;
+use crate::encoder::{EncodedFrame, Encoder};
 use crate::error::{CodecError, Result};
 use crate::genome::Genome;
 use crate::ratecontrol::RateMode;
-use codeclab_video::{AnyFrame, Y4mReader, Y4mWriter};
+use codeclab_video::{AnyFrame, Frame, Y4mReader, Y4mWriter};
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::time::Instant;
 
@@ -112,20 +113,29 @@ fn encode_frames<R: Read, W: Write, V: Write>(
     let start = Instant::now();
     let mut frames = 0;
     let mut bytes = 0u64;
+    let mut in_display_order = DisplayOrder::default();
+    let mut write = |encoded: Vec<EncodedFrame>, output: &mut W| -> Result<()> {
+        for frame in encoded {
+            output.write_all(&frame.bytes)?;
+            bytes += frame.bytes.len() as u64;
+            if let Some(writer) = reconstruction.as_mut() {
+                for picture in in_display_order.push(frame.display_index, frame.reconstruction) {
+                    writer.write_frame(&AnyFrame::U8(picture))?;
+                }
+            }
+            frames += 1;
+            progress.frame_done(frames, total);
+        }
+        Ok(())
+    };
     while let Some(frame) = reader.read_frame()? {
         let AnyFrame::U8(frame) = frame else {
             return Err(CodecError::UnsupportedFormat("samples above 8 bits".into()));
         };
-        let encoded = encoder.encode_frame(&frame)?;
-        output.write_all(&encoded.bytes)?;
-        if let Some(writer) = reconstruction.as_mut() {
-            writer.write_frame(&AnyFrame::U8(encoded.reconstruction))?;
-        }
-        bytes += encoded.bytes.len() as u64;
-        frames += 1;
-        progress.frame_done(frames, total);
+        write(encoder.encode_frame(&frame)?, &mut output)?;
     }
-    let tail = encoder.finish();
+    let (last, tail) = encoder.finish()?;
+    write(last, &mut output)?;
     output.write_all(&tail)?;
     output.flush()?;
     if let Some(writer) = reconstruction {
@@ -138,6 +148,26 @@ fn encode_frames<R: Read, W: Write, V: Write>(
         format.fps.as_f64(),
         start.elapsed().as_secs_f64(),
     ))
+}
+
+/// Puts frames that arrive in coding order back in display order.
+#[derive(Default)]
+pub struct DisplayOrder {
+    waiting: BTreeMap<u64, Frame<u8>>,
+    next: u64,
+}
+
+impl DisplayOrder {
+    /// Takes the frame at `index`; returns the frames now due, in display order.
+    pub fn push(&mut self, index: u64, frame: Frame<u8>) -> Vec<Frame<u8>> {
+        self.waiting.insert(index, frame);
+        let mut due = Vec::new();
+        while let Some(frame) = self.waiting.remove(&self.next) {
+            due.push(frame);
+            self.next += 1;
+        }
+        due
+    }
 }
 
 /// Decodes a codec bitstream into a Y4M stream.

@@ -2,12 +2,15 @@
 //! bits the previous frames of the same type cost and the deficit accumulated so far.
 
 use crate::error::{CodecError, Result};
+use crate::genome::Genome;
+use crate::gop::{FrameKind, mini_gop_order};
 use crate::quant::MAX_QP;
 
 /// How the encoder chooses QPs.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum RateMode {
-    /// Every P frame at this QP (key frames at QP minus the genome's P-frame offset).
+    /// Every P frame at this QP (key frames at QP minus the genome's P-frame offset, B frames
+    /// at QP plus the genome's B-layer offset per level of their mini-GOP).
     ConstantQp(u8),
     /// Average bitrate over the clip, in kilobits per second.
     TargetBitrate { kbps: f64 },
@@ -30,91 +33,130 @@ impl RateMode {
 
 /// Frames over which an accumulated deficit or surplus is paid back.
 const PAYBACK_FRAMES: f64 = 12.0;
-/// Largest QP change from one frame of a type to the next.
-const MAX_QP_STEP: f64 = 4.0;
+/// Largest change of the base QP from one frame to the next.
+const MAX_QP_STEP: f64 = 2.0;
+/// Levels of a mini-GOP's hierarchy: a mini-GOP of 16 has B frames on levels 1 to 4.
+const LAYERS: usize = 5;
+
+/// The frame classes whose sizes are modelled apart: key frames, then layer 0 (P frames) to
+/// layer 4 (the deepest B frames).
+const CLASSES: usize = 1 + LAYERS;
+
+fn class(kind: FrameKind, layer: u8) -> usize {
+    match kind {
+        FrameKind::Key => 0,
+        _ => 1 + usize::from(layer).min(LAYERS - 1),
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct RateController {
     mode: RateMode,
-    p_offset: f64,
     bits_per_frame: f64,
     pixels: f64,
     total_bits: f64,
     frames: u64,
-    /// Last (QP, bits) of key and of predicted frames.
-    last_key: Option<(f64, f64)>,
-    last_predicted: Option<(f64, f64)>,
-    last_qp: f64,
+    /// QP of each class relative to P frames.
+    offsets: [f64; CLASSES],
+    /// Share of each class among the frames of a stream.
+    shares: [f64; CLASSES],
+    /// Per class, log2 of the bits the last frame would have cost at QP 0 (bits halve every
+    /// 6 QP), once a frame of the class was coded.
+    complexity: [Option<f64>; CLASSES],
+    /// QP of P frames, which every other class follows at its offset.
+    base_qp: Option<f64>,
 }
 
 impl RateController {
-    pub fn new(mode: RateMode, fps: f64, pixels: usize, p_frame_qp_offset: i8) -> Self {
+    pub fn new(mode: RateMode, fps: f64, pixels: usize, genome: &Genome) -> Self {
         let bits_per_frame = match mode {
             RateMode::TargetBitrate { kbps } => kbps * 1000.0 / fps.max(1e-3),
             RateMode::ConstantQp(_) => 0.0,
         };
+        let mut offsets = [0.0; CLASSES];
+        offsets[0] = -f64::from(genome.p_frame_qp_offset);
+        for (layer, offset) in offsets[1..].iter_mut().enumerate() {
+            *offset = layer as f64 * f64::from(genome.b_layer_qp_offset);
+        }
+        let mut shares = [0.0; CLASSES];
+        let key_share = 1.0 / f64::from(genome.keyint);
+        shares[0] = key_share;
+        let order = mini_gop_order(0, u64::from(genome.mini_gop));
+        for scheduled in &order {
+            shares[class(FrameKind::Predicted, scheduled.layer)] +=
+                (1.0 - key_share) / order.len() as f64;
+        }
         RateController {
             mode,
-            p_offset: f64::from(p_frame_qp_offset),
             bits_per_frame,
             pixels: pixels as f64,
             total_bits: 0.0,
             frames: 0,
-            last_key: None,
-            last_predicted: None,
-            last_qp: 0.0,
+            offsets,
+            shares,
+            complexity: [None; CLASSES],
+            base_qp: None,
         }
     }
 
     // EVOLVE-BLOCK-START rate_control
-    /// QP of the next frame.
-    pub fn frame_qp(&mut self, key: bool) -> u8 {
-        let qp = match self.mode {
-            RateMode::ConstantQp(qp) => {
-                let qp = f64::from(qp);
-                if key { qp - self.p_offset } else { qp }
-            }
+    /// QP of the next frame, of `kind`, at `layer` of its mini-GOP.
+    pub fn frame_qp(&mut self, kind: FrameKind, layer: u8) -> u8 {
+        let class = class(kind, layer);
+        let base = match self.mode {
+            RateMode::ConstantQp(qp) => f64::from(qp),
             RateMode::TargetBitrate { .. } => {
                 let deficit = self.total_bits - self.bits_per_frame * self.frames as f64;
                 let target = (self.bits_per_frame - deficit / PAYBACK_FRAMES)
                     .clamp(self.bits_per_frame * 0.25, self.bits_per_frame * 4.0);
-                let history = if key {
-                    self.last_key
-                } else {
-                    self.last_predicted
-                };
-                match history {
-                    Some((qp, bits)) => {
-                        // Bits roughly halve for every 6 QP.
-                        let wanted = qp + 6.0 * (bits / target).log2();
-                        wanted.clamp(qp - MAX_QP_STEP, qp + MAX_QP_STEP)
-                    }
-                    None if self.frames == 0 => {
+                let wanted = match self.expected_bits_at_qp_zero() {
+                    // The base QP at which a stream of this mix of frames costs `target`
+                    // per frame on average.
+                    Some(bits) => 6.0 * (bits / target).log2(),
+                    None => {
                         // First guess from bits per pixel, refined by feedback.
                         let bpp = self.bits_per_frame / self.pixels.max(1.0);
-                        let key_target = 4.0 * bpp;
-                        30.0 - 6.0 * (key_target / 0.3).log2()
+                        30.0 - 6.0 * (4.0 * bpp / 0.3).log2() - self.offsets[0]
                     }
-                    None => self.last_qp + if key { -self.p_offset } else { self.p_offset },
-                }
+                };
+                let base = match self.base_qp {
+                    Some(previous) => wanted.clamp(previous - MAX_QP_STEP, previous + MAX_QP_STEP),
+                    None => wanted,
+                };
+                self.base_qp = Some(base);
+                base
             }
         };
-        let qp = qp.round().clamp(0.0, f64::from(MAX_QP));
-        self.last_qp = qp;
-        qp as u8
+        (base + self.offsets[class])
+            .round()
+            .clamp(0.0, f64::from(MAX_QP)) as u8
     }
 
-    /// Records the size of the frame just coded at `qp`.
-    pub fn record(&mut self, key: bool, qp: u8, bytes: usize) {
-        let bits = (bytes * 8) as f64;
+    /// Mean bits per frame at a base QP of 0, from what each class cost; a class not yet seen
+    /// is estimated from its neighbour (P frames from key frames at a quarter, deeper B frames
+    /// from shallower ones at half).
+    fn expected_bits_at_qp_zero(&self) -> Option<f64> {
+        let mut estimate: [Option<f64>; CLASSES] = [None; CLASSES];
+        for class in 0..CLASSES {
+            let earlier = class.checked_sub(1).and_then(|c| estimate[c]);
+            estimate[class] = self.complexity[class]
+                .or_else(|| earlier.map(|e| e - if class == 1 { 2.0 } else { 1.0 }));
+        }
+        let mut total = 0.0;
+        for ((share, offset), complexity) in self.shares.iter().zip(&self.offsets).zip(estimate) {
+            if *share > 0.0 {
+                total += share * (complexity? - offset / 6.0).exp2();
+            }
+        }
+        Some(total)
+    }
+
+    /// Records the size of the frame of `kind` at `layer` just coded at `qp`.
+    pub fn record(&mut self, kind: FrameKind, layer: u8, qp: u8, bytes: usize) {
+        let bits = (bytes * 8).max(8) as f64;
         self.total_bits += bits;
         self.frames += 1;
-        let entry = Some((f64::from(qp), bits.max(8.0)));
-        if key {
-            self.last_key = entry;
-        } else {
-            self.last_predicted = entry;
-        }
+        self.complexity[class(kind, layer)] = Some(bits.log2() + f64::from(qp) / 6.0);
     }
     // EVOLVE-BLOCK-END
 }

@@ -20,11 +20,12 @@ pub enum Prediction {
         chroma_option: u8,
         chroma_mode: u8,
     },
-    /// `merge_index` is set for merged and skipped blocks, else `mvd` is the coded difference.
+    /// `merge_index` is set for merged and skipped blocks, else `mvd` holds the coded
+    /// difference of each vector.
     Inter {
         motion: Motion,
         merge_index: Option<u8>,
-        mvd: Mv,
+        mvd: [Mv; 2],
     },
 }
 
@@ -96,8 +97,7 @@ pub fn commit_info(grid: &mut UnitGrid, cu: &CodedCu) {
         }
         Prediction::Inter { motion, .. } => {
             info.luma_mode = DC;
-            info.ref_idx = motion.ref_idx;
-            info.mv = motion.mv;
+            info.motion = motion;
         }
     }
     let tx_units = 1usize << (cu.luma_tx_log2() - UNIT_LOG2);
@@ -134,7 +134,8 @@ pub fn reconstruct_intra_block(
     plane.put_block(x, y, n, n, &out[..n * n]);
 }
 
-/// Motion-compensated prediction of a whole coding unit: luma, then both chroma planes.
+/// Motion-compensated prediction of a whole coding unit from one vector: luma, then both
+/// chroma planes.
 pub fn predict_inter(
     reference: &Picture,
     x: usize,
@@ -150,12 +151,52 @@ pub fn predict_inter(
     predict_chroma(&reference.planes[2], x / 2, y / 2, half, half, mv, cr);
 }
 
+/// Prediction of a whole coding unit from its motion: one vector's prediction, or the rounded
+/// average of two. `scratch` holds the second prediction (as long as `out`).
+pub fn predict_motion(
+    references: &[&Picture],
+    x: usize,
+    y: usize,
+    size: usize,
+    motion: &Motion,
+    out: [&mut [u8]; 3],
+    scratch: [&mut [u8]; 3],
+) {
+    let first = motion.first;
+    let [a, b, c] = out;
+    predict_inter(
+        references[usize::from(first.ref_idx)],
+        x,
+        y,
+        size,
+        first.mv,
+        [&mut *a, &mut *b, &mut *c],
+    );
+    let Some(second) = motion.second else {
+        return;
+    };
+    let [sa, sb, sc] = scratch;
+    predict_inter(
+        references[usize::from(second.ref_idx)],
+        x,
+        y,
+        size,
+        second.mv,
+        [&mut *sa, &mut *sb, &mut *sc],
+    );
+    for (plane, other) in [(a, sa), (b, sb), (c, sc)] {
+        for (p, &q) in plane.iter_mut().zip(other.iter()) {
+            *p = ((u16::from(*p) + u16::from(q) + 1) >> 1) as u8;
+        }
+    }
+}
+
 /// Reconstructs `cu` into `picture` from its prediction and levels. `references` must hold the
-/// motion's reference and the vector must be in bounds (the caller checked both).
+/// motion's references and the vectors must be in bounds (the caller checked both).
 pub fn reconstruct_cu(
     picture: &mut Picture,
     grid: &UnitGrid,
-    references: &[Picture],
+    references: &[&Picture],
     cu: &CodedCu,
     qp: u8,
     chroma_qp: u8,
@@ -198,17 +239,29 @@ pub fn reconstruct_cu(
             }
         }
         Prediction::Inter { motion, .. } => {
-            let reference = &references[usize::from(motion.ref_idx)];
             let mut luma = vec![0u8; size * size];
             let mut cb = vec![0u8; size * size / 4];
             let mut cr = vec![0u8; size * size / 4];
-            predict_inter(
-                reference,
+            // Only a second vector needs a second prediction.
+            let second = if motion.second.is_some() {
+                size * size
+            } else {
+                0
+            };
+            let mut scratch = [
+                vec![0u8; second],
+                vec![0u8; second / 4],
+                vec![0u8; second / 4],
+            ];
+            let [sa, sb, sc] = &mut scratch;
+            predict_motion(
+                references,
                 cu.x,
                 cu.y,
                 size,
-                motion.mv,
+                &motion,
                 [&mut luma, &mut cb, &mut cr],
+                [sa, sb, sc],
             );
             let mut pred = [0u8; 32 * 32];
             let mut out = [0u8; 32 * 32];

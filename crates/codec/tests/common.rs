@@ -2,7 +2,8 @@
 
 #![allow(dead_code)]
 
-use codeclab_codec::{Decoder, Encoder, Genome, RateMode};
+use codeclab_codec::pipeline::DisplayOrder;
+use codeclab_codec::{Decoder, EncodedFrame, Encoder, Genome, RateMode};
 use codeclab_video::{ChromaSampling, Frame, Plane, Rational, VideoFormat};
 
 pub fn format(width: usize, height: usize) -> VideoFormat {
@@ -67,13 +68,21 @@ pub fn round_trip(
 ) -> (Vec<u8>, Vec<Frame<u8>>, Vec<Frame<u8>>) {
     let mut encoder = Encoder::new(format, genome, mode).expect("valid configuration");
     let mut stream = Vec::new();
+    let mut in_display_order = DisplayOrder::default();
     let mut recons = Vec::new();
+    let mut keep = |encoded: Vec<EncodedFrame>, stream: &mut Vec<u8>| {
+        for frame in encoded {
+            stream.extend_from_slice(&frame.bytes);
+            recons.extend(in_display_order.push(frame.display_index, frame.reconstruction));
+        }
+    };
     for frame in clip {
-        let encoded = encoder.encode_frame(frame).expect("encodes");
-        stream.extend_from_slice(&encoded.bytes);
-        recons.push(encoded.reconstruction);
+        keep(encoder.encode_frame(frame).expect("encodes"), &mut stream);
     }
-    stream.extend_from_slice(&encoder.finish());
+    let (last, tail) = encoder.finish().expect("encodes");
+    keep(last, &mut stream);
+    stream.extend_from_slice(&tail);
+    assert_eq!(recons.len(), clip.len(), "every frame reconstructed once");
     let mut decoder = Decoder::new(stream.as_slice()).expect("header");
     let mut decoded = Vec::new();
     while let Some(frame) = decoder.next_frame().expect("decodes") {

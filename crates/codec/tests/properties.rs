@@ -1,4 +1,5 @@
-//! Property tests: random sizes and random valid genomes round-trip bit-exactly.
+//! Property tests: random sizes and random valid genomes (every mini-GOP length, key frames
+//! cutting mini-GOPs short) round-trip bit-exactly, frames in display order.
 
 mod common;
 
@@ -9,7 +10,7 @@ use proptest::prelude::*;
 fn genome_strategy() -> impl Strategy<Value = Genome> {
     (
         (
-            1u32..4,
+            1u32..40,
             1u8..=4,
             3u8..=5,
             3u8..=6,
@@ -35,14 +36,17 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
             0i8..=3,
         ),
         any::<bool>(),
+        (1u8..=16, 0i8..=4, any::<bool>()),
     )
-        .prop_map(|(a, b, c, skip_intra_after_clean_inter)| {
+        .prop_map(|(a, b, c, skip_intra_after_clean_inter, d)| {
             let (keyint, reference_frames, min_block, max_block, intra_angular, intra_rdo, merge) =
                 a;
             let (me_range, subpel, lambda_scale, dz_intra, dz_inter, rdoq) = b;
             let (chroma_qp_offset, deblock, beta, tc, early_skip, skip_stops_split, p_offset) = c;
+            let (mini_gop, b_layer_qp_offset, bipred) = d;
             Genome {
                 keyint,
+                mini_gop,
                 reference_frames,
                 min_block_log2: min_block.min(max_block),
                 max_block_log2: max_block.max(min_block),
@@ -63,6 +67,8 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
                 skip_stops_split,
                 skip_intra_after_clean_inter,
                 p_frame_qp_offset: p_offset,
+                b_layer_qp_offset,
+                bipred,
             }
         })
 }
@@ -74,7 +80,7 @@ proptest! {
     fn decoder_matches_encoder(
         width in 1usize..90,
         height in 1usize..70,
-        frames in 1usize..4,
+        frames in 1usize..24,
         qp in 0u8..=51,
         seed in any::<u32>(),
         genome in genome_strategy(),

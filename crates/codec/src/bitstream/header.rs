@@ -7,7 +7,8 @@ use codeclab_video::{ChromaSampling, Rational, VideoFormat};
 use std::io::Read;
 
 pub const MAGIC: [u8; 4] = *b"CCLB";
-pub const VERSION: u8 = 1;
+/// 2: B frames and display-order indices in frame packets.
+pub const VERSION: u8 = 2;
 const HEADER_LEN: usize = 4 + 1 + 4 + 4 + 1 + 1 + 16 + 8;
 
 /// Everything a decoder must know before the first frame.

@@ -68,6 +68,23 @@ pub fn write_size(out: &mut Vec<u8>, mut value: u64) {
     }
 }
 
+/// Appends a signed value as a zigzag LEB128 number (0, -1, 1, -2, … as 0, 1, 2, 3, …).
+pub fn write_signed(out: &mut Vec<u8>, value: i64) {
+    write_size(out, ((value << 1) ^ (value >> 63)) as u64);
+}
+
+/// Reads a value `write_signed` wrote from the start of `bytes`; returns it and the bytes used.
+pub fn read_signed(bytes: &[u8]) -> Result<(i64, usize)> {
+    let mut value = 0u64;
+    for (i, &byte) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7F) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok((((value >> 1) as i64) ^ -((value & 1) as i64), i + 1));
+        }
+    }
+    Err(CodecError::Corrupt("number too long"))
+}
+
 /// Reads exactly `buf.len()` bytes, reporting a short stream as truncation.
 pub fn read_exact(reader: &mut impl Read, buf: &mut [u8]) -> Result<()> {
     reader.read_exact(buf).map_err(|e| {
@@ -97,6 +114,29 @@ pub fn read_size(reader: &mut impl Read, crc: &mut Crc32) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signed_numbers_round_trip() {
+        for value in [
+            0,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            1 << 40,
+            -(1 << 40),
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let mut out = Vec::new();
+            write_signed(&mut out, value);
+            out.push(0xFF);
+            assert_eq!(read_signed(&out).unwrap(), (value, out.len() - 1));
+        }
+        assert!(read_signed(&[0x80; 11]).is_err());
+        assert!(read_signed(&[0x80]).is_err());
+    }
 
     #[test]
     fn crc_of_known_string() {

@@ -25,6 +25,8 @@ pub struct Contexts {
     pub merge_flag: Prob,
     pub merge_index: [Prob; 4],
     pub ref_idx: [Prob; 3],
+    /// Two vectors averaged, in bi-predicted frames.
+    pub bi: Prob,
     /// [component][bin: nonzero, greater than one]
     pub mvd: [[Prob; 2]; 2],
     /// [plane type][intra, inter]
