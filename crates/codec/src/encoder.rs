@@ -12,6 +12,7 @@ use crate::inter::mvpred::{Motion, Vector, merge_candidates, predict_mv};
 use crate::inter::search::{HalfSamplePlanes, SearchParams, search};
 use crate::inter::{Mv, mv_in_bounds};
 use crate::intra::{DC, Edges, HORIZONTAL, MODE_COUNT, PLANAR, VERTICAL, predict};
+use crate::lookahead::{LowRes, inter_costs, is_scene_cut};
 use crate::partition::{MAX_TX_LOG2, SB_LOG2, SB_SIZE, UNIT_LOG2, UnitGrid, UnitInfo};
 use crate::picture::{PaddedPlane, Picture};
 use crate::quant::quantize;
@@ -41,6 +42,13 @@ pub struct EncodedFrame {
     pub qp: u8,
 }
 
+/// A frame received and not yet coded.
+struct Waiting {
+    source: Picture,
+    /// It starts a new scene.
+    cut: bool,
+}
+
 /// A coded picture kept for prediction, with the half-sample planes motion search uses.
 struct Reference {
     picture: Picture,
@@ -53,9 +61,13 @@ pub struct Encoder {
     coded: (usize, usize),
     rate: RateController,
     pictures: PictureBuffer<Reference>,
-    /// Source pictures received and not yet coded, in display order from `waiting_from`.
-    waiting: VecDeque<Picture>,
+    /// Frames received and not yet coded, in display order from `waiting_from`.
+    waiting: VecDeque<Waiting>,
     waiting_from: u64,
+    /// Analysis of the last frame received, which the next one is compared with.
+    previous: Option<LowRes>,
+    /// Display index of the last key frame coded.
+    last_key: u64,
     /// Display index of the last anchor coded.
     last_anchor: Option<u64>,
     /// Display index of the last frame coded (packets code theirs relative to it).
@@ -104,6 +116,8 @@ impl Encoder {
             rate,
             waiting: VecDeque::new(),
             waiting_from: 0,
+            previous: None,
+            last_key: 0,
             last_anchor: None,
             last_poc: 0,
             frames: 0,
@@ -124,7 +138,13 @@ impl Encoder {
         let mut source = Picture::new(self.coded.0, self.coded.1);
         source.load(frame);
         source.extend_edges();
-        self.waiting.push_back(source);
+        let low = LowRes::new(&source.planes[0]);
+        let cut = self.previous.as_ref().is_some_and(|previous| {
+            let threshold = self.genome.scene_cut_threshold;
+            threshold > 0.0 && is_scene_cut(&low, &inter_costs(&low, previous), threshold)
+        });
+        self.previous = Some(low);
+        self.waiting.push_back(Waiting { source, cut });
         self.code_ready(false)
     }
 
@@ -161,8 +181,13 @@ impl Encoder {
         Ok(out)
     }
 
+    /// The waiting frame at `poc` must be a key frame: the first, a scene cut, or `keyint`
+    /// frames after the last key frame.
     fn is_key_position(&self, poc: u64) -> bool {
-        poc.is_multiple_of(u64::from(self.genome.keyint))
+        let waiting = &self.waiting[(poc - self.waiting_from) as usize];
+        self.last_anchor.is_none()
+            || waiting.cut
+            || poc >= self.last_key + u64::from(self.genome.keyint)
     }
 
     // EVOLVE-BLOCK-START gop_structure
@@ -225,7 +250,7 @@ impl Encoder {
         let references = self.pictures.references(poc, kind);
         let pictures: Vec<&Picture> = references.iter().map(|r| &r.picture).collect();
         let search_planes: Vec<&HalfSamplePlanes> = references.iter().map(|r| &r.search).collect();
-        let source = &self.waiting[(poc - self.waiting_from) as usize];
+        let source = &self.waiting[(poc - self.waiting_from) as usize].source;
         let mut frame_encoder = FrameEncoder::new(
             &self.genome,
             &self.header,
@@ -255,6 +280,9 @@ impl Encoder {
         }
         if kind.is_anchor() {
             self.last_anchor = Some(poc);
+        }
+        if kind == FrameKind::Key {
+            self.last_key = poc;
         }
         self.last_poc = poc;
         self.frames += 1;

@@ -9,8 +9,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Genome {
-    /// Frames between key (intra-only) frames; 1 makes every frame a key frame.
+    /// Most frames between key (intra-only) frames; 1 makes every frame a key frame.
     pub keyint: u32,
+    /// A frame whose cheapest prediction from the previous one costs at least 1 − this
+    /// fraction of coding it alone starts a new scene with a key frame; 0 never cuts.
+    pub scene_cut_threshold: f64,
     /// Frames from one anchor (key or P frame) to the next: 1 codes every frame as a P frame
     /// in display order (low delay); longer mini-GOPs put hierarchical B frames between
     /// anchors, coded after the anchor that follows them.
@@ -66,6 +69,7 @@ impl Default for Genome {
     fn default() -> Self {
         Genome {
             keyint: 250,
+            scene_cut_threshold: 0.4,
             mini_gop: 8,
             reference_frames: 1,
             min_block_log2: 3,
@@ -111,6 +115,7 @@ impl Genome {
     /// Declared ranges of the numeric parameters, inclusive.
     pub const RANGES: &'static [Range] = &[
         range("keyint", 1.0, 1000.0),
+        range("scene_cut_threshold", 0.0, 1.0),
         range("mini_gop", 1.0, 16.0),
         range("reference_frames", 1.0, 4.0),
         range("min_block_log2", 3.0, 5.0),
@@ -132,6 +137,7 @@ impl Genome {
     fn value(&self, name: &str) -> f64 {
         match name {
             "keyint" => f64::from(self.keyint),
+            "scene_cut_threshold" => self.scene_cut_threshold,
             "mini_gop" => f64::from(self.mini_gop),
             "reference_frames" => f64::from(self.reference_frames),
             "min_block_log2" => f64::from(self.min_block_log2),

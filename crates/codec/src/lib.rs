@@ -13,6 +13,7 @@ pub mod genome;
 pub mod gop;
 pub mod inter;
 pub mod intra;
+pub mod lookahead;
 pub mod partition;
 pub mod picture;
 pub mod pipeline;

@@ -36,16 +36,17 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
             0i8..=3,
         ),
         any::<bool>(),
-        (1u8..=16, 0i8..=4, any::<bool>()),
+        (1u8..=16, 0i8..=4, any::<bool>(), 0.0f64..=1.0),
     )
         .prop_map(|(a, b, c, skip_intra_after_clean_inter, d)| {
             let (keyint, reference_frames, min_block, max_block, intra_angular, intra_rdo, merge) =
                 a;
             let (me_range, subpel, lambda_scale, dz_intra, dz_inter, rdoq) = b;
             let (chroma_qp_offset, deblock, beta, tc, early_skip, skip_stops_split, p_offset) = c;
-            let (mini_gop, b_layer_qp_offset, bipred) = d;
+            let (mini_gop, b_layer_qp_offset, bipred, scene_cut_threshold) = d;
             Genome {
                 keyint,
+                scene_cut_threshold,
                 mini_gop,
                 reference_frames,
                 min_block_log2: min_block.min(max_block),

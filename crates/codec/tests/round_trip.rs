@@ -2,7 +2,7 @@
 
 mod common;
 
-use codeclab_codec::{Genome, RateMode};
+use codeclab_codec::{Encoder, FrameKind, Genome, RateMode};
 use common::{format, psnr_y, round_trip, synthetic_clip};
 
 fn check(width: usize, height: usize, frames: usize, genome: Genome, qp: u8) {
@@ -77,4 +77,51 @@ fn every_tool_switched() {
         ..Genome::default()
     };
     check(100, 60, 6, genome, 45);
+}
+
+#[test]
+fn a_scene_cut_gets_a_key_frame_and_b_frames_sit_between_anchors() {
+    let format = format(96, 64);
+    let mut clip = synthetic_clip(&format, 20, 5);
+    // From frame 13 on, another picture: the first one turned upside down and inverted.
+    for frame in &mut clip[13..] {
+        for plane in &mut frame.planes {
+            let (w, h) = (plane.width(), plane.height());
+            let flipped: Vec<u8> = (0..w * h)
+                .map(|i| 255 - plane.data()[(h - 1 - i / w) * w + i % w])
+                .collect();
+            *plane = codeclab_video::Plane::from_vec(w, h, flipped).unwrap();
+        }
+    }
+    let kinds = |genome: Genome| {
+        let mut encoder = Encoder::new(format, genome, RateMode::ConstantQp(30)).unwrap();
+        let mut coded = Vec::new();
+        for frame in &clip {
+            coded.extend(encoder.encode_frame(frame).unwrap());
+        }
+        coded.extend(encoder.finish().unwrap().0);
+        let mut kinds = vec![None; clip.len()];
+        for frame in coded {
+            assert!(kinds[frame.display_index as usize].is_none(), "coded twice");
+            kinds[frame.display_index as usize] = Some(frame.kind);
+        }
+        kinds.into_iter().map(Option::unwrap).collect::<Vec<_>>()
+    };
+    let keys = |kinds: &[FrameKind]| -> Vec<usize> {
+        (0..kinds.len())
+            .filter(|&i| kinds[i] == FrameKind::Key)
+            .collect()
+    };
+    let detected = kinds(Genome::default());
+    assert_eq!(keys(&detected), [0, 13]);
+    // Mini-GOPs of 8: P frames at 8 and 12 (cut short before the key frame) and 19 (the end).
+    for (i, kind) in detected.iter().enumerate() {
+        let anchor = [0, 8, 12, 13, 19].contains(&i);
+        assert_eq!(kind.is_anchor(), anchor, "frame {i}: {kind:?}");
+    }
+    let blind = kinds(Genome {
+        scene_cut_threshold: 0.0,
+        ..Genome::default()
+    });
+    assert_eq!(keys(&blind), [0]);
 }

@@ -1,0 +1,203 @@
+//! The lookahead's cheap analysis of frames not yet coded: half-resolution luma, and per 8x8
+//! block of it (16x16 in the picture) an intra cost and the best inter cost and vector against
+//! another frame. Scene cuts and temporal rate-distortion are decided from these costs.
+
+use crate::inter::Mv;
+use crate::picture::PaddedPlane;
+use crate::rdo::satd;
+
+/// Side of the analysis blocks in half-resolution samples.
+pub const BLOCK: usize = 8;
+/// Farthest whole-sample vector searched, in half-resolution samples.
+const RANGE: i32 = 24;
+const BORDER: usize = RANGE as usize + BLOCK;
+
+/// Half-resolution luma of a frame, with its intra cost per block.
+#[derive(Clone, Debug)]
+pub struct LowRes {
+    plane: PaddedPlane,
+    pub blocks_x: usize,
+    pub blocks_y: usize,
+    /// SATD against the block's own mean, per block in raster order.
+    pub intra: Vec<u32>,
+}
+
+impl LowRes {
+    /// Averages 2x2 luma samples of the coded area (whose border is extended).
+    pub fn new(luma: &PaddedPlane) -> Self {
+        let width = luma.width.div_ceil(2);
+        let height = luma.height.div_ceil(2);
+        let mut plane = PaddedPlane::new(width, height, BORDER);
+        for y in 0..height {
+            let top = luma.row(0, (2 * y).min(luma.height - 1), luma.width);
+            let bottom = luma.row(0, (2 * y + 1).min(luma.height - 1), luma.width);
+            for (x, out) in plane.row_mut(0, y, width).iter_mut().enumerate() {
+                let (a, b) = (2 * x, (2 * x + 1).min(luma.width - 1));
+                let sum = u32::from(top[a])
+                    + u32::from(top[b])
+                    + u32::from(bottom[a])
+                    + u32::from(bottom[b]);
+                *out = ((sum + 2) >> 2) as u8;
+            }
+        }
+        plane.extend_edges();
+        let blocks_x = width.div_ceil(BLOCK);
+        let blocks_y = height.div_ceil(BLOCK);
+        let mut low = LowRes {
+            plane,
+            blocks_x,
+            blocks_y,
+            intra: Vec::new(),
+        };
+        low.intra = (0..blocks_x * blocks_y)
+            .map(|i| low.intra_cost(i % blocks_x, i / blocks_x))
+            .collect();
+        low
+    }
+
+    fn block(&self, bx: usize, by: usize) -> [u8; BLOCK * BLOCK] {
+        let mut block = [0u8; BLOCK * BLOCK];
+        for (row, out) in block.chunks_exact_mut(BLOCK).enumerate() {
+            let start = self
+                .plane
+                .index((bx * BLOCK) as isize, (by * BLOCK + row) as isize);
+            out.copy_from_slice(&self.plane.data[start..start + BLOCK]);
+        }
+        block
+    }
+
+    fn intra_cost(&self, bx: usize, by: usize) -> u32 {
+        let block = self.block(bx, by);
+        let mean = (block.iter().map(|&v| u32::from(v)).sum::<u32>() + 32) / 64;
+        let flat = [mean as u8; BLOCK * BLOCK];
+        satd(&block, BLOCK, &flat, BLOCK, BLOCK, BLOCK)
+    }
+
+    /// SATD of block (bx, by) against `reference` displaced by `mv` (whole half-resolution
+    /// samples, within the search range).
+    fn inter_cost(&self, block: &[u8], bx: usize, by: usize, mv: Mv) -> u32 {
+        let start = self.plane.index(
+            (bx * BLOCK) as isize + mv.x as isize,
+            (by * BLOCK) as isize + mv.y as isize,
+        );
+        satd(
+            block,
+            BLOCK,
+            &self.plane.data[start..],
+            self.plane.stride,
+            BLOCK,
+            BLOCK,
+        )
+    }
+}
+
+/// Inter costs of every block of `frame` predicted from `reference`, with their vectors.
+#[derive(Clone, Debug)]
+pub struct InterCosts {
+    pub cost: Vec<u32>,
+    /// Whole half-resolution samples.
+    pub vectors: Vec<Mv>,
+}
+
+/// Motion search of every block of `frame` in `reference`: the best of the zero vector and the
+/// left and above blocks' vectors, refined by a shrinking diamond.
+pub fn inter_costs(frame: &LowRes, reference: &LowRes) -> InterCosts {
+    let count = frame.blocks_x * frame.blocks_y;
+    let mut cost = vec![0u32; count];
+    let mut vectors = vec![Mv::ZERO; count];
+    let clamp = |mv: Mv| Mv::new(mv.x.clamp(-RANGE, RANGE), mv.y.clamp(-RANGE, RANGE));
+    // A vector's rough rate, so that flat areas keep the vectors of their neighbours.
+    let penalty =
+        |mv: Mv, from: Mv| 4 * ((mv.x - from.x).unsigned_abs() + (mv.y - from.y).unsigned_abs());
+    for by in 0..frame.blocks_y {
+        for bx in 0..frame.blocks_x {
+            let i = by * frame.blocks_x + bx;
+            let block = frame.block(bx, by);
+            let mut starts = vec![Mv::ZERO];
+            if bx > 0 {
+                starts.push(vectors[i - 1]);
+            }
+            if by > 0 {
+                starts.push(vectors[i - frame.blocks_x]);
+            }
+            let predictor = starts.last().copied().unwrap_or(Mv::ZERO);
+            let evaluate =
+                |mv: Mv| reference.inter_cost(&block, bx, by, mv) + penalty(mv, predictor);
+            let (mut best, mut best_cost) = (Mv::ZERO, u32::MAX);
+            for start in starts {
+                let start = clamp(start);
+                let c = evaluate(start);
+                if c < best_cost {
+                    (best, best_cost) = (start, c);
+                }
+            }
+            let mut step = 4;
+            while step > 0 {
+                let centre = best;
+                for (dx, dy) in [(step, 0), (-step, 0), (0, step), (0, -step)] {
+                    let mv = clamp(Mv::new(centre.x + dx, centre.y + dy));
+                    let c = evaluate(mv);
+                    if c < best_cost {
+                        (best, best_cost) = (mv, c);
+                    }
+                }
+                if best == centre {
+                    step /= 2;
+                }
+            }
+            cost[i] = best_cost;
+            vectors[i] = best;
+        }
+    }
+    InterCosts { cost, vectors }
+}
+
+/// A frame whose inter cost from the previous frame reaches `1 - threshold` of its intra
+/// cost starts a new scene; 0 never cuts.
+pub fn is_scene_cut(frame: &LowRes, inter: &InterCosts, threshold: f64) -> bool {
+    if threshold <= 0.0 {
+        return false;
+    }
+    let intra: u64 = frame.intra.iter().map(|&c| u64::from(c)).sum();
+    let inter: u64 = inter
+        .cost
+        .iter()
+        .zip(&frame.intra)
+        .map(|(&p, &i)| u64::from(p.min(i)))
+        .sum();
+    inter as f64 >= (1.0 - threshold) * intra as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn textured(width: usize, height: usize, shift: usize, seed: u32) -> PaddedPlane {
+        let mut plane = PaddedPlane::new(width, height, 16);
+        for y in 0..height {
+            for (x, v) in plane.row_mut(0, y, width).iter_mut().enumerate() {
+                let (u, w) = ((x + shift) as u32, y as u32);
+                let noise = (u.wrapping_mul(2_654_435_761) ^ w.wrapping_mul(40_503) ^ seed) >> 7;
+                let structure = (u / (4 + seed % 5) + w / (3 + seed % 4)) % 7 * 20;
+                *v = (noise & 0x3F) as u8 + structure as u8;
+            }
+        }
+        plane.extend_edges();
+        plane
+    }
+
+    #[test]
+    fn motion_is_found_and_a_new_scene_is_a_cut() {
+        let first = LowRes::new(&textured(128, 96, 0, 1));
+        // The same texture moved 8 samples (4 at half resolution).
+        let moved = LowRes::new(&textured(128, 96, 8, 1));
+        let costs = inter_costs(&moved, &first);
+        let inner = costs.vectors[2 * moved.blocks_x + 2];
+        assert_eq!(inner, Mv::new(4, 0));
+        assert!(!is_scene_cut(&moved, &costs, 0.4));
+        let other = LowRes::new(&textured(128, 96, 0, 7));
+        let costs = inter_costs(&other, &first);
+        assert!(is_scene_cut(&other, &costs, 0.4));
+        assert!(!is_scene_cut(&other, &costs, 0.0));
+    }
+}
