@@ -5,12 +5,12 @@
 use crate::inter::mvpred::{Motion, Vector};
 use crate::partition::{MAX_TX_LOG2, UNIT_LOG2, UnitGrid, UnitInfo};
 use crate::picture::{PaddedPlane, Picture};
+use crate::reconstruct::chroma_qp;
 
-/// Filter parameters fixed for a frame.
+/// Filter parameters fixed for a frame; the QPs come from the blocks on each side of an edge.
 #[derive(Clone, Copy, Debug)]
 pub struct DeblockParams {
-    pub qp: u8,
-    pub chroma_qp: u8,
+    pub chroma_qp_offset: i8,
     pub beta_offset: i8,
     pub tc_offset: i8,
 }
@@ -143,10 +143,6 @@ fn is_block_edge(position: usize, b: &UnitInfo) -> bool {
 
 /// Deblocks the whole picture in place.
 pub fn deblock(picture: &mut Picture, grid: &UnitGrid, params: &DeblockParams) {
-    let qp = i32::from(params.qp);
-    let beta_value = beta(qp + 2 * i32::from(params.beta_offset));
-    let luma_tc = |bs: u8| tc(qp + 2 * i32::from(bs == 2) + 2 * i32::from(params.tc_offset));
-    let chroma_tc = tc(i32::from(params.chroma_qp) + 2 + 2 * i32::from(params.tc_offset));
     let unit = 1usize << UNIT_LOG2;
     for vertical in [true, false] {
         let [luma, cb, cr] = &mut picture.planes;
@@ -175,13 +171,18 @@ pub fn deblock(picture: &mut Picture, grid: &UnitGrid, params: &DeblockParams) {
                 if !is_block_edge(edge_position, b) {
                     continue;
                 }
-                let bs = strength(grid.get(ax, ay), b);
+                let a = grid.get(ax, ay);
+                let bs = strength(a, b);
                 if bs == 0 {
                     continue;
                 }
+                let qp = (i32::from(a.qp) + i32::from(b.qp) + 1) >> 1;
+                let beta_value = beta(qp + 2 * i32::from(params.beta_offset));
+                let tc_offset = 2 * i32::from(params.tc_offset);
+                let chroma_qp = i32::from(chroma_qp(qp as u8, params.chroma_qp_offset));
                 let (step, along) = luma_step_along(luma);
                 let at = luma.index((ux * unit) as isize, (uy * unit) as isize);
-                let t = luma_tc(bs);
+                let t = tc(qp + 2 * i32::from(bs == 2) + tc_offset);
                 if t > 0 && beta_value > 0 {
                     filter_luma(&mut luma.data, at, step, along, t, beta_value);
                     filter_luma(
@@ -194,6 +195,7 @@ pub fn deblock(picture: &mut Picture, grid: &UnitGrid, params: &DeblockParams) {
                     );
                 }
                 // Chroma: intra edges on the 8x8 chroma grid.
+                let chroma_tc = tc(chroma_qp + 2 + tc_offset);
                 if bs == 2 && edge_position.is_multiple_of(2 * unit) && chroma_tc > 0 {
                     for plane in [&mut *cb, &mut *cr] {
                         let (step, along) = luma_step_along(plane);
@@ -241,12 +243,12 @@ mod tests {
             UnitInfo {
                 cu_log2: 3,
                 intra: true,
+                qp: 37,
                 ..UnitInfo::default()
             },
         );
         let params = DeblockParams {
-            qp: 37,
-            chroma_qp: 37,
+            chroma_qp_offset: 0,
             beta_offset: 0,
             tc_offset: 0,
         };

@@ -12,10 +12,10 @@ use crate::inter::{Mv, mv_in_bounds};
 use crate::intra::DC;
 use crate::partition::{SB_SIZE, UNIT_LOG2, UnitGrid, inside};
 use crate::picture::Picture;
-use crate::reconstruct::{CodedCu, Prediction, chroma_qp, commit_info, reconstruct_cu};
+use crate::reconstruct::{CodedCu, Prediction, commit_info, reconstruct_cu};
 use crate::syntax::{
-    chroma_mode_options, most_probable_modes, neighbour_count, read_chroma_mode, read_luma_mode,
-    read_mvd, read_truncated_unary,
+    chroma_mode_options, most_probable_modes, neighbour_count, predicted_qp, read_chroma_mode,
+    read_delta_qp, read_luma_mode, read_mvd, read_truncated_unary,
 };
 use codeclab_video::{Frame, VideoFormat};
 use std::collections::BTreeMap;
@@ -159,7 +159,6 @@ impl<R: Read> Decoder<R> {
             coded: self.coded,
             references: &references,
             qp,
-            chroma_qp: chroma_qp(qp, self.header.chroma_qp_offset),
             kind,
             reader: RangeDecoder::new(payload),
             contexts: Contexts::default(),
@@ -180,8 +179,7 @@ impl<R: Read> Decoder<R> {
                 &mut frame.picture,
                 &frame.grid,
                 &DeblockParams {
-                    qp,
-                    chroma_qp: frame.chroma_qp,
+                    chroma_qp_offset: self.header.chroma_qp_offset,
                     beta_offset: self.header.deblock_beta_offset,
                     tc_offset: self.header.deblock_tc_offset,
                 },
@@ -197,8 +195,8 @@ struct FrameDecoder<'a> {
     header: &'a SequenceHeader,
     coded: (usize, usize),
     references: &'a [&'a Picture],
+    /// The frame's QP: every coding unit's, or the fallback of their prediction.
     qp: u8,
-    chroma_qp: u8,
     kind: FrameKind,
     reader: RangeDecoder<'a>,
     contexts: Contexts,
@@ -230,8 +228,7 @@ impl FrameDecoder<'_> {
             &self.grid,
             self.references,
             &cu,
-            self.qp,
-            self.chroma_qp,
+            self.header.chroma_qp_offset,
         );
         commit_info(&mut self.grid, &cu);
         Ok(())
@@ -317,11 +314,26 @@ impl FrameDecoder<'_> {
                 mvd,
             }
         };
+        let qp = if self.header.block_qp {
+            let predicted = predicted_qp(&self.grid, cx, cy, self.qp);
+            if skip {
+                predicted
+            } else {
+                let qp = i32::from(predicted) + read_delta_qp(r, ctx);
+                if !(0..=i32::from(crate::quant::MAX_QP)).contains(&qp) {
+                    return Err(CodecError::Corrupt("QP out of range"));
+                }
+                qp as u8
+            }
+        } else {
+            self.qp
+        };
         let mut cu = CodedCu {
             x,
             y,
             log2,
             skip,
+            qp,
             prediction,
             luma: Vec::new(),
             chroma: [None, None],

@@ -12,7 +12,7 @@ use crate::inter::mvpred::{Motion, Vector, merge_candidates, predict_mv};
 use crate::inter::search::{HalfSamplePlanes, SearchParams, search};
 use crate::inter::{Mv, mv_in_bounds};
 use crate::intra::{DC, Edges, HORIZONTAL, MODE_COUNT, PLANAR, VERTICAL, predict};
-use crate::lookahead::{LowRes, inter_costs, is_scene_cut};
+use crate::lookahead::{InterCosts, LowRes, inter_costs, is_scene_cut};
 use crate::partition::{MAX_TX_LOG2, SB_LOG2, SB_SIZE, UNIT_LOG2, UnitGrid, UnitInfo};
 use crate::picture::{PaddedPlane, Picture};
 use crate::quant::quantize;
@@ -23,12 +23,13 @@ use crate::reconstruct::{
 };
 use crate::residual::{levels_cost, write_levels};
 use crate::syntax::{
-    chroma_mode_options, most_probable_modes, neighbour_count, write_chroma_mode, write_luma_mode,
-    write_mvd, write_truncated_unary,
+    chroma_mode_options, most_probable_modes, neighbour_count, predicted_qp, write_chroma_mode,
+    write_delta_qp, write_luma_mode, write_mvd, write_truncated_unary,
 };
+use crate::temporal::{QpMap, WindowFrame, propagate};
 use crate::transform::forward;
 use codeclab_video::{ChromaSampling, Frame, VideoFormat};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// One coded frame: the bytes to append to the stream (the header before the first frame) and
 /// the encoder's reconstruction, which the decoder reproduces exactly. Frames come in coding
@@ -64,8 +65,12 @@ pub struct Encoder {
     /// Frames received and not yet coded, in display order from `waiting_from`.
     waiting: VecDeque<Waiting>,
     waiting_from: u64,
-    /// Analysis of the last frame received, which the next one is compared with.
-    previous: Option<LowRes>,
+    /// Lookahead analysis of the frames from the last anchor on.
+    analysis: BTreeMap<u64, LowRes>,
+    /// Costs of predicting the frame at the first display index from the second.
+    inter: HashMap<(u64, u64), InterCosts>,
+    /// QP offsets temporal rate-distortion chose for the frames of the mini-GOP being coded.
+    qp_maps: HashMap<u64, QpMap>,
     /// Display index of the last key frame coded.
     last_key: u64,
     /// Display index of the last anchor coded.
@@ -116,7 +121,9 @@ impl Encoder {
             rate,
             waiting: VecDeque::new(),
             waiting_from: 0,
-            previous: None,
+            analysis: BTreeMap::new(),
+            inter: HashMap::new(),
+            qp_maps: HashMap::new(),
             last_key: 0,
             last_anchor: None,
             last_poc: 0,
@@ -138,12 +145,17 @@ impl Encoder {
         let mut source = Picture::new(self.coded.0, self.coded.1);
         source.load(frame);
         source.extend_edges();
-        let low = LowRes::new(&source.planes[0]);
-        let cut = self.previous.as_ref().is_some_and(|previous| {
-            let threshold = self.genome.scene_cut_threshold;
-            threshold > 0.0 && is_scene_cut(&low, &inter_costs(&low, previous), threshold)
-        });
-        self.previous = Some(low);
+        let poc = self.waiting_from + self.waiting.len() as u64;
+        self.analysis.insert(poc, LowRes::new(&source.planes[0]));
+        let threshold = self.genome.scene_cut_threshold;
+        let cut = poc > 0 && threshold > 0.0 && {
+            self.analyse_prediction(poc, poc - 1);
+            is_scene_cut(
+                &self.analysis[&poc],
+                &self.inter[&(poc, poc - 1)],
+                threshold,
+            )
+        };
         self.waiting.push_back(Waiting { source, cut });
         self.code_ready(false)
     }
@@ -171,36 +183,146 @@ impl Encoder {
                 .map(|(s, _)| s.poc)
                 .max()
                 .unwrap_or(self.waiting_from);
+            if self.genome.temporal_rd {
+                self.plan_temporal_rd(&group);
+            }
             for (scheduled, kind) in group {
                 out.push(self.code_frame(scheduled, kind)?);
             }
             let done = (end + 1 - self.waiting_from) as usize;
             self.waiting.drain(..done);
             self.waiting_from = end + 1;
+            // Only the last anchor and the frames after it are compared with again.
+            let keep = self.last_anchor.unwrap_or(0);
+            self.analysis.retain(|&poc, _| poc >= keep);
+            self.inter.retain(|&(poc, _), _| poc >= keep);
+            self.qp_maps.clear();
         }
         Ok(out)
     }
 
-    /// The waiting frame at `poc` must be a key frame: the first, a scene cut, or `keyint`
-    /// frames after the last key frame.
-    fn is_key_position(&self, poc: u64) -> bool {
-        let waiting = &self.waiting[(poc - self.waiting_from) as usize];
-        self.last_anchor.is_none()
-            || waiting.cut
-            || poc >= self.last_key + u64::from(self.genome.keyint)
+    /// Caches the lookahead costs of predicting the frame at `poc` from the one at `from`.
+    fn analyse_prediction(&mut self, poc: u64, from: u64) {
+        if !self.inter.contains_key(&(poc, from)) {
+            let costs = inter_costs(&self.analysis[&poc], &self.analysis[&from]);
+            self.inter.insert((poc, from), costs);
+        }
     }
 
-    // EVOLVE-BLOCK-START gop_structure
-    /// The next mini-GOP in coding order with each frame's kind: a key frame alone, or the
-    /// frames up to the next anchor (`mini_gop` frames after the last one, fewer before a key
-    /// frame or at the end of the clip), the anchor first.
+    /// Runs temporal rate-distortion over the mini-GOP about to be coded and the frames after
+    /// it that have arrived, laid out as they will likely be coded, and keeps the QP offsets of
+    /// the mini-GOP's frames.
+    fn plan_temporal_rd(&mut self, group: &[(Scheduled, FrameKind)]) {
+        let last_received = self.waiting_from + self.waiting.len() as u64 - 1;
+        // Coding order: the anchor the mini-GOP predicts from, the mini-GOP, then the next ones.
+        let mut order: Vec<(u64, FrameKind)> = Vec::new();
+        if let Some(anchor) = self.last_anchor.filter(|_| group[0].1 != FrameKind::Key) {
+            order.push((anchor, FrameKind::Predicted));
+        }
+        let mut next = group.to_vec();
+        let (mut last_anchor, mut last_key) = (self.last_anchor, self.last_key);
+        loop {
+            let mut end = 0;
+            for &(scheduled, kind) in &next {
+                order.push((scheduled.poc, kind));
+                end = end.max(scheduled.poc);
+                if kind.is_anchor() {
+                    last_anchor = Some(scheduled.poc);
+                }
+                if kind == FrameKind::Key {
+                    last_key = scheduled.poc;
+                }
+            }
+            if end >= last_received {
+                break;
+            }
+            match self.plan_group(end + 1, last_anchor, last_key, last_received, true) {
+                Some(group) => next = group,
+                None => break,
+            }
+        }
+        // What each frame predicts from, as a decoder's picture buffer of one reference per
+        // direction would give it.
+        let mut buffer = PictureBuffer::new(1);
+        let mut references: Vec<Vec<u64>> = Vec::with_capacity(order.len());
+        for &(poc, kind) in &order {
+            buffer.prepare(kind);
+            let list: Vec<u64> = buffer.references(poc, kind).into_iter().copied().collect();
+            for &from in &list {
+                self.analyse_prediction(poc, from);
+            }
+            references.push(list);
+            // Cannot fail: one picture per display index, the structure's own B pictures.
+            let _ = buffer.insert(poc, kind, poc);
+        }
+        let index_of: HashMap<u64, usize> = order
+            .iter()
+            .enumerate()
+            .map(|(i, &(poc, _))| (poc, i))
+            .collect();
+        let window: Vec<WindowFrame> = order
+            .iter()
+            .zip(&references)
+            .map(|(&(poc, _), list)| WindowFrame {
+                low: &self.analysis[&poc],
+                predictions: list
+                    .iter()
+                    .map(|from| (index_of[from], &self.inter[&(poc, *from)]))
+                    .collect(),
+            })
+            .collect();
+        let maps = propagate(&window, self.genome.temporal_rd_strength);
+        for ((poc, _), map) in order.iter().zip(maps) {
+            if group.iter().any(|(s, _)| s.poc == *poc) {
+                self.qp_maps.insert(*poc, map);
+            }
+        }
+    }
+
+    /// The next mini-GOP to code, once its frames and the lookahead after it have arrived.
     fn next_group(&self, flush: bool) -> Option<Vec<(Scheduled, FrameKind)>> {
-        let first = self.waiting_from;
         let received = self.waiting.len() as u64;
         if received == 0 {
             return None;
         }
-        let Some(previous) = self.last_anchor.filter(|_| !self.is_key_position(first)) else {
+        let last_received = self.waiting_from + received - 1;
+        let group = self.plan_group(
+            self.waiting_from,
+            self.last_anchor,
+            self.last_key,
+            last_received,
+            flush,
+        )?;
+        let end = group.iter().map(|(s, _)| s.poc).max()?;
+        let lookahead = if self.genome.temporal_rd {
+            u64::from(self.genome.lookahead)
+        } else {
+            0
+        };
+        (flush || end + lookahead <= last_received).then_some(group)
+    }
+
+    /// The frame at `poc` (received) must be a key frame: the first, a scene cut, or `keyint`
+    /// frames after the last key frame.
+    fn is_key_position(&self, poc: u64, last_key: u64) -> bool {
+        let waiting = &self.waiting[(poc - self.waiting_from) as usize];
+        poc == 0 || waiting.cut || poc >= last_key + u64::from(self.genome.keyint)
+    }
+
+    // EVOLVE-BLOCK-START gop_structure
+    /// The mini-GOP starting at `first` in coding order with each frame's kind: a key frame
+    /// alone, or the frames up to the next anchor (`mini_gop` frames after the last one, fewer
+    /// before a key frame or after `last_received` when flushing), the anchor first. `None`
+    /// while its frames have not all arrived.
+    fn plan_group(
+        &self,
+        first: u64,
+        last_anchor: Option<u64>,
+        last_key: u64,
+        last_received: u64,
+        flush: bool,
+    ) -> Option<Vec<(Scheduled, FrameKind)>> {
+        let Some(previous) = last_anchor.filter(|_| !self.is_key_position(first, last_key)) else {
             let key = Scheduled {
                 poc: first,
                 layer: 0,
@@ -209,7 +331,6 @@ impl Encoder {
             return Some(vec![(key, FrameKind::Key)]);
         };
         let mut anchor = previous + u64::from(self.genome.mini_gop);
-        let last_received = first + received - 1;
         if anchor > last_received {
             if !flush {
                 return None;
@@ -217,7 +338,7 @@ impl Encoder {
             anchor = last_received;
         }
         // Key frames start mini-GOPs of their own.
-        if let Some(key) = (first + 1..=anchor).find(|&poc| self.is_key_position(poc)) {
+        if let Some(key) = (first + 1..=anchor).find(|&poc| self.is_key_position(poc, last_key)) {
             anchor = key - 1;
         }
         let order = mini_gop_order(previous, anchor);
@@ -260,6 +381,7 @@ impl Encoder {
             &search_planes,
             qp,
             kind,
+            self.qp_maps.get(&poc),
         );
         let payload = frame_encoder.encode();
         let picture = frame_encoder.picture;
@@ -309,9 +431,12 @@ struct FrameEncoder<'a> {
     source: &'a Picture,
     references: &'a [&'a Picture],
     search_planes: &'a [&'a HalfSamplePlanes],
+    /// The frame's QP, and the coding unit's being decided (the frame's plus its offset).
+    frame_qp: u8,
     qp: u8,
     chroma_qp: u8,
     kind: FrameKind,
+    qp_map: Option<&'a QpMap>,
     rd: RdCost,
     lambda_sad: u64,
     contexts: Contexts,
@@ -334,6 +459,7 @@ impl<'a> FrameEncoder<'a> {
         search_planes: &'a [&'a HalfSamplePlanes],
         qp: u8,
         kind: FrameKind,
+        qp_map: Option<&'a QpMap>,
     ) -> Self {
         let lambda_value = lambda(qp, genome.lambda_scale);
         FrameEncoder {
@@ -343,9 +469,11 @@ impl<'a> FrameEncoder<'a> {
             source,
             references,
             search_planes,
+            frame_qp: qp,
             qp,
             chroma_qp: chroma_qp(qp, genome.chroma_qp_offset),
             kind,
+            qp_map,
             rd: RdCost::new(lambda_value),
             lambda_sad: RdCost::lambda_sad(lambda_value),
             contexts: Contexts::default(),
@@ -371,8 +499,7 @@ impl<'a> FrameEncoder<'a> {
                 &mut self.picture,
                 &self.grid,
                 &DeblockParams {
-                    qp: self.qp,
-                    chroma_qp: self.chroma_qp,
+                    chroma_qp_offset: self.header.chroma_qp_offset,
                     beta_offset: self.header.deblock_beta_offset,
                     tc_offset: self.header.deblock_tc_offset,
                 },
@@ -414,15 +541,8 @@ impl<'a> FrameEncoder<'a> {
         }
         let cu = &self.cus[*next];
         *next += 1;
-        write_cu(
-            w,
-            &mut self.contexts,
-            &self.grid,
-            cu,
-            self.header,
-            self.references.len(),
-            self.kind,
-        );
+        let frame = self.syntax();
+        write_cu(w, &mut self.contexts, &self.grid, cu, &frame);
     }
 
     // ---- decisions -------------------------------------------------------------------------
@@ -523,24 +643,27 @@ impl<'a> FrameEncoder<'a> {
             .restore_region(x >> UNIT_LOG2, y >> UNIT_LOG2, units, &saved.units);
     }
 
+    fn syntax(&self) -> FrameSyntax<'a> {
+        FrameSyntax {
+            header: self.header,
+            reference_count: self.references.len(),
+            kind: self.kind,
+            qp: self.frame_qp,
+        }
+    }
+
     /// Cost of a complete coding unit's syntax with the frozen contexts, in 1/256 bit.
     fn cu_rate(&mut self, cu: &CodedCu) -> u64 {
         let mut counter = CostCounter::default();
-        write_cu(
-            &mut counter,
-            &mut self.contexts,
-            &self.grid,
-            cu,
-            self.header,
-            self.references.len(),
-            self.kind,
-        );
+        let frame = self.syntax();
+        write_cu(&mut counter, &mut self.contexts, &self.grid, cu, &frame);
         counter.cost
     }
 
     /// Chooses the best way to code the unit at (x, y), reconstructs it and records its info.
     fn search_cu(&mut self, x: usize, y: usize, log2: u32) -> Candidate {
         let size = 1usize << log2;
+        self.set_cu_qp(x, y, size);
         let source = SourceBlock::new(self.source, x, y, size);
         let mut best: Option<Candidate> = None;
         let consider = |best: &mut Option<Candidate>, candidate: Candidate| {
@@ -584,11 +707,34 @@ impl<'a> FrameEncoder<'a> {
             &self.grid,
             self.references,
             &best.cu,
-            self.qp,
-            self.chroma_qp,
+            self.genome.chroma_qp_offset,
         );
         commit_info(&mut self.grid, &best.cu);
         best
+    }
+
+    /// The QP of the coding unit at (x, y): the frame's plus the temporal offset of its area,
+    /// with the Lagrange multipliers that go with it.
+    fn set_cu_qp(&mut self, x: usize, y: usize, size: usize) {
+        let offset = self.qp_map.map_or(0, |map| map.offset(x, y, size));
+        let qp =
+            (i32::from(self.frame_qp) + offset).clamp(0, i32::from(crate::quant::MAX_QP)) as u8;
+        if qp != self.qp {
+            let lambda_value = lambda(qp, self.genome.lambda_scale);
+            self.qp = qp;
+            self.chroma_qp = chroma_qp(qp, self.genome.chroma_qp_offset);
+            self.rd = RdCost::new(lambda_value);
+            self.lambda_sad = RdCost::lambda_sad(lambda_value);
+        }
+    }
+
+    /// The QP a coding unit at (x, y) without levels takes: its prediction.
+    fn skipped_qp(&self, x: usize, y: usize) -> u8 {
+        if self.header.block_qp {
+            predicted_qp(&self.grid, x >> UNIT_LOG2, y >> UNIT_LOG2, self.frame_qp)
+        } else {
+            self.frame_qp
+        }
     }
 
     /// Merge candidates as skipped blocks (no residual), and the best one with a residual.
@@ -625,6 +771,7 @@ impl<'a> FrameEncoder<'a> {
                 y,
                 log2,
                 skip: true,
+                qp: self.skipped_qp(x, y),
                 prediction: Prediction::Inter {
                     motion,
                     merge_index: Some(index as u8),
@@ -644,6 +791,7 @@ impl<'a> FrameEncoder<'a> {
         };
         let mut cu = skip.cu.clone();
         cu.skip = false;
+        cu.qp = self.qp;
         let merged = self.code_inter_residual(source, cu, &pred);
         (Some(skip), Some(merged))
     }
@@ -668,6 +816,7 @@ impl<'a> FrameEncoder<'a> {
             y,
             log2,
             skip: false,
+            qp: self.qp,
             prediction: Prediction::Inter {
                 motion,
                 merge_index: None,
@@ -939,6 +1088,7 @@ impl<'a> FrameEncoder<'a> {
                 y,
                 log2,
                 skip: false,
+                qp: self.qp,
                 prediction: Prediction::Intra {
                     luma_mode: mode,
                     chroma_option: 0,
@@ -1005,6 +1155,7 @@ impl<'a> FrameEncoder<'a> {
                 y,
                 log2,
                 skip: false,
+                qp: self.qp,
                 prediction: Prediction::Intra {
                     luma_mode,
                     chroma_option: option as u8,
@@ -1027,6 +1178,7 @@ impl<'a> FrameEncoder<'a> {
                 y,
                 log2,
                 skip: false,
+                qp: self.qp,
                 prediction: Prediction::Intra {
                     luma_mode,
                     chroma_option: option as u8,
@@ -1118,16 +1270,30 @@ fn has_levels(cu: &CodedCu) -> bool {
     cu.luma.iter().chain(&cu.chroma).any(Option::is_some)
 }
 
+/// What the syntax of a coding unit depends on besides its neighbours.
+#[derive(Clone, Copy)]
+pub struct FrameSyntax<'a> {
+    pub header: &'a SequenceHeader,
+    pub reference_count: usize,
+    pub kind: FrameKind,
+    /// The frame's QP.
+    pub qp: u8,
+}
+
 /// Writes one coding unit's syntax: the same order `Decoder::parse_cu` reads it.
 pub fn write_cu<W: Writer>(
     w: &mut W,
     ctx: &mut Contexts,
     grid: &UnitGrid,
     cu: &CodedCu,
-    header: &SequenceHeader,
-    reference_count: usize,
-    kind: FrameKind,
+    frame: &FrameSyntax,
 ) {
+    let FrameSyntax {
+        header,
+        reference_count,
+        kind,
+        qp: frame_qp,
+    } = *frame;
     let (cx, cy) = cu.unit();
     let intra = matches!(cu.prediction, Prediction::Intra { .. });
     if kind != FrameKind::Key {
@@ -1191,6 +1357,10 @@ pub fn write_cu<W: Writer>(
     }
     if cu.skip {
         return;
+    }
+    if header.block_qp {
+        let predicted = predicted_qp(grid, cx, cy, frame_qp);
+        write_delta_qp(w, ctx, i32::from(cu.qp) - i32::from(predicted));
     }
     let kind = usize::from(!intra);
     let luma_log2 = cu.luma_tx_log2();

@@ -59,6 +59,13 @@ pub struct Genome {
     pub skip_intra_after_clean_inter: bool,
     /// QP increase of P frames over key frames.
     pub p_frame_qp_offset: i8,
+    /// Temporal rate-distortion: lower the QP of blocks later frames predict from, in
+    /// proportion to how much they inherit (coding units then carry a QP difference).
+    pub temporal_rd: bool,
+    /// Strength of temporal rate-distortion: QP offset per doubling of a block's worth.
+    pub temporal_rd_strength: f64,
+    /// Frames analysed ahead of the mini-GOP being coded, for temporal rate-distortion.
+    pub lookahead: u8,
     /// QP increase of a B frame per level of the mini-GOP's hierarchy below the anchors.
     pub b_layer_qp_offset: i8,
     /// In B frames, try the average of the two best motion-compensated predictions.
@@ -69,7 +76,7 @@ impl Default for Genome {
     fn default() -> Self {
         Genome {
             keyint: 250,
-            scene_cut_threshold: 0.4,
+            scene_cut_threshold: 0.15,
             mini_gop: 8,
             reference_frames: 1,
             min_block_log2: 3,
@@ -95,6 +102,9 @@ impl Default for Genome {
             p_frame_qp_offset: 2,
             b_layer_qp_offset: 1,
             bipred: true,
+            temporal_rd: false,
+            temporal_rd_strength: 2.0,
+            lookahead: 20,
         }
     }
 }
@@ -132,6 +142,8 @@ impl Genome {
         range("deblock_tc_offset", -6.0, 6.0),
         range("p_frame_qp_offset", 0.0, 6.0),
         range("b_layer_qp_offset", 0.0, 4.0),
+        range("temporal_rd_strength", 0.0, 4.0),
+        range("lookahead", 0.0, 48.0),
     ];
 
     fn value(&self, name: &str) -> f64 {
@@ -154,6 +166,8 @@ impl Genome {
             "deblock_tc_offset" => f64::from(self.deblock_tc_offset),
             "p_frame_qp_offset" => f64::from(self.p_frame_qp_offset),
             "b_layer_qp_offset" => f64::from(self.b_layer_qp_offset),
+            "temporal_rd_strength" => self.temporal_rd_strength,
+            "lookahead" => f64::from(self.lookahead),
             _ => f64::NAN,
         }
     }

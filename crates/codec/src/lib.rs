@@ -23,6 +23,7 @@ pub mod rdo;
 pub mod reconstruct;
 pub mod residual;
 pub mod syntax;
+pub mod temporal;
 pub mod transform;
 
 pub use bitstream::header::DecoderLimits;

@@ -8,9 +8,11 @@ use crate::rdo::satd;
 
 /// Side of the analysis blocks in half-resolution samples.
 pub const BLOCK: usize = 8;
-/// Farthest whole-sample vector searched, in half-resolution samples.
-const RANGE: i32 = 24;
-const BORDER: usize = RANGE as usize + BLOCK;
+/// Farthest vector searched, in half-resolution samples.
+const RANGE_SAMPLES: i32 = 24;
+/// The same in the vectors' unit, half of a half-resolution sample.
+const RANGE: i32 = 2 * RANGE_SAMPLES;
+const BORDER: usize = RANGE_SAMPLES as usize + BLOCK + 1;
 
 /// Half-resolution luma of a frame, with its intra cost per block.
 #[derive(Clone, Debug)]
@@ -18,7 +20,7 @@ pub struct LowRes {
     plane: PaddedPlane,
     pub blocks_x: usize,
     pub blocks_y: usize,
-    /// SATD against the block's own mean, per block in raster order.
+    /// SATD of the best simple intra prediction, per block in raster order.
     pub intra: Vec<u32>,
 }
 
@@ -66,28 +68,52 @@ impl LowRes {
         block
     }
 
+    /// The cheapest of DC, horizontal, vertical and a gradient prediction from the samples
+    /// around the block (the picture's border samples at its edges).
     fn intra_cost(&self, bx: usize, by: usize) -> u32 {
         let block = self.block(bx, by);
-        let mean = (block.iter().map(|&v| u32::from(v)).sum::<u32>() + 32) / 64;
-        let flat = [mean as u8; BLOCK * BLOCK];
-        satd(&block, BLOCK, &flat, BLOCK, BLOCK, BLOCK)
+        let (x, y) = ((bx * BLOCK) as isize, (by * BLOCK) as isize);
+        let sample =
+            |dx: isize, dy: isize| i32::from(self.plane.data[self.plane.index(x + dx, y + dy)]);
+        let top: [i32; BLOCK] = std::array::from_fn(|i| sample(i as isize, -1));
+        let left: [i32; BLOCK] = std::array::from_fn(|i| sample(-1, i as isize));
+        let corner = sample(-1, -1);
+        let dc = (top.iter().sum::<i32>() + left.iter().sum::<i32>() + BLOCK as i32)
+            / (2 * BLOCK as i32);
+        let predictions: [&dyn Fn(usize, usize) -> i32; 4] = [
+            &|_, _| dc,
+            &|_, row| left[row],
+            &|column, _| top[column],
+            &|column, row| (top[column] + left[row] - corner).clamp(0, 255),
+        ];
+        predictions
+            .iter()
+            .map(|predict| {
+                let predicted: [u8; BLOCK * BLOCK] =
+                    std::array::from_fn(|i| predict(i % BLOCK, i / BLOCK) as u8);
+                satd(&block, BLOCK, &predicted, BLOCK, BLOCK, BLOCK)
+            })
+            .min()
+            .unwrap_or(0)
     }
 
-    /// SATD of block (bx, by) against `reference` displaced by `mv` (whole half-resolution
-    /// samples, within the search range).
+    /// SATD of `block` at (bx, by) against this frame displaced by `mv` (half samples of the
+    /// half resolution, within the search range), interpolated bilinearly.
     fn inter_cost(&self, block: &[u8], bx: usize, by: usize, mv: Mv) -> u32 {
-        let start = self.plane.index(
-            (bx * BLOCK) as isize + mv.x as isize,
-            (by * BLOCK) as isize + mv.y as isize,
-        );
-        satd(
-            block,
-            BLOCK,
-            &self.plane.data[start..],
-            self.plane.stride,
-            BLOCK,
-            BLOCK,
-        )
+        let x = (bx * BLOCK) as isize + (mv.x >> 1) as isize;
+        let y = (by * BLOCK) as isize + (mv.y >> 1) as isize;
+        let (fx, fy) = ((mv.x & 1) as usize, (mv.y & 1) as usize);
+        let stride = self.plane.stride;
+        let data = &self.plane.data[self.plane.index(x, y)..];
+        let predicted: [u8; BLOCK * BLOCK] = std::array::from_fn(|i| {
+            let at = (i / BLOCK) * stride + i % BLOCK;
+            let sum = u32::from(data[at])
+                + u32::from(data[at + fx])
+                + u32::from(data[at + fy * stride])
+                + u32::from(data[at + fx + fy * stride]);
+            ((sum + 2) >> 2) as u8
+        });
+        satd(block, BLOCK, &predicted, BLOCK, BLOCK, BLOCK)
     }
 }
 
@@ -95,12 +121,13 @@ impl LowRes {
 #[derive(Clone, Debug)]
 pub struct InterCosts {
     pub cost: Vec<u32>,
-    /// Whole half-resolution samples.
+    /// In half samples of the half resolution (whole samples of the picture).
     pub vectors: Vec<Mv>,
 }
 
 /// Motion search of every block of `frame` in `reference`: the best of the zero vector and the
-/// left and above blocks' vectors, refined by a shrinking diamond.
+/// left and above blocks' vectors, refined by a shrinking diamond over whole samples, then the
+/// eight half-sample positions around the best.
 pub fn inter_costs(frame: &LowRes, reference: &LowRes) -> InterCosts {
     let count = frame.blocks_x * frame.blocks_y;
     let mut cost = vec![0u32; count];
@@ -108,7 +135,7 @@ pub fn inter_costs(frame: &LowRes, reference: &LowRes) -> InterCosts {
     let clamp = |mv: Mv| Mv::new(mv.x.clamp(-RANGE, RANGE), mv.y.clamp(-RANGE, RANGE));
     // A vector's rough rate, so that flat areas keep the vectors of their neighbours.
     let penalty =
-        |mv: Mv, from: Mv| 4 * ((mv.x - from.x).unsigned_abs() + (mv.y - from.y).unsigned_abs());
+        |mv: Mv, from: Mv| 2 * ((mv.x - from.x).unsigned_abs() + (mv.y - from.y).unsigned_abs());
     for by in 0..frame.blocks_y {
         for bx in 0..frame.blocks_x {
             let i = by * frame.blocks_x + bx;
@@ -131,8 +158,8 @@ pub fn inter_costs(frame: &LowRes, reference: &LowRes) -> InterCosts {
                     (best, best_cost) = (start, c);
                 }
             }
-            let mut step = 4;
-            while step > 0 {
+            let mut step = 8;
+            while step >= 2 {
                 let centre = best;
                 for (dx, dy) in [(step, 0), (-step, 0), (0, step), (0, -step)] {
                     let mv = clamp(Mv::new(centre.x + dx, centre.y + dy));
@@ -145,6 +172,23 @@ pub fn inter_costs(frame: &LowRes, reference: &LowRes) -> InterCosts {
                     step /= 2;
                 }
             }
+            let centre = best;
+            for (dx, dy) in [
+                (1, 0),
+                (-1, 0),
+                (0, 1),
+                (0, -1),
+                (1, 1),
+                (-1, 1),
+                (1, -1),
+                (-1, -1),
+            ] {
+                let mv = clamp(Mv::new(centre.x + dx, centre.y + dy));
+                let c = evaluate(mv);
+                if c < best_cost {
+                    (best, best_cost) = (mv, c);
+                }
+            }
             cost[i] = best_cost;
             vectors[i] = best;
         }
@@ -152,10 +196,16 @@ pub fn inter_costs(frame: &LowRes, reference: &LowRes) -> InterCosts {
     InterCosts { cost, vectors }
 }
 
+/// Rows and columns of whole analysis blocks a picture needs (64x64 luma samples) before its
+/// costs can tell a new scene from motion.
+const MIN_BLOCKS_FOR_CUTS: usize = 4;
+
 /// A frame whose inter cost from the previous frame reaches `1 - threshold` of its intra
-/// cost starts a new scene; 0 never cuts.
+/// cost starts a new scene; 0 never cuts, nor does a picture too small to judge.
 pub fn is_scene_cut(frame: &LowRes, inter: &InterCosts, threshold: f64) -> bool {
-    if threshold <= 0.0 {
+    let too_small = frame.plane.width / BLOCK < MIN_BLOCKS_FOR_CUTS
+        || frame.plane.height / BLOCK < MIN_BLOCKS_FOR_CUTS;
+    if threshold <= 0.0 || too_small {
         return false;
     }
     let intra: u64 = frame.intra.iter().map(|&c| u64::from(c)).sum();
@@ -189,11 +239,11 @@ mod tests {
     #[test]
     fn motion_is_found_and_a_new_scene_is_a_cut() {
         let first = LowRes::new(&textured(128, 96, 0, 1));
-        // The same texture moved 8 samples (4 at half resolution).
+        // The same texture moved 8 samples (4 at half resolution, counted in halves).
         let moved = LowRes::new(&textured(128, 96, 8, 1));
         let costs = inter_costs(&moved, &first);
         let inner = costs.vectors[2 * moved.blocks_x + 2];
-        assert_eq!(inner, Mv::new(4, 0));
+        assert_eq!(inner, Mv::new(8, 0));
         assert!(!is_scene_cut(&moved, &costs, 0.4));
         let other = LowRes::new(&textured(128, 96, 0, 7));
         let costs = inter_costs(&other, &first);

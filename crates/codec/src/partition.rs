@@ -19,6 +19,8 @@ pub struct UnitInfo {
     pub skip: bool,
     pub luma_mode: u8,
     pub motion: Motion,
+    /// QP of the coding unit (deblocking strength, QP prediction).
+    pub qp: u8,
     /// The luma transform covering this unit has coefficients (deblocking strength).
     pub luma_coded: bool,
 }

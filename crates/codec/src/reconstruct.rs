@@ -36,6 +36,8 @@ pub struct CodedCu {
     pub y: usize,
     pub log2: u32,
     pub skip: bool,
+    /// QP of the unit's luma levels (chroma follows at the sequence's offset).
+    pub qp: u8,
     pub prediction: Prediction,
     /// Luma transform blocks in z-order (one, or four 32x32 in a 64x64 unit); `None`: no levels.
     pub luma: Vec<Option<Vec<i32>>>,
@@ -88,6 +90,7 @@ pub fn commit_info(grid: &mut UnitGrid, cu: &CodedCu) {
     let mut info = UnitInfo {
         cu_log2: cu.log2 as u8,
         skip: cu.skip,
+        qp: cu.qp,
         ..UnitInfo::default()
     };
     match cu.prediction {
@@ -198,9 +201,9 @@ pub fn reconstruct_cu(
     grid: &UnitGrid,
     references: &[&Picture],
     cu: &CodedCu,
-    qp: u8,
-    chroma_qp: u8,
+    chroma_qp_offset: i8,
 ) {
+    let (qp, chroma_qp) = (cu.qp, chroma_qp(cu.qp, chroma_qp_offset));
     let size = 1usize << cu.log2;
     let luma_log2 = cu.luma_tx_log2();
     let luma_n = 1usize << luma_log2;

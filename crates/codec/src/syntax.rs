@@ -20,6 +20,66 @@ pub fn neighbour_count(
     usize::from(left.is_some_and(&test)) + usize::from(above.is_some_and(&test))
 }
 
+/// The QP a coding unit's difference is relative to: the mean of the left and above units'
+/// QPs where decoded, else the frame's.
+pub fn predicted_qp(grid: &UnitGrid, cx: usize, cy: usize, frame_qp: u8) -> u8 {
+    let left = grid.neighbour(cx as isize - 1, cy as isize, cx, cy);
+    let above = grid.neighbour(cx as isize, cy as isize - 1, cx, cy);
+    match (left, above) {
+        (Some(l), Some(a)) => ((u16::from(l.qp) + u16::from(a.qp) + 1) >> 1) as u8,
+        (Some(one), None) | (None, Some(one)) => one.qp,
+        (None, None) => frame_qp,
+    }
+}
+
+/// Largest QP difference a coding unit can carry.
+pub const MAX_DELTA_QP: u32 = crate::quant::MAX_QP as u32;
+
+pub fn write_delta_qp<W: Writer>(w: &mut W, ctx: &mut Contexts, delta: i32) {
+    let magnitude = delta.unsigned_abs().min(MAX_DELTA_QP);
+    w.bit(&mut ctx.delta_qp[0], magnitude > 0);
+    if magnitude == 0 {
+        return;
+    }
+    for bin in 1..MAX_DELTA_QP {
+        let more = magnitude > bin;
+        let c = (bin as usize).min(2);
+        if bin <= 2 {
+            w.bit(&mut ctx.delta_qp[c], more);
+        } else {
+            w.bypass(u32::from(more), 1);
+        }
+        if !more {
+            break;
+        }
+    }
+    w.bypass(u32::from(delta < 0), 1);
+}
+
+pub fn read_delta_qp(r: &mut RangeDecoder, ctx: &mut Contexts) -> i32 {
+    if !r.bit(&mut ctx.delta_qp[0]) {
+        return 0;
+    }
+    let mut magnitude = 1u32;
+    while magnitude < MAX_DELTA_QP {
+        let more = if magnitude <= 2 {
+            r.bit(&mut ctx.delta_qp[magnitude as usize])
+        } else {
+            r.bypass(1) == 1
+        };
+        if !more {
+            break;
+        }
+        magnitude += 1;
+    }
+    let magnitude = magnitude as i32;
+    if r.bypass(1) == 1 {
+        -magnitude
+    } else {
+        magnitude
+    }
+}
+
 /// Truncated unary code of `value` < `count`, one context per bin (the last one reused).
 pub fn write_truncated_unary<W: Writer>(w: &mut W, ctx: &mut [Prob], value: usize, count: usize) {
     for bin in 0..count.saturating_sub(1) {
@@ -209,6 +269,10 @@ mod tests {
         for &mvd in &mvds {
             write_mvd(&mut w, &mut ctx, mvd);
         }
+        let deltas = [0, 1, -1, 2, -3, 7, -51, 51];
+        for &delta in &deltas {
+            write_delta_qp(&mut w, &mut ctx, delta);
+        }
         let bytes = w.finish();
         let mut r = RangeDecoder::new(&bytes);
         let mut ctx = Contexts::default();
@@ -225,6 +289,9 @@ mod tests {
         }
         for &mvd in &mvds {
             assert_eq!(read_mvd(&mut r, &mut ctx).unwrap(), mvd);
+        }
+        for &delta in &deltas {
+            assert_eq!(read_delta_qp(&mut r, &mut ctx), delta);
         }
     }
 

@@ -37,13 +37,15 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
         ),
         any::<bool>(),
         (1u8..=16, 0i8..=4, any::<bool>(), 0.0f64..=1.0),
+        (any::<bool>(), 0.0f64..=4.0, 0u8..=24),
     )
-        .prop_map(|(a, b, c, skip_intra_after_clean_inter, d)| {
+        .prop_map(|(a, b, c, skip_intra_after_clean_inter, d, e)| {
             let (keyint, reference_frames, min_block, max_block, intra_angular, intra_rdo, merge) =
                 a;
             let (me_range, subpel, lambda_scale, dz_intra, dz_inter, rdoq) = b;
             let (chroma_qp_offset, deblock, beta, tc, early_skip, skip_stops_split, p_offset) = c;
             let (mini_gop, b_layer_qp_offset, bipred, scene_cut_threshold) = d;
+            let (temporal_rd, temporal_rd_strength, lookahead) = e;
             Genome {
                 keyint,
                 scene_cut_threshold,
@@ -70,6 +72,9 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
                 p_frame_qp_offset: p_offset,
                 b_layer_qp_offset,
                 bipred,
+                temporal_rd,
+                temporal_rd_strength,
+                lookahead,
             }
         })
 }

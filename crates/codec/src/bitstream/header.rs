@@ -9,7 +9,7 @@ use std::io::Read;
 pub const MAGIC: [u8; 4] = *b"CCLB";
 /// 2: B frames and display-order indices in frame packets.
 pub const VERSION: u8 = 2;
-const HEADER_LEN: usize = 4 + 1 + 4 + 4 + 1 + 1 + 16 + 8;
+const HEADER_LEN: usize = 4 + 1 + 4 + 4 + 1 + 1 + 16 + 9;
 
 /// Everything a decoder must know before the first frame.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,6 +23,8 @@ pub struct SequenceHeader {
     pub deblock: bool,
     pub deblock_beta_offset: i8,
     pub deblock_tc_offset: i8,
+    /// Coding units carry a QP difference (temporal rate-distortion).
+    pub block_qp: bool,
 }
 
 /// Bounds a decoder accepts before allocating anything for a stream.
@@ -56,6 +58,7 @@ impl SequenceHeader {
             deblock: genome.deblock,
             deblock_beta_offset: genome.deblock_beta_offset,
             deblock_tc_offset: genome.deblock_tc_offset,
+            block_qp: genome.temporal_rd,
         }
     }
 
@@ -80,6 +83,7 @@ impl SequenceHeader {
             u8::from(self.deblock),
             self.deblock_beta_offset as u8,
             self.deblock_tc_offset as u8,
+            u8::from(self.block_qp),
         ]);
         out
     }
@@ -150,6 +154,11 @@ impl SequenceHeader {
             },
             deblock_beta_offset: g[6] as i8,
             deblock_tc_offset: g[7] as i8,
+            block_qp: match g[8] {
+                0 => false,
+                1 => true,
+                _ => return Err(CodecError::Corrupt("block QP flag")),
+            },
         };
         // The decoder-side genome values must lie in the genome's declared ranges.
         let genome = Genome {

@@ -27,6 +27,8 @@ pub struct Contexts {
     pub ref_idx: [Prob; 3],
     /// Two vectors averaged, in bi-predicted frames.
     pub bi: Prob,
+    /// [bin: nonzero, magnitude above one, above two] of a coding unit's QP difference.
+    pub delta_qp: [Prob; 3],
     /// [component][bin: nonzero, greater than one]
     pub mvd: [[Prob; 2]; 2],
     /// [plane type][intra, inter]

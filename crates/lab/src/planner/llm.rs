@@ -104,6 +104,34 @@ const GENOME_MEANINGS: &[(&str, &str)] = &[
         "p_frame_qp_offset",
         "QP increase of P frames over key frames",
     ),
+    (
+        "scene_cut_threshold",
+        "a frame whose prediction from the previous one costs at least 1 - this of its intra cost becomes a key frame; 0 never cuts",
+    ),
+    (
+        "mini_gop",
+        "frames from one anchor to the next: 1 low delay (P frames only), up to 16 with hierarchical B frames between",
+    ),
+    (
+        "b_layer_qp_offset",
+        "QP increase of a B frame per level of the mini-GOP hierarchy",
+    ),
+    (
+        "bipred",
+        "in B frames, try the average of the two best motion-compensated predictions",
+    ),
+    (
+        "temporal_rd",
+        "temporal rate-distortion: lower the QP of blocks later frames predict from",
+    ),
+    (
+        "temporal_rd_strength",
+        "QP offset of temporal rate-distortion per doubling of a block's worth",
+    ),
+    (
+        "lookahead",
+        "frames analysed ahead of the mini-GOP being coded, for temporal rate-distortion",
+    ),
 ];
 
 /// How much of the history and of the sources one prompt carries.
