@@ -154,6 +154,10 @@ impl<R: Read> Decoder<R> {
                 },
             );
         }
+        if self.header.sao {
+            let (r, ctx) = (&mut frame.reader, &mut frame.contexts.sao);
+            crate::sao::decode(r, ctx, &mut frame.picture)?;
+        }
         frame.picture.extend_edges();
         Ok(frame.picture)
     }

@@ -234,6 +234,11 @@ impl<'a> FrameEncoder<'a> {
                 },
             );
         }
+        if self.header.sao {
+            let visible = (self.header.format.width, self.header.format.height);
+            let (ctx, picture) = (&mut self.contexts.sao, &mut self.picture);
+            crate::sao::encode(&mut writer, ctx, picture, self.source, visible, &self.rd);
+        }
         self.picture.extend_edges();
         writer.finish()
     }

@@ -34,9 +34,9 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
             any::<bool>(),
             0i8..=3,
         ),
-        any::<bool>(),
+        (any::<bool>(), any::<bool>()),
     )
-        .prop_map(|(a, b, c, skip_intra_after_clean_inter)| {
+        .prop_map(|(a, b, c, (skip_intra_after_clean_inter, sao))| {
             let (keyint, reference_frames, min_block, max_block, intra_angular, intra_rdo, merge) =
                 a;
             let (me_range, subpel, lambda_scale, dz_intra, dz_inter, rdoq) = b;
@@ -59,6 +59,7 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
                 deblock,
                 deblock_beta_offset: beta,
                 deblock_tc_offset: tc,
+                sao,
                 early_skip,
                 skip_stops_split,
                 skip_intra_after_clean_inter,

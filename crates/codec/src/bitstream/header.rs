@@ -8,7 +8,7 @@ use std::io::Read;
 
 pub const MAGIC: [u8; 4] = *b"CCLB";
 pub const VERSION: u8 = 1;
-const HEADER_LEN: usize = 4 + 1 + 4 + 4 + 1 + 1 + 16 + 8;
+const HEADER_LEN: usize = 4 + 1 + 4 + 4 + 1 + 1 + 16 + 9;
 
 /// Everything a decoder must know before the first frame.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,6 +22,7 @@ pub struct SequenceHeader {
     pub deblock: bool,
     pub deblock_beta_offset: i8,
     pub deblock_tc_offset: i8,
+    pub sao: bool,
 }
 
 /// Bounds a decoder accepts before allocating anything for a stream.
@@ -55,6 +56,7 @@ impl SequenceHeader {
             deblock: genome.deblock,
             deblock_beta_offset: genome.deblock_beta_offset,
             deblock_tc_offset: genome.deblock_tc_offset,
+            sao: genome.sao,
         }
     }
 
@@ -79,6 +81,7 @@ impl SequenceHeader {
             u8::from(self.deblock),
             self.deblock_beta_offset as u8,
             self.deblock_tc_offset as u8,
+            u8::from(self.sao),
         ]);
         out
     }
@@ -149,6 +152,11 @@ impl SequenceHeader {
             },
             deblock_beta_offset: g[6] as i8,
             deblock_tc_offset: g[7] as i8,
+            sao: match g[8] {
+                0 => false,
+                1 => true,
+                _ => return Err(CodecError::Corrupt("sample adaptive offset flag")),
+            },
         };
         // The decoder-side genome values must lie in the genome's declared ranges.
         let genome = Genome {
@@ -215,6 +223,28 @@ mod tests {
         assert!(
             SequenceHeader::read(&mut bad.as_slice(), &DecoderLimits::default(), &mut crc).is_err()
         );
+        for (offset, value) in [(36, 2), (39, 2)] {
+            let mut bad = bytes.clone();
+            bad[offset] = value;
+            assert!(matches!(
+                SequenceHeader::read(&mut bad.as_slice(), &DecoderLimits::default(), &mut crc),
+                Err(CodecError::Corrupt(_))
+            ));
+        }
+        let off = SequenceHeader::new(
+            h.format,
+            &Genome {
+                sao: false,
+                ..Genome::default()
+            },
+        );
+        let back = SequenceHeader::read(
+            &mut off.to_bytes().as_slice(),
+            &DecoderLimits::default(),
+            &mut crc,
+        )
+        .unwrap();
+        assert!(!back.sao);
         assert!(matches!(
             SequenceHeader::read(&mut &bytes[..10], &DecoderLimits::default(), &mut crc),
             Err(CodecError::Truncated)
