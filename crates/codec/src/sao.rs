@@ -154,22 +154,29 @@ pub fn edge_category(c: i32, a: i32, b: i32) -> usize {
     CATEGORY[((c - a).signum() + (c - b).signum() + 2) as usize]
 }
 
-/// The two neighbours of sample `x` of row `cur` along `step`, if both lie in the picture.
+/// The rows of the first and second neighbours along `step`, if both lie in the picture.
 #[inline]
-fn neighbours(
-    rows: (Option<&[u8]>, &[u8], Option<&[u8]>),
-    x: usize,
-    (dx, dy): (isize, isize),
-) -> Option<(i32, i32)> {
-    let (above, cur, below) = rows;
-    let xa = x.checked_add_signed(-dx)?;
-    let xb = x.checked_add_signed(dx)?;
-    let (ra, rb) = if dy == 0 {
-        (cur, cur)
+fn neighbour_rows<'a>(
+    (above, cur, below): (Option<&'a [u8]>, &'a [u8], Option<&'a [u8]>),
+    (_, dy): (isize, isize),
+) -> Option<(&'a [u8], &'a [u8])> {
+    if dy == 0 {
+        Some((cur, cur))
     } else {
-        (above?, below?)
-    };
-    Some((i32::from(*ra.get(xa)?), i32::from(*rb.get(xb)?)))
+        Some((above?, below?))
+    }
+}
+
+/// Columns of `x0..x1` whose neighbours along `step` (x - dx and x + dx) lie in `0..width`.
+#[inline]
+fn edge_span(
+    x0: usize,
+    x1: usize,
+    width: usize,
+    (dx, _): (isize, isize),
+) -> std::ops::Range<usize> {
+    let margin = usize::from(dx != 0);
+    x0.max(margin)..x1.min(width.saturating_sub(margin))
 }
 
 /// Rows y - 1, y and y + 1 of the coded area, the outer ones where they exist.
@@ -212,21 +219,16 @@ pub fn gather_stats(
                     band.sum += i64::from(orig[x]) - i64::from(cur[x]);
                     band.count += 1;
                 }
-                for (class, &(dx, dy)) in EDGE_CLASSES.iter().enumerate() {
-                    let (ra, rb) = match (dy, above, below) {
-                        (0, _, _) => (cur, cur),
-                        (_, Some(a), Some(b)) => (a, b),
-                        _ => continue,
+                for (class, &step) in EDGE_CLASSES.iter().enumerate() {
+                    let Some((ra, rb)) = neighbour_rows((above, cur, below), step) else {
+                        continue;
                     };
-                    // Both neighbours inside the picture: x - dx and x + dx in 0..w.
-                    let margin = usize::from(dx != 0);
-                    let (lo, hi) = (x0.max(margin), x1.min(rec.width - margin));
                     // [category]: (sum, count); category 0 is collected and dropped.
                     let mut acc = [(0i32, 0i32); 5];
-                    for x in lo..hi {
+                    for x in edge_span(x0, x1, rec.width, step) {
                         let c = i32::from(cur[x]);
-                        let a = i32::from(ra[x.wrapping_add_signed(-dx)]);
-                        let b = i32::from(rb[x.wrapping_add_signed(dx)]);
+                        let a = i32::from(ra[x.wrapping_add_signed(-step.0)]);
+                        let b = i32::from(rb[x.wrapping_add_signed(step.0)]);
                         let t = &mut acc[edge_category(c, a, b)];
                         t.0 += i32::from(orig[x]) - c;
                         t.1 += 1;
@@ -278,18 +280,20 @@ pub fn apply(picture: &mut Picture, params: &[[PlaneSao; 3]]) {
                 }
                 PlaneSao::Edge { class, offsets } => {
                     let step = EDGE_CLASSES[usize::from(class) % 4];
+                    // [category]: offset; category 0 changes nothing.
+                    let table = [0, offsets[0], offsets[1], offsets[2], offsets[3]].map(i32::from);
                     for y in y0..y1 {
                         let around = rows_around(&deblocked, y);
+                        let Some((ra, rb)) = neighbour_rows(around, step) else {
+                            continue;
+                        };
+                        let cur = around.1;
                         let out = plane.row_mut(0, y, w);
-                        for (x, out) in out.iter_mut().enumerate().take(x1).skip(x0) {
-                            if let Some((a, b)) = neighbours(around, x, step) {
-                                let c = i32::from(around.1[x]);
-                                let category = edge_category(c, a, b);
-                                if category > 0 {
-                                    *out =
-                                        (c + i32::from(offsets[category - 1])).clamp(0, 255) as u8;
-                                }
-                            }
+                        for x in edge_span(x0, x1, w, step) {
+                            let c = i32::from(cur[x]);
+                            let a = i32::from(ra[x.wrapping_add_signed(-step.0)]);
+                            let b = i32::from(rb[x.wrapping_add_signed(step.0)]);
+                            out[x] = (c + table[edge_category(c, a, b)]).clamp(0, 255) as u8;
                         }
                     }
                 }
