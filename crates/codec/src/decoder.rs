@@ -185,6 +185,10 @@ impl<R: Read> Decoder<R> {
                 },
             );
         }
+        if self.header.sao {
+            let (r, ctx) = (&mut frame.reader, &mut frame.contexts.sao);
+            crate::sao::decode(r, ctx, &mut frame.picture)?;
+        }
         let mut picture = frame.picture;
         picture.extend_edges();
         Ok((kind, poc, picture))

@@ -505,6 +505,13 @@ impl<'a> FrameEncoder<'a> {
                 },
             );
         }
+        if self.header.sao {
+            let visible = (self.header.format.width, self.header.format.height);
+            let (ctx, picture) = (&mut self.contexts.sao, &mut self.picture);
+            // The frame's multiplier, whatever QP the last coding unit took.
+            let rd = RdCost::new(lambda(self.frame_qp, self.genome.lambda_scale));
+            crate::sao::encode(&mut writer, ctx, picture, self.source, visible, &rd);
+        }
         self.picture.extend_edges();
         writer.finish()
     }

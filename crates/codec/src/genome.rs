@@ -50,6 +50,8 @@ pub struct Genome {
     pub deblock_beta_offset: i8,
     /// Deblocking clipping strength offset, in steps of 2 QP (signalled in the header).
     pub deblock_tc_offset: i8,
+    /// Sample adaptive offset filter after deblocking (signalled in the header).
+    pub sao: bool,
     /// Stop evaluating other modes of a block when skipping it leaves no residual worth coding.
     pub early_skip: bool,
     /// Stop splitting a block whose best mode is skip.
@@ -94,6 +96,7 @@ impl Default for Genome {
             deblock: true,
             deblock_beta_offset: 0,
             deblock_tc_offset: 0,
+            sao: true,
             early_skip: true,
             skip_stops_split: true,
             skip_intra_after_clean_inter: true,

@@ -1,7 +1,8 @@
 //! The lab's own hybrid block video codec: 64x64 superblocks split by a quadtree, intra and
 //! motion-compensated prediction, integer transforms, adaptive binary arithmetic coding,
-//! rate-distortion optimised decisions, in-loop deblocking and rate control, all steered by a
-//! [`Genome`]. The decoder reproduces the encoder's reconstruction bit for bit.
+//! rate-distortion optimised decisions, in-loop deblocking and sample adaptive offset, and rate
+//! control, all steered by a [`Genome`]. The decoder reproduces the encoder's reconstruction bit
+//! for bit.
 
 pub mod bitstream;
 pub mod deblock;
@@ -22,6 +23,7 @@ pub mod ratecontrol;
 pub mod rdo;
 pub mod reconstruct;
 pub mod residual;
+pub mod sao;
 pub mod syntax;
 pub mod temporal;
 pub mod transform;

@@ -35,11 +35,11 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
             any::<bool>(),
             0i8..=3,
         ),
-        any::<bool>(),
+        (any::<bool>(), any::<bool>()),
         (1u8..=16, 0i8..=4, any::<bool>(), 0.0f64..=1.0),
         (any::<bool>(), 0.0f64..=4.0, 0u8..=24),
     )
-        .prop_map(|(a, b, c, skip_intra_after_clean_inter, d, e)| {
+        .prop_map(|(a, b, c, (skip_intra_after_clean_inter, sao), d, e)| {
             let (keyint, reference_frames, min_block, max_block, intra_angular, intra_rdo, merge) =
                 a;
             let (me_range, subpel, lambda_scale, dz_intra, dz_inter, rdoq) = b;
@@ -66,6 +66,7 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
                 deblock,
                 deblock_beta_offset: beta,
                 deblock_tc_offset: tc,
+                sao,
                 early_skip,
                 skip_stops_split,
                 skip_intra_after_clean_inter,

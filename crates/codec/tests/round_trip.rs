@@ -64,6 +64,7 @@ fn every_tool_switched() {
         rdoq: true,
         chroma_qp_offset: -3,
         deblock: false,
+        sao: false,
         early_skip: false,
         skip_stops_split: false,
         ..Genome::default()

@@ -9,7 +9,7 @@ use std::io::Read;
 pub const MAGIC: [u8; 4] = *b"CCLB";
 /// 2: B frames and display-order indices in frame packets.
 pub const VERSION: u8 = 2;
-const HEADER_LEN: usize = 4 + 1 + 4 + 4 + 1 + 1 + 16 + 9;
+const HEADER_LEN: usize = 4 + 1 + 4 + 4 + 1 + 1 + 16 + 10;
 
 /// Everything a decoder must know before the first frame.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,6 +25,7 @@ pub struct SequenceHeader {
     pub deblock_tc_offset: i8,
     /// Coding units carry a QP difference (temporal rate-distortion).
     pub block_qp: bool,
+    pub sao: bool,
 }
 
 /// Bounds a decoder accepts before allocating anything for a stream.
@@ -59,6 +60,7 @@ impl SequenceHeader {
             deblock_beta_offset: genome.deblock_beta_offset,
             deblock_tc_offset: genome.deblock_tc_offset,
             block_qp: genome.temporal_rd,
+            sao: genome.sao,
         }
     }
 
@@ -84,6 +86,7 @@ impl SequenceHeader {
             self.deblock_beta_offset as u8,
             self.deblock_tc_offset as u8,
             u8::from(self.block_qp),
+            u8::from(self.sao),
         ]);
         out
     }
@@ -159,6 +162,11 @@ impl SequenceHeader {
                 1 => true,
                 _ => return Err(CodecError::Corrupt("block QP flag")),
             },
+            sao: match g[9] {
+                0 => false,
+                1 => true,
+                _ => return Err(CodecError::Corrupt("sample adaptive offset flag")),
+            },
         };
         // The decoder-side genome values must lie in the genome's declared ranges.
         let genome = Genome {
@@ -225,6 +233,28 @@ mod tests {
         assert!(
             SequenceHeader::read(&mut bad.as_slice(), &DecoderLimits::default(), &mut crc).is_err()
         );
+        for (offset, value) in [(36, 2), (39, 2), (40, 2)] {
+            let mut bad = bytes.clone();
+            bad[offset] = value;
+            assert!(matches!(
+                SequenceHeader::read(&mut bad.as_slice(), &DecoderLimits::default(), &mut crc),
+                Err(CodecError::Corrupt(_))
+            ));
+        }
+        let off = SequenceHeader::new(
+            h.format,
+            &Genome {
+                sao: false,
+                ..Genome::default()
+            },
+        );
+        let back = SequenceHeader::read(
+            &mut off.to_bytes().as_slice(),
+            &DecoderLimits::default(),
+            &mut crc,
+        )
+        .unwrap();
+        assert!(!back.sao);
         assert!(matches!(
             SequenceHeader::read(&mut &bytes[..10], &DecoderLimits::default(), &mut crc),
             Err(CodecError::Truncated)

@@ -39,4 +39,16 @@ pub struct Contexts {
     pub significant: [[[Prob; SIG_CONTEXTS]; 2]; PLANE_TYPES],
     pub greater_one: [[Prob; LEVEL_CONTEXTS]; PLANE_TYPES],
     pub greater_two: [[Prob; LEVEL_CONTEXTS]; PLANE_TYPES],
+    pub sao: SaoContexts,
+}
+
+/// Contexts of the sample adaptive offset parameters.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SaoContexts {
+    /// [merge left, merge up]
+    pub merge: [Prob; 2],
+    /// [plane type][filter on, edge rather than band offset]
+    pub kind: [[Prob; 2]; PLANE_TYPES],
+    /// Nonzero offset magnitude: [plane type][edge, band offset]
+    pub magnitude: [[Prob; 2]; PLANE_TYPES],
 }

@@ -5,7 +5,7 @@ mod contexts;
 mod decoder;
 mod encoder;
 
-pub use contexts::Contexts;
+pub use contexts::{Contexts, SaoContexts};
 pub use decoder::RangeDecoder;
 pub use encoder::RangeEncoder;
 

@@ -104,6 +104,7 @@ const PRIORS: &[(&str, f64)] = &[
     ("rdoq", 0.8),
     ("intra_angular", 0.5),
     ("deblock", 0.5),
+    ("sao", 0.5),
     ("keyint", 0.5),
     ("chroma_qp_offset", 0.0),
 ];

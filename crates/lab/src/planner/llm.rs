@@ -88,6 +88,7 @@ const GENOME_MEANINGS: &[(&str, &str)] = &[
         "deblock_tc_offset",
         "deblocking clipping strength offset, in steps of 2 QP",
     ),
+    ("sao", "sample adaptive offset filter after deblocking"),
     (
         "early_skip",
         "stop evaluating other modes when skip leaves no residual worth coding",
