@@ -43,6 +43,8 @@ enum Command {
     Encode(commands::encode::EncodeArgs),
     /// Decode a bitstream of the lab's own codec to Y4M: IN.bin -o OUT.y4m (`-` for stdin/stdout).
     Decode(commands::decode::DecodeArgs),
+    /// Every gene of the lab codec's genome: value, values it may take, meaning [--genome FILE.json] [--json].
+    Genome(commands::genome::GenomeArgs),
     /// PSNR, SSIM and MS-SSIM (libvmaf's definitions) of a distorted Y4M clip against its reference.
     Metrics(commands::metrics::MetricsArgs),
     /// The lab's report: status, experiments, best program, goals, spend, alerts, next steps [--since T] [--format md|json] [--run RUN].
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         Command::Metrics(args) => commands::metrics::run(args),
         Command::Encode(args) => commands::encode::run(args),
         Command::Decode(args) => commands::decode::run(args),
+        Command::Genome(args) => commands::genome::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

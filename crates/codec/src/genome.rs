@@ -112,6 +112,16 @@ impl Default for Genome {
     }
 }
 
+/// One gene as users and planners see it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Gene {
+    pub name: &'static str,
+    pub value: serde_json::Value,
+    /// The values it may take: "MIN to MAX", or "true or false".
+    pub values: String,
+    pub meaning: &'static str,
+}
+
 /// A numeric parameter's declared range (booleans need none).
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Range {
@@ -148,6 +158,131 @@ impl Genome {
         range("temporal_rd_strength", 0.0, 4.0),
         range("lookahead", 0.0, 48.0),
     ];
+
+    /// What each gene does, in one line, in the genome's field order.
+    pub const MEANINGS: &'static [(&'static str, &'static str)] = &[
+        (
+            "keyint",
+            "most frames between key (intra-only) frames; 1: every frame is a key frame",
+        ),
+        (
+            "reference_frames",
+            "decoded pictures a frame may predict from in each direction",
+        ),
+        (
+            "min_block_log2",
+            "smallest coding unit, log2 of its side (3: 8x8); at most max_block_log2",
+        ),
+        (
+            "max_block_log2",
+            "largest coding unit, log2 of its side (6: 64x64 superblocks)",
+        ),
+        (
+            "intra_angular",
+            "search the 33 angular intra directions besides planar, DC, H, V",
+        ),
+        (
+            "intra_rdo_candidates",
+            "intra modes kept after the Hadamard pre-selection for the full RD check",
+        ),
+        ("merge_candidates", "merge candidates per block"),
+        (
+            "me_range",
+            "motion search range in whole luma samples around the best start",
+        ),
+        (
+            "subpel_precision",
+            "motion vector precision searched: 0 whole, 1 half, 2 quarter samples",
+        ),
+        (
+            "lambda_scale",
+            "multiplier on the QP-derived Lagrange multiplier",
+        ),
+        (
+            "deadzone_intra",
+            "rounding offset (fraction of a step) of the dead-zone quantiser, intra blocks",
+        ),
+        (
+            "deadzone_inter",
+            "rounding offset of the dead-zone quantiser, inter blocks",
+        ),
+        (
+            "rdoq",
+            "rate-distortion optimised quantisation (lowers levels where the rate saved is worth it)",
+        ),
+        ("chroma_qp_offset", "chroma QP minus luma QP"),
+        ("deblock", "in-loop deblocking filter"),
+        (
+            "deblock_beta_offset",
+            "deblocking activity threshold offset, in steps of 2 QP",
+        ),
+        (
+            "deblock_tc_offset",
+            "deblocking clipping strength offset, in steps of 2 QP",
+        ),
+        ("sao", "sample adaptive offset filter after deblocking"),
+        (
+            "early_skip",
+            "stop evaluating other modes when skip leaves no residual worth coding",
+        ),
+        (
+            "skip_stops_split",
+            "stop splitting a block whose best mode is skip",
+        ),
+        (
+            "skip_intra_after_clean_inter",
+            "in inter frames, skip intra when the best inter prediction needs no luma residual",
+        ),
+        (
+            "p_frame_qp_offset",
+            "QP increase of P frames over key frames",
+        ),
+        (
+            "scene_cut_threshold",
+            "a frame whose prediction from the previous one costs at least 1 - this of its intra cost becomes a key frame; 0 never cuts",
+        ),
+        (
+            "mini_gop",
+            "frames from one anchor to the next: 1 low delay (P frames only), up to 16 with hierarchical B frames between",
+        ),
+        (
+            "b_layer_qp_offset",
+            "QP increase of a B frame per level of the mini-GOP hierarchy",
+        ),
+        (
+            "bipred",
+            "in B frames, try the average of the two best motion-compensated predictions",
+        ),
+        (
+            "temporal_rd",
+            "temporal rate-distortion: lower the QP of blocks later frames predict from",
+        ),
+        (
+            "temporal_rd_strength",
+            "QP offset of temporal rate-distortion per doubling of a block's worth",
+        ),
+        (
+            "lookahead",
+            "frames analysed ahead of the mini-GOP being coded, for temporal rate-distortion",
+        ),
+    ];
+
+    /// Every gene with its value, the values it may take and its meaning.
+    pub fn genes(&self) -> Vec<Gene> {
+        let values = serde_json::to_value(self).unwrap_or_default();
+        Self::MEANINGS
+            .iter()
+            .map(|&(name, meaning)| Gene {
+                name,
+                value: values.get(name).cloned().unwrap_or_default(),
+                values: match Self::RANGES.iter().find(|r| r.name == name) {
+                    Some(range) => format!("{} to {}", range.min, range.max),
+                    None => "true or false".to_owned(),
+                },
+                meaning,
+            })
+            .collect()
+    }
 
     fn value(&self, name: &str) -> f64 {
         match name {
@@ -223,6 +358,31 @@ mod tests {
         assert_eq!(partial.keyint, 10);
         assert!(partial.rdoq);
         assert_eq!(partial.me_range, genome.me_range);
+    }
+
+    #[test]
+    fn every_gene_has_a_meaning_and_every_range_a_gene() {
+        let genome = serde_json::to_value(Genome::default()).unwrap();
+        let mut fields: Vec<&str> = genome
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut named: Vec<&str> = Genome::MEANINGS.iter().map(|(name, _)| *name).collect();
+        fields.sort_unstable();
+        named.sort_unstable();
+        assert_eq!(named, fields);
+        let genes = Genome::default().genes();
+        for range in Genome::RANGES {
+            let gene = genes.iter().find(|g| g.name == range.name).unwrap();
+            assert_eq!(gene.values, format!("{} to {}", range.min, range.max));
+        }
+        let sao = genes.iter().find(|g| g.name == "sao").unwrap();
+        assert_eq!(
+            (sao.values.as_str(), &sao.value),
+            ("true or false", &serde_json::json!(true))
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod corpus;
 pub mod decode;
 pub mod encode;
 pub mod experiment;
+pub mod genome;
 pub mod metrics;
 pub mod report;
 pub mod run;

@@ -27,114 +27,6 @@ use crate::store::{PlannerLogEntry, Store};
 /// The name recorded as the proposer and in the planner log.
 pub const PLANNER_NAME: &str = "llm";
 
-/// What one genome parameter does, in the prompt's words.
-const GENOME_MEANINGS: &[(&str, &str)] = &[
-    (
-        "keyint",
-        "frames between key (intra-only) frames; 1: every frame is a key frame",
-    ),
-    (
-        "reference_frames",
-        "previous decoded frames a P frame may predict from",
-    ),
-    (
-        "min_block_log2",
-        "smallest coding unit, log2 of its side (3: 8x8); at most max_block_log2",
-    ),
-    (
-        "max_block_log2",
-        "largest coding unit, log2 of its side (6: 64x64 superblocks)",
-    ),
-    (
-        "intra_angular",
-        "search the 33 angular intra directions besides planar, DC, H, V",
-    ),
-    (
-        "intra_rdo_candidates",
-        "intra modes kept after the Hadamard pre-selection for the full RD check",
-    ),
-    ("merge_candidates", "merge candidates per block"),
-    (
-        "me_range",
-        "motion search range in whole luma samples around the best start",
-    ),
-    (
-        "subpel_precision",
-        "motion vector precision searched: 0 whole, 1 half, 2 quarter samples",
-    ),
-    (
-        "lambda_scale",
-        "multiplier on the QP-derived Lagrange multiplier",
-    ),
-    (
-        "deadzone_intra",
-        "rounding offset (fraction of a step) of the dead-zone quantiser, intra blocks",
-    ),
-    (
-        "deadzone_inter",
-        "rounding offset of the dead-zone quantiser, inter blocks",
-    ),
-    (
-        "rdoq",
-        "rate-distortion optimised quantisation (lowers levels where the rate saved is worth it)",
-    ),
-    ("chroma_qp_offset", "chroma QP minus luma QP"),
-    ("deblock", "in-loop deblocking filter"),
-    (
-        "deblock_beta_offset",
-        "deblocking activity threshold offset, in steps of 2 QP",
-    ),
-    (
-        "deblock_tc_offset",
-        "deblocking clipping strength offset, in steps of 2 QP",
-    ),
-    ("sao", "sample adaptive offset filter after deblocking"),
-    (
-        "early_skip",
-        "stop evaluating other modes when skip leaves no residual worth coding",
-    ),
-    (
-        "skip_stops_split",
-        "stop splitting a block whose best mode is skip",
-    ),
-    (
-        "skip_intra_after_clean_inter",
-        "in P frames, skip intra when the best inter prediction needs no luma residual",
-    ),
-    (
-        "p_frame_qp_offset",
-        "QP increase of P frames over key frames",
-    ),
-    (
-        "scene_cut_threshold",
-        "a frame whose prediction from the previous one costs at least 1 - this of its intra cost becomes a key frame; 0 never cuts",
-    ),
-    (
-        "mini_gop",
-        "frames from one anchor to the next: 1 low delay (P frames only), up to 16 with hierarchical B frames between",
-    ),
-    (
-        "b_layer_qp_offset",
-        "QP increase of a B frame per level of the mini-GOP hierarchy",
-    ),
-    (
-        "bipred",
-        "in B frames, try the average of the two best motion-compensated predictions",
-    ),
-    (
-        "temporal_rd",
-        "temporal rate-distortion: lower the QP of blocks later frames predict from",
-    ),
-    (
-        "temporal_rd_strength",
-        "QP offset of temporal rate-distortion per doubling of a block's worth",
-    ),
-    (
-        "lookahead",
-        "frames analysed ahead of the mini-GOP being coded, for temporal rate-distortion",
-    ),
-];
-
 /// How much of the history and of the sources one prompt carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PromptLimits {
@@ -677,14 +569,12 @@ fn system_prompt(view: &PlannerView<'_>, policy: &Policy) -> String {
         out,
         "## Genome\n| parameter | values | shipped | meaning |\n|---|---|---|---|"
     );
-    let shipped = serde_json::to_value(Genome::default()).unwrap_or_default();
-    for (name, meaning) in GENOME_MEANINGS {
-        let values = match Genome::RANGES.iter().find(|r| r.name == *name) {
-            Some(range) => format!("{} to {}", range.min, range.max),
-            None => "true or false".to_owned(),
-        };
-        let default = shipped.get(*name).map(Value::to_string).unwrap_or_default();
-        let _ = writeln!(out, "| {name} | {values} | {default} | {meaning} |");
+    for gene in Genome::default().genes() {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            gene.name, gene.values, gene.value, gene.meaning
+        );
     }
     let _ = writeln!(
         out,
@@ -884,25 +774,6 @@ fn with_attempts(reason: &str, failure: &LlmError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_genome_table_covers_every_parameter() {
-        let genome = serde_json::to_value(Genome::default()).unwrap();
-        let fields: Vec<&str> = genome
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        let mut table: Vec<&str> = GENOME_MEANINGS.iter().map(|(name, _)| *name).collect();
-        let mut sorted_fields = fields.clone();
-        sorted_fields.sort_unstable();
-        table.sort_unstable();
-        assert_eq!(table, sorted_fields);
-        for range in Genome::RANGES {
-            assert!(table.contains(&range.name), "{}", range.name);
-        }
-    }
 
     #[test]
     fn shortened_cuts_on_a_character_boundary_and_says_so() {
