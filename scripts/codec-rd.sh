@@ -1,26 +1,31 @@
 #!/usr/bin/env bash
-# Rate-distortion of the lab codec against x264 and x265 on the real corpus clips.
+# Rate-distortion of the lab codec against the anchors, on the real corpus clips and on generated
+# 1280x720 clips (a camera pan over texture and a scene cut, 60 frames each).
 #
-# Every clip is decoded to Y4M once (the source); x264 (-preset medium -bf 0 -threads 1) and x265
-# (-preset medium, one thread) encode it at CRF 22/27/32/37 into raw Annex B streams; codeclab
-# encodes it at 4 QPs. Every stream is decoded, PSNR-Y (libvmaf's definition, mean over frames)
-# comes from `codeclab metrics --json`, bitrate = stream bytes x 8 x fps / frames (every header
-# byte counted), and `codeclab bdrate --json` gives the BD-rate (PCHIP) per clip; the mean over
-# clips closes the table.
+# Every clip becomes a Y4M source once. The anchors encode it at CRF 22/27/32/37, one thread,
+# as their users run them: x265 -preset medium -tune psnr (`x265-psnr`), x265 -preset medium
+# (`x265`, untuned), SVT-AV1 preset 8 (`svtav1`), x264 -preset medium (`x264`); codeclab encodes
+# it at QP 22/27/32/37 with the default genome (or $GENOME). Every stream is decoded from its
+# bytes alone and scored against the source with `codeclab metrics` (PSNR-Y, SSIM, and VMAF when
+# VMAF=1); bitrate = stream bytes x 8 x fps / frames, every header byte counted. `codeclab
+# bdrate` gives the BD-rate (PCHIP) of codeclab against each anchor per clip and metric, then
+# the mean over clips.
 #
-# Environment: QPS (default "22 27 32 37"), CLIPS (corpus file names, default both), FRAMES (all
-# when unset), GENOME (a genome JSON for codeclab), WORK (scratch folder, default
-# target/codec-rd), CARGO_TARGET_DIR as usual.
+# Environment: CLIPS (corpus file names, default both real clips), GENERATED (patterns, default
+# "pan scene-cut"; empty for none), FRAMES (frames of the real clips, all when unset), ANCHORS
+# (default "x265-psnr x265 svtav1 x264"), VMAF (1 to score VMAF too), GENOME (a genome JSON
+# file), WORK (scratch folder, default target/codec-rd), CARGO_TARGET_DIR as usual.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-QPS=${QPS:-"22 27 32 37"}
-CRFS="22 27 32 37"
+QPS="22 27 32 37"
 CLIPS=${CLIPS:-"bikes_640x272.mp4 carphone_qcif.mp4"}
+GENERATED=${GENERATED-"pan scene-cut"}
+ANCHORS=${ANCHORS:-"x265-psnr x265 svtav1 x264"}
 TARGET=${CARGO_TARGET_DIR:-target}
 WORK=${WORK:-$TARGET/codec-rd}
 CORPUS=${CODECLAB_CORPUS:-../shared/corpus}
 mkdir -p "$WORK"
-for tool in ffmpeg jq; do
+for tool in ffmpeg jq bc; do
   command -v "$tool" >/dev/null || { echo "error: $tool is required" >&2; exit 1; }
 done
 cargo build --release --bin codeclab >&2
@@ -29,38 +34,56 @@ frames_opt=()
 [ -n "${FRAMES:-}" ] && frames_opt=(-frames:v "$FRAMES")
 genome_opt=()
 [ -n "${GENOME:-}" ] && genome_opt=(--genome "$GENOME")
+metrics="psnr,ssim"
+vmaf_opt=()
+[ "${VMAF:-0}" = 1 ] && vmaf_opt=(--vmaf)
+scores="psnr_y ssim"
+[ "${VMAF:-0}" = 1 ] && scores="psnr_y ssim vmaf"
 
-# measure FILE.y4m SOURCE.y4m -> "frames mean-PSNR-Y"
-measure() {
-  "$CODECLAB" metrics --json --metrics psnr "$2" "$1" | jq -r '"\(.frames) \(.pooled.psnr_y)"'
-}
-# kbps BYTES FRAMES FPS
-kbps() {
-  awk -v b="$1" -v n="$2" -v f="$3" 'BEGIN { printf "%.3f", b * 8 * f / n / 1000 }'
-}
-
-sum_x264=0; sum_x265=0; count=0
-printf '%-22s %-8s %6s %10s %9s %9s %9s\n' clip codec point kbps psnr_y enc_s dec_s
+# The sources: real clips decoded once, generated clips rendered once.
+sources=()
 for clip in $CLIPS; do
-  name=${clip%.*}
-  src="$WORK/$name.y4m"
+  src="$WORK/${clip%.*}.y4m"
   [ -f "$src" ] || ffmpeg -loglevel error -y -i "$CORPUS/$clip" "${frames_opt[@]}" -pix_fmt yuv420p -f yuv4mpegpipe "$src"
+  sources+=("$src")
+done
+for pattern in $GENERATED; do
+  id="$pattern-1280x720"
+  src="$WORK/generated/corpus/clips/$id.y4m"
+  [ -f "$src" ] || "$CODECLAB" corpus generate --data-dir "$WORK/generated" --pattern "$pattern" \
+    --width 1280 --height 720 --frames 60 --seed 1 --id "$id" >/dev/null
+  sources+=("$src")
+done
+
+# encode CODEC POINT SOURCE STREAM
+encode() {
+  case $1 in
+    x265-psnr) ffmpeg -loglevel error -y -i "$3" -c:v libx265 -preset medium -tune psnr -crf "$2" \
+                 -x265-params log-level=error:pools=1:frame-threads=1 -f hevc "$4" ;;
+    x265) ffmpeg -loglevel error -y -i "$3" -c:v libx265 -preset medium -crf "$2" \
+            -x265-params log-level=error:pools=1:frame-threads=1 -f hevc "$4" ;;
+    svtav1) ffmpeg -loglevel error -y -i "$3" -c:v libsvtav1 -preset 8 -crf "$2" \
+              -svtav1-params lp=1 -f ivf "$4" ;;
+    x264) ffmpeg -loglevel error -y -i "$3" -c:v libx264 -preset medium -threads 1 -crf "$2" -f h264 "$4" ;;
+    codeclab) "$CODECLAB" encode --qp "$2" "${genome_opt[@]}" "$3" -o "$4" 2>/dev/null ;;
+  esac
+}
+
+declare -A sums
+count=0
+printf '%-24s %-10s %5s %10s %9s %8s %8s %8s\n' clip codec point kbps psnr_y ssim enc_s dec_s
+for src in "${sources[@]}"; do
+  name=$(basename "$src" .y4m)
   header=$(head -c 200 "$src" | head -n 1)
   fps=$(sed -E 's/.* F([0-9]+):([0-9]+).*/\1 \2/' <<<"$header" | awk '{ printf "%.6f", $1 / $2 }')
-  frames=$(measure "$src" "$src" | cut -d' ' -f1)
-  for codec in x264 x265 codeclab; do
-    echo "kbps,psnr_y" >"$WORK/$name.$codec.csv"
-    points=$CRFS; [ "$codec" = codeclab ] && points=$QPS
-    for point in $points; do
+  frames=$(grep -c '^FRAME' "$src" || true)
+  for codec in $ANCHORS codeclab; do
+    for score in $scores; do echo "kbps,$score" >"$WORK/$name.$codec.$score.csv"; done
+    for point in $QPS; do
       stream="$WORK/$name.$codec.$point.bin"
       decoded="$WORK/$name.$codec.$point.y4m"
       t0=$(date +%s.%N)
-      case $codec in
-        x264) ffmpeg -loglevel error -y -i "$src" -c:v libx264 -preset medium -bf 0 -threads 1 -crf "$point" -f h264 "$stream" ;;
-        x265) ffmpeg -loglevel error -y -i "$src" -c:v libx265 -preset medium -crf "$point" \
-                -x265-params log-level=error:pools=1:frame-threads=1 -f hevc "$stream" ;;
-        codeclab) "$CODECLAB" encode --qp "$point" "${genome_opt[@]}" "$src" -o "$stream" 2>/dev/null ;;
-      esac
+      encode "$codec" "$point" "$src" "$stream"
       t1=$(date +%s.%N)
       if [ "$codec" = codeclab ]; then
         "$CODECLAB" decode "$stream" -o "$decoded" 2>/dev/null
@@ -68,19 +91,34 @@ for clip in $CLIPS; do
         ffmpeg -loglevel error -y -i "$stream" -pix_fmt yuv420p -f yuv4mpegpipe "$decoded"
       fi
       t2=$(date +%s.%N)
-      read -r decoded_frames quality < <(measure "$decoded" "$src")
+      result=$("$CODECLAB" metrics --json --metrics "$metrics" "${vmaf_opt[@]}" "$src" "$decoded" 2>/dev/null)
+      decoded_frames=$(jq -r .frames <<<"$result")
       [ "$decoded_frames" = "$frames" ] || { echo "error: $decoded has $decoded_frames frames, not $frames" >&2; exit 1; }
-      rate=$(kbps "$(stat -c %s "$stream")" "$frames" "$fps")
-      echo "$rate,$quality" >>"$WORK/$name.$codec.csv"
-      printf '%-22s %-8s %6s %10s %9.4f %9.2f %9.2f\n' "$name" "$codec" "$point" "$rate" "$quality" \
+      rate=$(awk -v b="$(stat -c %s "$stream")" -v n="$frames" -v f="$fps" 'BEGIN { printf "%.3f", b * 8 * f / n / 1000 }')
+      for score in $scores; do
+        echo "$rate,$(jq -r ".pooled.$score" <<<"$result")" >>"$WORK/$name.$codec.$score.csv"
+      done
+      printf '%-24s %-10s %5s %10s %9.4f %8.5f %8.2f %8.2f\n' "$name" "$codec" "$point" "$rate" \
+        "$(jq -r .pooled.psnr_y <<<"$result")" "$(jq -r .pooled.ssim <<<"$result")" \
         "$(echo "$t1 - $t0" | bc)" "$(echo "$t2 - $t1" | bc)"
       rm -f "$decoded"
     done
   done
-  bd264=$("$CODECLAB" bdrate --json "$WORK/$name.x264.csv" "$WORK/$name.codeclab.csv" | jq -r '.pchip')
-  bd265=$("$CODECLAB" bdrate --json "$WORK/$name.x265.csv" "$WORK/$name.codeclab.csv" | jq -r '.pchip')
-  echo "BD-rate PSNR-Y (PCHIP) $name: vs x264 ${bd264} %, vs x265 ${bd265} %"
-  sum_x264=$(echo "$sum_x264 + $bd264" | bc -l); sum_x265=$(echo "$sum_x265 + $bd265" | bc -l)
+  for anchor in $ANCHORS; do
+    line="BD-rate (PCHIP) of codeclab vs $anchor on $name:"
+    for score in $scores; do
+      bd=$("$CODECLAB" bdrate --json "$WORK/$name.$anchor.$score.csv" "$WORK/$name.codeclab.$score.csv" | jq -r '.pchip')
+      line+=" $score $(printf '%+.2f' "$bd") %"
+      sums[$anchor.$score]=$(echo "${sums[$anchor.$score]:-0} + $bd" | bc -l)
+    done
+    echo "$line"
+  done
   count=$((count + 1))
 done
-echo "mean BD-rate PSNR-Y (PCHIP) over $count clips: vs x264 $(echo "scale=2; $sum_x264 / $count" | bc -l) %, vs x265 $(echo "scale=2; $sum_x265 / $count" | bc -l) %"
+for anchor in $ANCHORS; do
+  line="mean BD-rate (PCHIP) of codeclab vs $anchor over $count clips:"
+  for score in $scores; do
+    line+=" $score $(printf '%+.2f' "$(echo "${sums[$anchor.$score]} / $count" | bc -l)") %"
+  done
+  echo "$line"
+done

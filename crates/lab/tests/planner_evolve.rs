@@ -272,7 +272,7 @@ fn uniform_genome(rng: &mut fastrand::Rng) -> Genome {
 }
 
 /// Genes the baselines draw (every one but the chroma offset).
-const GENES: usize = 20;
+const GENES: usize = 28;
 
 /// Gives gene `gene` a value drawn uniformly over its range.
 fn randomize(g: &mut Genome, gene: usize, rng: &mut fastrand::Rng) {
@@ -296,6 +296,14 @@ fn randomize(g: &mut Genome, gene: usize, rng: &mut fastrand::Rng) {
         16 => g.early_skip = rng.bool(),
         17 => g.skip_stops_split = rng.bool(),
         18 => g.skip_intra_after_clean_inter = rng.bool(),
+        19 => g.sao = rng.bool(),
+        20 => g.scene_cut_threshold = rng.f64(),
+        21 => g.mini_gop = rng.u8(1..=16),
+        22 => g.b_layer_qp_offset = rng.i8(0..=4),
+        23 => g.bipred = rng.bool(),
+        24 => g.temporal_rd = rng.bool(),
+        25 => g.temporal_rd_strength = 4.0 * rng.f64(),
+        26 => g.lookahead = rng.u8(0..=48),
         _ => g.p_frame_qp_offset = rng.i8(0..=6),
     }
 }

@@ -75,8 +75,11 @@ const LOG_SCALE_RATIO: f64 = 8.0;
 /// Prior relevance of the genes to the rate-distortion trade-off: the probing order and the
 /// starting weights of mutation. Motion references, the mode-decision shortcuts, the Lagrange
 /// multiplier, the quantiser's dead zones and the frame QP offset shape it most; the search
-/// tools and block sizes mostly trade speed. 0 holds a gene: the fitness is measured on luma,
-/// so moving the chroma QP would trade chroma quality the fitness does not see for rate.
+/// tools and block sizes mostly trade speed. The mini-GOP length and the B-level QP step start
+/// at 1; the switches and strengths of the newer tools (bi-prediction, scene cuts, temporal
+/// rate-distortion) start low, their defaults being the measured best. 0 holds a gene: the
+/// fitness is measured on luma, so moving the chroma QP would trade chroma quality the fitness
+/// does not see for rate.
 const PRIORS: &[(&str, f64)] = &[
     ("reference_frames", 3.0),
     ("skip_stops_split", 3.0),
@@ -86,13 +89,13 @@ const PRIORS: &[(&str, f64)] = &[
     ("deadzone_inter", 2.0),
     ("deadzone_intra", 2.0),
     ("p_frame_qp_offset", 2.0),
-    ("mini_gop", 2.0),
-    ("b_layer_qp_offset", 2.0),
-    ("temporal_rd_strength", 1.5),
-    ("temporal_rd", 1.0),
-    ("bipred", 1.0),
-    ("scene_cut_threshold", 0.5),
-    ("lookahead", 0.5),
+    ("mini_gop", 1.0),
+    ("b_layer_qp_offset", 1.0),
+    ("bipred", 0.3),
+    ("temporal_rd", 0.3),
+    ("temporal_rd_strength", 0.3),
+    ("scene_cut_threshold", 0.3),
+    ("lookahead", 0.3),
     ("deblock_beta_offset", 1.5),
     ("deblock_tc_offset", 1.5),
     ("intra_rdo_candidates", 1.5),
