@@ -689,8 +689,9 @@ impl<'a> FrameEncoder<'a> {
     /// The decision, as in HM: in reverse scan from the last dead-zone level, each coefficient
     /// takes the cheapest of {level, level - 1, 0} (level the dead-zone one, so its rounding
     /// offset caps the choice) by transform-domain distortion plus λ times its rate from the
-    /// frozen contexts, with the neighbour template of the levels already decided; then the
-    /// last position that minimises the block's estimated total (the tail left uncoded) is
+    /// frozen contexts, with the neighbour template of the levels already decided, plus what it
+    /// changes in the rate of the neighbours coded after it (at their dead-zone levels); then
+    /// the last position that minimises the block's estimated total (the tail left uncoded) is
     /// chosen. Changes `levels` and returns true only where that differs from them and leaves a
     /// nonzero level.
     fn rdoq_decide(
@@ -728,7 +729,34 @@ impl<'a> FrameEncoder<'a> {
         let size_class = usize::from(log2n > 3);
         let significant = &ctx.significant[pt][size_class];
         let (greater_one, greater_two) = (&ctx.greater_one[pt], &ctx.greater_two[pt]);
+        // (significance flag, the rest) of coding `magnitude` at `pos`, in 1/256 bit.
+        let bits = |map: &estimate::Template, pos: usize, magnitude: u32| -> (u64, u64) {
+            let (x, y) = (pos % n, pos / n);
+            let (clipped, nonzero, sum) = map.template(pos, n);
+            let sig = significant[estimate::significance(clipped, x, y, luma)].cost(magnitude != 0);
+            if magnitude == 0 {
+                return (u64::from(sig), 0);
+            }
+            let lc = estimate::level(clipped, nonzero, x, y);
+            let mut rest = greater_one[lc].cost(magnitude > 1);
+            if magnitude > 1 {
+                rest += greater_two[lc].cost(magnitude > 2);
+            }
+            if magnitude > 2 {
+                let k = estimate::remainder_order(sum);
+                let shifted = ((magnitude - 3) >> k) + 1;
+                let prefix = 31 - shifted.leading_zeros();
+                rest += (2 * prefix + 1 + k) << 8;
+            }
+            // The sign.
+            (u64::from(sig), u64::from(rest + (1 << 8)))
+        };
+        // The template holds the decided levels and, where undecided, the dead-zone ones.
         let mut map = estimate::Template::new(n);
+        for &pos in &order[..=start] {
+            let pos = usize::from(pos);
+            map.set(pos, n, levels[pos].unsigned_abs());
+        }
         let mut decided = vec![0i32; count];
         // Per scan index: cost of the chosen level with its significance flag, cost of the
         // significance flag set (not coded at the last position), cost of leaving it zero and
@@ -740,42 +768,45 @@ impl<'a> FrameEncoder<'a> {
             let pos = usize::from(order[i]);
             let c = coeffs[pos];
             let (x, y) = (pos % n, pos / n);
-            let (clipped, nonzero, sum) = map.template(pos, n);
-            let sig = significant[estimate::significance(clipped, x, y, luma)];
-            let lc = estimate::level(clipped, nonzero, x, y);
-            let k = estimate::remainder_order(sum);
+            // What a magnitude here does to the rate of the coefficients coded after it whose
+            // template holds it, at their dead-zone levels.
+            let later = |map: &mut estimate::Template, magnitude: u32| -> u64 {
+                map.set(pos, n, magnitude);
+                let mut total = 0;
+                for (dx, dy) in [(1, 0), (2, 0), (0, 1), (0, 2), (1, 1)] {
+                    if x >= dx && y >= dy {
+                        let q = (y - dy) * n + x - dx;
+                        let (a, b) = bits(map, q, levels[q].unsigned_abs());
+                        total += a + b;
+                    }
+                }
+                total
+            };
             let zero = dist(c, 0);
             uncoded[i] = zero;
-            sig_one[i] = rate(u64::from(sig.cost(true)));
-            let mut best = (zero + rate(u64::from(sig.cost(false))), 0u32);
+            sig_one[i] = rate(bits(&map, pos, 1).0);
+            let own = zero + rate(bits(&map, pos, 0).0);
+            // (cost with the later rates, own cost, magnitude)
+            let mut best = (own + rate(later(&mut map, 0)), own, 0u32);
             let high = levels[pos].unsigned_abs();
             for magnitude in [high, high.saturating_sub(1)] {
                 if magnitude == 0 {
                     continue;
                 }
-                let mut bits = u64::from(sig.cost(true) + greater_one[lc].cost(magnitude > 1));
-                if magnitude > 1 {
-                    bits += u64::from(greater_two[lc].cost(magnitude > 2));
-                }
-                if magnitude > 2 {
-                    let shifted = ((magnitude - 3) >> k) + 1;
-                    let prefix = 31 - shifted.leading_zeros();
-                    bits += u64::from(2 * prefix + 1 + k) << 8;
-                }
-                // The sign.
-                bits += 1 << 8;
-                let cost = dist(c, magnitude) + rate(bits);
+                let (a, b) = bits(&map, pos, magnitude);
+                let own = dist(c, magnitude) + rate(a + b);
+                let cost = own + rate(later(&mut map, magnitude));
                 if cost < best.0 {
-                    best = (cost, magnitude);
+                    best = (cost, own, magnitude);
                 }
             }
-            coded[i] = best.0;
+            coded[i] = best.1;
             decided[pos] = if c < 0 {
-                -(best.1 as i32)
+                -(best.2 as i32)
             } else {
-                best.1 as i32
+                best.2 as i32
             };
-            map.set(pos, n, best.1);
+            map.set(pos, n, best.2);
         }
         // The best last position: levels before it coded as decided, the tail left uncoded.
         let size = log2n as usize - 2;
