@@ -1359,7 +1359,11 @@ mod tests {
                     .collect();
                 let mut coeffs = vec![0; n * n];
                 forward(&residual, &mut coeffs, log2n);
-                let rounding = if intra { 1.0 / 3.0 } else { 1.0 / 6.0 };
+                let rounding = if intra {
+                    rdoq.genome.deadzone_intra
+                } else {
+                    rdoq.genome.deadzone_inter
+                };
                 let block_qp = if luma { rdoq.qp } else { rdoq.chroma_qp };
                 let mut raw = vec![0; n * n];
                 quantize(&coeffs, &mut raw, block_qp, log2n, rounding);
