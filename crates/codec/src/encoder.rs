@@ -702,6 +702,7 @@ impl<'a> FrameEncoder<'a> {
         ctx: &Contexts,
         lambda_fixed: u64,
     ) -> bool {
+        use crate::entropy::Prob;
         use crate::quant::dequantize;
         use crate::residual::estimate;
         let count = levels.len();
@@ -729,27 +730,32 @@ impl<'a> FrameEncoder<'a> {
         let size_class = usize::from(log2n > 3);
         let significant = &ctx.significant[pt][size_class];
         let (greater_one, greater_two) = (&ctx.greater_one[pt], &ctx.greater_two[pt]);
-        // (significance flag, the rest) of coding `magnitude` at `pos`, in 1/256 bit.
-        let bits = |map: &estimate::Template, pos: usize, magnitude: u32| -> (u64, u64) {
+        // The contexts of `pos` from its template: (significance, greater-than, remainder order).
+        let contexts = |map: &estimate::Template, pos: usize| -> (Prob, usize, u32) {
             let (x, y) = (pos % n, pos / n);
             let (clipped, nonzero, sum) = map.template(pos, n);
-            let sig = significant[estimate::significance(clipped, x, y, luma)].cost(magnitude != 0);
+            (
+                significant[estimate::significance(clipped, x, y, luma)],
+                estimate::level(clipped, nonzero, x, y),
+                estimate::remainder_order(sum),
+            )
+        };
+        // Cost in 1/256 bit of coding `magnitude` in those contexts, significance flag aside.
+        let level_bits = |(_, lc, k): (Prob, usize, u32), magnitude: u32| -> u64 {
             if magnitude == 0 {
-                return (u64::from(sig), 0);
+                return 0;
             }
-            let lc = estimate::level(clipped, nonzero, x, y);
-            let mut rest = greater_one[lc].cost(magnitude > 1);
+            let mut bits = greater_one[lc].cost(magnitude > 1);
             if magnitude > 1 {
-                rest += greater_two[lc].cost(magnitude > 2);
+                bits += greater_two[lc].cost(magnitude > 2);
             }
             if magnitude > 2 {
-                let k = estimate::remainder_order(sum);
                 let shifted = ((magnitude - 3) >> k) + 1;
                 let prefix = 31 - shifted.leading_zeros();
-                rest += (2 * prefix + 1 + k) << 8;
+                bits += (2 * prefix + 1 + k) << 8;
             }
             // The sign.
-            (u64::from(sig), u64::from(rest + (1 << 8)))
+            u64::from(bits + (1 << 8))
         };
         // The template holds the decided levels and, where undecided, the dead-zone ones.
         let mut map = estimate::Template::new(n);
@@ -767,6 +773,17 @@ impl<'a> FrameEncoder<'a> {
         for i in (0..=start).rev() {
             let pos = usize::from(order[i]);
             let c = coeffs[pos];
+            let zero = dist(c, 0);
+            uncoded[i] = zero;
+            let here = contexts(&map, pos);
+            let own_zero = zero + rate(u64::from(here.0.cost(false)));
+            let high = levels[pos].unsigned_abs();
+            if high == 0 {
+                // Nothing to choose (and the template already holds the zero).
+                coded[i] = own_zero;
+                continue;
+            }
+            sig_one[i] = rate(u64::from(here.0.cost(true)));
             let (x, y) = (pos % n, pos / n);
             // What a magnitude here does to the rate of the coefficients coded after it whose
             // template holds it, at their dead-zone levels.
@@ -776,25 +793,21 @@ impl<'a> FrameEncoder<'a> {
                 for (dx, dy) in [(1, 0), (2, 0), (0, 1), (0, 2), (1, 1)] {
                     if x >= dx && y >= dy {
                         let q = (y - dy) * n + x - dx;
-                        let (a, b) = bits(map, q, levels[q].unsigned_abs());
-                        total += a + b;
+                        let magnitude = levels[q].unsigned_abs();
+                        let there = contexts(map, q);
+                        total +=
+                            u64::from(there.0.cost(magnitude != 0)) + level_bits(there, magnitude);
                     }
                 }
                 total
             };
-            let zero = dist(c, 0);
-            uncoded[i] = zero;
-            sig_one[i] = rate(bits(&map, pos, 1).0);
-            let own = zero + rate(bits(&map, pos, 0).0);
             // (cost with the later rates, own cost, magnitude)
-            let mut best = (own + rate(later(&mut map, 0)), own, 0u32);
-            let high = levels[pos].unsigned_abs();
-            for magnitude in [high, high.saturating_sub(1)] {
+            let mut best = (own_zero + rate(later(&mut map, 0)), own_zero, 0u32);
+            for magnitude in [high, high - 1] {
                 if magnitude == 0 {
                     continue;
                 }
-                let (a, b) = bits(&map, pos, magnitude);
-                let own = dist(c, magnitude) + rate(a + b);
+                let own = dist(c, magnitude) + sig_one[i] + rate(level_bits(here, magnitude));
                 let cost = own + rate(later(&mut map, magnitude));
                 if cost < best.0 {
                     best = (cost, own, magnitude);
