@@ -978,7 +978,7 @@ impl<'a> FrameEncoder<'a> {
         };
         let (mut d, mut rate) = evaluate(&levels, &mut self.contexts);
         if self.genome.rdoq {
-            (d, rate) = self.optimise_levels(&mut levels, (d, rate), &mut evaluate);
+            (d, rate) = self.optimise_levels(&coeffs, &mut levels, luma, (d, rate), &mut evaluate);
         }
         let coded_cost = self.rd.cost(d, rate);
         let skipped_cost = self.rd.cost(no_levels, u64::from(cbf.cost(false)));
@@ -990,39 +990,203 @@ impl<'a> FrameEncoder<'a> {
     }
 
     // EVOLVE-BLOCK-START rdo_quantisation
-    /// Greedy rate-distortion optimised quantisation: from the last level backwards, lowers each
-    /// nonzero level by one while that lowers D + λ·R (measured exactly, reconstruction and
-    /// all). Returns the final (distortion, rate).
+    /// Rate-distortion optimised quantisation of every level of the block (`coeffs` are its
+    /// transform coefficients, `levels` their dead-zone levels): the decision of
+    /// [`Self::rdoq_decide`], measured exactly once and kept only where it lowers D + λ·R.
+    /// Returns the final (distortion, rate).
     fn optimise_levels(
         &mut self,
+        coeffs: &[i32],
         levels: &mut [i32],
-        (mut d, mut rate): (u64, u64),
+        luma: bool,
+        (d, rate): (u64, u64),
         evaluate: &mut impl FnMut(&[i32], &mut Contexts) -> (u64, u64),
     ) -> (u64, u64) {
-        let mut best = self.rd.cost(d, rate);
-        let positions: Vec<usize> = (0..levels.len()).filter(|&i| levels[i] != 0).collect();
-        // Exact evaluation is costly: only the last few levels, where zeros save the most.
-        for &pos in positions.iter().rev().take(6) {
-            let original = levels[pos];
-            // Large levels rarely drop; their rate is mostly the remainder.
-            if original.abs() > 2 {
+        let qp = if luma { self.qp } else { self.chroma_qp };
+        let original = levels.to_vec();
+        // λ per 1/256 bit, times 2^16.
+        let lambda_fixed = self.rd.cost(0, 1 << 16);
+        if !Self::rdoq_decide(coeffs, levels, qp, luma, &self.contexts, lambda_fixed) {
+            return (d, rate);
+        }
+        let (d2, r2) = evaluate(levels, &mut self.contexts);
+        if self.rd.cost(d2, r2) < self.rd.cost(d, rate) {
+            (d2, r2)
+        } else {
+            levels.copy_from_slice(&original);
+            (d, rate)
+        }
+    }
+
+    /// The decision, as in HM: in reverse scan from the last dead-zone level, each coefficient
+    /// takes the cheapest of {level, level - 1, 0} (level the dead-zone one, so its rounding
+    /// offset caps the choice) by transform-domain distortion plus λ times its rate from the
+    /// frozen contexts, with the neighbour template of the levels already decided, plus what it
+    /// changes in the rate of the neighbours coded after it (at their dead-zone levels); then
+    /// the last position that minimises the block's estimated total (the tail left uncoded) is
+    /// chosen. Changes `levels` and returns true only where that differs from them and leaves a
+    /// nonzero level.
+    fn rdoq_decide(
+        coeffs: &[i32],
+        levels: &mut [i32],
+        qp: u8,
+        luma: bool,
+        ctx: &Contexts,
+        lambda_fixed: u64,
+    ) -> bool {
+        use crate::entropy::Prob;
+        use crate::quant::dequantize;
+        use crate::residual::estimate;
+        let count = levels.len();
+        let log2n = count.trailing_zeros() / 2;
+        let n = 1usize << log2n;
+        let order = estimate::scan_order(log2n);
+        let Some(start) = (0..count)
+            .rev()
+            .find(|&i| levels[usize::from(order[i])] != 0)
+        else {
+            return false;
+        };
+        // Coefficients are 128/N times orthonormal ones, so a squared error e² in them is
+        // e²·N²/2^14 in the pixel domain; costs below are J·2^16 (distortion shifted up by
+        // 2·log2n + 2, rate in 1/256 bit times λ·2^16).
+        let dshift = 2 * log2n + 2;
+        let dist = |c: i32, magnitude: u32| -> u64 {
+            let mut back = [0i32];
+            dequantize(&[magnitude as i32], &mut back, qp, log2n);
+            let e = i64::from(c.unsigned_abs()) - i64::from(back[0]);
+            ((e * e) as u64) << dshift
+        };
+        let rate = |bits: u64| bits * lambda_fixed;
+        let pt = usize::from(!luma);
+        let size_class = usize::from(log2n > 3);
+        let significant = &ctx.significant[pt][size_class];
+        let (greater_one, greater_two) = (&ctx.greater_one[pt], &ctx.greater_two[pt]);
+        // The contexts of `pos` from its template: (significance, greater-than, remainder order).
+        let contexts = |map: &estimate::Template, pos: usize| -> (Prob, usize, u32) {
+            let (x, y) = (pos % n, pos / n);
+            let (clipped, nonzero, sum) = map.template(pos, n);
+            (
+                significant[estimate::significance(clipped, x, y, luma)],
+                estimate::level(clipped, nonzero, x, y),
+                estimate::remainder_order(sum),
+            )
+        };
+        // Cost in 1/256 bit of coding `magnitude` in those contexts, significance flag aside.
+        let level_bits = |(_, lc, k): (Prob, usize, u32), magnitude: u32| -> u64 {
+            if magnitude == 0 {
+                return 0;
+            }
+            let mut bits = greater_one[lc].cost(magnitude > 1);
+            if magnitude > 1 {
+                bits += greater_two[lc].cost(magnitude > 2);
+            }
+            if magnitude > 2 {
+                let shifted = ((magnitude - 3) >> k) + 1;
+                let prefix = 31 - shifted.leading_zeros();
+                bits += (2 * prefix + 1 + k) << 8;
+            }
+            // The sign.
+            u64::from(bits + (1 << 8))
+        };
+        // The template holds the decided levels and, where undecided, the dead-zone ones.
+        let mut map = estimate::Template::new(n);
+        for &pos in &order[..=start] {
+            let pos = usize::from(pos);
+            map.set(pos, n, levels[pos].unsigned_abs());
+        }
+        let mut decided = vec![0i32; count];
+        // Per scan index: cost of the chosen level with its significance flag, cost of the
+        // significance flag set (not coded at the last position), cost of leaving it zero and
+        // uncoded (past the last position).
+        let mut coded = vec![0u64; start + 1];
+        let mut sig_one = vec![0u64; start + 1];
+        let mut uncoded = vec![0u64; start + 1];
+        for i in (0..=start).rev() {
+            let pos = usize::from(order[i]);
+            let c = coeffs[pos];
+            let zero = dist(c, 0);
+            uncoded[i] = zero;
+            let here = contexts(&map, pos);
+            let own_zero = zero + rate(u64::from(here.0.cost(false)));
+            let high = levels[pos].unsigned_abs();
+            if high == 0 {
+                // Nothing to choose (and the template already holds the zero).
+                coded[i] = own_zero;
                 continue;
             }
-            levels[pos] = original - original.signum();
-            if levels.iter().all(|&l| l == 0) {
-                levels[pos] = original;
-                break;
+            sig_one[i] = rate(u64::from(here.0.cost(true)));
+            let (x, y) = (pos % n, pos / n);
+            // What a magnitude here does to the rate of the coefficients coded after it whose
+            // template holds it, at their dead-zone levels.
+            let later = |map: &mut estimate::Template, magnitude: u32| -> u64 {
+                map.set(pos, n, magnitude);
+                let mut total = 0;
+                for (dx, dy) in [(1, 0), (2, 0), (0, 1), (0, 2), (1, 1)] {
+                    if x >= dx && y >= dy {
+                        let q = (y - dy) * n + x - dx;
+                        let magnitude = levels[q].unsigned_abs();
+                        let there = contexts(map, q);
+                        total +=
+                            u64::from(there.0.cost(magnitude != 0)) + level_bits(there, magnitude);
+                    }
+                }
+                total
+            };
+            // (cost with the later rates, own cost, magnitude)
+            let mut best = (own_zero + rate(later(&mut map, 0)), own_zero, 0u32);
+            for magnitude in [high, high - 1] {
+                if magnitude == 0 {
+                    continue;
+                }
+                let own = dist(c, magnitude) + sig_one[i] + rate(level_bits(here, magnitude));
+                let cost = own + rate(later(&mut map, magnitude));
+                if cost < best.0 {
+                    best = (cost, own, magnitude);
+                }
             }
-            let (d2, r2) = evaluate(levels, &mut self.contexts);
-            let cost = self.rd.cost(d2, r2);
-            if cost < best {
-                best = cost;
-                (d, rate) = (d2, r2);
+            coded[i] = best.1;
+            decided[pos] = if c < 0 {
+                -(best.2 as i32)
             } else {
-                levels[pos] = original;
-            }
+                best.2 as i32
+            };
+            map.set(pos, n, best.2);
         }
-        (d, rate)
+        // The best last position: levels before it coded as decided, the tail left uncoded.
+        let size = log2n as usize - 2;
+        let last_x: Vec<u64> = (0..n)
+            .map(|v| estimate::last_cost(&ctx.last_x[pt][size], v, n))
+            .collect();
+        let last_y: Vec<u64> = (0..n)
+            .map(|v| estimate::last_cost(&ctx.last_y[pt][size], v, n))
+            .collect();
+        let mut tail: u64 = 0;
+        let mut head: u64 = coded.iter().sum();
+        let mut best_last: Option<(u64, usize)> = None;
+        for i in (0..=start).rev() {
+            head -= coded[i];
+            let pos = usize::from(order[i]);
+            if decided[pos] != 0 {
+                let cost =
+                    head + coded[i] - sig_one[i] + rate(last_x[pos % n] + last_y[pos / n]) + tail;
+                if best_last.is_none_or(|(b, _)| cost < b) {
+                    best_last = Some((cost, i));
+                }
+            }
+            tail += uncoded[i];
+        }
+        let Some((_, last)) = best_last else {
+            return false;
+        };
+        for &pos in &order[last + 1..] {
+            decided[usize::from(pos)] = 0;
+        }
+        if decided == levels {
+            return false;
+        }
+        levels.copy_from_slice(&decided);
+        true
     }
     // EVOLVE-BLOCK-END
 
@@ -1396,3 +1560,216 @@ fn write_block<W: Writer>(
 
 /// Levels of the two chroma planes of a coding unit.
 type ChromaLevels = [Option<Vec<i32>>; 2];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::dequantize;
+    use crate::residual::write_levels;
+    use crate::transform::inverse;
+    use codeclab_video::Rational;
+
+    struct Rng(u32);
+
+    impl Rng {
+        fn next(&mut self) -> u32 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 17;
+            self.0 ^= self.0 << 5;
+            self.0
+        }
+
+        fn below(&mut self, n: u32) -> i32 {
+            (self.next() % n) as i32
+        }
+    }
+
+    fn encoder(rdoq: bool) -> Encoder {
+        let format = VideoFormat {
+            width: 64,
+            height: 64,
+            bit_depth: 8,
+            chroma: ChromaSampling::Cs420,
+            fps: Rational::new(30, 1),
+            aspect: Rational::new(1, 1),
+        };
+        let genome = Genome {
+            rdoq,
+            ..Genome::default()
+        };
+        Encoder::new(format, genome, RateMode::ConstantQp(32)).unwrap()
+    }
+
+    /// A source block and a prediction that misses it by noise of a random strength, so that
+    /// blocks range from a few small levels to many large ones.
+    fn random_block(rng: &mut Rng, n: usize) -> (Vec<u8>, Vec<u8>) {
+        let base = rng.below(200) + 28;
+        let texture = rng.below(24) + 1;
+        let noise = [2, 4, 8, 16, 40][rng.below(5) as usize] as u32;
+        let src: Vec<u8> = (0..n * n)
+            .map(|_| (base + rng.below(texture as u32) - texture / 2).clamp(0, 255) as u8)
+            .collect();
+        let pred = src
+            .iter()
+            .map(|&s| (i32::from(s) + rng.below(noise) - noise as i32 / 2).clamp(0, 255) as u8)
+            .collect();
+        (src, pred)
+    }
+
+    /// Contexts adapted by coding some random blocks, so the estimates see skewed
+    /// probabilities.
+    fn trained_contexts(rng: &mut Rng) -> Contexts {
+        let mut ctx = Contexts::default();
+        let mut w = RangeEncoder::new();
+        for _ in 0..40 {
+            let log2n = 2 + rng.below(4) as u32;
+            let n = 1usize << log2n;
+            let mut levels = vec![0i32; n * n];
+            for (i, l) in levels.iter_mut().enumerate() {
+                if (i % n) + (i / n) < 3 + rng.below(n as u32) as usize / 2 && rng.below(3) == 0 {
+                    *l = rng.below(7) - 3;
+                }
+            }
+            levels[0] = 1 + rng.below(4);
+            write_levels(&mut w, &mut ctx, &levels, log2n, rng.below(2) == 0);
+        }
+        ctx
+    }
+
+    /// J = D + λ·R of what `code_block` decided, R with the block's coded-block flag.
+    fn block_cost(
+        fe: &mut FrameEncoder,
+        levels: &Option<Vec<i32>>,
+        d: u64,
+        log2n: u32,
+        luma: bool,
+        intra: bool,
+    ) -> u64 {
+        let mut counter = CostCounter::default();
+        let mut ctx = fe.contexts.clone();
+        write_block(
+            &mut counter,
+            &mut ctx,
+            usize::from(!intra),
+            levels.as_deref(),
+            log2n,
+            luma,
+        );
+        fe.rd.cost(d, counter.cost)
+    }
+
+    #[test]
+    fn transform_domain_distortion_matches_pixel_sse() {
+        // The scale rdoq_decide assumes: coefficients are 128/N times orthonormal ones.
+        let mut rng = Rng(7);
+        for log2n in 2..=5u32 {
+            let n = 1usize << log2n;
+            let (mut pixel, mut transform) = (0f64, 0f64);
+            for _ in 0..50 {
+                let (src, pred) = random_block(&mut rng, n);
+                let residual: Vec<i32> = src
+                    .iter()
+                    .zip(&pred)
+                    .map(|(&s, &p)| i32::from(s) - i32::from(p))
+                    .collect();
+                let mut coeffs = vec![0; n * n];
+                forward(&residual, &mut coeffs, log2n);
+                let mut levels = vec![0; n * n];
+                quantize(&coeffs, &mut levels, 27, log2n, 0.5);
+                let mut back = vec![0; n * n];
+                dequantize(&levels, &mut back, 27, log2n);
+                let mut rec = vec![0; n * n];
+                inverse(&back, &mut rec, log2n);
+                pixel += residual
+                    .iter()
+                    .zip(&rec)
+                    .map(|(a, b)| f64::from((a - b) * (a - b)))
+                    .sum::<f64>();
+                transform += coeffs
+                    .iter()
+                    .zip(&back)
+                    .map(|(a, b)| f64::from(a - b).powi(2))
+                    .sum::<f64>()
+                    * (n * n) as f64
+                    / 16384.0;
+            }
+            let ratio = transform / pixel;
+            assert!((0.9..1.1).contains(&ratio), "size {n}: ratio {ratio}");
+        }
+    }
+
+    #[test]
+    fn rdoq_never_raises_the_rd_cost() {
+        let mut rng = Rng(2024);
+        let (mut plain_encoder, mut rdoq_encoder) = (encoder(false), encoder(true));
+        let (mut changed, mut gained, mut raw_worse, mut blocks) = (0, 0, 0, 0);
+        for round in 0..60 {
+            let qp = [22u8, 27, 32, 37][round % 4];
+            let key = round % 3 == 0;
+            let contexts = trained_contexts(&mut rng);
+            let mut plain = FrameEncoder::new(&mut plain_encoder, qp, key);
+            let mut rdoq = FrameEncoder::new(&mut rdoq_encoder, qp, key);
+            plain.contexts = contexts.clone();
+            rdoq.contexts = contexts;
+            for _ in 0..20 {
+                let log2n = 2 + rng.below(4) as u32;
+                let (luma, intra) = (rng.below(3) != 0, rng.below(2) == 0);
+                let (src, pred) = random_block(&mut rng, 1 << log2n);
+                let (l0, d0) = plain.code_block(&src, &pred, log2n, luma, intra);
+                let (l1, d1) = rdoq.code_block(&src, &pred, log2n, luma, intra);
+                let j0 = block_cost(&mut plain, &l0, d0, log2n, luma, intra);
+                let j1 = block_cost(&mut rdoq, &l1, d1, log2n, luma, intra);
+                assert!(j1 <= j0, "qp {qp} log2n {log2n}: {j1} > {j0}");
+                let Some(levels) = l0 else { continue };
+                blocks += 1;
+                changed += usize::from(l1.as_ref() != Some(&levels));
+                gained += usize::from(j1 < j0);
+                // The estimated decision alone, before the exact check that guards it.
+                let n = 1usize << log2n;
+                let residual: Vec<i32> = src
+                    .iter()
+                    .zip(&pred)
+                    .map(|(&s, &p)| i32::from(s) - i32::from(p))
+                    .collect();
+                let mut coeffs = vec![0; n * n];
+                forward(&residual, &mut coeffs, log2n);
+                let rounding = if intra {
+                    rdoq.genome.deadzone_intra
+                } else {
+                    rdoq.genome.deadzone_inter
+                };
+                let block_qp = if luma { rdoq.qp } else { rdoq.chroma_qp };
+                let mut raw = vec![0; n * n];
+                quantize(&coeffs, &mut raw, block_qp, log2n, rounding);
+                let lambda_fixed = rdoq.rd.cost(0, 1 << 16);
+                FrameEncoder::rdoq_decide(
+                    &coeffs,
+                    &mut raw,
+                    block_qp,
+                    luma,
+                    &rdoq.contexts,
+                    lambda_fixed,
+                );
+                let mut out = vec![0u8; n * n];
+                add_residual(&pred, Some(&raw), block_qp, log2n, &mut out);
+                let raw_levels = Some(raw).filter(|l| l.iter().any(|&v| v != 0));
+                let d_raw = match raw_levels {
+                    Some(_) => sse(&src, n, &out, n, n, n),
+                    None => sse(&src, n, &pred, n, n, n),
+                };
+                let j_raw = block_cost(&mut rdoq, &raw_levels, d_raw, log2n, luma, intra);
+                raw_worse += usize::from(j_raw > j0);
+            }
+        }
+        // The decision must matter: most coded blocks change and get cheaper, and the estimate
+        // alone is rarely worse than the dead-zone levels.
+        eprintln!("{blocks} blocks: {changed} changed, {gained} cheaper, {raw_worse} raw worse");
+        assert!(blocks > 200, "{blocks} coded blocks");
+        assert!(changed * 5 > blocks, "{changed} of {blocks} changed");
+        assert!(gained == changed, "{gained} of {changed} changed cheaper");
+        assert!(
+            raw_worse * 10 < blocks,
+            "estimate worse on {raw_worse} of {blocks}"
+        );
+    }
+}

@@ -84,13 +84,13 @@ fn read_last(r: &mut RangeDecoder, ctx: &mut [Prob; 10], n: usize) -> usize {
 /// Levels already coded around a position, from a padded map of clipped magnitudes.
 const PAD: usize = 2;
 
-struct LevelMap {
+pub(crate) struct LevelMap {
     stride: usize,
     cells: [u8; (32 + PAD) * (32 + PAD)],
 }
 
 impl LevelMap {
-    fn new(n: usize) -> Self {
+    pub(crate) fn new(n: usize) -> Self {
         LevelMap {
             stride: n + PAD,
             cells: [0; (32 + PAD) * (32 + PAD)],
@@ -98,7 +98,7 @@ impl LevelMap {
     }
 
     #[inline]
-    fn set(&mut self, pos: usize, n: usize, magnitude: u32) {
+    pub(crate) fn set(&mut self, pos: usize, n: usize, magnitude: u32) {
         let (x, y) = (pos % n, pos / n);
         self.cells[y * self.stride + x] = magnitude.min(255) as u8;
     }
@@ -106,7 +106,7 @@ impl LevelMap {
     /// (sum of magnitudes clipped to 3, count of nonzero, sum of magnitudes) over the template
     /// right, right+2, below, below+2 and below-right.
     #[inline]
-    fn template(&self, pos: usize, n: usize) -> (u32, u32, u32) {
+    pub(crate) fn template(&self, pos: usize, n: usize) -> (u32, u32, u32) {
         let (x, y) = (pos % n, pos / n);
         let i = y * self.stride + x;
         let cells = [
@@ -280,6 +280,44 @@ pub fn read_levels(
         map.set(pos, n, magnitude);
     }
     Ok(())
+}
+
+/// The pieces of the level coding that rate estimates elsewhere in the crate (rate-distortion
+/// optimised quantisation) need, so that they follow the real scan and context choices.
+pub(crate) mod estimate {
+    use super::{
+        LevelMap, Prob, level_context, rice_order, scans, significance_context, write_last,
+    };
+
+    pub(crate) type Template = LevelMap;
+
+    /// Raster positions of an N×N block (N = 1 << log2n) in coding scan order.
+    pub(crate) fn scan_order(log2n: u32) -> &'static [u16] {
+        &scans()[log2n as usize - 2].order
+    }
+
+    /// Index into `Contexts::significant[plane type][size class]`.
+    pub(crate) fn significance(clipped: u32, x: usize, y: usize, luma: bool) -> usize {
+        significance_context(clipped, x, y, luma)
+    }
+
+    /// Index into `Contexts::greater_one[plane type]` and `greater_two`.
+    pub(crate) fn level(clipped: u32, count: u32, x: usize, y: usize) -> usize {
+        level_context(clipped, count, x, y)
+    }
+
+    /// Exp-Golomb order of the remainder.
+    pub(crate) fn remainder_order(sum: u32) -> u32 {
+        rice_order(sum)
+    }
+
+    /// Cost in 1/256 bit of one last-position coordinate `v` of an `n`-wide block.
+    pub(crate) fn last_cost(ctx: &[Prob; 10], v: usize, n: usize) -> u64 {
+        let mut counter = crate::entropy::CostCounter::default();
+        let mut ctx = *ctx;
+        write_last(&mut counter, &mut ctx, v, n);
+        counter.cost
+    }
 }
 
 /// Estimated cost in 1/256 bit of a block's levels with the current (frozen) contexts.
