@@ -1600,6 +1600,31 @@ mod tests {
         Encoder::new(format, genome, RateMode::ConstantQp(32)).unwrap()
     }
 
+    /// A frame encoder of `encoder`'s settings with no reference, coding `source`.
+    fn frame_encoder<'a>(
+        encoder: &'a Encoder,
+        source: &'a Picture,
+        qp: u8,
+        key: bool,
+    ) -> FrameEncoder<'a> {
+        let kind = if key {
+            FrameKind::Key
+        } else {
+            FrameKind::Predicted
+        };
+        FrameEncoder::new(
+            &encoder.genome,
+            &encoder.header,
+            encoder.coded,
+            source,
+            &[],
+            &[],
+            qp,
+            kind,
+            None,
+        )
+    }
+
     /// A source block and a prediction that misses it by noise of a random strength, so that
     /// blocks range from a few small levels to many large ones.
     fn random_block(rng: &mut Rng, n: usize) -> (Vec<u8>, Vec<u8>) {
@@ -1701,14 +1726,15 @@ mod tests {
     #[test]
     fn rdoq_never_raises_the_rd_cost() {
         let mut rng = Rng(2024);
-        let (mut plain_encoder, mut rdoq_encoder) = (encoder(false), encoder(true));
+        let (plain_encoder, rdoq_encoder) = (encoder(false), encoder(true));
+        let source = Picture::new(64, 64);
         let (mut changed, mut gained, mut raw_worse, mut blocks) = (0, 0, 0, 0);
         for round in 0..60 {
             let qp = [22u8, 27, 32, 37][round % 4];
             let key = round % 3 == 0;
             let contexts = trained_contexts(&mut rng);
-            let mut plain = FrameEncoder::new(&mut plain_encoder, qp, key);
-            let mut rdoq = FrameEncoder::new(&mut rdoq_encoder, qp, key);
+            let mut plain = frame_encoder(&plain_encoder, &source, qp, key);
+            let mut rdoq = frame_encoder(&rdoq_encoder, &source, qp, key);
             plain.contexts = contexts.clone();
             rdoq.contexts = contexts;
             for _ in 0..20 {
