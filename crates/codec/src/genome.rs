@@ -80,7 +80,9 @@ impl Default for Genome {
         Genome {
             keyint: 250,
             scene_cut_threshold: 0.15,
-            mini_gop: 8,
+            // 16 rather than 8 lowered the PSNR-Y BD-rate on every clip measured (carphone,
+            // bikes, generated pan and scene cut) by 1.8 to 11.2 %.
+            mini_gop: 16,
             reference_frames: 1,
             min_block_log2: 3,
             max_block_log2: 6,

@@ -113,7 +113,10 @@ fn a_scene_cut_gets_a_key_frame_and_b_frames_sit_between_anchors() {
             .filter(|&i| kinds[i] == FrameKind::Key)
             .collect()
     };
-    let detected = kinds(Genome::default());
+    let detected = kinds(Genome {
+        mini_gop: 8,
+        ..Genome::default()
+    });
     assert_eq!(keys(&detected), [0, 13]);
     // Mini-GOPs of 8: P frames at 8 and 12 (cut short before the key frame) and 19 (the end).
     for (i, kind) in detected.iter().enumerate() {
