@@ -4,7 +4,7 @@
 
 use crate::inter::Mv;
 use crate::inter::interp::{predict_chroma, predict_luma};
-use crate::inter::mvpred::Motion;
+use crate::inter::mvpred::{Motion, Vector};
 use crate::intra::{DC, Edges, predict};
 use crate::partition::{MAX_TX_LOG2, UNIT_LOG2, UnitGrid, UnitInfo};
 use crate::picture::{PaddedPlane, Picture};
@@ -165,28 +165,17 @@ pub fn predict_motion(
     out: [&mut [u8]; 3],
     scratch: [&mut [u8]; 3],
 ) {
-    let first = motion.first;
+    let predict = |vector: Vector, planes: [&mut [u8]; 3]| {
+        let reference = references[usize::from(vector.ref_idx)];
+        predict_inter(reference, x, y, size, vector.mv, planes);
+    };
     let [a, b, c] = out;
-    predict_inter(
-        references[usize::from(first.ref_idx)],
-        x,
-        y,
-        size,
-        first.mv,
-        [&mut *a, &mut *b, &mut *c],
-    );
+    predict(motion.first, [&mut *a, &mut *b, &mut *c]);
     let Some(second) = motion.second else {
         return;
     };
     let [sa, sb, sc] = scratch;
-    predict_inter(
-        references[usize::from(second.ref_idx)],
-        x,
-        y,
-        size,
-        second.mv,
-        [&mut *sa, &mut *sb, &mut *sc],
-    );
+    predict(second, [&mut *sa, &mut *sb, &mut *sc]);
     for (plane, other) in [(a, sa), (b, sb), (c, sc)] {
         for (p, &q) in plane.iter_mut().zip(other.iter()) {
             *p = ((u16::from(*p) + u16::from(q) + 1) >> 1) as u8;
