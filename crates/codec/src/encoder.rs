@@ -146,8 +146,11 @@ impl Encoder {
         source.load(frame);
         source.extend_edges();
         let poc = self.waiting_from + self.waiting.len() as u64;
-        self.analysis.insert(poc, LowRes::new(&source.planes[0]));
         let threshold = self.genome.scene_cut_threshold;
+        // Only scene cuts and temporal rate-distortion read the lookahead's analysis.
+        if threshold > 0.0 || self.genome.temporal_rd {
+            self.analysis.insert(poc, LowRes::new(&source.planes[0]));
+        }
         let cut = poc > 0 && threshold > 0.0 && {
             self.analyse_prediction(poc, poc - 1);
             is_scene_cut(
