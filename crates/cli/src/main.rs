@@ -39,11 +39,11 @@ enum Command {
     /// Experiments: submit a JSON spec, list, show (RD table and BD-rates), rerun, cancel.
     #[command(subcommand)]
     Experiment(commands::experiment::ExperimentCommand),
-    /// Encode a Y4M clip with the lab's own codec: [--qp Q | --bitrate KBPS] [--genome FILE.json] IN.y4m -o OUT.bin (`-` for stdin/stdout).
+    /// Encode a Y4M clip with the lab's own codec: [--qp Q | --crf F | --bitrate KBPS] [--preset P] [--genome FILE.json] IN.y4m -o OUT.bin (`-` for stdin/stdout).
     Encode(commands::encode::EncodeArgs),
     /// Decode a bitstream of the lab's own codec to Y4M: IN.bin -o OUT.y4m (`-` for stdin/stdout).
     Decode(commands::decode::DecodeArgs),
-    /// Every gene of the lab codec's genome: value, values it may take, meaning [--genome FILE.json] [--json].
+    /// Every gene of the lab codec's genome: value, values it may take, meaning [--preset P] [--genome FILE.json] [--json].
     Genome(commands::genome::GenomeArgs),
     /// PSNR, SSIM and MS-SSIM (libvmaf's definitions) of a distorted Y4M clip against its reference.
     Metrics(commands::metrics::MetricsArgs),

@@ -43,3 +43,34 @@ fn lists_every_gene_of_the_default_or_a_given_genome() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("mini_gop"));
 }
+
+#[test]
+fn a_preset_gives_its_genome_and_a_genome_file_overrides_it() {
+    let value = |output: std::process::Output, name: &str| {
+        assert!(output.status.success(), "{output:?}");
+        let genes: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+        genes.into_iter().find(|g| g["name"] == name).unwrap()["value"].clone()
+    };
+    let faster = codeclab_codec::Preset::Faster.genome();
+    assert_ne!(faster.rdoq, codeclab_codec::Genome::default().rdoq);
+    let rdoq = value(genome(&["--preset", "faster", "--json"]), "rdoq");
+    assert_eq!(rdoq, Value::Bool(faster.rdoq));
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("genome.json");
+    std::fs::write(&path, r#"{"rdoq": true}"#).unwrap();
+    let path = path.to_str().unwrap();
+    let args = ["--preset", "faster", "--genome", path, "--json"];
+    assert_eq!(value(genome(&args), "rdoq"), Value::Bool(true));
+    assert_eq!(
+        value(genome(&args), "me_range"),
+        serde_json::json!(faster.me_range)
+    );
+
+    std::fs::write(path, r#"{"preset": "slow"}"#).unwrap();
+    let output = genome(&["--preset", "faster", "--genome", path]);
+    assert!(!output.status.success());
+    let output = genome(&["--preset", "glacial"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("faster, fast, medium or slow"));
+}

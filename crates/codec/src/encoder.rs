@@ -147,18 +147,22 @@ impl Encoder {
         source.extend_edges();
         let poc = self.waiting_from + self.waiting.len() as u64;
         let threshold = self.genome.scene_cut_threshold;
-        // Only scene cuts and temporal rate-distortion read the lookahead's analysis.
-        if threshold > 0.0 || self.genome.temporal_rd {
+        // Only scene cuts, temporal rate-distortion and constant quality read the lookahead's
+        // analysis.
+        let constant_quality = self.rate.needs_complexity();
+        if threshold > 0.0 || self.genome.temporal_rd || constant_quality {
             self.analysis.insert(poc, LowRes::new(&source.planes[0]));
         }
-        let cut = poc > 0 && threshold > 0.0 && {
+        if poc > 0 && (threshold > 0.0 || constant_quality) {
             self.analyse_prediction(poc, poc - 1);
-            is_scene_cut(
+        }
+        let cut = poc > 0
+            && threshold > 0.0
+            && is_scene_cut(
                 &self.analysis[&poc],
                 &self.inter[&(poc, poc - 1)],
                 threshold,
-            )
-        };
+            );
         self.waiting.push_back(Waiting { source, cut });
         self.code_ready(false)
     }
@@ -189,6 +193,10 @@ impl Encoder {
             if self.genome.temporal_rd {
                 self.plan_temporal_rd(&group);
             }
+            if self.rate.needs_complexity() {
+                let complexity = self.group_complexity(&group, end);
+                self.rate.set_complexity(complexity);
+            }
             for (scheduled, kind) in group {
                 out.push(self.code_frame(scheduled, kind)?);
             }
@@ -202,6 +210,38 @@ impl Encoder {
             self.qp_maps.clear();
         }
         Ok(out)
+    }
+
+    /// Mean lookahead cost per luma sample of predicting each frame from the one before, over
+    /// the mini-GOP ending at `end` and the lookahead after it; a key frame's group is judged by
+    /// the frames that follow it, the first frame alone by its intra cost.
+    fn group_complexity(&self, group: &[(Scheduled, FrameKind)], end: u64) -> f64 {
+        let last_received = self.waiting_from + self.waiting.len() as u64 - 1;
+        let first = group.iter().map(|(s, _)| s.poc).min().unwrap_or(end);
+        let last = (end + u64::from(self.genome.lookahead)).min(last_received);
+        let samples = (self.coded.0 * self.coded.1) as f64;
+        let frame_cost = |poc: u64| {
+            let intra = &self.analysis[&poc].intra;
+            let cost: u64 = match self.inter.get(&(poc, poc.wrapping_sub(1))) {
+                Some(inter) => inter
+                    .cost
+                    .iter()
+                    .zip(intra)
+                    .map(|(&p, &i)| u64::from(p.min(i)))
+                    .sum(),
+                None => intra.iter().map(|&c| u64::from(c)).sum(),
+            };
+            cost as f64 / samples
+        };
+        let predicted: Vec<f64> = (first.max(1)..=last)
+            .filter(|&poc| poc > first || !matches!(group[0].1, FrameKind::Key))
+            .map(frame_cost)
+            .collect();
+        if predicted.is_empty() {
+            frame_cost(first)
+        } else {
+            predicted.iter().sum::<f64>() / predicted.len() as f64
+        }
     }
 
     /// Caches the lookahead costs of predicting the frame at `poc` from the one at `from`.
@@ -297,7 +337,7 @@ impl Encoder {
             flush,
         )?;
         let end = group.iter().map(|(s, _)| s.poc).max()?;
-        let lookahead = if self.genome.temporal_rd {
+        let lookahead = if self.genome.temporal_rd || self.rate.needs_complexity() {
             u64::from(self.genome.lookahead)
         } else {
             0

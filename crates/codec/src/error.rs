@@ -14,6 +14,8 @@ pub enum CodecError {
     },
     #[error("genome is inconsistent: {0}")]
     GenomeInconsistent(&'static str),
+    #[error("unknown preset `{0}`: faster, fast, medium or slow")]
+    UnknownPreset(String),
     #[error("genome JSON: {0}")]
     GenomeJson(#[from] serde_json::Error),
     #[error("unsupported video format: {0}")]

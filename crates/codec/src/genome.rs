@@ -2,6 +2,7 @@
 //! defaults, read from and written to JSON. Values the decoder needs travel in the stream header.
 
 use crate::error::{CodecError, Result};
+use crate::preset::Preset;
 use serde::{Deserialize, Serialize};
 
 /// Encoder configuration. Missing JSON fields take their defaults; unknown fields and values
@@ -67,7 +68,8 @@ pub struct Genome {
     pub temporal_rd: bool,
     /// Strength of temporal rate-distortion: QP offset per doubling of a block's worth.
     pub temporal_rd_strength: f64,
-    /// Frames analysed ahead of the mini-GOP being coded, for temporal rate-distortion.
+    /// Frames analysed ahead of the mini-GOP being coded, for temporal rate-distortion and for
+    /// constant quality (CRF).
     pub lookahead: u8,
     /// QP increase of a B frame per level of the mini-GOP's hierarchy below the anchors.
     pub b_layer_qp_offset: i8,
@@ -269,7 +271,7 @@ impl Genome {
         ),
         (
             "lookahead",
-            "frames analysed ahead of the mini-GOP being coded, for temporal rate-distortion",
+            "frames analysed ahead of the mini-GOP being coded, for temporal rate-distortion and constant quality",
         ),
     ];
 
@@ -338,9 +340,31 @@ impl Genome {
         Ok(())
     }
 
-    /// Parses and validates a genome from JSON.
+    /// Parses and validates a genome from JSON. Fields it leaves out take the values of the
+    /// preset it names (`"preset": "fast"`), or of the default genome (`medium`).
     pub fn from_json(json: &str) -> Result<Genome> {
-        let genome: Genome = serde_json::from_str(json)?;
+        let mut fields: serde_json::Value = serde_json::from_str(json)?;
+        let preset = match fields.as_object_mut().and_then(|o| o.remove("preset")) {
+            Some(serde_json::Value::String(name)) => name.parse()?,
+            Some(other) => return Err(CodecError::UnknownPreset(other.to_string())),
+            None => Preset::default(),
+        };
+        Genome::overlay(preset.genome(), fields)
+    }
+
+    /// `base` with the fields of the JSON object `fields` replaced, validated.
+    pub fn overlay(base: Genome, fields: serde_json::Value) -> Result<Genome> {
+        let serde_json::Value::Object(fields) = fields else {
+            return Err(<serde_json::Error as serde::de::Error>::custom(
+                "a genome is a JSON object of genes",
+            )
+            .into());
+        };
+        let mut merged = serde_json::to_value(base)?;
+        if let Some(merged) = merged.as_object_mut() {
+            merged.extend(fields);
+        }
+        let genome: Genome = serde_json::from_value(merged)?;
         genome.validate()?;
         Ok(genome)
     }
@@ -364,6 +388,19 @@ mod tests {
         assert_eq!(partial.keyint, 10);
         assert!(partial.rdoq);
         assert_eq!(partial.me_range, genome.me_range);
+        let fast = Genome::from_json(r#"{"preset": "fast", "keyint": 10}"#).unwrap();
+        assert_eq!(
+            fast,
+            Genome {
+                keyint: 10,
+                ..Preset::Fast.genome()
+            }
+        );
+        assert!(matches!(
+            Genome::from_json(r#"{"preset": "glacial"}"#),
+            Err(CodecError::UnknownPreset(_))
+        ));
+        assert!(Genome::from_json("[1]").is_err());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Target-bitrate mode lands within 5 % of the target over a clip, low delay or with B frames.
+//! Target-bitrate mode lands within 5 % of the target over a clip, low delay or with B frames;
+//! constant quality follows complexity and the rate factor.
 
 mod common;
 
@@ -35,7 +36,62 @@ fn invalid_rate_settings_are_errors() {
         RateMode::ConstantQp(52),
         RateMode::TargetBitrate { kbps: 0.0 },
         RateMode::TargetBitrate { kbps: f64::NAN },
+        RateMode::ConstantQuality { crf: -1.0 },
+        RateMode::ConstantQuality { crf: f64::NAN },
     ] {
         assert!(codeclab_codec::Encoder::new(format, Genome::default(), mode).is_err());
     }
+}
+
+/// Mean QP of the frames after the first, and the stream's size, at constant quality `crf`.
+fn constant_quality(clip: &[codeclab_video::Frame<u8>], crf: f64) -> (f64, usize) {
+    let format = format(96, 64);
+    let (stream, recons, decoded) = round_trip(
+        format,
+        clip,
+        Genome::default(),
+        RateMode::ConstantQuality { crf },
+    );
+    assert!(recons == decoded);
+    let mut encoder =
+        codeclab_codec::Encoder::new(format, Genome::default(), RateMode::ConstantQuality { crf })
+            .unwrap();
+    let mut qps = Vec::new();
+    for frame in clip {
+        qps.extend(
+            encoder
+                .encode_frame(frame)
+                .unwrap()
+                .iter()
+                .map(|f| (f.display_index, f.qp)),
+        );
+    }
+    qps.extend(
+        encoder
+            .finish()
+            .unwrap()
+            .0
+            .iter()
+            .map(|f| (f.display_index, f.qp)),
+    );
+    let later: Vec<f64> = qps
+        .iter()
+        .filter(|(index, _)| *index > 0)
+        .map(|&(_, qp)| f64::from(qp))
+        .collect();
+    (later.iter().sum::<f64>() / later.len() as f64, stream.len())
+}
+
+#[test]
+fn constant_quality_follows_complexity_and_the_rate_factor() {
+    let moving = synthetic_clip(&format(96, 64), 24, 5);
+    let still = vec![moving[0].clone(); 24];
+    let (moving_qp, moving_bytes) = constant_quality(&moving, 30.0);
+    let (still_qp, _) = constant_quality(&still, 30.0);
+    assert!(
+        still_qp + 3.0 < moving_qp,
+        "still {still_qp:.1}, moving {moving_qp:.1}"
+    );
+    let (higher_qp, higher_bytes) = constant_quality(&moving, 36.0);
+    assert!(higher_qp > moving_qp + 4.0 && higher_bytes < moving_bytes);
 }

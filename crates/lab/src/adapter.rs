@@ -229,7 +229,9 @@ fn lab_rate_mode(point: RatePoint) -> Result<RateMode, AdapterError> {
             .map(RateMode::ConstantQp)
             .map_err(|_| AdapterError::RatePoint(format!("{point}: out of range"))),
         RatePoint::Kbps(kbps) => Ok(RateMode::TargetBitrate { kbps }),
-        RatePoint::Crf(_) => Err(AdapterError::RatePoint(format!("{point}: use qp or kbps"))),
+        RatePoint::Crf(crf) => Ok(RateMode::ConstantQuality {
+            crf: f64::from(crf),
+        }),
     }
 }
 
@@ -460,6 +462,7 @@ impl CodecAdapter for LabBinary {
     ) -> Result<StepCost, AdapterError> {
         let rate = match lab_rate_mode(point)? {
             RateMode::ConstantQp(qp) => ["--qp".to_string(), qp.to_string()],
+            RateMode::ConstantQuality { crf } => ["--crf".to_string(), crf.to_string()],
             RateMode::TargetBitrate { kbps } => ["--bitrate".to_string(), kbps.to_string()],
         };
         let reader = Y4mReader::open(source)

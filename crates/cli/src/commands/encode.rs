@@ -4,7 +4,7 @@
 use crate::progress;
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use codeclab_codec::{Genome, RateMode, Summary, decode_to_y4m, encode_y4m};
+use codeclab_codec::{Genome, Preset, RateMode, Summary, decode_to_y4m, encode_y4m};
 use codeclab_video::{GeneratorSpec, Pattern, Rational};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -19,17 +19,25 @@ pub struct EncodeArgs {
     #[arg(short, long)]
     pub output: PathBuf,
     /// Constant QP (0-51) for P frames; key frames use the genome's offset below it.
-    #[arg(long, conflicts_with = "bitrate")]
+    #[arg(long, conflicts_with_all = ["crf", "bitrate"])]
     pub qp: Option<u8>,
+    /// Constant quality (0-51, fractions allowed): QP CRF on frames of typical complexity,
+    /// higher on busier ones, as x264's and x265's CRF.
+    #[arg(long, conflicts_with = "bitrate")]
+    pub crf: Option<f64>,
     /// Target bitrate in kbps over the clip, instead of a constant QP.
     #[arg(long)]
     pub bitrate: Option<f64>,
     /// Genome JSON (tool switches and parameters); defaults otherwise.
     #[arg(long)]
     pub genome: Option<PathBuf>,
+    /// Speed level: faster, fast, medium (the default genome) or slow; a genome given too
+    /// overrides the fields it sets.
+    #[arg(long)]
+    pub preset: Option<Preset>,
 }
 
-/// QP used when neither --qp nor --bitrate is given.
+/// QP used when none of --qp, --crf and --bitrate is given.
 pub const DEFAULT_QP: u8 = 32;
 
 pub fn open_input(path: &Path) -> Result<Box<dyn Read>> {
@@ -52,15 +60,27 @@ pub fn open_output(path: &Path) -> Result<Box<dyn Write>> {
     })
 }
 
-pub fn load_genome(path: Option<&Path>) -> Result<Genome> {
-    match path {
+/// The genome in `path` (its fields over its preset's), or `preset`'s genome, or the default.
+pub fn load_genome(path: Option<&Path>, preset: Option<Preset>) -> Result<Genome> {
+    let (mut fields, source) = match path {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            Genome::from_json(&text).with_context(|| format!("genome {}", path.display()))
+            let fields: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("genome {}", path.display()))?;
+            (fields, format!("genome {}", path.display()))
         }
-        None => Ok(Genome::default()),
+        None => (serde_json::json!({}), "genome".to_owned()),
+    };
+    if let (Some(preset), Some(object)) = (preset, fields.as_object_mut()) {
+        match object.get("preset") {
+            Some(named) if named != preset.name() => {
+                bail!("--preset {preset} and the {source}'s preset {named} differ")
+            }
+            _ => object.insert("preset".into(), preset.name().into()),
+        };
     }
+    Genome::from_json(&fields.to_string()).context(source)
 }
 
 /// One line: what was coded and how fast.
@@ -76,10 +96,11 @@ pub fn summary_line(verb: &str, s: &Summary) -> String {
 }
 
 pub fn run(args: EncodeArgs) -> Result<()> {
-    let genome = load_genome(args.genome.as_deref())?;
-    let mode = match args.bitrate {
-        Some(kbps) => RateMode::TargetBitrate { kbps },
-        None => RateMode::ConstantQp(args.qp.unwrap_or(DEFAULT_QP)),
+    let genome = load_genome(args.genome.as_deref(), args.preset)?;
+    let mode = match (args.crf, args.bitrate) {
+        (Some(crf), _) => RateMode::ConstantQuality { crf },
+        (None, Some(kbps)) => RateMode::TargetBitrate { kbps },
+        (None, None) => RateMode::ConstantQp(args.qp.unwrap_or(DEFAULT_QP)),
     };
     let input = open_input(&args.input)?;
     let output = open_output(&args.output)?;
@@ -113,6 +134,9 @@ pub struct BenchCodecArgs {
     /// Genome JSON; defaults otherwise (the default speed).
     #[arg(long)]
     pub genome: Option<PathBuf>,
+    /// Speed level: faster, fast, medium (the default genome) or slow.
+    #[arg(long)]
+    pub preset: Option<Preset>,
 }
 
 /// Writes the benchmark's default 720p clip into `dir` and returns it with its description.
@@ -157,7 +181,7 @@ fn default_clip(dir: &Path, frames: u64) -> Result<(PathBuf, String)> {
 }
 
 pub fn bench(args: BenchCodecArgs) -> Result<()> {
-    let genome = load_genome(args.genome.as_deref())?;
+    let genome = load_genome(args.genome.as_deref(), args.preset)?;
     let dir = ScratchDir::new()?;
     let result = bench_in(&args, genome, &dir.0);
     drop(dir);

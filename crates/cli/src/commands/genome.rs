@@ -4,6 +4,7 @@
 use super::encode::load_genome;
 use anyhow::Result;
 use clap::Args;
+use codeclab_codec::Preset;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -11,13 +12,16 @@ pub struct GenomeArgs {
     /// A genome (JSON) to show instead of the default one.
     #[arg(long)]
     pub genome: Option<PathBuf>,
+    /// Show a speed level's genome: faster, fast, medium (the default) or slow.
+    #[arg(long)]
+    pub preset: Option<Preset>,
     /// Print one JSON array of {"name", "value", "values", "meaning"}.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(args: GenomeArgs) -> Result<()> {
-    let genes = load_genome(args.genome.as_deref())?.genes();
+    let genes = load_genome(args.genome.as_deref(), args.preset)?.genes();
     if args.json {
         println!("{}", serde_json::to_string(&genes)?);
         return Ok(());

@@ -1,7 +1,7 @@
 //! Stand-alone encoder and decoder of the lab's codec, for sandboxed candidate builds:
 //!
 //! ```text
-//! codeclab-codec encode [--qp Q | --bitrate KBPS] [--genome FILE.json | --genome-json JSON] IN.y4m [-o OUT.bin] [--reconstruction RECON.y4m]
+//! codeclab-codec encode [--qp Q | --crf F | --bitrate KBPS] [--genome FILE.json | --genome-json JSON] IN.y4m [-o OUT.bin] [--reconstruction RECON.y4m]
 //! codeclab-codec decode IN.bin -o OUT.y4m
 //! ```
 //! `-` stands for stdin or stdout. The encoder writes the bitstream (`-o`), its reconstruction
@@ -15,15 +15,14 @@ use codeclab_codec::{
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: codeclab-codec encode [--qp Q | --bitrate KBPS] [--genome FILE.json | --genome-json JSON] IN.y4m [-o OUT.bin] [--reconstruction RECON.y4m]\n       codeclab-codec decode IN.bin -o OUT.y4m";
+const USAGE: &str = "usage: codeclab-codec encode [--qp Q | --crf F | --bitrate KBPS] [--genome FILE.json | --genome-json JSON] IN.y4m [-o OUT.bin] [--reconstruction RECON.y4m]\n       codeclab-codec decode IN.bin -o OUT.y4m";
 
 struct Args {
     verb: String,
     input: String,
     output: Option<String>,
     reconstruction: Option<String>,
-    qp: Option<u8>,
-    bitrate: Option<f64>,
+    mode: Option<RateMode>,
     genome: Option<GenomeSource>,
 }
 
@@ -36,19 +35,28 @@ enum GenomeSource {
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let verb = args.next().ok_or("missing verb")?;
     let (mut input, mut output, mut reconstruction) = (None, None, None);
-    let (mut qp, mut bitrate, mut genome) = (None, None, None);
+    let (mut mode, mut genome) = (None, None);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
             "-o" | "--output" => output = Some(value("-o")?),
             "--reconstruction" => reconstruction = Some(value("--reconstruction")?),
-            "--qp" => qp = Some(value("--qp")?.parse().map_err(|e| format!("--qp: {e}"))?),
+            "--qp" | "--crf" | "--bitrate" if mode.is_some() => {
+                return Err("--qp, --crf and --bitrate exclude each other".into());
+            }
+            "--qp" => {
+                let qp = value("--qp")?.parse().map_err(|e| format!("--qp: {e}"))?;
+                mode = Some(RateMode::ConstantQp(qp));
+            }
+            "--crf" => {
+                let crf = value("--crf")?.parse().map_err(|e| format!("--crf: {e}"))?;
+                mode = Some(RateMode::ConstantQuality { crf });
+            }
             "--bitrate" => {
-                bitrate = Some(
-                    value("--bitrate")?
-                        .parse()
-                        .map_err(|e| format!("--bitrate: {e}"))?,
-                )
+                let kbps = value("--bitrate")?
+                    .parse()
+                    .map_err(|e| format!("--bitrate: {e}"))?;
+                mode = Some(RateMode::TargetBitrate { kbps });
             }
             "--genome" | "--genome-json" if genome.is_some() => {
                 return Err("--genome and --genome-json exclude each other".into());
@@ -73,8 +81,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         input: input.ok_or("missing input")?,
         output,
         reconstruction,
-        qp,
-        bitrate,
+        mode,
         genome,
     })
 }
@@ -119,11 +126,7 @@ fn run(args: Args) -> Result<Summary, String> {
                 }
                 None => Genome::default(),
             };
-            let mode = match (args.qp, args.bitrate) {
-                (Some(_), Some(_)) => return Err("--qp and --bitrate exclude each other".into()),
-                (_, Some(kbps)) => RateMode::TargetBitrate { kbps },
-                (qp, None) => RateMode::ConstantQp(qp.unwrap_or(32)),
-            };
+            let mode = args.mode.unwrap_or(RateMode::ConstantQp(32));
             match &args.reconstruction {
                 None => encode_y4m(input, &args.input, output, genome, mode, &mut quiet),
                 Some(_) => encode_y4m_reconstructed(
