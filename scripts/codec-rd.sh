@@ -4,8 +4,9 @@
 #
 # Every clip becomes a Y4M source once. The anchors encode it at CRF 22/27/32/37, one thread,
 # as their users run them: x265 -preset medium -tune psnr (`x265-psnr`), x265 -preset medium
-# (`x265`, untuned), SVT-AV1 preset 8 (`svtav1`), x264 -preset medium (`x264`); codeclab encodes
-# it at QP 22/27/32/37 with the default genome (or $GENOME). Every stream is decoded from its
+# (`x265`, untuned), SVT-AV1 preset 8 (`svtav1`), x264 -preset medium (`x264`); the version-1
+# codec (`v1`, built from commit $V1_COMMIT, the last before B frames) and codeclab encode it at
+# QP 22/27/32/37, codeclab with the default genome (or $GENOME, or $PRESET). Every stream is decoded from its
 # bytes alone and scored against the source with `codeclab metrics` (PSNR-Y, SSIM, and VMAF when
 # VMAF=1); bitrate = stream bytes x 8 x fps / frames, every header byte counted. `codeclab
 # bdrate` gives the BD-rate (PCHIP) of codeclab against each anchor per clip and metric, then
@@ -13,14 +14,18 @@
 #
 # Environment: CLIPS (corpus file names, default both real clips), GENERATED (patterns, default
 # "pan scene-cut"; empty for none), FRAMES (frames of the real clips, all when unset), ANCHORS
-# (default "x265-psnr x265 svtav1 x264"), VMAF (1 to score VMAF too), GENOME (a genome JSON
-# file), WORK (scratch folder, default target/codec-rd), CARGO_TARGET_DIR as usual.
+# (default "x265-psnr x265 svtav1 x264 v1"), VMAF (1 to score VMAF too), GENOME (a genome JSON
+# file), PRESET (a preset name), V1_COMMIT (default 9dcb714), WORK (scratch folder, default
+# target/codec-rd), REUSE_ANCHORS (1: keep an anchor's scores from an earlier run in the same
+# WORK), CARGO_TARGET_DIR as usual. The anchor `default` is codeclab with the default genome, to
+# weigh a GENOME against it (scripts/codec-tools.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QPS="22 27 32 37"
 CLIPS=${CLIPS:-"bikes_640x272.mp4 carphone_qcif.mp4"}
 GENERATED=${GENERATED-"pan scene-cut"}
-ANCHORS=${ANCHORS:-"x265-psnr x265 svtav1 x264"}
+ANCHORS=${ANCHORS:-"x265-psnr x265 svtav1 x264 v1"}
+V1_COMMIT=${V1_COMMIT:-9dcb714}
 TARGET=${CARGO_TARGET_DIR:-target}
 WORK=${WORK:-$TARGET/codec-rd}
 CORPUS=${CODECLAB_CORPUS:-../shared/corpus}
@@ -34,6 +39,17 @@ frames_opt=()
 [ -n "${FRAMES:-}" ] && frames_opt=(-frames:v "$FRAMES")
 genome_opt=()
 [ -n "${GENOME:-}" ] && genome_opt=(--genome "$GENOME")
+[ -n "${PRESET:-}" ] && genome_opt+=(--preset "$PRESET")
+# The version-1 codec, from the project's own history.
+if [[ " $ANCHORS " == *" v1 "* ]]; then
+  V1_SRC="$WORK/v1-src"
+  if [ ! -f "$V1_SRC/Cargo.toml" ]; then
+    mkdir -p "$V1_SRC"
+    git archive "$V1_COMMIT" | tar -x -C "$V1_SRC"
+  fi
+  cargo build --release --bin codeclab --manifest-path "$V1_SRC/Cargo.toml" --target-dir "$WORK/v1-target" >&2
+  CODECLAB_V1="$WORK/v1-target/release/codeclab"
+fi
 metrics="psnr,ssim"
 vmaf_opt=()
 [ "${VMAF:-0}" = 1 ] && vmaf_opt=(--vmaf)
@@ -65,6 +81,8 @@ encode() {
     svtav1) ffmpeg -loglevel error -y -i "$3" -c:v libsvtav1 -preset 8 -crf "$2" \
               -svtav1-params lp=1 -f ivf "$4" ;;
     x264) ffmpeg -loglevel error -y -i "$3" -c:v libx264 -preset medium -threads 1 -crf "$2" -f h264 "$4" ;;
+    v1) "$CODECLAB_V1" encode --qp "$2" "$3" -o "$4" 2>/dev/null ;;
+    default) "$CODECLAB" encode --qp "$2" "$3" -o "$4" 2>/dev/null ;;
     codeclab) "$CODECLAB" encode --qp "$2" "${genome_opt[@]}" "$3" -o "$4" 2>/dev/null ;;
   esac
 }
@@ -76,22 +94,33 @@ for src in "${sources[@]}"; do
   name=$(basename "$src" .y4m)
   header=$(head -c 200 "$src" | head -n 1)
   fps=$(sed -E 's/.* F([0-9]+):([0-9]+).*/\1 \2/' <<<"$header" | awk '{ printf "%.6f", $1 / $2 }')
-  frames=$(grep -c '^FRAME' "$src" || true)
+  # Frames from the file's size: every frame is `FRAME\n` and a 4:2:0 picture (no frame tags).
+  frames=$(awk -v size="$(stat -c %s "$src")" -v len="${#header}" '{
+      for (i = 1; i <= NF; i++) { if ($i ~ /^W/) w = substr($i, 2); if ($i ~ /^H/) h = substr($i, 2) }
+      bytes = ($0 ~ / C420p1[0-9]/) ? 2 : 1
+      printf "%d", (size - len - 1) / (6 + bytes * (w * h + 2 * int((w + 1) / 2) * int((h + 1) / 2)))
+    }' <<<"$header")
   for codec in $ANCHORS codeclab; do
     for score in $scores; do echo "kbps,$score" >"$WORK/$name.$codec.$score.csv"; done
     for point in $QPS; do
       stream="$WORK/$name.$codec.$point.bin"
       decoded="$WORK/$name.$codec.$point.y4m"
-      t0=$(date +%s.%N)
-      encode "$codec" "$point" "$src" "$stream"
-      t1=$(date +%s.%N)
-      if [ "$codec" = codeclab ]; then
-        "$CODECLAB" decode "$stream" -o "$decoded" 2>/dev/null
+      saved="$WORK/$name.$codec.$point.scores"
+      if [ "${REUSE_ANCHORS:-0}" = 1 ] && [ "$codec" != codeclab ] && [ -f "$saved" ]; then
+        read -r t0 t1 t2 result <"$saved"
       else
-        ffmpeg -loglevel error -y -i "$stream" -pix_fmt yuv420p -f yuv4mpegpipe "$decoded"
+        t0=$(date +%s.%N)
+        encode "$codec" "$point" "$src" "$stream"
+        t1=$(date +%s.%N)
+        case $codec in
+          codeclab | default) "$CODECLAB" decode "$stream" -o "$decoded" 2>/dev/null ;;
+          v1) "$CODECLAB_V1" decode "$stream" -o "$decoded" 2>/dev/null ;;
+          *) ffmpeg -loglevel error -y -i "$stream" -pix_fmt yuv420p -f yuv4mpegpipe "$decoded" ;;
+        esac
+        t2=$(date +%s.%N)
+        result=$("$CODECLAB" metrics --json --metrics "$metrics" "${vmaf_opt[@]}" "$src" "$decoded" 2>/dev/null | jq -c .)
+        echo "$t0 $t1 $t2 $result" >"$saved"
       fi
-      t2=$(date +%s.%N)
-      result=$("$CODECLAB" metrics --json --metrics "$metrics" "${vmaf_opt[@]}" "$src" "$decoded" 2>/dev/null)
       decoded_frames=$(jq -r .frames <<<"$result")
       [ "$decoded_frames" = "$frames" ] || { echo "error: $decoded has $decoded_frames frames, not $frames" >&2; exit 1; }
       rate=$(awk -v b="$(stat -c %s "$stream")" -v n="$frames" -v f="$fps" 'BEGIN { printf "%.3f", b * 8 * f / n / 1000 }')
