@@ -36,6 +36,6 @@ fn invalid_rate_settings_are_errors() {
         RateMode::TargetBitrate { kbps: 0.0 },
         RateMode::TargetBitrate { kbps: f64::NAN },
     ] {
-        assert!(codeclab_codec::Encoder::new(format, Genome::default(), mode).is_err());
+        assert!(codeclab_codec::Encoder::<u8>::new(format, Genome::default(), mode).is_err());
     }
 }
