@@ -102,8 +102,9 @@ fn filter_luma<T: Sample>(
     let filter_q1 = dq0 + dq3 < (beta + (beta >> 1)) >> 3;
     for line in 0..4isize {
         let idx = |k: isize| (at as isize + line * along + k * step) as usize;
+        let at = |k: isize| data[idx(k)].to_i32();
         let [p3, p2, p1, p0, q0, q1, q2, q3] =
-            [-4, -3, -2, -1, 0, 1, 2, 3].map(|k| data[idx(k)].to_i32());
+            [at(-4), at(-3), at(-2), at(-1), at(0), at(1), at(2), at(3)];
         if strong {
             let clip = |v: i32, orig: i32| T::from_i32(v.clamp(orig - 2 * tc, orig + 2 * tc));
             data[idx(-1)] = clip((p2 + 2 * p1 + 2 * p0 + 2 * q0 + q1 + 4) >> 3, p0);
@@ -118,16 +119,16 @@ fn filter_luma<T: Sample>(
                 continue;
             }
             let delta = delta.clamp(-tc, tc);
-            data[idx(-1)] = T::from_i32((p0 + delta).clamp(0, max));
-            data[idx(0)] = T::from_i32((q0 - delta).clamp(0, max));
+            data[idx(-1)] = T::clip(p0 + delta, max);
+            data[idx(0)] = T::clip(q0 - delta, max);
             let half = tc >> 1;
             if filter_p1 {
                 let dp = ((((p2 + p0 + 1) >> 1) - p1 + delta) >> 1).clamp(-half, half);
-                data[idx(-2)] = T::from_i32((p1 + dp).clamp(0, max));
+                data[idx(-2)] = T::clip(p1 + dp, max);
             }
             if filter_q1 {
                 let dq = ((((q2 + q0 + 1) >> 1) - q1 - delta) >> 1).clamp(-half, half);
-                data[idx(1)] = T::from_i32((q1 + dq).clamp(0, max));
+                data[idx(1)] = T::clip(q1 + dq, max);
             }
         }
     }
@@ -146,10 +147,11 @@ fn filter_chroma<T: Sample>(
 ) {
     for line in 0..lines {
         let idx = |k: isize| (at as isize + line * along + k * step) as usize;
-        let [p1, p0, q0, q1] = [-2, -1, 0, 1].map(|k| data[idx(k)].to_i32());
+        let at = |k: isize| data[idx(k)].to_i32();
+        let [p1, p0, q0, q1] = [at(-2), at(-1), at(0), at(1)];
         let delta = ((((q0 - p0) << 2) + p1 - q1 + 4) >> 3).clamp(-tc, tc);
-        data[idx(-1)] = T::from_i32((p0 + delta).clamp(0, max));
-        data[idx(0)] = T::from_i32((q0 - delta).clamp(0, max));
+        data[idx(-1)] = T::clip(p0 + delta, max);
+        data[idx(0)] = T::clip(q0 - delta, max);
     }
 }
 // EVOLVE-BLOCK-END
@@ -278,7 +280,11 @@ mod tests {
             tc_offset: 0,
         };
         deblock(&mut picture, &grid, &params);
-        picture.planes[0].row(0, 0, 16).iter().map(|v| v.to_i32()).collect()
+        picture.planes[0]
+            .row(0, 0, 16)
+            .iter()
+            .map(|v| v.to_i32())
+            .collect()
     }
 
     #[test]
@@ -295,7 +301,10 @@ mod tests {
             let deep = deblocked_step::<u16>(bit_depth);
             let scale = 1 << (bit_depth - 8);
             for (a, b) in row8.iter().zip(&deep) {
-                assert!((a * scale - b).abs() <= scale, "{bit_depth}-bit: {row8:?} vs {deep:?}");
+                assert!(
+                    (a * scale - b).abs() <= scale,
+                    "{bit_depth}-bit: {row8:?} vs {deep:?}"
+                );
             }
         }
     }

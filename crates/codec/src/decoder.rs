@@ -134,12 +134,12 @@ impl<R: Read> Decoder<R> {
         let (kind, qp, poc, payload) = self.parse_packet(&packet)?;
         let (header, coded) = (&self.header, self.coded);
         let frame = match &mut self.pictures {
-            References::U8(buffer) => {
-                AnyFrame::U8(decode_picture(header, coded, buffer, kind, qp, poc, payload)?)
-            }
-            References::U16(buffer) => {
-                AnyFrame::U16(decode_picture(header, coded, buffer, kind, qp, poc, payload)?)
-            }
+            References::U8(buffer) => AnyFrame::U8(decode_picture(
+                header, coded, buffer, kind, qp, poc, payload,
+            )?),
+            References::U16(buffer) => AnyFrame::U16(decode_picture(
+                header, coded, buffer, kind, qp, poc, payload,
+            )?),
         };
         self.waiting.insert(poc, frame);
         Ok(())

@@ -1223,7 +1223,13 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
     // EVOLVE-BLOCK-START intra_mode_decision
     /// Intra: Hadamard pre-selection of luma modes, full rate-distortion check of the best few,
     /// then the chroma mode.
-    fn search_intra(&mut self, source: &SourceBlock<T>, x: usize, y: usize, log2: u32) -> Candidate {
+    fn search_intra(
+        &mut self,
+        source: &SourceBlock<T>,
+        x: usize,
+        y: usize,
+        log2: u32,
+    ) -> Candidate {
         let size = 1usize << log2;
         let (cx, cy) = (x >> UNIT_LOG2, y >> UNIT_LOG2);
         let luma_log2 = log2.min(5);

@@ -81,8 +81,9 @@ impl<T: Sample> Edges<T> {
         }
         let mut smooth = raw;
         for i in 1..len - 1 {
-            smooth[i] =
-                T::from_u32((raw[i - 1].to_u32() + 2 * raw[i].to_u32() + raw[i + 1].to_u32() + 2) >> 2);
+            smooth[i] = T::from_u32(
+                (raw[i - 1].to_u32() + 2 * raw[i].to_u32() + raw[i + 1].to_u32() + 2) >> 2,
+            );
         }
         Edges { n, raw, smooth }
     }

@@ -38,7 +38,8 @@ impl LowRes {
             let bottom = luma.row(0, (2 * y + 1).min(luma.height - 1), luma.width);
             for (x, out) in plane.row_mut(0, y, width).iter_mut().enumerate() {
                 let (a, b) = (2 * x, (2 * x + 1).min(luma.width - 1));
-                let sum = top[a].to_u32() + top[b].to_u32() + bottom[a].to_u32() + bottom[b].to_u32();
+                let sum =
+                    top[a].to_u32() + top[b].to_u32() + bottom[a].to_u32() + bottom[b].to_u32();
                 *out = ((sum + (1 << (shift - 1))) >> shift) as u8;
             }
         }

@@ -48,6 +48,12 @@ pub trait Sample: Pixel {
     fn from_i32(v: i32) -> Self {
         Self::from_u32(v as u32)
     }
+
+    /// `v` clipped to 0..=`max`, the largest value of the depth.
+    fn clip(v: i32, max: i32) -> Self;
+
+    /// The rounded average of two samples.
+    fn average(self, other: Self) -> Self;
 }
 
 impl Sample for u8 {
@@ -55,12 +61,34 @@ impl Sample for u8 {
     fn sample_diff(self, other: Self) -> u32 {
         u32::from(self.abs_diff(other))
     }
+
+    /// Bytes only ever hold 8-bit video, so the limit is the constant 255, which lets the
+    /// compiler use saturating byte packs.
+    #[inline]
+    fn clip(v: i32, _max: i32) -> Self {
+        v.clamp(0, 255) as u8
+    }
+
+    #[inline]
+    fn average(self, other: Self) -> Self {
+        ((u16::from(self) + u16::from(other) + 1) >> 1) as u8
+    }
 }
 
 impl Sample for u16 {
     #[inline]
     fn sample_diff(self, other: Self) -> u32 {
         u32::from(self.abs_diff(other))
+    }
+
+    #[inline]
+    fn clip(v: i32, max: i32) -> Self {
+        v.clamp(0, max) as u16
+    }
+
+    #[inline]
+    fn average(self, other: Self) -> Self {
+        ((u32::from(self) + u32::from(other) + 1) >> 1) as u16
     }
 }
 

@@ -43,6 +43,7 @@ pub fn quantize(coeffs: &[i32], levels: &mut [i32], qp: u8, log2n: u32, rounding
 
 /// Scales levels back to transform coefficients (saturating to the range the inverse transform
 /// of `bit_depth` video expects: 16 bits at 8-bit).
+#[inline]
 pub fn dequantize(levels: &[i32], coeffs: &mut [i32], qp: u8, log2n: u32, bit_depth: u32) {
     let limit = crate::transform::coefficient_limit(bit_depth);
     let shift = 8 + log2n - 5;
@@ -52,7 +53,8 @@ pub fn dequantize(levels: &[i32], coeffs: &mut [i32], qp: u8, log2n: u32, bit_de
         *c = if level == 0 {
             0
         } else {
-            ((i64::from(level) * scale + round) >> shift).clamp(-i64::from(limit), i64::from(limit) - 1) as i32
+            ((i64::from(level) * scale + round) >> shift)
+                .clamp(-i64::from(limit), i64::from(limit) - 1) as i32
         };
     }
 }

@@ -4,7 +4,14 @@ use crate::entropy::COST_SHIFT;
 use crate::picture::Sample;
 
 /// Sum of absolute differences of a `w`×`h` block.
-pub fn sad<T: Sample>(a: &[T], a_stride: usize, b: &[T], b_stride: usize, w: usize, h: usize) -> u32 {
+pub fn sad<T: Sample>(
+    a: &[T],
+    a_stride: usize,
+    b: &[T],
+    b_stride: usize,
+    w: usize,
+    h: usize,
+) -> u32 {
     let mut total = 0u32;
     for y in 0..h {
         let ra = &a[y * a_stride..y * a_stride + w];
@@ -19,7 +26,14 @@ pub fn sad<T: Sample>(a: &[T], a_stride: usize, b: &[T], b_stride: usize, w: usi
 }
 
 /// Sum of squared differences of a `w`×`h` block.
-pub fn sse<T: Sample>(a: &[T], a_stride: usize, b: &[T], b_stride: usize, w: usize, h: usize) -> u64 {
+pub fn sse<T: Sample>(
+    a: &[T],
+    a_stride: usize,
+    b: &[T],
+    b_stride: usize,
+    w: usize,
+    h: usize,
+) -> u64 {
     let mut total = 0u64;
     for y in 0..h {
         let ra = &a[y * a_stride..y * a_stride + w];
@@ -39,7 +53,14 @@ pub fn sse<T: Sample>(a: &[T], a_stride: usize, b: &[T], b_stride: usize, w: usi
 
 /// Sum of absolute 4x4 Hadamard-transformed differences (halved), a cheap proxy for the rate of
 /// a coded residual. `w` and `h` are multiples of 4.
-pub fn satd<T: Sample>(a: &[T], a_stride: usize, b: &[T], b_stride: usize, w: usize, h: usize) -> u32 {
+pub fn satd<T: Sample>(
+    a: &[T],
+    a_stride: usize,
+    b: &[T],
+    b_stride: usize,
+    w: usize,
+    h: usize,
+) -> u32 {
     let mut total = 0u32;
     // Vertical butterflies across a strip of 4 rows (vectorisable), then horizontal ones in
     // groups of 4 columns.

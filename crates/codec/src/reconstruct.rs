@@ -89,7 +89,7 @@ pub fn add_residual<T: Sample>(
         .zip(prediction)
         .zip(&residual[..n * n])
     {
-        *o = T::from_i32((p.to_i32() + r).clamp(0, max));
+        *o = T::clip(p.to_i32() + r, max);
     }
 }
 
@@ -188,7 +188,7 @@ pub fn predict_motion<T: Sample>(
     predict(second, [&mut *sa, &mut *sb, &mut *sc]);
     for (plane, other) in [(a, sa), (b, sb), (c, sc)] {
         for (p, &q) in plane.iter_mut().zip(other.iter()) {
-            *p = T::from_u32((p.to_u32() + q.to_u32() + 1) >> 1);
+            *p = p.average(q);
         }
     }
 }

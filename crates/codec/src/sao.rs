@@ -297,7 +297,7 @@ pub fn apply<T: Sample>(picture: &mut Picture<T>, params: &[[PlaneSao; 3]]) {
                         for x in x0..x1 {
                             let c = cur[x].to_i32();
                             let offset = table[(cur[x].to_u32() >> band_shift) as usize];
-                            out[x] = T::from_i32((c + offset).clamp(0, max));
+                            out[x] = T::clip(c + offset, max);
                         }
                     }
                 }
@@ -317,7 +317,7 @@ pub fn apply<T: Sample>(picture: &mut Picture<T>, params: &[[PlaneSao; 3]]) {
                             let c = cur[x].to_i32();
                             let a = ra[x.wrapping_add_signed(-step.0)].to_i32();
                             let b = rb[x.wrapping_add_signed(step.0)].to_i32();
-                            out[x] = T::from_i32((c + table[edge_category(c, a, b)]).clamp(0, max));
+                            out[x] = T::clip(c + table[edge_category(c, a, b)], max);
                         }
                     }
                 }

@@ -117,12 +117,15 @@ pub fn deepen(
 }
 
 /// A deep version of `synthetic_clip` with texture in the low bits too.
-pub fn synthetic_clip_deep(
-    format: &VideoFormat,
-    frames: usize,
-    seed: u32,
-) -> Vec<Frame<u16>> {
-    let eight = synthetic_clip(&VideoFormat { bit_depth: 8, ..*format }, frames, seed);
+pub fn synthetic_clip_deep(format: &VideoFormat, frames: usize, seed: u32) -> Vec<Frame<u16>> {
+    let eight = synthetic_clip(
+        &VideoFormat {
+            bit_depth: 8,
+            ..*format
+        },
+        frames,
+        seed,
+    );
     let mask = (1u16 << (format.bit_depth - 8)) - 1;
     deepen(&eight, format.bit_depth, |x, y, t| {
         ((x * 7 + y * 3 + t * 5) as u16 ^ seed as u16) & mask

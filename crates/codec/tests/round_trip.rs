@@ -126,7 +126,12 @@ fn ten_bit_coding_of_an_8_bit_clip_matches_its_quality() {
         let ten = format_deep(width, height, 10);
         let (stream10, recons10, _) = round_trip(ten, &deep, Genome::default(), mode);
         let mean = |psnrs: Vec<f64>| psnrs.iter().sum::<f64>() / psnrs.len() as f64;
-        let psnr8 = mean(clip.iter().zip(&recons8).map(|(s, r)| psnr_y(s, r)).collect());
+        let psnr8 = mean(
+            clip.iter()
+                .zip(&recons8)
+                .map(|(s, r)| psnr_y(s, r))
+                .collect(),
+        );
         let psnr10 = mean(
             deep.iter()
                 .zip(&recons10)
@@ -269,9 +274,14 @@ fn ten_bit_y4m_through_the_pipeline() {
     .unwrap();
     assert_eq!(summary.frames, 4);
     decode_to_y4m(stream.as_slice(), &mut decoded, &mut quiet).unwrap();
-    let header = |y4m: &[u8]| String::from_utf8_lossy(&y4m[..y4m.iter().position(|&b| b == b'\n').unwrap()]).into_owned();
+    let header = |y4m: &[u8]| {
+        String::from_utf8_lossy(&y4m[..y4m.iter().position(|&b| b == b'\n').unwrap()]).into_owned()
+    };
     assert!(header(&decoded).contains("C420p10"), "{}", header(&decoded));
     // Two bytes per sample: the decoded stream is as long as the deep source.
     assert_eq!(decoded.len(), y4m.len());
-    assert!(decoded == reconstruction, "decoder differs from the encoder");
+    assert!(
+        decoded == reconstruction,
+        "decoder differs from the encoder"
+    );
 }

@@ -277,7 +277,10 @@ mod tests {
             if crate::picture::BIT_DEPTHS.contains(&depth) {
                 assert_eq!(read.unwrap(), h);
             } else {
-                assert!(matches!(read, Err(CodecError::UnsupportedFormat(_))), "{depth}");
+                assert!(
+                    matches!(read, Err(CodecError::UnsupportedFormat(_))),
+                    "{depth}"
+                );
             }
         }
     }

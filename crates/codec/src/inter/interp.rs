@@ -52,7 +52,7 @@ fn interpolate<T: Sample, const TAPS: usize>(
                 let src = &plane.data[start..start + w + TAPS - 1];
                 for (x, o) in out[y * w..(y + 1) * w].iter_mut().enumerate() {
                     let sum: i32 = (0..TAPS).map(|t| tx[t] * src[x + t].to_i32()).sum();
-                    *o = T::from_i32(((sum + 32) >> 6).clamp(0, max));
+                    *o = T::clip((sum + 32) >> 6, max);
                 }
             }
         }
@@ -63,7 +63,7 @@ fn interpolate<T: Sample, const TAPS: usize>(
                     let sum: i32 = (0..TAPS)
                         .map(|t| ty[t] * plane.data[start + (y + t) * stride + x].to_i32())
                         .sum();
-                    *o = T::from_i32(((sum + 32) >> 6).clamp(0, max));
+                    *o = T::clip((sum + 32) >> 6, max);
                 }
             }
         }
@@ -80,7 +80,7 @@ fn interpolate<T: Sample, const TAPS: usize>(
             for y in 0..h {
                 for (x, o) in out[y * w..(y + 1) * w].iter_mut().enumerate() {
                     let sum: i32 = (0..TAPS).map(|t| ty[t] * tmp[(y + t) * w + x]).sum();
-                    *o = T::from_i32(((sum + 2048) >> 12).clamp(0, max));
+                    *o = T::clip((sum + 2048) >> 12, max);
                 }
             }
         }

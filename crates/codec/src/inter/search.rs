@@ -152,7 +152,7 @@ impl<T: Sample> SearchParams<'_, T> {
                 let b = b_plane.index(bx, by + row as isize);
                 let (ra, rb) = (&a_plane.data[a..a + n], &b_plane.data[b..b + n]);
                 for ((out, &p), &q) in scratch[row * n..(row + 1) * n].iter_mut().zip(ra).zip(rb) {
-                    *out = T::from_u32((p.to_u32() + q.to_u32() + 1) >> 1);
+                    *out = p.average(q);
                 }
             }
             satd(
