@@ -916,17 +916,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn encoder_removes_a_bias_and_its_stream_decodes() {
-        // The deblocked picture is the source plus 4 in a band of dark samples: band offset.
-        let source = picture_from(64, 64, |x, y| (40 + (x * 3 + y * 5) % 120) as u8);
+    /// A source and its deblocked version, the source plus 4 (8-bit units) in a band of dark
+    /// samples, at `bit_depth`; SAO encodes and decodes. Returns the source, the deblocked
+    /// picture and the filtered one, after checking the decoder filters the same.
+    fn remove_bias<T: Sample>(bit_depth: u32) -> [Picture<T>; 3] {
+        let shift = bit_depth - 8;
+        let mut source = Picture::<T>::new(64, 64, bit_depth);
         let mut deblocked = source.clone();
         for y in 0..64 {
             for x in 0..64 {
-                let v = source.planes[0].at(x, y);
-                if v < 72 {
-                    deblocked.planes[0].row_mut(x, y, 1)[0] = v + 4;
-                }
+                let v = (40 + (x * 3 + y * 5) % 120) as u32;
+                source.planes[0].row_mut(x, y, 1)[0] = T::from_u32(v << shift);
+                let biased = if v < 72 { v + 4 } else { v };
+                deblocked.planes[0].row_mut(x, y, 1)[0] = T::from_u32(biased << shift);
             }
         }
         let rd = RdCost::new(10.0);
@@ -940,7 +942,6 @@ mod tests {
             (64, 64),
             &rd,
         );
-        assert!(luma_sse(&filtered, &source) * 4 < luma_sse(&deblocked, &source));
         let bytes = writer.finish();
         let mut decoded = deblocked.clone();
         decode(
@@ -950,5 +951,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(decoded.planes[0].data, filtered.planes[0].data);
+        [source, deblocked, filtered]
+    }
+
+    #[test]
+    fn encoder_removes_a_bias_and_its_stream_decodes() {
+        let [source, deblocked, filtered] = remove_bias::<u8>(8);
+        assert!(luma_sse(&filtered, &source) * 4 < luma_sse(&deblocked, &source));
+    }
+
+    #[test]
+    fn deep_samples_get_the_8_bit_filter_scaled() {
+        // Bands are the top 5 bits and offsets scale with the depth, so a picture 2^(bd-8)
+        // times an 8-bit one is filtered into 2^(bd-8) times the 8-bit result.
+        let [_, _, eight] = remove_bias::<u8>(8);
+        for bit_depth in [10, 12] {
+            let [_, _, deep] = remove_bias::<u16>(bit_depth);
+            let scaled: Vec<u16> = eight.planes[0]
+                .data
+                .iter()
+                .map(|&v| u16::from(v) << (bit_depth - 8))
+                .collect();
+            assert!(deep.planes[0].data == scaled, "{bit_depth}-bit");
+        }
     }
 }
