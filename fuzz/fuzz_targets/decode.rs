@@ -1,6 +1,7 @@
 //! Any bytes given to the codec's decoder end in frames or an error, never a panic, a hang or an
 //! allocation beyond the header's bounded geometry. The input is tried as a whole stream, and
-//! behind a valid header for a small picture so that the frame parser itself gets the bytes.
+//! behind a valid header for a small picture (8- to 12-bit) so that the frame parser itself gets
+//! the bytes.
 
 #![no_main]
 
@@ -32,7 +33,8 @@ fuzz_target!(|data: &[u8]| {
     let format = VideoFormat {
         width: 1 + usize::from(*w % 96),
         height: 1 + usize::from(*h % 96),
-        bit_depth: 8,
+        // The top bits of the width byte pick the depth.
+        bit_depth: [8, 10, 12, 9][usize::from(*w >> 6)],
         chroma: ChromaSampling::Cs420,
         fps: Rational::new(25, 1),
         aspect: Rational::new(1, 1),

@@ -11,13 +11,13 @@ use crate::inter::mvpred::{Motion, Vector, merge_candidates, predict_mv};
 use crate::inter::{Mv, mv_in_bounds};
 use crate::intra::DC;
 use crate::partition::{SB_SIZE, UNIT_LOG2, UnitGrid, inside};
-use crate::picture::Picture;
+use crate::picture::{Picture, Sample};
 use crate::reconstruct::{CodedCu, Prediction, commit_info, reconstruct_cu};
 use crate::syntax::{
     chroma_mode_options, most_probable_modes, neighbour_count, predicted_qp, read_chroma_mode,
     read_delta_qp, read_luma_mode, read_mvd, read_truncated_unary,
 };
-use codeclab_video::{Frame, VideoFormat};
+use codeclab_video::{AnyFrame, Frame, VideoFormat};
 use std::collections::BTreeMap;
 use std::io::Read;
 
@@ -33,14 +33,21 @@ pub fn coded_size(format: &VideoFormat) -> (usize, usize) {
     )
 }
 
-/// Decodes a stream frame by frame from any reader.
+/// The reference pictures, in the sample type of the stream's depth.
+enum References {
+    U8(PictureBuffer<Picture<u8>>),
+    U16(PictureBuffer<Picture<u16>>),
+}
+
+/// Decodes a stream frame by frame from any reader; frames come as `AnyFrame::U8` for 8-bit
+/// streams and `AnyFrame::U16` for deeper ones.
 pub struct Decoder<R: Read> {
     reader: R,
     header: SequenceHeader,
     coded: (usize, usize),
-    pictures: PictureBuffer<Picture>,
+    pictures: References,
     /// Decoded frames waiting for their turn in display order.
-    waiting: BTreeMap<u64, Frame<u8>>,
+    waiting: BTreeMap<u64, AnyFrame>,
     next_display: u64,
     last_poc: u64,
     crc: Crc32,
@@ -62,7 +69,11 @@ impl<R: Read> Decoder<R> {
         let max_packet = 64 * (coded.0 * coded.1) as u64 + 4096;
         Ok(Decoder {
             reader,
-            pictures: PictureBuffer::new(header.reference_frames),
+            pictures: if header.format.bit_depth > 8 {
+                References::U16(PictureBuffer::new(header.reference_frames))
+            } else {
+                References::U8(PictureBuffer::new(header.reference_frames))
+            },
             header,
             coded,
             waiting: BTreeMap::new(),
@@ -84,7 +95,7 @@ impl<R: Read> Decoder<R> {
 
     /// The next decoded frame in display order, or `None` after the last one (the checksum has
     /// then been verified).
-    pub fn next_frame(&mut self) -> Result<Option<Frame<u8>>> {
+    pub fn next_frame(&mut self) -> Result<Option<AnyFrame>> {
         loop {
             if let Some(frame) = self.waiting.remove(&self.next_display) {
                 self.next_display += 1;
@@ -120,14 +131,22 @@ impl<R: Read> Decoder<R> {
         let mut packet = vec![0u8; size as usize];
         read_exact(&mut self.reader, &mut packet)?;
         self.crc.update(&packet);
-        let (kind, poc, picture) = self.decode_packet(&packet)?;
-        let frame = picture.to_frame(self.header.format.width, self.header.format.height);
-        self.pictures.insert(poc, kind, picture)?;
+        let (kind, qp, poc, payload) = self.parse_packet(&packet)?;
+        let (header, coded) = (&self.header, self.coded);
+        let frame = match &mut self.pictures {
+            References::U8(buffer) => AnyFrame::U8(decode_picture(
+                header, coded, buffer, kind, qp, poc, payload,
+            )?),
+            References::U16(buffer) => AnyFrame::U16(decode_picture(
+                header, coded, buffer, kind, qp, poc, payload,
+            )?),
+        };
         self.waiting.insert(poc, frame);
         Ok(())
     }
 
-    fn decode_packet(&mut self, packet: &[u8]) -> Result<(FrameKind, u64, Picture)> {
+    /// The kind, QP and display index of a packet, and its payload.
+    fn parse_packet<'p>(&mut self, packet: &'p [u8]) -> Result<(FrameKind, u8, u64, &'p [u8])> {
         let [kind, qp, rest @ ..] = packet else {
             return Err(CodecError::Corrupt("frame packet too short"));
         };
@@ -149,66 +168,83 @@ impl<R: Read> Decoder<R> {
             return Err(CodecError::Corrupt("display index out of order"));
         }
         self.last_poc = poc;
-        self.pictures.prepare(kind);
-        let references = self.pictures.references(poc, kind);
-        if kind != FrameKind::Key && references.is_empty() {
-            return Err(CodecError::Corrupt("predicted frame without a reference"));
-        }
-        let mut frame = FrameDecoder {
-            header: &self.header,
-            coded: self.coded,
-            references: &references,
-            qp,
-            kind,
-            reader: RangeDecoder::new(payload),
-            contexts: Contexts::default(),
-            grid: UnitGrid::new(self.coded.0, self.coded.1),
-            picture: Picture::new(self.coded.0, self.coded.1),
-        };
-        for sb_y in (0..self.coded.1).step_by(SB_SIZE) {
-            for sb_x in (0..self.coded.0).step_by(SB_SIZE) {
-                frame.decode_node(sb_x, sb_y, crate::partition::SB_LOG2)?;
-            }
-            // Garbage can make a frame read zeros forever; stop as soon as it cannot be valid.
-            if frame.reader.overrun() {
-                return Err(CodecError::Truncated);
-            }
-        }
-        if self.header.deblock {
-            deblock(
-                &mut frame.picture,
-                &frame.grid,
-                &DeblockParams {
-                    chroma_qp_offset: self.header.chroma_qp_offset,
-                    beta_offset: self.header.deblock_beta_offset,
-                    tc_offset: self.header.deblock_tc_offset,
-                },
-            );
-        }
-        if self.header.sao {
-            let (r, ctx) = (&mut frame.reader, &mut frame.contexts.sao);
-            crate::sao::decode(r, ctx, &mut frame.picture)?;
-        }
-        let mut picture = frame.picture;
-        picture.extend_edges();
-        Ok((kind, poc, picture))
+        Ok((kind, qp, poc, payload))
     }
 }
 
-struct FrameDecoder<'a> {
+/// Decodes the payload of a packet into a picture, keeps it for reference and returns the
+/// display-size frame.
+fn decode_picture<T: Sample>(
+    header: &SequenceHeader,
+    coded: (usize, usize),
+    pictures: &mut PictureBuffer<Picture<T>>,
+    kind: FrameKind,
+    qp: u8,
+    poc: u64,
+    payload: &[u8],
+) -> Result<Frame<T>> {
+    pictures.prepare(kind);
+    let references = pictures.references(poc, kind);
+    if kind != FrameKind::Key && references.is_empty() {
+        return Err(CodecError::Corrupt("predicted frame without a reference"));
+    }
+    let bit_depth = u32::from(header.format.bit_depth);
+    let mut frame = FrameDecoder {
+        header,
+        coded,
+        references: &references,
+        qp,
+        kind,
+        reader: RangeDecoder::new(payload),
+        contexts: Contexts::default(),
+        grid: UnitGrid::new(coded.0, coded.1),
+        picture: Picture::new(coded.0, coded.1, bit_depth),
+    };
+    for sb_y in (0..coded.1).step_by(SB_SIZE) {
+        for sb_x in (0..coded.0).step_by(SB_SIZE) {
+            frame.decode_node(sb_x, sb_y, crate::partition::SB_LOG2)?;
+        }
+        // Garbage can make a frame read zeros forever; stop as soon as it cannot be valid.
+        if frame.reader.overrun() {
+            return Err(CodecError::Truncated);
+        }
+    }
+    if header.deblock {
+        deblock(
+            &mut frame.picture,
+            &frame.grid,
+            &DeblockParams {
+                chroma_qp_offset: header.chroma_qp_offset,
+                beta_offset: header.deblock_beta_offset,
+                tc_offset: header.deblock_tc_offset,
+            },
+        );
+    }
+    if header.sao {
+        let (r, ctx) = (&mut frame.reader, &mut frame.contexts.sao);
+        crate::sao::decode(r, ctx, &mut frame.picture)?;
+    }
+    let mut picture = frame.picture;
+    picture.extend_edges();
+    let display = picture.to_frame(header.format.width, header.format.height);
+    pictures.insert(poc, kind, picture)?;
+    Ok(display)
+}
+
+struct FrameDecoder<'a, T: Sample> {
     header: &'a SequenceHeader,
     coded: (usize, usize),
-    references: &'a [&'a Picture],
+    references: &'a [&'a Picture<T>],
     /// The frame's QP: every coding unit's, or the fallback of their prediction.
     qp: u8,
     kind: FrameKind,
     reader: RangeDecoder<'a>,
     contexts: Contexts,
     grid: UnitGrid,
-    picture: Picture,
+    picture: Picture<T>,
 }
 
-impl FrameDecoder<'_> {
+impl<T: Sample> FrameDecoder<'_, T> {
     fn decode_node(&mut self, x: usize, y: usize, log2: u32) -> Result<()> {
         if x >= self.coded.0 || y >= self.coded.1 {
             return Ok(());

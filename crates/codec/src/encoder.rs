@@ -14,7 +14,7 @@ use crate::inter::{Mv, mv_in_bounds};
 use crate::intra::{DC, Edges, HORIZONTAL, MODE_COUNT, PLANAR, VERTICAL, predict};
 use crate::lookahead::{InterCosts, LowRes, inter_costs, is_scene_cut};
 use crate::partition::{MAX_TX_LOG2, SB_LOG2, SB_SIZE, UNIT_LOG2, UnitGrid, UnitInfo};
-use crate::picture::{PaddedPlane, Picture};
+use crate::picture::{BIT_DEPTHS, PaddedPlane, Picture, Sample, qp_offset};
 use crate::quant::quantize;
 use crate::ratecontrol::{RateController, RateMode};
 use crate::rdo::{RdCost, lambda, satd, sse};
@@ -35,35 +35,36 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 /// the encoder's reconstruction, which the decoder reproduces exactly. Frames come in coding
 /// order; `display_index` places each in display order.
 #[derive(Clone, Debug)]
-pub struct EncodedFrame {
+pub struct EncodedFrame<T: Sample = u8> {
     pub bytes: Vec<u8>,
-    pub reconstruction: Frame<u8>,
+    pub reconstruction: Frame<T>,
     pub display_index: u64,
     pub kind: FrameKind,
     pub qp: u8,
 }
 
 /// A frame received and not yet coded.
-struct Waiting {
-    source: Picture,
+struct Waiting<T: Sample> {
+    source: Picture<T>,
     /// It starts a new scene.
     cut: bool,
 }
 
 /// A coded picture kept for prediction, with the half-sample planes motion search uses.
-struct Reference {
-    picture: Picture,
-    search: HalfSamplePlanes,
+struct Reference<T: Sample> {
+    picture: Picture<T>,
+    search: HalfSamplePlanes<T>,
 }
 
-pub struct Encoder {
+/// Encodes frames of `T` samples: `u8` for 8-bit video, `u16` for deeper video.
+pub struct Encoder<T: Sample = u8> {
     header: SequenceHeader,
     genome: Genome,
     coded: (usize, usize),
     rate: RateController,
-    pictures: PictureBuffer<Reference>,
+    pictures: PictureBuffer<Reference<T>>,
     /// Frames received and not yet coded, in display order from `waiting_from`.
-    waiting: VecDeque<Waiting>,
+    waiting: VecDeque<Waiting<T>>,
     waiting_from: u64,
     /// Lookahead analysis of the frames from the last anchor on.
     analysis: BTreeMap<u64, LowRes>,
@@ -81,14 +82,25 @@ pub struct Encoder {
     crc: Crc32,
 }
 
-impl Encoder {
+impl<T: Sample> Encoder<T> {
     pub fn new(format: VideoFormat, genome: Genome, mode: RateMode) -> Result<Self> {
         genome.validate()?;
         mode.validate()?;
-        if format.bit_depth != 8 || format.chroma != ChromaSampling::Cs420 {
+        if !BIT_DEPTHS.contains(&format.bit_depth) || format.chroma != ChromaSampling::Cs420 {
             return Err(CodecError::UnsupportedFormat(format!(
-                "{}-bit {:?} (8-bit 4:2:0 only)",
-                format.bit_depth, format.chroma
+                "{}-bit {:?} ({}- to {}-bit 4:2:0 only)",
+                format.bit_depth,
+                format.chroma,
+                BIT_DEPTHS.start(),
+                BIT_DEPTHS.end()
+            )));
+        }
+        // 8-bit video is coded in bytes, deeper video in 16-bit samples.
+        if (format.bit_depth > 8) != (std::mem::size_of::<T>() > 1) {
+            return Err(CodecError::UnsupportedFormat(format!(
+                "{}-bit video in {}-byte samples",
+                format.bit_depth,
+                std::mem::size_of::<T>()
             )));
         }
         let limits = crate::bitstream::header::DecoderLimits::default();
@@ -136,13 +148,17 @@ impl Encoder {
         self.header.format
     }
 
+    fn bit_depth(&self) -> u32 {
+        u32::from(self.header.format.bit_depth)
+    }
+
     /// Takes the next frame in display order; returns the frames this completes, in coding
     /// order (none while a mini-GOP is still being gathered).
-    pub fn encode_frame(&mut self, frame: &Frame<u8>) -> Result<Vec<EncodedFrame>> {
+    pub fn encode_frame(&mut self, frame: &Frame<T>) -> Result<Vec<EncodedFrame<T>>> {
         if !frame.matches(&self.header.format) {
             return Err(CodecError::FrameMismatch);
         }
-        let mut source = Picture::new(self.coded.0, self.coded.1);
+        let mut source = Picture::new(self.coded.0, self.coded.1, self.bit_depth());
         source.load(frame);
         source.extend_edges();
         let poc = self.waiting_from + self.waiting.len() as u64;
@@ -169,7 +185,7 @@ impl Encoder {
 
     /// Codes the frames still waiting, then ends the stream: the last frames, and the end marker
     /// and checksum (with the header if no frame was coded).
-    pub fn finish(mut self) -> Result<(Vec<EncodedFrame>, Vec<u8>)> {
+    pub fn finish(mut self) -> Result<(Vec<EncodedFrame<T>>, Vec<u8>)> {
         let frames = self.code_ready(true)?;
         let mut bytes = Vec::new();
         if self.frames == 0 {
@@ -182,7 +198,7 @@ impl Encoder {
     }
 
     /// Codes every mini-GOP whose frames have all arrived (with `flush`, the rest too).
-    fn code_ready(&mut self, flush: bool) -> Result<Vec<EncodedFrame>> {
+    fn code_ready(&mut self, flush: bool) -> Result<Vec<EncodedFrame<T>>> {
         let mut out = Vec::new();
         while let Some(group) = self.next_group(flush) {
             let end = group
@@ -403,7 +419,7 @@ impl Encoder {
     }
     // EVOLVE-BLOCK-END
 
-    fn code_frame(&mut self, scheduled: Scheduled, kind: FrameKind) -> Result<EncodedFrame> {
+    fn code_frame(&mut self, scheduled: Scheduled, kind: FrameKind) -> Result<EncodedFrame<T>> {
         let poc = scheduled.poc;
         let mut bytes = Vec::new();
         if self.frames == 0 {
@@ -412,8 +428,9 @@ impl Encoder {
         let qp = self.rate.frame_qp(kind, scheduled.layer);
         self.pictures.prepare(kind);
         let references = self.pictures.references(poc, kind);
-        let pictures: Vec<&Picture> = references.iter().map(|r| &r.picture).collect();
-        let search_planes: Vec<&HalfSamplePlanes> = references.iter().map(|r| &r.search).collect();
+        let pictures: Vec<&Picture<T>> = references.iter().map(|r| &r.picture).collect();
+        let search_planes: Vec<&HalfSamplePlanes<T>> =
+            references.iter().map(|r| &r.search).collect();
         let source = &self.waiting[(poc - self.waiting_from) as usize].source;
         let mut frame_encoder = FrameEncoder::new(
             &self.genome,
@@ -467,13 +484,16 @@ struct Candidate {
     cu: CodedCu,
 }
 
-struct FrameEncoder<'a> {
+struct FrameEncoder<'a, T: Sample> {
     genome: &'a Genome,
     header: &'a SequenceHeader,
     coded: (usize, usize),
-    source: &'a Picture,
-    references: &'a [&'a Picture],
-    search_planes: &'a [&'a HalfSamplePlanes],
+    source: &'a Picture<T>,
+    references: &'a [&'a Picture<T>],
+    search_planes: &'a [&'a HalfSamplePlanes<T>],
+    bit_depth: u32,
+    /// Added to coded QPs for the quantiser and λ: distortion is in samples of the depth.
+    qp_offset: u8,
     /// The frame's QP, and the coding unit's being decided (the frame's plus its offset).
     frame_qp: u8,
     qp: u8,
@@ -484,27 +504,29 @@ struct FrameEncoder<'a> {
     lambda_sad: u64,
     contexts: Contexts,
     grid: UnitGrid,
-    picture: Picture,
+    picture: Picture<T>,
     cus: Vec<CodedCu>,
     /// The last vector found by motion search on each reference: a starting point for the
     /// next blocks.
     mv_hints: Vec<Mv>,
 }
 
-impl<'a> FrameEncoder<'a> {
+impl<'a, T: Sample> FrameEncoder<'a, T> {
     #[allow(clippy::too_many_arguments)]
     fn new(
         genome: &'a Genome,
         header: &'a SequenceHeader,
         coded: (usize, usize),
-        source: &'a Picture,
-        references: &'a [&'a Picture],
-        search_planes: &'a [&'a HalfSamplePlanes],
+        source: &'a Picture<T>,
+        references: &'a [&'a Picture<T>],
+        search_planes: &'a [&'a HalfSamplePlanes<T>],
         qp: u8,
         kind: FrameKind,
         qp_map: Option<&'a QpMap>,
     ) -> Self {
-        let lambda_value = lambda(qp, genome.lambda_scale);
+        let bit_depth = source.bit_depth();
+        let qp_offset = qp_offset(bit_depth);
+        let lambda_value = lambda(qp + qp_offset, genome.lambda_scale);
         FrameEncoder {
             genome,
             header,
@@ -512,6 +534,8 @@ impl<'a> FrameEncoder<'a> {
             source,
             references,
             search_planes,
+            bit_depth,
+            qp_offset,
             frame_qp: qp,
             qp,
             chroma_qp: chroma_qp(qp, genome.chroma_qp_offset),
@@ -521,7 +545,7 @@ impl<'a> FrameEncoder<'a> {
             lambda_sad: RdCost::lambda_sad(lambda_value),
             contexts: Contexts::default(),
             grid: UnitGrid::new(coded.0, coded.1),
-            picture: Picture::new(coded.0, coded.1),
+            picture: Picture::new(coded.0, coded.1, bit_depth),
             cus: Vec::new(),
             mv_hints: vec![Mv::ZERO; references.len()],
         }
@@ -551,7 +575,8 @@ impl<'a> FrameEncoder<'a> {
         if self.header.sao {
             let visible = (self.header.format.width, self.header.format.height);
             let (ctx, picture) = (&mut self.contexts.sao, &mut self.picture);
-            // The frame's multiplier, whatever QP the last coding unit took.
+            // The frame's multiplier, whatever QP the last coding unit took; SAO weighs
+            // distortion in 8-bit units, so without the depth's offset.
             let rd = RdCost::new(lambda(self.frame_qp, self.genome.lambda_scale));
             crate::sao::encode(&mut writer, ctx, picture, self.source, visible, &rd);
         }
@@ -652,7 +677,7 @@ impl<'a> FrameEncoder<'a> {
         }
     }
 
-    fn save_region(&self, x: usize, y: usize, log2: u32) -> SavedRegion {
+    fn save_region(&self, x: usize, y: usize, log2: u32) -> SavedRegion<T> {
         let size = 1usize << log2;
         let mut planes = Vec::with_capacity(3);
         for (i, plane) in self.picture.planes.iter().enumerate() {
@@ -661,7 +686,7 @@ impl<'a> FrameEncoder<'a> {
             } else {
                 (x / 2, y / 2, size / 2)
             };
-            let mut block = vec![0u8; n * n];
+            let mut block = vec![T::default(); n * n];
             plane.get_block(px, py, n, n, &mut block);
             planes.push(block);
         }
@@ -672,7 +697,7 @@ impl<'a> FrameEncoder<'a> {
         }
     }
 
-    fn restore_region(&mut self, x: usize, y: usize, log2: u32, saved: &SavedRegion) {
+    fn restore_region(&mut self, x: usize, y: usize, log2: u32, saved: &SavedRegion<T>) {
         let size = 1usize << log2;
         for (i, (plane, block)) in self
             .picture
@@ -770,7 +795,7 @@ impl<'a> FrameEncoder<'a> {
         let qp =
             (i32::from(self.frame_qp) + offset).clamp(0, i32::from(crate::quant::MAX_QP)) as u8;
         if qp != self.qp {
-            let lambda_value = lambda(qp, self.genome.lambda_scale);
+            let lambda_value = lambda(qp + self.qp_offset, self.genome.lambda_scale);
             self.qp = qp;
             self.chroma_qp = chroma_qp(qp, self.genome.chroma_qp_offset);
             self.rd = RdCost::new(lambda_value);
@@ -790,7 +815,7 @@ impl<'a> FrameEncoder<'a> {
     /// Merge candidates as skipped blocks (no residual), and the best one with a residual.
     fn search_merge(
         &mut self,
-        source: &SourceBlock,
+        source: &SourceBlock<T>,
         x: usize,
         y: usize,
         log2: u32,
@@ -807,7 +832,7 @@ impl<'a> FrameEncoder<'a> {
             self.references.len(),
             self.kind.bi_predicted(),
         );
-        let mut best_skip: Option<(Candidate, Prediction3)> = None;
+        let mut best_skip: Option<(Candidate, Prediction3<T>)> = None;
         let mut tried: Vec<Motion> = Vec::new();
         for (index, &motion) in list.iter().enumerate() {
             if tried.contains(&motion) || !self.motion_in_bounds(x, y, size, &motion) {
@@ -885,7 +910,7 @@ impl<'a> FrameEncoder<'a> {
     /// frames also the average of the two best.
     fn search_motion(
         &mut self,
-        source: &SourceBlock,
+        source: &SourceBlock<T>,
         x: usize,
         y: usize,
         log2: u32,
@@ -946,9 +971,9 @@ impl<'a> FrameEncoder<'a> {
     /// Quantises the residual of an inter prediction and costs the whole unit.
     fn code_inter_residual(
         &mut self,
-        source: &SourceBlock,
+        source: &SourceBlock<T>,
         mut cu: CodedCu,
-        pred: &Prediction3,
+        pred: &Prediction3<T>,
     ) -> Candidate {
         let size = 1usize << cu.log2;
         let luma_log2 = cu.luma_tx_log2();
@@ -985,8 +1010,8 @@ impl<'a> FrameEncoder<'a> {
     /// themselves. Returns the levels and the distortion of the reconstruction they give.
     fn code_block(
         &mut self,
-        src: &[u8],
-        pred: &[u8],
+        src: &[T],
+        pred: &[T],
         log2n: u32,
         luma: bool,
         intra: bool,
@@ -994,7 +1019,7 @@ impl<'a> FrameEncoder<'a> {
         let n = 1usize << log2n;
         let mut residual = vec![0i32; n * n];
         for ((r, &s), &p) in residual.iter_mut().zip(src).zip(pred) {
-            *r = i32::from(s) - i32::from(p);
+            *r = s.to_i32() - p.to_i32();
         }
         let no_levels = sse(src, n, pred, n, n, n);
         let mut coeffs = vec![0i32; n * n];
@@ -1006,15 +1031,16 @@ impl<'a> FrameEncoder<'a> {
         } else {
             self.genome.deadzone_inter
         };
-        if quantize(&coeffs, &mut levels, qp, log2n, rounding) == 0 {
+        if quantize(&coeffs, &mut levels, qp + self.qp_offset, log2n, rounding) == 0 {
             return (None, no_levels);
         }
         let kind = usize::from(!intra);
         let pt = usize::from(!luma);
         let cbf = self.contexts.cbf[pt][kind];
+        let bit_depth = self.bit_depth;
         let mut evaluate = |levels: &[i32], ctx: &mut Contexts| {
-            let mut out = vec![0u8; n * n];
-            add_residual(pred, Some(levels), qp, log2n, &mut out);
+            let mut out = vec![T::default(); n * n];
+            add_residual(pred, Some(levels), qp, log2n, bit_depth, &mut out);
             let d = sse(src, n, &out, n, n, n);
             let rate = levels_cost(ctx, levels, log2n, luma) + u64::from(cbf.cost(true));
             (d, rate)
@@ -1045,11 +1071,12 @@ impl<'a> FrameEncoder<'a> {
         (d, rate): (u64, u64),
         evaluate: &mut impl FnMut(&[i32], &mut Contexts) -> (u64, u64),
     ) -> (u64, u64) {
-        let qp = if luma { self.qp } else { self.chroma_qp };
+        let qp = if luma { self.qp } else { self.chroma_qp } + self.qp_offset;
         let original = levels.to_vec();
         // λ per 1/256 bit, times 2^16.
         let lambda_fixed = self.rd.cost(0, 1 << 16);
-        if !Self::rdoq_decide(coeffs, levels, qp, luma, &self.contexts, lambda_fixed) {
+        let (ctx, depth) = (&self.contexts, self.bit_depth);
+        if !Self::rdoq_decide(coeffs, levels, (qp, depth), luma, ctx, lambda_fixed) {
             return (d, rate);
         }
         let (d2, r2) = evaluate(levels, &mut self.contexts);
@@ -1068,11 +1095,11 @@ impl<'a> FrameEncoder<'a> {
     /// changes in the rate of the neighbours coded after it (at their dead-zone levels); then
     /// the last position that minimises the block's estimated total (the tail left uncoded) is
     /// chosen. Changes `levels` and returns true only where that differs from them and leaves a
-    /// nonzero level.
+    /// nonzero level. `qp` is the quantiser's (the depth's offset included).
     fn rdoq_decide(
         coeffs: &[i32],
         levels: &mut [i32],
-        qp: u8,
+        (qp, bit_depth): (u8, u32),
         luma: bool,
         ctx: &Contexts,
         lambda_fixed: u64,
@@ -1096,7 +1123,7 @@ impl<'a> FrameEncoder<'a> {
         let dshift = 2 * log2n + 2;
         let dist = |c: i32, magnitude: u32| -> u64 {
             let mut back = [0i32];
-            dequantize(&[magnitude as i32], &mut back, qp, log2n);
+            dequantize(&[magnitude as i32], &mut back, qp, log2n, bit_depth);
             let e = i64::from(c.unsigned_abs()) - i64::from(back[0]);
             ((e * e) as u64) << dshift
         };
@@ -1236,7 +1263,13 @@ impl<'a> FrameEncoder<'a> {
     // EVOLVE-BLOCK-START intra_mode_decision
     /// Intra: Hadamard pre-selection of luma modes, full rate-distortion check of the best few,
     /// then the chroma mode.
-    fn search_intra(&mut self, source: &SourceBlock, x: usize, y: usize, log2: u32) -> Candidate {
+    fn search_intra(
+        &mut self,
+        source: &SourceBlock<T>,
+        x: usize,
+        y: usize,
+        log2: u32,
+    ) -> Candidate {
         let size = 1usize << log2;
         let (cx, cy) = (x >> UNIT_LOG2, y >> UNIT_LOG2);
         let luma_log2 = log2.min(5);
@@ -1253,8 +1286,8 @@ impl<'a> FrameEncoder<'a> {
             mode_of(self.grid.neighbour(cx as isize - 1, cy as isize, cx, cy)),
             mode_of(self.grid.neighbour(cx as isize, cy as isize - 1, cx, cy)),
         );
-        let mut pred = vec![0u8; size * size];
-        let rank = |mode: u8, pred: &mut [u8]| {
+        let mut pred = vec![T::default(); size * size];
+        let rank = |mode: u8, pred: &mut [T]| {
             predict(&edges, mode, true, pred);
             let distortion = u64::from(satd(&source.planes[0], size, pred, size, size, size));
             let bits = if mpm.contains(&mode) { 2 } else { 6 };
@@ -1322,8 +1355,8 @@ impl<'a> FrameEncoder<'a> {
         let half = size / 2;
         let chroma_log2 = log2 - 1;
         let mut best_chroma: Option<(u64, usize, ChromaLevels)> = None;
-        let mut chroma_pred = vec![0u8; half * half];
-        let chroma_edges: Vec<Edges> = (1..3)
+        let mut chroma_pred = vec![T::default(); half * half];
+        let chroma_edges: Vec<Edges<T>> = (1..3)
             .map(|p| {
                 Edges::gather(
                     &self.picture.planes[p],
@@ -1406,21 +1439,21 @@ impl<'a> FrameEncoder<'a> {
     // EVOLVE-BLOCK-END
 }
 
-struct SavedRegion {
-    planes: Vec<Vec<u8>>,
+struct SavedRegion<T: Sample> {
+    planes: Vec<Vec<T>>,
     units: Vec<UnitInfo>,
 }
 
 /// The source samples of a coding unit, tight rows per plane.
-struct SourceBlock {
-    planes: [Vec<u8>; 3],
+struct SourceBlock<T: Sample> {
+    planes: [Vec<T>; 3],
 }
 
-impl SourceBlock {
-    fn new(source: &Picture, x: usize, y: usize, size: usize) -> Self {
+impl<T: Sample> SourceBlock<T> {
+    fn new(source: &Picture<T>, x: usize, y: usize, size: usize) -> Self {
         let half = size / 2;
-        let grab = |plane: &PaddedPlane, px, py, n: usize| {
-            let mut block = vec![0u8; n * n];
+        let grab = |plane: &PaddedPlane<T>, px, py, n: usize| {
+            let mut block = vec![T::default(); n * n];
             plane.get_block(px, py, n, n, &mut block);
             block
         };
@@ -1435,13 +1468,19 @@ impl SourceBlock {
 }
 
 /// A prediction of a coding unit, tight rows per plane.
-struct Prediction3 {
-    planes: [Vec<u8>; 3],
+struct Prediction3<T: Sample> {
+    planes: [Vec<T>; 3],
 }
 
-impl Prediction3 {
-    fn inter(references: &[&Picture], x: usize, y: usize, size: usize, motion: &Motion) -> Self {
-        let buffers = |n: usize| [vec![0u8; n], vec![0u8; n / 4], vec![0u8; n / 4]];
+impl<T: Sample> Prediction3<T> {
+    fn inter(references: &[&Picture<T>], x: usize, y: usize, size: usize, motion: &Motion) -> Self {
+        let buffers = |n: usize| {
+            [
+                vec![T::default(); n],
+                vec![T::default(); n / 4],
+                vec![T::default(); n / 4],
+            ]
+        };
         let mut planes = buffers(size * size);
         let mut scratch = buffers(if motion.second.is_some() {
             size * size
@@ -1454,7 +1493,7 @@ impl Prediction3 {
         Prediction3 { planes }
     }
 
-    fn sse(&self, source: &SourceBlock) -> u64 {
+    fn sse(&self, source: &SourceBlock<T>) -> u64 {
         self.planes
             .iter()
             .zip(&source.planes)
@@ -1467,7 +1506,7 @@ impl Prediction3 {
 }
 
 /// An n×n block at (bx, by) of a tight `stride`-wide block.
-fn extract(block: &[u8], stride: usize, bx: usize, by: usize, n: usize) -> Vec<u8> {
+fn extract<T: Sample>(block: &[T], stride: usize, bx: usize, by: usize, n: usize) -> Vec<T> {
     let mut out = Vec::with_capacity(n * n);
     for row in 0..n {
         let start = (by + row) * stride + bx;
@@ -1627,7 +1666,7 @@ mod tests {
         }
     }
 
-    fn encoder(rdoq: bool) -> Encoder {
+    fn encoder(rdoq: bool) -> Encoder<u8> {
         let format = VideoFormat {
             width: 64,
             height: 64,
@@ -1646,10 +1685,10 @@ mod tests {
     /// A frame encoder of `encoder`'s settings with no reference, coding `source`.
     fn frame_encoder<'a>(
         encoder: &'a Encoder,
-        source: &'a Picture,
+        source: &'a Picture<u8>,
         qp: u8,
         key: bool,
-    ) -> FrameEncoder<'a> {
+    ) -> FrameEncoder<'a, u8> {
         let kind = if key {
             FrameKind::Key
         } else {
@@ -1706,7 +1745,7 @@ mod tests {
 
     /// J = D + λ·R of what `code_block` decided, R with the block's coded-block flag.
     fn block_cost(
-        fe: &mut FrameEncoder,
+        fe: &mut FrameEncoder<u8>,
         levels: &Option<Vec<i32>>,
         d: u64,
         log2n: u32,
@@ -1745,9 +1784,9 @@ mod tests {
                 let mut levels = vec![0; n * n];
                 quantize(&coeffs, &mut levels, 27, log2n, 0.5);
                 let mut back = vec![0; n * n];
-                dequantize(&levels, &mut back, 27, log2n);
+                dequantize(&levels, &mut back, 27, log2n, 8);
                 let mut rec = vec![0; n * n];
-                inverse(&back, &mut rec, log2n);
+                inverse(&back, &mut rec, log2n, 8);
                 pixel += residual
                     .iter()
                     .zip(&rec)
@@ -1770,7 +1809,7 @@ mod tests {
     fn rdoq_never_raises_the_rd_cost() {
         let mut rng = Rng(2024);
         let (plain_encoder, rdoq_encoder) = (encoder(false), encoder(true));
-        let source = Picture::new(64, 64);
+        let source = Picture::new(64, 64, 8);
         let (mut changed, mut gained, mut raw_worse, mut blocks) = (0, 0, 0, 0);
         for round in 0..60 {
             let qp = [22u8, 27, 32, 37][round % 4];
@@ -1811,16 +1850,16 @@ mod tests {
                 let mut raw = vec![0; n * n];
                 quantize(&coeffs, &mut raw, block_qp, log2n, rounding);
                 let lambda_fixed = rdoq.rd.cost(0, 1 << 16);
-                FrameEncoder::rdoq_decide(
+                FrameEncoder::<u8>::rdoq_decide(
                     &coeffs,
                     &mut raw,
-                    block_qp,
+                    (block_qp, 8),
                     luma,
                     &rdoq.contexts,
                     lambda_fixed,
                 );
                 let mut out = vec![0u8; n * n];
-                add_residual(&pred, Some(&raw), block_qp, log2n, &mut out);
+                add_residual(&pred, Some(&raw), block_qp, log2n, 8, &mut out);
                 let raw_levels = Some(raw).filter(|l| l.iter().any(|&v| v != 0));
                 let d_raw = match raw_levels {
                     Some(_) => sse(&src, n, &out, n, n, n),

@@ -2,7 +2,7 @@
 //! directions (pure horizontal and vertical among them).
 
 use crate::partition::{UNIT_LOG2, UnitGrid};
-use crate::picture::PaddedPlane;
+use crate::picture::{PaddedPlane, Sample, mid_grey};
 
 pub const PLANAR: u8 = 0;
 pub const DC: u8 = 1;
@@ -22,27 +22,28 @@ const LINE_LEN: usize = 4 * MAX_N + 1;
 /// The reference samples of one block: from the bottom of the left column (index 0) up to the
 /// corner (index 2n) and along the top row to the right (index 4n), unavailable ones
 /// substituted; also a [1 2 1] smoothed copy.
-pub struct Edges {
+pub struct Edges<T: Sample> {
     n: usize,
-    raw: [u8; LINE_LEN],
-    smooth: [u8; LINE_LEN],
+    raw: [T; LINE_LEN],
+    smooth: [T; LINE_LEN],
 }
 
-impl Edges {
+impl<T: Sample> Edges<T> {
     /// Collects the edges of the `n`×`n` block at (x, y) of `plane`. `subsampling` is 0 for luma
     /// and 1 for 4:2:0 chroma; (cu_ux, cu_uy) is the coding unit's top-left 8x8 luma unit.
+    /// With no neighbour available the edges are mid-grey of the plane's depth.
     pub fn gather(
-        plane: &PaddedPlane,
+        plane: &PaddedPlane<T>,
         grid: &UnitGrid,
         (x, y, n): (usize, usize, usize),
         subsampling: u32,
         (cu_ux, cu_uy): (usize, usize),
-    ) -> Edges {
+    ) -> Edges<T> {
         let unit_log2 = UNIT_LOG2 - subsampling;
         let chunk = (1usize << unit_log2).min(n);
         let available =
             |px: isize, py: isize| grid.available(px >> unit_log2, py >> unit_log2, cu_ux, cu_uy);
-        let mut raw = [0u8; LINE_LEN];
+        let mut raw = [T::default(); LINE_LEN];
         let mut known = [false; LINE_LEN];
         let (xi, yi) = (x as isize, y as isize);
         // Left column, bottom to top.
@@ -67,7 +68,7 @@ impl Edges {
         }
         let len = 4 * n + 1;
         match known[..len].iter().position(|&k| k) {
-            None => raw[..len].fill(128),
+            None => raw[..len].fill(T::from_u32(mid_grey(plane.bit_depth))),
             Some(first) => {
                 let first_value = raw[first];
                 raw[..first].fill(first_value);
@@ -80,9 +81,9 @@ impl Edges {
         }
         let mut smooth = raw;
         for i in 1..len - 1 {
-            smooth[i] =
-                ((u32::from(raw[i - 1]) + 2 * u32::from(raw[i]) + u32::from(raw[i + 1]) + 2) >> 2)
-                    as u8;
+            smooth[i] = T::from_u32(
+                (raw[i - 1].to_u32() + 2 * raw[i].to_u32() + raw[i + 1].to_u32() + 2) >> 2,
+            );
         }
         Edges { n, raw, smooth }
     }
@@ -106,15 +107,15 @@ fn use_smoothed(mode: u8, n: usize) -> bool {
 }
 
 /// Predicts an n×n block (tight rows into `out`) with `mode`; `luma` enables edge smoothing.
-pub fn predict(edges: &Edges, mode: u8, luma: bool, out: &mut [u8]) {
+pub fn predict<T: Sample>(edges: &Edges<T>, mode: u8, luma: bool, out: &mut [T]) {
     let n = edges.n;
     let line = if luma && use_smoothed(mode, n) {
         &edges.smooth
     } else {
         &edges.raw
     };
-    let left = |i: usize| u32::from(line[2 * n - 1 - i]);
-    let top = |i: usize| u32::from(line[2 * n + 1 + i]);
+    let left = |i: usize| line[2 * n - 1 - i].to_u32();
+    let top = |i: usize| line[2 * n + 1 + i].to_u32();
     match mode {
         PLANAR => {
             let log2n = n.trailing_zeros();
@@ -123,13 +124,13 @@ pub fn predict(edges: &Edges, mode: u8, luma: bool, out: &mut [u8]) {
                 for x in 0..n {
                     let h = (n - 1 - x) as u32 * left(y) + (x + 1) as u32 * top_right;
                     let v = (n - 1 - y) as u32 * top(x) + (y + 1) as u32 * bottom_left;
-                    out[y * n + x] = ((h + v + n as u32) >> (log2n + 1)) as u8;
+                    out[y * n + x] = T::from_u32((h + v + n as u32) >> (log2n + 1));
                 }
             }
         }
         DC => {
             let sum: u32 = (0..n).map(|i| left(i) + top(i)).sum();
-            let dc = ((sum + n as u32) / (2 * n as u32)) as u8;
+            let dc = T::from_u32((sum + n as u32) / (2 * n as u32));
             out[..n * n].fill(dc);
         }
         _ => predict_angular(line, n, mode, out),
@@ -137,12 +138,12 @@ pub fn predict(edges: &Edges, mode: u8, luma: bool, out: &mut [u8]) {
 }
 // EVOLVE-BLOCK-END
 
-fn predict_angular(line: &[u8; LINE_LEN], n: usize, mode: u8, out: &mut [u8]) {
+fn predict_angular<T: Sample>(line: &[T; LINE_LEN], n: usize, mode: u8, out: &mut [T]) {
     let vertical = mode >= 18;
     let angle = ANGLES[usize::from(mode) - 2];
     // Main reference at offset `n` in `reference`: index n is the corner, n + 1 + i the i-th
     // sample along the main edge; negative offsets are projected from the side edge.
-    let mut reference = [0u8; 3 * MAX_N + 1];
+    let mut reference = [T::default(); 3 * MAX_N + 1];
     let corner = line[2 * n];
     let main = |i: usize| {
         if vertical {
@@ -176,15 +177,15 @@ fn predict_angular(line: &[u8; LINE_LEN], n: usize, mode: u8, out: &mut [u8]) {
         let fraction = (pos & 31) as u32;
         for col in 0..n {
             let base = (n as i32 + 1 + col as i32 + offset) as usize;
-            let a = u32::from(reference[base]);
+            let a = reference[base].to_u32();
             let value = if fraction == 0 {
                 a
             } else {
-                let b = u32::from(reference[base + 1]);
+                let b = reference[base + 1].to_u32();
                 ((32 - fraction) * a + fraction * b + 16) >> 5
             };
             let (x, y) = if vertical { (col, row) } else { (row, col) };
-            out[y * n + x] = value as u8;
+            out[y * n + x] = T::from_u32(value);
         }
     }
 }
@@ -193,7 +194,7 @@ fn predict_angular(line: &[u8; LINE_LEN], n: usize, mode: u8, out: &mut [u8]) {
 mod tests {
     use super::*;
 
-    fn edges_from(left: &[u8], corner: u8, top: &[u8]) -> Edges {
+    fn edges_from(left: &[u8], corner: u8, top: &[u8]) -> Edges<u8> {
         let n = top.len() / 2;
         let mut raw = [0u8; LINE_LEN];
         for (i, &v) in left.iter().enumerate() {

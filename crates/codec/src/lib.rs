@@ -3,6 +3,10 @@
 //! rate-distortion optimised decisions, in-loop deblocking and sample adaptive offset, and rate
 //! control, all steered by a [`Genome`]. The decoder reproduces the encoder's reconstruction bit
 //! for bit.
+//!
+//! It codes 4:2:0 video of 8 to 12 bits per sample: `u8` samples at 8 bits, `u16` above, each
+//! with its own monomorphised copy of the sample code (see [`picture`]). A QP means the same
+//! quality at every depth, as in HEVC.
 
 pub mod bitstream;
 pub mod deblock;

@@ -1,9 +1,10 @@
 //! The lookahead's cheap analysis of frames not yet coded: half-resolution luma, and per 8x8
 //! block of it (16x16 in the picture) an intra cost and the best inter cost and vector against
-//! another frame. Scene cuts and temporal rate-distortion are decided from these costs.
+//! another frame. Scene cuts and temporal rate-distortion are decided from these costs. The
+//! half-resolution luma is 8-bit at every depth, so costs and thresholds keep one scale.
 
 use crate::inter::Mv;
-use crate::picture::PaddedPlane;
+use crate::picture::{PaddedPlane, Sample};
 use crate::rdo::satd;
 
 /// Side of the analysis blocks in half-resolution samples.
@@ -17,7 +18,7 @@ const BORDER: usize = RANGE_SAMPLES as usize + BLOCK + 1;
 /// Half-resolution luma of a frame, with its intra cost per block.
 #[derive(Clone, Debug)]
 pub struct LowRes {
-    plane: PaddedPlane,
+    plane: PaddedPlane<u8>,
     pub blocks_x: usize,
     pub blocks_y: usize,
     /// SATD of the best simple intra prediction, per block in raster order.
@@ -25,21 +26,21 @@ pub struct LowRes {
 }
 
 impl LowRes {
-    /// Averages 2x2 luma samples of the coded area (whose border is extended).
-    pub fn new(luma: &PaddedPlane) -> Self {
+    /// Averages 2x2 luma samples of the coded area (whose border is extended), rounded to 8
+    /// bits.
+    pub fn new<T: Sample>(luma: &PaddedPlane<T>) -> Self {
         let width = luma.width.div_ceil(2);
         let height = luma.height.div_ceil(2);
-        let mut plane = PaddedPlane::new(width, height, BORDER);
+        let mut plane = PaddedPlane::new(width, height, BORDER, 8);
+        let shift = 2 + luma.bit_depth - 8;
         for y in 0..height {
             let top = luma.row(0, (2 * y).min(luma.height - 1), luma.width);
             let bottom = luma.row(0, (2 * y + 1).min(luma.height - 1), luma.width);
             for (x, out) in plane.row_mut(0, y, width).iter_mut().enumerate() {
                 let (a, b) = (2 * x, (2 * x + 1).min(luma.width - 1));
-                let sum = u32::from(top[a])
-                    + u32::from(top[b])
-                    + u32::from(bottom[a])
-                    + u32::from(bottom[b]);
-                *out = ((sum + 2) >> 2) as u8;
+                let sum =
+                    top[a].to_u32() + top[b].to_u32() + bottom[a].to_u32() + bottom[b].to_u32();
+                *out = ((sum + (1 << (shift - 1))) >> shift) as u8;
             }
         }
         plane.extend_edges();
@@ -222,8 +223,8 @@ pub fn is_scene_cut(frame: &LowRes, inter: &InterCosts, threshold: f64) -> bool 
 mod tests {
     use super::*;
 
-    fn textured(width: usize, height: usize, shift: usize, seed: u32) -> PaddedPlane {
-        let mut plane = PaddedPlane::new(width, height, 16);
+    fn textured(width: usize, height: usize, shift: usize, seed: u32) -> PaddedPlane<u8> {
+        let mut plane = PaddedPlane::new(width, height, 16, 8);
         for y in 0..height {
             for (x, v) in plane.row_mut(0, y, width).iter_mut().enumerate() {
                 let (u, w) = ((x + shift) as u32, y as u32);

@@ -1,32 +1,125 @@
 //! Reconstructed pictures: planes with an edge-extended border so motion compensation never
 //! needs to clamp coordinates, and the conversion from and to `codeclab_video` frames.
+//!
+//! Samples are `u8` for 8-bit video and `u16` above; the code that touches them is generic over
+//! [`Pixel`] so each depth gets its own monomorphised copy, and the bit depth itself travels as a
+//! value (clip limits, mid-grey, quantiser offset).
 
-use codeclab_video::{Frame, Plane};
+use codeclab_video::{Frame, Pixel, Plane};
 
 /// Border around the coded area of every luma plane; chroma planes get half. Motion vectors are
 /// limited (see `inter::mv_in_bounds`) so that interpolation stays inside it.
 pub const LUMA_BORDER: usize = 96;
 
-/// One plane of 8-bit samples with a border of replicated edge samples.
+/// Bit depths the codec codes.
+pub const BIT_DEPTHS: std::ops::RangeInclusive<u8> = 8..=12;
+
+/// Largest sample value at `bit_depth`.
+#[inline]
+pub fn max_value(bit_depth: u32) -> i32 {
+    (1 << bit_depth) - 1
+}
+
+/// Mid-grey at `bit_depth`.
+#[inline]
+pub fn mid_grey(bit_depth: u32) -> u32 {
+    1 << (bit_depth - 1)
+}
+
+/// QP offset of the quantiser at `bit_depth`: samples 2^(bd-8) times larger need a step that
+/// much larger for the same relative quality, and the step doubles every 6 QP (as in HEVC).
+#[inline]
+pub fn qp_offset(bit_depth: u32) -> u8 {
+    (6 * (bit_depth - 8)) as u8
+}
+
+/// What the codec's loops need of a sample type beyond [`Pixel`].
+pub trait Sample: Pixel {
+    /// |self - other|, computed at the type's own width so 8-bit loops stay on bytes.
+    fn sample_diff(self, other: Self) -> u32;
+
+    #[inline]
+    fn to_i32(self) -> i32 {
+        self.to_u32() as i32
+    }
+
+    /// From a value already clipped to the depth's range.
+    #[inline]
+    fn from_i32(v: i32) -> Self {
+        Self::from_u32(v as u32)
+    }
+
+    /// `v` clipped to 0..=`max`, the largest value of the depth.
+    fn clip(v: i32, max: i32) -> Self;
+
+    /// The rounded average of two samples.
+    fn average(self, other: Self) -> Self;
+}
+
+impl Sample for u8 {
+    #[inline]
+    fn sample_diff(self, other: Self) -> u32 {
+        u32::from(self.abs_diff(other))
+    }
+
+    /// Bytes only ever hold 8-bit video, so the limit is the constant 255, which lets the
+    /// compiler use saturating byte packs.
+    #[inline]
+    fn clip(v: i32, _max: i32) -> Self {
+        v.clamp(0, 255) as u8
+    }
+
+    #[inline]
+    fn average(self, other: Self) -> Self {
+        ((u16::from(self) + u16::from(other) + 1) >> 1) as u8
+    }
+}
+
+impl Sample for u16 {
+    #[inline]
+    fn sample_diff(self, other: Self) -> u32 {
+        u32::from(self.abs_diff(other))
+    }
+
+    #[inline]
+    fn clip(v: i32, max: i32) -> Self {
+        v.clamp(0, max) as u16
+    }
+
+    #[inline]
+    fn average(self, other: Self) -> Self {
+        ((u32::from(self) + u32::from(other) + 1) >> 1) as u16
+    }
+}
+
+/// One plane of samples with a border of replicated edge samples.
 #[derive(Clone, Debug)]
-pub struct PaddedPlane {
+pub struct PaddedPlane<T: Sample> {
     pub width: usize,
     pub height: usize,
     pub border: usize,
     pub stride: usize,
-    pub data: Vec<u8>,
+    pub bit_depth: u32,
+    pub data: Vec<T>,
 }
 
-impl PaddedPlane {
-    pub fn new(width: usize, height: usize, border: usize) -> Self {
+impl<T: Sample> PaddedPlane<T> {
+    pub fn new(width: usize, height: usize, border: usize, bit_depth: u32) -> Self {
         let stride = width + 2 * border;
         PaddedPlane {
             width,
             height,
             border,
             stride,
-            data: vec![128; stride * (height + 2 * border)],
+            bit_depth,
+            data: vec![T::from_u32(mid_grey(bit_depth)); stride * (height + 2 * border)],
         }
+    }
+
+    /// Largest sample value of the plane's depth.
+    #[inline]
+    pub fn max_value(&self) -> i32 {
+        max_value(self.bit_depth)
     }
 
     /// Index of sample (x, y) of the coded area; x and y may reach into the border.
@@ -36,32 +129,32 @@ impl PaddedPlane {
     }
 
     #[inline]
-    pub fn at(&self, x: usize, y: usize) -> u8 {
+    pub fn at(&self, x: usize, y: usize) -> T {
         self.data[(y + self.border) * self.stride + x + self.border]
     }
 
     /// Row `y` of the coded area from column `x`, `len` samples.
     #[inline]
-    pub fn row(&self, x: usize, y: usize, len: usize) -> &[u8] {
+    pub fn row(&self, x: usize, y: usize, len: usize) -> &[T] {
         let start = (y + self.border) * self.stride + x + self.border;
         &self.data[start..start + len]
     }
 
     #[inline]
-    pub fn row_mut(&mut self, x: usize, y: usize, len: usize) -> &mut [u8] {
+    pub fn row_mut(&mut self, x: usize, y: usize, len: usize) -> &mut [T] {
         let start = (y + self.border) * self.stride + x + self.border;
         &mut self.data[start..start + len]
     }
 
     /// Copies a `w`x`h` block (tight rows) into the plane at (x, y).
-    pub fn put_block(&mut self, x: usize, y: usize, w: usize, h: usize, block: &[u8]) {
+    pub fn put_block(&mut self, x: usize, y: usize, w: usize, h: usize, block: &[T]) {
         for (j, src) in block.chunks_exact(w).take(h).enumerate() {
             self.row_mut(x, y + j, w).copy_from_slice(src);
         }
     }
 
     /// Copies a `w`x`h` block at (x, y) into tight rows.
-    pub fn get_block(&self, x: usize, y: usize, w: usize, h: usize, block: &mut [u8]) {
+    pub fn get_block(&self, x: usize, y: usize, w: usize, h: usize, block: &mut [T]) {
         for (j, dst) in block.chunks_exact_mut(w).take(h).enumerate() {
             dst.copy_from_slice(self.row(x, y + j, w));
         }
@@ -87,23 +180,28 @@ impl PaddedPlane {
 
 /// A 4:2:0 picture of the coded size (the display size rounded up to whole 8x8 luma blocks).
 #[derive(Clone, Debug)]
-pub struct Picture {
-    pub planes: [PaddedPlane; 3],
+pub struct Picture<T: Sample> {
+    pub planes: [PaddedPlane<T>; 3],
 }
 
-impl Picture {
-    pub fn new(coded_width: usize, coded_height: usize) -> Self {
+impl<T: Sample> Picture<T> {
+    pub fn new(coded_width: usize, coded_height: usize, bit_depth: u32) -> Self {
+        let (w, h) = (coded_width, coded_height);
         Picture {
             planes: [
-                PaddedPlane::new(coded_width, coded_height, LUMA_BORDER),
-                PaddedPlane::new(coded_width / 2, coded_height / 2, LUMA_BORDER / 2),
-                PaddedPlane::new(coded_width / 2, coded_height / 2, LUMA_BORDER / 2),
+                PaddedPlane::new(w, h, LUMA_BORDER, bit_depth),
+                PaddedPlane::new(w / 2, h / 2, LUMA_BORDER / 2, bit_depth),
+                PaddedPlane::new(w / 2, h / 2, LUMA_BORDER / 2, bit_depth),
             ],
         }
     }
 
+    pub fn bit_depth(&self) -> u32 {
+        self.planes[0].bit_depth
+    }
+
     /// Loads a display-size frame, replicating its right and bottom edges over the coded area.
-    pub fn load(&mut self, frame: &Frame<u8>) {
+    pub fn load(&mut self, frame: &Frame<T>) {
         for (plane, src) in self.planes.iter_mut().zip(&frame.planes) {
             let (sw, sh) = (src.width(), src.height());
             for y in 0..plane.height {
@@ -118,7 +216,7 @@ impl Picture {
     }
 
     /// The display-size frame (`width`x`height` luma) cut from the coded area.
-    pub fn to_frame(&self, width: usize, height: usize) -> Frame<u8> {
+    pub fn to_frame(&self, width: usize, height: usize) -> Frame<T> {
         let sizes = [
             (width, height),
             (width.div_ceil(2), height.div_ceil(2)),
@@ -133,7 +231,7 @@ impl Picture {
                 for y in 0..h {
                     data.extend_from_slice(plane.row(0, y, w));
                 }
-                Plane::from_vec(w, h, data).unwrap_or_else(|| Plane::filled(w, h, 0))
+                Plane::from_vec(w, h, data).unwrap_or_else(|| Plane::filled(w, h, T::default()))
             })
             .collect();
         Frame { planes }

@@ -5,6 +5,7 @@ use crate::decoder::Decoder;
 use crate::encoder::{EncodedFrame, Encoder};
 use crate::error::{CodecError, Result};
 use crate::genome::Genome;
+use crate::picture::Sample;
 use crate::ratecontrol::RateMode;
 use codeclab_video::{AnyFrame, Frame, Y4mReader, Y4mWriter};
 use std::collections::BTreeMap;
@@ -99,7 +100,54 @@ pub fn encode_y4m_reconstructed<R: Read, W: Write, V: Write>(
     encode_frames(&mut reader, output, Some(writer), genome, mode, progress)
 }
 
+/// The sample types frames travel in between Y4M and the codec.
+trait FrameSample: Sample {
+    fn wrap(frame: Frame<Self>) -> AnyFrame;
+    fn unwrap(frame: AnyFrame) -> Option<Frame<Self>>;
+}
+
+impl FrameSample for u8 {
+    fn wrap(frame: Frame<u8>) -> AnyFrame {
+        AnyFrame::U8(frame)
+    }
+
+    fn unwrap(frame: AnyFrame) -> Option<Frame<u8>> {
+        match frame {
+            AnyFrame::U8(frame) => Some(frame),
+            AnyFrame::U16(_) => None,
+        }
+    }
+}
+
+impl FrameSample for u16 {
+    fn wrap(frame: Frame<u16>) -> AnyFrame {
+        AnyFrame::U16(frame)
+    }
+
+    fn unwrap(frame: AnyFrame) -> Option<Frame<u16>> {
+        match frame {
+            AnyFrame::U16(frame) => Some(frame),
+            AnyFrame::U8(_) => None,
+        }
+    }
+}
+
 fn encode_frames<R: Read, W: Write, V: Write>(
+    reader: &mut Y4mReader<R>,
+    output: W,
+    reconstruction: Option<Y4mWriter<V>>,
+    genome: Genome,
+    mode: RateMode,
+    progress: &mut impl Progress,
+) -> Result<Summary> {
+    if reader.format().bit_depth > 8 {
+        encode_samples::<u16, _, _, _>(reader, output, reconstruction, genome, mode, progress)
+    } else {
+        encode_samples::<u8, _, _, _>(reader, output, reconstruction, genome, mode, progress)
+    }
+}
+
+fn encode_samples<T: FrameSample, R: Read, W: Write, V: Write>(
     reader: &mut Y4mReader<R>,
     mut output: W,
     mut reconstruction: Option<Y4mWriter<V>>,
@@ -109,18 +157,18 @@ fn encode_frames<R: Read, W: Write, V: Write>(
 ) -> Result<Summary> {
     let format = *reader.format();
     let total = reader.frame_count_hint();
-    let mut encoder = Encoder::new(format, genome, mode)?;
+    let mut encoder = Encoder::<T>::new(format, genome, mode)?;
     let start = Instant::now();
     let mut frames = 0;
     let mut bytes = 0u64;
     let mut in_display_order = DisplayOrder::default();
-    let mut write = |encoded: Vec<EncodedFrame>, output: &mut W| -> Result<()> {
+    let mut write = |encoded: Vec<EncodedFrame<T>>, output: &mut W| -> Result<()> {
         for frame in encoded {
             output.write_all(&frame.bytes)?;
             bytes += frame.bytes.len() as u64;
             if let Some(writer) = reconstruction.as_mut() {
                 for picture in in_display_order.push(frame.display_index, frame.reconstruction) {
-                    writer.write_frame(&AnyFrame::U8(picture))?;
+                    writer.write_frame(&T::wrap(picture))?;
                 }
             }
             frames += 1;
@@ -129,9 +177,8 @@ fn encode_frames<R: Read, W: Write, V: Write>(
         Ok(())
     };
     while let Some(frame) = reader.read_frame()? {
-        let AnyFrame::U8(frame) = frame else {
-            return Err(CodecError::UnsupportedFormat("samples above 8 bits".into()));
-        };
+        // The reader gives the sample type of the depth it announced.
+        let frame = T::unwrap(frame).ok_or(CodecError::FrameMismatch)?;
         write(encoder.encode_frame(&frame)?, &mut output)?;
     }
     let (last, tail) = encoder.finish()?;
@@ -151,15 +198,23 @@ fn encode_frames<R: Read, W: Write, V: Write>(
 }
 
 /// Puts frames that arrive in coding order back in display order.
-#[derive(Default)]
-pub struct DisplayOrder {
-    waiting: BTreeMap<u64, Frame<u8>>,
+pub struct DisplayOrder<F = Frame<u8>> {
+    waiting: BTreeMap<u64, F>,
     next: u64,
 }
 
-impl DisplayOrder {
+impl<F> Default for DisplayOrder<F> {
+    fn default() -> Self {
+        DisplayOrder {
+            waiting: BTreeMap::new(),
+            next: 0,
+        }
+    }
+}
+
+impl<F> DisplayOrder<F> {
     /// Takes the frame at `index`; returns the frames now due, in display order.
-    pub fn push(&mut self, index: u64, frame: Frame<u8>) -> Vec<Frame<u8>> {
+    pub fn push(&mut self, index: u64, frame: F) -> Vec<F> {
         self.waiting.insert(index, frame);
         let mut due = Vec::new();
         while let Some(frame) = self.waiting.remove(&self.next) {
@@ -186,7 +241,7 @@ pub fn decode_to_y4m<R: Read, W: Write>(
     let mut writer = Y4mWriter::new(output, &format)?;
     let mut frames = 0;
     while let Some(frame) = decoder.next_frame()? {
-        writer.write_frame(&AnyFrame::U8(frame))?;
+        writer.write_frame(&frame)?;
         frames += 1;
         progress.frame_done(frames, None);
     }

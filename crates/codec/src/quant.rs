@@ -16,7 +16,8 @@ pub fn step(qp: u8) -> f64 {
     2f64.powf((f64::from(qp) - 4.0) / 6.0)
 }
 
-/// Right shift of the forward quantiser for an N×N transform at `qp` (8-bit video).
+/// Right shift of the forward quantiser for an N×N transform at `qp` (the quantiser's QP, which
+/// includes the offset of deeper samples).
 fn quant_shift(qp: u8, log2n: u32) -> u32 {
     14 + u32::from(qp / 6) + (7 - log2n)
 }
@@ -40,9 +41,11 @@ pub fn quantize(coeffs: &[i32], levels: &mut [i32], qp: u8, log2n: u32, rounding
 }
 // EVOLVE-BLOCK-END
 
-/// Scales levels back to transform coefficients (saturating to 16 bits, as the inverse
-/// transform expects).
-pub fn dequantize(levels: &[i32], coeffs: &mut [i32], qp: u8, log2n: u32) {
+/// Scales levels back to transform coefficients (saturating to the range the inverse transform
+/// of `bit_depth` video expects: 16 bits at 8-bit).
+#[inline]
+pub fn dequantize(levels: &[i32], coeffs: &mut [i32], qp: u8, log2n: u32, bit_depth: u32) {
+    let limit = crate::transform::coefficient_limit(bit_depth);
     let shift = 8 + log2n - 5;
     let scale = (DEQUANT_SCALE[usize::from(qp % 6)] * 16) << (qp / 6);
     let round = 1i64 << (shift - 1);
@@ -50,7 +53,8 @@ pub fn dequantize(levels: &[i32], coeffs: &mut [i32], qp: u8, log2n: u32) {
         *c = if level == 0 {
             0
         } else {
-            ((i64::from(level) * scale + round) >> shift).clamp(-32768, 32767) as i32
+            ((i64::from(level) * scale + round) >> shift)
+                .clamp(-i64::from(limit), i64::from(limit) - 1) as i32
         };
     }
 }
@@ -67,7 +71,7 @@ mod tests {
                 let mut levels = vec![0; 16];
                 quantize(&coeffs, &mut levels, qp, log2n, 0.5);
                 let mut back = vec![0; 16];
-                dequantize(&levels, &mut back, qp, log2n);
+                dequantize(&levels, &mut back, qp, log2n, 8);
                 let step_in_coeffs = step(qp) * f64::from(1 << (7 - log2n));
                 for (c, b) in coeffs.iter().zip(&back) {
                     assert!(

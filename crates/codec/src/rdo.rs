@@ -1,9 +1,17 @@
 //! Distortion measures and the Lagrangian trade-off J = D + λ·R used by every decision.
 
 use crate::entropy::COST_SHIFT;
+use crate::picture::Sample;
 
 /// Sum of absolute differences of a `w`×`h` block.
-pub fn sad(a: &[u8], a_stride: usize, b: &[u8], b_stride: usize, w: usize, h: usize) -> u32 {
+pub fn sad<T: Sample>(
+    a: &[T],
+    a_stride: usize,
+    b: &[T],
+    b_stride: usize,
+    w: usize,
+    h: usize,
+) -> u32 {
     let mut total = 0u32;
     for y in 0..h {
         let ra = &a[y * a_stride..y * a_stride + w];
@@ -11,14 +19,21 @@ pub fn sad(a: &[u8], a_stride: usize, b: &[u8], b_stride: usize, w: usize, h: us
         total += ra
             .iter()
             .zip(rb)
-            .map(|(&p, &q)| u32::from(p.abs_diff(q)))
+            .map(|(&p, &q)| p.sample_diff(q))
             .sum::<u32>();
     }
     total
 }
 
 /// Sum of squared differences of a `w`×`h` block.
-pub fn sse(a: &[u8], a_stride: usize, b: &[u8], b_stride: usize, w: usize, h: usize) -> u64 {
+pub fn sse<T: Sample>(
+    a: &[T],
+    a_stride: usize,
+    b: &[T],
+    b_stride: usize,
+    w: usize,
+    h: usize,
+) -> u64 {
     let mut total = 0u64;
     for y in 0..h {
         let ra = &a[y * a_stride..y * a_stride + w];
@@ -27,7 +42,7 @@ pub fn sse(a: &[u8], a_stride: usize, b: &[u8], b_stride: usize, w: usize, h: us
             ra.iter()
                 .zip(rb)
                 .map(|(&p, &q)| {
-                    let d = i32::from(p) - i32::from(q);
+                    let d = p.to_i32() - q.to_i32();
                     (d * d) as u32
                 })
                 .sum::<u32>(),
@@ -38,7 +53,14 @@ pub fn sse(a: &[u8], a_stride: usize, b: &[u8], b_stride: usize, w: usize, h: us
 
 /// Sum of absolute 4x4 Hadamard-transformed differences (halved), a cheap proxy for the rate of
 /// a coded residual. `w` and `h` are multiples of 4.
-pub fn satd(a: &[u8], a_stride: usize, b: &[u8], b_stride: usize, w: usize, h: usize) -> u32 {
+pub fn satd<T: Sample>(
+    a: &[T],
+    a_stride: usize,
+    b: &[T],
+    b_stride: usize,
+    w: usize,
+    h: usize,
+) -> u32 {
     let mut total = 0u32;
     // Vertical butterflies across a strip of 4 rows (vectorisable), then horizontal ones in
     // groups of 4 columns.
@@ -48,7 +70,7 @@ pub fn satd(a: &[u8], a_stride: usize, b: &[u8], b_stride: usize, w: usize, h: u
             let ra = &a[(by + y) * a_stride..(by + y) * a_stride + w];
             let rb = &b[(by + y) * b_stride..(by + y) * b_stride + w];
             for ((d, &p), &q) in row[..w].iter_mut().zip(ra).zip(rb) {
-                *d = i32::from(p) - i32::from(q);
+                *d = p.to_i32() - q.to_i32();
             }
         }
         let [r0, r1, r2, r3] = &mut rows;

@@ -7,7 +7,7 @@ use crate::inter::interp::{predict_chroma, predict_luma};
 use crate::inter::mvpred::{Motion, Vector};
 use crate::intra::{DC, Edges, predict};
 use crate::partition::{MAX_TX_LOG2, UNIT_LOG2, UnitGrid, UnitInfo};
-use crate::picture::{PaddedPlane, Picture};
+use crate::picture::{PaddedPlane, Picture, Sample, max_value, qp_offset};
 use crate::quant::dequantize;
 use crate::transform::inverse;
 
@@ -63,8 +63,16 @@ pub fn chroma_qp(qp: u8, offset: i8) -> u8 {
     (i32::from(qp) + i32::from(offset)).clamp(0, i32::from(crate::quant::MAX_QP)) as u8
 }
 
-/// Adds the residual of `levels` (if any) to `prediction` into `out`, all n×n tight rows.
-pub fn add_residual(prediction: &[u8], levels: Option<&[i32]>, qp: u8, log2n: u32, out: &mut [u8]) {
+/// Adds the residual of `levels` (if any) to `prediction` into `out`, all n×n tight rows of
+/// `bit_depth` samples; `qp` is the coded QP (the quantiser adds the depth's offset).
+pub fn add_residual<T: Sample>(
+    prediction: &[T],
+    levels: Option<&[i32]>,
+    qp: u8,
+    log2n: u32,
+    bit_depth: u32,
+    out: &mut [T],
+) {
     let n = 1usize << log2n;
     let Some(levels) = levels else {
         out[..n * n].copy_from_slice(&prediction[..n * n]);
@@ -72,14 +80,16 @@ pub fn add_residual(prediction: &[u8], levels: Option<&[i32]>, qp: u8, log2n: u3
     };
     let mut coeffs = vec![0i32; n * n];
     let mut residual = vec![0i32; n * n];
-    dequantize(&levels[..n * n], &mut coeffs, qp, log2n);
-    inverse(&coeffs, &mut residual, log2n);
+    let quant_qp = qp + qp_offset(bit_depth);
+    dequantize(&levels[..n * n], &mut coeffs, quant_qp, log2n, bit_depth);
+    inverse(&coeffs, &mut residual, log2n, bit_depth);
+    let max = max_value(bit_depth);
     for ((o, &p), &r) in out[..n * n]
         .iter_mut()
         .zip(prediction)
         .zip(&residual[..n * n])
     {
-        *o = (i32::from(p) + r).clamp(0, 255) as u8;
+        *o = T::clip(p.to_i32() + r, max);
     }
 }
 
@@ -114,8 +124,8 @@ pub fn commit_info(grid: &mut UnitGrid, cu: &CodedCu) {
 
 /// Predicts one intra transform block of `plane` and adds its residual, in place.
 #[allow(clippy::too_many_arguments)]
-pub fn reconstruct_intra_block(
-    plane: &mut PaddedPlane,
+pub fn reconstruct_intra_block<T: Sample>(
+    plane: &mut PaddedPlane<T>,
     grid: &UnitGrid,
     (x, y): (usize, usize),
     log2n: u32,
@@ -130,22 +140,22 @@ pub fn reconstruct_intra_block(
         (y << subsampling) >> UNIT_LOG2,
     );
     let edges = Edges::gather(plane, grid, (x, y, n), subsampling, unit);
-    let mut pred = [0u8; 32 * 32];
+    let mut pred = [T::default(); 32 * 32];
     predict(&edges, mode, subsampling == 0, &mut pred);
-    let mut out = [0u8; 32 * 32];
-    add_residual(&pred, levels, qp, log2n, &mut out);
+    let mut out = [T::default(); 32 * 32];
+    add_residual(&pred, levels, qp, log2n, plane.bit_depth, &mut out);
     plane.put_block(x, y, n, n, &out[..n * n]);
 }
 
 /// Motion-compensated prediction of a whole coding unit from one vector: luma, then both
 /// chroma planes.
-pub fn predict_inter(
-    reference: &Picture,
+pub fn predict_inter<T: Sample>(
+    reference: &Picture<T>,
     x: usize,
     y: usize,
     size: usize,
     mv: Mv,
-    out: [&mut [u8]; 3],
+    out: [&mut [T]; 3],
 ) {
     let [luma, cb, cr] = out;
     predict_luma(&reference.planes[0], x, y, size, size, mv, luma);
@@ -156,16 +166,16 @@ pub fn predict_inter(
 
 /// Prediction of a whole coding unit from its motion: one vector's prediction, or the rounded
 /// average of two. `scratch` holds the second prediction (as long as `out`).
-pub fn predict_motion(
-    references: &[&Picture],
+pub fn predict_motion<T: Sample>(
+    references: &[&Picture<T>],
     x: usize,
     y: usize,
     size: usize,
     motion: &Motion,
-    out: [&mut [u8]; 3],
-    scratch: [&mut [u8]; 3],
+    out: [&mut [T]; 3],
+    scratch: [&mut [T]; 3],
 ) {
-    let predict = |vector: Vector, planes: [&mut [u8]; 3]| {
+    let predict = |vector: Vector, planes: [&mut [T]; 3]| {
         let reference = references[usize::from(vector.ref_idx)];
         predict_inter(reference, x, y, size, vector.mv, planes);
     };
@@ -178,17 +188,17 @@ pub fn predict_motion(
     predict(second, [&mut *sa, &mut *sb, &mut *sc]);
     for (plane, other) in [(a, sa), (b, sb), (c, sc)] {
         for (p, &q) in plane.iter_mut().zip(other.iter()) {
-            *p = ((u16::from(*p) + u16::from(q) + 1) >> 1) as u8;
+            *p = p.average(q);
         }
     }
 }
 
 /// Reconstructs `cu` into `picture` from its prediction and levels. `references` must hold the
 /// motion's references and the vectors must be in bounds (the caller checked both).
-pub fn reconstruct_cu(
-    picture: &mut Picture,
+pub fn reconstruct_cu<T: Sample>(
+    picture: &mut Picture<T>,
     grid: &UnitGrid,
-    references: &[&Picture],
+    references: &[&Picture<T>],
     cu: &CodedCu,
     chroma_qp_offset: i8,
 ) {
@@ -231,9 +241,9 @@ pub fn reconstruct_cu(
             }
         }
         Prediction::Inter { motion, .. } => {
-            let mut luma = vec![0u8; size * size];
-            let mut cb = vec![0u8; size * size / 4];
-            let mut cr = vec![0u8; size * size / 4];
+            let mut luma = vec![T::default(); size * size];
+            let mut cb = vec![T::default(); size * size / 4];
+            let mut cr = vec![T::default(); size * size / 4];
             // Only a second vector needs a second prediction.
             let second = if motion.second.is_some() {
                 size * size
@@ -241,9 +251,9 @@ pub fn reconstruct_cu(
                 0
             };
             let mut scratch = [
-                vec![0u8; second],
-                vec![0u8; second / 4],
-                vec![0u8; second / 4],
+                vec![T::default(); second],
+                vec![T::default(); second / 4],
+                vec![T::default(); second / 4],
             ];
             let [sa, sb, sc] = &mut scratch;
             predict_motion(
@@ -255,8 +265,9 @@ pub fn reconstruct_cu(
                 [&mut luma, &mut cb, &mut cr],
                 [sa, sb, sc],
             );
-            let mut pred = [0u8; 32 * 32];
-            let mut out = [0u8; 32 * 32];
+            let bit_depth = picture.bit_depth();
+            let mut pred = [T::default(); 32 * 32];
+            let mut out = [T::default(); 32 * 32];
             for (i, levels) in cu.luma.iter().enumerate() {
                 let (bx, by) = ((i % per_row) * luma_n, (i / per_row) * luma_n);
                 for row in 0..luma_n {
@@ -264,7 +275,7 @@ pub fn reconstruct_cu(
                     pred[row * luma_n..(row + 1) * luma_n]
                         .copy_from_slice(&luma[start..start + luma_n]);
                 }
-                add_residual(&pred, levels.as_deref(), qp, luma_log2, &mut out);
+                add_residual(&pred, levels.as_deref(), qp, luma_log2, bit_depth, &mut out);
                 picture.planes[0].put_block(
                     cu.x + bx,
                     cu.y + by,
@@ -279,7 +290,8 @@ pub fn reconstruct_cu(
                 .zip(&cu.chroma)
                 .zip([&cb, &cr])
             {
-                add_residual(pred, levels.as_deref(), chroma_qp, chroma_log2, &mut out);
+                let levels = levels.as_deref();
+                add_residual(pred, levels, chroma_qp, chroma_log2, bit_depth, &mut out);
                 plane.put_block(cu.x / 2, cu.y / 2, half, half, &out[..half * half]);
             }
         }

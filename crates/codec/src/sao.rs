@@ -7,19 +7,24 @@
 //! neighbours; edge classes skip samples whose neighbours lie outside the picture. The encoder
 //! chooses the parameters from per-class sums of differences and counts. All superblocks'
 //! parameters follow the last superblock's coding units in the frame's range coder.
+//!
+//! Offsets and statistics are in 8-bit sample units at every depth: deeper samples take the
+//! offsets scaled by 2^(bd-8) and the bands are the top 5 bits of the sample, as in HEVC.
 
 use crate::entropy::{CostCounter, Prob, RangeDecoder, SaoContexts, Writer};
 use crate::error::{CodecError, Result};
 use crate::partition::SB_SIZE;
-use crate::picture::{PaddedPlane, Picture};
+use crate::picture::{PaddedPlane, Picture, Sample};
 use crate::rdo::RdCost;
 
-/// Largest offset magnitude (8-bit samples, as in HEVC).
+/// Largest offset magnitude (8-bit sample units, as in HEVC).
 pub const MAX_OFFSET: i8 = 7;
-/// Intensity bands of the band offset (8 values each) and how many of them carry an offset.
+/// Intensity bands of the band offset (8 values each at 8-bit) and how many of them carry an
+/// offset.
 pub const BAND_COUNT: usize = 32;
 pub const BANDS_CODED: usize = 4;
-const BAND_SHIFT: u32 = 3;
+/// log2 of BAND_COUNT: a sample's band is its top bits.
+const BAND_BITS: u32 = 5;
 /// Edge classes as the step to the second neighbour (the first is the opposite step):
 /// horizontal, vertical, 135° and 45°.
 pub const EDGE_CLASSES: [(isize, isize); 4] = [(1, 0), (0, 1), (1, 1), (-1, 1)];
@@ -112,7 +117,7 @@ impl Default for PlaneStats {
 }
 
 impl PlaneStats {
-    /// Change of the squared error that `filter` makes (clipping to 0..=255 aside).
+    /// Change of the squared error that `filter` makes (clipping aside).
     pub fn distortion_change(&self, filter: &PlaneSao) -> i64 {
         match *filter {
             PlaneSao::Off => 0,
@@ -138,7 +143,7 @@ pub struct SuperblockStats {
 }
 
 /// Superblock columns and rows of a picture.
-pub fn grid_size(picture: &Picture) -> (usize, usize) {
+pub fn grid_size<T: Sample>(picture: &Picture<T>) -> (usize, usize) {
     let luma = &picture.planes[0];
     (luma.width.div_ceil(SB_SIZE), luma.height.div_ceil(SB_SIZE))
 }
@@ -154,12 +159,15 @@ pub fn edge_category(c: i32, a: i32, b: i32) -> usize {
     CATEGORY[((c - a).signum() + (c - b).signum() + 2) as usize]
 }
 
+/// Rows above, at and below a sample, the outer ones where they exist.
+type RowsAround<'a, T> = (Option<&'a [T]>, &'a [T], Option<&'a [T]>);
+
 /// The rows of the first and second neighbours along `step`, if both lie in the picture.
 #[inline]
-fn neighbour_rows<'a>(
-    (above, cur, below): (Option<&'a [u8]>, &'a [u8], Option<&'a [u8]>),
+fn neighbour_rows<'a, T: Sample>(
+    (above, cur, below): RowsAround<'a, T>,
     (_, dy): (isize, isize),
-) -> Option<(&'a [u8], &'a [u8])> {
+) -> Option<(&'a [T], &'a [T])> {
     if dy == 0 {
         Some((cur, cur))
     } else {
@@ -180,7 +188,7 @@ fn edge_span(
 }
 
 /// Rows y - 1, y and y + 1 of the coded area, the outer ones where they exist.
-fn rows_around(plane: &PaddedPlane, y: usize) -> (Option<&[u8]>, &[u8], Option<&[u8]>) {
+fn rows_around<T: Sample>(plane: &PaddedPlane<T>, y: usize) -> RowsAround<'_, T> {
     let w = plane.width;
     (
         y.checked_sub(1).map(|up| plane.row(0, up, w)),
@@ -190,13 +198,15 @@ fn rows_around(plane: &PaddedPlane, y: usize) -> (Option<&[u8]>, &[u8], Option<&
 }
 
 /// Per-superblock statistics of the deblocked picture against the source, over the visible
-/// `width`x`height` luma area (and its chroma).
-pub fn gather_stats(
-    deblocked: &Picture,
-    source: &Picture,
+/// `width`x`height` luma area (and its chroma), in 8-bit sample units.
+pub fn gather_stats<T: Sample>(
+    deblocked: &Picture<T>,
+    source: &Picture<T>,
     (width, height): (usize, usize),
 ) -> Vec<SuperblockStats> {
     let (cols, rows) = grid_size(deblocked);
+    let depth_shift = deblocked.bit_depth() - 8;
+    let band_shift = deblocked.bit_depth() - BAND_BITS;
     let mut stats = vec![SuperblockStats::default(); cols * rows];
     for p in 0..3 {
         let (rec, src) = (&deblocked.planes[p], &source.planes[p]);
@@ -215,8 +225,8 @@ pub fn gather_stats(
                 let x1 = (x0 + side).min(vw);
                 let s = &mut stats[first + col].planes[p];
                 for x in x0..x1 {
-                    let band = &mut s.band[usize::from(cur[x] >> BAND_SHIFT)];
-                    band.sum += i64::from(orig[x]) - i64::from(cur[x]);
+                    let band = &mut s.band[(cur[x].to_u32() >> band_shift) as usize];
+                    band.sum += i64::from(orig[x].to_i32() - cur[x].to_i32());
                     band.count += 1;
                 }
                 for (class, &step) in EDGE_CLASSES.iter().enumerate() {
@@ -226,11 +236,11 @@ pub fn gather_stats(
                     // [category]: (sum, count); category 0 is collected and dropped.
                     let mut acc = [(0i32, 0i32); 5];
                     for x in edge_span(x0, x1, rec.width, step) {
-                        let c = i32::from(cur[x]);
-                        let a = i32::from(ra[x.wrapping_add_signed(-step.0)]);
-                        let b = i32::from(rb[x.wrapping_add_signed(step.0)]);
+                        let c = cur[x].to_i32();
+                        let a = ra[x.wrapping_add_signed(-step.0)].to_i32();
+                        let b = rb[x.wrapping_add_signed(step.0)].to_i32();
                         let t = &mut acc[edge_category(c, a, b)];
-                        t.0 += i32::from(orig[x]) - c;
+                        t.0 += orig[x].to_i32() - c;
                         t.1 += 1;
                     }
                     for (t, &(sum, count)) in s.edge[class].iter_mut().zip(&acc[1..]) {
@@ -241,12 +251,25 @@ pub fn gather_stats(
             }
         }
     }
+    // Sums of differences 2^s times 8-bit ones; the squared error the decisions weigh against
+    // λ·R is then 4^s times too, which the 8-bit λ matches.
+    if depth_shift > 0 {
+        let round = 1i64 << (depth_shift - 1);
+        for plane in stats.iter_mut().flat_map(|sb| sb.planes.iter_mut()) {
+            for class in plane.edge.iter_mut().flatten().chain(&mut plane.band) {
+                class.sum = (class.sum + round) >> depth_shift;
+            }
+        }
+    }
     stats
 }
 
 /// Filters the picture in place with each superblock's parameters (raster order).
-pub fn apply(picture: &mut Picture, params: &[[PlaneSao; 3]]) {
+pub fn apply<T: Sample>(picture: &mut Picture<T>, params: &[[PlaneSao; 3]]) {
     let (cols, _) = grid_size(picture);
+    let depth_shift = picture.bit_depth() - 8;
+    let band_shift = picture.bit_depth() - BAND_BITS;
+    let max = picture.planes[0].max_value();
     for p in 0..3 {
         if params.iter().all(|sb| sb[p] == PlaneSao::Off) {
             continue;
@@ -266,22 +289,23 @@ pub fn apply(picture: &mut Picture, params: &[[PlaneSao; 3]]) {
                 PlaneSao::Band { start, offsets } => {
                     let mut table = [0i32; BAND_COUNT];
                     for (k, &o) in offsets.iter().enumerate() {
-                        table[(usize::from(start) + k) % BAND_COUNT] = o.into();
+                        table[(usize::from(start) + k) % BAND_COUNT] = i32::from(o) << depth_shift;
                     }
                     for y in y0..y1 {
                         let cur = deblocked.row(0, y, w);
                         let out = plane.row_mut(0, y, w);
                         for x in x0..x1 {
-                            let c = i32::from(cur[x]);
-                            out[x] =
-                                (c + table[(cur[x] >> BAND_SHIFT) as usize]).clamp(0, 255) as u8;
+                            let c = cur[x].to_i32();
+                            let offset = table[(cur[x].to_u32() >> band_shift) as usize];
+                            out[x] = T::clip(c + offset, max);
                         }
                     }
                 }
                 PlaneSao::Edge { class, offsets } => {
                     let step = EDGE_CLASSES[usize::from(class) % 4];
                     // [category]: offset; category 0 changes nothing.
-                    let table = [0, offsets[0], offsets[1], offsets[2], offsets[3]].map(i32::from);
+                    let table = [0, offsets[0], offsets[1], offsets[2], offsets[3]]
+                        .map(|o| i32::from(o) << depth_shift);
                     for y in y0..y1 {
                         let around = rows_around(&deblocked, y);
                         let Some((ra, rb)) = neighbour_rows(around, step) else {
@@ -290,10 +314,10 @@ pub fn apply(picture: &mut Picture, params: &[[PlaneSao; 3]]) {
                         let cur = around.1;
                         let out = plane.row_mut(0, y, w);
                         for x in edge_span(x0, x1, w, step) {
-                            let c = i32::from(cur[x]);
-                            let a = i32::from(ra[x.wrapping_add_signed(-step.0)]);
-                            let b = i32::from(rb[x.wrapping_add_signed(step.0)]);
-                            out[x] = (c + table[edge_category(c, a, b)]).clamp(0, 255) as u8;
+                            let c = cur[x].to_i32();
+                            let a = ra[x.wrapping_add_signed(-step.0)].to_i32();
+                            let b = rb[x.wrapping_add_signed(step.0)].to_i32();
+                            out[x] = T::clip(c + table[edge_category(c, a, b)], max);
                         }
                     }
                 }
@@ -449,12 +473,13 @@ pub fn offset_rate(ctx: &SaoContexts, plane_type: usize, band: bool, offset: i32
 // ---- encoder and decoder -----------------------------------------------------------------
 
 /// Encoder: chooses, writes and applies the parameters of every superblock of the deblocked
-/// `picture`. `visible` is the display size, where distortion counts.
-pub fn encode<W: Writer>(
+/// `picture`. `visible` is the display size, where distortion counts. `rd` weighs distortion
+/// in 8-bit sample units.
+pub fn encode<W: Writer, T: Sample>(
     w: &mut W,
     ctx: &mut SaoContexts,
-    picture: &mut Picture,
-    source: &Picture,
+    picture: &mut Picture<T>,
+    source: &Picture<T>,
     visible: (usize, usize),
     rd: &RdCost,
 ) {
@@ -483,7 +508,11 @@ pub fn encode<W: Writer>(
 }
 
 /// Decoder: reads the parameters of every superblock and filters the deblocked `picture`.
-pub fn decode(r: &mut RangeDecoder, ctx: &mut SaoContexts, picture: &mut Picture) -> Result<()> {
+pub fn decode<T: Sample>(
+    r: &mut RangeDecoder,
+    ctx: &mut SaoContexts,
+    picture: &mut Picture<T>,
+) -> Result<()> {
     let (cols, rows) = grid_size(picture);
     let mut params: Vec<[PlaneSao; 3]> = Vec::with_capacity(cols * rows);
     for i in 0..cols * rows {
@@ -641,8 +670,8 @@ mod tests {
     use super::*;
     use crate::entropy::RangeEncoder;
 
-    fn picture_from(width: usize, height: usize, luma: impl Fn(usize, usize) -> u8) -> Picture {
-        let mut picture = Picture::new(width, height);
+    fn picture_from(width: usize, height: usize, luma: impl Fn(usize, usize) -> u8) -> Picture<u8> {
+        let mut picture = Picture::new(width, height, 8);
         for y in 0..height {
             for x in 0..width {
                 picture.planes[0].row_mut(x, y, 1)[0] = luma(x, y);
@@ -837,7 +866,7 @@ mod tests {
         assert!(!reader.overrun());
     }
 
-    fn luma_sse(a: &Picture, b: &Picture) -> i64 {
+    fn luma_sse(a: &Picture<u8>, b: &Picture<u8>) -> i64 {
         let (pa, pb) = (&a.planes[0], &b.planes[0]);
         let mut total = 0;
         for y in 0..pa.height {
@@ -887,17 +916,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn encoder_removes_a_bias_and_its_stream_decodes() {
-        // The deblocked picture is the source plus 4 in a band of dark samples: band offset.
-        let source = picture_from(64, 64, |x, y| (40 + (x * 3 + y * 5) % 120) as u8);
+    /// A source and its deblocked version, the source plus 4 (8-bit units) in a band of dark
+    /// samples, at `bit_depth`; SAO encodes and decodes. Returns the source, the deblocked
+    /// picture and the filtered one, after checking the decoder filters the same.
+    fn remove_bias<T: Sample>(bit_depth: u32) -> [Picture<T>; 3] {
+        let shift = bit_depth - 8;
+        let mut source = Picture::<T>::new(64, 64, bit_depth);
         let mut deblocked = source.clone();
         for y in 0..64 {
             for x in 0..64 {
-                let v = source.planes[0].at(x, y);
-                if v < 72 {
-                    deblocked.planes[0].row_mut(x, y, 1)[0] = v + 4;
-                }
+                let v = (40 + (x * 3 + y * 5) % 120) as u32;
+                source.planes[0].row_mut(x, y, 1)[0] = T::from_u32(v << shift);
+                let biased = if v < 72 { v + 4 } else { v };
+                deblocked.planes[0].row_mut(x, y, 1)[0] = T::from_u32(biased << shift);
             }
         }
         let rd = RdCost::new(10.0);
@@ -911,7 +942,6 @@ mod tests {
             (64, 64),
             &rd,
         );
-        assert!(luma_sse(&filtered, &source) * 4 < luma_sse(&deblocked, &source));
         let bytes = writer.finish();
         let mut decoded = deblocked.clone();
         decode(
@@ -921,5 +951,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(decoded.planes[0].data, filtered.planes[0].data);
+        [source, deblocked, filtered]
+    }
+
+    #[test]
+    fn encoder_removes_a_bias_and_its_stream_decodes() {
+        let [source, deblocked, filtered] = remove_bias::<u8>(8);
+        assert!(luma_sse(&filtered, &source) * 4 < luma_sse(&deblocked, &source));
+    }
+
+    #[test]
+    fn deep_samples_get_the_8_bit_filter_scaled() {
+        // Bands are the top 5 bits and offsets scale with the depth, so a picture 2^(bd-8)
+        // times an 8-bit one is filtered into 2^(bd-8) times the 8-bit result.
+        let [_, _, eight] = remove_bias::<u8>(8);
+        for bit_depth in [10, 12] {
+            let [_, _, deep] = remove_bias::<u16>(bit_depth);
+            let scaled: Vec<u16> = eight.planes[0]
+                .data
+                .iter()
+                .map(|&v| u16::from(v) << (bit_depth - 8))
+                .collect();
+            assert!(deep.planes[0].data == scaled, "{bit_depth}-bit");
+        }
     }
 }

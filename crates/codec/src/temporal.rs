@@ -130,8 +130,8 @@ mod tests {
     use crate::lookahead::inter_costs;
     use crate::picture::PaddedPlane;
 
-    fn plane(width: usize, height: usize, seed: u32) -> PaddedPlane {
-        let mut plane = PaddedPlane::new(width, height, 16);
+    fn plane(width: usize, height: usize, seed: u32) -> PaddedPlane<u8> {
+        let mut plane = PaddedPlane::new(width, height, 16, 8);
         let mut state = seed.max(1);
         for y in 0..height {
             for v in plane.row_mut(0, y, width) {

@@ -1,5 +1,6 @@
 //! Integer DCT-like transforms of 4x4 to 32x32, separable, with fixed-point scaling chosen so
-//! intermediate values fit 16 bits for 8-bit video.
+//! intermediate values fit 16 bits for 8-bit video (and 16 + bd - 8 bits at deeper samples;
+//! products are summed in i32, which holds them up to 12-bit video).
 
 use std::sync::OnceLock;
 
@@ -59,8 +60,21 @@ fn apply_columns(t: &[i32], input: &[i32], out: &mut [i32], n: usize, rows: usiz
     }
 }
 
-/// out[j][c] = clip16(round(Σ_k t[k][j] · input[k][c] >> shift)), skipping rows of zeros.
-fn apply_columns_transposed(t: &[i32], input: &[i32], out: &mut [i32], n: usize, shift: u32) {
+/// Coefficients and inverse-transform intermediates are clipped to [-limit, limit - 1]: 16 bits
+/// for 8-bit video, one more per extra bit of depth since residuals grow with it.
+pub fn coefficient_limit(bit_depth: u32) -> i32 {
+    1 << (7 + bit_depth)
+}
+
+/// out[j][c] = clip(round(Σ_k t[k][j] · input[k][c] >> shift)), skipping rows of zeros.
+fn apply_columns_transposed(
+    t: &[i32],
+    input: &[i32],
+    out: &mut [i32],
+    n: usize,
+    shift: u32,
+    limit: i32,
+) {
     let round = 1 << (shift - 1);
     out[..n * n].fill(0);
     for k in 0..n {
@@ -77,7 +91,7 @@ fn apply_columns_transposed(t: &[i32], input: &[i32], out: &mut [i32], n: usize,
         }
     }
     for a in out[..n * n].iter_mut() {
-        *a = ((*a + round) >> shift).clamp(-32768, 32767);
+        *a = ((*a + round) >> shift).clamp(-limit, limit - 1);
     }
 }
 
@@ -168,15 +182,16 @@ pub fn forward(residual: &[i32], coeffs: &mut [i32], log2n: u32) {
 }
 // EVOLVE-BLOCK-END
 
-/// Inverse transform: coefficients back to an N×N residual. Exactly the same integer arithmetic
-/// runs in the encoder's reconstruction and in the decoder.
-pub fn inverse(coeffs: &[i32], residual: &mut [i32], log2n: u32) {
+/// Inverse transform: coefficients back to an N×N residual of `bit_depth` video. Exactly the
+/// same integer arithmetic runs in the encoder's reconstruction and in the decoder.
+pub fn inverse(coeffs: &[i32], residual: &mut [i32], log2n: u32, bit_depth: u32) {
     let n = 1 << log2n;
     let t = &matrices()[log2n as usize - 2];
+    let limit = coefficient_limit(bit_depth);
     let mut tmp = vec![0i32; n * n];
-    apply_columns_transposed(t, coeffs, &mut tmp, n, 7);
+    apply_columns_transposed(t, coeffs, &mut tmp, n, 7, limit);
     transpose(&mut tmp, n);
-    apply_columns_transposed(t, &tmp, residual, n, 12);
+    apply_columns_transposed(t, &tmp, residual, n, 12, limit);
     transpose(residual, n);
 }
 
@@ -194,7 +209,7 @@ mod tests {
             let mut coeffs = vec![0; n * n];
             forward(&residual, &mut coeffs, log2n);
             let mut back = vec![0; n * n];
-            inverse(&coeffs, &mut back, log2n);
+            inverse(&coeffs, &mut back, log2n, 8);
             let max_err = residual
                 .iter()
                 .zip(&back)
@@ -232,9 +247,66 @@ mod tests {
             let mut coeffs = vec![0; n * n];
             coeffs[0] = 64 * 4;
             let mut back = vec![0; n * n];
-            inverse(&coeffs, &mut back, log2n);
+            inverse(&coeffs, &mut back, log2n, 8);
             assert!(back.iter().all(|&v| v == back[0]), "size {n}");
             assert!(back[0] != 0);
+        }
+    }
+
+    /// Largest error of an extreme residual pattern (values ±max of the depth) through
+    /// quantisation at the finest QP of the depth, dequantisation and the inverse transform.
+    fn extreme_error(bit_depth: u32, log2n: u32, pattern: usize) -> i32 {
+        use crate::picture::{max_value, qp_offset};
+        use crate::quant::{dequantize, quantize};
+        let max = max_value(bit_depth);
+        let n = 1usize << log2n;
+        let residual: Vec<i32> = (0..n * n)
+            .map(|i| {
+                let (x, y) = (i % n, i / n);
+                let positive = match pattern {
+                    0 => true,
+                    1 => false,
+                    2 => (x + y) % 2 == 0,
+                    3 => x < n / 2,
+                    _ => (x * 7 + y * 3) % 5 < 2,
+                };
+                if positive { max } else { -max }
+            })
+            .collect();
+        let mut coeffs = vec![0; n * n];
+        forward(&residual, &mut coeffs, log2n);
+        let qp = qp_offset(bit_depth);
+        let mut levels = vec![0; n * n];
+        quantize(&coeffs, &mut levels, qp, log2n, 0.5);
+        let mut back = vec![0; n * n];
+        dequantize(&levels, &mut back, qp, log2n, bit_depth);
+        let mut rec = vec![0; n * n];
+        inverse(&back, &mut rec, log2n, bit_depth);
+        residual
+            .iter()
+            .zip(&rec)
+            .map(|(a, b)| (a - b).abs())
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn extreme_deep_residuals_survive_quantisation_and_the_inverse() {
+        // Deeper samples keep the 8-bit precision relative to their range: a clip of the
+        // coefficients or intermediates, or an overflow, would be off by hundreds.
+        for log2n in 2..=5u32 {
+            for pattern in 0..5 {
+                let eight = extreme_error(8, log2n, pattern);
+                for bit_depth in [10u32, 12] {
+                    let scale = 1 << (bit_depth - 8);
+                    let deep = extreme_error(bit_depth, log2n, pattern);
+                    assert!(
+                        deep <= (eight + 1) * scale,
+                        "{bit_depth}-bit size {} pattern {pattern}: error {deep}, 8-bit {eight}",
+                        1 << log2n
+                    );
+                }
+            }
         }
     }
 }

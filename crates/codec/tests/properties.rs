@@ -1,10 +1,10 @@
-//! Property tests: random sizes and random valid genomes (every mini-GOP length, key frames
-//! cutting mini-GOPs short) round-trip bit-exactly, frames in display order.
+//! Property tests: random sizes, bit depths and random valid genomes (every mini-GOP length, key
+//! frames cutting mini-GOPs short) round-trip bit-exactly, frames in display order.
 
 mod common;
 
 use codeclab_codec::{Genome, RateMode};
-use common::{format, round_trip, synthetic_clip};
+use common::{format_deep, round_trip, synthetic_clip, synthetic_clip_deep};
 use proptest::prelude::*;
 
 fn genome_strategy() -> impl Strategy<Value = Genome> {
@@ -91,12 +91,21 @@ proptest! {
         qp in 0u8..=51,
         seed in any::<u32>(),
         genome in genome_strategy(),
+        bit_depth in prop_oneof![Just(8u8), Just(10u8), 9u8..=12],
     ) {
         prop_assert!(genome.validate().is_ok());
-        let format = format(width, height);
-        let clip = synthetic_clip(&format, frames, seed);
-        let (_, recons, decoded) = round_trip(format, &clip, genome, RateMode::ConstantQp(qp));
-        prop_assert_eq!(decoded.len(), frames);
-        prop_assert!(recons == decoded);
+        let format = format_deep(width, height, bit_depth);
+        let mode = RateMode::ConstantQp(qp);
+        if bit_depth == 8 {
+            let clip = synthetic_clip(&format, frames, seed);
+            let (_, recons, decoded) = round_trip(format, &clip, genome, mode);
+            prop_assert_eq!(decoded.len(), frames);
+            prop_assert!(recons == decoded);
+        } else {
+            let clip = synthetic_clip_deep(&format, frames, seed);
+            let (_, recons, decoded) = round_trip(format, &clip, genome, mode);
+            prop_assert_eq!(decoded.len(), frames);
+            prop_assert!(recons == decoded);
+        }
     }
 }

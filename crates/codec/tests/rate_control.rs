@@ -39,7 +39,7 @@ fn invalid_rate_settings_are_errors() {
         RateMode::ConstantQuality { crf: -1.0 },
         RateMode::ConstantQuality { crf: f64::NAN },
     ] {
-        assert!(codeclab_codec::Encoder::new(format, Genome::default(), mode).is_err());
+        assert!(codeclab_codec::Encoder::<u8>::new(format, Genome::default(), mode).is_err());
     }
 }
 

@@ -3,12 +3,18 @@
 mod common;
 
 use codeclab_codec::{CodecError, Decoder, DecoderLimits, Genome, RateMode};
-use common::{format, round_trip, synthetic_clip};
+use common::{format, format_deep, round_trip, synthetic_clip, synthetic_clip_deep};
 
-fn stream() -> Vec<u8> {
+/// A small stream of 8-bit video, and of 10-bit video.
+fn streams() -> [Vec<u8>; 2] {
+    let mode = RateMode::ConstantQp(30);
     let format = format(40, 24);
     let clip = synthetic_clip(&format, 3, 7);
-    round_trip(format, &clip, Genome::default(), RateMode::ConstantQp(30)).0
+    let eight = round_trip(format, &clip, Genome::default(), mode).0;
+    let format = format_deep(40, 24, 10);
+    let clip = synthetic_clip_deep(&format, 3, 7);
+    let ten = round_trip(format, &clip, Genome::default(), mode).0;
+    [eight, ten]
 }
 
 fn decode_all(bytes: &[u8]) -> Result<usize, CodecError> {
@@ -22,36 +28,40 @@ fn decode_all(bytes: &[u8]) -> Result<usize, CodecError> {
 
 #[test]
 fn intact_stream_decodes() {
-    assert_eq!(decode_all(&stream()).unwrap(), 3);
+    for bytes in streams() {
+        assert_eq!(decode_all(&bytes).unwrap(), 3);
+    }
 }
 
 #[test]
 fn every_truncation_is_an_error() {
-    let bytes = stream();
-    for len in 0..bytes.len() {
-        assert!(
-            decode_all(&bytes[..len]).is_err(),
-            "truncated to {len} bytes decoded"
-        );
+    for bytes in streams() {
+        for len in 0..bytes.len() {
+            assert!(
+                decode_all(&bytes[..len]).is_err(),
+                "truncated to {len} bytes decoded"
+            );
+        }
     }
 }
 
 #[test]
 fn every_single_bit_flip_is_an_error() {
-    let bytes = stream();
-    for bit in 0..bytes.len() * 8 {
-        let mut flipped = bytes.clone();
-        flipped[bit / 8] ^= 1 << (bit % 8);
-        assert!(
-            decode_all(&flipped).is_err(),
-            "bit {bit} flipped decoded cleanly"
-        );
+    for bytes in streams() {
+        for bit in 0..bytes.len() * 8 {
+            let mut flipped = bytes.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                decode_all(&flipped).is_err(),
+                "bit {bit} flipped decoded cleanly"
+            );
+        }
     }
 }
 
 #[test]
 fn garbage_after_a_valid_header_is_an_error() {
-    let bytes = stream();
+    let [bytes, _] = streams();
     let header_len = 41;
     let mut state = 99u32;
     for trial in 0..200 {
@@ -70,7 +80,7 @@ fn garbage_after_a_valid_header_is_an_error() {
 
 #[test]
 fn oversized_geometry_is_refused_before_allocation() {
-    let mut bytes = stream();
+    let [mut bytes, _] = streams();
     // Width field (little endian at offset 5) set to 100000.
     bytes[5..9].copy_from_slice(&100_000u32.to_le_bytes());
     assert!(matches!(

@@ -117,9 +117,11 @@ impl SequenceHeader {
             return Err(CodecError::LimitExceeded(format!("{width}x{height}")));
         }
         let bit_depth = bytes[13];
-        if bit_depth != 8 {
+        if !crate::picture::BIT_DEPTHS.contains(&bit_depth) {
             return Err(CodecError::UnsupportedFormat(format!(
-                "bit depth {bit_depth}"
+                "bit depth {bit_depth} (the codec codes {} to {})",
+                crate::picture::BIT_DEPTHS.start(),
+                crate::picture::BIT_DEPTHS.end()
             )));
         }
         let chroma = match bytes[14] {
@@ -259,5 +261,27 @@ mod tests {
             SequenceHeader::read(&mut &bytes[..10], &DecoderLimits::default(), &mut crc),
             Err(CodecError::Truncated)
         ));
+    }
+
+    #[test]
+    fn header_carries_supported_depths_and_refuses_others() {
+        let mut crc = Crc32::default();
+        for depth in 0..=16u8 {
+            let mut h = header();
+            h.format.bit_depth = depth;
+            let read = SequenceHeader::read(
+                &mut h.to_bytes().as_slice(),
+                &DecoderLimits::default(),
+                &mut crc,
+            );
+            if crate::picture::BIT_DEPTHS.contains(&depth) {
+                assert_eq!(read.unwrap(), h);
+            } else {
+                assert!(
+                    matches!(read, Err(CodecError::UnsupportedFormat(_))),
+                    "{depth}"
+                );
+            }
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! eighth-sample positions for chroma. Integer arithmetic, one rounding at the end.
 
 use super::Mv;
-use crate::picture::PaddedPlane;
+use crate::picture::{PaddedPlane, Sample};
 
 // EVOLVE-BLOCK-START interpolation_filters
 /// Luma taps for quarter positions 1..=3, applied to samples at offsets -3..=4.
@@ -28,14 +28,15 @@ const MAX_BLOCK: usize = 64;
 
 /// Separable interpolation of a `w`×`h` block whose top-left integer sample is (ix, iy).
 #[allow(clippy::too_many_arguments)]
-fn interpolate<const TAPS: usize>(
-    plane: &PaddedPlane,
+fn interpolate<T: Sample, const TAPS: usize>(
+    plane: &PaddedPlane<T>,
     (ix, iy): (isize, isize),
     (w, h): (usize, usize),
     taps_x: Option<&[i32; TAPS]>,
     taps_y: Option<&[i32; TAPS]>,
-    out: &mut [u8],
+    out: &mut [T],
 ) {
+    let max = plane.max_value();
     let before = (TAPS / 2 - 1) as isize;
     let stride = plane.stride;
     match (taps_x, taps_y) {
@@ -50,8 +51,8 @@ fn interpolate<const TAPS: usize>(
                 let start = plane.index(ix - before, iy + y as isize);
                 let src = &plane.data[start..start + w + TAPS - 1];
                 for (x, o) in out[y * w..(y + 1) * w].iter_mut().enumerate() {
-                    let sum: i32 = (0..TAPS).map(|t| tx[t] * i32::from(src[x + t])).sum();
-                    *o = ((sum + 32) >> 6).clamp(0, 255) as u8;
+                    let sum: i32 = (0..TAPS).map(|t| tx[t] * src[x + t].to_i32()).sum();
+                    *o = T::clip((sum + 32) >> 6, max);
                 }
             }
         }
@@ -60,9 +61,9 @@ fn interpolate<const TAPS: usize>(
             for y in 0..h {
                 for (x, o) in out[y * w..(y + 1) * w].iter_mut().enumerate() {
                     let sum: i32 = (0..TAPS)
-                        .map(|t| ty[t] * i32::from(plane.data[start + (y + t) * stride + x]))
+                        .map(|t| ty[t] * plane.data[start + (y + t) * stride + x].to_i32())
                         .sum();
-                    *o = ((sum + 32) >> 6).clamp(0, 255) as u8;
+                    *o = T::clip((sum + 32) >> 6, max);
                 }
             }
         }
@@ -73,13 +74,13 @@ fn interpolate<const TAPS: usize>(
                 let start = plane.index(ix - before, iy - before + r as isize);
                 let src = &plane.data[start..start + w + TAPS - 1];
                 for (x, t_out) in tmp[r * w..(r + 1) * w].iter_mut().enumerate() {
-                    *t_out = (0..TAPS).map(|t| tx[t] * i32::from(src[x + t])).sum();
+                    *t_out = (0..TAPS).map(|t| tx[t] * src[x + t].to_i32()).sum();
                 }
             }
             for y in 0..h {
                 for (x, o) in out[y * w..(y + 1) * w].iter_mut().enumerate() {
                     let sum: i32 = (0..TAPS).map(|t| ty[t] * tmp[(y + t) * w + x]).sum();
-                    *o = ((sum + 2048) >> 12).clamp(0, 255) as u8;
+                    *o = T::clip((sum + 2048) >> 12, max);
                 }
             }
         }
@@ -87,20 +88,20 @@ fn interpolate<const TAPS: usize>(
 }
 
 /// Motion-compensated luma block: `w`×`h` at (x, y) displaced by `mv` (quarter samples).
-pub fn predict_luma(
-    plane: &PaddedPlane,
+pub fn predict_luma<T: Sample>(
+    plane: &PaddedPlane<T>,
     x: usize,
     y: usize,
     w: usize,
     h: usize,
     mv: Mv,
-    out: &mut [u8],
+    out: &mut [T],
 ) {
     let ix = x as isize + (mv.x >> 2) as isize;
     let iy = y as isize + (mv.y >> 2) as isize;
     let fx = (mv.x & 3) as usize;
     let fy = (mv.y & 3) as usize;
-    interpolate::<8>(
+    interpolate::<T, 8>(
         plane,
         (ix, iy),
         (w, h),
@@ -112,20 +113,20 @@ pub fn predict_luma(
 
 /// Motion-compensated 4:2:0 chroma block at chroma position (x, y); `mv` is the luma vector,
 /// which is in eighth chroma samples.
-pub fn predict_chroma(
-    plane: &PaddedPlane,
+pub fn predict_chroma<T: Sample>(
+    plane: &PaddedPlane<T>,
     x: usize,
     y: usize,
     w: usize,
     h: usize,
     mv: Mv,
-    out: &mut [u8],
+    out: &mut [T],
 ) {
     let ix = x as isize + (mv.x >> 3) as isize;
     let iy = y as isize + (mv.y >> 3) as isize;
     let fx = (mv.x & 7) as usize;
     let fy = (mv.y & 7) as usize;
-    interpolate::<4>(
+    interpolate::<T, 4>(
         plane,
         (ix, iy),
         (w, h),
@@ -139,8 +140,8 @@ pub fn predict_chroma(
 mod tests {
     use super::*;
 
-    fn ramp_plane() -> PaddedPlane {
-        let mut plane = PaddedPlane::new(32, 32, 16);
+    fn ramp_plane() -> PaddedPlane<u8> {
+        let mut plane = PaddedPlane::new(32, 32, 16, 8);
         for y in 0..32 {
             for x in 0..32 {
                 plane.row_mut(x, y, 1)[0] = (x * 4 + y * 2) as u8;

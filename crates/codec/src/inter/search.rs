@@ -3,31 +3,32 @@
 
 use super::interp::predict_luma;
 use super::{Mv, mv_in_bounds};
-use crate::picture::{LUMA_BORDER, PaddedPlane};
+use crate::picture::{LUMA_BORDER, PaddedPlane, Sample};
 use crate::rdo::{sad, satd};
 
 /// A reference luma plane interpolated at the three half-sample phases (right, below, both),
 /// with the same filters and rounding as motion compensation, so the search reads half-sample
 /// positions instead of filtering for each candidate.
-pub struct HalfSamplePlanes {
-    pub full: PaddedPlane,
+pub struct HalfSamplePlanes<T: Sample> {
+    pub full: PaddedPlane<T>,
     /// [horizontal half, vertical half, both]
-    pub half: [PaddedPlane; 3],
+    pub half: [PaddedPlane<T>; 3],
 }
 
-impl HalfSamplePlanes {
-    pub fn new(reference: &PaddedPlane) -> Self {
+impl<T: Sample> HalfSamplePlanes<T> {
+    pub fn new(reference: &PaddedPlane<T>) -> Self {
         let (w, h, border) = (reference.width, reference.height, reference.border);
+        let bit_depth = reference.bit_depth;
         // Reach of the search: `mv_in_bounds` plus one sample; the filters need 4 more.
         let reach = (LUMA_BORDER - 16 + 1) as isize;
         let mut half = [
-            PaddedPlane::new(w, h, border),
-            PaddedPlane::new(w, h, border),
-            PaddedPlane::new(w, h, border),
+            PaddedPlane::new(w, h, border, bit_depth),
+            PaddedPlane::new(w, h, border, bit_depth),
+            PaddedPlane::new(w, h, border, bit_depth),
         ];
         let phases = [Mv::new(2, 0), Mv::new(0, 2), Mv::new(2, 2)];
         const TILE: isize = 64;
-        let mut tile = [0u8; (TILE * TILE) as usize];
+        let mut tile = [T::default(); (TILE * TILE) as usize];
         for (plane, phase) in half.iter_mut().zip(phases) {
             for ty in (-reach..h as isize + reach).step_by(TILE as usize) {
                 for tx in (-reach..w as isize + reach).step_by(TILE as usize) {
@@ -53,7 +54,7 @@ impl HalfSamplePlanes {
     /// The plane and integer position holding half-sample-grid position (hx, hy) (in half
     /// samples).
     #[inline]
-    fn locate(&self, hx: isize, hy: isize) -> (&PaddedPlane, isize, isize) {
+    fn locate(&self, hx: isize, hy: isize) -> (&PaddedPlane<T>, isize, isize) {
         let plane = match (hx & 1, hy & 1) {
             (0, 0) => &self.full,
             (1, 0) => &self.half[0],
@@ -65,9 +66,9 @@ impl HalfSamplePlanes {
 }
 
 /// What the search needs to know about the block and its coding cost.
-pub struct SearchParams<'a> {
-    pub source: &'a PaddedPlane,
-    pub reference: &'a HalfSamplePlanes,
+pub struct SearchParams<'a, T: Sample> {
+    pub source: &'a PaddedPlane<T>,
+    pub reference: &'a HalfSamplePlanes<T>,
     pub x: usize,
     pub y: usize,
     pub size: usize,
@@ -93,7 +94,7 @@ fn mvd_bits(v: i32) -> u64 {
     }
 }
 
-impl SearchParams<'_> {
+impl<T: Sample> SearchParams<'_, T> {
     fn rate_cost(&self, mv: Mv) -> u64 {
         let bits = mvd_bits(mv.x - self.mvp.x) + mvd_bits(mv.y - self.mvp.y);
         (bits * self.lambda_sad) >> 8
@@ -124,7 +125,7 @@ impl SearchParams<'_> {
         Some(u64::from(distortion) + self.rate_cost(mv))
     }
 
-    fn sub_sample_cost(&self, mv: Mv, scratch: &mut [u8]) -> Option<u64> {
+    fn sub_sample_cost(&self, mv: Mv, scratch: &mut [T]) -> Option<u64> {
         if !mv_in_bounds(self.x, self.y, self.size, self.size, mv, self.coded()) {
             return None;
         }
@@ -151,7 +152,7 @@ impl SearchParams<'_> {
                 let b = b_plane.index(bx, by + row as isize);
                 let (ra, rb) = (&a_plane.data[a..a + n], &b_plane.data[b..b + n]);
                 for ((out, &p), &q) in scratch[row * n..(row + 1) * n].iter_mut().zip(ra).zip(rb) {
-                    *out = ((u16::from(p) + u16::from(q) + 1) >> 1) as u8;
+                    *out = p.average(q);
                 }
             }
             satd(
@@ -169,7 +170,7 @@ impl SearchParams<'_> {
 
 // EVOLVE-BLOCK-START motion_search
 /// Finds a good vector for the block; returns it with its SATD + rate cost.
-pub fn search(params: &SearchParams) -> (Mv, u64) {
+pub fn search<T: Sample>(params: &SearchParams<T>) -> (Mv, u64) {
     let to_full = |mv: Mv| Mv::new((mv.x + 2) & !3, (mv.y + 2) & !3);
     let mut best = Mv::ZERO;
     let mut best_cost = params.full_sample_cost(best).unwrap_or(u64::MAX);
@@ -217,7 +218,7 @@ pub fn search(params: &SearchParams) -> (Mv, u64) {
         }
     }
     // Sub-sample refinement on SATD, which tracks the coded residual better than SAD.
-    let mut scratch = vec![0u8; params.size * params.size];
+    let mut scratch = vec![T::default(); params.size * params.size];
     best_cost = params
         .sub_sample_cost(best, &mut scratch)
         .unwrap_or(u64::MAX);
@@ -248,8 +249,8 @@ mod tests {
 
     #[test]
     fn finds_a_shifted_texture() {
-        let mut reference = PaddedPlane::new(64, 64, 96);
-        let mut source = PaddedPlane::new(64, 64, 96);
+        let mut reference = PaddedPlane::new(64, 64, 96, 8);
+        let mut source = PaddedPlane::new(64, 64, 96, 8);
         let texture = |x: usize, y: usize| {
             let (x, y) = (x as f64, y as f64);
             (128.0 + 50.0 * (x * 0.3).sin() + 40.0 * (y * 0.25 + x * 0.05).cos()) as u8
