@@ -26,7 +26,17 @@ const CHROMA_TAPS: [[i32; 4]; 7] = [
 
 const MAX_BLOCK: usize = 64;
 
-/// Separable interpolation of a `w`×`h` block whose top-left integer sample is (ix, iy).
+/// One output row of a `TAPS`-tap filter: `out[x] = sum over t of taps[t] * src[x + t]`.
+#[inline]
+fn filter_row<T: Sample, const TAPS: usize>(src: &[T], taps: &[i32; TAPS], out: &mut [i32]) {
+    for (o, window) in out.iter_mut().zip(src.windows(TAPS)) {
+        *o = window.iter().zip(taps).map(|(s, t)| t * s.to_i32()).sum();
+    }
+}
+
+/// Separable interpolation of a `w`×`h` block whose top-left integer sample is (ix, iy). The
+/// vertical pass sums whole rows (which vectorises) over a ring of the last `TAPS` horizontally
+/// filtered rows, so no block-sized buffer is cleared per call.
 #[allow(clippy::too_many_arguments)]
 fn interpolate<T: Sample, const TAPS: usize>(
     plane: &PaddedPlane<T>,
@@ -38,48 +48,60 @@ fn interpolate<T: Sample, const TAPS: usize>(
 ) {
     let max = plane.max_value();
     let before = (TAPS / 2 - 1) as isize;
-    let stride = plane.stride;
+    let mut sums = [0i32; MAX_BLOCK];
+    let sums = &mut sums[..w];
     match (taps_x, taps_y) {
         (None, None) => {
-            for y in 0..h {
+            for (y, row) in out.chunks_exact_mut(w).take(h).enumerate() {
                 let start = plane.index(ix, iy + y as isize);
-                out[y * w..(y + 1) * w].copy_from_slice(&plane.data[start..start + w]);
+                row.copy_from_slice(&plane.data[start..start + w]);
             }
         }
         (Some(tx), None) => {
-            for y in 0..h {
+            for (y, row) in out.chunks_exact_mut(w).take(h).enumerate() {
                 let start = plane.index(ix - before, iy + y as isize);
-                let src = &plane.data[start..start + w + TAPS - 1];
-                for (x, o) in out[y * w..(y + 1) * w].iter_mut().enumerate() {
-                    let sum: i32 = (0..TAPS).map(|t| tx[t] * src[x + t].to_i32()).sum();
+                filter_row(&plane.data[start..start + w + TAPS - 1], tx, sums);
+                for (o, &sum) in row.iter_mut().zip(sums.iter()) {
                     *o = T::clip((sum + 32) >> 6, max);
                 }
             }
         }
         (None, Some(ty)) => {
-            let start = plane.index(ix, iy - before);
-            for y in 0..h {
-                for (x, o) in out[y * w..(y + 1) * w].iter_mut().enumerate() {
-                    let sum: i32 = (0..TAPS)
-                        .map(|t| ty[t] * plane.data[start + (y + t) * stride + x].to_i32())
-                        .sum();
+            for (y, row) in out.chunks_exact_mut(w).take(h).enumerate() {
+                sums.fill(0);
+                for (t, &tap) in ty.iter().enumerate() {
+                    let start = plane.index(ix, iy - before + (y + t) as isize);
+                    for (sum, s) in sums.iter_mut().zip(&plane.data[start..start + w]) {
+                        *sum += tap * s.to_i32();
+                    }
+                }
+                for (o, &sum) in row.iter_mut().zip(sums.iter()) {
                     *o = T::clip((sum + 32) >> 6, max);
                 }
             }
         }
         (Some(tx), Some(ty)) => {
-            let rows = h + TAPS - 1;
-            let mut tmp = [0i32; (MAX_BLOCK + 7) * MAX_BLOCK];
-            for r in 0..rows {
+            let mut ring = [[0i32; MAX_BLOCK]; TAPS];
+            let horizontal = |r: usize, ring: &mut [[i32; MAX_BLOCK]; TAPS]| {
                 let start = plane.index(ix - before, iy - before + r as isize);
-                let src = &plane.data[start..start + w + TAPS - 1];
-                for (x, t_out) in tmp[r * w..(r + 1) * w].iter_mut().enumerate() {
-                    *t_out = (0..TAPS).map(|t| tx[t] * src[x + t].to_i32()).sum();
-                }
+                filter_row(
+                    &plane.data[start..start + w + TAPS - 1],
+                    tx,
+                    &mut ring[r % TAPS][..w],
+                );
+            };
+            for r in 0..TAPS - 1 {
+                horizontal(r, &mut ring);
             }
-            for y in 0..h {
-                for (x, o) in out[y * w..(y + 1) * w].iter_mut().enumerate() {
-                    let sum: i32 = (0..TAPS).map(|t| ty[t] * tmp[(y + t) * w + x]).sum();
+            for (y, row) in out.chunks_exact_mut(w).take(h).enumerate() {
+                horizontal(y + TAPS - 1, &mut ring);
+                sums.fill(0);
+                for (t, &tap) in ty.iter().enumerate() {
+                    for (sum, &v) in sums.iter_mut().zip(&ring[(y + t) % TAPS][..w]) {
+                        *sum += tap * v;
+                    }
+                }
+                for (o, &sum) in row.iter_mut().zip(sums.iter()) {
                     *o = T::clip((sum + 2048) >> 12, max);
                 }
             }
@@ -162,5 +184,89 @@ mod tests {
         assert_eq!(u32::from(out[5]), (9 * 4 + 9 * 2 + (10 * 4 + 10 * 2)) / 2);
         predict_chroma(&plane, 8, 8, 4, 4, Mv::new(4, 0), &mut out);
         assert_eq!(u32::from(out[0]), (8 * 4 + 8 * 2 + 9 * 4 + 8 * 2) / 2);
+    }
+
+    /// The filters as their definition reads: each output sample from the plane directly.
+    fn definition<const TAPS: usize>(
+        plane: &PaddedPlane<u16>,
+        (ix, iy): (isize, isize),
+        (w, h): (usize, usize),
+        tx: Option<&[i32; TAPS]>,
+        ty: Option<&[i32; TAPS]>,
+    ) -> Vec<u16> {
+        let before = (TAPS / 2 - 1) as isize;
+        let max = plane.max_value();
+        let at = |x: isize, y: isize| i32::from(plane.data[plane.index(x, y)]);
+        let horizontal = |x: isize, y: isize| match tx {
+            Some(tx) => (0..TAPS)
+                .map(|t| tx[t] * at(x - before + t as isize, y))
+                .sum(),
+            None => at(x, y),
+        };
+        let mut out = Vec::with_capacity(w * h);
+        for y in 0..h as isize {
+            for x in 0..w as isize {
+                let (px, py) = (ix + x, iy + y);
+                let value = match (tx, ty) {
+                    (None, None) => at(px, py),
+                    (Some(_), None) => (horizontal(px, py) + 32) >> 6,
+                    (None, Some(ty)) => {
+                        ((0..TAPS)
+                            .map(|t| ty[t] * at(px, py - before + t as isize))
+                            .sum::<i32>()
+                            + 32)
+                            >> 6
+                    }
+                    (Some(_), Some(ty)) => {
+                        let sum: i32 = (0..TAPS)
+                            .map(|t| ty[t] * horizontal(px, py - before + t as isize))
+                            .sum();
+                        (sum + 2048) >> 12
+                    }
+                };
+                out.push(value.clamp(0, max) as u16);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_position_and_size_matches_the_filters_definition() {
+        let mut state = 0x1234_5678u32;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state
+        };
+        for depth in [8, 10] {
+            let mut plane = PaddedPlane::<u16>::new(80, 80, 16, depth);
+            for y in 0..80 {
+                for v in plane.row_mut(0, y, 80) {
+                    *v = (next() % (1 << depth)) as u16;
+                }
+            }
+            plane.extend_edges();
+            for (w, h) in [(4, 4), (8, 4), (16, 16), (64, 64), (32, 8)] {
+                let mut out = vec![0u16; w * h];
+                for fy in 0..8 {
+                    for fx in 0..8 {
+                        let mv = Mv::new(fx - 4, fy - 12);
+                        predict_chroma(&plane, 3, 5, w, h, mv, &mut out);
+                        let tx = (mv.x & 7 != 0).then(|| &CHROMA_TAPS[((mv.x & 7) - 1) as usize]);
+                        let ty = (mv.y & 7 != 0).then(|| &CHROMA_TAPS[((mv.y & 7) - 1) as usize]);
+                        let origin = (3 + (mv.x >> 3) as isize, 5 + (mv.y >> 3) as isize);
+                        assert_eq!(out, definition(&plane, origin, (w, h), tx, ty));
+                        if fx < 4 && fy < 4 {
+                            predict_luma(&plane, 3, 5, w, h, mv, &mut out);
+                            let tx = (mv.x & 3 != 0).then(|| &LUMA_TAPS[((mv.x & 3) - 1) as usize]);
+                            let ty = (mv.y & 3 != 0).then(|| &LUMA_TAPS[((mv.y & 3) - 1) as usize]);
+                            let origin = (3 + (mv.x >> 2) as isize, 5 + (mv.y >> 2) as isize);
+                            assert_eq!(out, definition(&plane, origin, (w, h), tx, ty));
+                        }
+                    }
+                }
+            }
+        }
     }
 }
