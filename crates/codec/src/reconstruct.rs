@@ -9,7 +9,7 @@ use crate::intra::{DC, Edges, predict};
 use crate::partition::{MAX_TX_LOG2, UNIT_LOG2, UnitGrid, UnitInfo};
 use crate::picture::{PaddedPlane, Picture};
 use crate::quant::dequantize;
-use crate::transform::inverse;
+use crate::transform::{TxType, block_transform, inverse};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Prediction {
@@ -42,6 +42,14 @@ pub struct CodedCu {
     /// Luma transform blocks in z-order (one, or four 32x32 in a 64x64 unit); `None`: no levels.
     pub luma: Vec<Option<Vec<i32>>>,
     pub chroma: [Option<Vec<i32>>; 2],
+    /// Transform blocks coded without a transform: bit `skip_bit(luma, index)` per block.
+    pub transform_skip: u8,
+}
+
+/// The bit of `CodedCu::transform_skip` of a transform block: luma blocks 0 to 3 (z-order),
+/// then the two chroma planes.
+pub fn skip_bit(luma: bool, index: usize) -> u8 {
+    1 << if luma { index } else { 4 + index }
 }
 
 impl CodedCu {
@@ -51,6 +59,18 @@ impl CodedCu {
 
     pub fn chroma_tx_log2(&self) -> u32 {
         (self.log2 - 1).min(MAX_TX_LOG2)
+    }
+
+    /// The transform of a block of the unit (luma block `index`, or chroma plane `index`).
+    pub fn transform(&self, luma: bool, index: usize, intra_dst: bool) -> TxType {
+        let log2n = if luma {
+            self.luma_tx_log2()
+        } else {
+            self.chroma_tx_log2()
+        };
+        let intra = matches!(self.prediction, Prediction::Intra { .. });
+        let skip = self.transform_skip & skip_bit(luma, index) != 0;
+        block_transform(intra, log2n, intra_dst, skip)
     }
 
     pub fn unit(&self) -> (usize, usize) {
@@ -64,7 +84,13 @@ pub fn chroma_qp(qp: u8, offset: i8) -> u8 {
 }
 
 /// Adds the residual of `levels` (if any) to `prediction` into `out`, all n×n tight rows.
-pub fn add_residual(prediction: &[u8], levels: Option<&[i32]>, qp: u8, log2n: u32, out: &mut [u8]) {
+pub fn add_residual(
+    prediction: &[u8],
+    levels: Option<&[i32]>,
+    qp: u8,
+    (log2n, tx): (u32, TxType),
+    out: &mut [u8],
+) {
     let n = 1usize << log2n;
     let Some(levels) = levels else {
         out[..n * n].copy_from_slice(&prediction[..n * n]);
@@ -73,7 +99,7 @@ pub fn add_residual(prediction: &[u8], levels: Option<&[i32]>, qp: u8, log2n: u3
     let mut coeffs = vec![0i32; n * n];
     let mut residual = vec![0i32; n * n];
     dequantize(&levels[..n * n], &mut coeffs, qp, log2n);
-    inverse(&coeffs, &mut residual, log2n);
+    inverse(&coeffs, &mut residual, log2n, tx);
     for ((o, &p), &r) in out[..n * n]
         .iter_mut()
         .zip(prediction)
@@ -118,7 +144,7 @@ pub fn reconstruct_intra_block(
     plane: &mut PaddedPlane,
     grid: &UnitGrid,
     (x, y): (usize, usize),
-    log2n: u32,
+    (log2n, tx): (u32, TxType),
     subsampling: u32,
     mode: u8,
     levels: Option<&[i32]>,
@@ -133,7 +159,7 @@ pub fn reconstruct_intra_block(
     let mut pred = [0u8; 32 * 32];
     predict(&edges, mode, subsampling == 0, &mut pred);
     let mut out = [0u8; 32 * 32];
-    add_residual(&pred, levels, qp, log2n, &mut out);
+    add_residual(&pred, levels, qp, (log2n, tx), &mut out);
     plane.put_block(x, y, n, n, &out[..n * n]);
 }
 
@@ -190,7 +216,7 @@ pub fn reconstruct_cu(
     grid: &UnitGrid,
     references: &[&Picture],
     cu: &CodedCu,
-    chroma_qp_offset: i8,
+    (chroma_qp_offset, intra_dst): (i8, bool),
 ) {
     let (qp, chroma_qp) = (cu.qp, chroma_qp(cu.qp, chroma_qp_offset));
     let size = 1usize << cu.log2;
@@ -210,19 +236,19 @@ pub fn reconstruct_cu(
                     &mut picture.planes[0],
                     grid,
                     (tx, ty),
-                    luma_log2,
+                    (luma_log2, cu.transform(true, i, intra_dst)),
                     0,
                     luma_mode,
                     levels.as_deref(),
                     qp,
                 );
             }
-            for (plane, levels) in picture.planes[1..].iter_mut().zip(&cu.chroma) {
+            for (p, (plane, levels)) in picture.planes[1..].iter_mut().zip(&cu.chroma).enumerate() {
                 reconstruct_intra_block(
                     plane,
                     grid,
                     (cu.x / 2, cu.y / 2),
-                    chroma_log2,
+                    (chroma_log2, cu.transform(false, p, intra_dst)),
                     1,
                     chroma_mode,
                     levels.as_deref(),
@@ -264,7 +290,8 @@ pub fn reconstruct_cu(
                     pred[row * luma_n..(row + 1) * luma_n]
                         .copy_from_slice(&luma[start..start + luma_n]);
                 }
-                add_residual(&pred, levels.as_deref(), qp, luma_log2, &mut out);
+                let tx = cu.transform(true, i, intra_dst);
+                add_residual(&pred, levels.as_deref(), qp, (luma_log2, tx), &mut out);
                 picture.planes[0].put_block(
                     cu.x + bx,
                     cu.y + by,
@@ -274,12 +301,20 @@ pub fn reconstruct_cu(
                 );
             }
             let half = size / 2;
-            for ((plane, levels), pred) in picture.planes[1..]
+            for (p, ((plane, levels), pred)) in picture.planes[1..]
                 .iter_mut()
                 .zip(&cu.chroma)
                 .zip([&cb, &cr])
+                .enumerate()
             {
-                add_residual(pred, levels.as_deref(), chroma_qp, chroma_log2, &mut out);
+                let tx = cu.transform(false, p, intra_dst);
+                add_residual(
+                    pred,
+                    levels.as_deref(),
+                    chroma_qp,
+                    (chroma_log2, tx),
+                    &mut out,
+                );
                 plane.put_block(cu.x / 2, cu.y / 2, half, half, &out[..half * half]);
             }
         }
