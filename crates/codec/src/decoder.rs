@@ -348,13 +348,13 @@ impl FrameDecoder<'_> {
             let luma_log2 = cu.luma_tx_log2();
             let blocks = 1usize << (2 * (log2 - luma_log2));
             for i in 0..blocks {
-                let (levels, skip) = read_block(r, ctx, &self.header, kind, luma_log2, true)?;
+                let (levels, skip) = read_block(r, ctx, self.header, kind, luma_log2, true)?;
                 cu.luma.push(levels);
                 cu.transform_skip |= if skip { skip_bit(true, i) } else { 0 };
             }
             let chroma_log2 = cu.chroma_tx_log2();
             for p in 0..2 {
-                let (levels, skip) = read_block(r, ctx, &self.header, kind, chroma_log2, false)?;
+                let (levels, skip) = read_block(r, ctx, self.header, kind, chroma_log2, false)?;
                 cu.chroma[p] = levels;
                 cu.transform_skip |= if skip { skip_bit(false, p) } else { 0 };
             }

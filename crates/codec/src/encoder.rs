@@ -947,6 +947,7 @@ impl<'a> FrameEncoder<'a> {
         Candidate { cost, cu }
     }
 
+    // EVOLVE-BLOCK-START transform_choice
     /// Transforms and quantises one block's residual, 4x4 blocks also without the transform
     /// where the genome allows it; keeps the levels only when they pay for themselves. Returns
     /// the levels, the distortion of the reconstruction they give and whether the transform is
@@ -988,6 +989,8 @@ impl<'a> FrameEncoder<'a> {
         }
         (best.1, best.2, best.3)
     }
+
+    // EVOLVE-BLOCK-END
 
     /// Levels of one block through transform `tx`, with their distortion and D + λ·R (the
     /// coded block flag and, where `skip_coded`, the transform skip flag counted); `None` when
@@ -1165,8 +1168,8 @@ impl<'a> FrameEncoder<'a> {
             }
             // (cost change, scan index, new magnitude)
             let mut best: Option<(i64, usize, u32)> = None;
-            for i in start..=end {
-                let pos = usize::from(order[i]);
+            for (i, &pos) in order.iter().enumerate().take(end + 1).skip(start) {
+                let pos = usize::from(pos);
                 let c = coeffs[pos];
                 let magnitude = levels[pos].unsigned_abs();
                 let here = dist(c, magnitude) + bits(&map, pos, magnitude) * lambda_fixed as i64;
@@ -1433,7 +1436,9 @@ impl<'a> FrameEncoder<'a> {
         }
         ranked.sort_unstable();
         ranked.truncate(usize::from(self.genome.intra_rdo_candidates));
-        let mut best: Option<(u64, u8, Option<Vec<i32>>, u64, u8)> = None;
+        // (cost, mode, levels, distortion, transform skip bits)
+        type Choice = (u64, u8, Option<Vec<i32>>, u64, u8);
+        let mut best: Option<Choice> = None;
         for &(_, mode) in &ranked {
             predict(&edges, mode, true, &mut pred);
             let (levels, d, skip) =

@@ -387,7 +387,7 @@ mod tests {
             let mut coeffs = vec![0; n * n];
             forward(&residual, &mut coeffs, log2n, TxType::Skip);
             // Coefficients are the residual at the transforms' scale, 128/N.
-            assert_eq!(coeffs[0], residual[0] * (128 >> log2n) as i32);
+            assert_eq!(coeffs[0], residual[0] * (128 >> log2n));
             let mut back = vec![0; n * n];
             inverse(&coeffs, &mut back, log2n, TxType::Skip);
             assert_eq!(back, residual, "size {n}");
