@@ -108,6 +108,9 @@ impl Default for Genome {
             deadzone_intra: 0.45,
             deadzone_inter: 0.4,
             rdoq: true,
+            // Sign hiding lowered the PSNR-Y BD-rate by 0.66 % on carphone (96 frames) and
+            // 0.17 % on bikes (48 frames). The DST (on 4x4 intra blocks, which are chroma here)
+            // and transform skip moved it by -0.9 to +0.6 % either way, within the noise.
             sign_hiding: true,
             intra_dst: false,
             transform_skip: false,
