@@ -12,7 +12,7 @@ use crate::inter::{Mv, mv_in_bounds};
 use crate::intra::DC;
 use crate::partition::{SB_SIZE, UNIT_LOG2, UnitGrid, inside};
 use crate::picture::{Picture, Sample};
-use crate::reconstruct::{CodedCu, Prediction, commit_info, reconstruct_cu};
+use crate::reconstruct::{CodedCu, Prediction, commit_info, reconstruct_cu, skip_bit};
 use crate::syntax::{
     chroma_mode_options, most_probable_modes, neighbour_count, predicted_qp, read_chroma_mode,
     read_delta_qp, read_luma_mode, read_mvd, read_truncated_unary,
@@ -268,7 +268,7 @@ impl<T: Sample> FrameDecoder<'_, T> {
             &self.grid,
             self.references,
             &cu,
-            self.header.chroma_qp_offset,
+            (self.header.chroma_qp_offset, self.header.intra_dst),
         );
         commit_info(&mut self.grid, &cu);
         Ok(())
@@ -377,17 +377,22 @@ impl<T: Sample> FrameDecoder<'_, T> {
             prediction,
             luma: Vec::new(),
             chroma: [None, None],
+            transform_skip: 0,
         };
         if !skip {
             let kind = usize::from(!intra);
             let luma_log2 = cu.luma_tx_log2();
             let blocks = 1usize << (2 * (log2 - luma_log2));
-            for _ in 0..blocks {
-                cu.luma.push(read_block(r, ctx, kind, luma_log2, true)?);
+            for i in 0..blocks {
+                let (levels, skip) = read_block(r, ctx, self.header, kind, luma_log2, true)?;
+                cu.luma.push(levels);
+                cu.transform_skip |= if skip { skip_bit(true, i) } else { 0 };
             }
             let chroma_log2 = cu.chroma_tx_log2();
-            for plane in &mut cu.chroma {
-                *plane = read_block(r, ctx, kind, chroma_log2, false)?;
+            for p in 0..2 {
+                let (levels, skip) = read_block(r, ctx, self.header, kind, chroma_log2, false)?;
+                cu.chroma[p] = levels;
+                cu.transform_skip |= if skip { skip_bit(false, p) } else { 0 };
             }
         } else {
             let blocks = 1usize << (2 * (log2 - cu.luma_tx_log2()));
@@ -397,19 +402,23 @@ impl<T: Sample> FrameDecoder<'_, T> {
     }
 }
 
+/// Reads what `write_block` writes: the levels, if any, and the transform skip flag.
 fn read_block(
     r: &mut RangeDecoder,
     ctx: &mut Contexts,
+    header: &SequenceHeader,
     kind: usize,
     log2n: u32,
     luma: bool,
-) -> Result<Option<Vec<i32>>> {
-    if !r.bit(&mut ctx.cbf[usize::from(!luma)][kind]) {
-        return Ok(None);
+) -> Result<(Option<Vec<i32>>, bool)> {
+    let pt = usize::from(!luma);
+    if !r.bit(&mut ctx.cbf[pt][kind]) {
+        return Ok((None, false));
     }
+    let skip = header.transform_skip && log2n == 2 && r.bit(&mut ctx.transform_skip[pt]);
     let mut levels = vec![0i32; 1 << (2 * log2n)];
-    crate::residual::read_levels(r, ctx, &mut levels, log2n, luma)?;
-    Ok(Some(levels))
+    crate::residual::read_levels(r, ctx, &mut levels, log2n, luma, header.sign_hiding)?;
+    Ok((Some(levels), skip))
 }
 
 /// A node is split without a flag when it crosses the picture edge or exceeds the largest

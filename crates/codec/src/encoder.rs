@@ -20,6 +20,7 @@ use crate::ratecontrol::{RateController, RateMode};
 use crate::rdo::{RdCost, lambda, satd, sse};
 use crate::reconstruct::{
     CodedCu, Prediction, add_residual, chroma_qp, commit_info, predict_motion, reconstruct_cu,
+    skip_bit,
 };
 use crate::residual::{levels_cost, write_levels};
 use crate::syntax::{
@@ -27,7 +28,7 @@ use crate::syntax::{
     write_delta_qp, write_luma_mode, write_mvd, write_truncated_unary,
 };
 use crate::temporal::{QpMap, WindowFrame, propagate};
-use crate::transform::forward;
+use crate::transform::{TxType, block_transform, forward};
 use codeclab_video::{ChromaSampling, Frame, VideoFormat};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -782,7 +783,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             &self.grid,
             self.references,
             &best.cu,
-            self.genome.chroma_qp_offset,
+            (self.genome.chroma_qp_offset, self.genome.intra_dst),
         );
         commit_info(&mut self.grid, &best.cu);
         best
@@ -854,6 +855,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
                 },
                 luma: vec![None; luma_blocks(log2)],
                 chroma: [None, None],
+                transform_skip: 0,
             };
             let rate = self.cu_rate(&cu);
             let cost = self.rd.cost(distortion, rate);
@@ -902,6 +904,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             },
             luma: Vec::new(),
             chroma: [None, None],
+            transform_skip: 0,
         }
     }
 
@@ -981,17 +984,19 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         let per_row = size / n;
         let mut distortion = 0;
         cu.luma.clear();
+        cu.transform_skip = 0;
         for i in 0..luma_blocks(cu.log2) {
             let (bx, by) = ((i % per_row) * n, (i / per_row) * n);
             let src = extract(&source.planes[0], size, bx, by, n);
             let prd = extract(&pred.planes[0], size, bx, by, n);
-            let (levels, d) = self.code_block(&src, &prd, luma_log2, true, false);
+            let (levels, d, skip) = self.code_block(&src, &prd, luma_log2, true, false);
             distortion += d;
             cu.luma.push(levels);
+            cu.transform_skip |= if skip { skip_bit(true, i) } else { 0 };
         }
         let chroma_log2 = cu.chroma_tx_log2();
         for p in 0..2 {
-            let (levels, d) = self.code_block(
+            let (levels, d, skip) = self.code_block(
                 &source.planes[1 + p],
                 &pred.planes[1 + p],
                 chroma_log2,
@@ -1000,14 +1005,18 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             );
             distortion += d;
             cu.chroma[p] = levels;
+            cu.transform_skip |= if skip { skip_bit(false, p) } else { 0 };
         }
         let rate = self.cu_rate(&cu);
         let cost = self.rd.cost(distortion, rate);
         Candidate { cost, cu }
     }
 
-    /// Transforms and quantises one block's residual; keeps the levels only when they pay for
-    /// themselves. Returns the levels and the distortion of the reconstruction they give.
+    // EVOLVE-BLOCK-START transform_choice
+    /// Transforms and quantises one block's residual, 4x4 blocks also without the transform
+    /// where the genome allows it; keeps the levels only when they pay for themselves. Returns
+    /// the levels, the distortion of the reconstruction they give and whether the transform is
+    /// skipped.
     fn code_block(
         &mut self,
         src: &[T],
@@ -1015,15 +1024,53 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         log2n: u32,
         luma: bool,
         intra: bool,
-    ) -> (Option<Vec<i32>>, u64) {
+    ) -> (Option<Vec<i32>>, u64, bool) {
         let n = 1usize << log2n;
         let mut residual = vec![0i32; n * n];
         for ((r, &s), &p) in residual.iter_mut().zip(src).zip(pred) {
             *r = s.to_i32() - p.to_i32();
         }
         let no_levels = sse(src, n, pred, n, n, n);
+        let cbf = self.contexts.cbf[usize::from(!luma)][usize::from(!intra)];
+        let mut best = (
+            self.rd.cost(no_levels, u64::from(cbf.cost(false))),
+            None,
+            no_levels,
+            false,
+        );
+        let skip_coded = self.genome.transform_skip && log2n == 2;
+        for skip in [false, true] {
+            if skip && !skip_coded {
+                continue;
+            }
+            let tx = block_transform(intra, log2n, self.genome.intra_dst, skip);
+            let block = (src, pred, residual.as_slice());
+            if let Some((levels, d, cost)) =
+                self.quantise_block(block, (log2n, tx), luma, intra, skip_coded)
+                && cost < best.0
+            {
+                best = (cost, Some(levels), d, skip);
+            }
+        }
+        (best.1, best.2, best.3)
+    }
+
+    // EVOLVE-BLOCK-END
+
+    /// Levels of one block through transform `tx`, with their distortion and D + λ·R (the
+    /// coded block flag and, where `skip_coded`, the transform skip flag counted); `None` when
+    /// every level quantises to zero.
+    fn quantise_block(
+        &mut self,
+        (src, pred, residual): (&[T], &[T], &[i32]),
+        (log2n, tx): (u32, TxType),
+        luma: bool,
+        intra: bool,
+        skip_coded: bool,
+    ) -> Option<(Vec<i32>, u64, u64)> {
+        let n = 1usize << log2n;
         let mut coeffs = vec![0i32; n * n];
-        forward(&residual, &mut coeffs, log2n);
+        forward(residual, &mut coeffs, log2n, tx);
         let mut levels = vec![0i32; n * n];
         let qp = if luma { self.qp } else { self.chroma_qp };
         let rounding = if intra {
@@ -1032,59 +1079,203 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             self.genome.deadzone_inter
         };
         if quantize(&coeffs, &mut levels, qp + self.qp_offset, log2n, rounding) == 0 {
-            return (None, no_levels);
+            return None;
         }
-        let kind = usize::from(!intra);
         let pt = usize::from(!luma);
-        let cbf = self.contexts.cbf[pt][kind];
+        let mut flags = u64::from(self.contexts.cbf[pt][usize::from(!intra)].cost(true));
+        if skip_coded {
+            flags += u64::from(self.contexts.transform_skip[pt].cost(tx == TxType::Skip));
+        }
+        let sign_hiding = self.genome.sign_hiding;
         let bit_depth = self.bit_depth;
         let mut evaluate = |levels: &[i32], ctx: &mut Contexts| {
             let mut out = vec![T::default(); n * n];
-            add_residual(pred, Some(levels), qp, log2n, bit_depth, &mut out);
+            add_residual(pred, Some(levels), qp, (log2n, tx), bit_depth, &mut out);
             let d = sse(src, n, &out, n, n, n);
-            let rate = levels_cost(ctx, levels, log2n, luma) + u64::from(cbf.cost(true));
+            let rate = levels_cost(ctx, levels, log2n, luma, sign_hiding) + flags;
             (d, rate)
         };
-        let (mut d, mut rate) = evaluate(&levels, &mut self.contexts);
-        if self.genome.rdoq {
-            (d, rate) = self.optimise_levels(&coeffs, &mut levels, luma, (d, rate), &mut evaluate);
-        }
-        let coded_cost = self.rd.cost(d, rate);
-        let skipped_cost = self.rd.cost(no_levels, u64::from(cbf.cost(false)));
-        if levels.iter().all(|&l| l == 0) || skipped_cost <= coded_cost {
-            (None, no_levels)
+        let (d, rate) = if self.genome.rdoq {
+            self.optimise_levels(&coeffs, &mut levels, luma, &mut evaluate)
         } else {
-            (Some(levels), d)
+            if sign_hiding {
+                let lambda_fixed = self.rd.cost(0, 1 << 16);
+                let quant = (qp + self.qp_offset, self.bit_depth);
+                Self::hide_signs(
+                    &coeffs,
+                    &mut levels,
+                    quant,
+                    luma,
+                    &self.contexts,
+                    lambda_fixed,
+                );
+            }
+            evaluate(&levels, &mut self.contexts)
+        };
+        if levels.iter().all(|&l| l == 0) {
+            return None;
         }
+        Some((levels, d, self.rd.cost(d, rate)))
     }
 
     // EVOLVE-BLOCK-START rdo_quantisation
     /// Rate-distortion optimised quantisation of every level of the block (`coeffs` are its
     /// transform coefficients, `levels` their dead-zone levels): the decision of
-    /// [`Self::rdoq_decide`], measured exactly once and kept only where it lowers D + λ·R.
-    /// Returns the final (distortion, rate).
+    /// [`Self::rdoq_decide`], measured against the dead-zone levels (both with their hidden
+    /// signs' parities fixed) and kept only where it lowers D + λ·R. Returns the final
+    /// (distortion, rate).
     fn optimise_levels(
         &mut self,
         coeffs: &[i32],
         levels: &mut [i32],
         luma: bool,
-        (d, rate): (u64, u64),
         evaluate: &mut impl FnMut(&[i32], &mut Contexts) -> (u64, u64),
     ) -> (u64, u64) {
         let qp = if luma { self.qp } else { self.chroma_qp } + self.qp_offset;
-        let original = levels.to_vec();
+        let mut dead_zone = levels.to_vec();
         // λ per 1/256 bit, times 2^16.
         let lambda_fixed = self.rd.cost(0, 1 << 16);
         let (ctx, depth) = (&self.contexts, self.bit_depth);
-        if !Self::rdoq_decide(coeffs, levels, (qp, depth), luma, ctx, lambda_fixed) {
-            return (d, rate);
+        let decided = Self::rdoq_decide(coeffs, levels, (qp, depth), luma, ctx, lambda_fixed);
+        if self.genome.sign_hiding {
+            Self::hide_signs(coeffs, levels, (qp, depth), luma, ctx, lambda_fixed);
         }
+        if !decided {
+            return evaluate(levels, &mut self.contexts);
+        }
+        if self.genome.sign_hiding {
+            Self::hide_signs(
+                coeffs,
+                &mut dead_zone,
+                (qp, depth),
+                luma,
+                &self.contexts,
+                lambda_fixed,
+            );
+        }
+        let (d, rate) = evaluate(&dead_zone, &mut self.contexts);
         let (d2, r2) = evaluate(levels, &mut self.contexts);
         if self.rd.cost(d2, r2) < self.rd.cost(d, rate) {
             (d2, r2)
         } else {
-            levels.copy_from_slice(&original);
+            levels.copy_from_slice(&dead_zone);
             (d, rate)
+        }
+    }
+
+    /// Sign-data hiding, as in HM: in every coefficient group that hides a sign whose parity
+    /// disagrees with it, the one level change by ±1 with the least D + λ·R (transform-domain
+    /// distortion, the rate of the changed level in its contexts from the frozen ones) that
+    /// keeps the group hiding the same sign: the first nonzero level is not zeroed, and a new
+    /// first one before it must carry the hidden sign. Positions past the block's last level
+    /// are left alone (a new last position costs more than it gains).
+    fn hide_signs(
+        coeffs: &[i32],
+        levels: &mut [i32],
+        (qp, bit_depth): (u8, u32),
+        luma: bool,
+        ctx: &Contexts,
+        lambda_fixed: u64,
+    ) {
+        use crate::quant::{MAX_LEVEL, dequantize};
+        use crate::residual::{GROUP, estimate, hides_sign};
+        let count = levels.len();
+        let log2n = count.trailing_zeros() / 2;
+        let n = 1usize << log2n;
+        let order = estimate::scan_order(log2n);
+        let Some(last) = (0..count)
+            .rev()
+            .find(|&i| levels[usize::from(order[i])] != 0)
+        else {
+            return;
+        };
+        // Costs are J·2^16, as in `rdoq_decide`.
+        let dshift = 2 * log2n + 2;
+        let dist = |c: i32, magnitude: u32| -> i64 {
+            let mut back = [0i32];
+            dequantize(&[magnitude as i32], &mut back, qp, log2n, bit_depth);
+            let e = i64::from(c.unsigned_abs()) - i64::from(back[0]);
+            (e * e) << dshift
+        };
+        let pt = usize::from(!luma);
+        let significant = &ctx.significant[pt][usize::from(log2n > 3)];
+        let (greater_one, greater_two) = (&ctx.greater_one[pt], &ctx.greater_two[pt]);
+        // Bits (1/256) of `magnitude` at `pos` with its significance flag and sign.
+        let bits = |map: &estimate::Template, pos: usize, magnitude: u32| -> i64 {
+            let (x, y) = (pos % n, pos / n);
+            let (clipped, nonzero, sum) = map.template(pos, n);
+            let sig = significant[estimate::significance(clipped, x, y, luma)];
+            if magnitude == 0 {
+                return i64::from(sig.cost(false));
+            }
+            let lc = estimate::level(clipped, nonzero, x, y);
+            let mut bits = sig.cost(true) + greater_one[lc].cost(magnitude > 1) + (1 << 8);
+            if magnitude > 1 {
+                bits += greater_two[lc].cost(magnitude > 2);
+            }
+            if magnitude > 2 {
+                let k = estimate::remainder_order(sum);
+                let shifted = ((magnitude - 3) >> k) + 1;
+                bits += (2 * (31 - shifted.leading_zeros()) + 1 + k) << 8;
+            }
+            i64::from(bits)
+        };
+        let mut map = estimate::Template::new(n);
+        for &pos in &order[..=last] {
+            let pos = usize::from(pos);
+            map.set(pos, n, levels[pos].unsigned_abs());
+        }
+        for start in (0..=last).step_by(GROUP) {
+            let end = (start + GROUP - 1).min(last);
+            let nonzero = |&i: &usize| levels[usize::from(order[i])] != 0;
+            let (Some(first), Some(group_last)) = (
+                (start..=end).find(nonzero),
+                (start..=end).rev().find(nonzero),
+            ) else {
+                continue;
+            };
+            let negative = levels[usize::from(order[first])] < 0;
+            let sum: u32 = (first..=group_last)
+                .map(|i| levels[usize::from(order[i])].unsigned_abs())
+                .sum();
+            if !hides_sign(first, group_last, true) || (sum % 2 == 1) == negative {
+                continue;
+            }
+            // (cost change, scan index, new magnitude)
+            let mut best: Option<(i64, usize, u32)> = None;
+            for (i, &pos) in order.iter().enumerate().take(end + 1).skip(start) {
+                let pos = usize::from(pos);
+                let c = coeffs[pos];
+                let magnitude = levels[pos].unsigned_abs();
+                let here = dist(c, magnitude) + bits(&map, pos, magnitude) * lambda_fixed as i64;
+                let mut consider = |new: u32| {
+                    let cost = dist(c, new) + bits(&map, pos, new) * lambda_fixed as i64 - here;
+                    if best.is_none_or(|(b, _, _)| cost < b) {
+                        best = Some((cost, i, new));
+                    }
+                };
+                if magnitude < MAX_LEVEL as u32 && (i >= first || (c < 0) == negative) {
+                    consider(magnitude + 1);
+                }
+                if magnitude > 1 || (magnitude == 1 && i != first) {
+                    consider(magnitude - 1);
+                }
+            }
+            let Some((_, i, new)) = best else {
+                continue;
+            };
+            let pos = usize::from(order[i]);
+            let negative_here = if levels[pos] == 0 {
+                coeffs[pos] < 0
+            } else {
+                levels[pos] < 0
+            };
+            levels[pos] = if negative_here {
+                -(new as i32)
+            } else {
+                new as i32
+            };
+            map.set(pos, n, new);
         }
     }
 
@@ -1326,10 +1517,14 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         }
         ranked.sort_unstable();
         ranked.truncate(usize::from(self.genome.intra_rdo_candidates));
-        let mut best: Option<(u64, u8, Option<Vec<i32>>, u64)> = None;
+        // (cost, mode, levels, distortion, transform skip bits)
+        type Choice = (u64, u8, Option<Vec<i32>>, u64, u8);
+        let mut best: Option<Choice> = None;
         for &(_, mode) in &ranked {
             predict(&edges, mode, true, &mut pred);
-            let (levels, d) = self.code_block(&source.planes[0], &pred, luma_log2, true, true);
+            let (levels, d, skip) =
+                self.code_block(&source.planes[0], &pred, luma_log2, true, true);
+            let transform_skip = if skip { skip_bit(true, 0) } else { 0 };
             let cu = CodedCu {
                 x,
                 y,
@@ -1343,18 +1538,20 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
                 },
                 luma: vec![levels.clone()],
                 chroma: [None, None],
+                transform_skip,
             };
             let rate = self.cu_rate(&cu);
             let cost = self.rd.cost(d, rate);
             if best.as_ref().is_none_or(|b| cost < b.0) {
-                best = Some((cost, mode, levels, d));
+                best = Some((cost, mode, levels, d, transform_skip));
             }
         }
-        let (_, luma_mode, luma_levels, luma_distortion) = best.unwrap_or((0, DC, None, 0));
+        let (_, luma_mode, luma_levels, luma_distortion, luma_skip) =
+            best.unwrap_or((0, DC, None, 0, 0));
         // Chroma: each signallable mode, both planes coded.
         let half = size / 2;
         let chroma_log2 = log2 - 1;
-        let mut best_chroma: Option<(u64, usize, ChromaLevels)> = None;
+        let mut best_chroma: Option<(u64, usize, ChromaLevels, u8)> = None;
         let mut chroma_pred = vec![T::default(); half * half];
         let chroma_edges: Vec<Edges<T>> = (1..3)
             .map(|p| {
@@ -1385,9 +1582,10 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             let mode = options[option];
             let mut distortion = 0;
             let mut levels: [Option<Vec<i32>>; 2] = [None, None];
+            let mut transform_skip = luma_skip;
             for (p, slot) in levels.iter_mut().enumerate() {
                 predict(&chroma_edges[p], mode, false, &mut chroma_pred);
-                let (l, d) = self.code_block(
+                let (l, d, skip) = self.code_block(
                     &source.planes[1 + p],
                     &chroma_pred,
                     chroma_log2,
@@ -1396,6 +1594,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
                 );
                 distortion += d;
                 *slot = l;
+                transform_skip |= if skip { skip_bit(false, p) } else { 0 };
             }
             let cu = CodedCu {
                 x,
@@ -1410,14 +1609,16 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
                 },
                 luma: vec![luma_levels.clone()],
                 chroma: levels.clone(),
+                transform_skip,
             };
             let rate = self.cu_rate(&cu);
             let cost = self.rd.cost(luma_distortion + distortion, rate);
             if best_chroma.as_ref().is_none_or(|b| cost < b.0) {
-                best_chroma = Some((cost, option, levels));
+                best_chroma = Some((cost, option, levels, transform_skip));
             }
         }
-        let (cost, option, chroma) = best_chroma.unwrap_or((u64::MAX, 0, [None, None]));
+        let (cost, option, chroma, transform_skip) =
+            best_chroma.unwrap_or((u64::MAX, 0, [None, None], luma_skip));
         Candidate {
             cost,
             cu: CodedCu {
@@ -1433,6 +1634,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
                 },
                 luma: vec![luma_levels],
                 chroma,
+                transform_skip,
             },
         }
     }
@@ -1617,26 +1819,36 @@ pub fn write_cu<W: Writer>(
     }
     let kind = usize::from(!intra);
     let luma_log2 = cu.luma_tx_log2();
-    for levels in &cu.luma {
-        write_block(w, ctx, kind, levels.as_deref(), luma_log2, true);
+    let skip = |luma: bool, index: usize| cu.transform_skip & skip_bit(luma, index) != 0;
+    for (i, levels) in cu.luma.iter().enumerate() {
+        let block = (levels.as_deref(), skip(true, i));
+        write_block(w, ctx, header, kind, block, luma_log2, true);
     }
     let chroma_log2 = cu.chroma_tx_log2();
-    for levels in &cu.chroma {
-        write_block(w, ctx, kind, levels.as_deref(), chroma_log2, false);
+    for (p, levels) in cu.chroma.iter().enumerate() {
+        let block = (levels.as_deref(), skip(false, p));
+        write_block(w, ctx, header, kind, block, chroma_log2, false);
     }
 }
 
+/// A block's coded flag, transform skip flag (4x4 blocks with levels, when the sequence allows
+/// it) and levels.
 fn write_block<W: Writer>(
     w: &mut W,
     ctx: &mut Contexts,
+    header: &SequenceHeader,
     kind: usize,
-    levels: Option<&[i32]>,
+    (levels, transform_skip): (Option<&[i32]>, bool),
     log2n: u32,
     luma: bool,
 ) {
-    w.bit(&mut ctx.cbf[usize::from(!luma)][kind], levels.is_some());
+    let pt = usize::from(!luma);
+    w.bit(&mut ctx.cbf[pt][kind], levels.is_some());
     if let Some(levels) = levels {
-        write_levels(w, ctx, levels, log2n, luma);
+        if header.transform_skip && log2n == 2 {
+            w.bit(&mut ctx.transform_skip[pt], transform_skip);
+        }
+        write_levels(w, ctx, levels, log2n, luma, header.sign_hiding);
     }
 }
 
@@ -1667,6 +1879,13 @@ mod tests {
     }
 
     fn encoder(rdoq: bool) -> Encoder<u8> {
+        encoder_with(Genome {
+            rdoq,
+            ..Genome::default()
+        })
+    }
+
+    fn encoder_with(genome: Genome) -> Encoder<u8> {
         let format = VideoFormat {
             width: 64,
             height: 64,
@@ -1674,10 +1893,6 @@ mod tests {
             chroma: ChromaSampling::Cs420,
             fps: Rational::new(30, 1),
             aspect: Rational::new(1, 1),
-        };
-        let genome = Genome {
-            rdoq,
-            ..Genome::default()
         };
         Encoder::new(format, genome, RateMode::ConstantQp(32)).unwrap()
     }
@@ -1738,7 +1953,7 @@ mod tests {
                 }
             }
             levels[0] = 1 + rng.below(4);
-            write_levels(&mut w, &mut ctx, &levels, log2n, rng.below(2) == 0);
+            write_levels(&mut w, &mut ctx, &levels, log2n, rng.below(2) == 0, false);
         }
         ctx
     }
@@ -1746,8 +1961,7 @@ mod tests {
     /// J = D + λ·R of what `code_block` decided, R with the block's coded-block flag.
     fn block_cost(
         fe: &mut FrameEncoder<u8>,
-        levels: &Option<Vec<i32>>,
-        d: u64,
+        (levels, d, skip): (&Option<Vec<i32>>, u64, bool),
         log2n: u32,
         luma: bool,
         intra: bool,
@@ -1757,8 +1971,9 @@ mod tests {
         write_block(
             &mut counter,
             &mut ctx,
+            fe.header,
             usize::from(!intra),
-            levels.as_deref(),
+            (levels.as_deref(), skip),
             log2n,
             luma,
         );
@@ -1780,13 +1995,13 @@ mod tests {
                     .map(|(&s, &p)| i32::from(s) - i32::from(p))
                     .collect();
                 let mut coeffs = vec![0; n * n];
-                forward(&residual, &mut coeffs, log2n);
+                forward(&residual, &mut coeffs, log2n, TxType::Dct);
                 let mut levels = vec![0; n * n];
                 quantize(&coeffs, &mut levels, 27, log2n, 0.5);
                 let mut back = vec![0; n * n];
                 dequantize(&levels, &mut back, 27, log2n, 8);
                 let mut rec = vec![0; n * n];
-                inverse(&back, &mut rec, log2n, 8);
+                inverse(&back, &mut rec, log2n, TxType::Dct, 8);
                 pixel += residual
                     .iter()
                     .zip(&rec)
@@ -1823,10 +2038,10 @@ mod tests {
                 let log2n = 2 + rng.below(4) as u32;
                 let (luma, intra) = (rng.below(3) != 0, rng.below(2) == 0);
                 let (src, pred) = random_block(&mut rng, 1 << log2n);
-                let (l0, d0) = plain.code_block(&src, &pred, log2n, luma, intra);
-                let (l1, d1) = rdoq.code_block(&src, &pred, log2n, luma, intra);
-                let j0 = block_cost(&mut plain, &l0, d0, log2n, luma, intra);
-                let j1 = block_cost(&mut rdoq, &l1, d1, log2n, luma, intra);
+                let (l0, d0, s0) = plain.code_block(&src, &pred, log2n, luma, intra);
+                let (l1, d1, s1) = rdoq.code_block(&src, &pred, log2n, luma, intra);
+                let j0 = block_cost(&mut plain, (&l0, d0, s0), log2n, luma, intra);
+                let j1 = block_cost(&mut rdoq, (&l1, d1, s1), log2n, luma, intra);
                 assert!(j1 <= j0, "qp {qp} log2n {log2n}: {j1} > {j0}");
                 let Some(levels) = l0 else { continue };
                 blocks += 1;
@@ -1840,7 +2055,7 @@ mod tests {
                     .map(|(&s, &p)| i32::from(s) - i32::from(p))
                     .collect();
                 let mut coeffs = vec![0; n * n];
-                forward(&residual, &mut coeffs, log2n);
+                forward(&residual, &mut coeffs, log2n, TxType::Dct);
                 let rounding = if intra {
                     rdoq.genome.deadzone_intra
                 } else {
@@ -1859,13 +2074,20 @@ mod tests {
                     lambda_fixed,
                 );
                 let mut out = vec![0u8; n * n];
-                add_residual(&pred, Some(&raw), block_qp, log2n, 8, &mut out);
+                add_residual(
+                    &pred,
+                    Some(&raw),
+                    block_qp,
+                    (log2n, TxType::Dct),
+                    8,
+                    &mut out,
+                );
                 let raw_levels = Some(raw).filter(|l| l.iter().any(|&v| v != 0));
                 let d_raw = match raw_levels {
                     Some(_) => sse(&src, n, &out, n, n, n),
                     None => sse(&src, n, &pred, n, n, n),
                 };
-                let j_raw = block_cost(&mut rdoq, &raw_levels, d_raw, log2n, luma, intra);
+                let j_raw = block_cost(&mut rdoq, (&raw_levels, d_raw, false), log2n, luma, intra);
                 raw_worse += usize::from(j_raw > j0);
             }
         }
@@ -1878,6 +2100,104 @@ mod tests {
         assert!(
             raw_worse * 10 < blocks,
             "estimate worse on {raw_worse} of {blocks}"
+        );
+    }
+
+    #[test]
+    fn hidden_signs_have_their_parity_and_decode() {
+        use crate::residual::{GROUP, estimate, hides_sign, read_levels};
+        let mut rng = Rng(99);
+        let mut hidden = 0;
+        for rdoq in [false, true] {
+            let encoder = encoder_with(Genome {
+                rdoq,
+                sign_hiding: true,
+                ..Genome::default()
+            });
+            let source = Picture::<u8>::new(64, 64, 8);
+            for round in 0..40 {
+                let qp = [22u8, 27, 32, 37][round % 4];
+                let mut fe = frame_encoder(&encoder, &source, qp, round % 2 == 0);
+                fe.contexts = trained_contexts(&mut rng);
+                for _ in 0..10 {
+                    let log2n = 2 + rng.below(4) as u32;
+                    let (luma, intra) = (rng.below(3) != 0, rng.below(2) == 0);
+                    let (src, pred) = random_block(&mut rng, 1 << log2n);
+                    let (Some(levels), ..) = fe.code_block(&src, &pred, log2n, luma, intra) else {
+                        continue;
+                    };
+                    let order = estimate::scan_order(log2n);
+                    let at = |i: usize| levels[usize::from(order[i])];
+                    for start in (0..levels.len()).step_by(GROUP) {
+                        let range = start..start + GROUP;
+                        let (Some(first), Some(last)) = (
+                            range.clone().find(|&i| at(i) != 0),
+                            range.rev().find(|&i| at(i) != 0),
+                        ) else {
+                            continue;
+                        };
+                        if hides_sign(first, last, true) {
+                            hidden += 1;
+                            let sum: u32 = (first..=last).map(|i| at(i).unsigned_abs()).sum();
+                            assert_eq!(sum % 2 == 1, at(first) < 0, "rdoq {rdoq} qp {qp}");
+                        }
+                    }
+                    let mut w = RangeEncoder::new();
+                    let mut ctx = Contexts::default();
+                    write_levels(&mut w, &mut ctx, &levels, log2n, luma, true);
+                    let bytes = w.finish();
+                    let mut back = vec![0; levels.len()];
+                    let mut r = crate::entropy::RangeDecoder::new(&bytes);
+                    let mut ctx = Contexts::default();
+                    read_levels(&mut r, &mut ctx, &mut back, log2n, luma, true).unwrap();
+                    assert_eq!(back, levels);
+                }
+            }
+        }
+        assert!(hidden > 50, "only {hidden} groups hid a sign");
+    }
+
+    #[test]
+    fn transform_skip_is_chosen_where_it_pays() {
+        let mut rng = Rng(5);
+        let source = Picture::<u8>::new(64, 64, 8);
+        let (mut skipped, mut coded) = (0, 0);
+        for transform_skip in [false, true] {
+            let encoder = encoder_with(Genome {
+                transform_skip,
+                ..Genome::default()
+            });
+            let mut fe = frame_encoder(&encoder, &source, 27, true);
+            for round in 0..200 {
+                let (src, mut pred) = random_block(&mut rng, 4);
+                // Every other block misses its source in one sample only: an impulse that the
+                // untransformed residual codes with one level.
+                if round % 2 == 0 {
+                    pred.copy_from_slice(&src);
+                    let i = rng.below(16) as usize;
+                    pred[i] = if src[i] > 128 {
+                        src[i] - 60
+                    } else {
+                        src[i] + 60
+                    };
+                }
+                let (luma, intra) = (rng.below(2) == 0, rng.below(2) == 0);
+                let (levels, d, skip) = fe.code_block(&src, &pred, 2, luma, intra);
+                let Some(levels) = levels else { continue };
+                assert!(transform_skip || !skip);
+                coded += 1;
+                skipped += usize::from(skip);
+                // The distortion returned is the reconstruction's through the chosen transform.
+                let tx = block_transform(intra, 2, false, skip);
+                let qp = if luma { fe.qp } else { fe.chroma_qp };
+                let mut out = [0u8; 16];
+                add_residual(&pred, Some(&levels), qp, (2, tx), 8, &mut out);
+                assert_eq!(sse(&src, 4, &out, 4, 4, 4), d);
+            }
+        }
+        assert!(
+            skipped * 10 > coded,
+            "{skipped} of {coded} blocks skip the transform"
         );
     }
 }

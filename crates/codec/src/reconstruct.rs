@@ -9,7 +9,7 @@ use crate::intra::{DC, Edges, predict};
 use crate::partition::{MAX_TX_LOG2, UNIT_LOG2, UnitGrid, UnitInfo};
 use crate::picture::{PaddedPlane, Picture, Sample, max_value, qp_offset};
 use crate::quant::dequantize;
-use crate::transform::inverse;
+use crate::transform::{TxType, block_transform, inverse};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Prediction {
@@ -42,6 +42,14 @@ pub struct CodedCu {
     /// Luma transform blocks in z-order (one, or four 32x32 in a 64x64 unit); `None`: no levels.
     pub luma: Vec<Option<Vec<i32>>>,
     pub chroma: [Option<Vec<i32>>; 2],
+    /// Transform blocks coded without a transform: bit `skip_bit(luma, index)` per block.
+    pub transform_skip: u8,
+}
+
+/// The bit of `CodedCu::transform_skip` of a transform block: luma blocks 0 to 3 (z-order),
+/// then the two chroma planes.
+pub fn skip_bit(luma: bool, index: usize) -> u8 {
+    1 << if luma { index } else { 4 + index }
 }
 
 impl CodedCu {
@@ -51,6 +59,18 @@ impl CodedCu {
 
     pub fn chroma_tx_log2(&self) -> u32 {
         (self.log2 - 1).min(MAX_TX_LOG2)
+    }
+
+    /// The transform of a block of the unit (luma block `index`, or chroma plane `index`).
+    pub fn transform(&self, luma: bool, index: usize, intra_dst: bool) -> TxType {
+        let log2n = if luma {
+            self.luma_tx_log2()
+        } else {
+            self.chroma_tx_log2()
+        };
+        let intra = matches!(self.prediction, Prediction::Intra { .. });
+        let skip = self.transform_skip & skip_bit(luma, index) != 0;
+        block_transform(intra, log2n, intra_dst, skip)
     }
 
     pub fn unit(&self) -> (usize, usize) {
@@ -69,7 +89,7 @@ pub fn add_residual<T: Sample>(
     prediction: &[T],
     levels: Option<&[i32]>,
     qp: u8,
-    log2n: u32,
+    (log2n, tx): (u32, TxType),
     bit_depth: u32,
     out: &mut [T],
 ) {
@@ -82,7 +102,7 @@ pub fn add_residual<T: Sample>(
     let mut residual = vec![0i32; n * n];
     let quant_qp = qp + qp_offset(bit_depth);
     dequantize(&levels[..n * n], &mut coeffs, quant_qp, log2n, bit_depth);
-    inverse(&coeffs, &mut residual, log2n, bit_depth);
+    inverse(&coeffs, &mut residual, log2n, tx, bit_depth);
     let max = max_value(bit_depth);
     for ((o, &p), &r) in out[..n * n]
         .iter_mut()
@@ -128,7 +148,7 @@ pub fn reconstruct_intra_block<T: Sample>(
     plane: &mut PaddedPlane<T>,
     grid: &UnitGrid,
     (x, y): (usize, usize),
-    log2n: u32,
+    (log2n, tx): (u32, TxType),
     subsampling: u32,
     mode: u8,
     levels: Option<&[i32]>,
@@ -143,7 +163,7 @@ pub fn reconstruct_intra_block<T: Sample>(
     let mut pred = [T::default(); 32 * 32];
     predict(&edges, mode, subsampling == 0, &mut pred);
     let mut out = [T::default(); 32 * 32];
-    add_residual(&pred, levels, qp, log2n, plane.bit_depth, &mut out);
+    add_residual(&pred, levels, qp, (log2n, tx), plane.bit_depth, &mut out);
     plane.put_block(x, y, n, n, &out[..n * n]);
 }
 
@@ -200,7 +220,7 @@ pub fn reconstruct_cu<T: Sample>(
     grid: &UnitGrid,
     references: &[&Picture<T>],
     cu: &CodedCu,
-    chroma_qp_offset: i8,
+    (chroma_qp_offset, intra_dst): (i8, bool),
 ) {
     let (qp, chroma_qp) = (cu.qp, chroma_qp(cu.qp, chroma_qp_offset));
     let size = 1usize << cu.log2;
@@ -220,19 +240,19 @@ pub fn reconstruct_cu<T: Sample>(
                     &mut picture.planes[0],
                     grid,
                     (tx, ty),
-                    luma_log2,
+                    (luma_log2, cu.transform(true, i, intra_dst)),
                     0,
                     luma_mode,
                     levels.as_deref(),
                     qp,
                 );
             }
-            for (plane, levels) in picture.planes[1..].iter_mut().zip(&cu.chroma) {
+            for (p, (plane, levels)) in picture.planes[1..].iter_mut().zip(&cu.chroma).enumerate() {
                 reconstruct_intra_block(
                     plane,
                     grid,
                     (cu.x / 2, cu.y / 2),
-                    chroma_log2,
+                    (chroma_log2, cu.transform(false, p, intra_dst)),
                     1,
                     chroma_mode,
                     levels.as_deref(),
@@ -275,7 +295,9 @@ pub fn reconstruct_cu<T: Sample>(
                     pred[row * luma_n..(row + 1) * luma_n]
                         .copy_from_slice(&luma[start..start + luma_n]);
                 }
-                add_residual(&pred, levels.as_deref(), qp, luma_log2, bit_depth, &mut out);
+                let tx = cu.transform(true, i, intra_dst);
+                let levels = levels.as_deref();
+                add_residual(&pred, levels, qp, (luma_log2, tx), bit_depth, &mut out);
                 picture.planes[0].put_block(
                     cu.x + bx,
                     cu.y + by,
@@ -285,13 +307,22 @@ pub fn reconstruct_cu<T: Sample>(
                 );
             }
             let half = size / 2;
-            for ((plane, levels), pred) in picture.planes[1..]
+            for (p, ((plane, levels), pred)) in picture.planes[1..]
                 .iter_mut()
                 .zip(&cu.chroma)
                 .zip([&cb, &cr])
+                .enumerate()
             {
+                let tx = cu.transform(false, p, intra_dst);
                 let levels = levels.as_deref();
-                add_residual(pred, levels, chroma_qp, chroma_log2, bit_depth, &mut out);
+                add_residual(
+                    pred,
+                    levels,
+                    chroma_qp,
+                    (chroma_log2, tx),
+                    bit_depth,
+                    &mut out,
+                );
                 plane.put_block(cu.x / 2, cu.y / 2, half, half, &out[..half * half]);
             }
         }

@@ -181,13 +181,42 @@ fn read_exp_golomb(r: &mut RangeDecoder, k: u32) -> Result<u32> {
     Ok(((shifted - 1) << k) | low)
 }
 
+/// Scan positions per coefficient group: a group's signs follow its magnitudes, so that a
+/// hidden sign can be inferred once the group's levels are known.
+pub(crate) const GROUP: usize = 16;
+
+/// Sign-data hiding (as in HEVC): a group whose first and last nonzero levels lie at least this
+/// far apart in scan order leaves the first one's sign uncoded; an odd sum of the group's
+/// magnitudes makes it negative.
+const HIDING_DISTANCE: usize = 4;
+
+/// Whether a group with nonzero levels at scan indices `first` to `last` hides a sign.
+pub(crate) fn hides_sign(first: usize, last: usize, sign_hiding: bool) -> bool {
+    sign_hiding && last - first >= HIDING_DISTANCE
+}
+
+/// Scan indices of the first and last nonzero levels among `range`, if any.
+fn nonzero_span(
+    levels: &[i32],
+    order: &[u16],
+    range: std::ops::RangeInclusive<usize>,
+) -> Option<(usize, usize)> {
+    let nonzero = |&i: &usize| levels[usize::from(order[i])] != 0;
+    let first = range.clone().find(nonzero)?;
+    let last = range.rev().find(nonzero)?;
+    Some((first, last))
+}
+
 /// Writes the levels (raster order, n = 1 << log2n) of a block with at least one nonzero level.
+/// With `sign_hiding` the caller must have given every group that hides a sign the parity
+/// that encodes it.
 pub fn write_levels<W: Writer>(
     w: &mut W,
     ctx: &mut Contexts,
     levels: &[i32],
     log2n: u32,
     luma: bool,
+    sign_hiding: bool,
 ) {
     let n = 1usize << log2n;
     let scan = &scans()[log2n as usize - 2];
@@ -202,29 +231,40 @@ pub fn write_levels<W: Writer>(
     write_last(w, &mut ctx.last_y[pt][size], last_pos / n, n);
     let size_class = usize::from(log2n > 3);
     let mut map = LevelMap::new(n);
-    for i in (0..=last).rev() {
-        let pos = usize::from(scan.order[i]);
-        let level = levels[pos];
-        let magnitude = level.unsigned_abs();
-        let (x, y) = (pos % n, pos / n);
-        let (clipped, count, sum) = map.template(pos, n);
-        if i != last {
-            let c = significance_context(clipped, x, y, luma);
-            w.bit(&mut ctx.significant[pt][size_class][c], magnitude != 0);
+    for group in (0..=last / GROUP).rev() {
+        let (start, end) = (group * GROUP, (group * GROUP + GROUP - 1).min(last));
+        for i in (start..=end).rev() {
+            let pos = usize::from(scan.order[i]);
+            let magnitude = levels[pos].unsigned_abs();
+            let (x, y) = (pos % n, pos / n);
+            let (clipped, count, sum) = map.template(pos, n);
+            if i != last {
+                let c = significance_context(clipped, x, y, luma);
+                w.bit(&mut ctx.significant[pt][size_class][c], magnitude != 0);
+            }
+            if magnitude == 0 {
+                continue;
+            }
+            let c = level_context(clipped, count, x, y);
+            w.bit(&mut ctx.greater_one[pt][c], magnitude > 1);
+            if magnitude > 1 {
+                w.bit(&mut ctx.greater_two[pt][c], magnitude > 2);
+                if magnitude > 2 {
+                    write_exp_golomb(w, magnitude - 3, rice_order(sum));
+                }
+            }
+            map.set(pos, n, magnitude);
         }
-        if magnitude == 0 {
+        let Some((first, group_last)) = nonzero_span(levels, &scan.order, start..=end) else {
             continue;
-        }
-        let c = level_context(clipped, count, x, y);
-        w.bit(&mut ctx.greater_one[pt][c], magnitude > 1);
-        if magnitude > 1 {
-            w.bit(&mut ctx.greater_two[pt][c], magnitude > 2);
-            if magnitude > 2 {
-                write_exp_golomb(w, magnitude - 3, rice_order(sum));
+        };
+        let hidden = hides_sign(first, group_last, sign_hiding).then_some(first);
+        for i in (first..=group_last).rev() {
+            let level = levels[usize::from(scan.order[i])];
+            if level != 0 && hidden != Some(i) {
+                w.bypass(u32::from(level < 0), 1);
             }
         }
-        w.bypass(u32::from(level < 0), 1);
-        map.set(pos, n, magnitude);
     }
 }
 
@@ -235,6 +275,7 @@ pub fn read_levels(
     levels: &mut [i32],
     log2n: u32,
     luma: bool,
+    sign_hiding: bool,
 ) -> Result<()> {
     let n = 1usize << log2n;
     let scan = &scans()[log2n as usize - 2];
@@ -249,35 +290,54 @@ pub fn read_levels(
     let last = usize::from(scan.index_of[last_y * n + last_x]);
     let size_class = usize::from(log2n > 3);
     let mut map = LevelMap::new(n);
-    for i in (0..=last).rev() {
-        let pos = usize::from(scan.order[i]);
-        let (x, y) = (pos % n, pos / n);
-        let (clipped, count, sum) = map.template(pos, n);
-        let significant = i == last || {
-            let c = significance_context(clipped, x, y, luma);
-            r.bit(&mut ctx.significant[pt][size_class][c])
-        };
-        if !significant {
-            continue;
+    for group in (0..=last / GROUP).rev() {
+        let (start, end) = (group * GROUP, (group * GROUP + GROUP - 1).min(last));
+        // Magnitudes first (signs follow the group's magnitudes).
+        let mut sum = 0u32;
+        for i in (start..=end).rev() {
+            let pos = usize::from(scan.order[i]);
+            let (x, y) = (pos % n, pos / n);
+            let (clipped, count, template_sum) = map.template(pos, n);
+            let significant = i == last || {
+                let c = significance_context(clipped, x, y, luma);
+                r.bit(&mut ctx.significant[pt][size_class][c])
+            };
+            if !significant {
+                continue;
+            }
+            let c = level_context(clipped, count, x, y);
+            let mut magnitude = 1u32;
+            if r.bit(&mut ctx.greater_one[pt][c]) {
+                magnitude = 2;
+                if r.bit(&mut ctx.greater_two[pt][c]) {
+                    magnitude = 3 + read_exp_golomb(r, rice_order(template_sum))?;
+                }
+            }
+            if magnitude > MAX_LEVEL as u32 {
+                return Err(CodecError::Corrupt("coefficient level too large"));
+            }
+            levels[pos] = magnitude as i32;
+            sum += magnitude;
+            map.set(pos, n, magnitude);
         }
-        let c = level_context(clipped, count, x, y);
-        let mut magnitude = 1u32;
-        if r.bit(&mut ctx.greater_one[pt][c]) {
-            magnitude = 2;
-            if r.bit(&mut ctx.greater_two[pt][c]) {
-                magnitude = 3 + read_exp_golomb(r, rice_order(sum))?;
+        let Some((first, group_last)) = nonzero_span(levels, &scan.order, start..=end) else {
+            continue;
+        };
+        let hidden = hides_sign(first, group_last, sign_hiding).then_some(first);
+        for i in (first..=group_last).rev() {
+            let pos = usize::from(scan.order[i]);
+            if levels[pos] == 0 {
+                continue;
+            }
+            let negative = if hidden == Some(i) {
+                sum % 2 == 1
+            } else {
+                r.bypass(1) == 1
+            };
+            if negative {
+                levels[pos] = -levels[pos];
             }
         }
-        if magnitude > MAX_LEVEL as u32 {
-            return Err(CodecError::Corrupt("coefficient level too large"));
-        }
-        let negative = r.bypass(1) == 1;
-        levels[pos] = if negative {
-            -(magnitude as i32)
-        } else {
-            magnitude as i32
-        };
-        map.set(pos, n, magnitude);
     }
     Ok(())
 }
@@ -321,9 +381,15 @@ pub(crate) mod estimate {
 }
 
 /// Estimated cost in 1/256 bit of a block's levels with the current (frozen) contexts.
-pub fn levels_cost(ctx: &mut Contexts, levels: &[i32], log2n: u32, luma: bool) -> u64 {
+pub fn levels_cost(
+    ctx: &mut Contexts,
+    levels: &[i32],
+    log2n: u32,
+    luma: bool,
+    sign_hiding: bool,
+) -> u64 {
     let mut counter = crate::entropy::CostCounter::default();
-    write_levels(&mut counter, ctx, levels, log2n, luma);
+    write_levels(&mut counter, ctx, levels, log2n, luma, sign_hiding);
     counter.cost
 }
 
@@ -370,15 +436,100 @@ mod tests {
         let mut w = RangeEncoder::new();
         let mut ctx = Contexts::default();
         for (log2n, levels, luma) in &blocks {
-            write_levels(&mut w, &mut ctx, levels, *log2n, *luma);
+            write_levels(&mut w, &mut ctx, levels, *log2n, *luma, false);
         }
         let bytes = w.finish();
         let mut r = RangeDecoder::new(&bytes);
         let mut ctx = Contexts::default();
         for (log2n, levels, luma) in &blocks {
             let mut back = vec![0; levels.len()];
-            read_levels(&mut r, &mut ctx, &mut back, *log2n, *luma).unwrap();
+            read_levels(&mut r, &mut ctx, &mut back, *log2n, *luma, false).unwrap();
             assert_eq!(&back, levels);
         }
+    }
+
+    #[test]
+    fn hidden_signs_are_inferred_from_parity() {
+        let mut hidden = 0;
+        for seed in 0..40usize {
+            let log2n = 2 + (seed % 4) as u32;
+            let n = 1usize << log2n;
+            let scan = &scans()[log2n as usize - 2];
+            let mut levels: Vec<i32> = (0..n * n)
+                .map(|i| {
+                    let v = ((i * 7919 + seed * 31) % 17) as i32 - 8;
+                    if v.abs() > 4 { 0 } else { v }
+                })
+                .collect();
+            // Give every group that hides a sign the parity of it, the way an encoder must:
+            // here by flipping the hidden sign to what the parity says.
+            let mut expected_hidden = 0;
+            for start in (0..n * n).step_by(GROUP) {
+                let Some((first, last)) =
+                    nonzero_span(&levels, &scan.order, start..=start + GROUP - 1)
+                else {
+                    continue;
+                };
+                if hides_sign(first, last, true) {
+                    expected_hidden += 1;
+                    let sum: i32 = (first..=last)
+                        .map(|i| levels[usize::from(scan.order[i])].abs())
+                        .sum();
+                    let pos = usize::from(scan.order[first]);
+                    levels[pos] = if sum % 2 == 1 {
+                        -levels[pos].abs()
+                    } else {
+                        levels[pos].abs()
+                    };
+                }
+            }
+            hidden += expected_hidden;
+            let mut ctx = Contexts::default();
+            let mut w = RangeEncoder::new();
+            write_levels(&mut w, &mut ctx, &levels, log2n, true, true);
+            let hiding_bits = levels_cost(&mut Contexts::default(), &levels, log2n, true, true);
+            let plain_bits = levels_cost(&mut Contexts::default(), &levels, log2n, true, false);
+            // One bypass bit saved per hidden sign.
+            assert_eq!(plain_bits - hiding_bits, expected_hidden << 8);
+            let bytes = w.finish();
+            let mut back = vec![0; n * n];
+            let mut ctx = Contexts::default();
+            read_levels(
+                &mut RangeDecoder::new(&bytes),
+                &mut ctx,
+                &mut back,
+                log2n,
+                true,
+                true,
+            )
+            .unwrap();
+            assert_eq!(back, levels, "seed {seed}");
+            // A level flipped in sign where the sign is hidden reads back with the parity's.
+            if expected_hidden > 0 {
+                let mut wrong = levels.clone();
+                let (first, _) = (0..n * n)
+                    .step_by(GROUP)
+                    .filter_map(|s| nonzero_span(&levels, &scan.order, s..=s + GROUP - 1))
+                    .find(|&(f, l)| hides_sign(f, l, true))
+                    .unwrap();
+                let pos = usize::from(scan.order[first]);
+                wrong[pos] = -wrong[pos];
+                let mut w = RangeEncoder::new();
+                write_levels(&mut w, &mut Contexts::default(), &wrong, log2n, true, true);
+                let bytes = w.finish();
+                let mut ctx = Contexts::default();
+                read_levels(
+                    &mut RangeDecoder::new(&bytes),
+                    &mut ctx,
+                    &mut back,
+                    log2n,
+                    true,
+                    true,
+                )
+                .unwrap();
+                assert_eq!(back, levels);
+            }
+        }
+        assert!(hidden > 20, "{hidden} hidden signs");
     }
 }

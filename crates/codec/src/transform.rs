@@ -1,6 +1,8 @@
 //! Integer DCT-like transforms of 4x4 to 32x32, separable, with fixed-point scaling chosen so
 //! intermediate values fit 16 bits for 8-bit video (and 16 + bd - 8 bits at deeper samples;
-//! products are summed in i32, which holds them up to 12-bit video).
+//! products are summed in i32, which holds them up to 12-bit video); the 4x4 integer DST-VII of
+//! HEVC for intra blocks; and transform skip, which scales the residual to the transforms'
+//! coefficient scale.
 
 use std::sync::OnceLock;
 
@@ -16,6 +18,43 @@ fn basis(m: usize) -> i32 {
     let m = m % 128;
     let m = if m > 64 { 128 - m } else { m };
     if m > 32 { -COSINES[64 - m] } else { COSINES[m] }
+}
+
+/// HEVC's integer DST-VII, row k and column j ≈ 128·(2/3)·sin((2k+1)(j+1)π/9): the same scale
+/// as the 4-point DCT's rows, so the shifts and the quantisation are shared.
+const DST4: [i32; 16] = [
+    29, 55, 74, 84, //
+    74, 74, 0, -74, //
+    84, -29, -74, 55, //
+    55, -84, 74, -29,
+];
+
+/// Which transform a block's residual goes through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxType {
+    Dct,
+    /// 4x4 only.
+    Dst,
+    /// The residual itself, scaled like coefficients (any size).
+    Skip,
+}
+
+/// The transform of a block: skip where its flag says so, the DST for 4x4 intra blocks when
+/// the sequence enables it, else the DCT. Shared by encoder and decoder.
+pub fn block_transform(intra: bool, log2n: u32, intra_dst: bool, skip: bool) -> TxType {
+    if skip {
+        TxType::Skip
+    } else if intra && intra_dst && log2n == 2 {
+        TxType::Dst
+    } else {
+        TxType::Dct
+    }
+}
+
+/// Left shift taking a residual to coefficients of an N×N block: they are 128/N times
+/// orthonormal ones, and the identity is orthonormal.
+fn skip_shift(log2n: u32) -> u32 {
+    7 - log2n
 }
 
 /// Row-major N×N basis matrices for N = 4, 8, 16, 32 (index log2N - 2).
@@ -110,13 +149,7 @@ fn transpose(block: &mut [i32], n: usize) {
 fn forward_rows(input: &[i32], out: &mut [i32], n: usize, width: usize, scratch: &mut [i32]) {
     let t = &matrices()[n.trailing_zeros() as usize - 2];
     if n == 4 {
-        for k in 0..4 {
-            let dst = &mut out[k * width..(k + 1) * width];
-            dst.fill(0);
-            for j in 0..4 {
-                axpy(dst, t[k * 4 + j], &input[j * width..(j + 1) * width]);
-            }
-        }
+        matrix_rows(t, input, out, width);
         return;
     }
     let half = n / 2;
@@ -153,6 +186,17 @@ fn forward_rows(input: &[i32], out: &mut [i32], n: usize, width: usize, scratch:
     }
 }
 
+/// out[k] = Σ_j t[k][j] · input[j] over row vectors of `width` samples, for a 4×4 matrix.
+fn matrix_rows(t: &[i32], input: &[i32], out: &mut [i32], width: usize) {
+    for k in 0..4 {
+        let dst = &mut out[k * width..(k + 1) * width];
+        dst.fill(0);
+        for j in 0..4 {
+            axpy(dst, t[k * 4 + j], &input[j * width..(j + 1) * width]);
+        }
+    }
+}
+
 #[inline]
 fn axpy(dst: &mut [i32], coef: i32, src: &[i32]) {
     for (d, &s) in dst.iter_mut().zip(src) {
@@ -162,9 +206,32 @@ fn axpy(dst: &mut [i32], coef: i32, src: &[i32]) {
 
 // EVOLVE-BLOCK-START transform
 /// Forward transform of an N×N residual (row-major, N = 1 << log2n) into coefficients.
-pub fn forward(residual: &[i32], coeffs: &mut [i32], log2n: u32) {
+pub fn forward(residual: &[i32], coeffs: &mut [i32], log2n: u32, tx: TxType) {
     let n = 1usize << log2n;
     let (shift1, shift2) = (log2n - 1, log2n + 6);
+    match tx {
+        TxType::Skip => {
+            for (c, &r) in coeffs[..n * n].iter_mut().zip(residual) {
+                *c = r << skip_shift(log2n);
+            }
+            return;
+        }
+        TxType::Dst => {
+            let (mut tmp, mut out) = ([0i32; 16], [0i32; 16]);
+            matrix_rows(&DST4, &residual[..16], &mut tmp, 4);
+            for v in tmp.iter_mut() {
+                *v = (*v + (1 << (shift1 - 1))) >> shift1;
+            }
+            transpose(&mut tmp, 4);
+            matrix_rows(&DST4, &tmp, &mut out, 4);
+            for (c, &v) in coeffs[..16].iter_mut().zip(&out) {
+                *c = (v + (1 << (shift2 - 1))) >> shift2;
+            }
+            transpose(coeffs, 4);
+            return;
+        }
+        TxType::Dct => {}
+    }
     let mut tmp = vec![0i32; n * n];
     let mut out = vec![0i32; n * n];
     // Each level of the decomposition needs three half-size blocks; the levels sum below 3n².
@@ -184,9 +251,19 @@ pub fn forward(residual: &[i32], coeffs: &mut [i32], log2n: u32) {
 
 /// Inverse transform: coefficients back to an N×N residual of `bit_depth` video. Exactly the
 /// same integer arithmetic runs in the encoder's reconstruction and in the decoder.
-pub fn inverse(coeffs: &[i32], residual: &mut [i32], log2n: u32, bit_depth: u32) {
+pub fn inverse(coeffs: &[i32], residual: &mut [i32], log2n: u32, tx: TxType, bit_depth: u32) {
     let n = 1 << log2n;
-    let t = &matrices()[log2n as usize - 2];
+    let t: &[i32] = match tx {
+        TxType::Skip => {
+            let shift = skip_shift(log2n);
+            for (r, &c) in residual[..n * n].iter_mut().zip(coeffs) {
+                *r = (c + (1 << (shift - 1))) >> shift;
+            }
+            return;
+        }
+        TxType::Dst => &DST4,
+        TxType::Dct => &matrices()[log2n as usize - 2],
+    };
     let limit = coefficient_limit(bit_depth);
     let mut tmp = vec![0i32; n * n];
     apply_columns_transposed(t, coeffs, &mut tmp, n, 7, limit);
@@ -207,9 +284,9 @@ mod tests {
                 .map(|i| ((i * 37 + i / n * 11) % 101) as i32 - 50)
                 .collect();
             let mut coeffs = vec![0; n * n];
-            forward(&residual, &mut coeffs, log2n);
+            forward(&residual, &mut coeffs, log2n, TxType::Dct);
             let mut back = vec![0; n * n];
-            inverse(&coeffs, &mut back, log2n, 8);
+            inverse(&coeffs, &mut back, log2n, TxType::Dct, 8);
             let max_err = residual
                 .iter()
                 .zip(&back)
@@ -235,7 +312,7 @@ mod tests {
             apply_columns(t, &tmp, &mut expected, n, n, log2n + 6);
             transpose(&mut expected, n);
             let mut coeffs = vec![0; n * n];
-            forward(&residual, &mut coeffs, log2n);
+            forward(&residual, &mut coeffs, log2n, TxType::Dct);
             assert_eq!(coeffs, expected, "size {n}");
         }
     }
@@ -247,7 +324,7 @@ mod tests {
             let mut coeffs = vec![0; n * n];
             coeffs[0] = 64 * 4;
             let mut back = vec![0; n * n];
-            inverse(&coeffs, &mut back, log2n, 8);
+            inverse(&coeffs, &mut back, log2n, TxType::Dct, 8);
             assert!(back.iter().all(|&v| v == back[0]), "size {n}");
             assert!(back[0] != 0);
         }
@@ -274,14 +351,14 @@ mod tests {
             })
             .collect();
         let mut coeffs = vec![0; n * n];
-        forward(&residual, &mut coeffs, log2n);
+        forward(&residual, &mut coeffs, log2n, TxType::Dct);
         let qp = qp_offset(bit_depth);
         let mut levels = vec![0; n * n];
         quantize(&coeffs, &mut levels, qp, log2n, 0.5);
         let mut back = vec![0; n * n];
         dequantize(&levels, &mut back, qp, log2n, bit_depth);
         let mut rec = vec![0; n * n];
-        inverse(&back, &mut rec, log2n, bit_depth);
+        inverse(&back, &mut rec, log2n, TxType::Dct, bit_depth);
         residual
             .iter()
             .zip(&rec)
@@ -308,5 +385,93 @@ mod tests {
                 }
             }
         }
+    }
+    fn residual_4x4(seed: usize) -> Vec<i32> {
+        (0..16)
+            .map(|i| ((i * 7919 + seed * 104_729) % 511) as i32 - 255)
+            .collect()
+    }
+
+    #[test]
+    fn dst_matrix_is_the_dst_vii_definition() {
+        for k in 0..4 {
+            for j in 0..4 {
+                let exact = 128.0 * 2.0 / 3.0
+                    * (std::f64::consts::PI * (2 * k + 1) as f64 * (j + 1) as f64 / 9.0).sin();
+                assert!(
+                    (f64::from(DST4[k * 4 + j]) - exact).abs() < 1.0,
+                    "row {k} column {j}: {} vs {exact}",
+                    DST4[k * 4 + j]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn dst_forward_equals_matrix_product_and_round_trips() {
+        for seed in 0..8 {
+            let residual = residual_4x4(seed);
+            let mut tmp = vec![0; 16];
+            let mut expected = vec![0; 16];
+            apply_columns(&DST4, &residual, &mut tmp, 4, 4, 1);
+            transpose(&mut tmp, 4);
+            apply_columns(&DST4, &tmp, &mut expected, 4, 4, 8);
+            transpose(&mut expected, 4);
+            let mut coeffs = vec![0; 16];
+            forward(&residual, &mut coeffs, 2, TxType::Dst);
+            assert_eq!(coeffs, expected, "seed {seed}");
+            // Against the real-valued transform, scaled by 128/N = 32: the integer matrix is
+            // within half a unit of it, so errors stay below 1 % of the largest coefficient.
+            let basis = |k: usize, j: usize| {
+                2.0 / 3.0 * (std::f64::consts::PI * (2 * k + 1) as f64 * (j + 1) as f64 / 9.0).sin()
+            };
+            let exact: Vec<f64> = (0..16)
+                .map(|c| {
+                    let (v, u) = (c / 4, c % 4);
+                    (0..16)
+                        .map(|i| basis(v, i / 4) * basis(u, i % 4) * f64::from(residual[i]))
+                        .sum::<f64>()
+                        * 32.0
+                })
+                .collect();
+            let largest = exact.iter().fold(0f64, |m, e| m.max(e.abs()));
+            for (&got, &want) in coeffs.iter().zip(&exact) {
+                assert!(
+                    (f64::from(got) - want).abs() < 0.01 * largest,
+                    "{got} vs {want}"
+                );
+            }
+            let mut back = vec![0; 16];
+            inverse(&coeffs, &mut back, 2, TxType::Dst, 8);
+            for (a, b) in residual.iter().zip(&back) {
+                assert!((a - b).abs() <= 1, "seed {seed}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn transform_skip_round_trips_exactly() {
+        for log2n in 2..=5u32 {
+            let n = 1usize << log2n;
+            let residual: Vec<i32> = (0..n * n)
+                .map(|i| ((i * 7919) % 511) as i32 - 255)
+                .collect();
+            let mut coeffs = vec![0; n * n];
+            forward(&residual, &mut coeffs, log2n, TxType::Skip);
+            // Coefficients are the residual at the transforms' scale, 128/N.
+            assert_eq!(coeffs[0], residual[0] * (128 >> log2n));
+            let mut back = vec![0; n * n];
+            inverse(&coeffs, &mut back, log2n, TxType::Skip, 8);
+            assert_eq!(back, residual, "size {n}");
+        }
+    }
+
+    #[test]
+    fn block_transform_choice() {
+        assert_eq!(block_transform(true, 2, true, false), TxType::Dst);
+        assert_eq!(block_transform(false, 2, true, false), TxType::Dct);
+        assert_eq!(block_transform(true, 3, true, false), TxType::Dct);
+        assert_eq!(block_transform(true, 2, false, false), TxType::Dct);
+        assert_eq!(block_transform(true, 2, true, true), TxType::Skip);
     }
 }

@@ -181,6 +181,9 @@ fn every_tool_switched() {
         merge_candidates: 1,
         subpel_precision: 1,
         rdoq: true,
+        sign_hiding: false,
+        intra_dst: true,
+        transform_skip: true,
         chroma_qp_offset: -3,
         deblock: false,
         sao: false,
@@ -194,6 +197,9 @@ fn every_tool_switched() {
         deblock_beta_offset: 6,
         deblock_tc_offset: 6,
         rdoq: true,
+        sign_hiding: true,
+        intra_dst: true,
+        transform_skip: true,
         ..Genome::default()
     };
     check(100, 60, 6, genome, 45);

@@ -272,7 +272,7 @@ fn uniform_genome(rng: &mut fastrand::Rng) -> Genome {
 }
 
 /// Genes the baselines draw (every one but the chroma offset).
-const GENES: usize = 28;
+const GENES: usize = 31;
 
 /// Gives gene `gene` a value drawn uniformly over its range.
 fn randomize(g: &mut Genome, gene: usize, rng: &mut fastrand::Rng) {
@@ -304,6 +304,9 @@ fn randomize(g: &mut Genome, gene: usize, rng: &mut fastrand::Rng) {
         24 => g.temporal_rd = rng.bool(),
         25 => g.temporal_rd_strength = 4.0 * rng.f64(),
         26 => g.lookahead = rng.u8(0..=48),
+        27 => g.sign_hiding = rng.bool(),
+        28 => g.intra_dst = rng.bool(),
+        29 => g.transform_skip = rng.bool(),
         _ => g.p_frame_qp_offset = rng.i8(0..=6),
     }
 }

@@ -9,7 +9,7 @@ use std::io::Read;
 pub const MAGIC: [u8; 4] = *b"CCLB";
 /// 2: B frames and display-order indices in frame packets.
 pub const VERSION: u8 = 2;
-const HEADER_LEN: usize = 4 + 1 + 4 + 4 + 1 + 1 + 16 + 10;
+const HEADER_LEN: usize = 4 + 1 + 4 + 4 + 1 + 1 + 16 + 13;
 
 /// Everything a decoder must know before the first frame.
 #[derive(Clone, Debug, PartialEq)]
@@ -26,6 +26,9 @@ pub struct SequenceHeader {
     /// Coding units carry a QP difference (temporal rate-distortion).
     pub block_qp: bool,
     pub sao: bool,
+    pub sign_hiding: bool,
+    pub intra_dst: bool,
+    pub transform_skip: bool,
 }
 
 /// Bounds a decoder accepts before allocating anything for a stream.
@@ -61,6 +64,9 @@ impl SequenceHeader {
             deblock_tc_offset: genome.deblock_tc_offset,
             block_qp: genome.temporal_rd,
             sao: genome.sao,
+            sign_hiding: genome.sign_hiding,
+            intra_dst: genome.intra_dst,
+            transform_skip: genome.transform_skip,
         }
     }
 
@@ -87,6 +93,9 @@ impl SequenceHeader {
             self.deblock_tc_offset as u8,
             u8::from(self.block_qp),
             u8::from(self.sao),
+            u8::from(self.sign_hiding),
+            u8::from(self.intra_dst),
+            u8::from(self.transform_skip),
         ]);
         out
     }
@@ -164,11 +173,10 @@ impl SequenceHeader {
                 1 => true,
                 _ => return Err(CodecError::Corrupt("block QP flag")),
             },
-            sao: match g[9] {
-                0 => false,
-                1 => true,
-                _ => return Err(CodecError::Corrupt("sample adaptive offset flag")),
-            },
+            sao: flag(g[9], "sample adaptive offset flag")?,
+            sign_hiding: flag(g[10], "sign hiding flag")?,
+            intra_dst: flag(g[11], "intra DST flag")?,
+            transform_skip: flag(g[12], "transform skip flag")?,
         };
         // The decoder-side genome values must lie in the genome's declared ranges.
         let genome = Genome {
@@ -185,6 +193,14 @@ impl SequenceHeader {
             .validate()
             .map_err(|_| CodecError::Corrupt("header tool parameters out of range"))?;
         Ok(header)
+    }
+}
+
+fn flag(byte: u8, what: &'static str) -> Result<bool> {
+    match byte {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(CodecError::Corrupt(what)),
     }
 }
 
@@ -235,7 +251,7 @@ mod tests {
         assert!(
             SequenceHeader::read(&mut bad.as_slice(), &DecoderLimits::default(), &mut crc).is_err()
         );
-        for (offset, value) in [(36, 2), (39, 2), (40, 2)] {
+        for (offset, value) in [(36, 2), (39, 2), (40, 2), (41, 2), (42, 2), (43, 2)] {
             let mut bad = bytes.clone();
             bad[offset] = value;
             assert!(matches!(
@@ -247,6 +263,9 @@ mod tests {
             h.format,
             &Genome {
                 sao: false,
+                sign_hiding: false,
+                intra_dst: true,
+                transform_skip: true,
                 ..Genome::default()
             },
         );
@@ -256,7 +275,7 @@ mod tests {
             &mut crc,
         )
         .unwrap();
-        assert!(!back.sao);
+        assert_eq!(back, off);
         assert!(matches!(
             SequenceHeader::read(&mut &bytes[..10], &DecoderLimits::default(), &mut crc),
             Err(CodecError::Truncated)

@@ -33,6 +33,8 @@ pub struct Contexts {
     pub mvd: [[Prob; 2]; 2],
     /// [plane type][intra, inter]
     pub cbf: [[Prob; 2]; PLANE_TYPES],
+    /// [plane type] of the transform skip flag of 4x4 blocks.
+    pub transform_skip: [Prob; PLANE_TYPES],
     pub last_x: [[[Prob; LAST_BINS]; TX_SIZES]; PLANE_TYPES],
     pub last_y: [[[Prob; LAST_BINS]; TX_SIZES]; PLANE_TYPES],
     /// [plane type][small (4, 8) or large transform][template class]
