@@ -3,6 +3,7 @@
 # genome with that one tool switched off, against the default genome, on the clips of
 # scripts/codec-rd.sh (same CLIPS, GENERATED, FRAMES, VMAF and WORK variables), with the change
 # of encoding time. Positive: the tool saves that much bitrate. Prints a Markdown table.
+# TOOLS_ONLY (a regular expression) keeps the matching rows; EXTRA_TOOLS adds rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export WORK=${WORK:-${CARGO_TARGET_DIR:-target}/codec-tools}
@@ -21,8 +22,10 @@ TOOLS=(
   "quarter-sample motion|{\"subpel_precision\": 1}"
   "merge (1 candidate)|{\"merge_candidates\": 1}"
   "B-layer QP cascade|{\"b_layer_qp_offset\": 0}"
-  ${EXTRA_TOOLS:+"${EXTRA_TOOLS[@]}"}
+  "sign-data hiding|{\"sign_hiding\": false}"
 )
+# More rows, one `name|genome JSON` per line (a genome may name a preset: {"preset": "fast"}).
+[ -n "${EXTRA_TOOLS:-}" ] && mapfile -t -O "${#TOOLS[@]}" TOOLS <<<"$EXTRA_TOOLS"
 [ -n "${TOOLS_ONLY:-}" ] && mapfile -t TOOLS < <(printf '%s\n' "${TOOLS[@]}" | grep -E "$TOOLS_ONLY")
 table="| tool switched off | "
 header_done=0

@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
         max_pixels: 256 * 256,
     };
     decode_all(data, limits);
-    let [w, h, tools, body @ ..] = data else {
+    let [w, h, tools, switches, body @ ..] = data else {
         return;
     };
     let format = VideoFormat {
@@ -44,6 +44,12 @@ fuzz_target!(|data: &[u8]| {
         merge_candidates: 1 + (tools >> 2) % 5,
         min_block_log2: 3 + (tools >> 5) % 3,
         deblock: tools & 0x80 == 0,
+        // Every tool the header signals, on or off.
+        sao: switches & 1 == 0,
+        temporal_rd: switches & 2 != 0,
+        sign_hiding: switches & 4 == 0,
+        intra_dst: switches & 8 != 0,
+        transform_skip: switches & 16 != 0,
         ..Genome::default()
     };
     let mut stream = SequenceHeader::new(format, &genome).to_bytes();
