@@ -95,6 +95,10 @@ impl Store {
         .bind(program.fitness)
         .bind(program.scores.as_ref().map(|v| v.to_string()))
         .bind(now_ms())
+        // Not a cached prepared statement: after a NULL fitness went through one, PostgreSQL
+        // (15.18, through sqlx's Any driver) rejected later fitness values as "incorrect binary
+        // data format".
+        .persistent(false)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -115,6 +119,8 @@ impl Store {
         .bind(fitness)
         .bind(scores.to_string())
         .bind(experiment_id)
+        // Not cached, for the reason given in `put_program`.
+        .persistent(false)
         .execute(&self.pool)
         .await?;
         Ok(())
