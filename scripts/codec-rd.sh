@@ -2,7 +2,8 @@
 # Rate-distortion of the lab codec against the anchors, on the real corpus clips and on generated
 # 1280x720 clips (a camera pan over texture and a scene cut, 60 frames each).
 #
-# Every clip becomes a Y4M source once. The anchors encode it at CRF 22/27/32/37, one thread,
+# Every clip becomes a Y4M source once. The anchors encode it at CRF 22/27/32/37 (SVT-AV1, whose
+# CRF scale runs to 63, at 27/35/43/51 as the lab's AV1 anchors), one thread,
 # as their users run them: x265 -preset medium -tune psnr (`x265-psnr`), x265 -preset medium
 # (`x265`, untuned), SVT-AV1 preset 8 (`svtav1`), x264 -preset medium (`x264`); the version-1
 # codec (`v1`, built from commit $V1_COMMIT, the last before B frames) and codeclab encode it at
@@ -22,6 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QPS="22 27 32 37"
+AV1_CRFS="27 35 43 51"
 CLIPS=${CLIPS:-"bikes_640x272.mp4 carphone_qcif.mp4"}
 GENERATED=${GENERATED-"pan scene-cut"}
 ANCHORS=${ANCHORS:-"x265-psnr x265 svtav1 x264 v1"}
@@ -87,7 +89,7 @@ encode() {
   esac
 }
 
-declare -A sums
+declare -A sums counts
 count=0
 printf '%-24s %-10s %5s %10s %9s %8s %8s %8s\n' clip codec point kbps psnr_y ssim enc_s dec_s
 for src in "${sources[@]}"; do
@@ -102,7 +104,9 @@ for src in "${sources[@]}"; do
     }' <<<"$header")
   for codec in $ANCHORS codeclab; do
     for score in $scores; do echo "kbps,$score" >"$WORK/$name.$codec.$score.csv"; done
-    for point in $QPS; do
+    points=$QPS
+    [ "$codec" = svtav1 ] && points=$AV1_CRFS
+    for point in $points; do
       stream="$WORK/$name.$codec.$point.bin"
       decoded="$WORK/$name.$codec.$point.y4m"
       saved="$WORK/$name.$codec.$point.scores"
@@ -136,9 +140,14 @@ for src in "${sources[@]}"; do
   for anchor in $ANCHORS; do
     line="BD-rate (PCHIP) of codeclab vs $anchor on $name:"
     for score in $scores; do
-      bd=$("$CODECLAB" bdrate --json "$WORK/$name.$anchor.$score.csv" "$WORK/$name.codeclab.$score.csv" | jq -r '.pchip')
+      # Curves that share no quality range have no BD-rate; the mean then leaves the clip out.
+      if ! bd=$("$CODECLAB" bdrate --json "$WORK/$name.$anchor.$score.csv" "$WORK/$name.codeclab.$score.csv" 2>/dev/null | jq -r '.pchip'); then
+        line+=" $score n/a (no overlap)"
+        continue
+      fi
       line+=" $score $(printf '%+.2f' "$bd") %"
       sums[$anchor.$score]=$(echo "${sums[$anchor.$score]:-0} + $bd" | bc -l)
+      counts[$anchor.$score]=$((${counts[$anchor.$score]:-0} + 1))
     done
     echo "$line"
   done
@@ -147,7 +156,12 @@ done
 for anchor in $ANCHORS; do
   line="mean BD-rate (PCHIP) of codeclab vs $anchor over $count clips:"
   for score in $scores; do
-    line+=" $score $(printf '%+.2f' "$(echo "${sums[$anchor.$score]} / $count" | bc -l)") %"
+    n=${counts[$anchor.$score]:-0}
+    if [ "$n" = 0 ]; then
+      line+=" $score n/a"
+    else
+      line+=" $score $(printf '%+.2f' "$(echo "${sums[$anchor.$score]} / $n" | bc -l)") % ($n clips)"
+    fi
   done
   echo "$line"
 done
