@@ -11,6 +11,7 @@
 pub mod bitstream;
 pub mod deblock;
 pub mod decoder;
+pub mod dsp;
 pub mod encoder;
 pub mod entropy;
 pub mod error;

@@ -5,6 +5,7 @@
 //! [`Pixel`] so each depth gets its own monomorphised copy, and the bit depth itself travels as a
 //! value (clip limits, mid-grey, quantiser offset).
 
+use crate::dsp::Kernels;
 use codeclab_video::{Frame, Pixel, Plane};
 
 /// Border around the coded area of every luma plane; chroma planes get half. Motion vectors are
@@ -54,6 +55,9 @@ pub trait Sample: Pixel {
 
     /// The rounded average of two samples.
     fn average(self, other: Self) -> Self;
+
+    /// The DSP kernels the codec runs on this sample type.
+    fn kernels() -> &'static Kernels<Self>;
 }
 
 impl Sample for u8 {
@@ -73,6 +77,11 @@ impl Sample for u8 {
     fn average(self, other: Self) -> Self {
         ((u16::from(self) + u16::from(other) + 1) >> 1) as u8
     }
+
+    #[inline]
+    fn kernels() -> &'static Kernels<Self> {
+        crate::dsp::kernels_u8()
+    }
 }
 
 impl Sample for u16 {
@@ -89,6 +98,11 @@ impl Sample for u16 {
     #[inline]
     fn average(self, other: Self) -> Self {
         ((u32::from(self) + u32::from(other) + 1) >> 1) as u16
+    }
+
+    #[inline]
+    fn kernels() -> &'static Kernels<Self> {
+        crate::dsp::kernels_u16()
     }
 }
 

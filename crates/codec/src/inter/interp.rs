@@ -24,125 +24,6 @@ const CHROMA_TAPS: [[i32; 4]; 7] = [
 ];
 // EVOLVE-BLOCK-END
 
-const MAX_BLOCK: usize = 64;
-
-/// One output row of a `TAPS`-tap filter: `out[x] = sum over t of taps[t] * src[x + t]`, summed
-/// tap by tap over the whole row so that the inner loop vectorises.
-#[inline(always)]
-fn filter_row<T: Sample, const TAPS: usize>(src: &[T], taps: &[i32; TAPS], out: &mut [i32]) {
-    out.fill(0);
-    for (t, &tap) in taps.iter().enumerate() {
-        for (o, s) in out.iter_mut().zip(&src[t..]) {
-            *o += tap * s.to_i32();
-        }
-    }
-}
-
-/// Separable interpolation of a `w`×`h` block whose top-left integer sample is (ix, iy), with
-/// AVX2 where the CPU has it: the same code, whose 32-bit multiplies are single instructions
-/// there.
-fn interpolate<T: Sample, const TAPS: usize>(
-    plane: &PaddedPlane<T>,
-    origin: (isize, isize),
-    size: (usize, usize),
-    taps: (Option<&[i32; TAPS]>, Option<&[i32; TAPS]>),
-    out: &mut [T],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of
-        // `interpolate_avx2`.
-        return unsafe { interpolate_avx2(plane, origin, size, taps, out) };
-    }
-    interpolate_portable(plane, origin, size, taps, out)
-}
-
-/// The same code compiled for AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn interpolate_avx2<T: Sample, const TAPS: usize>(
-    plane: &PaddedPlane<T>,
-    origin: (isize, isize),
-    size: (usize, usize),
-    taps: (Option<&[i32; TAPS]>, Option<&[i32; TAPS]>),
-    out: &mut [T],
-) {
-    interpolate_portable(plane, origin, size, taps, out)
-}
-
-/// The vertical pass sums whole rows (which vectorises) over a ring of the last `TAPS`
-/// horizontally filtered rows, so no block-sized buffer is cleared per call.
-#[inline(always)]
-fn interpolate_portable<T: Sample, const TAPS: usize>(
-    plane: &PaddedPlane<T>,
-    (ix, iy): (isize, isize),
-    (w, h): (usize, usize),
-    (taps_x, taps_y): (Option<&[i32; TAPS]>, Option<&[i32; TAPS]>),
-    out: &mut [T],
-) {
-    let max = plane.max_value();
-    let before = (TAPS / 2 - 1) as isize;
-    let mut sums = [0i32; MAX_BLOCK];
-    let sums = &mut sums[..w];
-    match (taps_x, taps_y) {
-        (None, None) => {
-            for (y, row) in out.chunks_exact_mut(w).take(h).enumerate() {
-                let start = plane.index(ix, iy + y as isize);
-                row.copy_from_slice(&plane.data[start..start + w]);
-            }
-        }
-        (Some(tx), None) => {
-            for (y, row) in out.chunks_exact_mut(w).take(h).enumerate() {
-                let start = plane.index(ix - before, iy + y as isize);
-                filter_row(&plane.data[start..start + w + TAPS - 1], tx, sums);
-                for (o, &sum) in row.iter_mut().zip(sums.iter()) {
-                    *o = T::clip((sum + 32) >> 6, max);
-                }
-            }
-        }
-        (None, Some(ty)) => {
-            for (y, row) in out.chunks_exact_mut(w).take(h).enumerate() {
-                sums.fill(0);
-                for (t, &tap) in ty.iter().enumerate() {
-                    let start = plane.index(ix, iy - before + (y + t) as isize);
-                    for (sum, s) in sums.iter_mut().zip(&plane.data[start..start + w]) {
-                        *sum += tap * s.to_i32();
-                    }
-                }
-                for (o, &sum) in row.iter_mut().zip(sums.iter()) {
-                    *o = T::clip((sum + 32) >> 6, max);
-                }
-            }
-        }
-        (Some(tx), Some(ty)) => {
-            let mut ring = [[0i32; MAX_BLOCK]; TAPS];
-            let horizontal = |r: usize, ring: &mut [[i32; MAX_BLOCK]; TAPS]| {
-                let start = plane.index(ix - before, iy - before + r as isize);
-                filter_row(
-                    &plane.data[start..start + w + TAPS - 1],
-                    tx,
-                    &mut ring[r % TAPS][..w],
-                );
-            };
-            for r in 0..TAPS - 1 {
-                horizontal(r, &mut ring);
-            }
-            for (y, row) in out.chunks_exact_mut(w).take(h).enumerate() {
-                horizontal(y + TAPS - 1, &mut ring);
-                sums.fill(0);
-                for (t, &tap) in ty.iter().enumerate() {
-                    for (sum, &v) in sums.iter_mut().zip(&ring[(y + t) % TAPS][..w]) {
-                        *sum += tap * v;
-                    }
-                }
-                for (o, &sum) in row.iter_mut().zip(sums.iter()) {
-                    *o = T::clip((sum + 2048) >> 12, max);
-                }
-            }
-        }
-    }
-}
-
 /// Motion-compensated luma block: `w`×`h` at (x, y) displaced by `mv` (quarter samples).
 pub fn predict_luma<T: Sample>(
     plane: &PaddedPlane<T>,
@@ -157,7 +38,7 @@ pub fn predict_luma<T: Sample>(
     let iy = y as isize + (mv.y >> 2) as isize;
     let fx = (mv.x & 3) as usize;
     let fy = (mv.y & 3) as usize;
-    interpolate::<T, 8>(
+    T::kernels().interpolate_8tap(
         plane,
         (ix, iy),
         (w, h),
@@ -184,7 +65,7 @@ pub fn predict_chroma<T: Sample>(
     let iy = y as isize + (mv.y >> 3) as isize;
     let fx = (mv.x & 7) as usize;
     let fy = (mv.y & 7) as usize;
-    interpolate::<T, 4>(
+    T::kernels().interpolate_4tap(
         plane,
         (ix, iy),
         (w, h),
@@ -295,8 +176,14 @@ mod tests {
                         let ty = (mv.y & 7 != 0).then(|| &CHROMA_TAPS[((mv.y & 7) - 1) as usize]);
                         let origin = (3 + (mv.x >> 3) as isize, 5 + (mv.y >> 3) as isize);
                         assert_eq!(out, definition(&plane, origin, (w, h), tx, ty));
-                        // The portable build of the kernel, whatever this CPU dispatches to.
-                        interpolate_portable(&plane, origin, (w, h), (tx, ty), &mut out);
+                        // The reference kernel, whatever this CPU dispatches to.
+                        crate::dsp::reference_interpolate(
+                            &plane,
+                            origin,
+                            (w, h),
+                            (tx, ty),
+                            &mut out,
+                        );
                         assert_eq!(out, definition(&plane, origin, (w, h), tx, ty));
                         if fx < 4 && fy < 4 {
                             predict_luma(&plane, 3, 5, w, h, mv, &mut out);

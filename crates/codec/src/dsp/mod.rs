@@ -1,0 +1,336 @@
+//! The DSP layer: every hot kernel has a plain-Rust reference, which defines the right answer,
+//! and x86-64 versions selected once at run time, each tested bit-exact against the reference.
+//! `unsafe` lives only in the ISA modules and at the one call through each table entry.
+//!
+//! Kernels are reached through [`Kernels`], a table per sample type filled for an instruction
+//! set level: [`Kernels::new`] builds one for any level up to the detected one (tests keep one
+//! per level side by side), and the codec uses the table of the detected level. Setting
+//! `CODECLAB_ISA=reference` in the environment lowers that level to the reference code (it can
+//! only lower it).
+
+mod mc;
+mod satd;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub use mc::interpolate as reference_interpolate;
+pub use satd::satd as reference_satd;
+
+use crate::picture::{PaddedPlane, Sample};
+use std::sync::OnceLock;
+
+/// Instruction set levels, in increasing order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    Reference,
+    Avx2,
+}
+
+impl Isa {
+    /// Every level up to `self`, the reference first.
+    pub fn up_to(self) -> impl Iterator<Item = Isa> {
+        [Isa::Reference, Isa::Avx2]
+            .into_iter()
+            .filter(move |&isa| isa <= self)
+    }
+}
+
+/// The highest level this CPU runs, lowered to the reference by `CODECLAB_ISA=reference`.
+pub fn max_isa() -> Isa {
+    static ISA: OnceLock<Isa> = OnceLock::new();
+    *ISA.get_or_init(|| {
+        let detected = detect();
+        match std::env::var("CODECLAB_ISA").as_deref() {
+            Ok("reference") => Isa::Reference,
+            _ => detected,
+        }
+    })
+}
+
+fn detect() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        return Isa::Avx2;
+    }
+    Isa::Reference
+}
+
+/// `satd(a, a_stride, b, b_stride, w, h)`.
+type SatdFn<T> = unsafe fn(&[T], usize, &[T], usize, usize, usize) -> u32;
+/// `interpolate(plane, origin, size, (horizontal taps, vertical taps), out)`.
+type InterpolateFn<T, const TAPS: usize> = unsafe fn(
+    &PaddedPlane<T>,
+    (isize, isize),
+    (usize, usize),
+    (Option<&[i32; TAPS]>, Option<&[i32; TAPS]>),
+    &mut [T],
+);
+
+/// The kernels of one sample type at one instruction set level.
+pub struct Kernels<T: Sample> {
+    isa: Isa,
+    satd: SatdFn<T>,
+    interpolate_8tap: InterpolateFn<T, 8>,
+    interpolate_4tap: InterpolateFn<T, 4>,
+}
+
+impl<T: Sample> Kernels<T> {
+    /// The reference kernels.
+    fn reference() -> Self {
+        Kernels {
+            isa: Isa::Reference,
+            satd: satd::satd::<T>,
+            interpolate_8tap: mc::interpolate::<T, 8>,
+            interpolate_4tap: mc::interpolate::<T, 4>,
+        }
+    }
+
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Sum of absolute 4x4 Hadamard-transformed differences of a `w`×`h` block (halved); `w`
+    /// and `h` are multiples of 4.
+    #[inline]
+    pub fn satd(
+        &self,
+        a: &[T],
+        a_stride: usize,
+        b: &[T],
+        b_stride: usize,
+        w: usize,
+        h: usize,
+    ) -> u32 {
+        assert!(w.is_multiple_of(4) && h.is_multiple_of(4) && w <= 64 && w <= a_stride && w <= b_stride);
+        if h > 0 {
+            assert!(a.len() >= (h - 1) * a_stride + w && b.len() >= (h - 1) * b_stride + w);
+        }
+        // SAFETY: the table holds only kernels of levels `max_isa()` detected (see `new`), and
+        // the block lies inside both slices (asserted above).
+        unsafe { (self.satd)(a, a_stride, b, b_stride, w, h) }
+    }
+
+    /// Separable sub-sample interpolation of a `w`×`h` block (`w` ≤ 64) whose top-left integer
+    /// sample is `origin`, with 8 taps: each pass `Σ taps[t]·sample[x - 3 + t]`, one rounding
+    /// at the end, clipped to the plane's depth. The block and the filter's reach must lie
+    /// inside the plane's padded data.
+    #[inline]
+    pub fn interpolate_8tap(
+        &self,
+        plane: &PaddedPlane<T>,
+        origin: (isize, isize),
+        size: (usize, usize),
+        taps: (Option<&[i32; 8]>, Option<&[i32; 8]>),
+        out: &mut [T],
+    ) {
+        check_reach::<T, 8>(plane, origin, size, out);
+        // SAFETY: the table holds only kernels of levels `max_isa()` detected (see `new`), and
+        // every sample the filter reads lies in `plane.data` (checked by `check_reach`).
+        unsafe { (self.interpolate_8tap)(plane, origin, size, taps, out) }
+    }
+
+    /// The same with 4 taps, `Σ taps[t]·sample[x - 1 + t]`.
+    #[inline]
+    pub fn interpolate_4tap(
+        &self,
+        plane: &PaddedPlane<T>,
+        origin: (isize, isize),
+        size: (usize, usize),
+        taps: (Option<&[i32; 4]>, Option<&[i32; 4]>),
+        out: &mut [T],
+    ) {
+        check_reach::<T, 4>(plane, origin, size, out);
+        // SAFETY: as in `interpolate_8tap`.
+        unsafe { (self.interpolate_4tap)(plane, origin, size, taps, out) }
+    }
+}
+
+/// Panics unless a `TAPS`-tap filter of a `size` block at `origin` reads only inside the
+/// plane's data and writes only inside `out`.
+#[inline]
+fn check_reach<T: Sample, const TAPS: usize>(
+    plane: &PaddedPlane<T>,
+    origin: (isize, isize),
+    (w, h): (usize, usize),
+    out: &[T],
+) {
+    assert!(w <= 64 && out.len() >= w * h);
+    if w == 0 || h == 0 {
+        return;
+    }
+    let before = (TAPS / 2 - 1) as isize;
+    let border = plane.border as isize;
+    assert!(origin.0 - before >= -border && origin.1 - before >= -border);
+    // One past the last sample read: the last row's last column of the filter's reach.
+    let end = plane.index(
+        origin.0 + (w + TAPS - 1) as isize - before,
+        origin.1 + (h + TAPS - 2) as isize - before,
+    );
+    assert!(end <= plane.data.len());
+}
+
+impl Kernels<u8> {
+    /// The 8-bit kernels at `isa`, clamped to the detected level.
+    pub fn new(isa: Isa) -> Self {
+        let mut kernels = Self::reference();
+        #[cfg(target_arch = "x86_64")]
+        if isa.min(detect()) >= Isa::Avx2 {
+            kernels.isa = Isa::Avx2;
+            kernels.satd = x86::satd_avx2;
+            kernels.interpolate_8tap = x86::interpolate_avx2::<8>;
+            kernels.interpolate_4tap = x86::interpolate_avx2::<4>;
+        }
+        let _ = isa;
+        kernels
+    }
+}
+
+impl Kernels<u16> {
+    /// Deeper samples run the reference kernels at every level for now.
+    pub fn new(_isa: Isa) -> Self {
+        Self::reference()
+    }
+}
+
+/// The 8-bit kernels of [`max_isa`], which the codec runs.
+pub fn kernels_u8() -> &'static Kernels<u8> {
+    static KERNELS: OnceLock<Kernels<u8>> = OnceLock::new();
+    KERNELS.get_or_init(|| Kernels::<u8>::new(max_isa()))
+}
+
+/// The kernels of deeper samples of [`max_isa`], which the codec runs.
+pub fn kernels_u16() -> &'static Kernels<u16> {
+    static KERNELS: OnceLock<Kernels<u16>> = OnceLock::new();
+    KERNELS.get_or_init(|| Kernels::<u16>::new(max_isa()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A seeded xorshift generator; the seed is in every failure message.
+    struct Rng(u32);
+
+    impl Rng {
+        fn next(&mut self) -> u32 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 17;
+            self.0 ^= self.0 << 5;
+            self.0
+        }
+    }
+
+    const SEED: u32 = 0x9E37_79B9;
+
+    fn levels() -> impl Iterator<Item = Isa> {
+        max_isa().up_to()
+    }
+
+    /// Random bytes, and the extremes where 16-bit sums are at their largest.
+    fn block(rng: &mut Rng, len: usize, pattern: u32) -> Vec<u8> {
+        (0..len)
+            .map(|i| match pattern {
+                0 => rng.next() as u8,
+                1 => 255 * (i % 2) as u8,
+                2 => 255,
+                _ => 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn satd_of_every_level_equals_the_reference() {
+        let mut rng = Rng(SEED);
+        for isa in levels() {
+            let kernels = Kernels::<u8>::new(isa);
+            for w in (4..=64).step_by(4) {
+                for h in [4, 8, 12, 16, 32, 64] {
+                    for pattern in 0..4 {
+                        let (sa, sb) = (w + 3, 80);
+                        let a = block(&mut rng, sa * h, pattern);
+                        let b = block(&mut rng, sb * h, 3 - pattern.min(3));
+                        assert_eq!(
+                            kernels.satd(&a, sa, &b, sb, w, h),
+                            satd::satd(&a, sa, &b, sb, w, h),
+                            "{isa:?} {w}x{h} pattern {pattern} seed {SEED:#x}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn interpolation_of_every_level_equals_the_reference() {
+        let mut rng = Rng(SEED);
+        let luma: [[i32; 8]; 3] = [
+            [-1, 4, -10, 58, 17, -5, 1, 0],
+            [-1, 4, -11, 40, 40, -11, 4, -1],
+            [0, 1, -5, 17, 58, -10, 4, -1],
+        ];
+        let chroma: [[i32; 4]; 2] = [[-2, 58, 10, -2], [-4, 36, 36, -4]];
+        for pattern in 0..3 {
+            let mut plane = PaddedPlane::<u8>::new(96, 80, 16, 8);
+            let values = block(&mut rng, plane.data.len(), pattern);
+            plane.data.copy_from_slice(&values);
+            for isa in levels() {
+                let kernels = Kernels::<u8>::new(isa);
+                for (w, h) in [
+                    (2, 2),
+                    (4, 4),
+                    (8, 8),
+                    (8, 4),
+                    (16, 16),
+                    (24, 3),
+                    (32, 32),
+                    (64, 64),
+                    (48, 17),
+                ] {
+                    for origin in [(0, 0), (5, 7), (-3, -2), (96 - w as isize, 80 - h as isize)] {
+                        let mut out = vec![0u8; w * h];
+                        let mut expected = vec![0u8; w * h];
+                        for tx in [None, Some(&luma[0]), Some(&luma[1]), Some(&luma[2])] {
+                            for ty in [None, Some(&luma[1]), Some(&luma[2])] {
+                                kernels.interpolate_8tap(
+                                    &plane,
+                                    origin,
+                                    (w, h),
+                                    (tx, ty),
+                                    &mut out,
+                                );
+                                mc::interpolate(&plane, origin, (w, h), (tx, ty), &mut expected);
+                                assert_eq!(
+                                    out, expected,
+                                    "{isa:?} {w}x{h} 8-tap pattern {pattern}"
+                                );
+                            }
+                        }
+                        for tx in [None, Some(&chroma[0]), Some(&chroma[1])] {
+                            for ty in [None, Some(&chroma[0]), Some(&chroma[1])] {
+                                kernels.interpolate_4tap(
+                                    &plane,
+                                    origin,
+                                    (w, h),
+                                    (tx, ty),
+                                    &mut out,
+                                );
+                                mc::interpolate(&plane, origin, (w, h), (tx, ty), &mut expected);
+                                assert_eq!(
+                                    out, expected,
+                                    "{isa:?} {w}x{h} 4-tap pattern {pattern}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tables_never_exceed_the_detected_level() {
+        assert!(Kernels::<u8>::new(Isa::Avx2).isa() <= detect());
+        assert_eq!(Kernels::<u8>::new(Isa::Reference).isa(), Isa::Reference);
+        assert_eq!(Kernels::<u16>::new(Isa::Avx2).isa(), Isa::Reference);
+    }
+}

@@ -1,0 +1,323 @@
+//! AVX2 kernels for 8-bit samples. Each is entered only through a [`super::Kernels`] table
+//! built for a level this CPU supports, after the table's wrapper has checked the slices.
+//! Loads and stores go through bounds-checked slices of the exact width they touch, so the only
+//! `unsafe` left is the pointer access of the intrinsics themselves.
+
+use super::{mc, satd};
+use crate::picture::PaddedPlane;
+use std::arch::x86_64::*;
+
+/// Sixteen bytes from the start of `src` (at least 16 long), widened to 16-bit lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn widen16(src: &[u8]) -> __m256i {
+    let src = &src[..16];
+    // SAFETY: `src` holds exactly 16 readable bytes; the load needs no alignment.
+    _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(src.as_ptr().cast()) })
+}
+
+/// Eight bytes from the start of `src` (at least 8 long), widened to 16-bit lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn widen8(src: &[u8]) -> __m128i {
+    let src = &src[..8];
+    // SAFETY: `src` holds exactly 8 readable bytes; the load needs no alignment.
+    _mm_cvtepu8_epi16(unsafe { _mm_loadl_epi64(src.as_ptr().cast()) })
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load_i16x16(src: &[i16]) -> __m256i {
+    let src = &src[..16];
+    // SAFETY: `src` holds exactly 16 readable lanes.
+    unsafe { _mm256_loadu_si256(src.as_ptr().cast()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load_i16x8(src: &[i16]) -> __m128i {
+    let src = &src[..8];
+    // SAFETY: `src` holds exactly 8 readable lanes.
+    unsafe { _mm_loadu_si128(src.as_ptr().cast()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn store_i16x16(out: &mut [i16], v: __m256i) {
+    let out = &mut out[..16];
+    // SAFETY: `out` holds exactly 16 writable lanes.
+    unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), v) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn store_i16x8(out: &mut [i16], v: __m128i) {
+    let out = &mut out[..8];
+    // SAFETY: `out` holds exactly 8 writable lanes.
+    unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), v) }
+}
+
+/// The low 16 bytes of `v` to `out`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn store_u8x16(out: &mut [u8], v: __m128i) {
+    let out = &mut out[..16];
+    // SAFETY: `out` holds exactly 16 writable bytes.
+    unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), v) }
+}
+
+/// The low 8 bytes of `v` to `out`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn store_u8x8(out: &mut [u8], v: __m128i) {
+    let out = &mut out[..8];
+    // SAFETY: `out` holds exactly 8 writable bytes.
+    unsafe { _mm_storel_epi64(out.as_mut_ptr().cast(), v) }
+}
+
+/// Σ|4-point Hadamard| of every group of four lanes of the vertically transformed rows.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hadamard_abs_256(d: [__m256i; 4]) -> __m256i {
+    let (s0, s1) = (_mm256_add_epi16(d[0], d[1]), _mm256_add_epi16(d[2], d[3]));
+    let (t0, t1) = (_mm256_sub_epi16(d[0], d[1]), _mm256_sub_epi16(d[2], d[3]));
+    let rows = [
+        _mm256_add_epi16(s0, s1),
+        _mm256_sub_epi16(s0, s1),
+        _mm256_add_epi16(t0, t1),
+        _mm256_sub_epi16(t0, t1),
+    ];
+    let mut sum = _mm256_setzero_si256();
+    for v in rows {
+        // Lanes [g0 g1 g2 g3] → [g0+g1, g0-g1, g2+g3, g2-g3] → the 4-point transform; the
+        // signs of the differences differ from the reference's, which |·| ignores.
+        let p = _mm256_shufflehi_epi16(_mm256_shufflelo_epi16(v, 0b10_11_00_01), 0b10_11_00_01);
+        let e = _mm256_blend_epi16(_mm256_add_epi16(v, p), _mm256_sub_epi16(p, v), 0b1010_1010);
+        let q = _mm256_shufflehi_epi16(_mm256_shufflelo_epi16(e, 0b01_00_11_10), 0b01_00_11_10);
+        let f = _mm256_blend_epi16(_mm256_add_epi16(e, q), _mm256_sub_epi16(q, e), 0b1100_1100);
+        sum = _mm256_add_epi16(sum, _mm256_abs_epi16(f));
+    }
+    _mm256_madd_epi16(sum, _mm256_set1_epi16(1))
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hadamard_abs_128(d: [__m128i; 4]) -> __m128i {
+    let (s0, s1) = (_mm_add_epi16(d[0], d[1]), _mm_add_epi16(d[2], d[3]));
+    let (t0, t1) = (_mm_sub_epi16(d[0], d[1]), _mm_sub_epi16(d[2], d[3]));
+    let rows = [
+        _mm_add_epi16(s0, s1),
+        _mm_sub_epi16(s0, s1),
+        _mm_add_epi16(t0, t1),
+        _mm_sub_epi16(t0, t1),
+    ];
+    let mut sum = _mm_setzero_si128();
+    for v in rows {
+        let p = _mm_shufflehi_epi16(_mm_shufflelo_epi16(v, 0b10_11_00_01), 0b10_11_00_01);
+        let e = _mm_blend_epi16(_mm_add_epi16(v, p), _mm_sub_epi16(p, v), 0b1010_1010);
+        let q = _mm_shufflehi_epi16(_mm_shufflelo_epi16(e, 0b01_00_11_10), 0b01_00_11_10);
+        let f = _mm_blend_epi16(_mm_add_epi16(e, q), _mm_sub_epi16(q, e), 0b1100_1100);
+        sum = _mm_add_epi16(sum, _mm_abs_epi16(f));
+    }
+    _mm_madd_epi16(sum, _mm_set1_epi16(1))
+}
+
+/// SATD of 8-bit blocks: four 4x4 blocks side by side per register. Byte differences stay
+/// within ±255, so every Hadamard sum (at most 16·255) and the sum of four of them fit 16 bits.
+/// Widths that are not a multiple of 8 run the reference.
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn satd_avx2(
+    a: &[u8],
+    a_stride: usize,
+    b: &[u8],
+    b_stride: usize,
+    w: usize,
+    h: usize,
+) -> u32 {
+    if !w.is_multiple_of(8) {
+        return satd::satd(a, a_stride, b, b_stride, w, h);
+    }
+    let mut wide = _mm256_setzero_si256();
+    let mut narrow = _mm_setzero_si128();
+    for by in (0..h).step_by(4) {
+        let mut x = 0;
+        while x + 16 <= w {
+            let d = std::array::from_fn(|r| {
+                let (ra, rb) = (&a[(by + r) * a_stride + x..], &b[(by + r) * b_stride + x..]);
+                _mm256_sub_epi16(widen16(ra), widen16(rb))
+            });
+            wide = _mm256_add_epi32(wide, hadamard_abs_256(d));
+            x += 16;
+        }
+        if x < w {
+            let d = std::array::from_fn(|r| {
+                let (ra, rb) = (&a[(by + r) * a_stride + x..], &b[(by + r) * b_stride + x..]);
+                _mm_sub_epi16(widen8(ra), widen8(rb))
+            });
+            narrow = _mm_add_epi32(narrow, hadamard_abs_128(d));
+        }
+    }
+    let sum = _mm_add_epi32(
+        narrow,
+        _mm_add_epi32(
+            _mm256_castsi256_si128(wide),
+            _mm256_extracti128_si256(wide, 1),
+        ),
+    );
+    let sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0b01_00_11_10));
+    let sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0b10_11_00_01));
+    (_mm_cvtsi128_si32(sum) as u32) / 2
+}
+
+/// `out[x] = Σ_t taps[t]·sources[t][x]` for `out.len()` (a multiple of 8) columns, in 16 bits:
+/// with 8-bit samples and the codec's taps every partial sum stays within ±(Σ|taps|)·255,
+/// which fits, so the result is exact.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn weighted_rows<const TAPS: usize>(sources: [&[u8]; TAPS], taps: [i16; TAPS], out: &mut [i16]) {
+    let w = out.len();
+    let mut x = 0;
+    while x + 16 <= w {
+        let mut acc = _mm256_setzero_si256();
+        for (src, &tap) in sources.iter().zip(&taps) {
+            let v = widen16(&src[x..]);
+            acc = _mm256_add_epi16(acc, _mm256_mullo_epi16(v, _mm256_set1_epi16(tap)));
+        }
+        store_i16x16(&mut out[x..], acc);
+        x += 16;
+    }
+    if x < w {
+        let mut acc = _mm_setzero_si128();
+        for (src, &tap) in sources.iter().zip(&taps) {
+            let v = widen8(&src[x..]);
+            acc = _mm_add_epi16(acc, _mm_mullo_epi16(v, _mm_set1_epi16(tap)));
+        }
+        store_i16x8(&mut out[x..], acc);
+    }
+}
+
+/// `out = clip((sums + 32) >> 6)`, the rounding of one filter pass.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn round_one_pass(sums: &[i16], out: &mut [u8]) {
+    let w = sums.len();
+    let round = _mm256_set1_epi16(32);
+    let mut x = 0;
+    while x + 16 <= w {
+        let v = _mm256_srai_epi16(_mm256_add_epi16(load_i16x16(&sums[x..]), round), 6);
+        let packed = _mm256_packus_epi16(v, v);
+        let packed = _mm256_permute4x64_epi64(packed, 0b00_00_10_00);
+        store_u8x16(&mut out[x..], _mm256_castsi256_si128(packed));
+        x += 16;
+    }
+    if x < w {
+        let v = _mm_srai_epi16(
+            _mm_add_epi16(load_i16x8(&sums[x..]), _mm256_castsi256_si128(round)),
+            6,
+        );
+        store_u8x8(&mut out[x..], _mm_packus_epi16(v, v));
+    }
+}
+
+/// The vertical pass over horizontally filtered rows: `clip((Σ_t taps[t]·rows[t] + 2048) >>
+/// 12)`, pairs of rows interleaved so that each multiply-add sums two taps in 32 bits.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn vertical_of_sums<const TAPS: usize>(rows: [&[i16]; TAPS], taps: [i16; TAPS], out: &mut [u8]) {
+    let w = out.len();
+    let pair = |t: usize| (i32::from(taps[t + 1]) << 16) | i32::from(taps[t] as u16);
+    let mut x = 0;
+    while x + 16 <= w {
+        let (mut lo, mut hi) = (_mm256_set1_epi32(2048), _mm256_set1_epi32(2048));
+        for t in (0..TAPS).step_by(2) {
+            let (a, b) = (load_i16x16(&rows[t][x..]), load_i16x16(&rows[t + 1][x..]));
+            let weights = _mm256_set1_epi32(pair(t));
+            lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), weights));
+            hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), weights));
+        }
+        let v = _mm256_packs_epi32(_mm256_srai_epi32(lo, 12), _mm256_srai_epi32(hi, 12));
+        let packed = _mm256_permute4x64_epi64(_mm256_packus_epi16(v, v), 0b00_00_10_00);
+        store_u8x16(&mut out[x..], _mm256_castsi256_si128(packed));
+        x += 16;
+    }
+    if x < w {
+        let (mut lo, mut hi) = (_mm_set1_epi32(2048), _mm_set1_epi32(2048));
+        for t in (0..TAPS).step_by(2) {
+            let (a, b) = (load_i16x8(&rows[t][x..]), load_i16x8(&rows[t + 1][x..]));
+            let weights = _mm_set1_epi32(pair(t));
+            lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi16(a, b), weights));
+            hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi16(a, b), weights));
+        }
+        let v = _mm_packs_epi32(_mm_srai_epi32(lo, 12), _mm_srai_epi32(hi, 12));
+        store_u8x8(&mut out[x..], _mm_packus_epi16(v, v));
+    }
+}
+
+/// Sub-sample interpolation of 8-bit blocks (see `Kernels::interpolate`), the same arithmetic as
+/// the reference: the horizontal pass exact in 16 bits, the vertical one in 32, one rounding.
+/// Widths that are not a multiple of 8, and whole-sample copies, run the reference.
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn interpolate_avx2<const TAPS: usize>(
+    plane: &PaddedPlane<u8>,
+    (ix, iy): (isize, isize),
+    (w, h): (usize, usize),
+    (taps_x, taps_y): (Option<&[i32; TAPS]>, Option<&[i32; TAPS]>),
+    out: &mut [u8],
+) {
+    if !w.is_multiple_of(8) || w > 64 || (taps_x.is_none() && taps_y.is_none()) {
+        return mc::interpolate(plane, (ix, iy), (w, h), (taps_x, taps_y), out);
+    }
+    const { assert!(TAPS.is_multiple_of(2) && TAPS <= 8) };
+    let narrow = |taps: &[i32; TAPS]| taps.map(|t| t as i16);
+    let before = (TAPS / 2 - 1) as isize;
+    let data = &plane.data[..];
+    let row_at = |x: isize, y: isize, len: usize| &data[plane.index(x, y)..][..len];
+    let mut sums = [0i16; 64];
+    let sums = &mut sums[..w];
+    match (taps_x, taps_y) {
+        (Some(tx), None) => {
+            let tx = narrow(tx);
+            for (y, row) in out.chunks_exact_mut(w).take(h).enumerate() {
+                let src = row_at(ix - before, iy + y as isize, w + TAPS - 1);
+                weighted_rows(std::array::from_fn(|t| &src[t..]), tx, sums);
+                round_one_pass(sums, row);
+            }
+        }
+        (None, Some(ty)) => {
+            let ty = narrow(ty);
+            for (y, row) in out.chunks_exact_mut(w).take(h).enumerate() {
+                let sources =
+                    std::array::from_fn(|t| row_at(ix, iy - before + (y + t) as isize, w));
+                weighted_rows(sources, ty, sums);
+                round_one_pass(sums, row);
+            }
+        }
+        (Some(tx), Some(ty)) => {
+            let (tx, ty) = (narrow(tx), narrow(ty));
+            let mut ring = [[0i16; 64]; TAPS];
+            let horizontal = |r: usize, ring: &mut [[i16; 64]; TAPS]| {
+                let src = row_at(ix - before, iy - before + r as isize, w + TAPS - 1);
+                weighted_rows(
+                    std::array::from_fn(|t| &src[t..]),
+                    tx,
+                    &mut ring[r % TAPS][..w],
+                );
+            };
+            for r in 0..TAPS - 1 {
+                horizontal(r, &mut ring);
+            }
+            for (y, row) in out.chunks_exact_mut(w).take(h).enumerate() {
+                horizontal(y + TAPS - 1, &mut ring);
+                let rows = std::array::from_fn(|t| &ring[(y + t) % TAPS][..w]);
+                vertical_of_sums(rows, ty, row);
+            }
+        }
+        (None, None) => unreachable!("whole-sample copies run the reference"),
+    }
+}
