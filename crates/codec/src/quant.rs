@@ -30,16 +30,31 @@ pub fn quantize(coeffs: &[i32], levels: &mut [i32], qp: u8, log2n: u32, rounding
     let shift = quant_shift(qp, log2n);
     let scale = QUANT_SCALE[usize::from(qp % 6)];
     let offset = (rounding * (1i64 << shift) as f64) as i64;
+    let largest = coeffs.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0);
+    // Where every product fits 32 bits (8-bit video always) the loop runs on 32-bit lanes,
+    // which vectorise; the result is the same.
+    if i64::from(largest) * scale + offset <= i64::from(u32::MAX) {
+        let (scale, offset) = (scale as u32, offset as u32);
+        quantize_with(coeffs, levels, |m| (m * scale + offset) >> shift)
+    } else {
+        quantize_with(coeffs, levels, |m| {
+            ((i64::from(m) * scale + offset) >> shift).min(i64::from(MAX_LEVEL)) as u32
+        })
+    }
+}
+// EVOLVE-BLOCK-END
+
+/// Levels of `coeffs` whose magnitudes `magnitude_of` quantises; the number of nonzero ones.
+#[inline(always)]
+fn quantize_with(coeffs: &[i32], levels: &mut [i32], magnitude_of: impl Fn(u32) -> u32) -> usize {
     let mut nonzero = 0;
     for (level, &c) in levels.iter_mut().zip(coeffs) {
-        let magnitude = ((i64::from(c.unsigned_abs()) * scale + offset) >> shift) as i32;
-        let magnitude = magnitude.min(MAX_LEVEL);
+        let magnitude = magnitude_of(c.unsigned_abs()).min(MAX_LEVEL as u32) as i32;
         nonzero += usize::from(magnitude != 0);
         *level = if c < 0 { -magnitude } else { magnitude };
     }
     nonzero
 }
-// EVOLVE-BLOCK-END
 
 /// Scales levels back to transform coefficients (saturating to the range the inverse transform
 /// of `bit_depth` video expects: 16 bits at 8-bit).

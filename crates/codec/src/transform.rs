@@ -4,6 +4,7 @@
 //! HEVC for intra blocks; and transform skip, which scales the residual to the transforms'
 //! coefficient scale.
 
+use crate::dsp::{Matrices, transforms};
 use std::sync::OnceLock;
 
 /// 64·√2·cos(m·π/64) rounded, for m = 0..=32: every basis value of the 32-point transform
@@ -58,8 +59,8 @@ fn skip_shift(log2n: u32) -> u32 {
 }
 
 /// Row-major N×N basis matrices for N = 4, 8, 16, 32 (index log2N - 2).
-fn matrices() -> &'static [Vec<i32>; 4] {
-    static MATRICES: OnceLock<[Vec<i32>; 4]> = OnceLock::new();
+fn matrices() -> &'static Matrices {
+    static MATRICES: OnceLock<Matrices> = OnceLock::new();
     MATRICES.get_or_init(|| {
         std::array::from_fn(|i| {
             let n = 4usize << i;
@@ -105,102 +106,11 @@ pub fn coefficient_limit(bit_depth: u32) -> i32 {
     1 << (7 + bit_depth)
 }
 
-/// out[j][c] = clip(round(Σ_k t[k][j] · input[k][c] >> shift)), skipping rows of zeros.
-fn apply_columns_transposed(
-    t: &[i32],
-    input: &[i32],
-    out: &mut [i32],
-    n: usize,
-    shift: u32,
-    limit: i32,
-) {
-    let round = 1 << (shift - 1);
-    out[..n * n].fill(0);
-    for k in 0..n {
-        let src = &input[k * n..(k + 1) * n];
-        if src.iter().all(|&v| v == 0) {
-            continue;
-        }
-        for j in 0..n {
-            let coef = t[k * n + j];
-            let acc = &mut out[j * n..(j + 1) * n];
-            for (a, &s) in acc.iter_mut().zip(src) {
-                *a += coef * s;
-            }
-        }
-    }
-    for a in out[..n * n].iter_mut() {
-        *a = ((*a + round) >> shift).clamp(-limit, limit - 1);
-    }
-}
-
 fn transpose(block: &mut [i32], n: usize) {
     for y in 0..n {
         for x in y + 1..n {
             block.swap(y * n + x, x * n + y);
         }
-    }
-}
-
-/// out[k] = Σ_j T_n[k][j] · input[j] over row vectors of `width` samples (rows `n`), by
-/// even/odd decomposition: even outputs are the half-size transform of the folded sums, odd
-/// outputs come from the folded differences. Integer-exact, so it equals the matrix product;
-/// the row-vector form lets the compiler vectorise across the width.
-fn forward_rows(input: &[i32], out: &mut [i32], n: usize, width: usize, scratch: &mut [i32]) {
-    let t = &matrices()[n.trailing_zeros() as usize - 2];
-    if n == 4 {
-        matrix_rows(t, input, out, width);
-        return;
-    }
-    let half = n / 2;
-    let len = half * width;
-    let (even, rest) = scratch.split_at_mut(len);
-    let (odd, rest) = rest.split_at_mut(len);
-    let (even_out, rest) = rest.split_at_mut(len);
-    for i in 0..half {
-        let top = &input[i * width..(i + 1) * width];
-        let bottom = &input[(n - 1 - i) * width..(n - i) * width];
-        for (((e, o), &a), &b) in even[i * width..(i + 1) * width]
-            .iter_mut()
-            .zip(&mut odd[i * width..(i + 1) * width])
-            .zip(top)
-            .zip(bottom)
-        {
-            *e = a + b;
-            *o = a - b;
-        }
-    }
-    forward_rows(even, even_out, half, width, rest);
-    for k in 0..half {
-        out[2 * k * width..(2 * k + 1) * width]
-            .copy_from_slice(&even_out[k * width..(k + 1) * width]);
-        let dst = &mut out[(2 * k + 1) * width..(2 * k + 2) * width];
-        dst.fill(0);
-        for i in 0..half {
-            axpy(
-                dst,
-                t[(2 * k + 1) * n + i],
-                &odd[i * width..(i + 1) * width],
-            );
-        }
-    }
-}
-
-/// out[k] = Σ_j t[k][j] · input[j] over row vectors of `width` samples, for a 4×4 matrix.
-fn matrix_rows(t: &[i32], input: &[i32], out: &mut [i32], width: usize) {
-    for k in 0..4 {
-        let dst = &mut out[k * width..(k + 1) * width];
-        dst.fill(0);
-        for j in 0..4 {
-            axpy(dst, t[k * 4 + j], &input[j * width..(j + 1) * width]);
-        }
-    }
-}
-
-#[inline]
-fn axpy(dst: &mut [i32], coef: i32, src: &[i32]) {
-    for (d, &s) in dst.iter_mut().zip(src) {
-        *d += coef * s;
     }
 }
 
@@ -218,12 +128,12 @@ pub fn forward(residual: &[i32], coeffs: &mut [i32], log2n: u32, tx: TxType) {
         }
         TxType::Dst => {
             let (mut tmp, mut out) = ([0i32; 16], [0i32; 16]);
-            matrix_rows(&DST4, &residual[..16], &mut tmp, 4);
+            transforms().matrix_rows(&DST4, &residual[..16], &mut tmp, 4);
             for v in tmp.iter_mut() {
                 *v = (*v + (1 << (shift1 - 1))) >> shift1;
             }
             transpose(&mut tmp, 4);
-            matrix_rows(&DST4, &tmp, &mut out, 4);
+            transforms().matrix_rows(&DST4, &tmp, &mut out, 4);
             for (c, &v) in coeffs[..16].iter_mut().zip(&out) {
                 *c = (v + (1 << (shift2 - 1))) >> shift2;
             }
@@ -232,22 +142,36 @@ pub fn forward(residual: &[i32], coeffs: &mut [i32], log2n: u32, tx: TxType) {
         }
         TxType::Dct => {}
     }
-    let mut tmp = vec![0i32; n * n];
-    let mut out = vec![0i32; n * n];
-    // Each level of the decomposition needs three half-size blocks; the levels sum below 3n².
-    let mut scratch = vec![0i32; 3 * n * n];
-    forward_rows(&residual[..n * n], &mut tmp, n, n, &mut scratch);
-    for v in tmp[..n * n].iter_mut() {
+    match log2n {
+        2 => forward_dct::<16, 48>(residual, coeffs, n, (shift1, shift2)),
+        3 => forward_dct::<64, 192>(residual, coeffs, n, (shift1, shift2)),
+        4 => forward_dct::<256, 768>(residual, coeffs, n, (shift1, shift2)),
+        _ => forward_dct::<1024, 3072>(residual, coeffs, n, (shift1, shift2)),
+    }
+}
+// EVOLVE-BLOCK-END
+
+/// The DCT of an N×N residual (`LEN` = N², `SCRATCH` = 3·N²): rows, rounding by `shift1`,
+/// columns, rounding by `shift2`; buffers on the stack at the block's size.
+fn forward_dct<const LEN: usize, const SCRATCH: usize>(
+    residual: &[i32],
+    coeffs: &mut [i32],
+    n: usize,
+    (shift1, shift2): (u32, u32),
+) {
+    let (mut tmp, mut out, mut scratch) = ([0i32; LEN], [0i32; LEN], [0i32; SCRATCH]);
+    let kernels = transforms();
+    kernels.forward_rows(matrices(), &residual[..LEN], &mut tmp, n, n, &mut scratch);
+    for v in tmp.iter_mut() {
         *v = (*v + (1 << (shift1 - 1))) >> shift1;
     }
     transpose(&mut tmp, n);
-    forward_rows(&tmp, &mut out, n, n, &mut scratch);
-    for (c, &v) in coeffs[..n * n].iter_mut().zip(&out[..n * n]) {
+    kernels.forward_rows(matrices(), &tmp, &mut out, n, n, &mut scratch);
+    for (c, &v) in coeffs[..LEN].iter_mut().zip(&out) {
         *c = (v + (1 << (shift2 - 1))) >> shift2;
     }
     transpose(coeffs, n);
 }
-// EVOLVE-BLOCK-END
 
 /// Inverse transform: coefficients back to an N×N residual of `bit_depth` video. Exactly the
 /// same integer arithmetic runs in the encoder's reconstruction and in the decoder.
@@ -265,10 +189,27 @@ pub fn inverse(coeffs: &[i32], residual: &mut [i32], log2n: u32, tx: TxType, bit
         TxType::Dct => &matrices()[log2n as usize - 2],
     };
     let limit = coefficient_limit(bit_depth);
-    let mut tmp = vec![0i32; n * n];
-    apply_columns_transposed(t, coeffs, &mut tmp, n, 7, limit);
+    match log2n {
+        2 => inverse_sized::<16>(t, coeffs, residual, n, limit),
+        3 => inverse_sized::<64>(t, coeffs, residual, n, limit),
+        4 => inverse_sized::<256>(t, coeffs, residual, n, limit),
+        _ => inverse_sized::<1024>(t, coeffs, residual, n, limit),
+    }
+}
+
+/// The two passes of an N×N inverse (`LEN` = N²), the intermediate on the stack.
+fn inverse_sized<const LEN: usize>(
+    t: &[i32],
+    coeffs: &[i32],
+    residual: &mut [i32],
+    n: usize,
+    limit: i32,
+) {
+    let mut tmp = [0i32; LEN];
+    let kernels = transforms();
+    kernels.columns_transposed(t, coeffs, &mut tmp, n, 7, limit);
     transpose(&mut tmp, n);
-    apply_columns_transposed(t, &tmp, residual, n, 12, limit);
+    kernels.columns_transposed(t, &tmp, residual, n, 12, limit);
     transpose(residual, n);
 }
 

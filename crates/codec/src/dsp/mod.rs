@@ -10,11 +10,13 @@
 
 mod mc;
 mod satd;
+mod transform;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
 pub use mc::interpolate as reference_interpolate;
 pub use satd::satd as reference_satd;
+pub use transform::Matrices;
 
 use crate::picture::{PaddedPlane, Sample};
 use std::sync::OnceLock;
@@ -101,7 +103,9 @@ impl<T: Sample> Kernels<T> {
         w: usize,
         h: usize,
     ) -> u32 {
-        assert!(w.is_multiple_of(4) && h.is_multiple_of(4) && w <= 64 && w <= a_stride && w <= b_stride);
+        assert!(
+            w.is_multiple_of(4) && h.is_multiple_of(4) && w <= 64 && w <= a_stride && w <= b_stride
+        );
         if h > 0 {
             assert!(a.len() >= (h - 1) * a_stride + w && b.len() >= (h - 1) * b_stride + w);
         }
@@ -202,6 +206,91 @@ pub fn kernels_u8() -> &'static Kernels<u8> {
 pub fn kernels_u16() -> &'static Kernels<u16> {
     static KERNELS: OnceLock<Kernels<u16>> = OnceLock::new();
     KERNELS.get_or_init(|| Kernels::<u16>::new(max_isa()))
+}
+
+type ForwardRowsFn = unsafe fn(&Matrices, &[i32], &mut [i32], usize, usize, &mut [i32]);
+type MatrixRowsFn = unsafe fn(&[i32], &[i32], &mut [i32], usize);
+type ColumnsTransposedFn = unsafe fn(&[i32], &[i32], &mut [i32], usize, u32, i32);
+
+/// The transform kernels at one instruction set level (they work on 32-bit coefficients, the
+/// same at every sample depth).
+pub struct Transforms {
+    isa: Isa,
+    forward_rows: ForwardRowsFn,
+    matrix_rows: MatrixRowsFn,
+    columns_transposed: ColumnsTransposedFn,
+}
+
+impl Transforms {
+    /// The kernels at `isa`, clamped to the detected level.
+    pub fn new(isa: Isa) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if isa.min(detect()) >= Isa::Avx2 {
+            return Transforms {
+                isa: Isa::Avx2,
+                forward_rows: transform::avx2::forward_rows,
+                matrix_rows: transform::avx2::matrix_rows,
+                columns_transposed: transform::avx2::columns_transposed,
+            };
+        }
+        let _ = isa;
+        Transforms {
+            isa: Isa::Reference,
+            forward_rows: transform::reference::forward_rows,
+            matrix_rows: transform::reference::matrix_rows,
+            columns_transposed: transform::reference::columns_transposed,
+        }
+    }
+
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// `out[k] = Σ_j T_n[k][j]·input[j]` over the `n` row vectors of `width` values of `input`
+    /// (`T_n` from `matrices`), by even/odd butterflies; `scratch` holds 3·n·width values.
+    #[inline]
+    pub fn forward_rows(
+        &self,
+        matrices: &Matrices,
+        input: &[i32],
+        out: &mut [i32],
+        n: usize,
+        width: usize,
+        scratch: &mut [i32],
+    ) {
+        // SAFETY: the table holds only kernels of levels the CPU supports (see `new`); the
+        // kernels themselves are safe code.
+        unsafe { (self.forward_rows)(matrices, input, out, n, width, scratch) }
+    }
+
+    /// `out[k] = Σ_j t[k][j]·input[j]` over 4 row vectors of `width` values, for a 4×4 `t`.
+    #[inline]
+    pub fn matrix_rows(&self, t: &[i32], input: &[i32], out: &mut [i32], width: usize) {
+        // SAFETY: as in `forward_rows`.
+        unsafe { (self.matrix_rows)(t, input, out, width) }
+    }
+
+    /// `out[j][c] = clip(round(Σ_k t[k][j]·input[k][c] >> shift), -limit, limit - 1)` for
+    /// N×N blocks, skipping rows of zeros.
+    #[inline]
+    pub fn columns_transposed(
+        &self,
+        t: &[i32],
+        input: &[i32],
+        out: &mut [i32],
+        n: usize,
+        shift: u32,
+        limit: i32,
+    ) {
+        // SAFETY: as in `forward_rows`.
+        unsafe { (self.columns_transposed)(t, input, out, n, shift, limit) }
+    }
+}
+
+/// The transform kernels of [`max_isa`], which the codec runs.
+pub fn transforms() -> &'static Transforms {
+    static TRANSFORMS: OnceLock<Transforms> = OnceLock::new();
+    TRANSFORMS.get_or_init(|| Transforms::new(max_isa()))
 }
 
 #[cfg(test)]
@@ -328,7 +417,62 @@ mod tests {
     }
 
     #[test]
+    fn transforms_of_every_level_equal_the_reference() {
+        let mut rng = Rng(SEED);
+        let matrices: Matrices = std::array::from_fn(|i| {
+            let n = 4usize << i;
+            (0..n * n).map(|_| (rng.next() % 181) as i32 - 90).collect()
+        });
+        let reference = Transforms::new(Isa::Reference);
+        for isa in levels() {
+            let kernels = Transforms::new(isa);
+            for log2n in 2..=5u32 {
+                let n = 1usize << log2n;
+                for pattern in 0..3 {
+                    // Residual-sized inputs for the rows, coefficient-sized for the columns
+                    // (some rows left zero, as the inverse skips them).
+                    let input: Vec<i32> = (0..n * n)
+                        .map(|i| match pattern {
+                            0 => (rng.next() % 511) as i32 - 255,
+                            1 => {
+                                if i % 3 == 0 {
+                                    255
+                                } else {
+                                    -255
+                                }
+                            }
+                            _ => {
+                                if (i / n) % 2 == 0 {
+                                    (rng.next() % 65536) as i32 - 32768
+                                } else {
+                                    0
+                                }
+                            }
+                        })
+                        .collect();
+                    let (mut got, mut want) = (vec![0; n * n], vec![0; n * n]);
+                    let (mut s1, mut s2) = (vec![0; 3 * n * n], vec![0; 3 * n * n]);
+                    let small: Vec<i32> = input.iter().map(|&v| v.clamp(-255, 255)).collect();
+                    kernels.forward_rows(&matrices, &small, &mut got, n, n, &mut s1);
+                    reference.forward_rows(&matrices, &small, &mut want, n, n, &mut s2);
+                    assert_eq!(got, want, "{isa:?} forward rows {n} pattern {pattern}");
+                    if n == 4 {
+                        kernels.matrix_rows(&matrices[0], &small, &mut got, 4);
+                        reference.matrix_rows(&matrices[0], &small, &mut want, 4);
+                        assert_eq!(got, want, "{isa:?} 4x4 rows pattern {pattern}");
+                    }
+                    let t = &matrices[log2n as usize - 2];
+                    kernels.columns_transposed(t, &input, &mut got, n, 7, 1 << 15);
+                    reference.columns_transposed(t, &input, &mut want, n, 7, 1 << 15);
+                    assert_eq!(got, want, "{isa:?} columns {n} pattern {pattern}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn tables_never_exceed_the_detected_level() {
+        assert!(Transforms::new(Isa::Avx2).isa() <= detect());
         assert!(Kernels::<u8>::new(Isa::Avx2).isa() <= detect());
         assert_eq!(Kernels::<u8>::new(Isa::Reference).isa(), Isa::Reference);
         assert_eq!(Kernels::<u16>::new(Isa::Avx2).isa(), Isa::Reference);
