@@ -442,7 +442,7 @@ mod tests {
                                 }
                             }
                             _ => {
-                                if (i / n) % 2 == 0 {
+                                if (i / n).is_multiple_of(2) {
                                     (rng.next() % 65536) as i32 - 32768
                                 } else {
                                     0
