@@ -28,7 +28,7 @@ use crate::syntax::{
     write_delta_qp, write_luma_mode, write_mvd, write_truncated_unary,
 };
 use crate::temporal::{QpMap, WindowFrame, propagate};
-use crate::transform::{TxType, block_transform, forward};
+use crate::transform::{TxType, block_transform, forward, with_block_buffers};
 use codeclab_video::{ChromaSampling, Frame, VideoFormat};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -510,6 +510,8 @@ struct FrameEncoder<'a, T: Sample> {
     /// The last vector found by motion search on each reference: a starting point for the
     /// next blocks.
     mv_hints: Vec<Mv>,
+    /// The reconstruction of a block whose levels are being weighed (reused, not reallocated).
+    reconstruction_scratch: Vec<T>,
 }
 
 impl<'a, T: Sample> FrameEncoder<'a, T> {
@@ -549,6 +551,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             picture: Picture::new(coded.0, coded.1, bit_depth),
             cus: Vec::new(),
             mv_hints: vec![Mv::ZERO; references.len()],
+            reconstruction_scratch: Vec::new(),
         }
     }
 
@@ -1026,33 +1029,34 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         intra: bool,
     ) -> (Option<Vec<i32>>, u64, bool) {
         let n = 1usize << log2n;
-        let mut residual = vec![0i32; n * n];
-        for ((r, &s), &p) in residual.iter_mut().zip(src).zip(pred) {
-            *r = s.to_i32() - p.to_i32();
-        }
-        let no_levels = sse(src, n, pred, n, n, n);
-        let cbf = self.contexts.cbf[usize::from(!luma)][usize::from(!intra)];
-        let mut best = (
-            self.rd.cost(no_levels, u64::from(cbf.cost(false))),
-            None,
-            no_levels,
-            false,
-        );
-        let skip_coded = self.genome.transform_skip && log2n == 2;
-        for skip in [false, true] {
-            if skip && !skip_coded {
-                continue;
+        with_block_buffers(log2n, |residual, _| {
+            for ((r, &s), &p) in residual.iter_mut().zip(src).zip(pred) {
+                *r = s.to_i32() - p.to_i32();
             }
-            let tx = block_transform(intra, log2n, self.genome.intra_dst, skip);
-            let block = (src, pred, residual.as_slice());
-            if let Some((levels, d, cost)) =
-                self.quantise_block(block, (log2n, tx), luma, intra, skip_coded)
-                && cost < best.0
-            {
-                best = (cost, Some(levels), d, skip);
+            let no_levels = sse(src, n, pred, n, n, n);
+            let cbf = self.contexts.cbf[usize::from(!luma)][usize::from(!intra)];
+            let mut best = (
+                self.rd.cost(no_levels, u64::from(cbf.cost(false))),
+                None,
+                no_levels,
+                false,
+            );
+            let skip_coded = self.genome.transform_skip && log2n == 2;
+            for skip in [false, true] {
+                if skip && !skip_coded {
+                    continue;
+                }
+                let tx = block_transform(intra, log2n, self.genome.intra_dst, skip);
+                let block = (src, pred, &*residual);
+                if let Some((levels, d, cost)) =
+                    self.quantise_block(block, (log2n, tx), luma, intra, skip_coded)
+                    && cost < best.0
+                {
+                    best = (cost, Some(levels), d, skip);
+                }
             }
-        }
-        (best.1, best.2, best.3)
+            (best.1, best.2, best.3)
+        })
     }
 
     // EVOLVE-BLOCK-END
@@ -1068,17 +1072,42 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         intra: bool,
         skip_coded: bool,
     ) -> Option<(Vec<i32>, u64, u64)> {
+        with_block_buffers(log2n, |coeffs, levels| {
+            self.quantise_into(
+                (src, pred, residual),
+                (log2n, tx),
+                luma,
+                intra,
+                skip_coded,
+                coeffs,
+                levels,
+            )
+            .map(|(d, cost)| (levels.to_vec(), d, cost))
+        })
+    }
+
+    /// [`Self::quantise_block`] into the caller's buffers: the coefficients and levels of the
+    /// block, with (distortion, D + λ·R) where any level is nonzero.
+    #[allow(clippy::too_many_arguments)]
+    fn quantise_into(
+        &mut self,
+        (src, pred, residual): (&[T], &[T], &[i32]),
+        (log2n, tx): (u32, TxType),
+        luma: bool,
+        intra: bool,
+        skip_coded: bool,
+        coeffs: &mut [i32],
+        levels: &mut [i32],
+    ) -> Option<(u64, u64)> {
         let n = 1usize << log2n;
-        let mut coeffs = vec![0i32; n * n];
-        forward(residual, &mut coeffs, log2n, tx);
-        let mut levels = vec![0i32; n * n];
+        forward(residual, coeffs, log2n, tx);
         let qp = if luma { self.qp } else { self.chroma_qp };
         let rounding = if intra {
             self.genome.deadzone_intra
         } else {
             self.genome.deadzone_inter
         };
-        if quantize(&coeffs, &mut levels, qp + self.qp_offset, log2n, rounding) == 0 {
+        if quantize(coeffs, levels, qp + self.qp_offset, log2n, rounding) == 0 {
             return None;
         }
         let pt = usize::from(!luma);
@@ -1088,34 +1117,29 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         }
         let sign_hiding = self.genome.sign_hiding;
         let bit_depth = self.bit_depth;
+        let mut out = std::mem::take(&mut self.reconstruction_scratch);
+        out.resize(n * n, T::default());
         let mut evaluate = |levels: &[i32], ctx: &mut Contexts| {
-            let mut out = vec![T::default(); n * n];
             add_residual(pred, Some(levels), qp, (log2n, tx), bit_depth, &mut out);
             let d = sse(src, n, &out, n, n, n);
             let rate = levels_cost(ctx, levels, log2n, luma, sign_hiding) + flags;
             (d, rate)
         };
         let (d, rate) = if self.genome.rdoq {
-            self.optimise_levels(&coeffs, &mut levels, luma, &mut evaluate)
+            self.optimise_levels(coeffs, levels, luma, &mut evaluate)
         } else {
             if sign_hiding {
                 let lambda_fixed = self.rd.cost(0, 1 << 16);
                 let quant = (qp + self.qp_offset, self.bit_depth);
-                Self::hide_signs(
-                    &coeffs,
-                    &mut levels,
-                    quant,
-                    luma,
-                    &self.contexts,
-                    lambda_fixed,
-                );
+                Self::hide_signs(coeffs, levels, quant, luma, &self.contexts, lambda_fixed);
             }
-            evaluate(&levels, &mut self.contexts)
+            evaluate(levels, &mut self.contexts)
         };
+        self.reconstruction_scratch = out;
         if levels.iter().all(|&l| l == 0) {
             return None;
         }
-        Some((levels, d, self.rd.cost(d, rate)))
+        Some((d, self.rd.cost(d, rate)))
     }
 
     // EVOLVE-BLOCK-START rdo_quantisation
@@ -1132,35 +1156,38 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         evaluate: &mut impl FnMut(&[i32], &mut Contexts) -> (u64, u64),
     ) -> (u64, u64) {
         let qp = if luma { self.qp } else { self.chroma_qp } + self.qp_offset;
-        let mut dead_zone = levels.to_vec();
-        // λ per 1/256 bit, times 2^16.
-        let lambda_fixed = self.rd.cost(0, 1 << 16);
-        let (ctx, depth) = (&self.contexts, self.bit_depth);
-        let decided = Self::rdoq_decide(coeffs, levels, (qp, depth), luma, ctx, lambda_fixed);
-        if self.genome.sign_hiding {
-            Self::hide_signs(coeffs, levels, (qp, depth), luma, ctx, lambda_fixed);
-        }
-        if !decided {
-            return evaluate(levels, &mut self.contexts);
-        }
-        if self.genome.sign_hiding {
-            Self::hide_signs(
-                coeffs,
-                &mut dead_zone,
-                (qp, depth),
-                luma,
-                &self.contexts,
-                lambda_fixed,
-            );
-        }
-        let (d, rate) = evaluate(&dead_zone, &mut self.contexts);
-        let (d2, r2) = evaluate(levels, &mut self.contexts);
-        if self.rd.cost(d2, r2) < self.rd.cost(d, rate) {
-            (d2, r2)
-        } else {
-            levels.copy_from_slice(&dead_zone);
-            (d, rate)
-        }
+        let log2n = levels.len().trailing_zeros() / 2;
+        with_block_buffers(log2n, |dead_zone, _| {
+            dead_zone.copy_from_slice(levels);
+            // λ per 1/256 bit, times 2^16.
+            let lambda_fixed = self.rd.cost(0, 1 << 16);
+            let (ctx, depth) = (&self.contexts, self.bit_depth);
+            let decided = Self::rdoq_decide(coeffs, levels, (qp, depth), luma, ctx, lambda_fixed);
+            if self.genome.sign_hiding {
+                Self::hide_signs(coeffs, levels, (qp, depth), luma, ctx, lambda_fixed);
+            }
+            if !decided {
+                return evaluate(levels, &mut self.contexts);
+            }
+            if self.genome.sign_hiding {
+                Self::hide_signs(
+                    coeffs,
+                    dead_zone,
+                    (qp, depth),
+                    luma,
+                    &self.contexts,
+                    lambda_fixed,
+                );
+            }
+            let (d, rate) = evaluate(dead_zone, &mut self.contexts);
+            let (d2, r2) = evaluate(levels, &mut self.contexts);
+            if self.rd.cost(d2, r2) < self.rd.cost(d, rate) {
+                (d2, r2)
+            } else {
+                levels.copy_from_slice(dead_zone);
+                (d, rate)
+            }
+        })
     }
 
     /// Sign-data hiding, as in HM: in every coefficient group that hides a sign whose parity

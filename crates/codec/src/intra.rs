@@ -171,21 +171,28 @@ fn predict_angular<T: Sample>(line: &[T; LINE_LEN], n: usize, mode: u8, out: &mu
             reference[(n as i32 + k) as usize] = if j < 0 { corner } else { side(j as usize) };
         }
     }
-    for row in 0..n {
+    // Each row of the block along the main direction is a 2-tap blend of the reference at one
+    // offset, so it is computed whole (which vectorises); horizontal modes are predicted
+    // transposed, then turned.
+    for (row, dst) in out[..n * n].chunks_exact_mut(n).enumerate() {
         let pos = (row as i32 + 1) * angle;
-        let offset = pos >> 5;
+        let start = (n as i32 + 1 + (pos >> 5)) as usize;
         let fraction = (pos & 31) as u32;
-        for col in 0..n {
-            let base = (n as i32 + 1 + col as i32 + offset) as usize;
-            let a = reference[base].to_u32();
-            let value = if fraction == 0 {
-                a
-            } else {
-                let b = reference[base + 1].to_u32();
-                ((32 - fraction) * a + fraction * b + 16) >> 5
-            };
-            let (x, y) = if vertical { (col, row) } else { (row, col) };
-            out[y * n + x] = T::from_u32(value);
+        if fraction == 0 {
+            dst.copy_from_slice(&reference[start..start + n]);
+        } else {
+            let src = &reference[start..start + n + 1];
+            for (d, (a, b)) in dst.iter_mut().zip(src.iter().zip(&src[1..])) {
+                let value = (32 - fraction) * a.to_u32() + fraction * b.to_u32() + 16;
+                *d = T::from_u32(value >> 5);
+            }
+        }
+    }
+    if !vertical {
+        for y in 0..n {
+            for x in y + 1..n {
+                out.swap(y * n + x, x * n + y);
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::intra::{DC, Edges, predict};
 use crate::partition::{MAX_TX_LOG2, UNIT_LOG2, UnitGrid, UnitInfo};
 use crate::picture::{PaddedPlane, Picture, Sample, max_value, qp_offset};
 use crate::quant::dequantize;
-use crate::transform::{TxType, block_transform, inverse};
+use crate::transform::{TxType, block_transform, inverse, with_block_buffers};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Prediction {
@@ -98,19 +98,15 @@ pub fn add_residual<T: Sample>(
         out[..n * n].copy_from_slice(&prediction[..n * n]);
         return;
     };
-    let mut coeffs = vec![0i32; n * n];
-    let mut residual = vec![0i32; n * n];
-    let quant_qp = qp + qp_offset(bit_depth);
-    dequantize(&levels[..n * n], &mut coeffs, quant_qp, log2n, bit_depth);
-    inverse(&coeffs, &mut residual, log2n, tx, bit_depth);
-    let max = max_value(bit_depth);
-    for ((o, &p), &r) in out[..n * n]
-        .iter_mut()
-        .zip(prediction)
-        .zip(&residual[..n * n])
-    {
-        *o = T::clip(p.to_i32() + r, max);
-    }
+    with_block_buffers(log2n, |coeffs, residual| {
+        let quant_qp = qp + qp_offset(bit_depth);
+        dequantize(&levels[..n * n], coeffs, quant_qp, log2n, bit_depth);
+        inverse(coeffs, residual, log2n, tx, bit_depth);
+        let max = max_value(bit_depth);
+        for ((o, &p), &r) in out[..n * n].iter_mut().zip(prediction).zip(&*residual) {
+            *o = T::clip(p.to_i32() + r, max);
+        }
+    });
 }
 
 /// The info the unit grid records for a coding unit.

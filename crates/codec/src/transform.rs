@@ -100,6 +100,22 @@ fn apply_columns(t: &[i32], input: &[i32], out: &mut [i32], n: usize, rows: usiz
     }
 }
 
+/// Runs `f` with two zeroed buffers of N² values for an N×N block (N = 1 << `log2n`, at most
+/// 32), on the stack at the block's size, so per-block work allocates nothing.
+#[inline]
+pub fn with_block_buffers<R>(log2n: u32, f: impl FnOnce(&mut [i32], &mut [i32]) -> R) -> R {
+    fn run<const LEN: usize, R>(f: impl FnOnce(&mut [i32], &mut [i32]) -> R) -> R {
+        let (mut a, mut b) = ([0i32; LEN], [0i32; LEN]);
+        f(&mut a, &mut b)
+    }
+    match log2n {
+        0..=2 => run::<16, R>(f),
+        3 => run::<64, R>(f),
+        4 => run::<256, R>(f),
+        _ => run::<1024, R>(f),
+    }
+}
+
 /// Coefficients and inverse-transform intermediates are clipped to [-limit, limit - 1]: 16 bits
 /// for 8-bit video, one more per extra bit of depth since residuals grow with it.
 pub fn coefficient_limit(bit_depth: u32) -> i32 {
