@@ -4,7 +4,7 @@
 //! units and scale by 2^(bd-8) at deeper samples, as in HEVC.
 
 use crate::inter::mvpred::{Motion, Vector};
-use crate::partition::{MAX_TX_LOG2, UNIT_LOG2, UnitGrid, UnitInfo};
+use crate::partition::{UNIT_LOG2, UnitGrid, UnitInfo};
 use crate::picture::{PaddedPlane, Picture, Sample};
 use crate::reconstruct::chroma_qp;
 
@@ -158,8 +158,7 @@ fn filter_chroma<T: Sample>(
 
 /// The edge between units `a` (left/above) and `b` lies on a coding or transform block boundary.
 fn is_block_edge(position: usize, b: &UnitInfo) -> bool {
-    let block = 1usize << u32::from(b.cu_log2).min(MAX_TX_LOG2);
-    position.is_multiple_of(block)
+    position.is_multiple_of(1usize << b.tx_log2)
 }
 
 /// Deblocks the whole picture in place.
@@ -269,6 +268,7 @@ mod tests {
             2,
             UnitInfo {
                 cu_log2: 3,
+                tx_log2: 3,
                 intra: true,
                 qp: 37,
                 ..UnitInfo::default()

@@ -12,7 +12,9 @@ use crate::inter::{Mv, mv_in_bounds};
 use crate::intra::DC;
 use crate::partition::{SB_SIZE, UNIT_LOG2, UnitGrid, inside};
 use crate::picture::{Picture, Sample};
-use crate::reconstruct::{CodedCu, Prediction, commit_info, reconstruct_cu, skip_bit};
+use crate::reconstruct::{
+    CodedCu, Prediction, commit_info, reconstruct_cu, skip_bit, tx_split_allowed,
+};
 use crate::syntax::{
     chroma_mode_options, most_probable_modes, neighbour_count, predicted_qp, read_chroma_mode,
     read_delta_qp, read_luma_mode, read_mvd, read_truncated_unary,
@@ -378,8 +380,12 @@ impl<T: Sample> FrameDecoder<'_, T> {
             luma: Vec::new(),
             chroma: [None, None],
             transform_skip: 0,
+            tx_split: false,
         };
         if !skip {
+            if tx_split_allowed(self.header.residual_quadtree, log2, intra) {
+                cu.tx_split = r.bit(&mut ctx.tx_split[log2 as usize - 4]);
+            }
             let kind = usize::from(!intra);
             let luma_log2 = cu.luma_tx_log2();
             let blocks = 1usize << (2 * (log2 - luma_log2));

@@ -20,7 +20,7 @@ use crate::ratecontrol::{RateController, RateMode};
 use crate::rdo::{RdCost, lambda, satd, sse};
 use crate::reconstruct::{
     CodedCu, Prediction, add_residual, chroma_qp, commit_info, predict_motion, reconstruct_cu,
-    skip_bit,
+    skip_bit, tx_split_allowed,
 };
 use crate::residual::{levels_cost, write_levels};
 use crate::syntax::{
@@ -859,6 +859,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
                 luma: vec![None; luma_blocks(log2)],
                 chroma: [None, None],
                 transform_skip: 0,
+                tx_split: false,
             };
             let rate = self.cu_rate(&cu);
             let cost = self.rd.cost(distortion, rate);
@@ -908,6 +909,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             luma: Vec::new(),
             chroma: [None, None],
             transform_skip: 0,
+            tx_split: false,
         }
     }
 
@@ -974,8 +976,41 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
     }
     // EVOLVE-BLOCK-END
 
-    /// Quantises the residual of an inter prediction and costs the whole unit.
+    /// Quantises the residual of an inter prediction and costs the whole unit, its luma residual
+    /// as one transform per 32x32 and, where that is weighed, split into four.
     fn code_inter_residual(
+        &mut self,
+        source: &SourceBlock<T>,
+        mut cu: CodedCu,
+        pred: &Prediction3<T>,
+    ) -> Candidate {
+        cu.tx_split = false;
+        let whole = self.code_inter_residual_at(source, cu.clone(), pred);
+        if !self.weigh_transform_split(&whole.cu) {
+            return whole;
+        }
+        cu.tx_split = true;
+        let split = self.code_inter_residual_at(source, cu, pred);
+        if split.cost < whole.cost {
+            split
+        } else {
+            whole
+        }
+    }
+
+    // EVOLVE-BLOCK-START transform_split
+    /// Whether a split of the luma residual is weighed against the whole-size transform's
+    /// `coded` unit: where the unit may split and the whole transform left luma levels (a
+    /// residual that quantises to nothing gains nothing from smaller transforms).
+    fn weigh_transform_split(&self, coded: &CodedCu) -> bool {
+        tx_split_allowed(self.genome.residual_quadtree, coded.log2, false)
+            && coded.luma.iter().any(Option::is_some)
+    }
+    // EVOLVE-BLOCK-END
+
+    /// Quantises the residual of an inter prediction at the unit's transform sizes and costs
+    /// the whole unit.
+    fn code_inter_residual_at(
         &mut self,
         source: &SourceBlock<T>,
         mut cu: CodedCu,
@@ -988,7 +1023,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         let mut distortion = 0;
         cu.luma.clear();
         cu.transform_skip = 0;
-        for i in 0..luma_blocks(cu.log2) {
+        for i in 0..per_row * per_row {
             let (bx, by) = ((i % per_row) * n, (i / per_row) * n);
             let src = extract(&source.planes[0], size, bx, by, n);
             let prd = extract(&pred.planes[0], size, bx, by, n);
@@ -1566,6 +1601,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
                 luma: vec![levels.clone()],
                 chroma: [None, None],
                 transform_skip,
+                tx_split: false,
             };
             let rate = self.cu_rate(&cu);
             let cost = self.rd.cost(d, rate);
@@ -1637,6 +1673,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
                 luma: vec![luma_levels.clone()],
                 chroma: levels.clone(),
                 transform_skip,
+                tx_split: false,
             };
             let rate = self.cu_rate(&cu);
             let cost = self.rd.cost(luma_distortion + distortion, rate);
@@ -1662,6 +1699,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
                 luma: vec![luma_levels],
                 chroma,
                 transform_skip,
+                tx_split: false,
             },
         }
     }
@@ -1843,6 +1881,9 @@ pub fn write_cu<W: Writer>(
     if header.block_qp {
         let predicted = predicted_qp(grid, cx, cy, frame_qp);
         write_delta_qp(w, ctx, i32::from(cu.qp) - i32::from(predicted));
+    }
+    if tx_split_allowed(header.residual_quadtree, cu.log2, intra) {
+        w.bit(&mut ctx.tx_split[cu.log2 as usize - 4], cu.tx_split);
     }
     let kind = usize::from(!intra);
     let luma_log2 = cu.luma_tx_log2();
@@ -2226,5 +2267,48 @@ mod tests {
             skipped * 10 > coded,
             "{skipped} of {coded} blocks skip the transform"
         );
+    }
+
+    #[test]
+    fn residual_split_is_chosen_where_one_quadrant_carries_the_error() {
+        let mut rng = Rng(9);
+        let mut source = Picture::<u8>::new(64, 64, 8);
+        for plane in &mut source.planes {
+            for v in plane.data.iter_mut() {
+                *v = 64 + rng.below(128) as u8;
+            }
+        }
+        for residual_quadtree in [false, true] {
+            let encoder = encoder_with(Genome {
+                residual_quadtree,
+                ..Genome::default()
+            });
+            let mut fe = frame_encoder(&encoder, &source, 27, false);
+            let mut split = 0;
+            for _ in 0..40 {
+                let block = SourceBlock::new(&source, 16, 16, 16);
+                let mut pred = Prediction3 {
+                    planes: block.planes.clone(),
+                };
+                // Sharp errors confined to the top-left 8x8 quadrant.
+                for _ in 0..6 {
+                    let (x, y) = (rng.below(8) as usize, rng.below(8) as usize);
+                    let v = &mut pred.planes[0][y * 16 + x];
+                    *v = if *v > 128 { *v - 50 } else { *v + 50 };
+                }
+                let cu = fe.coded_motion_cu(16, 16, 4, Motion::single(0, Mv::ZERO));
+                let candidate = fe.code_inter_residual(&block, cu, &pred);
+                split += usize::from(candidate.cu.tx_split);
+                assert_eq!(
+                    candidate.cu.luma.len(),
+                    if candidate.cu.tx_split { 4 } else { 1 }
+                );
+            }
+            if residual_quadtree {
+                assert!(split > 20, "{split} of 40 units split their residual");
+            } else {
+                assert_eq!(split, 0);
+            }
+        }
     }
 }

@@ -54,6 +54,9 @@ pub struct Genome {
     /// 4x4 transform blocks may code their residual untransformed, a flag per block chosen by
     /// rate-distortion (signalled in the header).
     pub transform_skip: bool,
+    /// Inter coding units of 16x16 and 32x32 may code their luma residual as four transforms
+    /// of half the size (one level of a residual quadtree), chosen by rate–distortion.
+    pub residual_quadtree: bool,
     /// Chroma QP minus luma QP (signalled in the header).
     pub chroma_qp_offset: i8,
     /// In-loop deblocking filter (signalled in the header).
@@ -116,6 +119,9 @@ impl Default for Genome {
             sign_hiding: true,
             intra_dst: false,
             transform_skip: false,
+            // The split saved 0.48 % (bikes) and 0.33 % (carphone) of PSNR-Y BD-rate at 30
+            // frames for about 20 % more encoding time; the slow preset takes it.
+            residual_quadtree: false,
             chroma_qp_offset: 0,
             deblock: true,
             deblock_beta_offset: 0,
@@ -245,6 +251,10 @@ impl Genome {
         (
             "transform_skip",
             "4x4 transform blocks may skip the transform (a flag per block, chosen by RD)",
+        ),
+        (
+            "residual_quadtree",
+            "16x16 and 32x32 inter units may split their luma residual into four transforms (RD)",
         ),
         ("chroma_qp_offset", "chroma QP minus luma QP"),
         ("deblock", "in-loop deblocking filter"),

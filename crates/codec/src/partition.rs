@@ -23,6 +23,8 @@ pub struct UnitInfo {
     pub qp: u8,
     /// The luma transform covering this unit has coefficients (deblocking strength).
     pub luma_coded: bool,
+    /// log2 of the side of the luma transform covering this unit (its edges are deblocked).
+    pub tx_log2: u8,
 }
 
 /// Per-unit side info of the picture being coded, with the decoding-order availability rule.

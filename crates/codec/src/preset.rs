@@ -53,6 +53,7 @@ impl Preset {
             Preset::Medium => medium,
             Preset::Slow => Genome {
                 reference_frames: 2,
+                residual_quadtree: true,
                 intra_rdo_candidates: 3,
                 me_range: 48,
                 ..medium

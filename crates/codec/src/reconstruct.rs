@@ -44,6 +44,16 @@ pub struct CodedCu {
     pub chroma: [Option<Vec<i32>>; 2],
     /// Transform blocks coded without a transform: bit `skip_bit(luma, index)` per block.
     pub transform_skip: u8,
+    /// The luma residual is coded as four transforms of half the unit's (see
+    /// [`tx_split_allowed`]).
+    pub tx_split: bool,
+}
+
+/// Whether a coding unit may split its luma residual: inter units of 16x16 and 32x32 with
+/// levels, in sequences that enable the residual quadtree. Transforms stay at least 8x8, the
+/// deblocking grid.
+pub fn tx_split_allowed(residual_quadtree: bool, log2: u32, intra: bool) -> bool {
+    residual_quadtree && !intra && (4..=MAX_TX_LOG2).contains(&log2)
 }
 
 /// The bit of `CodedCu::transform_skip` of a transform block: luma blocks 0 to 3 (z-order),
@@ -54,7 +64,7 @@ pub fn skip_bit(luma: bool, index: usize) -> u8 {
 
 impl CodedCu {
     pub fn luma_tx_log2(&self) -> u32 {
-        self.log2.min(MAX_TX_LOG2)
+        self.log2.min(MAX_TX_LOG2) - u32::from(self.tx_split)
     }
 
     pub fn chroma_tx_log2(&self) -> u32 {
@@ -129,6 +139,7 @@ pub fn commit_info(grid: &mut UnitGrid, cu: &CodedCu) {
             info.motion = motion;
         }
     }
+    info.tx_log2 = cu.luma_tx_log2() as u8;
     let tx_units = 1usize << (cu.luma_tx_log2() - UNIT_LOG2);
     let per_row = units / tx_units;
     for (i, levels) in cu.luma.iter().enumerate() {

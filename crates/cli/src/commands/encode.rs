@@ -254,6 +254,10 @@ fn bench_in(args: &BenchCodecArgs, genome: Genome, dir: &Path) -> Result<()> {
     };
     println!("clip: {description}, {}x{}", format.width, format.height);
     println!(
+        "kernels: {:?} (CODECLAB_ISA=reference forces the reference code)",
+        codeclab_codec::dsp::max_isa()
+    );
+    println!(
         "qp {}, {} frames, {} bytes, {:.1} kbps",
         args.qp, encoded.frames, encoded.bytes, encoded.kbps
     );

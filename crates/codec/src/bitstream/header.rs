@@ -9,7 +9,7 @@ use std::io::Read;
 pub const MAGIC: [u8; 4] = *b"CCLB";
 /// 2: B frames and display-order indices in frame packets.
 pub const VERSION: u8 = 2;
-const HEADER_LEN: usize = 4 + 1 + 4 + 4 + 1 + 1 + 16 + 13;
+const HEADER_LEN: usize = 4 + 1 + 4 + 4 + 1 + 1 + 16 + 14;
 
 /// Everything a decoder must know before the first frame.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,6 +29,7 @@ pub struct SequenceHeader {
     pub sign_hiding: bool,
     pub intra_dst: bool,
     pub transform_skip: bool,
+    pub residual_quadtree: bool,
 }
 
 /// Bounds a decoder accepts before allocating anything for a stream.
@@ -67,6 +68,7 @@ impl SequenceHeader {
             sign_hiding: genome.sign_hiding,
             intra_dst: genome.intra_dst,
             transform_skip: genome.transform_skip,
+            residual_quadtree: genome.residual_quadtree,
         }
     }
 
@@ -96,6 +98,7 @@ impl SequenceHeader {
             u8::from(self.sign_hiding),
             u8::from(self.intra_dst),
             u8::from(self.transform_skip),
+            u8::from(self.residual_quadtree),
         ]);
         out
     }
@@ -177,6 +180,7 @@ impl SequenceHeader {
             sign_hiding: flag(g[10], "sign hiding flag")?,
             intra_dst: flag(g[11], "intra DST flag")?,
             transform_skip: flag(g[12], "transform skip flag")?,
+            residual_quadtree: flag(g[13], "residual quadtree flag")?,
         };
         // The decoder-side genome values must lie in the genome's declared ranges.
         let genome = Genome {
@@ -266,6 +270,7 @@ mod tests {
                 sign_hiding: false,
                 intra_dst: true,
                 transform_skip: true,
+                residual_quadtree: true,
                 ..Genome::default()
             },
         );

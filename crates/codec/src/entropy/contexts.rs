@@ -33,6 +33,8 @@ pub struct Contexts {
     pub mvd: [[Prob; 2]; 2],
     /// [plane type][intra, inter]
     pub cbf: [[Prob; 2]; PLANE_TYPES],
+    /// [coding unit 16x16, 32x32] of the flag that splits an inter unit's luma residual.
+    pub tx_split: [Prob; 2],
     /// [plane type] of the transform skip flag of 4x4 blocks.
     pub transform_skip: [Prob; PLANE_TYPES],
     pub last_x: [[[Prob; LAST_BINS]; TX_SIZES]; PLANE_TYPES],
