@@ -7,7 +7,9 @@ use crate::decoder::{coded_size, split_context, split_is_coded, split_is_implied
 use crate::entropy::{Contexts, CostCounter, RangeEncoder, Writer};
 use crate::error::{CodecError, Result};
 use crate::genome::Genome;
-use crate::gop::{FrameKind, PictureBuffer, Scheduled, mini_gop_order};
+use crate::gop::{
+    CarriedContexts, FrameKind, PictureBuffer, Scheduled, mini_gop_order, starting_contexts,
+};
 use crate::inter::mvpred::{Motion, Vector, merge_candidates, predict_mv};
 use crate::inter::search::{HalfSamplePlanes, SearchParams, search};
 use crate::inter::{Mv, mv_in_bounds};
@@ -51,10 +53,12 @@ struct Waiting<T: Sample> {
     cut: bool,
 }
 
-/// A coded picture kept for prediction, with the half-sample planes motion search uses.
+/// A coded picture kept for prediction, with the half-sample planes motion search uses and the
+/// contexts its frame ended with.
 struct Reference<T: Sample> {
     picture: Picture<T>,
     search: HalfSamplePlanes<T>,
+    carried: CarriedContexts,
 }
 
 /// Encodes frames of `T` samples: `u8` for 8-bit video, `u16` for deeper video.
@@ -432,6 +436,14 @@ impl<T: Sample> Encoder<T> {
         let pictures: Vec<&Picture<T>> = references.iter().map(|r| &r.picture).collect();
         let search_planes: Vec<&HalfSamplePlanes<T>> =
             references.iter().map(|r| &r.search).collect();
+        // The rate estimates start from the state the real coder starts from.
+        let contexts = if self.header.context_carry {
+            starting_contexts(kind, qp, references.iter().map(|r| &r.carried))
+        } else {
+            Contexts::default()
+        };
+        #[cfg(test)]
+        crate::gop::STARTED.with_borrow_mut(|started| started.push((poc, contexts.clone())));
         let source = &self.waiting[(poc - self.waiting_from) as usize].source;
         let mut frame_encoder = FrameEncoder::new(
             &self.genome,
@@ -443,9 +455,10 @@ impl<T: Sample> Encoder<T> {
             qp,
             kind,
             self.qp_maps.get(&poc),
+            contexts,
         );
         let payload = frame_encoder.encode();
-        let picture = frame_encoder.picture;
+        let (picture, contexts) = (frame_encoder.picture, frame_encoder.contexts);
         let mut packet = Vec::with_capacity(payload.len() + 4);
         packet.push(kind.code());
         packet.push(qp);
@@ -458,8 +471,16 @@ impl<T: Sample> Encoder<T> {
         let reconstruction = picture.to_frame(self.header.format.width, self.header.format.height);
         if kind.is_reference() {
             let search = HalfSamplePlanes::new(&picture.planes[0]);
-            self.pictures
-                .insert(poc, kind, Reference { picture, search })?;
+            let carried = CarriedContexts { kind, qp, contexts };
+            self.pictures.insert(
+                poc,
+                kind,
+                Reference {
+                    picture,
+                    search,
+                    carried,
+                },
+            )?;
         }
         if kind.is_anchor() {
             self.last_anchor = Some(poc);
@@ -524,6 +545,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         qp: u8,
         kind: FrameKind,
         qp_map: Option<&'a QpMap>,
+        contexts: Contexts,
     ) -> Self {
         let bit_depth = source.bit_depth();
         let qp_offset = qp_offset(bit_depth);
@@ -544,7 +566,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             qp_map,
             rd: RdCost::new(lambda_value),
             lambda_sad: RdCost::lambda_sad(lambda_value),
-            contexts: Contexts::default(),
+            contexts,
             grid: UnitGrid::new(coded.0, coded.1),
             picture: Picture::new(coded.0, coded.1, bit_depth),
             cus: Vec::new(),
@@ -1919,6 +1941,7 @@ mod tests {
             qp,
             kind,
             None,
+            Contexts::default(),
         )
     }
 
@@ -1978,6 +2001,56 @@ mod tests {
             luma,
         );
         fe.rd.cost(d, counter.cost)
+    }
+
+    /// A textured 64x64 frame moved `t` samples right and down by half as many.
+    fn moving_frame(t: usize) -> Frame<u8> {
+        let planes = (0..3)
+            .map(|p| {
+                let n = if p == 0 { 64 } else { 32 };
+                let data = (0..n * n)
+                    .map(|i| {
+                        let (x, y) = (i % n + 2 * t, i / n + t);
+                        let wave =
+                            ((x as f64 * 0.3).sin() * 50.0 + (y as f64 * 0.2).cos() * 40.0) as i32;
+                        (128 + wave + 20 * ((x / 9 + y / 7) % 2) as i32) as u8
+                    })
+                    .collect();
+                codeclab_video::Plane::from_vec(n, n, data).unwrap()
+            })
+            .collect();
+        Frame { planes }
+    }
+
+    #[test]
+    fn the_decoder_starts_each_frame_from_the_encoders_contexts() {
+        let mut encoder = encoder_with(Genome {
+            context_carry: true,
+            keyint: 14,
+            mini_gop: 8,
+            reference_frames: 2,
+            ..Genome::default()
+        });
+        let mut stream = Vec::new();
+        for t in 0..20 {
+            for frame in encoder.encode_frame(&moving_frame(t)).unwrap() {
+                stream.extend_from_slice(&frame.bytes);
+            }
+        }
+        let (last, end) = encoder.finish().unwrap();
+        stream.extend(last.into_iter().flat_map(|f| f.bytes).chain(end));
+        let encoded = crate::gop::STARTED.take();
+        let mut decoder = crate::Decoder::new(stream.as_slice()).unwrap();
+        while decoder.next_frame().unwrap().is_some() {}
+        let decoded = crate::gop::STARTED.take();
+        assert_eq!(encoded.len(), 20);
+        assert!(encoded == decoded);
+        // Every frame but the two key frames started from carried contexts.
+        let defaults = encoded
+            .iter()
+            .filter(|(_, c)| *c == Contexts::default())
+            .count();
+        assert_eq!(defaults, 2);
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub struct Genome {
     /// 4x4 transform blocks may code their residual untransformed, a flag per block chosen by
     /// rate-distortion (signalled in the header).
     pub transform_skip: bool,
+    /// Each frame but key frames starts from the entropy contexts a reference picture ended
+    /// with, not from the defaults (signalled in the header).
+    pub context_carry: bool,
     /// Chroma QP minus luma QP (signalled in the header).
     pub chroma_qp_offset: i8,
     /// In-loop deblocking filter (signalled in the header).
@@ -116,6 +119,7 @@ impl Default for Genome {
             sign_hiding: true,
             intra_dst: false,
             transform_skip: false,
+            context_carry: false,
             chroma_qp_offset: 0,
             deblock: true,
             deblock_beta_offset: 0,
@@ -245,6 +249,10 @@ impl Genome {
         (
             "transform_skip",
             "4x4 transform blocks may skip the transform (a flag per block, chosen by RD)",
+        ),
+        (
+            "context_carry",
+            "frames start from the entropy contexts of a reference picture (same frame type, nearest QP) instead of the defaults",
         ),
         ("chroma_qp_offset", "chroma QP minus luma QP"),
         ("deblock", "in-loop deblocking filter"),

@@ -38,7 +38,7 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
         (any::<bool>(), any::<bool>()),
         (1u8..=16, 0i8..=4, any::<bool>(), 0.0f64..=1.0),
         (any::<bool>(), 0.0f64..=4.0, 0u8..=24),
-        (any::<bool>(), any::<bool>(), any::<bool>()),
+        (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
     )
         .prop_map(|(a, b, c, (skip_intra_after_clean_inter, sao), d, e, f)| {
             let (keyint, reference_frames, min_block, max_block, intra_angular, intra_rdo, merge) =
@@ -47,7 +47,7 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
             let (chroma_qp_offset, deblock, beta, tc, early_skip, skip_stops_split, p_offset) = c;
             let (mini_gop, b_layer_qp_offset, bipred, scene_cut_threshold) = d;
             let (temporal_rd, temporal_rd_strength, lookahead) = e;
-            let (sign_hiding, intra_dst, transform_skip) = f;
+            let (sign_hiding, intra_dst, transform_skip, context_carry) = f;
             Genome {
                 keyint,
                 scene_cut_threshold,
@@ -67,6 +67,7 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
                 sign_hiding,
                 intra_dst,
                 transform_skip,
+                context_carry,
                 chroma_qp_offset,
                 deblock,
                 deblock_beta_offset: beta,

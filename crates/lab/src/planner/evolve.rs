@@ -108,6 +108,7 @@ const PRIORS: &[(&str, f64)] = &[
     ("sign_hiding", 0.5),
     ("intra_dst", 0.5),
     ("transform_skip", 0.5),
+    ("context_carry", 0.5),
     ("intra_angular", 0.5),
     ("deblock", 0.5),
     ("sao", 0.5),
