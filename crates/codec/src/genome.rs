@@ -119,7 +119,9 @@ impl Default for Genome {
             sign_hiding: true,
             intra_dst: false,
             transform_skip: false,
-            context_carry: false,
+            // Carrying lowered the PSNR-Y BD-rate by 6.0 % on bikes and 6.4 % on carphone (30
+            // frames each, QP 22-37), encoding 11 % slower (more levels coded at a given QP).
+            context_carry: true,
             chroma_qp_offset: 0,
             deblock: true,
             deblock_beta_offset: 0,

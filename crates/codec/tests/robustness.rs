@@ -5,8 +5,8 @@ mod common;
 use codeclab_codec::{CodecError, Decoder, DecoderLimits, Genome, RateMode};
 use common::{format, format_deep, round_trip, synthetic_clip, synthetic_clip_deep};
 
-/// A small stream of 8-bit video, of 10-bit video, and of 8-bit video whose frames start from
-/// their references' contexts.
+/// A small stream of 8-bit video, of 10-bit video, and of 8-bit video with context carrying
+/// switched the other way from the default.
 fn streams() -> [Vec<u8>; 3] {
     let mode = RateMode::ConstantQp(30);
     let format = format(40, 24);
