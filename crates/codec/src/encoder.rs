@@ -168,10 +168,14 @@ impl<T: Sample> Encoder<T> {
         source.extend_edges();
         let poc = self.waiting_from + self.waiting.len() as u64;
         let threshold = self.genome.scene_cut_threshold;
-        // Only scene cuts, temporal rate-distortion and constant quality read the lookahead's
-        // analysis.
+        // Only scene cuts, temporal rate-distortion, constant quality and adaptive mini-GOPs read
+        // the lookahead's analysis.
         let constant_quality = self.rate.needs_complexity();
-        if threshold > 0.0 || self.genome.temporal_rd || constant_quality {
+        if threshold > 0.0
+            || self.genome.temporal_rd
+            || constant_quality
+            || self.genome.adaptive_gop
+        {
             self.analysis.insert(poc, LowRes::new(&source.planes[0]));
         }
         if poc > 0 && (threshold > 0.0 || constant_quality) {
@@ -344,7 +348,7 @@ impl<T: Sample> Encoder<T> {
     }
 
     /// The next mini-GOP to code, once its frames and the lookahead after it have arrived.
-    fn next_group(&self, flush: bool) -> Option<Vec<(Scheduled, FrameKind)>> {
+    fn next_group(&mut self, flush: bool) -> Option<Vec<(Scheduled, FrameKind)>> {
         let received = self.waiting.len() as u64;
         if received == 0 {
             return None;
@@ -373,13 +377,32 @@ impl<T: Sample> Encoder<T> {
         poc == 0 || waiting.cut || poc >= last_key + u64::from(self.genome.keyint)
     }
 
+    /// The lookahead's cost of predicting the frame at `poc` from the frames at `references`:
+    /// per block, the cheapest of its intra cost and its inter cost from each.
+    fn prediction_cost(&mut self, poc: u64, references: &[u64]) -> f64 {
+        for &from in references {
+            self.analyse_prediction(poc, from);
+        }
+        let costs: Vec<&InterCosts> = references
+            .iter()
+            .map(|&from| &self.inter[&(poc, from)])
+            .collect();
+        let cost: u64 = self.analysis[&poc]
+            .intra
+            .iter()
+            .enumerate()
+            .map(|(i, &intra)| u64::from(costs.iter().fold(intra, |c, inter| c.min(inter.cost[i]))))
+            .sum();
+        cost as f64
+    }
+
     // EVOLVE-BLOCK-START gop_structure
     /// The mini-GOP starting at `first` in coding order with each frame's kind: a key frame
     /// alone, or the frames up to the next anchor (`mini_gop` frames after the last one, fewer
-    /// before a key frame or after `last_received` when flushing), the anchor first. `None`
-    /// while its frames have not all arrived.
+    /// before a key frame or after `last_received` when flushing, or as `adaptive_gop` chooses),
+    /// the anchor first. `None` while its frames have not all arrived.
     fn plan_group(
-        &self,
+        &mut self,
         first: u64,
         last_anchor: Option<u64>,
         last_key: u64,
@@ -405,6 +428,9 @@ impl<T: Sample> Encoder<T> {
         if let Some(key) = (first + 1..=anchor).find(|&poc| self.is_key_position(poc, last_key)) {
             anchor = key - 1;
         }
+        if self.genome.adaptive_gop {
+            anchor = previous + self.adaptive_length(previous, anchor - previous);
+        }
         let order = mini_gop_order(previous, anchor);
         Some(
             order
@@ -421,6 +447,49 @@ impl<T: Sample> Encoder<T> {
                 })
                 .collect(),
         )
+    }
+
+    /// The length of the mini-GOP after the anchor at `previous`, at most `longest` (x264's
+    /// b-adapt in spirit): from one frame, the length doubles (up to `longest`) while one
+    /// mini-GOP of the longer length costs no more than two of half of it over the same frames.
+    /// Motion makes far predictions expensive and so stops it early; still content reaches the
+    /// longest, whose deep B frames cost least. Growing from short mini-GOPs rather than
+    /// splitting long ones keeps content that nothing predicts well at any distance (where
+    /// every length costs about the same) from taking the longest.
+    fn adaptive_length(&mut self, previous: u64, longest: u64) -> u64 {
+        let mut length = 1;
+        while length < longest {
+            let longer = (2 * length).min(longest);
+            let half = longer / 2;
+            let one = self.structure_cost(previous, previous + longer);
+            let two = self.structure_cost(previous, previous + half)
+                + self.structure_cost(previous + half, previous + longer);
+            if one > two {
+                break;
+            }
+            length = longer;
+        }
+        length
+    }
+
+    /// Estimated cost of the mini-GOP from the anchor at `previous` to the one at `anchor`:
+    /// the lookahead cost of each frame predicted from its references in the hierarchy (both
+    /// neighbours for B frames), a B frame's weighted by 2^(-ΔQP/6) for its level's higher QP
+    /// (bits roughly halve every 6 QP).
+    fn structure_cost(&mut self, previous: u64, anchor: u64) -> f64 {
+        let level_weight = (-f64::from(self.genome.b_layer_qp_offset) / 6.0).exp2();
+        let mut cost = self.prediction_cost(anchor, &[previous]);
+        let mut spans = vec![(previous, anchor, level_weight)];
+        while let Some((low, high, weight)) = spans.pop() {
+            if high - low < 2 {
+                continue;
+            }
+            let middle = low + (high - low) / 2;
+            cost += weight * self.prediction_cost(middle, &[low, high]);
+            spans.push((low, middle, weight * level_weight));
+            spans.push((middle, high, weight * level_weight));
+        }
+        cost
     }
     // EVOLVE-BLOCK-END
 
@@ -1883,7 +1952,7 @@ mod tests {
     use crate::quant::dequantize;
     use crate::residual::write_levels;
     use crate::transform::inverse;
-    use codeclab_video::Rational;
+    use codeclab_video::{AnyFrame, Rational};
 
     struct Rng(u32);
 
@@ -2051,6 +2120,84 @@ mod tests {
             .filter(|(_, c)| *c == Contexts::default())
             .count();
         assert_eq!(defaults, 2);
+    }
+
+    /// Display indices of the anchors an encoder of `genome` codes for `frames` 128x128 frames
+    /// of smooth texture moved `speed` samples right per frame.
+    fn anchors_of_moving_texture(genome: Genome, frames: usize, speed: usize) -> Vec<u64> {
+        let format = VideoFormat {
+            width: 128,
+            height: 128,
+            bit_depth: 8,
+            chroma: ChromaSampling::Cs420,
+            fps: Rational::new(30, 1),
+            aspect: Rational::new(1, 1),
+        };
+        let mut encoder = Encoder::new(format, genome, RateMode::ConstantQp(32)).unwrap();
+        let frame = |t: usize| {
+            let planes = (0..3)
+                .map(|p| {
+                    let n = if p == 0 { 128 } else { 64 };
+                    let data = (0..n * n)
+                        .map(|i| {
+                            let (x, y) = ((i % n + speed * t) as f64, (i / n) as f64);
+                            let wave = (x * 0.11 + (y * 0.07).sin() * 2.0).sin() * 60.0
+                                + (y * 0.13 + x * 0.05).cos() * 40.0
+                                + (x * 0.031 - y * 0.017).sin() * 20.0;
+                            (128.0 + wave) as u8
+                        })
+                        .collect();
+                    codeclab_video::Plane::from_vec(n, n, data).unwrap()
+                })
+                .collect();
+            Frame { planes }
+        };
+        let mut coded = Vec::new();
+        for t in 0..frames {
+            coded.extend(encoder.encode_frame(&frame(t)).unwrap());
+        }
+        let (last, end) = encoder.finish().unwrap();
+        coded.extend(last);
+        assert_eq!(coded.len(), frames);
+        // The decoder follows whatever structure was chosen.
+        let stream: Vec<u8> = coded
+            .iter()
+            .flat_map(|f| f.bytes.clone())
+            .chain(end)
+            .collect();
+        let mut decoder = crate::Decoder::new(stream.as_slice()).unwrap();
+        let mut in_display_order: Vec<&EncodedFrame> = coded.iter().collect();
+        in_display_order.sort_by_key(|f| f.display_index);
+        for f in in_display_order {
+            let decoded = decoder.next_frame().unwrap();
+            assert!(matches!(decoded, Some(AnyFrame::U8(d)) if d == f.reconstruction));
+        }
+        coded
+            .iter()
+            .filter(|f| f.kind.is_anchor())
+            .map(|f| f.display_index)
+            .collect()
+    }
+
+    #[test]
+    fn adaptive_mini_gops_are_longest_on_still_content_and_shorter_in_motion() {
+        let adaptive = Genome {
+            adaptive_gop: true,
+            ..Genome::default()
+        };
+        assert_eq!(
+            anchors_of_moving_texture(adaptive.clone(), 33, 0),
+            [0, 16, 32]
+        );
+        // Moving 6 samples a frame, a reference 16 frames away is beyond the lookahead's search.
+        let moving = anchors_of_moving_texture(adaptive, 33, 6);
+        assert!(
+            moving.windows(2).all(|w| w[1] - w[0] <= 8),
+            "anchors {moving:?}"
+        );
+        // Without the switch the mini-GOPs keep their length.
+        let fixed = anchors_of_moving_texture(Genome::default(), 33, 6);
+        assert_eq!(fixed, [0, 16, 32]);
     }
 
     #[test]

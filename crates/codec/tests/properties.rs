@@ -36,7 +36,13 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
             0i8..=3,
         ),
         (any::<bool>(), any::<bool>()),
-        (1u8..=16, 0i8..=4, any::<bool>(), 0.0f64..=1.0),
+        (
+            1u8..=16,
+            0i8..=4,
+            any::<bool>(),
+            0.0f64..=1.0,
+            any::<bool>(),
+        ),
         (any::<bool>(), 0.0f64..=4.0, 0u8..=24),
         (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
     )
@@ -45,13 +51,14 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
                 a;
             let (me_range, subpel, lambda_scale, dz_intra, dz_inter, rdoq) = b;
             let (chroma_qp_offset, deblock, beta, tc, early_skip, skip_stops_split, p_offset) = c;
-            let (mini_gop, b_layer_qp_offset, bipred, scene_cut_threshold) = d;
+            let (mini_gop, b_layer_qp_offset, bipred, scene_cut_threshold, adaptive_gop) = d;
             let (temporal_rd, temporal_rd_strength, lookahead) = e;
             let (sign_hiding, intra_dst, transform_skip, context_carry) = f;
             Genome {
                 keyint,
                 scene_cut_threshold,
                 mini_gop,
+                adaptive_gop,
                 reference_frames,
                 min_block_log2: min_block.min(max_block),
                 max_block_log2: max_block.max(min_block),

@@ -245,6 +245,22 @@ fn carried_contexts_save_bytes_on_similar_frames() {
 }
 
 #[test]
+fn adaptive_mini_gops_round_trip() {
+    for (mini_gop, reference_frames, keyint, qp) in
+        [(16, 1, 250, 32), (8, 2, 11, 40), (5, 3, 250, 27)]
+    {
+        let genome = Genome {
+            adaptive_gop: true,
+            mini_gop,
+            reference_frames,
+            keyint,
+            ..Genome::default()
+        };
+        check(96, 64, 23, genome, qp);
+    }
+}
+
+#[test]
 fn a_scene_cut_gets_a_key_frame_and_b_frames_sit_between_anchors() {
     let format = format(96, 64);
     let mut clip = synthetic_clip(&format, 20, 5);

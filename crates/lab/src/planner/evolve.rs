@@ -90,6 +90,7 @@ const PRIORS: &[(&str, f64)] = &[
     ("deadzone_intra", 2.0),
     ("p_frame_qp_offset", 2.0),
     ("mini_gop", 1.0),
+    ("adaptive_gop", 1.0),
     ("b_layer_qp_offset", 1.0),
     ("bipred", 0.3),
     ("temporal_rd", 0.3),
