@@ -101,6 +101,8 @@ impl Default for Genome {
             // 16 rather than 8 lowered the PSNR-Y BD-rate on every clip measured (carphone,
             // bikes, generated pan and scene cut) by 1.8 to 11.2 %.
             mini_gop: 16,
+            // Adaptive lengths moved the PSNR-Y BD-rate by +0.33 % on bikes (shorter mini-GOPs
+            // where it moves fast) and 0.00 % on carphone (always 16), 30 frames each.
             adaptive_gop: false,
             reference_frames: 1,
             min_block_log2: 3,
