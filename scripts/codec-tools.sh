@@ -23,6 +23,7 @@ TOOLS=(
   "merge (1 candidate)|{\"merge_candidates\": 1}"
   "B-layer QP cascade|{\"b_layer_qp_offset\": 0}"
   "sign-data hiding|{\"sign_hiding\": false}"
+  "context carrying|{\"context_carry\": false}"
 )
 # More rows, one `name|genome JSON` per line (a genome may name a preset: {"preset": "fast"}).
 [ -n "${EXTRA_TOOLS:-}" ] && mapfile -t -O "${#TOOLS[@]}" TOOLS <<<"$EXTRA_TOOLS"

@@ -16,7 +16,10 @@ fn decode_all(bytes: &[u8], limits: DecoderLimits) {
     };
     let format = decoder.format();
     while let Ok(Some(frame)) = decoder.next_frame() {
-        assert!(frame.matches(&format), "decoder returned a frame unlike its format");
+        assert!(
+            frame.matches(&format),
+            "decoder returned a frame unlike its format"
+        );
     }
 }
 
@@ -51,6 +54,7 @@ fuzz_target!(|data: &[u8]| {
         intra_dst: switches & 8 != 0,
         transform_skip: switches & 16 != 0,
         residual_quadtree: switches & 32 == 0,
+        context_carry: switches & 64 != 0,
         ..Genome::default()
     };
     let mut stream = SequenceHeader::new(format, &genome).to_bytes();

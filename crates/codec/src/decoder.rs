@@ -6,7 +6,7 @@ use crate::bitstream::{Crc32, SequenceHeader, read_exact, read_signed, read_size
 use crate::deblock::{DeblockParams, deblock};
 use crate::entropy::{Contexts, RangeDecoder};
 use crate::error::{CodecError, Result};
-use crate::gop::{FrameKind, PictureBuffer};
+use crate::gop::{CarriedContexts, FrameKind, PictureBuffer, starting_contexts};
 use crate::inter::mvpred::{Motion, Vector, merge_candidates, predict_mv};
 use crate::inter::{Mv, mv_in_bounds};
 use crate::intra::DC;
@@ -35,10 +35,16 @@ pub fn coded_size(format: &VideoFormat) -> (usize, usize) {
     )
 }
 
+/// A decoded picture kept for prediction, with the contexts its frame ended with.
+struct Stored<T: Sample> {
+    picture: Picture<T>,
+    carried: CarriedContexts,
+}
+
 /// The reference pictures, in the sample type of the stream's depth.
 enum References {
-    U8(PictureBuffer<Picture<u8>>),
-    U16(PictureBuffer<Picture<u16>>),
+    U8(PictureBuffer<Stored<u8>>),
+    U16(PictureBuffer<Stored<u16>>),
 }
 
 /// Decodes a stream frame by frame from any reader; frames come as `AnyFrame::U8` for 8-bit
@@ -179,17 +185,25 @@ impl<R: Read> Decoder<R> {
 fn decode_picture<T: Sample>(
     header: &SequenceHeader,
     coded: (usize, usize),
-    pictures: &mut PictureBuffer<Picture<T>>,
+    pictures: &mut PictureBuffer<Stored<T>>,
     kind: FrameKind,
     qp: u8,
     poc: u64,
     payload: &[u8],
 ) -> Result<Frame<T>> {
     pictures.prepare(kind);
-    let references = pictures.references(poc, kind);
-    if kind != FrameKind::Key && references.is_empty() {
+    let stored = pictures.references(poc, kind);
+    if kind != FrameKind::Key && stored.is_empty() {
         return Err(CodecError::Corrupt("predicted frame without a reference"));
     }
+    let references: Vec<&Picture<T>> = stored.iter().map(|s| &s.picture).collect();
+    let contexts = if header.context_carry {
+        starting_contexts(kind, qp, stored.iter().map(|s| &s.carried))
+    } else {
+        Contexts::default()
+    };
+    #[cfg(test)]
+    crate::gop::STARTED.with_borrow_mut(|started| started.push((poc, contexts.clone())));
     let bit_depth = u32::from(header.format.bit_depth);
     let mut frame = FrameDecoder {
         header,
@@ -198,7 +212,7 @@ fn decode_picture<T: Sample>(
         qp,
         kind,
         reader: RangeDecoder::new(payload),
-        contexts: Contexts::default(),
+        contexts,
         grid: UnitGrid::new(coded.0, coded.1),
         picture: Picture::new(coded.0, coded.1, bit_depth),
     };
@@ -226,10 +240,11 @@ fn decode_picture<T: Sample>(
         let (r, ctx) = (&mut frame.reader, &mut frame.contexts.sao);
         crate::sao::decode(r, ctx, &mut frame.picture)?;
     }
-    let mut picture = frame.picture;
+    let (mut picture, contexts) = (frame.picture, frame.contexts);
     picture.extend_edges();
     let display = picture.to_frame(header.format.width, header.format.height);
-    pictures.insert(poc, kind, picture)?;
+    let carried = CarriedContexts { kind, qp, contexts };
+    pictures.insert(poc, kind, Stored { picture, carried })?;
     Ok(display)
 }
 

@@ -7,7 +7,9 @@ use crate::decoder::{coded_size, split_context, split_is_coded, split_is_implied
 use crate::entropy::{Contexts, CostCounter, RangeEncoder, Writer};
 use crate::error::{CodecError, Result};
 use crate::genome::Genome;
-use crate::gop::{FrameKind, PictureBuffer, Scheduled, mini_gop_order};
+use crate::gop::{
+    CarriedContexts, FrameKind, PictureBuffer, Scheduled, mini_gop_order, starting_contexts,
+};
 use crate::inter::mvpred::{Motion, Vector, merge_candidates, predict_mv};
 use crate::inter::search::{HalfSamplePlanes, SearchParams, search};
 use crate::inter::{Mv, mv_in_bounds};
@@ -51,10 +53,12 @@ struct Waiting<T: Sample> {
     cut: bool,
 }
 
-/// A coded picture kept for prediction, with the half-sample planes motion search uses.
+/// A coded picture kept for prediction, with the half-sample planes motion search uses and the
+/// contexts its frame ended with.
 struct Reference<T: Sample> {
     picture: Picture<T>,
     search: HalfSamplePlanes<T>,
+    carried: CarriedContexts,
 }
 
 /// Encodes frames of `T` samples: `u8` for 8-bit video, `u16` for deeper video.
@@ -164,10 +168,14 @@ impl<T: Sample> Encoder<T> {
         source.extend_edges();
         let poc = self.waiting_from + self.waiting.len() as u64;
         let threshold = self.genome.scene_cut_threshold;
-        // Only scene cuts, temporal rate-distortion and constant quality read the lookahead's
-        // analysis.
+        // Only scene cuts, temporal rate-distortion, constant quality and adaptive mini-GOPs read
+        // the lookahead's analysis.
         let constant_quality = self.rate.needs_complexity();
-        if threshold > 0.0 || self.genome.temporal_rd || constant_quality {
+        if threshold > 0.0
+            || self.genome.temporal_rd
+            || constant_quality
+            || self.genome.adaptive_gop
+        {
             self.analysis.insert(poc, LowRes::new(&source.planes[0]));
         }
         if poc > 0 && (threshold > 0.0 || constant_quality) {
@@ -340,7 +348,7 @@ impl<T: Sample> Encoder<T> {
     }
 
     /// The next mini-GOP to code, once its frames and the lookahead after it have arrived.
-    fn next_group(&self, flush: bool) -> Option<Vec<(Scheduled, FrameKind)>> {
+    fn next_group(&mut self, flush: bool) -> Option<Vec<(Scheduled, FrameKind)>> {
         let received = self.waiting.len() as u64;
         if received == 0 {
             return None;
@@ -369,13 +377,32 @@ impl<T: Sample> Encoder<T> {
         poc == 0 || waiting.cut || poc >= last_key + u64::from(self.genome.keyint)
     }
 
+    /// The lookahead's cost of predicting the frame at `poc` from the frames at `references`:
+    /// per block, the cheapest of its intra cost and its inter cost from each.
+    fn prediction_cost(&mut self, poc: u64, references: &[u64]) -> f64 {
+        for &from in references {
+            self.analyse_prediction(poc, from);
+        }
+        let costs: Vec<&InterCosts> = references
+            .iter()
+            .map(|&from| &self.inter[&(poc, from)])
+            .collect();
+        let cost: u64 = self.analysis[&poc]
+            .intra
+            .iter()
+            .enumerate()
+            .map(|(i, &intra)| u64::from(costs.iter().fold(intra, |c, inter| c.min(inter.cost[i]))))
+            .sum();
+        cost as f64
+    }
+
     // EVOLVE-BLOCK-START gop_structure
     /// The mini-GOP starting at `first` in coding order with each frame's kind: a key frame
     /// alone, or the frames up to the next anchor (`mini_gop` frames after the last one, fewer
-    /// before a key frame or after `last_received` when flushing), the anchor first. `None`
-    /// while its frames have not all arrived.
+    /// before a key frame or after `last_received` when flushing, or as `adaptive_gop` chooses),
+    /// the anchor first. `None` while its frames have not all arrived.
     fn plan_group(
-        &self,
+        &mut self,
         first: u64,
         last_anchor: Option<u64>,
         last_key: u64,
@@ -401,6 +428,9 @@ impl<T: Sample> Encoder<T> {
         if let Some(key) = (first + 1..=anchor).find(|&poc| self.is_key_position(poc, last_key)) {
             anchor = key - 1;
         }
+        if self.genome.adaptive_gop {
+            anchor = previous + self.adaptive_length(previous, anchor - previous);
+        }
         let order = mini_gop_order(previous, anchor);
         Some(
             order
@@ -418,6 +448,49 @@ impl<T: Sample> Encoder<T> {
                 .collect(),
         )
     }
+
+    /// The length of the mini-GOP after the anchor at `previous`, at most `longest` (x264's
+    /// b-adapt in spirit): from one frame, the length doubles (up to `longest`) while one
+    /// mini-GOP of the longer length costs no more than two of half of it over the same frames.
+    /// Motion makes far predictions expensive and so stops it early; still content reaches the
+    /// longest, whose deep B frames cost least. Growing from short mini-GOPs rather than
+    /// splitting long ones keeps content that nothing predicts well at any distance (where
+    /// every length costs about the same) from taking the longest.
+    fn adaptive_length(&mut self, previous: u64, longest: u64) -> u64 {
+        let mut length = 1;
+        while length < longest {
+            let longer = (2 * length).min(longest);
+            let half = longer / 2;
+            let one = self.structure_cost(previous, previous + longer);
+            let two = self.structure_cost(previous, previous + half)
+                + self.structure_cost(previous + half, previous + longer);
+            if one > two {
+                break;
+            }
+            length = longer;
+        }
+        length
+    }
+
+    /// Estimated cost of the mini-GOP from the anchor at `previous` to the one at `anchor`:
+    /// the lookahead cost of each frame predicted from its references in the hierarchy (both
+    /// neighbours for B frames), a B frame's weighted by 2^(-ΔQP/6) for its level's higher QP
+    /// (bits roughly halve every 6 QP).
+    fn structure_cost(&mut self, previous: u64, anchor: u64) -> f64 {
+        let level_weight = (-f64::from(self.genome.b_layer_qp_offset) / 6.0).exp2();
+        let mut cost = self.prediction_cost(anchor, &[previous]);
+        let mut spans = vec![(previous, anchor, level_weight)];
+        while let Some((low, high, weight)) = spans.pop() {
+            if high - low < 2 {
+                continue;
+            }
+            let middle = low + (high - low) / 2;
+            cost += weight * self.prediction_cost(middle, &[low, high]);
+            spans.push((low, middle, weight * level_weight));
+            spans.push((middle, high, weight * level_weight));
+        }
+        cost
+    }
     // EVOLVE-BLOCK-END
 
     fn code_frame(&mut self, scheduled: Scheduled, kind: FrameKind) -> Result<EncodedFrame<T>> {
@@ -432,6 +505,14 @@ impl<T: Sample> Encoder<T> {
         let pictures: Vec<&Picture<T>> = references.iter().map(|r| &r.picture).collect();
         let search_planes: Vec<&HalfSamplePlanes<T>> =
             references.iter().map(|r| &r.search).collect();
+        // The rate estimates start from the state the real coder starts from.
+        let contexts = if self.header.context_carry {
+            starting_contexts(kind, qp, references.iter().map(|r| &r.carried))
+        } else {
+            Contexts::default()
+        };
+        #[cfg(test)]
+        crate::gop::STARTED.with_borrow_mut(|started| started.push((poc, contexts.clone())));
         let source = &self.waiting[(poc - self.waiting_from) as usize].source;
         let mut frame_encoder = FrameEncoder::new(
             &self.genome,
@@ -443,9 +524,10 @@ impl<T: Sample> Encoder<T> {
             qp,
             kind,
             self.qp_maps.get(&poc),
+            contexts,
         );
         let payload = frame_encoder.encode();
-        let picture = frame_encoder.picture;
+        let (picture, contexts) = (frame_encoder.picture, frame_encoder.contexts);
         let mut packet = Vec::with_capacity(payload.len() + 4);
         packet.push(kind.code());
         packet.push(qp);
@@ -458,8 +540,16 @@ impl<T: Sample> Encoder<T> {
         let reconstruction = picture.to_frame(self.header.format.width, self.header.format.height);
         if kind.is_reference() {
             let search = HalfSamplePlanes::new(&picture.planes[0]);
-            self.pictures
-                .insert(poc, kind, Reference { picture, search })?;
+            let carried = CarriedContexts { kind, qp, contexts };
+            self.pictures.insert(
+                poc,
+                kind,
+                Reference {
+                    picture,
+                    search,
+                    carried,
+                },
+            )?;
         }
         if kind.is_anchor() {
             self.last_anchor = Some(poc);
@@ -526,6 +616,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         qp: u8,
         kind: FrameKind,
         qp_map: Option<&'a QpMap>,
+        contexts: Contexts,
     ) -> Self {
         let bit_depth = source.bit_depth();
         let qp_offset = qp_offset(bit_depth);
@@ -546,7 +637,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             qp_map,
             rd: RdCost::new(lambda_value),
             lambda_sad: RdCost::lambda_sad(lambda_value),
-            contexts: Contexts::default(),
+            contexts,
             grid: UnitGrid::new(coded.0, coded.1),
             picture: Picture::new(coded.0, coded.1, bit_depth),
             cus: Vec::new(),
@@ -1929,7 +2020,7 @@ mod tests {
     use crate::quant::dequantize;
     use crate::residual::write_levels;
     use crate::transform::inverse;
-    use codeclab_video::Rational;
+    use codeclab_video::{AnyFrame, Rational};
 
     struct Rng(u32);
 
@@ -1987,6 +2078,7 @@ mod tests {
             qp,
             kind,
             None,
+            Contexts::default(),
         )
     }
 
@@ -2046,6 +2138,134 @@ mod tests {
             luma,
         );
         fe.rd.cost(d, counter.cost)
+    }
+
+    /// A textured 64x64 frame moved `t` samples right and down by half as many.
+    fn moving_frame(t: usize) -> Frame<u8> {
+        let planes = (0..3)
+            .map(|p| {
+                let n = if p == 0 { 64 } else { 32 };
+                let data = (0..n * n)
+                    .map(|i| {
+                        let (x, y) = (i % n + 2 * t, i / n + t);
+                        let wave =
+                            ((x as f64 * 0.3).sin() * 50.0 + (y as f64 * 0.2).cos() * 40.0) as i32;
+                        (128 + wave + 20 * ((x / 9 + y / 7) % 2) as i32) as u8
+                    })
+                    .collect();
+                codeclab_video::Plane::from_vec(n, n, data).unwrap()
+            })
+            .collect();
+        Frame { planes }
+    }
+
+    #[test]
+    fn the_decoder_starts_each_frame_from_the_encoders_contexts() {
+        let mut encoder = encoder_with(Genome {
+            context_carry: true,
+            keyint: 14,
+            mini_gop: 8,
+            reference_frames: 2,
+            ..Genome::default()
+        });
+        let mut stream = Vec::new();
+        for t in 0..20 {
+            for frame in encoder.encode_frame(&moving_frame(t)).unwrap() {
+                stream.extend_from_slice(&frame.bytes);
+            }
+        }
+        let (last, end) = encoder.finish().unwrap();
+        stream.extend(last.into_iter().flat_map(|f| f.bytes).chain(end));
+        let encoded = crate::gop::STARTED.take();
+        let mut decoder = crate::Decoder::new(stream.as_slice()).unwrap();
+        while decoder.next_frame().unwrap().is_some() {}
+        let decoded = crate::gop::STARTED.take();
+        assert_eq!(encoded.len(), 20);
+        assert!(encoded == decoded);
+        // Every frame but the two key frames started from carried contexts.
+        let defaults = encoded
+            .iter()
+            .filter(|(_, c)| *c == Contexts::default())
+            .count();
+        assert_eq!(defaults, 2);
+    }
+
+    /// Display indices of the anchors an encoder of `genome` codes for `frames` 128x128 frames
+    /// of smooth texture moved `speed` samples right per frame.
+    fn anchors_of_moving_texture(genome: Genome, frames: usize, speed: usize) -> Vec<u64> {
+        let format = VideoFormat {
+            width: 128,
+            height: 128,
+            bit_depth: 8,
+            chroma: ChromaSampling::Cs420,
+            fps: Rational::new(30, 1),
+            aspect: Rational::new(1, 1),
+        };
+        let mut encoder = Encoder::new(format, genome, RateMode::ConstantQp(32)).unwrap();
+        let frame = |t: usize| {
+            let planes = (0..3)
+                .map(|p| {
+                    let n = if p == 0 { 128 } else { 64 };
+                    let data = (0..n * n)
+                        .map(|i| {
+                            let (x, y) = ((i % n + speed * t) as f64, (i / n) as f64);
+                            let wave = (x * 0.11 + (y * 0.07).sin() * 2.0).sin() * 60.0
+                                + (y * 0.13 + x * 0.05).cos() * 40.0
+                                + (x * 0.031 - y * 0.017).sin() * 20.0;
+                            (128.0 + wave) as u8
+                        })
+                        .collect();
+                    codeclab_video::Plane::from_vec(n, n, data).unwrap()
+                })
+                .collect();
+            Frame { planes }
+        };
+        let mut coded = Vec::new();
+        for t in 0..frames {
+            coded.extend(encoder.encode_frame(&frame(t)).unwrap());
+        }
+        let (last, end) = encoder.finish().unwrap();
+        coded.extend(last);
+        assert_eq!(coded.len(), frames);
+        // The decoder follows whatever structure was chosen.
+        let stream: Vec<u8> = coded
+            .iter()
+            .flat_map(|f| f.bytes.clone())
+            .chain(end)
+            .collect();
+        let mut decoder = crate::Decoder::new(stream.as_slice()).unwrap();
+        let mut in_display_order: Vec<&EncodedFrame> = coded.iter().collect();
+        in_display_order.sort_by_key(|f| f.display_index);
+        for f in in_display_order {
+            let decoded = decoder.next_frame().unwrap();
+            assert!(matches!(decoded, Some(AnyFrame::U8(d)) if d == f.reconstruction));
+        }
+        coded
+            .iter()
+            .filter(|f| f.kind.is_anchor())
+            .map(|f| f.display_index)
+            .collect()
+    }
+
+    #[test]
+    fn adaptive_mini_gops_are_longest_on_still_content_and_shorter_in_motion() {
+        let adaptive = Genome {
+            adaptive_gop: true,
+            ..Genome::default()
+        };
+        assert_eq!(
+            anchors_of_moving_texture(adaptive.clone(), 33, 0),
+            [0, 16, 32]
+        );
+        // Moving 6 samples a frame, a reference 16 frames away is beyond the lookahead's search.
+        let moving = anchors_of_moving_texture(adaptive, 33, 6);
+        assert!(
+            moving.windows(2).all(|w| w[1] - w[0] <= 8),
+            "anchors {moving:?}"
+        );
+        // Without the switch the mini-GOPs keep their length.
+        let fixed = anchors_of_moving_texture(Genome::default(), 33, 6);
+        assert_eq!(fixed, [0, 16, 32]);
     }
 
     #[test]

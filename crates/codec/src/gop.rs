@@ -1,7 +1,9 @@
 //! Picture structure: frame kinds, the coding order of a hierarchical mini-GOP, and the decoded
 //! picture buffer with the rule, shared by encoder and decoder, that says which pictures a frame
-//! predicts from and which stay for later frames.
+//! predicts from and which stay for later frames, and the rule that says which of its reference
+//! pictures a frame takes its entropy contexts from.
 
+use crate::entropy::Contexts;
 use crate::error::{CodecError, Result};
 
 /// What a frame packet is.
@@ -181,6 +183,49 @@ impl<T> PictureBuffer<T> {
     }
 }
 
+/// What a reference picture leaves to the frames that start from its entropy contexts: the
+/// contexts as its last bin left them, and what the choice among references looks at.
+#[derive(Clone, Debug)]
+pub struct CarriedContexts {
+    pub kind: FrameKind,
+    pub qp: u8,
+    pub contexts: Contexts,
+}
+
+/// The contexts a frame of `kind` coded at `qp` starts from when contexts are carried, from its
+/// reference list (nearest first). Key frames start from the defaults. Other frames take those of
+/// the reference most like them: of the same class (B frame or anchor), then the nearest QP
+/// (within a mini-GOP, the nearest level of the hierarchy, whose statistics are closest), then
+/// the nearest in the list. Only the frame's own references count, so a frame depends on no
+/// picture it does not already wait for (frames may later be decoded in parallel).
+pub fn starting_contexts<'a>(
+    kind: FrameKind,
+    qp: u8,
+    references: impl IntoIterator<Item = &'a CarriedContexts>,
+) -> Contexts {
+    if kind == FrameKind::Key {
+        return Contexts::default();
+    }
+    references
+        .into_iter()
+        .enumerate()
+        .min_by_key(|(i, r)| {
+            (
+                r.kind.bi_predicted() != kind.bi_predicted(),
+                r.qp.abs_diff(qp),
+                *i,
+            )
+        })
+        .map_or_else(Contexts::default, |(_, r)| r.contexts.restarted())
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The display index and starting contexts of every frame coded or decoded on this thread.
+    pub static STARTED: std::cell::RefCell<Vec<(u64, Contexts)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +297,44 @@ mod tests {
         assert!(buffer.insert(16, bi, 16).is_err());
         buffer.prepare(FrameKind::Key);
         assert!(buffer.references(30, bi).is_empty());
+    }
+
+    #[test]
+    fn a_frame_starts_from_the_contexts_of_its_most_alike_reference() {
+        use crate::entropy::{RangeEncoder, Writer};
+        // Contexts told apart by how many bins went through one of them.
+        let carried = |kind, qp, bins: usize| {
+            let mut contexts = Contexts::default();
+            let mut coder = RangeEncoder::new();
+            for _ in 0..bins {
+                coder.bit(&mut contexts.skip[0], true);
+            }
+            CarriedContexts { kind, qp, contexts }
+        };
+        let (b, p) = (FrameKind::Bi { reference: true }, FrameKind::Predicted);
+        let references = [
+            carried(FrameKind::Key, 30, 1),
+            carried(b, 33, 2),
+            carried(b, 35, 3),
+            carried(p, 34, 4),
+        ];
+        let start = |kind, qp| starting_contexts(kind, qp, &references);
+        let of = |i: usize| references[i].contexts.restarted();
+        // A B frame takes the B reference of the nearest QP, the first on a tie.
+        assert_eq!(start(FrameKind::Bi { reference: false }, 36), of(2));
+        assert_eq!(start(b, 34), of(1));
+        // A predicted frame takes an anchor's.
+        assert_eq!(start(p, 34), of(3));
+        assert_eq!(start(p, 31), of(0));
+        // Key frames, and frames without references, start from the defaults.
+        assert_eq!(start(FrameKind::Key, 30), Contexts::default());
+        assert_eq!(
+            starting_contexts(p, 30, std::iter::empty()),
+            Contexts::default()
+        );
+        // What is carried keeps its probabilities and restarts their adaptation.
+        assert_ne!(of(2), Contexts::default());
+        assert_ne!(of(2), references[2].contexts);
     }
 
     #[test]

@@ -36,22 +36,35 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
             0i8..=3,
         ),
         (any::<bool>(), any::<bool>()),
-        (1u8..=16, 0i8..=4, any::<bool>(), 0.0f64..=1.0),
+        (
+            1u8..=16,
+            0i8..=4,
+            any::<bool>(),
+            0.0f64..=1.0,
+            any::<bool>(),
+        ),
         (any::<bool>(), 0.0f64..=4.0, 0u8..=24),
-        (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
+        (
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        ),
     )
         .prop_map(|(a, b, c, (skip_intra_after_clean_inter, sao), d, e, f)| {
             let (keyint, reference_frames, min_block, max_block, intra_angular, intra_rdo, merge) =
                 a;
             let (me_range, subpel, lambda_scale, dz_intra, dz_inter, rdoq) = b;
             let (chroma_qp_offset, deblock, beta, tc, early_skip, skip_stops_split, p_offset) = c;
-            let (mini_gop, b_layer_qp_offset, bipred, scene_cut_threshold) = d;
+            let (mini_gop, b_layer_qp_offset, bipred, scene_cut_threshold, adaptive_gop) = d;
             let (temporal_rd, temporal_rd_strength, lookahead) = e;
-            let (sign_hiding, intra_dst, transform_skip, residual_quadtree) = f;
+            let (sign_hiding, intra_dst, transform_skip, residual_quadtree, context_carry) = f;
             Genome {
                 keyint,
                 scene_cut_threshold,
                 mini_gop,
+                adaptive_gop,
                 reference_frames,
                 min_block_log2: min_block.min(max_block),
                 max_block_log2: max_block.max(min_block),
@@ -68,6 +81,7 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
                 intra_dst,
                 transform_skip,
                 residual_quadtree,
+                context_carry,
                 chroma_qp_offset,
                 deblock,
                 deblock_beta_offset: beta,

@@ -5,16 +5,22 @@ mod common;
 use codeclab_codec::{CodecError, Decoder, DecoderLimits, Genome, RateMode};
 use common::{format, format_deep, round_trip, synthetic_clip, synthetic_clip_deep};
 
-/// A small stream of 8-bit video, and of 10-bit video.
-fn streams() -> [Vec<u8>; 2] {
+/// A small stream of 8-bit video, of 10-bit video, and of 8-bit video with context carrying
+/// switched the other way from the default.
+fn streams() -> [Vec<u8>; 3] {
     let mode = RateMode::ConstantQp(30);
     let format = format(40, 24);
     let clip = synthetic_clip(&format, 3, 7);
     let eight = round_trip(format, &clip, Genome::default(), mode).0;
+    let carried = Genome {
+        context_carry: !Genome::default().context_carry,
+        ..Genome::default()
+    };
+    let carried = round_trip(format, &clip, carried, mode).0;
     let format = format_deep(40, 24, 10);
     let clip = synthetic_clip_deep(&format, 3, 7);
     let ten = round_trip(format, &clip, Genome::default(), mode).0;
-    [eight, ten]
+    [eight, ten, carried]
 }
 
 fn decode_all(bytes: &[u8]) -> Result<usize, CodecError> {
@@ -61,7 +67,7 @@ fn every_single_bit_flip_is_an_error() {
 
 #[test]
 fn garbage_after_a_valid_header_is_an_error() {
-    let [bytes, _] = streams();
+    let [bytes, ..] = streams();
     let header_len = 41;
     let mut state = 99u32;
     for trial in 0..200 {
@@ -80,7 +86,7 @@ fn garbage_after_a_valid_header_is_an_error() {
 
 #[test]
 fn oversized_geometry_is_refused_before_allocation() {
-    let [mut bytes, _] = streams();
+    let [mut bytes, ..] = streams();
     // Width field (little endian at offset 5) set to 100000.
     bytes[5..9].copy_from_slice(&100_000u32.to_le_bytes());
     assert!(matches!(

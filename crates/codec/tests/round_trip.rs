@@ -206,6 +206,61 @@ fn every_tool_switched() {
 }
 
 #[test]
+fn carried_contexts_round_trip_with_b_frames_and_several_references() {
+    for (reference_frames, mini_gop, keyint, qp) in [(1, 16, 250, 40), (3, 4, 9, 30), (2, 1, 7, 45)]
+    {
+        for context_carry in [false, true] {
+            let genome = Genome {
+                context_carry,
+                reference_frames,
+                mini_gop,
+                keyint,
+                ..Genome::default()
+            };
+            check(80, 48, 19, genome, qp);
+        }
+    }
+}
+
+#[test]
+fn carried_contexts_save_bytes_on_similar_frames() {
+    // A still scene: the frames after the first code the same few decisions, which contexts
+    // carried from the references already expect.
+    let format = format(176, 144);
+    let clip = vec![synthetic_clip(&format, 1, 5)[0].clone(); 17];
+    let code = |context_carry| {
+        let genome = Genome {
+            context_carry,
+            ..Genome::default()
+        };
+        let (stream, recons, _) = round_trip(format, &clip, genome, RateMode::ConstantQp(45));
+        let psnr: f64 = clip.iter().zip(&recons).map(|(s, r)| psnr_y(s, r)).sum();
+        (stream.len(), psnr / clip.len() as f64)
+    };
+    let ((carried, carried_psnr), (reset, reset_psnr)) = (code(true), code(false));
+    assert!(
+        carried < reset && carried_psnr >= reset_psnr - 0.01,
+        "{carried} bytes at {carried_psnr} dB carried, {reset} at {reset_psnr} dB reset"
+    );
+}
+
+#[test]
+fn adaptive_mini_gops_round_trip() {
+    for (mini_gop, reference_frames, keyint, qp) in
+        [(16, 1, 250, 32), (8, 2, 11, 40), (5, 3, 250, 27)]
+    {
+        let genome = Genome {
+            adaptive_gop: true,
+            mini_gop,
+            reference_frames,
+            keyint,
+            ..Genome::default()
+        };
+        check(96, 64, 23, genome, qp);
+    }
+}
+
+#[test]
 fn a_scene_cut_gets_a_key_frame_and_b_frames_sit_between_anchors() {
     let format = format(96, 64);
     let mut clip = synthetic_clip(&format, 20, 5);

@@ -272,7 +272,7 @@ fn uniform_genome(rng: &mut fastrand::Rng) -> Genome {
 }
 
 /// Genes the baselines draw (every one but the chroma offset).
-const GENES: usize = 32;
+const GENES: usize = 34;
 
 /// Gives gene `gene` a value drawn uniformly over its range.
 fn randomize(g: &mut Genome, gene: usize, rng: &mut fastrand::Rng) {
@@ -308,6 +308,8 @@ fn randomize(g: &mut Genome, gene: usize, rng: &mut fastrand::Rng) {
         28 => g.intra_dst = rng.bool(),
         29 => g.transform_skip = rng.bool(),
         30 => g.residual_quadtree = rng.bool(),
+        31 => g.context_carry = rng.bool(),
+        32 => g.adaptive_gop = rng.bool(),
         _ => g.p_frame_qp_offset = rng.i8(0..=6),
     }
 }

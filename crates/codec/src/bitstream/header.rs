@@ -9,7 +9,7 @@ use std::io::Read;
 pub const MAGIC: [u8; 4] = *b"CCLB";
 /// 2: B frames and display-order indices in frame packets.
 pub const VERSION: u8 = 2;
-const HEADER_LEN: usize = 4 + 1 + 4 + 4 + 1 + 1 + 16 + 14;
+const HEADER_LEN: usize = 4 + 1 + 4 + 4 + 1 + 1 + 16 + 15;
 
 /// Everything a decoder must know before the first frame.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,6 +30,8 @@ pub struct SequenceHeader {
     pub intra_dst: bool,
     pub transform_skip: bool,
     pub residual_quadtree: bool,
+    /// Frames start from the entropy contexts of a reference picture, not from the defaults.
+    pub context_carry: bool,
 }
 
 /// Bounds a decoder accepts before allocating anything for a stream.
@@ -69,6 +71,7 @@ impl SequenceHeader {
             intra_dst: genome.intra_dst,
             transform_skip: genome.transform_skip,
             residual_quadtree: genome.residual_quadtree,
+            context_carry: genome.context_carry,
         }
     }
 
@@ -99,6 +102,7 @@ impl SequenceHeader {
             u8::from(self.intra_dst),
             u8::from(self.transform_skip),
             u8::from(self.residual_quadtree),
+            u8::from(self.context_carry),
         ]);
         out
     }
@@ -181,6 +185,7 @@ impl SequenceHeader {
             intra_dst: flag(g[11], "intra DST flag")?,
             transform_skip: flag(g[12], "transform skip flag")?,
             residual_quadtree: flag(g[13], "residual quadtree flag")?,
+            context_carry: flag(g[14], "context carrying flag")?,
         };
         // The decoder-side genome values must lie in the genome's declared ranges.
         let genome = Genome {
@@ -255,7 +260,15 @@ mod tests {
         assert!(
             SequenceHeader::read(&mut bad.as_slice(), &DecoderLimits::default(), &mut crc).is_err()
         );
-        for (offset, value) in [(36, 2), (39, 2), (40, 2), (41, 2), (42, 2), (43, 2)] {
+        for (offset, value) in [
+            (36, 2),
+            (39, 2),
+            (40, 2),
+            (41, 2),
+            (42, 2),
+            (43, 2),
+            (44, 2),
+        ] {
             let mut bad = bytes.clone();
             bad[offset] = value;
             assert!(matches!(
@@ -271,6 +284,7 @@ mod tests {
                 intra_dst: true,
                 transform_skip: true,
                 residual_quadtree: true,
+                context_carry: !Genome::default().context_carry,
                 ..Genome::default()
             },
         );

@@ -1,4 +1,5 @@
-//! Every adaptive context of the bitstream, reset at the start of each frame.
+//! Every adaptive context of the bitstream. A frame starts from the defaults, or with context
+//! carrying from the final state of one of its reference pictures (`gop::starting_contexts`).
 
 use super::Prob;
 
@@ -11,7 +12,7 @@ pub const LAST_BINS: usize = 10;
 pub const SIG_CONTEXTS: usize = 12;
 pub const LEVEL_CONTEXTS: usize = 10;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Contexts {
     /// [neighbours deeper than this node: 0..=2][node size 64, 32, 16]
     pub split: [[Prob; 3]; 3],
@@ -47,7 +48,7 @@ pub struct Contexts {
 }
 
 /// Contexts of the sample adaptive offset parameters.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SaoContexts {
     /// [merge left, merge up]
     pub merge: [Prob; 2],
@@ -55,4 +56,63 @@ pub struct SaoContexts {
     pub kind: [[Prob; 2]; PLANE_TYPES],
     /// Nonzero offset magnitude: [plane type][edge, band offset]
     pub magnitude: [[Prob; 2]; PLANE_TYPES],
+}
+
+impl Contexts {
+    /// These probabilities with every context's adaptation restarted, as AV1 resets its symbol
+    /// counters: a frame that starts from another frame's contexts keeps what they learned but
+    /// adapts fast again to its own statistics (another QP, another frame type).
+    pub fn restarted(&self) -> Contexts {
+        let mut contexts = self.clone();
+        contexts.for_each_prob(Prob::restart);
+        contexts
+    }
+
+    /// Calls `f` on every context.
+    fn for_each_prob(&mut self, mut f: impl FnMut(&mut Prob)) {
+        let sao = &mut self.sao;
+        let groups: [&mut [Prob]; 23] = [
+            self.split.as_flattened_mut(),
+            &mut self.skip,
+            &mut self.intra,
+            std::slice::from_mut(&mut self.mpm_flag),
+            &mut self.mpm_index,
+            std::slice::from_mut(&mut self.chroma_dm),
+            std::slice::from_mut(&mut self.merge_flag),
+            &mut self.merge_index,
+            &mut self.ref_idx,
+            std::slice::from_mut(&mut self.bi),
+            &mut self.delta_qp,
+            self.mvd.as_flattened_mut(),
+            self.cbf.as_flattened_mut(),
+            &mut self.tx_split,
+            &mut self.transform_skip,
+            self.last_x.as_flattened_mut().as_flattened_mut(),
+            self.last_y.as_flattened_mut().as_flattened_mut(),
+            self.significant.as_flattened_mut().as_flattened_mut(),
+            self.greater_one.as_flattened_mut(),
+            self.greater_two.as_flattened_mut(),
+            &mut sao.merge,
+            sao.kind.as_flattened_mut(),
+            sao.magnitude.as_flattened_mut(),
+        ];
+        groups.into_iter().flatten().for_each(&mut f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarting_reaches_every_context() {
+        let mut contexts = Contexts::default();
+        let mut count = 0;
+        contexts.for_each_prob(|_| count += 1);
+        // Every field is a context: the visitor must name them all.
+        assert_eq!(
+            count * std::mem::size_of::<Prob>(),
+            std::mem::size_of::<Contexts>()
+        );
+    }
 }

@@ -56,6 +56,11 @@ impl Prob {
     }
     // EVOLVE-BLOCK-END
 
+    /// Keeps the probability and forgets how many bins it has seen, so it learns fast again.
+    fn restart(&mut self) {
+        self.seen = 0;
+    }
+
     /// Estimated cost of coding `bit` in this state, in 1/256 bit.
     #[inline]
     pub fn cost(self, bit: bool) -> u32 {
