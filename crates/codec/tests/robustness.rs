@@ -68,7 +68,7 @@ fn every_single_bit_flip_is_an_error() {
 #[test]
 fn garbage_after_a_valid_header_is_an_error() {
     let [bytes, ..] = streams();
-    let header_len = 41;
+    let header_len = codeclab_codec::bitstream::header::HEADER_LEN;
     let mut state = 99u32;
     for trial in 0..200 {
         let mut garbage = bytes[..header_len].to_vec();

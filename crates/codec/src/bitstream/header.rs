@@ -9,7 +9,8 @@ use std::io::Read;
 pub const MAGIC: [u8; 4] = *b"CCLB";
 /// 2: B frames and display-order indices in frame packets.
 pub const VERSION: u8 = 2;
-const HEADER_LEN: usize = 4 + 1 + 4 + 4 + 1 + 1 + 16 + 15;
+/// Bytes of a sequence header.
+pub const HEADER_LEN: usize = 4 + 1 + 4 + 4 + 1 + 1 + 16 + 15;
 
 /// Everything a decoder must know before the first frame.
 #[derive(Clone, Debug, PartialEq)]
