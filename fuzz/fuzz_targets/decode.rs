@@ -50,6 +50,8 @@ fuzz_target!(|data: &[u8]| {
         sign_hiding: switches & 4 == 0,
         intra_dst: switches & 8 != 0,
         transform_skip: switches & 16 != 0,
+        temporal_mvp: switches & 32 != 0,
+        bi_merge: switches & 64 != 0,
         ..Genome::default()
     };
     let mut stream = SequenceHeader::new(format, &genome).to_bytes();

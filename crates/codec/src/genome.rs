@@ -31,6 +31,14 @@ pub struct Genome {
     pub intra_rdo_candidates: u8,
     /// Merge candidates per block (signalled in the header).
     pub merge_candidates: u8,
+    /// Temporal motion-vector candidates: the motion of the co-located unit of the nearest
+    /// reference with motion, scaled by display-index distance, joins the merge list and
+    /// predicts vectors of units without inter neighbours (signalled in the header).
+    pub temporal_mvp: bool,
+    /// In B frames, merge lists add bi-predicted candidates: one candidate's earlier vector
+    /// with another's later one, and zero vectors on each earlier and later pair of references
+    /// (signalled in the header).
+    pub bi_merge: bool,
     /// Motion search range in whole luma samples around the best starting point.
     pub me_range: u16,
     /// Motion vector precision searched: 0 whole, 1 half, 2 quarter samples.
@@ -101,6 +109,8 @@ impl Default for Genome {
             intra_angular: true,
             intra_rdo_candidates: 2,
             merge_candidates: 5,
+            temporal_mvp: false,
+            bi_merge: false,
             me_range: 32,
             subpel_precision: 2,
             lambda_scale: 1.0,
@@ -210,6 +220,14 @@ impl Genome {
             "intra modes kept after the Hadamard pre-selection for the full RD check",
         ),
         ("merge_candidates", "merge candidates per block"),
+        (
+            "temporal_mvp",
+            "temporal motion-vector candidates: the co-located unit's motion in a reference, scaled by distance",
+        ),
+        (
+            "bi_merge",
+            "in B frames, merge lists add combined earlier+later and zero bi-predicted candidates",
+        ),
         (
             "me_range",
             "motion search range in whole luma samples around the best start",

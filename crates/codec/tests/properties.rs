@@ -38,7 +38,13 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
         (any::<bool>(), any::<bool>()),
         (1u8..=16, 0i8..=4, any::<bool>(), 0.0f64..=1.0),
         (any::<bool>(), 0.0f64..=4.0, 0u8..=24),
-        (any::<bool>(), any::<bool>(), any::<bool>()),
+        (
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        ),
     )
         .prop_map(|(a, b, c, (skip_intra_after_clean_inter, sao), d, e, f)| {
             let (keyint, reference_frames, min_block, max_block, intra_angular, intra_rdo, merge) =
@@ -47,7 +53,7 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
             let (chroma_qp_offset, deblock, beta, tc, early_skip, skip_stops_split, p_offset) = c;
             let (mini_gop, b_layer_qp_offset, bipred, scene_cut_threshold) = d;
             let (temporal_rd, temporal_rd_strength, lookahead) = e;
-            let (sign_hiding, intra_dst, transform_skip) = f;
+            let (sign_hiding, intra_dst, transform_skip, temporal_mvp, bi_merge) = f;
             Genome {
                 keyint,
                 scene_cut_threshold,
@@ -58,6 +64,8 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
                 intra_angular,
                 intra_rdo_candidates: intra_rdo,
                 merge_candidates: merge,
+                temporal_mvp,
+                bi_merge,
                 me_range,
                 subpel_precision: subpel,
                 lambda_scale,

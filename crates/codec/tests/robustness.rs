@@ -2,19 +2,39 @@
 
 mod common;
 
+use codeclab_codec::bitstream::SequenceHeader;
 use codeclab_codec::{CodecError, Decoder, DecoderLimits, Genome, RateMode};
 use common::{format, format_deep, round_trip, synthetic_clip, synthetic_clip_deep};
 
-/// A small stream of 8-bit video, and of 10-bit video.
-fn streams() -> [Vec<u8>; 2] {
+/// Bytes of a sequence header.
+fn header_len() -> usize {
+    SequenceHeader::new(format(40, 24), &Genome::default())
+        .to_bytes()
+        .len()
+}
+
+/// Frames of the streams below.
+const FRAMES: [usize; 3] = [3, 3, 5];
+
+/// A small stream of 8-bit video, of 10-bit video, and of 8-bit video whose B frames predict
+/// from several references with temporal and bi-predicted merge candidates.
+fn streams() -> [Vec<u8>; 3] {
     let mode = RateMode::ConstantQp(30);
     let format = format(40, 24);
-    let clip = synthetic_clip(&format, 3, 7);
+    let clip = synthetic_clip(&format, FRAMES[0], 7);
     let eight = round_trip(format, &clip, Genome::default(), mode).0;
+    let clip = synthetic_clip(&format, FRAMES[2], 7);
+    let candidates = Genome {
+        reference_frames: 2,
+        temporal_mvp: true,
+        bi_merge: true,
+        ..Genome::default()
+    };
+    let merged = round_trip(format, &clip, candidates, mode).0;
     let format = format_deep(40, 24, 10);
-    let clip = synthetic_clip_deep(&format, 3, 7);
+    let clip = synthetic_clip_deep(&format, FRAMES[1], 7);
     let ten = round_trip(format, &clip, Genome::default(), mode).0;
-    [eight, ten]
+    [eight, ten, merged]
 }
 
 fn decode_all(bytes: &[u8]) -> Result<usize, CodecError> {
@@ -28,8 +48,8 @@ fn decode_all(bytes: &[u8]) -> Result<usize, CodecError> {
 
 #[test]
 fn intact_stream_decodes() {
-    for bytes in streams() {
-        assert_eq!(decode_all(&bytes).unwrap(), 3);
+    for (bytes, frames) in streams().iter().zip(FRAMES) {
+        assert_eq!(decode_all(bytes).unwrap(), frames);
     }
 }
 
@@ -61,8 +81,8 @@ fn every_single_bit_flip_is_an_error() {
 
 #[test]
 fn garbage_after_a_valid_header_is_an_error() {
-    let [bytes, _] = streams();
-    let header_len = 41;
+    let [bytes, ..] = streams();
+    let header_len = header_len();
     let mut state = 99u32;
     for trial in 0..200 {
         let mut garbage = bytes[..header_len].to_vec();
@@ -79,8 +99,24 @@ fn garbage_after_a_valid_header_is_an_error() {
 }
 
 #[test]
+fn candidate_switches_flipped_in_the_header_are_an_error() {
+    // Every frame is then parsed with other merge lists and vector predictions than the
+    // encoder's: whatever they resolve to, decoding ends in an error (the checksum's at the
+    // latest), not a panic.
+    let [.., merged] = streams();
+    // The two switches are the header's last bytes.
+    let header_len = header_len();
+    for switches in 1..4u8 {
+        let mut bytes = merged.clone();
+        bytes[header_len - 2] ^= switches & 1;
+        bytes[header_len - 1] ^= switches >> 1;
+        assert!(decode_all(&bytes).is_err(), "switches {switches} flipped");
+    }
+}
+
+#[test]
 fn oversized_geometry_is_refused_before_allocation() {
-    let [mut bytes, _] = streams();
+    let [mut bytes, ..] = streams();
     // Width field (little endian at offset 5) set to 100000.
     bytes[5..9].copy_from_slice(&100_000u32.to_le_bytes());
     assert!(matches!(

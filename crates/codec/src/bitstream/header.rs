@@ -9,7 +9,7 @@ use std::io::Read;
 pub const MAGIC: [u8; 4] = *b"CCLB";
 /// 2: B frames and display-order indices in frame packets.
 pub const VERSION: u8 = 2;
-const HEADER_LEN: usize = 4 + 1 + 4 + 4 + 1 + 1 + 16 + 13;
+const HEADER_LEN: usize = 4 + 1 + 4 + 4 + 1 + 1 + 16 + 15;
 
 /// Everything a decoder must know before the first frame.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,6 +29,8 @@ pub struct SequenceHeader {
     pub sign_hiding: bool,
     pub intra_dst: bool,
     pub transform_skip: bool,
+    pub temporal_mvp: bool,
+    pub bi_merge: bool,
 }
 
 /// Bounds a decoder accepts before allocating anything for a stream.
@@ -67,6 +69,8 @@ impl SequenceHeader {
             sign_hiding: genome.sign_hiding,
             intra_dst: genome.intra_dst,
             transform_skip: genome.transform_skip,
+            temporal_mvp: genome.temporal_mvp,
+            bi_merge: genome.bi_merge,
         }
     }
 
@@ -96,6 +100,8 @@ impl SequenceHeader {
             u8::from(self.sign_hiding),
             u8::from(self.intra_dst),
             u8::from(self.transform_skip),
+            u8::from(self.temporal_mvp),
+            u8::from(self.bi_merge),
         ]);
         out
     }
@@ -177,6 +183,8 @@ impl SequenceHeader {
             sign_hiding: flag(g[10], "sign hiding flag")?,
             intra_dst: flag(g[11], "intra DST flag")?,
             transform_skip: flag(g[12], "transform skip flag")?,
+            temporal_mvp: flag(g[13], "temporal motion-vector prediction flag")?,
+            bi_merge: flag(g[14], "bi-predicted merge candidates flag")?,
         };
         // The decoder-side genome values must lie in the genome's declared ranges.
         let genome = Genome {
@@ -251,9 +259,9 @@ mod tests {
         assert!(
             SequenceHeader::read(&mut bad.as_slice(), &DecoderLimits::default(), &mut crc).is_err()
         );
-        for (offset, value) in [(36, 2), (39, 2), (40, 2), (41, 2), (42, 2), (43, 2)] {
+        for offset in [36, 39, 40, 41, 42, 43, 44, 45] {
             let mut bad = bytes.clone();
-            bad[offset] = value;
+            bad[offset] = 2;
             assert!(matches!(
                 SequenceHeader::read(&mut bad.as_slice(), &DecoderLimits::default(), &mut crc),
                 Err(CodecError::Corrupt(_))
@@ -266,6 +274,8 @@ mod tests {
                 sign_hiding: false,
                 intra_dst: true,
                 transform_skip: true,
+                temporal_mvp: !Genome::default().temporal_mvp,
+                bi_merge: !Genome::default().bi_merge,
                 ..Genome::default()
             },
         );
