@@ -272,7 +272,7 @@ fn uniform_genome(rng: &mut fastrand::Rng) -> Genome {
 }
 
 /// Genes the baselines draw (every one but the chroma offset).
-const GENES: usize = 31;
+const GENES: usize = 33;
 
 /// Gives gene `gene` a value drawn uniformly over its range.
 fn randomize(g: &mut Genome, gene: usize, rng: &mut fastrand::Rng) {
@@ -307,6 +307,8 @@ fn randomize(g: &mut Genome, gene: usize, rng: &mut fastrand::Rng) {
         27 => g.sign_hiding = rng.bool(),
         28 => g.intra_dst = rng.bool(),
         29 => g.transform_skip = rng.bool(),
+        30 => g.temporal_mvp = rng.bool(),
+        31 => g.bi_merge = rng.bool(),
         _ => g.p_frame_qp_offset = rng.i8(0..=6),
     }
 }
