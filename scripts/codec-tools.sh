@@ -21,6 +21,8 @@ TOOLS=(
   "64x64 coding units|{\"max_block_log2\": 5}"
   "quarter-sample motion|{\"subpel_precision\": 1}"
   "merge (1 candidate)|{\"merge_candidates\": 1}"
+  "temporal MV candidates|{\"temporal_mvp\": false}"
+  "bi-predicted merge candidates|{\"bi_merge\": false}"
   "B-layer QP cascade|{\"b_layer_qp_offset\": 0}"
   "sign-data hiding|{\"sign_hiding\": false}"
   "context carrying|{\"context_carry\": false}"

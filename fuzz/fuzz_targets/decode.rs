@@ -30,9 +30,10 @@ fuzz_target!(|data: &[u8]| {
         max_pixels: 256 * 256,
     };
     decode_all(data, limits);
-    let [w, h, tools, switches, body @ ..] = data else {
+    let [w, h, tools, low, high, body @ ..] = data else {
         return;
     };
+    let switches = u16::from_le_bytes([*low, *high]);
     let format = VideoFormat {
         width: 1 + usize::from(*w % 96),
         height: 1 + usize::from(*h % 96),
@@ -55,6 +56,8 @@ fuzz_target!(|data: &[u8]| {
         transform_skip: switches & 16 != 0,
         residual_quadtree: switches & 32 == 0,
         context_carry: switches & 64 != 0,
+        temporal_mvp: switches & 128 == 0,
+        bi_merge: switches & 256 == 0,
         ..Genome::default()
     };
     let mut stream = SequenceHeader::new(format, &genome).to_bytes();

@@ -7,7 +7,9 @@ use crate::deblock::{DeblockParams, deblock};
 use crate::entropy::{Contexts, RangeDecoder};
 use crate::error::{CodecError, Result};
 use crate::gop::{CarriedContexts, FrameKind, PictureBuffer, starting_contexts};
-use crate::inter::mvpred::{Motion, Vector, merge_candidates, predict_mv};
+use crate::inter::mvpred::{
+    FrameMotion, Motion, MotionField, Vector, merge_candidates, predict_mv,
+};
 use crate::inter::{Mv, mv_in_bounds};
 use crate::intra::DC;
 use crate::partition::{SB_SIZE, UNIT_LOG2, UnitGrid, inside};
@@ -35,10 +37,12 @@ pub fn coded_size(format: &VideoFormat) -> (usize, usize) {
     )
 }
 
-/// A decoded picture kept for prediction, with the contexts its frame ended with.
+/// A decoded picture kept for prediction, with the contexts its frame ended with and the
+/// motion it was coded with.
 struct Stored<T: Sample> {
     picture: Picture<T>,
     carried: CarriedContexts,
+    motion: MotionField,
 }
 
 /// The reference pictures, in the sample type of the stream's depth.
@@ -204,11 +208,20 @@ fn decode_picture<T: Sample>(
     };
     #[cfg(test)]
     crate::gop::STARTED.with_borrow_mut(|started| started.push((poc, contexts.clone())));
+    let fields: Vec<&MotionField> = stored.iter().map(|s| &s.motion).collect();
+    let motion = FrameMotion::new(
+        poc,
+        kind.bi_predicted(),
+        &fields,
+        header.temporal_mvp,
+        header.bi_merge,
+    );
     let bit_depth = u32::from(header.format.bit_depth);
     let mut frame = FrameDecoder {
         header,
         coded,
         references: &references,
+        motion,
         qp,
         kind,
         reader: RangeDecoder::new(payload),
@@ -240,11 +253,17 @@ fn decode_picture<T: Sample>(
         let (r, ctx) = (&mut frame.reader, &mut frame.contexts.sao);
         crate::sao::decode(r, ctx, &mut frame.picture)?;
     }
+    let motion = MotionField::new(poc, &frame.grid, frame.motion.reference_pocs());
     let (mut picture, contexts) = (frame.picture, frame.contexts);
     picture.extend_edges();
     let display = picture.to_frame(header.format.width, header.format.height);
     let carried = CarriedContexts { kind, qp, contexts };
-    pictures.insert(poc, kind, Stored { picture, carried })?;
+    let stored = Stored {
+        picture,
+        carried,
+        motion,
+    };
+    pictures.insert(poc, kind, stored)?;
     Ok(display)
 }
 
@@ -252,6 +271,7 @@ struct FrameDecoder<'a, T: Sample> {
     header: &'a SequenceHeader,
     coded: (usize, usize),
     references: &'a [&'a Picture<T>],
+    motion: FrameMotion<'a>,
     /// The frame's QP: every coding unit's, or the fallback of their prediction.
     qp: u8,
     kind: FrameKind,
@@ -324,22 +344,14 @@ impl<T: Sample> FrameDecoder<'_, T> {
             let (motion, merge_index, mvd) = if merged {
                 let count = usize::from(self.header.merge_candidates);
                 let index = read_truncated_unary(r, &mut ctx.merge_index, count);
-                let list = merge_candidates(
-                    &self.grid,
-                    cx,
-                    cy,
-                    size_units,
-                    count,
-                    reference_count,
-                    bi_predicted,
-                );
+                let list = merge_candidates(&self.grid, &self.motion, cx, cy, size_units, count);
                 (list[index], Some(index as u8), [Mv::ZERO; 2])
             } else {
                 let two = bi_predicted && r.bit(&mut ctx.bi);
                 let read_vector = |r: &mut RangeDecoder, ctx: &mut Contexts| -> Result<_> {
                     let ref_idx = read_truncated_unary(r, &mut ctx.ref_idx, reference_count) as u8;
                     let mvd = read_mvd(r, ctx)?;
-                    let mvp = predict_mv(&self.grid, cx, cy, size_units, ref_idx);
+                    let mvp = predict_mv(&self.grid, &self.motion, cx, cy, size_units, ref_idx);
                     let mv = Mv::new(mvp.x.saturating_add(mvd.x), mvp.y.saturating_add(mvd.y));
                     Ok((Vector { ref_idx, mv }, mvd))
                 };

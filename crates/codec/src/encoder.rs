@@ -10,7 +10,9 @@ use crate::genome::Genome;
 use crate::gop::{
     CarriedContexts, FrameKind, PictureBuffer, Scheduled, mini_gop_order, starting_contexts,
 };
-use crate::inter::mvpred::{Motion, Vector, merge_candidates, predict_mv};
+use crate::inter::mvpred::{
+    FrameMotion, Motion, MotionField, Vector, merge_candidates, predict_mv, spatial_candidates,
+};
 use crate::inter::search::{HalfSamplePlanes, SearchParams, search};
 use crate::inter::{Mv, mv_in_bounds};
 use crate::intra::{DC, Edges, HORIZONTAL, MODE_COUNT, PLANAR, VERTICAL, predict};
@@ -53,12 +55,13 @@ struct Waiting<T: Sample> {
     cut: bool,
 }
 
-/// A coded picture kept for prediction, with the half-sample planes motion search uses and the
-/// contexts its frame ended with.
+/// A coded picture kept for prediction, with the half-sample planes motion search uses, the
+/// contexts its frame ended with and the motion it was coded with.
 struct Reference<T: Sample> {
     picture: Picture<T>,
     search: HalfSamplePlanes<T>,
     carried: CarriedContexts,
+    motion: MotionField,
 }
 
 /// Encodes frames of `T` samples: `u8` for 8-bit video, `u16` for deeper video.
@@ -513,6 +516,14 @@ impl<T: Sample> Encoder<T> {
         };
         #[cfg(test)]
         crate::gop::STARTED.with_borrow_mut(|started| started.push((poc, contexts.clone())));
+        let fields: Vec<&MotionField> = references.iter().map(|r| &r.motion).collect();
+        let motion = FrameMotion::new(
+            poc,
+            kind.bi_predicted(),
+            &fields,
+            self.header.temporal_mvp,
+            self.header.bi_merge,
+        );
         let source = &self.waiting[(poc - self.waiting_from) as usize].source;
         let mut frame_encoder = FrameEncoder::new(
             &self.genome,
@@ -521,12 +532,18 @@ impl<T: Sample> Encoder<T> {
             source,
             &pictures,
             &search_planes,
+            motion,
             qp,
             kind,
             self.qp_maps.get(&poc),
             contexts,
         );
         let payload = frame_encoder.encode();
+        let motion = MotionField::new(
+            poc,
+            &frame_encoder.grid,
+            frame_encoder.motion.reference_pocs(),
+        );
         let (picture, contexts) = (frame_encoder.picture, frame_encoder.contexts);
         let mut packet = Vec::with_capacity(payload.len() + 4);
         packet.push(kind.code());
@@ -541,15 +558,13 @@ impl<T: Sample> Encoder<T> {
         if kind.is_reference() {
             let search = HalfSamplePlanes::new(&picture.planes[0]);
             let carried = CarriedContexts { kind, qp, contexts };
-            self.pictures.insert(
-                poc,
-                kind,
-                Reference {
-                    picture,
-                    search,
-                    carried,
-                },
-            )?;
+            let reference = Reference {
+                picture,
+                search,
+                carried,
+                motion,
+            };
+            self.pictures.insert(poc, kind, reference)?;
         }
         if kind.is_anchor() {
             self.last_anchor = Some(poc);
@@ -582,6 +597,7 @@ struct FrameEncoder<'a, T: Sample> {
     source: &'a Picture<T>,
     references: &'a [&'a Picture<T>],
     search_planes: &'a [&'a HalfSamplePlanes<T>],
+    motion: FrameMotion<'a>,
     bit_depth: u32,
     /// Added to coded QPs for the quantiser and λ: distortion is in samples of the depth.
     qp_offset: u8,
@@ -613,6 +629,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         source: &'a Picture<T>,
         references: &'a [&'a Picture<T>],
         search_planes: &'a [&'a HalfSamplePlanes<T>],
+        motion: FrameMotion<'a>,
         qp: u8,
         kind: FrameKind,
         qp_map: Option<&'a QpMap>,
@@ -628,6 +645,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             source,
             references,
             search_planes,
+            motion,
             bit_depth,
             qp_offset,
             frame_qp: qp,
@@ -918,15 +936,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         let size = 1usize << log2;
         let (cx, cy) = (x >> UNIT_LOG2, y >> UNIT_LOG2);
         let count = usize::from(self.header.merge_candidates);
-        let list = merge_candidates(
-            &self.grid,
-            cx,
-            cy,
-            size >> UNIT_LOG2,
-            count,
-            self.references.len(),
-            self.kind.bi_predicted(),
-        );
+        let list = merge_candidates(&self.grid, &self.motion, cx, cy, size >> UNIT_LOG2, count);
         let mut best_skip: Option<(Candidate, Prediction3<T>)> = None;
         let mut tried: Vec<Motion> = Vec::new();
         for (index, &motion) in list.iter().enumerate() {
@@ -980,7 +990,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         let units = 1usize << (log2 - UNIT_LOG2);
         let (cx, cy) = (x >> UNIT_LOG2, y >> UNIT_LOG2);
         let difference = |v: Vector| {
-            let mvp = predict_mv(&self.grid, cx, cy, units, v.ref_idx);
+            let mvp = predict_mv(&self.grid, &self.motion, cx, cy, units, v.ref_idx);
             Mv::new(v.mv.x - mvp.x, v.mv.y - mvp.y)
         };
         CodedCu {
@@ -1018,10 +1028,10 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         let (cx, cy) = (x >> UNIT_LOG2, y >> UNIT_LOG2);
         let units = size >> UNIT_LOG2;
         let mut candidates: Vec<Candidate> = Vec::new();
-        let neighbours = merge_candidates(&self.grid, cx, cy, units, 3, 1, false);
+        let neighbours = spatial_candidates(&self.grid, cx, cy, units, 3);
         let mut found: Vec<(u64, Vector)> = Vec::new();
         for ref_idx in 0..self.references.len() {
-            let mvp = predict_mv(&self.grid, cx, cy, units, ref_idx as u8);
+            let mvp = predict_mv(&self.grid, &self.motion, cx, cy, units, ref_idx as u8);
             let mut starts: Vec<Mv> = neighbours
                 .iter()
                 .flat_map(|m| m.vectors())
@@ -1029,6 +1039,11 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
                 .map(|v| v.mv)
                 .collect();
             starts.push(self.mv_hints[ref_idx]);
+            // The co-located motion, where the sequence uses it, is worth a look too.
+            starts.extend(
+                self.motion
+                    .temporal_mv(&self.grid, cx, cy, units, ref_idx as u8),
+            );
             let params = SearchParams {
                 source: &self.source.planes[0],
                 reference: self.search_planes[ref_idx],
@@ -2075,6 +2090,7 @@ mod tests {
             source,
             &[],
             &[],
+            FrameMotion::new(0, false, &[], false, false),
             qp,
             kind,
             None,

@@ -51,53 +51,67 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
             any::<bool>(),
             any::<bool>(),
         ),
+        (any::<bool>(), any::<bool>()),
     )
-        .prop_map(|(a, b, c, (skip_intra_after_clean_inter, sao), d, e, f)| {
-            let (keyint, reference_frames, min_block, max_block, intra_angular, intra_rdo, merge) =
-                a;
-            let (me_range, subpel, lambda_scale, dz_intra, dz_inter, rdoq) = b;
-            let (chroma_qp_offset, deblock, beta, tc, early_skip, skip_stops_split, p_offset) = c;
-            let (mini_gop, b_layer_qp_offset, bipred, scene_cut_threshold, adaptive_gop) = d;
-            let (temporal_rd, temporal_rd_strength, lookahead) = e;
-            let (sign_hiding, intra_dst, transform_skip, residual_quadtree, context_carry) = f;
-            Genome {
-                keyint,
-                scene_cut_threshold,
-                mini_gop,
-                adaptive_gop,
-                reference_frames,
-                min_block_log2: min_block.min(max_block),
-                max_block_log2: max_block.max(min_block),
-                intra_angular,
-                intra_rdo_candidates: intra_rdo,
-                merge_candidates: merge,
-                me_range,
-                subpel_precision: subpel,
-                lambda_scale,
-                deadzone_intra: dz_intra,
-                deadzone_inter: dz_inter,
-                rdoq,
-                sign_hiding,
-                intra_dst,
-                transform_skip,
-                residual_quadtree,
-                context_carry,
-                chroma_qp_offset,
-                deblock,
-                deblock_beta_offset: beta,
-                deblock_tc_offset: tc,
-                sao,
-                early_skip,
-                skip_stops_split,
-                skip_intra_after_clean_inter,
-                p_frame_qp_offset: p_offset,
-                b_layer_qp_offset,
-                bipred,
-                temporal_rd,
-                temporal_rd_strength,
-                lookahead,
-            }
-        })
+        .prop_map(
+            |(a, b, c, (skip_intra_after_clean_inter, sao), d, e, f, g)| {
+                let (
+                    keyint,
+                    reference_frames,
+                    min_block,
+                    max_block,
+                    intra_angular,
+                    intra_rdo,
+                    merge,
+                ) = a;
+                let (me_range, subpel, lambda_scale, dz_intra, dz_inter, rdoq) = b;
+                let (chroma_qp_offset, deblock, beta, tc, early_skip, skip_stops_split, p_offset) =
+                    c;
+                let (mini_gop, b_layer_qp_offset, bipred, scene_cut_threshold, adaptive_gop) = d;
+                let (temporal_rd, temporal_rd_strength, lookahead) = e;
+                let (sign_hiding, intra_dst, transform_skip, residual_quadtree, context_carry) = f;
+                let (temporal_mvp, bi_merge) = g;
+                Genome {
+                    keyint,
+                    scene_cut_threshold,
+                    mini_gop,
+                    adaptive_gop,
+                    reference_frames,
+                    min_block_log2: min_block.min(max_block),
+                    max_block_log2: max_block.max(min_block),
+                    intra_angular,
+                    intra_rdo_candidates: intra_rdo,
+                    merge_candidates: merge,
+                    temporal_mvp,
+                    bi_merge,
+                    me_range,
+                    subpel_precision: subpel,
+                    lambda_scale,
+                    deadzone_intra: dz_intra,
+                    deadzone_inter: dz_inter,
+                    rdoq,
+                    sign_hiding,
+                    intra_dst,
+                    transform_skip,
+                    residual_quadtree,
+                    context_carry,
+                    chroma_qp_offset,
+                    deblock,
+                    deblock_beta_offset: beta,
+                    deblock_tc_offset: tc,
+                    sao,
+                    early_skip,
+                    skip_stops_split,
+                    skip_intra_after_clean_inter,
+                    p_frame_qp_offset: p_offset,
+                    b_layer_qp_offset,
+                    bipred,
+                    temporal_rd,
+                    temporal_rd_strength,
+                    lookahead,
+                }
+            },
+        )
 }
 
 proptest! {

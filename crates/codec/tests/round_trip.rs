@@ -107,6 +107,8 @@ fn ten_bit_every_tool() {
         rdoq: true,
         temporal_rd: true,
         mini_gop: 4,
+        temporal_mvp: true,
+        bi_merge: true,
         ..Genome::default()
     };
     check_deep(100, 60, 9, genome, 45, 10);
@@ -184,6 +186,8 @@ fn every_tool_switched() {
         sign_hiding: false,
         intra_dst: true,
         transform_skip: true,
+        temporal_mvp: true,
+        bi_merge: true,
         chroma_qp_offset: -3,
         deblock: false,
         sao: false,
@@ -258,6 +262,38 @@ fn adaptive_mini_gops_round_trip() {
         };
         check(96, 64, 23, genome, qp);
     }
+}
+
+#[test]
+fn temporal_and_bi_merge_candidates_with_b_frames_and_several_references() {
+    let format = format(96, 64);
+    let clip = synthetic_clip(&format, 13, 17);
+    let mode = RateMode::ConstantQp(30);
+    let mut sizes = Vec::new();
+    for reference_frames in [1, 3] {
+        for (temporal_mvp, bi_merge) in [(false, false), (true, false), (false, true), (true, true)]
+        {
+            let genome = Genome {
+                reference_frames,
+                mini_gop: 8,
+                temporal_mvp,
+                bi_merge,
+                ..Genome::default()
+            };
+            let (stream, recons, decoded) = round_trip(format, &clip, genome, mode);
+            assert_eq!(decoded.len(), clip.len());
+            assert!(
+                recons == decoded,
+                "{reference_frames} references, temporal {temporal_mvp}, bi merge {bi_merge}: \
+                 decoder differs from the encoder"
+            );
+            sizes.push(stream.len());
+        }
+    }
+    // Each switch changes what is coded with one reference count or the other: its
+    // candidates get chosen.
+    let changes = |switched: usize| sizes[switched] != sizes[0] || sizes[4 + switched] != sizes[4];
+    assert!(changes(1) && changes(2), "{sizes:?}");
 }
 
 #[test]

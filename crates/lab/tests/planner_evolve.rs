@@ -272,7 +272,7 @@ fn uniform_genome(rng: &mut fastrand::Rng) -> Genome {
 }
 
 /// Genes the baselines draw (every one but the chroma offset).
-const GENES: usize = 34;
+const GENES: usize = 36;
 
 /// Gives gene `gene` a value drawn uniformly over its range.
 fn randomize(g: &mut Genome, gene: usize, rng: &mut fastrand::Rng) {
@@ -310,6 +310,8 @@ fn randomize(g: &mut Genome, gene: usize, rng: &mut fastrand::Rng) {
         30 => g.residual_quadtree = rng.bool(),
         31 => g.context_carry = rng.bool(),
         32 => g.adaptive_gop = rng.bool(),
+        33 => g.temporal_mvp = rng.bool(),
+        34 => g.bi_merge = rng.bool(),
         _ => g.p_frame_qp_offset = rng.i8(0..=6),
     }
 }

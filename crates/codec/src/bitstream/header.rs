@@ -7,10 +7,12 @@ use codeclab_video::{ChromaSampling, Rational, VideoFormat};
 use std::io::Read;
 
 pub const MAGIC: [u8; 4] = *b"CCLB";
-/// 2: B frames and display-order indices in frame packets.
-pub const VERSION: u8 = 2;
+/// 2: B frames and display-order indices in frame packets. 3: header bytes for sign hiding,
+/// DST-VII, transform skip, the residual quadtree, context carrying, temporal and bi-predicted
+/// merge candidates.
+pub const VERSION: u8 = 3;
 /// Bytes of a sequence header.
-pub const HEADER_LEN: usize = 4 + 1 + 4 + 4 + 1 + 1 + 16 + 15;
+pub const HEADER_LEN: usize = 4 + 1 + 4 + 4 + 1 + 1 + 16 + 17;
 
 /// Everything a decoder must know before the first frame.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,6 +35,8 @@ pub struct SequenceHeader {
     pub residual_quadtree: bool,
     /// Frames start from the entropy contexts of a reference picture, not from the defaults.
     pub context_carry: bool,
+    pub temporal_mvp: bool,
+    pub bi_merge: bool,
 }
 
 /// Bounds a decoder accepts before allocating anything for a stream.
@@ -73,6 +77,8 @@ impl SequenceHeader {
             transform_skip: genome.transform_skip,
             residual_quadtree: genome.residual_quadtree,
             context_carry: genome.context_carry,
+            temporal_mvp: genome.temporal_mvp,
+            bi_merge: genome.bi_merge,
         }
     }
 
@@ -104,6 +110,8 @@ impl SequenceHeader {
             u8::from(self.transform_skip),
             u8::from(self.residual_quadtree),
             u8::from(self.context_carry),
+            u8::from(self.temporal_mvp),
+            u8::from(self.bi_merge),
         ]);
         out
     }
@@ -187,6 +195,8 @@ impl SequenceHeader {
             transform_skip: flag(g[12], "transform skip flag")?,
             residual_quadtree: flag(g[13], "residual quadtree flag")?,
             context_carry: flag(g[14], "context carrying flag")?,
+            temporal_mvp: flag(g[15], "temporal motion-vector prediction flag")?,
+            bi_merge: flag(g[16], "bi-predicted merge candidates flag")?,
         };
         // The decoder-side genome values must lie in the genome's declared ranges.
         let genome = Genome {
@@ -261,17 +271,9 @@ mod tests {
         assert!(
             SequenceHeader::read(&mut bad.as_slice(), &DecoderLimits::default(), &mut crc).is_err()
         );
-        for (offset, value) in [
-            (36, 2),
-            (39, 2),
-            (40, 2),
-            (41, 2),
-            (42, 2),
-            (43, 2),
-            (44, 2),
-        ] {
+        for offset in [36, 39, 40, 41, 42, 43, 44, 45, 46, 47] {
             let mut bad = bytes.clone();
-            bad[offset] = value;
+            bad[offset] = 2;
             assert!(matches!(
                 SequenceHeader::read(&mut bad.as_slice(), &DecoderLimits::default(), &mut crc),
                 Err(CodecError::Corrupt(_))
@@ -286,6 +288,8 @@ mod tests {
                 transform_skip: true,
                 residual_quadtree: true,
                 context_carry: !Genome::default().context_carry,
+                temporal_mvp: !Genome::default().temporal_mvp,
+                bi_merge: !Genome::default().bi_merge,
                 ..Genome::default()
             },
         );
