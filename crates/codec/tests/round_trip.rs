@@ -107,8 +107,8 @@ fn ten_bit_every_tool() {
         rdoq: true,
         temporal_rd: true,
         mini_gop: 4,
-        temporal_mvp: true,
-        bi_merge: true,
+        temporal_mvp: false,
+        bi_merge: false,
         ..Genome::default()
     };
     check_deep(100, 60, 9, genome, 45, 10);
@@ -186,8 +186,8 @@ fn every_tool_switched() {
         sign_hiding: false,
         intra_dst: true,
         transform_skip: true,
-        temporal_mvp: true,
-        bi_merge: true,
+        temporal_mvp: false,
+        bi_merge: false,
         chroma_qp_offset: -3,
         deblock: false,
         sao: false,

@@ -41,9 +41,9 @@ pub const MAX_MERGE_CANDIDATES: usize = 5;
 /// A vector of a stored motion field, with the display index of the picture it points into
 /// (reference indices mean nothing outside their own frame).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FieldVector {
-    pub mv: Mv,
-    pub target: u64,
+struct FieldVector {
+    mv: Mv,
+    target: u64,
 }
 
 /// The motion of one 8x8 unit of a stored picture: empty for intra units.
@@ -205,6 +205,7 @@ impl<'a> FrameMotion<'a> {
             .find(|v| crosses(v))
             .or(unit[0].as_ref())?;
         let td = col as i64 - vector.target as i64;
+        // A picture never points into itself; the guard keeps the scaling from dividing by 0.
         if td == 0 {
             return None;
         }
