@@ -171,17 +171,17 @@ impl<T: Sample> Encoder<T> {
         source.extend_edges();
         let poc = self.waiting_from + self.waiting.len() as u64;
         let threshold = self.genome.scene_cut_threshold;
-        // Only scene cuts, temporal rate-distortion, constant quality and adaptive mini-GOPs read
-        // the lookahead's analysis.
-        let constant_quality = self.rate.needs_complexity();
+        // Only scene cuts, temporal rate-distortion, rate control other than constant QP and
+        // adaptive mini-GOPs read the lookahead's analysis.
+        let rate_reads_costs = self.rate.needs_complexity();
         if threshold > 0.0
             || self.genome.temporal_rd
-            || constant_quality
+            || rate_reads_costs
             || self.genome.adaptive_gop
         {
             self.analysis.insert(poc, LowRes::new(&source.planes[0]));
         }
-        if poc > 0 && (threshold > 0.0 || constant_quality) {
+        if poc > 0 && (threshold > 0.0 || rate_reads_costs) {
             self.analyse_prediction(poc, poc - 1);
         }
         let cut = poc > 0
@@ -224,6 +224,15 @@ impl<T: Sample> Encoder<T> {
             if self.rate.needs_complexity() {
                 let complexity = self.group_complexity(&group, end);
                 self.rate.set_complexity(complexity);
+                // Once flushing, every frame waiting is coded: the stream's end is known.
+                let frames_left = flush.then_some(self.waiting.len() as u64);
+                // The frames after the mini-GOP weigh in too, so that a key frame alone is
+                // not given a single frame's share.
+                let [costs, following] = self.planned_costs(&group);
+                let first = group[0].0.poc;
+                let scene_cut = self.waiting[(first - self.waiting_from) as usize].cut;
+                self.rate
+                    .begin_group(costs, following, frames_left, scene_cut);
             }
             for (scheduled, kind) in group {
                 out.push(self.code_frame(scheduled, kind)?);
@@ -280,22 +289,20 @@ impl<T: Sample> Encoder<T> {
         }
     }
 
-    /// Runs temporal rate-distortion over the mini-GOP about to be coded and the frames after
-    /// it that have arrived, laid out as they will likely be coded, and keeps the QP offsets of
-    /// the mini-GOP's frames.
-    fn plan_temporal_rd(&mut self, group: &[(Scheduled, FrameKind)]) {
+    /// The frames received after `group`, in the mini-GOPs they would likely be coded in, whole
+    /// mini-GOPs until at least `at_least` frames (or all received).
+    fn planned_after(
+        &mut self,
+        group: &[(Scheduled, FrameKind)],
+        at_least: usize,
+    ) -> Vec<(Scheduled, FrameKind)> {
         let last_received = self.waiting_from + self.waiting.len() as u64 - 1;
-        // Coding order: the anchor the mini-GOP predicts from, the mini-GOP, then the next ones.
-        let mut order: Vec<(u64, FrameKind)> = Vec::new();
-        if let Some(anchor) = self.last_anchor.filter(|_| group[0].1 != FrameKind::Key) {
-            order.push((anchor, FrameKind::Predicted));
-        }
-        let mut next = group.to_vec();
         let (mut last_anchor, mut last_key) = (self.last_anchor, self.last_key);
+        let mut planned = Vec::new();
+        let mut next = group.to_vec();
         loop {
             let mut end = 0;
             for &(scheduled, kind) in &next {
-                order.push((scheduled.poc, kind));
                 end = end.max(scheduled.poc);
                 if kind.is_anchor() {
                     last_anchor = Some(scheduled.poc);
@@ -304,19 +311,26 @@ impl<T: Sample> Encoder<T> {
                     last_key = scheduled.poc;
                 }
             }
-            if end >= last_received {
-                break;
+            if end >= last_received || planned.len() >= at_least {
+                return planned;
             }
             match self.plan_group(end + 1, last_anchor, last_key, last_received, true) {
-                Some(group) => next = group,
-                None => break,
+                Some(group) => {
+                    planned.extend_from_slice(&group);
+                    next = group;
+                }
+                None => return planned,
             }
         }
-        // What each frame predicts from, as a decoder's picture buffer of one reference per
-        // direction would give it.
+    }
+
+    /// What each frame of `order` (coding order) predicts from, as a decoder's picture buffer of
+    /// one reference per direction would give it, with the lookahead's costs of those
+    /// predictions analysed.
+    fn planned_references(&mut self, order: &[(u64, FrameKind)]) -> Vec<Vec<u64>> {
         let mut buffer = PictureBuffer::new(1);
-        let mut references: Vec<Vec<u64>> = Vec::with_capacity(order.len());
-        for &(poc, kind) in &order {
+        let mut references = Vec::with_capacity(order.len());
+        for &(poc, kind) in order {
             buffer.prepare(kind);
             let list: Vec<u64> = buffer.references(poc, kind).into_iter().copied().collect();
             for &from in &list {
@@ -326,6 +340,55 @@ impl<T: Sample> Encoder<T> {
             // Cannot fail: one picture per display index, the structure's own B pictures.
             let _ = buffer.insert(poc, kind, poc);
         }
+        references
+    }
+
+    /// The lookahead costs per luma sample of coding the mini-GOP's frames and those planned
+    /// after it (at least a mini-GOP's worth, as far as the lookahead reaches), each predicted
+    /// from the references it would likely have: the frames' kinds, layers and costs, in
+    /// coding order, for the mini-GOP and for the frames after it.
+    fn planned_costs(
+        &mut self,
+        group: &[(Scheduled, FrameKind)],
+    ) -> [Vec<(FrameKind, u8, f64)>; 2] {
+        let mut planned: Vec<(Scheduled, FrameKind)> = Vec::new();
+        if let Some(anchor) = self.last_anchor.filter(|_| group[0].1 != FrameKind::Key) {
+            let scheduled = Scheduled {
+                poc: anchor,
+                layer: 0,
+                reference: true,
+            };
+            planned.push((scheduled, FrameKind::Predicted));
+        }
+        let skip = planned.len();
+        planned.extend_from_slice(group);
+        let after = self.planned_after(group, usize::from(self.genome.mini_gop));
+        planned.extend_from_slice(&after);
+        let order: Vec<(u64, FrameKind)> = planned.iter().map(|&(s, kind)| (s.poc, kind)).collect();
+        let references = self.planned_references(&order);
+        let samples = (self.coded.0 * self.coded.1) as f64;
+        let mut costs: Vec<(FrameKind, u8, f64)> = Vec::with_capacity(planned.len());
+        for ((scheduled, kind), list) in planned.iter().zip(&references).skip(skip) {
+            let cost = self.prediction_cost(scheduled.poc, list) / samples;
+            costs.push((*kind, scheduled.layer, cost));
+        }
+        let following = costs.split_off(group.len());
+        [costs, following]
+    }
+
+    /// Runs temporal rate-distortion over the mini-GOP about to be coded and the frames after
+    /// it that have arrived, laid out as they will likely be coded, and keeps the QP offsets of
+    /// the mini-GOP's frames.
+    fn plan_temporal_rd(&mut self, group: &[(Scheduled, FrameKind)]) {
+        // Coding order: the anchor the mini-GOP predicts from, the mini-GOP, then the next ones.
+        let mut order: Vec<(u64, FrameKind)> = Vec::new();
+        if let Some(anchor) = self.last_anchor.filter(|_| group[0].1 != FrameKind::Key) {
+            order.push((anchor, FrameKind::Predicted));
+        }
+        order.extend(group.iter().map(|&(s, kind)| (s.poc, kind)));
+        let after = self.planned_after(group, usize::MAX);
+        order.extend(after.iter().map(|&(s, kind)| (s.poc, kind)));
+        let references = self.planned_references(&order);
         let index_of: HashMap<u64, usize> = order
             .iter()
             .enumerate()
@@ -552,7 +615,7 @@ impl<T: Sample> Encoder<T> {
         packet.extend_from_slice(&payload);
         write_size(&mut bytes, packet.len() as u64);
         bytes.extend_from_slice(&packet);
-        self.rate.record(kind, scheduled.layer, qp, bytes.len());
+        self.rate.record(qp, bytes.len());
         self.crc.update(&bytes);
         let reconstruction = picture.to_frame(self.header.format.width, self.header.format.height);
         if kind.is_reference() {

@@ -29,6 +29,52 @@ fn bitrate_lands_within_five_percent() {
     }
 }
 
+/// The hard case for a controller that learns frame sizes as it goes: a still start, then a cut
+/// to busier content it has not seen, in a clip too short to pay back a late surprise. The
+/// targets are the bitrates of constant QP 26 and 34, the range rate control is tuned for.
+#[test]
+fn bitrate_lands_within_five_percent_across_a_cut_to_busier_content() {
+    let format = format(96, 64);
+    let still = synthetic_clip(&format, 1, 3).remove(0);
+    let mut clip = vec![still; 16];
+    clip.extend(
+        synthetic_clip(&format, 32, 11)
+            .into_iter()
+            .map(|mut frame| {
+                for plane in &mut frame.planes {
+                    for sample in plane.data_mut() {
+                        *sample = 255 - *sample;
+                    }
+                }
+                frame
+            }),
+    );
+    let kbps_of = |stream: &[u8]| stream.len() as f64 * 8.0 * 30.0 / clip.len() as f64 / 1000.0;
+    for mini_gop in [1, 4, 16] {
+        let genome = Genome {
+            mini_gop,
+            ..Genome::default()
+        };
+        for qp in [26, 34] {
+            let (stream, _, _) =
+                round_trip(format, &clip, genome.clone(), RateMode::ConstantQp(qp));
+            let kbps = kbps_of(&stream);
+            let (stream, recons, decoded) = round_trip(
+                format,
+                &clip,
+                genome.clone(),
+                RateMode::TargetBitrate { kbps },
+            );
+            assert!(recons == decoded);
+            let actual = kbps_of(&stream);
+            assert!(
+                (actual - kbps).abs() / kbps < 0.05,
+                "mini-GOP {mini_gop}: target {kbps:.1} kbps (QP {qp}), got {actual:.1} kbps"
+            );
+        }
+    }
+}
+
 #[test]
 fn invalid_rate_settings_are_errors() {
     let format = format(16, 16);
