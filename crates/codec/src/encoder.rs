@@ -2100,20 +2100,7 @@ mod tests {
     use crate::transform::inverse;
     use codeclab_video::{AnyFrame, Rational};
 
-    struct Rng(u32);
-
-    impl Rng {
-        fn next(&mut self) -> u32 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 17;
-            self.0 ^= self.0 << 5;
-            self.0
-        }
-
-        fn below(&mut self, n: u32) -> i32 {
-            (self.next() % n) as i32
-        }
-    }
+    use crate::test_rng::Rng;
 
     fn encoder(rdoq: bool) -> Encoder<u8> {
         encoder_with(Genome {

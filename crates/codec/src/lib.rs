@@ -32,6 +32,8 @@ pub mod residual;
 pub mod sao;
 pub mod syntax;
 pub mod temporal;
+#[cfg(test)]
+mod test_rng;
 pub mod transform;
 
 pub use bitstream::header::DecoderLimits;

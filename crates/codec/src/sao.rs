@@ -669,6 +669,7 @@ fn best_plane_filter(
 mod tests {
     use super::*;
     use crate::entropy::RangeEncoder;
+    use crate::test_rng::Rng;
 
     fn picture_from(width: usize, height: usize, luma: impl Fn(usize, usize) -> u8) -> Picture<u8> {
         let mut picture = Picture::new(width, height, 8);
@@ -797,17 +798,10 @@ mod tests {
         assert_eq!(picture.planes[0].at(66, 3), 59);
     }
 
-    fn xorshift(state: &mut u32) -> u32 {
-        *state ^= *state << 13;
-        *state ^= *state >> 17;
-        *state ^= *state << 5;
-        *state
-    }
-
-    fn random_filter(state: &mut u32) -> PlaneSao {
-        let kind = xorshift(state) % 3;
-        let position = xorshift(state);
-        let offsets = [0; 4].map(|_| (xorshift(state) % 15) as i8 - 7);
+    fn random_filter(rng: &mut Rng) -> PlaneSao {
+        let kind = rng.next() % 3;
+        let position = rng.next();
+        let offsets = [0; 4].map(|_| (rng.next() % 15) as i8 - 7);
         match kind {
             0 => PlaneSao::Off,
             1 => PlaneSao::Band {
@@ -825,14 +819,14 @@ mod tests {
     #[test]
     fn parameters_round_trip() {
         let (cols, rows) = (5, 4);
-        let mut state = 77u32;
+        let mut rng = Rng(77);
         let mut ctx = SaoContexts::default();
         let mut writer = RangeEncoder::new();
         let mut applied: Vec<[PlaneSao; 3]> = Vec::new();
         for i in 0..cols * rows {
             let left = (i % cols > 0).then(|| applied[i - 1]);
             let up = (i >= cols).then(|| applied[i - cols]);
-            let sb = match xorshift(&mut state) % 4 {
+            let sb = match rng.next() % 4 {
                 0 if left.is_some() => SuperblockSao {
                     merge: Merge::Left,
                     planes: left.unwrap_or_default(),
@@ -843,7 +837,7 @@ mod tests {
                 },
                 _ => SuperblockSao {
                     merge: Merge::None,
-                    planes: [0; 3].map(|_| random_filter(&mut state)),
+                    planes: [0; 3].map(|_| random_filter(&mut rng)),
                 },
             };
             write_superblock(&mut writer, &mut ctx, &sb, left.is_some(), up.is_some());
@@ -880,22 +874,22 @@ mod tests {
 
     #[test]
     fn statistics_predict_the_distortion_change() {
-        let mut state = 5u32;
+        let mut rng = Rng(5);
         let source = picture_from(72, 40, |_, _| 0);
         let mut source = source;
         let mut deblocked = picture_from(72, 40, |_, _| 0);
         for y in 0..40 {
             for x in 0..72 {
-                let s = 30 + (xorshift(&mut state) % 190) as u8;
+                let s = 30 + (rng.next() % 190) as u8;
                 source.planes[0].row_mut(x, y, 1)[0] = s;
-                deblocked.planes[0].row_mut(x, y, 1)[0] = s + (xorshift(&mut state) % 9) as u8;
+                deblocked.planes[0].row_mut(x, y, 1)[0] = s + (rng.next() % 9) as u8;
             }
         }
         let (cols, rows) = grid_size(&deblocked);
         assert_eq!((cols, rows), (2, 1));
         let stats = gather_stats(&deblocked, &source, (72, 40));
         for _ in 0..20 {
-            let filters = [random_filter(&mut state), random_filter(&mut state)];
+            let filters = [random_filter(&mut rng), random_filter(&mut rng)];
             let mut filtered = deblocked.clone();
             apply(
                 &mut filtered,

@@ -132,13 +132,10 @@ mod tests {
 
     fn plane(width: usize, height: usize, seed: u32) -> PaddedPlane<u8> {
         let mut plane = PaddedPlane::new(width, height, 16, 8);
-        let mut state = seed.max(1);
+        let mut rng = crate::test_rng::Rng(seed.max(1));
         for y in 0..height {
             for v in plane.row_mut(0, y, width) {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                *v = (state >> 24) as u8;
+                *v = (rng.next() >> 24) as u8;
             }
         }
         plane.extend_edges();

@@ -297,17 +297,7 @@ pub fn transforms() -> &'static Transforms {
 mod tests {
     use super::*;
 
-    /// A seeded xorshift generator; the seed is in every failure message.
-    struct Rng(u32);
-
-    impl Rng {
-        fn next(&mut self) -> u32 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 17;
-            self.0 ^= self.0 << 5;
-            self.0
-        }
-    }
+    use crate::test_rng::Rng;
 
     const SEED: u32 = 0x9E37_79B9;
 

@@ -153,13 +153,8 @@ mod tests {
 
     #[test]
     fn random_bins_round_trip() {
-        let mut state = 12345u32;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            state
-        };
+        let mut rng = crate::test_rng::Rng(12345);
+        let mut next = || rng.next();
         let bins: Vec<(usize, bool, u32)> = (0..20000)
             .map(|_| {
                 let r = next();

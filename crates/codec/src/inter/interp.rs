@@ -151,18 +151,12 @@ mod tests {
 
     #[test]
     fn every_position_and_size_matches_the_filters_definition() {
-        let mut state = 0x1234_5678u32;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            state
-        };
+        let mut rng = crate::test_rng::Rng(0x1234_5678);
         for depth in [8, 10] {
             let mut plane = PaddedPlane::<u16>::new(80, 80, 16, depth);
             for y in 0..80 {
                 for v in plane.row_mut(0, y, 80) {
-                    *v = (next() % (1 << depth)) as u16;
+                    *v = (rng.next() % (1 << depth)) as u16;
                 }
             }
             plane.extend_edges();
