@@ -12,6 +12,7 @@ use crate::inter::mvpred::{
 };
 use crate::inter::{Mv, mv_in_bounds};
 use crate::intra::DC;
+use crate::parallel::map_in_threads;
 use crate::partition::{SB_SIZE, UNIT_LOG2, UnitGrid, inside};
 use crate::picture::{Picture, Sample};
 use crate::reconstruct::{
@@ -22,7 +23,7 @@ use crate::syntax::{
     read_delta_qp, read_luma_mode, read_mvd, read_truncated_unary,
 };
 use codeclab_video::{AnyFrame, Frame, VideoFormat};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Read;
 
 /// Frames a decoder holds back for display order: a packet's display index may lead the next
@@ -45,11 +46,26 @@ struct Stored<T: Sample> {
     motion: MotionField,
 }
 
-/// The reference pictures, in the sample type of the stream's depth.
-enum References {
-    U8(PictureBuffer<Stored<u8>>),
-    U16(PictureBuffer<Stored<u16>>),
+/// The decoded pictures kept for prediction by display index, in the sample type of the
+/// stream's depth.
+enum Store {
+    U8(BTreeMap<u64, Stored<u8>>),
+    U16(BTreeMap<u64, Stored<u16>>),
 }
+
+/// A frame packet read and not yet decoded.
+struct Pending {
+    kind: FrameKind,
+    qp: u8,
+    poc: u64,
+    /// Display indices of the pictures it predicts from, nearest first.
+    references: Vec<u64>,
+    payload: Vec<u8>,
+}
+
+/// Packets read ahead when decoding on several threads: enough to hold two mini-GOPs of the
+/// longest kind, whose frames of one level of the hierarchy decode in parallel.
+const READ_AHEAD: usize = 32;
 
 /// Decodes a stream frame by frame from any reader; frames come as `AnyFrame::U8` for 8-bit
 /// streams and `AnyFrame::U16` for deeper ones.
@@ -57,10 +73,20 @@ pub struct Decoder<R: Read> {
     reader: R,
     header: SequenceHeader,
     coded: (usize, usize),
-    pictures: References,
+    /// The display indices of the pictures kept for reference after the packets read so far,
+    /// as the rule shared with the encoder keeps them in coding order.
+    layout: PictureBuffer<u64>,
+    pictures: Store,
+    /// Packets read and not yet decoded, in coding order.
+    pending: VecDeque<Pending>,
+    threads: usize,
     /// Decoded frames waiting for their turn in display order.
     waiting: BTreeMap<u64, AnyFrame>,
     next_display: u64,
+    /// Display indices read, from the first one whose frame is not yet read on: a packet may
+    /// lead the first missing one by less than `MAX_REORDER`.
+    read_from: u64,
+    read: BTreeSet<u64>,
     last_poc: u64,
     crc: Crc32,
     max_packet: u64,
@@ -81,20 +107,32 @@ impl<R: Read> Decoder<R> {
         let max_packet = 64 * (coded.0 * coded.1) as u64 + 4096;
         Ok(Decoder {
             reader,
+            layout: PictureBuffer::new(header.reference_frames),
             pictures: if header.format.bit_depth > 8 {
-                References::U16(PictureBuffer::new(header.reference_frames))
+                Store::U16(BTreeMap::new())
             } else {
-                References::U8(PictureBuffer::new(header.reference_frames))
+                Store::U8(BTreeMap::new())
             },
             header,
             coded,
+            pending: VecDeque::new(),
+            threads: 1,
             waiting: BTreeMap::new(),
             next_display: 0,
+            read_from: 0,
+            read: BTreeSet::new(),
             last_poc: 0,
             crc,
             max_packet,
             finished: false,
         })
+    }
+
+    /// Decodes frames that do not depend on each other on up to `threads` threads (at least
+    /// one), reading up to `READ_AHEAD` packets ahead to find them. The frames are the same at
+    /// any count.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
     }
 
     pub fn header(&self) -> &SequenceHeader {
@@ -113,17 +151,21 @@ impl<R: Read> Decoder<R> {
                 self.next_display += 1;
                 return Ok(Some(frame));
             }
-            if self.finished {
+            if self.finished && self.pending.is_empty() {
                 if self.waiting.is_empty() {
                     return Ok(None);
                 }
                 return Err(CodecError::Corrupt("a frame is missing from display order"));
             }
-            self.read_packet()?;
+            let read_ahead = if self.threads > 1 { READ_AHEAD } else { 1 };
+            while !self.finished && self.pending.len() < read_ahead {
+                self.read_packet()?;
+            }
+            self.decode_ready()?;
         }
     }
 
-    /// Reads and decodes one packet, or the end marker and checksum.
+    /// Reads one packet into `pending`, or the end marker and checksum.
     fn read_packet(&mut self) -> Result<()> {
         let size = read_size(&mut self.reader, &mut self.crc)?;
         if size == 0 {
@@ -143,22 +185,31 @@ impl<R: Read> Decoder<R> {
         let mut packet = vec![0u8; size as usize];
         read_exact(&mut self.reader, &mut packet)?;
         self.crc.update(&packet);
-        let (kind, qp, poc, payload) = self.parse_packet(&packet)?;
-        let (header, coded) = (&self.header, self.coded);
-        let frame = match &mut self.pictures {
-            References::U8(buffer) => AnyFrame::U8(decode_picture(
-                header, coded, buffer, kind, qp, poc, payload,
-            )?),
-            References::U16(buffer) => AnyFrame::U16(decode_picture(
-                header, coded, buffer, kind, qp, poc, payload,
-            )?),
-        };
-        self.waiting.insert(poc, frame);
+        let (kind, qp, poc, used) = self.parse_packet(&packet)?;
+        self.layout.prepare(kind);
+        let references: Vec<u64> = self
+            .layout
+            .references(poc, kind)
+            .into_iter()
+            .copied()
+            .collect();
+        if kind != FrameKind::Key && references.is_empty() {
+            return Err(CodecError::Corrupt("predicted frame without a reference"));
+        }
+        self.layout.insert(poc, kind, poc)?;
+        packet.drain(..used);
+        self.pending.push_back(Pending {
+            kind,
+            qp,
+            poc,
+            references,
+            payload: packet,
+        });
         Ok(())
     }
 
-    /// The kind, QP and display index of a packet, and its payload.
-    fn parse_packet<'p>(&mut self, packet: &'p [u8]) -> Result<(FrameKind, u8, u64, &'p [u8])> {
+    /// The kind, QP and display index of a packet, and where its payload starts.
+    fn parse_packet(&mut self, packet: &[u8]) -> Result<(FrameKind, u8, u64, usize)> {
         let [kind, qp, rest @ ..] = packet else {
             return Err(CodecError::Corrupt("frame packet too short"));
         };
@@ -167,39 +218,95 @@ impl<R: Read> Decoder<R> {
             return Err(CodecError::Corrupt("QP out of range"));
         }
         let (delta, used) = read_signed(rest)?;
-        let payload = &rest[used..];
         let poc = i64::try_from(self.last_poc)
             .ok()
             .and_then(|last| last.checked_add(delta))
             .and_then(|poc| u64::try_from(poc).ok())
             .ok_or(CodecError::Corrupt("display index out of range"))?;
-        if poc < self.next_display
-            || poc >= self.next_display + MAX_REORDER
-            || self.waiting.contains_key(&poc)
-        {
+        if poc < self.read_from || poc >= self.read_from + MAX_REORDER || self.read.contains(&poc) {
             return Err(CodecError::Corrupt("display index out of order"));
         }
+        self.read.insert(poc);
+        while self.read.remove(&self.read_from) {
+            self.read_from += 1;
+        }
         self.last_poc = poc;
-        Ok((kind, qp, poc, payload))
+        Ok((kind, qp, poc, 2 + used))
+    }
+
+    /// Decodes every pending frame whose references are decoded (the first always is), in
+    /// parallel, and drops the pictures no frame will predict from again.
+    fn decode_ready(&mut self) -> Result<()> {
+        let (header, coded, threads) = (&self.header, self.coded, self.threads);
+        let (pending, layout) = (&mut self.pending, &self.layout);
+        match &mut self.pictures {
+            Store::U8(store) => {
+                for (poc, frame) in decode_wave(header, coded, threads, store, pending, layout)? {
+                    self.waiting.insert(poc, AnyFrame::U8(frame));
+                }
+            }
+            Store::U16(store) => {
+                for (poc, frame) in decode_wave(header, coded, threads, store, pending, layout)? {
+                    self.waiting.insert(poc, AnyFrame::U16(frame));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
-/// Decodes the payload of a packet into a picture, keeps it for reference and returns the
-/// display-size frame.
+/// Decodes the frames of `pending` whose references are all in `store`, keeps those later
+/// frames predict from, and drops from `store` what neither the buffer's layout nor a pending
+/// frame needs; returns the frames with their display indices.
+fn decode_wave<T: Sample>(
+    header: &SequenceHeader,
+    coded: (usize, usize),
+    threads: usize,
+    store: &mut BTreeMap<u64, Stored<T>>,
+    pending: &mut VecDeque<Pending>,
+    layout: &PictureBuffer<u64>,
+) -> Result<Vec<(u64, Frame<T>)>> {
+    let (ready, rest): (Vec<Pending>, Vec<Pending>) = pending
+        .drain(..)
+        .partition(|p| p.references.iter().all(|poc| store.contains_key(poc)));
+    pending.extend(rest);
+    let results = {
+        let store = &*store;
+        let jobs: Vec<(Pending, Vec<&Stored<T>>)> = ready
+            .into_iter()
+            .map(|packet| {
+                let references = packet.references.iter().map(|poc| &store[poc]).collect();
+                (packet, references)
+            })
+            .collect();
+        map_in_threads(threads, jobs, |(packet, references)| {
+            let decoded = decode_picture(header, coded, &references, &packet);
+            (packet.poc, packet.kind, decoded)
+        })
+    };
+    let mut frames = Vec::with_capacity(results.len());
+    for (poc, kind, decoded) in results {
+        let (frame, stored) = decoded?;
+        if kind.is_reference() {
+            store.insert(poc, stored);
+        }
+        frames.push((poc, frame));
+    }
+    store.retain(|poc, _| {
+        layout.get(*poc).is_some() || pending.iter().any(|p| p.references.contains(poc))
+    });
+    Ok(frames)
+}
+
+/// Decodes the payload of a packet predicted from `stored` (its reference list) into a picture
+/// and returns the display-size frame with what a later frame predicting from it needs.
 fn decode_picture<T: Sample>(
     header: &SequenceHeader,
     coded: (usize, usize),
-    pictures: &mut PictureBuffer<Stored<T>>,
-    kind: FrameKind,
-    qp: u8,
-    poc: u64,
-    payload: &[u8],
-) -> Result<Frame<T>> {
-    pictures.prepare(kind);
-    let stored = pictures.references(poc, kind);
-    if kind != FrameKind::Key && stored.is_empty() {
-        return Err(CodecError::Corrupt("predicted frame without a reference"));
-    }
+    stored: &[&Stored<T>],
+    packet: &Pending,
+) -> Result<(Frame<T>, Stored<T>)> {
+    let Pending { kind, qp, poc, .. } = *packet;
     let references: Vec<&Picture<T>> = stored.iter().map(|s| &s.picture).collect();
     let contexts = if header.context_carry {
         starting_contexts(kind, qp, stored.iter().map(|s| &s.carried))
@@ -224,7 +331,7 @@ fn decode_picture<T: Sample>(
         motion,
         qp,
         kind,
-        reader: RangeDecoder::new(payload),
+        reader: RangeDecoder::new(&packet.payload),
         contexts,
         grid: UnitGrid::new(coded.0, coded.1),
         picture: Picture::new(coded.0, coded.1, bit_depth),
@@ -263,8 +370,7 @@ fn decode_picture<T: Sample>(
         carried,
         motion,
     };
-    pictures.insert(poc, kind, stored)?;
-    Ok(display)
+    Ok((display, stored))
 }
 
 struct FrameDecoder<'a, T: Sample> {

@@ -17,10 +17,11 @@ use crate::inter::search::{HalfSamplePlanes, SearchParams, search};
 use crate::inter::{Mv, mv_in_bounds};
 use crate::intra::{DC, Edges, HORIZONTAL, MODE_COUNT, PLANAR, VERTICAL, predict};
 use crate::lookahead::{InterCosts, LowRes, inter_costs, is_scene_cut};
+use crate::parallel::map_in_threads;
 use crate::partition::{MAX_TX_LOG2, SB_LOG2, SB_SIZE, UNIT_LOG2, UnitGrid, UnitInfo};
 use crate::picture::{BIT_DEPTHS, PaddedPlane, Picture, Sample, qp_offset};
 use crate::quant::quantize;
-use crate::ratecontrol::{RateController, RateMode};
+use crate::ratecontrol::{InFlight, RateController, RateMode};
 use crate::rdo::{RdCost, lambda, satd, sse};
 use crate::reconstruct::{
     CodedCu, Prediction, add_residual, chroma_qp, commit_info, predict_motion, reconstruct_cu,
@@ -88,6 +89,8 @@ pub struct Encoder<T: Sample = u8> {
     last_poc: u64,
     frames: u64,
     crc: Crc32,
+    /// Threads frames are coded on; the stream is the same at any count.
+    threads: usize,
 }
 
 impl<T: Sample> Encoder<T> {
@@ -149,7 +152,14 @@ impl<T: Sample> Encoder<T> {
             last_poc: 0,
             frames: 0,
             crc: Crc32::default(),
+            threads: 1,
         })
+    }
+
+    /// Codes the frames of a mini-GOP that do not depend on each other on up to `threads`
+    /// threads (at least one). The stream does not change with it.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
     }
 
     pub fn format(&self) -> VideoFormat {
@@ -234,9 +244,7 @@ impl<T: Sample> Encoder<T> {
                 self.rate
                     .begin_group(costs, following, frames_left, scene_cut);
             }
-            for (scheduled, kind) in group {
-                out.push(self.code_frame(scheduled, kind)?);
-            }
+            out.extend(self.code_group(&group)?);
             let done = (end + 1 - self.waiting_from) as usize;
             self.waiting.drain(..done);
             self.waiting_from = end + 1;
@@ -559,76 +567,182 @@ impl<T: Sample> Encoder<T> {
     }
     // EVOLVE-BLOCK-END
 
-    fn code_frame(&mut self, scheduled: Scheduled, kind: FrameKind) -> Result<EncodedFrame<T>> {
-        let poc = scheduled.poc;
+    /// Codes a mini-GOP, `group` in coding order, in waves: each wave holds the frames whose
+    /// references are all coded, which are independent of each other and coded on up to
+    /// `threads` threads; their QPs are set before the wave, so the result is the same at any
+    /// thread count. A target bitrate, where each QP follows every size before it, takes the
+    /// frames one at a time. Returns the frames in coding order.
+    fn code_group(&mut self, group: &[(Scheduled, FrameKind)]) -> Result<Vec<EncodedFrame<T>>> {
+        // The pictures each frame predicts from, as the buffer will hold them when a decoder
+        // reaches it in coding order.
+        let mut layout = self.pictures.layout();
+        let mut lists = Vec::with_capacity(group.len());
+        let mut waves: Vec<usize> = Vec::with_capacity(group.len());
+        for (i, &(scheduled, kind)) in group.iter().enumerate() {
+            layout.prepare(kind);
+            let list: Vec<u64> = layout
+                .references(scheduled.poc, kind)
+                .into_iter()
+                .copied()
+                .collect();
+            let wave = if self.rate.follows_sizes() {
+                i
+            } else {
+                group[..i]
+                    .iter()
+                    .zip(&waves)
+                    .filter(|((s, _), _)| list.contains(&s.poc))
+                    .map(|(_, &w)| w + 1)
+                    .max()
+                    .unwrap_or(0)
+            };
+            waves.push(wave);
+            lists.push(list);
+            // Cannot fail: the group's own structure (checked again when the picture is kept).
+            let _ = layout.insert(scheduled.poc, kind, scheduled.poc);
+        }
+        let mut packets: Vec<Option<(Packet<T>, InFlight)>> =
+            (0..group.len()).map(|_| None).collect();
+        let mut out = Vec::with_capacity(group.len());
+        for wave in 0..=waves.iter().copied().max().unwrap_or(0) {
+            let members: Vec<usize> = (0..group.len()).filter(|&i| waves[i] == wave).collect();
+            for &i in &members {
+                self.pictures.prepare(group[i].1);
+            }
+            let qps: Vec<_> = members
+                .iter()
+                .map(|&i| self.rate.frame_qp(group[i].1, group[i].0.layer))
+                .collect();
+            let done = self.code_wave(group, &lists, &members, &qps);
+            for (&i, ((packet, reference), (_, in_flight))) in
+                members.iter().zip(done.into_iter().zip(qps))
+            {
+                let (scheduled, kind) = group[i];
+                if let Some(reference) = reference {
+                    self.pictures.insert(scheduled.poc, kind, reference)?;
+                }
+                packets[i] = Some((packet, in_flight));
+            }
+            // The stream takes frames in coding order, as soon as those before them are coded.
+            while let Some((packet, in_flight)) = packets.get_mut(out.len()).and_then(Option::take)
+            {
+                let (scheduled, kind) = group[out.len()];
+                let qp = packet.qp;
+                let frame = self.packetize(scheduled.poc, kind, packet);
+                self.rate.record(in_flight, qp, frame.bytes.len());
+                out.push(frame);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Codes the frames `members` of `group` (one wave; `lists` the display indices each frame
+    /// of the group predicts from, `qps` the members' QPs) on up to `threads` threads.
+    fn code_wave(
+        &self,
+        group: &[(Scheduled, FrameKind)],
+        lists: &[Vec<u64>],
+        members: &[usize],
+        qps: &[(u8, InFlight)],
+    ) -> Vec<(Packet<T>, Option<Reference<T>>)> {
+        let references: Vec<Vec<&Reference<T>>> = members
+            .iter()
+            .map(|&i| {
+                lists[i]
+                    .iter()
+                    .map(|&poc| self.pictures.get(poc).expect("references are coded first"))
+                    .collect()
+            })
+            .collect();
+        let pictures: Vec<Vec<&Picture<T>>> = references
+            .iter()
+            .map(|list| list.iter().map(|r| &r.picture).collect())
+            .collect();
+        let search_planes: Vec<Vec<&HalfSamplePlanes<T>>> = references
+            .iter()
+            .map(|list| list.iter().map(|r| &r.search).collect())
+            .collect();
+        let fields: Vec<Vec<&MotionField>> = references
+            .iter()
+            .map(|list| list.iter().map(|r| &r.motion).collect())
+            .collect();
+        let mut jobs = Vec::with_capacity(members.len());
+        for (m, &i) in members.iter().enumerate() {
+            let (scheduled, kind) = group[i];
+            let poc = scheduled.poc;
+            let qp = qps[m].0;
+            // The rate estimates start from the state the real coder starts from.
+            let contexts = if self.header.context_carry {
+                starting_contexts(kind, qp, references[m].iter().map(|r| &r.carried))
+            } else {
+                Contexts::default()
+            };
+            #[cfg(test)]
+            crate::gop::STARTED.with_borrow_mut(|started| started.push((poc, contexts.clone())));
+            let motion = FrameMotion::new(
+                poc,
+                kind.bi_predicted(),
+                &fields[m],
+                self.header.temporal_mvp,
+                self.header.bi_merge,
+            );
+            let frame_encoder = FrameEncoder::new(
+                &self.genome,
+                &self.header,
+                self.coded,
+                &self.waiting[(poc - self.waiting_from) as usize].source,
+                &pictures[m],
+                &search_planes[m],
+                motion,
+                qp,
+                kind,
+                self.qp_maps.get(&poc),
+                contexts,
+            );
+            jobs.push((poc, kind, qp, frame_encoder));
+        }
+        let visible = (self.header.format.width, self.header.format.height);
+        map_in_threads(self.threads, jobs, |(poc, kind, qp, mut frame_encoder)| {
+            let payload = frame_encoder.encode();
+            let packet = Packet {
+                qp,
+                payload,
+                reconstruction: frame_encoder.picture.to_frame(visible.0, visible.1),
+            };
+            let reference = kind.is_reference().then(|| Reference {
+                search: HalfSamplePlanes::new(&frame_encoder.picture.planes[0]),
+                motion: MotionField::new(
+                    poc,
+                    &frame_encoder.grid,
+                    frame_encoder.motion.reference_pocs(),
+                ),
+                carried: CarriedContexts {
+                    kind,
+                    qp,
+                    contexts: frame_encoder.contexts,
+                },
+                picture: frame_encoder.picture,
+            });
+            (packet, reference)
+        })
+    }
+
+    /// The stream bytes of a coded frame (after the sequence header for the first), in coding
+    /// order.
+    fn packetize(&mut self, poc: u64, kind: FrameKind, frame: Packet<T>) -> EncodedFrame<T> {
         let mut bytes = Vec::new();
         if self.frames == 0 {
             bytes.extend_from_slice(&self.header.to_bytes());
         }
-        let qp = self.rate.frame_qp(kind, scheduled.layer);
-        self.pictures.prepare(kind);
-        let references = self.pictures.references(poc, kind);
-        let pictures: Vec<&Picture<T>> = references.iter().map(|r| &r.picture).collect();
-        let search_planes: Vec<&HalfSamplePlanes<T>> =
-            references.iter().map(|r| &r.search).collect();
-        // The rate estimates start from the state the real coder starts from.
-        let contexts = if self.header.context_carry {
-            starting_contexts(kind, qp, references.iter().map(|r| &r.carried))
-        } else {
-            Contexts::default()
-        };
-        #[cfg(test)]
-        crate::gop::STARTED.with_borrow_mut(|started| started.push((poc, contexts.clone())));
-        let fields: Vec<&MotionField> = references.iter().map(|r| &r.motion).collect();
-        let motion = FrameMotion::new(
-            poc,
-            kind.bi_predicted(),
-            &fields,
-            self.header.temporal_mvp,
-            self.header.bi_merge,
-        );
-        let source = &self.waiting[(poc - self.waiting_from) as usize].source;
-        let mut frame_encoder = FrameEncoder::new(
-            &self.genome,
-            &self.header,
-            self.coded,
-            source,
-            &pictures,
-            &search_planes,
-            motion,
-            qp,
-            kind,
-            self.qp_maps.get(&poc),
-            contexts,
-        );
-        let payload = frame_encoder.encode();
-        let motion = MotionField::new(
-            poc,
-            &frame_encoder.grid,
-            frame_encoder.motion.reference_pocs(),
-        );
-        let (picture, contexts) = (frame_encoder.picture, frame_encoder.contexts);
-        let mut packet = Vec::with_capacity(payload.len() + 4);
+        let qp = frame.qp;
+        let mut packet = Vec::with_capacity(frame.payload.len() + 4);
         packet.push(kind.code());
         packet.push(qp);
         write_signed(&mut packet, poc as i64 - self.last_poc as i64);
-        packet.extend_from_slice(&payload);
+        packet.extend_from_slice(&frame.payload);
         write_size(&mut bytes, packet.len() as u64);
         bytes.extend_from_slice(&packet);
-        self.rate.record(qp, bytes.len());
         self.crc.update(&bytes);
-        let reconstruction = picture.to_frame(self.header.format.width, self.header.format.height);
-        if kind.is_reference() {
-            let search = HalfSamplePlanes::new(&picture.planes[0]);
-            let carried = CarriedContexts { kind, qp, contexts };
-            let reference = Reference {
-                picture,
-                search,
-                carried,
-                motion,
-            };
-            self.pictures.insert(poc, kind, reference)?;
-        }
         if kind.is_anchor() {
             self.last_anchor = Some(poc);
         }
@@ -637,14 +751,21 @@ impl<T: Sample> Encoder<T> {
         }
         self.last_poc = poc;
         self.frames += 1;
-        Ok(EncodedFrame {
+        EncodedFrame {
             bytes,
-            reconstruction,
+            reconstruction: frame.reconstruction,
             display_index: poc,
             kind,
             qp,
-        })
+        }
     }
+}
+
+/// A coded frame waiting for its place in the stream.
+struct Packet<T: Sample> {
+    qp: u8,
+    payload: Vec<u8>,
+    reconstruction: Frame<T>,
 }
 
 /// A candidate for one coding unit with its rate-distortion cost.
@@ -2242,10 +2363,13 @@ mod tests {
         }
         let (last, end) = encoder.finish().unwrap();
         stream.extend(last.into_iter().flat_map(|f| f.bytes).chain(end));
-        let encoded = crate::gop::STARTED.take();
+        // Frames coded in parallel start in no particular order.
+        let mut encoded = crate::gop::STARTED.take();
+        encoded.sort_by_key(|(poc, _)| *poc);
         let mut decoder = crate::Decoder::new(stream.as_slice()).unwrap();
         while decoder.next_frame().unwrap().is_some() {}
-        let decoded = crate::gop::STARTED.take();
+        let mut decoded = crate::gop::STARTED.take();
+        decoded.sort_by_key(|(poc, _)| *poc);
         assert_eq!(encoded.len(), 20);
         assert!(encoded == decoded);
         // Every frame but the two key frames started from carried contexts.

@@ -144,6 +144,31 @@ impl<T> PictureBuffer<T> {
         list
     }
 
+    /// The picture at display index `poc`, where it is kept.
+    pub fn get(&self, poc: u64) -> Option<&T> {
+        self.entries
+            .iter()
+            .find(|e| e.poc == poc)
+            .map(|e| &e.picture)
+    }
+
+    /// The same buffer holding each picture's display index in its place: for planning which
+    /// pictures frames will predict from.
+    pub fn layout(&self) -> PictureBuffer<u64> {
+        PictureBuffer {
+            entries: self
+                .entries
+                .iter()
+                .map(|e| Entry {
+                    poc: e.poc,
+                    anchor: e.anchor,
+                    picture: e.poc,
+                })
+                .collect(),
+            reference_frames: self.reference_frames,
+        }
+    }
+
     /// Keeps the coded picture at `poc` if later frames predict from it; at most
     /// `reference_frames + 1` anchors stay. A stream that would need more pictures, or two at
     /// one display index, is corrupt.

@@ -63,25 +63,37 @@ impl<F: FnMut(u64, Option<u64>)> Progress for F {
     }
 }
 
+/// How to encode: the genome, the rate mode, and the threads to code on (the bitstream is the
+/// same at any count).
+#[derive(Clone, Debug)]
+pub struct EncodeSettings {
+    pub genome: Genome,
+    pub mode: RateMode,
+    pub threads: usize,
+}
+
+impl EncodeSettings {
+    /// `genome` at `mode` on one thread.
+    pub fn new(genome: Genome, mode: RateMode) -> Self {
+        EncodeSettings {
+            genome,
+            mode,
+            threads: 1,
+        }
+    }
+}
+
 /// Encodes a Y4M stream into a codec bitstream.
 pub fn encode_y4m<R: Read, W: Write>(
     input: R,
     input_name: &str,
     output: W,
-    genome: Genome,
-    mode: RateMode,
+    settings: EncodeSettings,
     progress: &mut impl Progress,
 ) -> Result<Summary> {
     let mut reader = Y4mReader::new(input, input_name)?;
     let no_reconstruction: Option<Y4mWriter<std::io::Sink>> = None;
-    encode_frames(
-        &mut reader,
-        output,
-        no_reconstruction,
-        genome,
-        mode,
-        progress,
-    )
+    encode_frames(&mut reader, output, no_reconstruction, settings, progress)
 }
 
 /// Encodes a Y4M stream into a codec bitstream and writes the encoder's reconstruction, which
@@ -91,13 +103,12 @@ pub fn encode_y4m_reconstructed<R: Read, W: Write, V: Write>(
     input_name: &str,
     output: W,
     reconstruction: V,
-    genome: Genome,
-    mode: RateMode,
+    settings: EncodeSettings,
     progress: &mut impl Progress,
 ) -> Result<Summary> {
     let mut reader = Y4mReader::new(input, input_name)?;
     let writer = Y4mWriter::new(reconstruction, reader.format())?;
-    encode_frames(&mut reader, output, Some(writer), genome, mode, progress)
+    encode_frames(&mut reader, output, Some(writer), settings, progress)
 }
 
 /// The sample types frames travel in between Y4M and the codec.
@@ -136,14 +147,13 @@ fn encode_frames<R: Read, W: Write, V: Write>(
     reader: &mut Y4mReader<R>,
     output: W,
     reconstruction: Option<Y4mWriter<V>>,
-    genome: Genome,
-    mode: RateMode,
+    settings: EncodeSettings,
     progress: &mut impl Progress,
 ) -> Result<Summary> {
     if reader.format().bit_depth > 8 {
-        encode_samples::<u16, _, _, _>(reader, output, reconstruction, genome, mode, progress)
+        encode_samples::<u16, _, _, _>(reader, output, reconstruction, settings, progress)
     } else {
-        encode_samples::<u8, _, _, _>(reader, output, reconstruction, genome, mode, progress)
+        encode_samples::<u8, _, _, _>(reader, output, reconstruction, settings, progress)
     }
 }
 
@@ -151,13 +161,13 @@ fn encode_samples<T: FrameSample, R: Read, W: Write, V: Write>(
     reader: &mut Y4mReader<R>,
     mut output: W,
     mut reconstruction: Option<Y4mWriter<V>>,
-    genome: Genome,
-    mode: RateMode,
+    settings: EncodeSettings,
     progress: &mut impl Progress,
 ) -> Result<Summary> {
     let format = *reader.format();
     let total = reader.frame_count_hint();
-    let mut encoder = Encoder::<T>::new(format, genome, mode)?;
+    let mut encoder = Encoder::<T>::new(format, settings.genome, settings.mode)?;
+    encoder.set_threads(settings.threads);
     let start = Instant::now();
     let mut frames = 0;
     let mut bytes = 0u64;
@@ -225,10 +235,12 @@ impl<F> DisplayOrder<F> {
     }
 }
 
-/// Decodes a codec bitstream into a Y4M stream.
+/// Decodes a codec bitstream into a Y4M stream on up to `threads` threads (the frames are the
+/// same at any count).
 pub fn decode_to_y4m<R: Read, W: Write>(
     input: R,
     output: W,
+    threads: usize,
     progress: &mut impl Progress,
 ) -> Result<Summary> {
     let mut counted = CountingReader {
@@ -237,6 +249,7 @@ pub fn decode_to_y4m<R: Read, W: Write>(
     };
     let start = Instant::now();
     let mut decoder = Decoder::new(&mut counted)?;
+    decoder.set_threads(threads);
     let format = decoder.format();
     let mut writer = Y4mWriter::new(output, &format)?;
     let mut frames = 0;

@@ -87,6 +87,14 @@ fn class(kind: FrameKind, layer: u8) -> usize {
     }
 }
 
+/// A frame given its QP, whose size is to be recorded: frames that are coded in parallel are
+/// all given their QPs before any is recorded.
+#[derive(Clone, Copy, Debug)]
+pub struct InFlight {
+    class: usize,
+    cost: f64,
+}
+
 #[derive(Clone, Debug)]
 pub struct RateController {
     mode: RateMode,
@@ -105,8 +113,6 @@ pub struct RateController {
     pending: Vec<(usize, f64)>,
     /// Class and lookahead cost of the frames planned after the current mini-GOP.
     following: Vec<(usize, f64)>,
-    /// Class and lookahead cost of the frame being coded.
-    coding: (usize, f64),
     /// Frames still to come in the stream, once its end is known.
     frames_left: Option<u64>,
     /// QP of P frames, which every other class follows at its offset.
@@ -137,11 +143,16 @@ impl RateController {
             weights: [0.0; CLASSES],
             pending: Vec::new(),
             following: Vec::new(),
-            coding: (0, 0.0),
             frames_left: None,
             base_qp: None,
             complexity_per_sample: TYPICAL_COMPLEXITY,
         }
+    }
+
+    /// Whether each frame's QP follows the sizes of all frames coded before it, so that frames
+    /// are coded one at a time.
+    pub fn follows_sizes(&self) -> bool {
+        matches!(self.mode, RateMode::TargetBitrate { .. })
     }
 
     /// Whether the QPs depend on the lookahead's costs (see [`RateController::set_complexity`]
@@ -188,8 +199,9 @@ impl RateController {
     }
 
     // EVOLVE-BLOCK-START rate_control
-    /// QP of the next frame, of `kind`, at `layer` of its mini-GOP.
-    pub fn frame_qp(&mut self, kind: FrameKind, layer: u8) -> u8 {
+    /// QP of the next frame, of `kind`, at `layer` of its mini-GOP, and what
+    /// [`RateController::record`] needs of it once it is coded.
+    pub fn frame_qp(&mut self, kind: FrameKind, layer: u8) -> (u8, InFlight) {
         let class = class(kind, layer);
         let base = match self.mode {
             RateMode::ConstantQp(qp) => f64::from(qp),
@@ -229,13 +241,14 @@ impl RateController {
                 base
             }
         };
-        self.coding = match self.pending.iter().position(|&(c, _)| c == class) {
+        let (class, cost) = match self.pending.iter().position(|&(c, _)| c == class) {
             Some(at) => self.pending.remove(at),
             None => (class, 0.0),
         };
-        (base + self.offsets[class])
+        let qp = (base + self.offsets[class])
             .round()
-            .clamp(0.0, f64::from(MAX_QP)) as u8
+            .clamp(0.0, f64::from(MAX_QP)) as u8;
+        (qp, InFlight { class, cost })
     }
 
     /// Each class's bits per luma sample at `MODEL_QP` per unit of lookahead cost: what it
@@ -276,13 +289,13 @@ impl RateController {
         0.5 * (low + high)
     }
 
-    /// Records the size of the frame just coded at `qp`, the one the last QP was asked for.
-    pub fn record(&mut self, qp: u8, bytes: usize) {
+    /// Records the size of `frame`, coded at `qp`.
+    pub fn record(&mut self, frame: InFlight, qp: u8, bytes: usize) {
         let bits = (bytes * 8).max(8) as f64;
         self.total_bits += bits;
         self.frames += 1;
         self.frames_left = self.frames_left.map(|left| left.saturating_sub(1));
-        let (class, cost) = self.coding;
+        let InFlight { class, cost } = frame;
         self.scaled_bits[class] = MODEL_DECAY * self.scaled_bits[class]
             + bits / (self.pixels * (cost + COST_FLOOR))
                 * ((f64::from(qp) - MODEL_QP) / QP_PER_HALVING[class]).exp2();

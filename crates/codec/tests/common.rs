@@ -139,7 +139,19 @@ pub fn round_trip<T: TestSample>(
     genome: Genome,
     mode: RateMode,
 ) -> (Vec<u8>, Vec<Frame<T>>, Vec<Frame<T>>) {
+    round_trip_threaded(format, clip, genome, mode, 1)
+}
+
+/// [`round_trip`] with the encoder and the decoder on `threads` threads.
+pub fn round_trip_threaded<T: TestSample>(
+    format: VideoFormat,
+    clip: &[Frame<T>],
+    genome: Genome,
+    mode: RateMode,
+    threads: usize,
+) -> (Vec<u8>, Vec<Frame<T>>, Vec<Frame<T>>) {
     let mut encoder = Encoder::<T>::new(format, genome, mode).expect("valid configuration");
+    encoder.set_threads(threads);
     let mut stream = Vec::new();
     let mut in_display_order = DisplayOrder::default();
     let mut recons = Vec::new();
@@ -156,12 +168,19 @@ pub fn round_trip<T: TestSample>(
     keep(last, &mut stream);
     stream.extend_from_slice(&tail);
     assert_eq!(recons.len(), clip.len(), "every frame reconstructed once");
-    let mut decoder = Decoder::new(stream.as_slice()).expect("header");
+    let decoded = decode_threaded(&stream, threads);
+    (stream, recons, decoded)
+}
+
+/// Every frame of `stream`, decoded on `threads` threads.
+pub fn decode_threaded<T: TestSample>(stream: &[u8], threads: usize) -> Vec<Frame<T>> {
+    let mut decoder = Decoder::new(stream).expect("header");
+    decoder.set_threads(threads);
     let mut decoded = Vec::new();
     while let Some(frame) = decoder.next_frame().expect("decodes") {
         decoded.push(T::unwrap(frame));
     }
-    (stream, recons, decoded)
+    decoded
 }
 
 pub fn psnr_y(a: &Frame<u8>, b: &Frame<u8>) -> f64 {

@@ -4,7 +4,7 @@
 mod common;
 
 use codeclab_codec::{Genome, RateMode};
-use common::{format_deep, round_trip, synthetic_clip, synthetic_clip_deep};
+use common::{format_deep, round_trip_threaded, synthetic_clip, synthetic_clip_deep};
 use proptest::prelude::*;
 
 fn genome_strategy() -> impl Strategy<Value = Genome> {
@@ -126,18 +126,19 @@ proptest! {
         seed in any::<u32>(),
         genome in genome_strategy(),
         bit_depth in prop_oneof![Just(8u8), Just(10u8), 9u8..=12],
+        threads in 1usize..=3,
     ) {
         prop_assert!(genome.validate().is_ok());
         let format = format_deep(width, height, bit_depth);
         let mode = RateMode::ConstantQp(qp);
         if bit_depth == 8 {
             let clip = synthetic_clip(&format, frames, seed);
-            let (_, recons, decoded) = round_trip(format, &clip, genome, mode);
+            let (_, recons, decoded) = round_trip_threaded(format, &clip, genome, mode, threads);
             prop_assert_eq!(decoded.len(), frames);
             prop_assert!(recons == decoded);
         } else {
             let clip = synthetic_clip_deep(&format, frames, seed);
-            let (_, recons, decoded) = round_trip(format, &clip, genome, mode);
+            let (_, recons, decoded) = round_trip_threaded(format, &clip, genome, mode, threads);
             prop_assert_eq!(decoded.len(), frames);
             prop_assert!(recons == decoded);
         }

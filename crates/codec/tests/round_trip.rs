@@ -348,7 +348,7 @@ fn a_scene_cut_gets_a_key_frame_and_b_frames_sit_between_anchors() {
 
 #[test]
 fn ten_bit_y4m_through_the_pipeline() {
-    use codeclab_codec::{decode_to_y4m, encode_y4m_reconstructed};
+    use codeclab_codec::{EncodeSettings, decode_to_y4m, encode_y4m_reconstructed};
     use codeclab_video::{AnyFrame, Y4mWriter};
     let format = format_deep(40, 26, 10);
     let clip = synthetic_clip_deep(&format, 4, 3);
@@ -364,13 +364,12 @@ fn ten_bit_y4m_through_the_pipeline() {
         "clip",
         &mut stream,
         &mut reconstruction,
-        Genome::default(),
-        RateMode::ConstantQp(30),
+        EncodeSettings::new(Genome::default(), RateMode::ConstantQp(30)),
         &mut quiet,
     )
     .unwrap();
     assert_eq!(summary.frames, 4);
-    decode_to_y4m(stream.as_slice(), &mut decoded, &mut quiet).unwrap();
+    decode_to_y4m(stream.as_slice(), &mut decoded, 1, &mut quiet).unwrap();
     let header = |y4m: &[u8]| {
         String::from_utf8_lossy(&y4m[..y4m.iter().position(|&b| b == b'\n').unwrap()]).into_owned()
     };

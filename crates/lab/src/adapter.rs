@@ -272,8 +272,8 @@ impl CodecAdapter for LabInProcess {
             input,
             &source.display().to_string(),
             output,
-            self.genome.clone(),
-            mode,
+            // One thread: the cost is the calling thread's CPU time.
+            codeclab_codec::EncodeSettings::new(self.genome.clone(), mode),
             &mut |_: u64, _: Option<u64>| {},
         )
         .map_err(|e| AdapterError::Encode(e.to_string()))?;
@@ -291,7 +291,7 @@ impl CodecAdapter for LabInProcess {
         let writer = std::io::BufWriter::new(std::fs::File::create(output)?);
         let cpu_before = process::thread_cpu_seconds();
         let start = Instant::now();
-        codeclab_codec::decode_to_y4m(input, writer, &mut |_: u64, _: Option<u64>| {})
+        codeclab_codec::decode_to_y4m(input, writer, 1, &mut |_: u64, _: Option<u64>| {})
             .map_err(|e| AdapterError::Decode(e.to_string()))?;
         Ok(in_process_cost(start, cpu_before))
     }

@@ -4,7 +4,7 @@
 //! must produce the very bitstream the in-process library produces, and the sandboxed decoder
 //! must read it back: the allowlist lets the codec do its work.
 
-use codeclab_codec::{Genome, RateMode, decode_to_y4m, encode_y4m};
+use codeclab_codec::{EncodeSettings, Genome, RateMode, decode_to_y4m, encode_y4m};
 use codeclab_lab::candidate::{Candidates, Edit, Policy, Project, Rejection, SmokeSpec};
 use codeclab_sandbox::{Limits, Outcome, RunRequest, run};
 use std::path::Path;
@@ -114,8 +114,7 @@ fn a_codec_candidate_builds_offline_and_encodes_and_decodes_in_the_sandbox() {
         source.as_slice(),
         "-",
         &mut expected,
-        Genome::default(),
-        RateMode::ConstantQp(30),
+        EncodeSettings::new(Genome::default(), RateMode::ConstantQp(30)),
         &mut |_: u64, _: Option<u64>| {},
     )
     .unwrap();
@@ -138,6 +137,7 @@ fn a_codec_candidate_builds_offline_and_encodes_and_decodes_in_the_sandbox() {
     decode_to_y4m(
         expected.as_slice(),
         &mut expected_decode,
+        1,
         &mut |_: u64, _: Option<u64>| {},
     )
     .unwrap();

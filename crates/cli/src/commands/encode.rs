@@ -4,7 +4,9 @@
 use crate::progress;
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use codeclab_codec::{Genome, Preset, RateMode, Summary, decode_to_y4m, encode_y4m};
+use codeclab_codec::{
+    EncodeSettings, Genome, Preset, RateMode, Summary, decode_to_y4m, encode_y4m,
+};
 use codeclab_video::{GeneratorSpec, Pattern, Rational};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -35,6 +37,9 @@ pub struct EncodeArgs {
     /// overrides the fields it sets.
     #[arg(long)]
     pub preset: Option<Preset>,
+    /// Threads to code independent frames on; the bitstream is the same at any count.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: u16,
 }
 
 /// QP used when none of --qp, --crf and --bitrate is given.
@@ -112,7 +117,12 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         bar.set_position(done);
     };
     let name = args.input.display().to_string();
-    let summary = encode_y4m(input, &name, output, genome, mode, &mut on_frame)
+    let settings = EncodeSettings {
+        genome,
+        mode,
+        threads: usize::from(args.threads),
+    };
+    let summary = encode_y4m(input, &name, output, settings, &mut on_frame)
         .with_context(|| format!("encoding {name}"))?;
     bar.finish_and_clear();
     eprintln!("{}", summary_line("encode", &summary));
@@ -236,15 +246,14 @@ fn bench_in(args: &BenchCodecArgs, genome: Genome, dir: &Path) -> Result<()> {
         open_input(&limited)?,
         "input",
         open_output(&stream)?,
-        genome,
-        RateMode::ConstantQp(args.qp),
+        EncodeSettings::new(genome, RateMode::ConstantQp(args.qp)),
         &mut |_, _| {},
     )?;
     let encode_seconds = started.elapsed().as_secs_f64();
     let encode_cpu = thread_cpu_seconds().zip(cpu_started).map(|(b, a)| b - a);
     let cpu_started = thread_cpu_seconds();
     let started = Instant::now();
-    let decoded = decode_to_y4m(open_input(&stream)?, std::io::sink(), &mut |_, _| {})?;
+    let decoded = decode_to_y4m(open_input(&stream)?, std::io::sink(), 1, &mut |_, _| {})?;
     let decode_seconds = started.elapsed().as_secs_f64();
     let decode_cpu = thread_cpu_seconds().zip(cpu_started).map(|(b, a)| b - a);
     let frames = encoded.frames as f64;

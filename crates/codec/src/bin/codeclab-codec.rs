@@ -1,21 +1,22 @@
 //! Stand-alone encoder and decoder of the lab's codec, for sandboxed candidate builds:
 //!
 //! ```text
-//! codeclab-codec encode [--qp Q | --crf F | --bitrate KBPS] [--genome FILE.json | --genome-json JSON] IN.y4m [-o OUT.bin] [--reconstruction RECON.y4m]
-//! codeclab-codec decode IN.bin -o OUT.y4m
+//! codeclab-codec encode [--qp Q | --crf F | --bitrate KBPS] [--genome FILE.json | --genome-json JSON] [--threads N] IN.y4m [-o OUT.bin] [--reconstruction RECON.y4m]
+//! codeclab-codec decode [--threads N] IN.bin -o OUT.y4m
 //! ```
 //! `-` stands for stdin or stdout. The encoder writes the bitstream (`-o`), its reconstruction
 //! as Y4M (`--reconstruction`, which the decoder must reproduce bit for bit), or both; at most one
-//! of them to stdout. A summary line goes to stderr. In the sandbox, which refuses to open files,
+//! of them to stdout. `--threads` (default 1) codes independent frames in parallel; the output is
+//! the same at any count. A summary line goes to stderr. In the sandbox, which refuses to open files,
 //! the genome comes inline (`--genome-json`) and every stream is `-`.
 
 use codeclab_codec::{
-    Genome, RateMode, Summary, decode_to_y4m, encode_y4m, encode_y4m_reconstructed,
+    EncodeSettings, Genome, RateMode, Summary, decode_to_y4m, encode_y4m, encode_y4m_reconstructed,
 };
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: codeclab-codec encode [--qp Q | --crf F | --bitrate KBPS] [--genome FILE.json | --genome-json JSON] IN.y4m [-o OUT.bin] [--reconstruction RECON.y4m]\n       codeclab-codec decode IN.bin -o OUT.y4m";
+const USAGE: &str = "usage: codeclab-codec encode [--qp Q | --crf F | --bitrate KBPS] [--genome FILE.json | --genome-json JSON] [--threads N] IN.y4m [-o OUT.bin] [--reconstruction RECON.y4m]\n       codeclab-codec decode [--threads N] IN.bin -o OUT.y4m";
 
 struct Args {
     verb: String,
@@ -24,6 +25,7 @@ struct Args {
     reconstruction: Option<String>,
     mode: Option<RateMode>,
     genome: Option<GenomeSource>,
+    threads: usize,
 }
 
 /// Where the encoder's genome comes from.
@@ -35,7 +37,7 @@ enum GenomeSource {
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let verb = args.next().ok_or("missing verb")?;
     let (mut input, mut output, mut reconstruction) = (None, None, None);
-    let (mut mode, mut genome) = (None, None);
+    let (mut mode, mut genome, mut threads) = (None, None, 1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
@@ -61,6 +63,14 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--genome" | "--genome-json" if genome.is_some() => {
                 return Err("--genome and --genome-json exclude each other".into());
             }
+            "--threads" => {
+                threads = value("--threads")?
+                    .parse()
+                    .map_err(|e| format!("--threads: {e}"))?;
+                if threads == 0 {
+                    return Err("--threads must be at least 1".into());
+                }
+            }
             "--genome" => genome = Some(GenomeSource::File(value("--genome")?)),
             "--genome-json" => genome = Some(GenomeSource::Inline(value("--genome-json")?)),
             _ if input.is_none() => input = Some(arg),
@@ -83,6 +93,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         reconstruction,
         mode,
         genome,
+        threads,
     })
 }
 
@@ -126,22 +137,27 @@ fn run(args: Args) -> Result<Summary, String> {
                 }
                 None => Genome::default(),
             };
-            let mode = args.mode.unwrap_or(RateMode::ConstantQp(32));
+            let settings = EncodeSettings {
+                genome,
+                mode: args.mode.unwrap_or(RateMode::ConstantQp(32)),
+                threads: args.threads,
+            };
             match &args.reconstruction {
-                None => encode_y4m(input, &args.input, output, genome, mode, &mut quiet),
+                None => encode_y4m(input, &args.input, output, settings, &mut quiet),
                 Some(_) => encode_y4m_reconstructed(
                     input,
                     &args.input,
                     output,
                     open_optional(&args.reconstruction)?,
-                    genome,
-                    mode,
+                    settings,
                     &mut quiet,
                 ),
             }
             .map_err(|e| e.to_string())
         }
-        "decode" => decode_to_y4m(input, output, &mut quiet).map_err(|e| e.to_string()),
+        "decode" => {
+            decode_to_y4m(input, output, args.threads, &mut quiet).map_err(|e| e.to_string())
+        }
         other => Err(format!("unknown verb {other}")),
     }
 }
