@@ -45,10 +45,11 @@ struct Stored<T: Sample> {
     motion: MotionField,
 }
 
-/// The reference pictures, in the sample type of the stream's depth.
+/// The reference pictures, in the sample type of the stream's depth, and pictures no longer
+/// needed whose memory the next frames reuse (fresh pages cost a fault and a clear each).
 enum References {
-    U8(PictureBuffer<Stored<u8>>),
-    U16(PictureBuffer<Stored<u16>>),
+    U8(PictureBuffer<Stored<u8>>, Vec<Picture<u8>>),
+    U16(PictureBuffer<Stored<u16>>, Vec<Picture<u16>>),
 }
 
 /// Decodes a stream frame by frame from any reader; frames come as `AnyFrame::U8` for 8-bit
@@ -82,9 +83,9 @@ impl<R: Read> Decoder<R> {
         Ok(Decoder {
             reader,
             pictures: if header.format.bit_depth > 8 {
-                References::U16(PictureBuffer::new(header.reference_frames))
+                References::U16(PictureBuffer::new(header.reference_frames), Vec::new())
             } else {
-                References::U8(PictureBuffer::new(header.reference_frames))
+                References::U8(PictureBuffer::new(header.reference_frames), Vec::new())
             },
             header,
             coded,
@@ -146,11 +147,11 @@ impl<R: Read> Decoder<R> {
         let (kind, qp, poc, payload) = self.parse_packet(&packet)?;
         let (header, coded) = (&self.header, self.coded);
         let frame = match &mut self.pictures {
-            References::U8(buffer) => AnyFrame::U8(decode_picture(
-                header, coded, buffer, kind, qp, poc, payload,
+            References::U8(buffer, spare) => AnyFrame::U8(decode_picture(
+                header, coded, buffer, spare, kind, qp, poc, payload,
             )?),
-            References::U16(buffer) => AnyFrame::U16(decode_picture(
-                header, coded, buffer, kind, qp, poc, payload,
+            References::U16(buffer, spare) => AnyFrame::U16(decode_picture(
+                header, coded, buffer, spare, kind, qp, poc, payload,
             )?),
         };
         self.waiting.insert(poc, frame);
@@ -185,17 +186,22 @@ impl<R: Read> Decoder<R> {
 }
 
 /// Decodes the payload of a packet into a picture, keeps it for reference and returns the
-/// display-size frame.
+/// display-size frame. The picture is taken from `spare` where one is there, and pictures
+/// that stop being references go back to it.
+#[allow(clippy::too_many_arguments)]
 fn decode_picture<T: Sample>(
     header: &SequenceHeader,
     coded: (usize, usize),
     pictures: &mut PictureBuffer<Stored<T>>,
+    spare: &mut Vec<Picture<T>>,
     kind: FrameKind,
     qp: u8,
     poc: u64,
     payload: &[u8],
 ) -> Result<Frame<T>> {
-    pictures.prepare(kind);
+    let mut dropped = Vec::new();
+    pictures.prepare_into(kind, &mut dropped);
+    spare.extend(dropped.drain(..).map(|s| s.picture));
     let stored = pictures.references(poc, kind);
     if kind != FrameKind::Key && stored.is_empty() {
         return Err(CodecError::Corrupt("predicted frame without a reference"));
@@ -227,7 +233,11 @@ fn decode_picture<T: Sample>(
         reader: RangeDecoder::new(payload),
         contexts,
         grid: UnitGrid::new(coded.0, coded.1),
-        picture: Picture::new(coded.0, coded.1, bit_depth),
+        // Every sample of the coded area is reconstructed before anything reads it, and
+        // `extend_edges` rewrites the border, so a used picture serves as well as a new one.
+        picture: spare
+            .pop()
+            .unwrap_or_else(|| Picture::new(coded.0, coded.1, bit_depth)),
     };
     for sb_y in (0..coded.1).step_by(SB_SIZE) {
         for sb_x in (0..coded.0).step_by(SB_SIZE) {
@@ -263,7 +273,8 @@ fn decode_picture<T: Sample>(
         carried,
         motion,
     };
-    pictures.insert(poc, kind, stored)?;
+    pictures.insert_into(poc, kind, stored, &mut dropped)?;
+    spare.extend(dropped.into_iter().map(|s| s.picture));
     Ok(display)
 }
 

@@ -116,11 +116,22 @@ impl<T> PictureBuffer<T> {
     /// Drops what the frame about to be coded makes useless: everything before a key frame,
     /// the previous mini-GOP's B pictures before a predicted frame.
     pub fn prepare(&mut self, kind: FrameKind) {
-        match kind {
-            FrameKind::Key => self.entries.clear(),
-            FrameKind::Predicted => self.entries.retain(|e| e.anchor),
-            FrameKind::Bi { .. } => {}
-        }
+        self.prepare_into(kind, &mut Vec::new());
+    }
+
+    /// [`Self::prepare`], handing the dropped pictures to `dropped` so their memory can be
+    /// reused.
+    pub fn prepare_into(&mut self, kind: FrameKind, dropped: &mut Vec<T>) {
+        let keep_anchors = match kind {
+            FrameKind::Key => false,
+            FrameKind::Predicted => true,
+            FrameKind::Bi { .. } => return,
+        };
+        dropped.extend(
+            self.entries
+                .extract_if(.., |e| !(keep_anchors && e.anchor))
+                .map(|e| e.picture),
+        );
     }
 
     /// The reference list of a frame at `poc`, nearest first: for a predicted frame the
@@ -148,7 +159,19 @@ impl<T> PictureBuffer<T> {
     /// `reference_frames + 1` anchors stay. A stream that would need more pictures, or two at
     /// one display index, is corrupt.
     pub fn insert(&mut self, poc: u64, kind: FrameKind, picture: T) -> Result<()> {
+        self.insert_into(poc, kind, picture, &mut Vec::new())
+    }
+
+    /// [`Self::insert`], handing a picture that is not kept, and those it evicts, to `dropped`.
+    pub fn insert_into(
+        &mut self,
+        poc: u64,
+        kind: FrameKind,
+        picture: T,
+        dropped: &mut Vec<T>,
+    ) -> Result<()> {
         if !kind.is_reference() {
+            dropped.push(picture);
             return Ok(());
         }
         if self.entries.iter().any(|e| e.poc == poc) {
@@ -175,7 +198,7 @@ impl<T> PictureBuffer<T> {
                     .min_by_key(|(_, e)| e.poc)
                     .map(|(i, _)| i);
                 if let Some(i) = oldest {
-                    self.entries.remove(i);
+                    dropped.push(self.entries.remove(i).picture);
                 }
             }
         }

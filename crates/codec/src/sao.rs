@@ -275,44 +275,49 @@ pub fn apply<T: Sample>(picture: &mut Picture<T>, params: &[[PlaneSao; 3]]) {
             continue;
         }
         let plane = &mut picture.planes[p];
-        let deblocked = plane.clone();
         let (w, h) = (plane.width, plane.height);
         let side = superblock_side(p);
-        for (i, sb) in params.iter().enumerate() {
-            let (x0, y0) = ((i % cols) * side, (i / cols) * side);
-            if x0 >= w || y0 >= h {
-                continue;
-            }
-            let (x1, y1) = ((x0 + side).min(w), (y0 + side).min(h));
-            match sb[p] {
-                PlaneSao::Off => {}
-                PlaneSao::Band { start, offsets } => {
-                    let mut table = [0i32; BAND_COUNT];
-                    for (k, &o) in offsets.iter().enumerate() {
-                        table[(usize::from(start) + k) % BAND_COUNT] = i32::from(o) << depth_shift;
-                    }
-                    for y in y0..y1 {
-                        let cur = deblocked.row(0, y, w);
-                        let out = plane.row_mut(0, y, w);
+        // The filter reads deblocked samples only: row y is filtered in place after copying it,
+        // from that copy, the copy of row y - 1 and row y + 1, which is not filtered yet.
+        let mut above = vec![T::default(); w];
+        let mut current = vec![T::default(); w];
+        for y in 0..h {
+            current.copy_from_slice(plane.row(0, y, w));
+            let sb_first = (y / side) * cols;
+            let next = plane.index(0, y as isize + 1);
+            let (head, tail) = plane.data.split_at_mut(next);
+            let out = &mut head[next - plane.stride..][..w];
+            let rows = (
+                (y > 0).then_some(&above[..]),
+                &current[..],
+                (y + 1 < h).then(|| &tail[..w]),
+            );
+            for (col, x0) in (0..w).step_by(side).enumerate() {
+                let x1 = (x0 + side).min(w);
+                match params[sb_first + col][p] {
+                    PlaneSao::Off => {}
+                    PlaneSao::Band { start, offsets } => {
+                        let mut table = [0i32; BAND_COUNT];
+                        for (k, &o) in offsets.iter().enumerate() {
+                            table[(usize::from(start) + k) % BAND_COUNT] =
+                                i32::from(o) << depth_shift;
+                        }
+                        let cur = rows.1;
                         for x in x0..x1 {
                             let c = cur[x].to_i32();
                             let offset = table[(cur[x].to_u32() >> band_shift) as usize];
                             out[x] = T::clip(c + offset, max);
                         }
                     }
-                }
-                PlaneSao::Edge { class, offsets } => {
-                    let step = EDGE_CLASSES[usize::from(class) % 4];
-                    // [category]: offset; category 0 changes nothing.
-                    let table = [0, offsets[0], offsets[1], offsets[2], offsets[3]]
-                        .map(|o| i32::from(o) << depth_shift);
-                    for y in y0..y1 {
-                        let around = rows_around(&deblocked, y);
-                        let Some((ra, rb)) = neighbour_rows(around, step) else {
+                    PlaneSao::Edge { class, offsets } => {
+                        let step = EDGE_CLASSES[usize::from(class) % 4];
+                        let Some((ra, rb)) = neighbour_rows(rows, step) else {
                             continue;
                         };
-                        let cur = around.1;
-                        let out = plane.row_mut(0, y, w);
+                        // [category]: offset; category 0 changes nothing.
+                        let table = [0, offsets[0], offsets[1], offsets[2], offsets[3]]
+                            .map(|o| i32::from(o) << depth_shift);
+                        let cur = rows.1;
                         for x in edge_span(x0, x1, w, step) {
                             let c = cur[x].to_i32();
                             let a = ra[x.wrapping_add_signed(-step.0)].to_i32();
@@ -322,6 +327,7 @@ pub fn apply<T: Sample>(picture: &mut Picture<T>, params: &[[PlaneSao; 3]]) {
                     }
                 }
             }
+            std::mem::swap(&mut above, &mut current);
         }
     }
 }
