@@ -347,7 +347,17 @@ mod tests {
             [-1, 4, -11, 40, 40, -11, 4, -1],
             [0, 1, -5, 17, 58, -10, 4, -1],
         ];
-        let chroma: [[i32; 4]; 2] = [[-2, 58, 10, -2], [-4, 36, 36, -4]];
+        let chroma: [[i32; 4]; 7] = [
+            [-2, 58, 10, -2],
+            [-4, 54, 16, -2],
+            [-6, 46, 28, -4],
+            [-4, 36, 36, -4],
+            [-4, 28, 46, -6],
+            [-2, 16, 54, -4],
+            [-2, 10, 58, -2],
+        ];
+        // Too large for 16-bit sums: the kernels must still match (by falling back).
+        let large: [i32; 8] = [-3, 9, -30, 120, 60, -40, 12, -4];
         for pattern in 0..3 {
             let mut plane = PaddedPlane::<u8>::new(96, 80, 16, 8);
             let values = block(&mut rng, plane.data.len(), pattern);
@@ -364,12 +374,21 @@ mod tests {
                     (32, 32),
                     (64, 64),
                     (48, 17),
+                    (56, 5),
+                    (40, 9),
                 ] {
                     for origin in [(0, 0), (5, 7), (-3, -2), (96 - w as isize, 80 - h as isize)] {
                         let mut out = vec![0u8; w * h];
                         let mut expected = vec![0u8; w * h];
-                        for tx in [None, Some(&luma[0]), Some(&luma[1]), Some(&luma[2])] {
-                            for ty in [None, Some(&luma[1]), Some(&luma[2])] {
+                        let luma_taps = [
+                            None,
+                            Some(&luma[0]),
+                            Some(&luma[1]),
+                            Some(&luma[2]),
+                            Some(&large),
+                        ];
+                        for tx in luma_taps {
+                            for ty in luma_taps {
                                 kernels.interpolate_8tap(
                                     &plane,
                                     origin,
@@ -384,8 +403,9 @@ mod tests {
                                 );
                             }
                         }
-                        for tx in [None, Some(&chroma[0]), Some(&chroma[1])] {
-                            for ty in [None, Some(&chroma[0]), Some(&chroma[1])] {
+                        let chroma_taps = std::iter::once(None).chain(chroma.iter().map(Some));
+                        for tx in chroma_taps.clone() {
+                            for ty in chroma_taps.clone() {
                                 kernels.interpolate_4tap(
                                     &plane,
                                     origin,

@@ -172,53 +172,224 @@ pub(super) unsafe fn satd_avx2(
     (_mm_cvtsi128_si32(sum) as u32) / 2
 }
 
-/// `out[x] = Σ_t taps[t]·sources[t][x]` for `out.len()` (a multiple of 8) columns, in 16 bits:
-/// with 8-bit samples and the codec's taps every partial sum stays within ±(Σ|taps|)·255,
-/// which fits, so the result is exact.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn weighted_rows<const TAPS: usize>(sources: [&[u8]; TAPS], taps: [i16; TAPS], out: &mut [i16]) {
+fn load_u8x8(src: &[u8]) -> __m128i {
+    let src = &src[..8];
+    // SAFETY: `src` holds exactly 8 readable bytes; the load needs no alignment.
+    unsafe { _mm_loadl_epi64(src.as_ptr().cast()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load_u8x16(src: &[u8]) -> __m128i {
+    let src = &src[..16];
+    // SAFETY: `src` holds exactly 16 readable bytes; the load needs no alignment.
+    unsafe { _mm_loadu_si128(src.as_ptr().cast()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load_u8x32(src: &[u8]) -> __m256i {
+    let src = &src[..32];
+    // SAFETY: `src` holds exactly 32 readable bytes; the load needs no alignment.
+    unsafe { _mm256_loadu_si256(src.as_ptr().cast()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn store_u8x32(out: &mut [u8], v: __m256i) {
+    let out = &mut out[..32];
+    // SAFETY: `out` holds exactly 32 writable bytes.
+    unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), v) }
+}
+
+/// Taps whose byte-pair products and sums stay exact in the 16-bit lanes of `maddubs`: each tap
+/// an i8, and Σ|taps|·255 (a bound of every partial sum, and of the sum plus the rounding
+/// constant 32) below 2^15.
+fn taps_fit_bytes<const TAPS: usize>(taps: Option<&[i32; TAPS]>) -> bool {
+    taps.is_none_or(|taps| {
+        taps.iter().all(|t| (-127..=127).contains(t))
+            && taps.iter().map(|t| t.unsigned_abs()).sum::<u32>() <= 128
+    })
+}
+
+/// Byte pairs `(t[2j], t[2j + 1])` as the signed operand of `maddubs`, one per tap pair.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn pair_weights<const TAPS: usize>(taps: &[i32; TAPS]) -> [__m256i; 4] {
+    std::array::from_fn(|j| {
+        if 2 * j + 1 >= TAPS {
+            return _mm256_setzero_si256();
+        }
+        let (low, high) = (taps[2 * j] as i8 as u8, taps[2 * j + 1] as i8 as u8);
+        _mm256_set1_epi16(i16::from_le_bytes([low, high]))
+    })
+}
+
+/// Shuffle controls of the horizontal filter: for tap pair j, the byte pairs (k, k + 1) with
+/// k = i + 2j of output i = 0..8, per 128-bit lane. Lane 0 holds the samples from the first
+/// output on; lane 1 (and the upper half of the 8-output vector) holds them from `9 - TAPS`
+/// samples further, so that no load reaches past the filter's last sample.
+const fn horizontal_shuffles(taps: usize) -> [[u8; 32]; 4] {
+    let shift = 9 - taps;
+    let mut ctl = [[0u8; 32]; 4];
+    let mut j = 0;
+    while 2 * j < taps {
+        let mut i = 0;
+        while i < 8 {
+            let mut b = 0;
+            while b < 2 {
+                let k = i + 2 * j + b;
+                ctl[j][2 * i + b] = k as u8;
+                ctl[j][16 + 2 * i + b] = (k + shift) as u8;
+                b += 1;
+            }
+            i += 1;
+        }
+        j += 1;
+    }
+    ctl
+}
+
+/// The same for 8 outputs from one vector whose low half holds samples 0..8 and high half
+/// samples `TAPS - 1` onwards.
+const fn horizontal_shuffles_8(taps: usize) -> [[u8; 16]; 4] {
+    let shift = 9 - taps;
+    let mut ctl = [[0u8; 16]; 4];
+    let mut j = 0;
+    while 2 * j < taps {
+        let mut i = 0;
+        while i < 16 {
+            let k = i / 2 + 2 * j + i % 2;
+            ctl[j][i] = if k < 8 { k } else { k + shift } as u8;
+            i += 1;
+        }
+        j += 1;
+    }
+    ctl
+}
+
+/// The horizontal filter's 16 sums of outputs `x..x + 16` from `src`, which starts at the
+/// first output's first tap and holds `w + TAPS - 1` samples (`x + 16 <= w`).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn horizontal_16<const TAPS: usize>(src: &[u8], x: usize, weights: &[__m256i; 4]) -> __m256i {
+    let ctl = const { horizontal_shuffles(TAPS) };
+    let v = _mm256_set_m128i(load_u8x16(&src[x + TAPS - 1..]), load_u8x16(&src[x..]));
+    let mut acc = _mm256_setzero_si256();
+    for (ctl, &weight) in ctl.iter().zip(weights).take(TAPS / 2) {
+        let pairs = _mm256_shuffle_epi8(v, load_u8x32(ctl));
+        acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16(pairs, weight));
+    }
+    acc
+}
+
+/// The same for the 8 outputs `x..x + 8` (`x + 8 <= w`).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn horizontal_8<const TAPS: usize>(src: &[u8], x: usize, weights: &[__m256i; 4]) -> __m128i {
+    let ctl = const { horizontal_shuffles_8(TAPS) };
+    let v = _mm_unpacklo_epi64(load_u8x8(&src[x..]), load_u8x8(&src[x + TAPS - 1..]));
+    let mut acc = _mm_setzero_si128();
+    for (ctl, &weight) in ctl.iter().zip(weights).take(TAPS / 2) {
+        let pairs = _mm_shuffle_epi8(v, load_u8x16(ctl));
+        acc = _mm_add_epi16(
+            acc,
+            _mm_maddubs_epi16(pairs, _mm256_castsi256_si128(weight)),
+        );
+    }
+    acc
+}
+
+/// The horizontal filter's sums of one row, `out.len()` (a multiple of 8) of them.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn horizontal_row<const TAPS: usize>(src: &[u8], weights: &[__m256i; 4], out: &mut [i16]) {
     let w = out.len();
     let mut x = 0;
     while x + 16 <= w {
-        let mut acc = _mm256_setzero_si256();
-        for (src, &tap) in sources.iter().zip(&taps) {
-            let v = widen16(&src[x..]);
-            acc = _mm256_add_epi16(acc, _mm256_mullo_epi16(v, _mm256_set1_epi16(tap)));
-        }
-        store_i16x16(&mut out[x..], acc);
+        store_i16x16(&mut out[x..], horizontal_16::<TAPS>(src, x, weights));
         x += 16;
     }
     if x < w {
-        let mut acc = _mm_setzero_si128();
-        for (src, &tap) in sources.iter().zip(&taps) {
-            let v = widen8(&src[x..]);
-            acc = _mm_add_epi16(acc, _mm_mullo_epi16(v, _mm_set1_epi16(tap)));
-        }
-        store_i16x8(&mut out[x..], acc);
+        store_i16x8(&mut out[x..], horizontal_8::<TAPS>(src, x, weights));
     }
 }
 
-/// `out = clip((sums + 32) >> 6)`, the rounding of one filter pass.
+/// One horizontally filtered row rounded to bytes: `clip((sum + 32) >> 6)`.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn round_one_pass(sums: &[i16], out: &mut [u8]) {
-    let w = sums.len();
+fn horizontal_row_bytes<const TAPS: usize>(src: &[u8], weights: &[__m256i; 4], out: &mut [u8]) {
+    let w = out.len();
     let round = _mm256_set1_epi16(32);
     let mut x = 0;
     while x + 16 <= w {
-        let v = _mm256_srai_epi16(_mm256_add_epi16(load_i16x16(&sums[x..]), round), 6);
-        let packed = _mm256_packus_epi16(v, v);
-        let packed = _mm256_permute4x64_epi64(packed, 0b00_00_10_00);
+        let sums = horizontal_16::<TAPS>(src, x, weights);
+        let v = _mm256_srai_epi16(_mm256_add_epi16(sums, round), 6);
+        let packed = _mm256_permute4x64_epi64(_mm256_packus_epi16(v, v), 0b00_00_10_00);
         store_u8x16(&mut out[x..], _mm256_castsi256_si128(packed));
         x += 16;
     }
     if x < w {
-        let v = _mm_srai_epi16(
-            _mm_add_epi16(load_i16x8(&sums[x..]), _mm256_castsi256_si128(round)),
-            6,
-        );
+        let sums = horizontal_8::<TAPS>(src, x, weights);
+        let v = _mm_srai_epi16(_mm_add_epi16(sums, _mm256_castsi256_si128(round)), 6);
         store_u8x8(&mut out[x..], _mm_packus_epi16(v, v));
+    }
+}
+
+/// The vertical filter straight from byte rows, rounded to bytes: rows interleaved in pairs so
+/// that each `maddubs` sums two taps.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn vertical_row_bytes<const TAPS: usize>(
+    rows: [&[u8]; TAPS],
+    weights: &[__m256i; 4],
+    out: &mut [u8],
+) {
+    let w = out.len();
+    let round = _mm256_set1_epi16(32);
+    let mut x = 0;
+    while x + 32 <= w {
+        let (mut lo, mut hi) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        for (pair, &weight) in rows.chunks_exact(2).zip(weights) {
+            let (a, b) = (load_u8x32(&pair[0][x..]), load_u8x32(&pair[1][x..]));
+            lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(_mm256_unpacklo_epi8(a, b), weight));
+            hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(_mm256_unpackhi_epi8(a, b), weight));
+        }
+        let lo = _mm256_srai_epi16(_mm256_add_epi16(lo, round), 6);
+        let hi = _mm256_srai_epi16(_mm256_add_epi16(hi, round), 6);
+        // Per lane: columns 0..8 then 8..16 of that lane, so the lanes stay in order.
+        store_u8x32(&mut out[x..], _mm256_packus_epi16(lo, hi));
+        x += 32;
+    }
+    let round = _mm256_castsi256_si128(round);
+    while x + 8 <= w {
+        let mut acc = _mm_setzero_si128();
+        let mut acc_hi = _mm_setzero_si128();
+        let wide = x + 16 <= w;
+        for (pair, &weight) in rows.chunks_exact(2).zip(weights) {
+            let weight = _mm256_castsi256_si128(weight);
+            let (a, b) = if wide {
+                (load_u8x16(&pair[0][x..]), load_u8x16(&pair[1][x..]))
+            } else {
+                (load_u8x8(&pair[0][x..]), load_u8x8(&pair[1][x..]))
+            };
+            acc = _mm_add_epi16(acc, _mm_maddubs_epi16(_mm_unpacklo_epi8(a, b), weight));
+            if wide {
+                acc_hi = _mm_add_epi16(acc_hi, _mm_maddubs_epi16(_mm_unpackhi_epi8(a, b), weight));
+            }
+        }
+        let lo = _mm_srai_epi16(_mm_add_epi16(acc, round), 6);
+        let hi = _mm_srai_epi16(_mm_add_epi16(acc_hi, round), 6);
+        let packed = _mm_packus_epi16(lo, hi);
+        if wide {
+            store_u8x16(&mut out[x..], packed);
+            x += 16;
+        } else {
+            store_u8x8(&mut out[x..], packed);
+            x += 8;
+        }
     }
 }
 
@@ -257,8 +428,10 @@ fn vertical_of_sums<const TAPS: usize>(rows: [&[i16]; TAPS], taps: [i16; TAPS], 
 }
 
 /// Sub-sample interpolation of 8-bit blocks (see `Kernels::interpolate`), the same arithmetic as
-/// the reference: the horizontal pass exact in 16 bits, the vertical one in 32, one rounding.
-/// Widths that are not a multiple of 8, and whole-sample copies, run the reference.
+/// the reference: the horizontal pass exact in 16 bits (byte pairs times byte taps), the
+/// vertical one in 16 bits from bytes or in 32 from horizontal sums, one rounding. Widths that
+/// are not a multiple of 8, whole-sample copies and taps too large for 16-bit sums run the
+/// reference.
 ///
 /// # Safety
 /// The CPU supports AVX2.
@@ -270,44 +443,40 @@ pub(super) unsafe fn interpolate_avx2<const TAPS: usize>(
     (taps_x, taps_y): (Option<&[i32; TAPS]>, Option<&[i32; TAPS]>),
     out: &mut [u8],
 ) {
-    if !w.is_multiple_of(8) || w > 64 || (taps_x.is_none() && taps_y.is_none()) {
+    const { assert!(TAPS.is_multiple_of(2) && TAPS <= 8 && TAPS >= 2) };
+    if !w.is_multiple_of(8)
+        || w > 64
+        || (taps_x.is_none() && taps_y.is_none())
+        || !taps_fit_bytes(taps_x)
+        || !taps_fit_bytes(taps_y)
+    {
         return mc::interpolate(plane, (ix, iy), (w, h), (taps_x, taps_y), out);
     }
-    const { assert!(TAPS.is_multiple_of(2) && TAPS <= 8) };
-    let narrow = |taps: &[i32; TAPS]| taps.map(|t| t as i16);
     let before = (TAPS / 2 - 1) as isize;
     let data = &plane.data[..];
     let row_at = |x: isize, y: isize, len: usize| &data[plane.index(x, y)..][..len];
-    let mut sums = [0i16; 64];
-    let sums = &mut sums[..w];
     match (taps_x, taps_y) {
         (Some(tx), None) => {
-            let tx = narrow(tx);
+            let weights = pair_weights(tx);
             for (y, row) in out.chunks_exact_mut(w).take(h).enumerate() {
                 let src = row_at(ix - before, iy + y as isize, w + TAPS - 1);
-                weighted_rows(std::array::from_fn(|t| &src[t..]), tx, sums);
-                round_one_pass(sums, row);
+                horizontal_row_bytes::<TAPS>(src, &weights, row);
             }
         }
         (None, Some(ty)) => {
-            let ty = narrow(ty);
+            let weights = pair_weights(ty);
             for (y, row) in out.chunks_exact_mut(w).take(h).enumerate() {
-                let sources =
-                    std::array::from_fn(|t| row_at(ix, iy - before + (y + t) as isize, w));
-                weighted_rows(sources, ty, sums);
-                round_one_pass(sums, row);
+                let rows = std::array::from_fn(|t| row_at(ix, iy - before + (y + t) as isize, w));
+                vertical_row_bytes::<TAPS>(rows, &weights, row);
             }
         }
         (Some(tx), Some(ty)) => {
-            let (tx, ty) = (narrow(tx), narrow(ty));
+            let weights = pair_weights(tx);
+            let ty = ty.map(|t| t as i16);
             let mut ring = [[0i16; 64]; TAPS];
             let horizontal = |r: usize, ring: &mut [[i16; 64]; TAPS]| {
                 let src = row_at(ix - before, iy - before + r as isize, w + TAPS - 1);
-                weighted_rows(
-                    std::array::from_fn(|t| &src[t..]),
-                    tx,
-                    &mut ring[r % TAPS][..w],
-                );
+                horizontal_row::<TAPS>(src, &weights, &mut ring[r % TAPS][..w]);
             };
             for r in 0..TAPS - 1 {
                 horizontal(r, &mut ring);
