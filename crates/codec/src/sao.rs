@@ -152,12 +152,7 @@ fn superblock_side(plane: usize) -> usize {
     if plane == 0 { SB_SIZE } else { SB_SIZE / 2 }
 }
 
-/// Edge category 0 (none) to 4 of sample `c` between neighbours `a` and `b`.
-#[inline]
-pub fn edge_category(c: i32, a: i32, b: i32) -> usize {
-    const CATEGORY: [usize; 5] = [1, 2, 0, 3, 4];
-    CATEGORY[((c - a).signum() + (c - b).signum() + 2) as usize]
-}
+pub use crate::dsp::edge_category;
 
 /// Rows above, at and below a sample, the outer ones where they exist.
 type RowsAround<'a, T> = (Option<&'a [T]>, &'a [T], Option<&'a [T]>);
@@ -208,6 +203,7 @@ pub fn gather_stats<T: Sample>(
     let depth_shift = deblocked.bit_depth() - 8;
     let band_shift = deblocked.bit_depth() - BAND_BITS;
     let mut stats = vec![SuperblockStats::default(); cols * rows];
+    let kernels = T::kernels();
     for p in 0..3 {
         let (rec, src) = (&deblocked.planes[p], &source.planes[p]);
         let (vw, vh) = if p == 0 {
@@ -234,15 +230,8 @@ pub fn gather_stats<T: Sample>(
                         continue;
                     };
                     // [category]: (sum, count); category 0 is collected and dropped.
-                    let mut acc = [(0i32, 0i32); 5];
-                    for x in edge_span(x0, x1, rec.width, step) {
-                        let c = cur[x].to_i32();
-                        let a = ra[x.wrapping_add_signed(-step.0)].to_i32();
-                        let b = rb[x.wrapping_add_signed(step.0)].to_i32();
-                        let t = &mut acc[edge_category(c, a, b)];
-                        t.0 += orig[x].to_i32() - c;
-                        t.1 += 1;
-                    }
+                    let span = edge_span(x0, x1, rec.width, step);
+                    let acc = kernels.sao_edge_stats((ra, cur, rb), orig, step.0, span);
                     for (t, &(sum, count)) in s.edge[class].iter_mut().zip(&acc[1..]) {
                         t.sum += i64::from(sum);
                         t.count += i64::from(count);
@@ -270,6 +259,7 @@ pub fn apply<T: Sample>(picture: &mut Picture<T>, params: &[[PlaneSao; 3]]) {
     let depth_shift = picture.bit_depth() - 8;
     let band_shift = picture.bit_depth() - BAND_BITS;
     let max = picture.planes[0].max_value();
+    let kernels = T::kernels();
     for p in 0..3 {
         if params.iter().all(|sb| sb[p] == PlaneSao::Off) {
             continue;
@@ -302,12 +292,7 @@ pub fn apply<T: Sample>(picture: &mut Picture<T>, params: &[[PlaneSao; 3]]) {
                             table[(usize::from(start) + k) % BAND_COUNT] =
                                 i32::from(o) << depth_shift;
                         }
-                        let cur = rows.1;
-                        for x in x0..x1 {
-                            let c = cur[x].to_i32();
-                            let offset = table[(cur[x].to_u32() >> band_shift) as usize];
-                            out[x] = T::clip(c + offset, max);
-                        }
+                        kernels.sao_band_row(rows.1, x0..x1, &table, band_shift, max, out);
                     }
                     PlaneSao::Edge { class, offsets } => {
                         let step = EDGE_CLASSES[usize::from(class) % 4];
@@ -317,13 +302,8 @@ pub fn apply<T: Sample>(picture: &mut Picture<T>, params: &[[PlaneSao; 3]]) {
                         // [category]: offset; category 0 changes nothing.
                         let table = [0, offsets[0], offsets[1], offsets[2], offsets[3]]
                             .map(|o| i32::from(o) << depth_shift);
-                        let cur = rows.1;
-                        for x in edge_span(x0, x1, w, step) {
-                            let c = cur[x].to_i32();
-                            let a = ra[x.wrapping_add_signed(-step.0)].to_i32();
-                            let b = rb[x.wrapping_add_signed(step.0)].to_i32();
-                            out[x] = T::clip(c + table[edge_category(c, a, b)], max);
-                        }
+                        let span = edge_span(x0, x1, w, step);
+                        kernels.sao_edge_row((ra, rows.1, rb), step.0, span, &table, max, out);
                     }
                 }
             }

@@ -3,7 +3,7 @@
 //! Loads and stores go through bounds-checked slices of the exact width they touch, so the only
 //! `unsafe` left is the pointer access of the intrinsics themselves.
 
-use super::{mc, satd};
+use super::{mc, sao, satd};
 use crate::picture::PaddedPlane;
 use std::arch::x86_64::*;
 
@@ -489,4 +489,251 @@ pub(super) unsafe fn interpolate_avx2<const TAPS: usize>(
         }
         (None, None) => unreachable!("whole-sample copies run the reference"),
     }
+}
+
+/// SAO edge index `sign(c - a) + sign(c - b) + 2` (0 to 4) of unsigned bytes.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn edge_index_256(a: __m256i, c: __m256i, b: __m256i) -> __m256i {
+    // Flipping the top bit orders unsigned bytes as the signed compare does.
+    let bias = _mm256_set1_epi8(-128);
+    let (a, c, b) = (
+        _mm256_xor_si256(a, bias),
+        _mm256_xor_si256(c, bias),
+        _mm256_xor_si256(b, bias),
+    );
+    // cmpgt is -1 where true: (n > c) - (c > n) = sign(c - n).
+    let sa = _mm256_sub_epi8(_mm256_cmpgt_epi8(a, c), _mm256_cmpgt_epi8(c, a));
+    let sb = _mm256_sub_epi8(_mm256_cmpgt_epi8(b, c), _mm256_cmpgt_epi8(c, b));
+    _mm256_add_epi8(_mm256_add_epi8(sa, sb), _mm256_set1_epi8(2))
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn edge_index_128(a: __m128i, c: __m128i, b: __m128i) -> __m128i {
+    let bias = _mm_set1_epi8(-128);
+    let (a, c, b) = (
+        _mm_xor_si128(a, bias),
+        _mm_xor_si128(c, bias),
+        _mm_xor_si128(b, bias),
+    );
+    let sa = _mm_sub_epi8(_mm_cmpgt_epi8(a, c), _mm_cmpgt_epi8(c, a));
+    let sb = _mm_sub_epi8(_mm_cmpgt_epi8(b, c), _mm_cmpgt_epi8(c, b));
+    _mm_add_epi8(_mm_add_epi8(sa, sb), _mm_set1_epi8(2))
+}
+
+/// `clip(c + o)` of unsigned bytes `c` and signed offsets `o` (-127..=127): one of the
+/// saturating add and subtract is of zero.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn add_offsets_256(c: __m256i, o: __m256i) -> __m256i {
+    let zero = _mm256_setzero_si256();
+    let up = _mm256_max_epi8(o, zero);
+    let down = _mm256_max_epi8(_mm256_sub_epi8(zero, o), zero);
+    _mm256_subs_epu8(_mm256_adds_epu8(c, up), down)
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn add_offsets_128(c: __m128i, o: __m128i) -> __m128i {
+    let zero = _mm_setzero_si128();
+    let up = _mm_max_epi8(o, zero);
+    let down = _mm_max_epi8(_mm_sub_epi8(zero, o), zero);
+    _mm_subs_epu8(_mm_adds_epu8(c, up), down)
+}
+
+/// Offsets that fit the signed bytes the kernels add.
+fn offsets_fit_bytes(table: &[i32]) -> bool {
+    table.iter().all(|t| (-127..=127).contains(t))
+}
+
+/// Runs `chunk32` then `chunk16` over `span`, covering its tail with a chunk that overlaps the
+/// previous one (which recomputes the same outputs), and the reference below 16 samples.
+#[inline(always)]
+fn overlapping_chunks(
+    span: std::ops::Range<usize>,
+    out: &mut [u8],
+    mut chunk32: impl FnMut(&mut [u8], usize),
+    mut chunk16: impl FnMut(&mut [u8], usize),
+    rest: impl FnOnce(&mut [u8], std::ops::Range<usize>),
+) {
+    let len = span.len();
+    if len >= 32 {
+        let mut x = span.start;
+        while x + 32 <= span.end {
+            chunk32(out, x);
+            x += 32;
+        }
+        if x < span.end {
+            chunk32(out, span.end - 32);
+        }
+    } else if len >= 16 {
+        chunk16(out, span.start);
+        chunk16(out, span.end - 16);
+    } else {
+        rest(out, span);
+    }
+}
+
+/// The SAO edge filter of a row segment (see `sao::edge_row`): edge index, category offset by
+/// byte shuffle, saturating add.
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn sao_edge_row_avx2(
+    (ra, cur, rb): (&[u8], &[u8], &[u8]),
+    dx: isize,
+    span: std::ops::Range<usize>,
+    table: &[i32; 5],
+    max: i32,
+    out: &mut [u8],
+) {
+    if !offsets_fit_bytes(table) {
+        return sao::edge_row((ra, cur, rb), dx, span, table, max, out);
+    }
+    // Offset of each edge index, in the order of `sao::edge_category`.
+    let mut lut = [0u8; 16];
+    for (e, category) in [1, 2, 0, 3, 4].into_iter().enumerate() {
+        lut[e] = table[category] as i8 as u8;
+    }
+    let lut = load_u8x16(&lut);
+    let lut256 = _mm256_broadcastsi128_si256(lut);
+    let (left, right) = (
+        |x: usize| x.wrapping_add_signed(-dx),
+        |x: usize| x.wrapping_add_signed(dx),
+    );
+    overlapping_chunks(
+        span,
+        out,
+        |out, x| {
+            let c = load_u8x32(&cur[x..]);
+            let e = edge_index_256(load_u8x32(&ra[left(x)..]), c, load_u8x32(&rb[right(x)..]));
+            let o = _mm256_shuffle_epi8(lut256, e);
+            store_u8x32(&mut out[x..], add_offsets_256(c, o));
+        },
+        |out, x| {
+            let c = load_u8x16(&cur[x..]);
+            let e = edge_index_128(load_u8x16(&ra[left(x)..]), c, load_u8x16(&rb[right(x)..]));
+            let o = _mm_shuffle_epi8(lut, e);
+            store_u8x16(&mut out[x..], add_offsets_128(c, o));
+        },
+        |out, span| sao::edge_row((ra, cur, rb), dx, span, table, max, out),
+    );
+}
+
+/// The SAO band filter of a row segment (see `sao::band_row`): the band's offset looked up in
+/// two 16-byte halves of the table, saturating add.
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn sao_band_row_avx2(
+    cur: &[u8],
+    span: std::ops::Range<usize>,
+    table: &[i32; 32],
+    band_shift: u32,
+    max: i32,
+    out: &mut [u8],
+) {
+    if band_shift != 3 || !offsets_fit_bytes(table) {
+        return sao::band_row(cur, span, table, band_shift, max, out);
+    }
+    let bytes = table.map(|t| t as i8 as u8);
+    let (low, high) = (load_u8x16(&bytes[..16]), load_u8x16(&bytes[16..]));
+    let (low256, high256) = (
+        _mm256_broadcastsi128_si256(low),
+        _mm256_broadcastsi128_si256(high),
+    );
+    overlapping_chunks(
+        span,
+        out,
+        |out, x| {
+            let c = load_u8x32(&cur[x..]);
+            let band = _mm256_and_si256(_mm256_srli_epi16(c, 3), _mm256_set1_epi8(31));
+            let o = _mm256_blendv_epi8(
+                _mm256_shuffle_epi8(low256, band),
+                _mm256_shuffle_epi8(high256, band),
+                _mm256_cmpgt_epi8(band, _mm256_set1_epi8(15)),
+            );
+            store_u8x32(&mut out[x..], add_offsets_256(c, o));
+        },
+        |out, x| {
+            let c = load_u8x16(&cur[x..]);
+            let band = _mm_and_si128(_mm_srli_epi16(c, 3), _mm_set1_epi8(31));
+            let o = _mm_blendv_epi8(
+                _mm_shuffle_epi8(low, band),
+                _mm_shuffle_epi8(high, band),
+                _mm_cmpgt_epi8(band, _mm_set1_epi8(15)),
+            );
+            store_u8x16(&mut out[x..], add_offsets_128(c, o));
+        },
+        |out, span| sao::band_row(cur, span, table, band_shift, max, out),
+    );
+}
+
+/// The SAO edge statistics of a row segment (see `sao::edge_stats`): per edge index, the
+/// masked samples' sums by `sad` against zero and their number by `movemask`. A tail shorter
+/// than 32 reuses the last 32 samples with the lanes already counted masked off.
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn sao_edge_stats_avx2(
+    (ra, cur, rb): (&[u8], &[u8], &[u8]),
+    orig: &[u8],
+    dx: isize,
+    span: std::ops::Range<usize>,
+) -> [(i32, i32); 5] {
+    if span.len() < 32 {
+        return sao::edge_stats((ra, cur, rb), orig, dx, span);
+    }
+    let zero = _mm256_setzero_si256();
+    // Per edge index: Σ orig and Σ cur in 64-bit lanes, and the count.
+    let mut sums = [[zero; 2]; 5];
+    let mut counts = [0u32; 5];
+    let mut chunk = |x: usize, lanes: __m256i| {
+        let c = load_u8x32(&cur[x..]);
+        let o = load_u8x32(&orig[x..]);
+        let a = load_u8x32(&ra[x.wrapping_add_signed(-dx)..]);
+        let b = load_u8x32(&rb[x.wrapping_add_signed(dx)..]);
+        let e = edge_index_256(a, c, b);
+        for (k, (sum, count)) in sums.iter_mut().zip(&mut counts).enumerate() {
+            let m = _mm256_and_si256(_mm256_cmpeq_epi8(e, _mm256_set1_epi8(k as i8)), lanes);
+            sum[0] = _mm256_add_epi64(sum[0], _mm256_sad_epu8(_mm256_and_si256(m, o), zero));
+            sum[1] = _mm256_add_epi64(sum[1], _mm256_sad_epu8(_mm256_and_si256(m, c), zero));
+            *count += (_mm256_movemask_epi8(m) as u32).count_ones();
+        }
+    };
+    let all = _mm256_set1_epi8(-1);
+    let mut x = span.start;
+    while x + 32 <= span.end {
+        chunk(x, all);
+        x += 32;
+    }
+    if x < span.end {
+        // Lanes i >= 32 - (span.end - x) are new.
+        let ramp = load_u8x32(&std::array::from_fn::<u8, 32, _>(|i| i as u8));
+        let first_new = (32 - (span.end - x)) as i8;
+        chunk(
+            span.end - 32,
+            _mm256_cmpgt_epi8(ramp, _mm256_set1_epi8(first_new - 1)),
+        );
+    }
+    let total = |v: __m256i| -> i64 {
+        let lanes: [i64; 4] = std::array::from_fn(|i| match i {
+            0 => _mm256_extract_epi64(v, 0),
+            1 => _mm256_extract_epi64(v, 1),
+            2 => _mm256_extract_epi64(v, 2),
+            _ => _mm256_extract_epi64(v, 3),
+        });
+        lanes.iter().sum()
+    };
+    // Edge index to category, as in `sao::edge_category`.
+    let mut stats = [(0i32, 0i32); 5];
+    for (e, category) in [1, 2, 0, 3, 4].into_iter().enumerate() {
+        let sum = total(sums[e][0]) - total(sums[e][1]);
+        stats[category] = (sum as i32, counts[e] as i32);
+    }
+    stats
 }
