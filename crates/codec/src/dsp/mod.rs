@@ -607,7 +607,7 @@ mod tests {
                         [0, 127, 127, -127, -127],
                     ] {
                         for dx in [-1isize, 0, 1] {
-                            if start == 0 && dx != 0 || end == w && dx != 0 {
+                            if dx != 0 && (start == 0 || end == w) {
                                 continue;
                             }
                             let rows = (&ra[..], &cur[..], &rb[..]);
