@@ -49,8 +49,24 @@ struct Stored<T: Sample> {
 /// The decoded pictures kept for prediction by display index, in the sample type of the
 /// stream's depth.
 enum Store {
-    U8(BTreeMap<u64, Stored<u8>>),
-    U16(BTreeMap<u64, Stored<u16>>),
+    U8(Pictures<u8>),
+    U16(Pictures<u16>),
+}
+
+/// Pictures kept for prediction, and pictures no longer needed whose memory the next frames
+/// reuse (fresh pages cost a fault and a clear each).
+struct Pictures<T: Sample> {
+    kept: BTreeMap<u64, Stored<T>>,
+    spare: Vec<Picture<T>>,
+}
+
+impl<T: Sample> Default for Pictures<T> {
+    fn default() -> Self {
+        Pictures {
+            kept: BTreeMap::new(),
+            spare: Vec::new(),
+        }
+    }
 }
 
 /// A frame packet read and not yet decoded.
@@ -109,9 +125,9 @@ impl<R: Read> Decoder<R> {
             reader,
             layout: PictureBuffer::new(header.reference_frames),
             pictures: if header.format.bit_depth > 8 {
-                Store::U16(BTreeMap::new())
+                Store::U16(Pictures::default())
             } else {
-                Store::U8(BTreeMap::new())
+                Store::U8(Pictures::default())
             },
             header,
             coded,
@@ -255,32 +271,34 @@ impl<R: Read> Decoder<R> {
     }
 }
 
-/// Decodes the frames of `pending` whose references are all in `store`, keeps those later
-/// frames predict from, and drops from `store` what neither the buffer's layout nor a pending
-/// frame needs; returns the frames with their display indices.
+/// Decodes the frames of `pending` whose references are all kept, keeps those later frames
+/// predict from, and lets go of what neither the buffer's layout nor a pending frame needs;
+/// returns the frames with their display indices.
 fn decode_wave<T: Sample>(
     header: &SequenceHeader,
     coded: (usize, usize),
     threads: usize,
-    store: &mut BTreeMap<u64, Stored<T>>,
+    pictures: &mut Pictures<T>,
     pending: &mut VecDeque<Pending>,
     layout: &PictureBuffer<u64>,
 ) -> Result<Vec<(u64, Frame<T>)>> {
+    let kept = &mut pictures.kept;
     let (ready, rest): (Vec<Pending>, Vec<Pending>) = pending
         .drain(..)
-        .partition(|p| p.references.iter().all(|poc| store.contains_key(poc)));
+        .partition(|p| p.references.iter().all(|poc| kept.contains_key(poc)));
     pending.extend(rest);
     let results = {
-        let store = &*store;
-        let jobs: Vec<(Pending, Vec<&Stored<T>>)> = ready
+        let kept = &*kept;
+        let jobs: Vec<_> = ready
             .into_iter()
             .map(|packet| {
-                let references = packet.references.iter().map(|poc| &store[poc]).collect();
-                (packet, references)
+                let references: Vec<&Stored<T>> =
+                    packet.references.iter().map(|poc| &kept[poc]).collect();
+                (packet, references, pictures.spare.pop())
             })
             .collect();
-        map_in_threads(threads, jobs, |(packet, references)| {
-            let decoded = decode_picture(header, coded, &references, &packet);
+        map_in_threads(threads, jobs, |(packet, references, spare)| {
+            let decoded = decode_picture(header, coded, &references, &packet, spare);
             (packet.poc, packet.kind, decoded)
         })
     };
@@ -288,23 +306,33 @@ fn decode_wave<T: Sample>(
     for (poc, kind, decoded) in results {
         let (frame, stored) = decoded?;
         if kind.is_reference() {
-            store.insert(poc, stored);
+            kept.insert(poc, stored);
+        } else {
+            pictures.spare.push(stored.picture);
         }
         frames.push((poc, frame));
     }
-    store.retain(|poc, _| {
+    let needed = |poc: &u64| {
         layout.get(*poc).is_some() || pending.iter().any(|p| p.references.contains(poc))
-    });
+    };
+    let unneeded: Vec<u64> = kept.keys().copied().filter(|poc| !needed(poc)).collect();
+    for poc in unneeded {
+        if let Some(stored) = kept.remove(&poc) {
+            pictures.spare.push(stored.picture);
+        }
+    }
     Ok(frames)
 }
 
 /// Decodes the payload of a packet predicted from `stored` (its reference list) into a picture
-/// and returns the display-size frame with what a later frame predicting from it needs.
+/// (`spare`'s memory where given) and returns the display-size frame with what a later frame
+/// predicting from it needs.
 fn decode_picture<T: Sample>(
     header: &SequenceHeader,
     coded: (usize, usize),
     stored: &[&Stored<T>],
     packet: &Pending,
+    spare: Option<Picture<T>>,
 ) -> Result<(Frame<T>, Stored<T>)> {
     let Pending { kind, qp, poc, .. } = *packet;
     let references: Vec<&Picture<T>> = stored.iter().map(|s| &s.picture).collect();
@@ -334,7 +362,9 @@ fn decode_picture<T: Sample>(
         reader: RangeDecoder::new(&packet.payload),
         contexts,
         grid: UnitGrid::new(coded.0, coded.1),
-        picture: Picture::new(coded.0, coded.1, bit_depth),
+        // Every sample of the coded area is reconstructed before anything reads it, and
+        // `extend_edges` rewrites the border, so a used picture serves as well as a new one.
+        picture: spare.unwrap_or_else(|| Picture::new(coded.0, coded.1, bit_depth)),
     };
     for sb_y in (0..coded.1).step_by(SB_SIZE) {
         for sb_x in (0..coded.0).step_by(SB_SIZE) {

@@ -268,70 +268,114 @@ pub fn reconstruct_cu<T: Sample>(
             }
         }
         Prediction::Inter { motion, .. } => {
-            let mut luma = vec![T::default(); size * size];
-            let mut cb = vec![T::default(); size * size / 4];
-            let mut cr = vec![T::default(); size * size / 4];
-            // Only a second vector needs a second prediction.
-            let second = if motion.second.is_some() {
-                size * size
-            } else {
-                0
-            };
-            let mut scratch = [
-                vec![T::default(); second],
-                vec![T::default(); second / 4],
-                vec![T::default(); second / 4],
-            ];
-            let [sa, sb, sc] = &mut scratch;
-            predict_motion(
-                references,
-                cu.x,
-                cu.y,
-                size,
-                &motion,
-                [&mut luma, &mut cb, &mut cr],
-                [sa, sb, sc],
-            );
-            let bit_depth = picture.bit_depth();
-            let mut pred = [T::default(); 32 * 32];
-            let mut out = [T::default(); 32 * 32];
-            for (i, levels) in cu.luma.iter().enumerate() {
-                let (bx, by) = ((i % per_row) * luma_n, (i / per_row) * luma_n);
-                for row in 0..luma_n {
-                    let start = (by + row) * size + bx;
-                    pred[row * luma_n..(row + 1) * luma_n]
-                        .copy_from_slice(&luma[start..start + luma_n]);
+            with_inter_buffers(cu.log2, |[luma, cb, cr]| {
+                if motion.second.is_some() {
+                    with_inter_buffers(cu.log2, |scratch| {
+                        predict_motion(
+                            references,
+                            cu.x,
+                            cu.y,
+                            size,
+                            &motion,
+                            [luma, cb, cr],
+                            scratch,
+                        );
+                    });
+                } else {
+                    predict_motion(
+                        references,
+                        cu.x,
+                        cu.y,
+                        size,
+                        &motion,
+                        [luma, cb, cr],
+                        [&mut [], &mut [], &mut []],
+                    );
                 }
-                let tx = cu.transform(true, i, intra_dst);
-                let levels = levels.as_deref();
-                add_residual(&pred, levels, qp, (luma_log2, tx), bit_depth, &mut out);
-                picture.planes[0].put_block(
-                    cu.x + bx,
-                    cu.y + by,
-                    luma_n,
-                    luma_n,
-                    &out[..luma_n * luma_n],
-                );
-            }
-            let half = size / 2;
-            for (p, ((plane, levels), pred)) in picture.planes[1..]
-                .iter_mut()
-                .zip(&cu.chroma)
-                .zip([&cb, &cr])
-                .enumerate()
-            {
-                let tx = cu.transform(false, p, intra_dst);
-                let levels = levels.as_deref();
-                add_residual(
-                    pred,
-                    levels,
-                    chroma_qp,
-                    (chroma_log2, tx),
-                    bit_depth,
-                    &mut out,
-                );
-                plane.put_block(cu.x / 2, cu.y / 2, half, half, &out[..half * half]);
-            }
+                let bit_depth = picture.bit_depth();
+                let mut pred = [T::default(); 32 * 32];
+                let mut out = [T::default(); 32 * 32];
+                for (i, levels) in cu.luma.iter().enumerate() {
+                    let (bx, by) = ((i % per_row) * luma_n, (i / per_row) * luma_n);
+                    let plane = &mut picture.planes[0];
+                    let Some(levels) = levels.as_deref() else {
+                        // No residual: the prediction is the reconstruction.
+                        for row in 0..luma_n {
+                            let start = (by + row) * size + bx;
+                            plane
+                                .row_mut(cu.x + bx, cu.y + by + row, luma_n)
+                                .copy_from_slice(&luma[start..start + luma_n]);
+                        }
+                        continue;
+                    };
+                    let tight: &[T] = if per_row == 1 {
+                        luma
+                    } else {
+                        for row in 0..luma_n {
+                            let start = (by + row) * size + bx;
+                            pred[row * luma_n..(row + 1) * luma_n]
+                                .copy_from_slice(&luma[start..start + luma_n]);
+                        }
+                        &pred
+                    };
+                    let tx = cu.transform(true, i, intra_dst);
+                    add_residual(
+                        tight,
+                        Some(levels),
+                        qp,
+                        (luma_log2, tx),
+                        bit_depth,
+                        &mut out,
+                    );
+                    plane.put_block(
+                        cu.x + bx,
+                        cu.y + by,
+                        luma_n,
+                        luma_n,
+                        &out[..luma_n * luma_n],
+                    );
+                }
+                let half = size / 2;
+                for (p, ((plane, levels), pred)) in picture.planes[1..]
+                    .iter_mut()
+                    .zip(&cu.chroma)
+                    .zip([cb, cr])
+                    .enumerate()
+                {
+                    let Some(levels) = levels.as_deref() else {
+                        plane.put_block(cu.x / 2, cu.y / 2, half, half, &pred[..half * half]);
+                        continue;
+                    };
+                    let tx = cu.transform(false, p, intra_dst);
+                    add_residual(
+                        pred,
+                        Some(levels),
+                        chroma_qp,
+                        (chroma_log2, tx),
+                        bit_depth,
+                        &mut out,
+                    );
+                    plane.put_block(cu.x / 2, cu.y / 2, half, half, &out[..half * half]);
+                }
+            });
         }
+    }
+}
+
+/// Runs `f` on stack buffers for the luma and both chroma predictions of a coding unit of
+/// `1 << log2` luma samples, sized to the unit so small units clear little memory.
+fn with_inter_buffers<T: Sample, R>(log2: u32, f: impl FnOnce([&mut [T]; 3]) -> R) -> R {
+    fn run<T: Sample, const LUMA: usize, const CHROMA: usize, R>(
+        f: impl FnOnce([&mut [T]; 3]) -> R,
+    ) -> R {
+        let mut luma = [T::default(); LUMA];
+        let (mut cb, mut cr) = ([T::default(); CHROMA], [T::default(); CHROMA]);
+        f([&mut luma, &mut cb, &mut cr])
+    }
+    match log2 {
+        ..=3 => run::<T, 64, 16, R>(f),
+        4 => run::<T, 256, 64, R>(f),
+        5 => run::<T, 1024, 256, R>(f),
+        _ => run::<T, 4096, 1024, R>(f),
     }
 }

@@ -152,12 +152,7 @@ fn superblock_side(plane: usize) -> usize {
     if plane == 0 { SB_SIZE } else { SB_SIZE / 2 }
 }
 
-/// Edge category 0 (none) to 4 of sample `c` between neighbours `a` and `b`.
-#[inline]
-pub fn edge_category(c: i32, a: i32, b: i32) -> usize {
-    const CATEGORY: [usize; 5] = [1, 2, 0, 3, 4];
-    CATEGORY[((c - a).signum() + (c - b).signum() + 2) as usize]
-}
+pub use crate::dsp::edge_category;
 
 /// Rows above, at and below a sample, the outer ones where they exist.
 type RowsAround<'a, T> = (Option<&'a [T]>, &'a [T], Option<&'a [T]>);
@@ -208,6 +203,7 @@ pub fn gather_stats<T: Sample>(
     let depth_shift = deblocked.bit_depth() - 8;
     let band_shift = deblocked.bit_depth() - BAND_BITS;
     let mut stats = vec![SuperblockStats::default(); cols * rows];
+    let kernels = T::kernels();
     for p in 0..3 {
         let (rec, src) = (&deblocked.planes[p], &source.planes[p]);
         let (vw, vh) = if p == 0 {
@@ -234,15 +230,8 @@ pub fn gather_stats<T: Sample>(
                         continue;
                     };
                     // [category]: (sum, count); category 0 is collected and dropped.
-                    let mut acc = [(0i32, 0i32); 5];
-                    for x in edge_span(x0, x1, rec.width, step) {
-                        let c = cur[x].to_i32();
-                        let a = ra[x.wrapping_add_signed(-step.0)].to_i32();
-                        let b = rb[x.wrapping_add_signed(step.0)].to_i32();
-                        let t = &mut acc[edge_category(c, a, b)];
-                        t.0 += orig[x].to_i32() - c;
-                        t.1 += 1;
-                    }
+                    let span = edge_span(x0, x1, rec.width, step);
+                    let acc = kernels.sao_edge_stats((ra, cur, rb), orig, step.0, span);
                     for (t, &(sum, count)) in s.edge[class].iter_mut().zip(&acc[1..]) {
                         t.sum += i64::from(sum);
                         t.count += i64::from(count);
@@ -270,58 +259,55 @@ pub fn apply<T: Sample>(picture: &mut Picture<T>, params: &[[PlaneSao; 3]]) {
     let depth_shift = picture.bit_depth() - 8;
     let band_shift = picture.bit_depth() - BAND_BITS;
     let max = picture.planes[0].max_value();
+    let kernels = T::kernels();
     for p in 0..3 {
         if params.iter().all(|sb| sb[p] == PlaneSao::Off) {
             continue;
         }
         let plane = &mut picture.planes[p];
-        let deblocked = plane.clone();
         let (w, h) = (plane.width, plane.height);
         let side = superblock_side(p);
-        for (i, sb) in params.iter().enumerate() {
-            let (x0, y0) = ((i % cols) * side, (i / cols) * side);
-            if x0 >= w || y0 >= h {
-                continue;
-            }
-            let (x1, y1) = ((x0 + side).min(w), (y0 + side).min(h));
-            match sb[p] {
-                PlaneSao::Off => {}
-                PlaneSao::Band { start, offsets } => {
-                    let mut table = [0i32; BAND_COUNT];
-                    for (k, &o) in offsets.iter().enumerate() {
-                        table[(usize::from(start) + k) % BAND_COUNT] = i32::from(o) << depth_shift;
-                    }
-                    for y in y0..y1 {
-                        let cur = deblocked.row(0, y, w);
-                        let out = plane.row_mut(0, y, w);
-                        for x in x0..x1 {
-                            let c = cur[x].to_i32();
-                            let offset = table[(cur[x].to_u32() >> band_shift) as usize];
-                            out[x] = T::clip(c + offset, max);
+        // The filter reads deblocked samples only: row y is filtered in place after copying it,
+        // from that copy, the copy of row y - 1 and row y + 1, which is not filtered yet.
+        let mut above = vec![T::default(); w];
+        let mut current = vec![T::default(); w];
+        for y in 0..h {
+            current.copy_from_slice(plane.row(0, y, w));
+            let sb_first = (y / side) * cols;
+            let next = plane.index(0, y as isize + 1);
+            let (head, tail) = plane.data.split_at_mut(next);
+            let out = &mut head[next - plane.stride..][..w];
+            let rows = (
+                (y > 0).then_some(&above[..]),
+                &current[..],
+                (y + 1 < h).then(|| &tail[..w]),
+            );
+            for (col, x0) in (0..w).step_by(side).enumerate() {
+                let x1 = (x0 + side).min(w);
+                match params[sb_first + col][p] {
+                    PlaneSao::Off => {}
+                    PlaneSao::Band { start, offsets } => {
+                        let mut table = [0i32; BAND_COUNT];
+                        for (k, &o) in offsets.iter().enumerate() {
+                            table[(usize::from(start) + k) % BAND_COUNT] =
+                                i32::from(o) << depth_shift;
                         }
+                        kernels.sao_band_row(rows.1, x0..x1, &table, band_shift, max, out);
                     }
-                }
-                PlaneSao::Edge { class, offsets } => {
-                    let step = EDGE_CLASSES[usize::from(class) % 4];
-                    // [category]: offset; category 0 changes nothing.
-                    let table = [0, offsets[0], offsets[1], offsets[2], offsets[3]]
-                        .map(|o| i32::from(o) << depth_shift);
-                    for y in y0..y1 {
-                        let around = rows_around(&deblocked, y);
-                        let Some((ra, rb)) = neighbour_rows(around, step) else {
+                    PlaneSao::Edge { class, offsets } => {
+                        let step = EDGE_CLASSES[usize::from(class) % 4];
+                        let Some((ra, rb)) = neighbour_rows(rows, step) else {
                             continue;
                         };
-                        let cur = around.1;
-                        let out = plane.row_mut(0, y, w);
-                        for x in edge_span(x0, x1, w, step) {
-                            let c = cur[x].to_i32();
-                            let a = ra[x.wrapping_add_signed(-step.0)].to_i32();
-                            let b = rb[x.wrapping_add_signed(step.0)].to_i32();
-                            out[x] = T::clip(c + table[edge_category(c, a, b)], max);
-                        }
+                        // [category]: offset; category 0 changes nothing.
+                        let table = [0, offsets[0], offsets[1], offsets[2], offsets[3]]
+                            .map(|o| i32::from(o) << depth_shift);
+                        let span = edge_span(x0, x1, w, step);
+                        kernels.sao_edge_row((ra, rows.1, rb), step.0, span, &table, max, out);
                     }
                 }
             }
+            std::mem::swap(&mut above, &mut current);
         }
     }
 }

@@ -9,16 +9,19 @@
 //! only lower it).
 
 mod mc;
+mod sao;
 mod satd;
 mod transform;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
 pub use mc::interpolate as reference_interpolate;
+pub use sao::edge_category;
 pub use satd::satd as reference_satd;
 pub use transform::Matrices;
 
 use crate::picture::{PaddedPlane, Sample};
+use std::ops::Range;
 use std::sync::OnceLock;
 
 /// Instruction set levels, in increasing order.
@@ -68,12 +71,25 @@ type InterpolateFn<T, const TAPS: usize> = unsafe fn(
     &mut [T],
 );
 
+/// Rows before, at and after a sample along an SAO edge class (one row three times for the
+/// horizontal class).
+pub type SaoRows<'a, T> = (&'a [T], &'a [T], &'a [T]);
+/// `sao_edge_row(rows, dx, span, table, max, out)`.
+type SaoEdgeRowFn<T> = unsafe fn(SaoRows<'_, T>, isize, Range<usize>, &[i32; 5], i32, &mut [T]);
+/// `sao_band_row(cur, span, table, band_shift, max, out)`.
+type SaoBandRowFn<T> = unsafe fn(&[T], Range<usize>, &[i32; 32], u32, i32, &mut [T]);
+/// `sao_edge_stats(rows, orig, dx, span)`.
+type SaoEdgeStatsFn<T> = unsafe fn(SaoRows<'_, T>, &[T], isize, Range<usize>) -> [(i32, i32); 5];
+
 /// The kernels of one sample type at one instruction set level.
 pub struct Kernels<T: Sample> {
     isa: Isa,
     satd: SatdFn<T>,
     interpolate_8tap: InterpolateFn<T, 8>,
     interpolate_4tap: InterpolateFn<T, 4>,
+    sao_edge_row: SaoEdgeRowFn<T>,
+    sao_band_row: SaoBandRowFn<T>,
+    sao_edge_stats: SaoEdgeStatsFn<T>,
 }
 
 impl<T: Sample> Kernels<T> {
@@ -84,6 +100,9 @@ impl<T: Sample> Kernels<T> {
             satd: satd::satd::<T>,
             interpolate_8tap: mc::interpolate::<T, 8>,
             interpolate_4tap: mc::interpolate::<T, 4>,
+            sao_edge_row: sao::edge_row::<T>,
+            sao_band_row: sao::band_row::<T>,
+            sao_edge_stats: sao::edge_stats::<T>,
         }
     }
 
@@ -149,6 +168,73 @@ impl<T: Sample> Kernels<T> {
     }
 }
 
+/// Panics unless the SAO edge kernels' reads at `span` lie inside the rows: `cur[x]`,
+/// `ra[x - dx]` and `rb[x + dx]`.
+#[inline]
+fn check_sao_edge<T>((ra, cur, rb): SaoRows<'_, T>, dx: isize, span: &Range<usize>) {
+    if span.is_empty() {
+        return;
+    }
+    let reach = dx.unsigned_abs();
+    assert!(reach <= 1 && span.start >= reach && span.end <= cur.len());
+    assert!(span.end + reach <= ra.len().min(rb.len()));
+}
+
+impl<T: Sample> Kernels<T> {
+    /// SAO edge filter of one row segment: for `x` in `span`,
+    /// `out[x] = clip(cur[x] + table[edge_category(cur[x], ra[x - dx], rb[x + dx])])`; `dx` is
+    /// -1, 0 or 1 and every neighbour must lie inside its row.
+    #[inline]
+    pub fn sao_edge_row(
+        &self,
+        rows: SaoRows<'_, T>,
+        dx: isize,
+        span: Range<usize>,
+        table: &[i32; 5],
+        max: i32,
+        out: &mut [T],
+    ) {
+        check_sao_edge(rows, dx, &span);
+        assert!(span.end <= out.len());
+        // SAFETY: the table holds only kernels of levels `max_isa()` detected (see `new`); the
+        // kernels index through bounds-checked slices (the reach is asserted above as well).
+        unsafe { (self.sao_edge_row)(rows, dx, span, table, max, out) }
+    }
+
+    /// SAO band filter of one row segment: for `x` in `span`,
+    /// `out[x] = clip(cur[x] + table[cur[x] >> band_shift])`.
+    #[inline]
+    pub fn sao_band_row(
+        &self,
+        cur: &[T],
+        span: Range<usize>,
+        table: &[i32; 32],
+        band_shift: u32,
+        max: i32,
+        out: &mut [T],
+    ) {
+        assert!(span.end <= cur.len().min(out.len()) || span.is_empty());
+        // SAFETY: as in `sao_edge_row`.
+        unsafe { (self.sao_band_row)(cur, span, table, band_shift, max, out) }
+    }
+
+    /// SAO edge statistics of one row segment: per edge category 0 to 4 (see
+    /// `edge_category`), Σ(orig[x] - cur[x]) and the number of samples.
+    #[inline]
+    pub fn sao_edge_stats(
+        &self,
+        rows: SaoRows<'_, T>,
+        orig: &[T],
+        dx: isize,
+        span: Range<usize>,
+    ) -> [(i32, i32); 5] {
+        check_sao_edge(rows, dx, &span);
+        assert!(span.end <= orig.len() || span.is_empty());
+        // SAFETY: as in `sao_edge_row`.
+        unsafe { (self.sao_edge_stats)(rows, orig, dx, span) }
+    }
+}
+
 /// Panics unless a `TAPS`-tap filter of a `size` block at `origin` reads only inside the
 /// plane's data and writes only inside `out`.
 #[inline]
@@ -183,6 +269,9 @@ impl Kernels<u8> {
             kernels.satd = x86::satd_avx2;
             kernels.interpolate_8tap = x86::interpolate_avx2::<8>;
             kernels.interpolate_4tap = x86::interpolate_avx2::<4>;
+            kernels.sao_edge_row = x86::sao_edge_row_avx2;
+            kernels.sao_band_row = x86::sao_band_row_avx2;
+            kernels.sao_edge_stats = x86::sao_edge_stats_avx2;
         }
         let _ = isa;
         kernels
@@ -347,7 +436,17 @@ mod tests {
             [-1, 4, -11, 40, 40, -11, 4, -1],
             [0, 1, -5, 17, 58, -10, 4, -1],
         ];
-        let chroma: [[i32; 4]; 2] = [[-2, 58, 10, -2], [-4, 36, 36, -4]];
+        let chroma: [[i32; 4]; 7] = [
+            [-2, 58, 10, -2],
+            [-4, 54, 16, -2],
+            [-6, 46, 28, -4],
+            [-4, 36, 36, -4],
+            [-4, 28, 46, -6],
+            [-2, 16, 54, -4],
+            [-2, 10, 58, -2],
+        ];
+        // Too large for 16-bit sums: the kernels must still match (by falling back).
+        let large: [i32; 8] = [-3, 9, -30, 120, 60, -40, 12, -4];
         for pattern in 0..3 {
             let mut plane = PaddedPlane::<u8>::new(96, 80, 16, 8);
             let values = block(&mut rng, plane.data.len(), pattern);
@@ -364,12 +463,21 @@ mod tests {
                     (32, 32),
                     (64, 64),
                     (48, 17),
+                    (56, 5),
+                    (40, 9),
                 ] {
                     for origin in [(0, 0), (5, 7), (-3, -2), (96 - w as isize, 80 - h as isize)] {
                         let mut out = vec![0u8; w * h];
                         let mut expected = vec![0u8; w * h];
-                        for tx in [None, Some(&luma[0]), Some(&luma[1]), Some(&luma[2])] {
-                            for ty in [None, Some(&luma[1]), Some(&luma[2])] {
+                        let luma_taps = [
+                            None,
+                            Some(&luma[0]),
+                            Some(&luma[1]),
+                            Some(&luma[2]),
+                            Some(&large),
+                        ];
+                        for tx in luma_taps {
+                            for ty in luma_taps {
                                 kernels.interpolate_8tap(
                                     &plane,
                                     origin,
@@ -384,8 +492,9 @@ mod tests {
                                 );
                             }
                         }
-                        for tx in [None, Some(&chroma[0]), Some(&chroma[1])] {
-                            for ty in [None, Some(&chroma[0]), Some(&chroma[1])] {
+                        let chroma_taps = std::iter::once(None).chain(chroma.iter().map(Some));
+                        for tx in chroma_taps.clone() {
+                            for ty in chroma_taps.clone() {
                                 kernels.interpolate_4tap(
                                     &plane,
                                     origin,
@@ -455,6 +564,74 @@ mod tests {
                     kernels.columns_transposed(t, &input, &mut got, n, 7, 1 << 15);
                     reference.columns_transposed(t, &input, &mut want, n, 7, 1 << 15);
                     assert_eq!(got, want, "{isa:?} columns {n} pattern {pattern}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sao_kernels_of_every_level_equal_the_reference() {
+        let mut rng = Rng(SEED);
+        let w = 100;
+        for pattern in 0..4 {
+            // Rows near each other (so that edge categories other than 0 occur) or extremes.
+            let mut row = |bias: u8| -> Vec<u8> {
+                (0..w)
+                    .map(|i| match pattern {
+                        0 => 120u8
+                            .wrapping_add(bias)
+                            .wrapping_add((rng.next() % 5) as u8),
+                        1 => rng.next() as u8,
+                        2 => 255 * ((i + usize::from(bias)) % 2) as u8,
+                        _ => [0, 255][(rng.next() % 2) as usize],
+                    })
+                    .collect()
+            };
+            let (ra, cur, rb, orig) = (row(1), row(0), row(2), row(3));
+            let original: Vec<u8> = (0..w).map(|_| rng.next() as u8).collect();
+            for isa in levels() {
+                let kernels = Kernels::<u8>::new(isa);
+                for (start, end) in [
+                    (0, 100),
+                    (1, 99),
+                    (1, 64),
+                    (64, 99),
+                    (3, 20),
+                    (5, 9),
+                    (7, 7),
+                ] {
+                    let span = start..end;
+                    for table in [
+                        [0, 7, 3, -2, -7],
+                        [5, -1, 0, 1, 6],
+                        [0, 127, 127, -127, -127],
+                    ] {
+                        for dx in [-1isize, 0, 1] {
+                            if dx != 0 && (start == 0 || end == w) {
+                                continue;
+                            }
+                            let rows = (&ra[..], &cur[..], &rb[..]);
+                            let (mut got, mut want) = (original.clone(), original.clone());
+                            kernels.sao_edge_row(rows, dx, span.clone(), &table, 255, &mut got);
+                            sao::edge_row(rows, dx, span.clone(), &table, 255, &mut want);
+                            assert_eq!(got, want, "{isa:?} edge {span:?} {dx} pattern {pattern}");
+                            assert_eq!(
+                                kernels.sao_edge_stats(rows, &orig, dx, span.clone()),
+                                sao::edge_stats(rows, &orig, dx, span.clone()),
+                                "{isa:?} stats {span:?} {dx} pattern {pattern}"
+                            );
+                        }
+                    }
+                    for start_band in [0, 13, 30] {
+                        let mut table = [0i32; 32];
+                        for (k, o) in [7, -7, 3, -127].into_iter().enumerate() {
+                            table[(start_band + k) % 32] = o;
+                        }
+                        let (mut got, mut want) = (original.clone(), original.clone());
+                        kernels.sao_band_row(&cur, span.clone(), &table, 3, 255, &mut got);
+                        sao::band_row(&cur, span.clone(), &table, 3, 255, &mut want);
+                        assert_eq!(got, want, "{isa:?} band {span:?} pattern {pattern}");
+                    }
                 }
             }
         }

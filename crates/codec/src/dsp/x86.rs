@@ -3,7 +3,7 @@
 //! Loads and stores go through bounds-checked slices of the exact width they touch, so the only
 //! `unsafe` left is the pointer access of the intrinsics themselves.
 
-use super::{mc, satd};
+use super::{mc, sao, satd};
 use crate::picture::PaddedPlane;
 use std::arch::x86_64::*;
 
@@ -172,53 +172,224 @@ pub(super) unsafe fn satd_avx2(
     (_mm_cvtsi128_si32(sum) as u32) / 2
 }
 
-/// `out[x] = Σ_t taps[t]·sources[t][x]` for `out.len()` (a multiple of 8) columns, in 16 bits:
-/// with 8-bit samples and the codec's taps every partial sum stays within ±(Σ|taps|)·255,
-/// which fits, so the result is exact.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn weighted_rows<const TAPS: usize>(sources: [&[u8]; TAPS], taps: [i16; TAPS], out: &mut [i16]) {
+fn load_u8x8(src: &[u8]) -> __m128i {
+    let src = &src[..8];
+    // SAFETY: `src` holds exactly 8 readable bytes; the load needs no alignment.
+    unsafe { _mm_loadl_epi64(src.as_ptr().cast()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load_u8x16(src: &[u8]) -> __m128i {
+    let src = &src[..16];
+    // SAFETY: `src` holds exactly 16 readable bytes; the load needs no alignment.
+    unsafe { _mm_loadu_si128(src.as_ptr().cast()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load_u8x32(src: &[u8]) -> __m256i {
+    let src = &src[..32];
+    // SAFETY: `src` holds exactly 32 readable bytes; the load needs no alignment.
+    unsafe { _mm256_loadu_si256(src.as_ptr().cast()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn store_u8x32(out: &mut [u8], v: __m256i) {
+    let out = &mut out[..32];
+    // SAFETY: `out` holds exactly 32 writable bytes.
+    unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), v) }
+}
+
+/// Taps whose byte-pair products and sums stay exact in the 16-bit lanes of `maddubs`: each tap
+/// an i8, and Σ|taps|·255 (a bound of every partial sum, and of the sum plus the rounding
+/// constant 32) below 2^15.
+fn taps_fit_bytes<const TAPS: usize>(taps: Option<&[i32; TAPS]>) -> bool {
+    taps.is_none_or(|taps| {
+        taps.iter().all(|t| (-127..=127).contains(t))
+            && taps.iter().map(|t| t.unsigned_abs()).sum::<u32>() <= 128
+    })
+}
+
+/// Byte pairs `(t[2j], t[2j + 1])` as the signed operand of `maddubs`, one per tap pair.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn pair_weights<const TAPS: usize>(taps: &[i32; TAPS]) -> [__m256i; 4] {
+    std::array::from_fn(|j| {
+        if 2 * j + 1 >= TAPS {
+            return _mm256_setzero_si256();
+        }
+        let (low, high) = (taps[2 * j] as i8 as u8, taps[2 * j + 1] as i8 as u8);
+        _mm256_set1_epi16(i16::from_le_bytes([low, high]))
+    })
+}
+
+/// Shuffle controls of the horizontal filter: for tap pair j, the byte pairs (k, k + 1) with
+/// k = i + 2j of output i = 0..8, per 128-bit lane. Lane 0 holds the samples from the first
+/// output on; lane 1 (and the upper half of the 8-output vector) holds them from `9 - TAPS`
+/// samples further, so that no load reaches past the filter's last sample.
+const fn horizontal_shuffles(taps: usize) -> [[u8; 32]; 4] {
+    let shift = 9 - taps;
+    let mut ctl = [[0u8; 32]; 4];
+    let mut j = 0;
+    while 2 * j < taps {
+        let mut i = 0;
+        while i < 8 {
+            let mut b = 0;
+            while b < 2 {
+                let k = i + 2 * j + b;
+                ctl[j][2 * i + b] = k as u8;
+                ctl[j][16 + 2 * i + b] = (k + shift) as u8;
+                b += 1;
+            }
+            i += 1;
+        }
+        j += 1;
+    }
+    ctl
+}
+
+/// The same for 8 outputs from one vector whose low half holds samples 0..8 and high half
+/// samples `TAPS - 1` onwards.
+const fn horizontal_shuffles_8(taps: usize) -> [[u8; 16]; 4] {
+    let shift = 9 - taps;
+    let mut ctl = [[0u8; 16]; 4];
+    let mut j = 0;
+    while 2 * j < taps {
+        let mut i = 0;
+        while i < 16 {
+            let k = i / 2 + 2 * j + i % 2;
+            ctl[j][i] = if k < 8 { k } else { k + shift } as u8;
+            i += 1;
+        }
+        j += 1;
+    }
+    ctl
+}
+
+/// The horizontal filter's 16 sums of outputs `x..x + 16` from `src`, which starts at the
+/// first output's first tap and holds `w + TAPS - 1` samples (`x + 16 <= w`).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn horizontal_16<const TAPS: usize>(src: &[u8], x: usize, weights: &[__m256i; 4]) -> __m256i {
+    let ctl = const { horizontal_shuffles(TAPS) };
+    let v = _mm256_set_m128i(load_u8x16(&src[x + TAPS - 1..]), load_u8x16(&src[x..]));
+    let mut acc = _mm256_setzero_si256();
+    for (ctl, &weight) in ctl.iter().zip(weights).take(TAPS / 2) {
+        let pairs = _mm256_shuffle_epi8(v, load_u8x32(ctl));
+        acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16(pairs, weight));
+    }
+    acc
+}
+
+/// The same for the 8 outputs `x..x + 8` (`x + 8 <= w`).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn horizontal_8<const TAPS: usize>(src: &[u8], x: usize, weights: &[__m256i; 4]) -> __m128i {
+    let ctl = const { horizontal_shuffles_8(TAPS) };
+    let v = _mm_unpacklo_epi64(load_u8x8(&src[x..]), load_u8x8(&src[x + TAPS - 1..]));
+    let mut acc = _mm_setzero_si128();
+    for (ctl, &weight) in ctl.iter().zip(weights).take(TAPS / 2) {
+        let pairs = _mm_shuffle_epi8(v, load_u8x16(ctl));
+        acc = _mm_add_epi16(
+            acc,
+            _mm_maddubs_epi16(pairs, _mm256_castsi256_si128(weight)),
+        );
+    }
+    acc
+}
+
+/// The horizontal filter's sums of one row, `out.len()` (a multiple of 8) of them.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn horizontal_row<const TAPS: usize>(src: &[u8], weights: &[__m256i; 4], out: &mut [i16]) {
     let w = out.len();
     let mut x = 0;
     while x + 16 <= w {
-        let mut acc = _mm256_setzero_si256();
-        for (src, &tap) in sources.iter().zip(&taps) {
-            let v = widen16(&src[x..]);
-            acc = _mm256_add_epi16(acc, _mm256_mullo_epi16(v, _mm256_set1_epi16(tap)));
-        }
-        store_i16x16(&mut out[x..], acc);
+        store_i16x16(&mut out[x..], horizontal_16::<TAPS>(src, x, weights));
         x += 16;
     }
     if x < w {
-        let mut acc = _mm_setzero_si128();
-        for (src, &tap) in sources.iter().zip(&taps) {
-            let v = widen8(&src[x..]);
-            acc = _mm_add_epi16(acc, _mm_mullo_epi16(v, _mm_set1_epi16(tap)));
-        }
-        store_i16x8(&mut out[x..], acc);
+        store_i16x8(&mut out[x..], horizontal_8::<TAPS>(src, x, weights));
     }
 }
 
-/// `out = clip((sums + 32) >> 6)`, the rounding of one filter pass.
+/// One horizontally filtered row rounded to bytes: `clip((sum + 32) >> 6)`.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn round_one_pass(sums: &[i16], out: &mut [u8]) {
-    let w = sums.len();
+fn horizontal_row_bytes<const TAPS: usize>(src: &[u8], weights: &[__m256i; 4], out: &mut [u8]) {
+    let w = out.len();
     let round = _mm256_set1_epi16(32);
     let mut x = 0;
     while x + 16 <= w {
-        let v = _mm256_srai_epi16(_mm256_add_epi16(load_i16x16(&sums[x..]), round), 6);
-        let packed = _mm256_packus_epi16(v, v);
-        let packed = _mm256_permute4x64_epi64(packed, 0b00_00_10_00);
+        let sums = horizontal_16::<TAPS>(src, x, weights);
+        let v = _mm256_srai_epi16(_mm256_add_epi16(sums, round), 6);
+        let packed = _mm256_permute4x64_epi64(_mm256_packus_epi16(v, v), 0b00_00_10_00);
         store_u8x16(&mut out[x..], _mm256_castsi256_si128(packed));
         x += 16;
     }
     if x < w {
-        let v = _mm_srai_epi16(
-            _mm_add_epi16(load_i16x8(&sums[x..]), _mm256_castsi256_si128(round)),
-            6,
-        );
+        let sums = horizontal_8::<TAPS>(src, x, weights);
+        let v = _mm_srai_epi16(_mm_add_epi16(sums, _mm256_castsi256_si128(round)), 6);
         store_u8x8(&mut out[x..], _mm_packus_epi16(v, v));
+    }
+}
+
+/// The vertical filter straight from byte rows, rounded to bytes: rows interleaved in pairs so
+/// that each `maddubs` sums two taps.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn vertical_row_bytes<const TAPS: usize>(
+    rows: [&[u8]; TAPS],
+    weights: &[__m256i; 4],
+    out: &mut [u8],
+) {
+    let w = out.len();
+    let round = _mm256_set1_epi16(32);
+    let mut x = 0;
+    while x + 32 <= w {
+        let (mut lo, mut hi) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        for (pair, &weight) in rows.chunks_exact(2).zip(weights) {
+            let (a, b) = (load_u8x32(&pair[0][x..]), load_u8x32(&pair[1][x..]));
+            lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(_mm256_unpacklo_epi8(a, b), weight));
+            hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(_mm256_unpackhi_epi8(a, b), weight));
+        }
+        let lo = _mm256_srai_epi16(_mm256_add_epi16(lo, round), 6);
+        let hi = _mm256_srai_epi16(_mm256_add_epi16(hi, round), 6);
+        // Per lane: columns 0..8 then 8..16 of that lane, so the lanes stay in order.
+        store_u8x32(&mut out[x..], _mm256_packus_epi16(lo, hi));
+        x += 32;
+    }
+    let round = _mm256_castsi256_si128(round);
+    while x + 8 <= w {
+        let mut acc = _mm_setzero_si128();
+        let mut acc_hi = _mm_setzero_si128();
+        let wide = x + 16 <= w;
+        for (pair, &weight) in rows.chunks_exact(2).zip(weights) {
+            let weight = _mm256_castsi256_si128(weight);
+            let (a, b) = if wide {
+                (load_u8x16(&pair[0][x..]), load_u8x16(&pair[1][x..]))
+            } else {
+                (load_u8x8(&pair[0][x..]), load_u8x8(&pair[1][x..]))
+            };
+            acc = _mm_add_epi16(acc, _mm_maddubs_epi16(_mm_unpacklo_epi8(a, b), weight));
+            if wide {
+                acc_hi = _mm_add_epi16(acc_hi, _mm_maddubs_epi16(_mm_unpackhi_epi8(a, b), weight));
+            }
+        }
+        let lo = _mm_srai_epi16(_mm_add_epi16(acc, round), 6);
+        let hi = _mm_srai_epi16(_mm_add_epi16(acc_hi, round), 6);
+        let packed = _mm_packus_epi16(lo, hi);
+        if wide {
+            store_u8x16(&mut out[x..], packed);
+            x += 16;
+        } else {
+            store_u8x8(&mut out[x..], packed);
+            x += 8;
+        }
     }
 }
 
@@ -257,8 +428,10 @@ fn vertical_of_sums<const TAPS: usize>(rows: [&[i16]; TAPS], taps: [i16; TAPS], 
 }
 
 /// Sub-sample interpolation of 8-bit blocks (see `Kernels::interpolate`), the same arithmetic as
-/// the reference: the horizontal pass exact in 16 bits, the vertical one in 32, one rounding.
-/// Widths that are not a multiple of 8, and whole-sample copies, run the reference.
+/// the reference: the horizontal pass exact in 16 bits (byte pairs times byte taps), the
+/// vertical one in 16 bits from bytes or in 32 from horizontal sums, one rounding. Widths that
+/// are not a multiple of 8, whole-sample copies and taps too large for 16-bit sums run the
+/// reference.
 ///
 /// # Safety
 /// The CPU supports AVX2.
@@ -270,44 +443,40 @@ pub(super) unsafe fn interpolate_avx2<const TAPS: usize>(
     (taps_x, taps_y): (Option<&[i32; TAPS]>, Option<&[i32; TAPS]>),
     out: &mut [u8],
 ) {
-    if !w.is_multiple_of(8) || w > 64 || (taps_x.is_none() && taps_y.is_none()) {
+    const { assert!(TAPS.is_multiple_of(2) && TAPS <= 8 && TAPS >= 2) };
+    if !w.is_multiple_of(8)
+        || w > 64
+        || (taps_x.is_none() && taps_y.is_none())
+        || !taps_fit_bytes(taps_x)
+        || !taps_fit_bytes(taps_y)
+    {
         return mc::interpolate(plane, (ix, iy), (w, h), (taps_x, taps_y), out);
     }
-    const { assert!(TAPS.is_multiple_of(2) && TAPS <= 8) };
-    let narrow = |taps: &[i32; TAPS]| taps.map(|t| t as i16);
     let before = (TAPS / 2 - 1) as isize;
     let data = &plane.data[..];
     let row_at = |x: isize, y: isize, len: usize| &data[plane.index(x, y)..][..len];
-    let mut sums = [0i16; 64];
-    let sums = &mut sums[..w];
     match (taps_x, taps_y) {
         (Some(tx), None) => {
-            let tx = narrow(tx);
+            let weights = pair_weights(tx);
             for (y, row) in out.chunks_exact_mut(w).take(h).enumerate() {
                 let src = row_at(ix - before, iy + y as isize, w + TAPS - 1);
-                weighted_rows(std::array::from_fn(|t| &src[t..]), tx, sums);
-                round_one_pass(sums, row);
+                horizontal_row_bytes::<TAPS>(src, &weights, row);
             }
         }
         (None, Some(ty)) => {
-            let ty = narrow(ty);
+            let weights = pair_weights(ty);
             for (y, row) in out.chunks_exact_mut(w).take(h).enumerate() {
-                let sources =
-                    std::array::from_fn(|t| row_at(ix, iy - before + (y + t) as isize, w));
-                weighted_rows(sources, ty, sums);
-                round_one_pass(sums, row);
+                let rows = std::array::from_fn(|t| row_at(ix, iy - before + (y + t) as isize, w));
+                vertical_row_bytes::<TAPS>(rows, &weights, row);
             }
         }
         (Some(tx), Some(ty)) => {
-            let (tx, ty) = (narrow(tx), narrow(ty));
+            let weights = pair_weights(tx);
+            let ty = ty.map(|t| t as i16);
             let mut ring = [[0i16; 64]; TAPS];
             let horizontal = |r: usize, ring: &mut [[i16; 64]; TAPS]| {
                 let src = row_at(ix - before, iy - before + r as isize, w + TAPS - 1);
-                weighted_rows(
-                    std::array::from_fn(|t| &src[t..]),
-                    tx,
-                    &mut ring[r % TAPS][..w],
-                );
+                horizontal_row::<TAPS>(src, &weights, &mut ring[r % TAPS][..w]);
             };
             for r in 0..TAPS - 1 {
                 horizontal(r, &mut ring);
@@ -320,4 +489,251 @@ pub(super) unsafe fn interpolate_avx2<const TAPS: usize>(
         }
         (None, None) => unreachable!("whole-sample copies run the reference"),
     }
+}
+
+/// SAO edge index `sign(c - a) + sign(c - b) + 2` (0 to 4) of unsigned bytes.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn edge_index_256(a: __m256i, c: __m256i, b: __m256i) -> __m256i {
+    // Flipping the top bit orders unsigned bytes as the signed compare does.
+    let bias = _mm256_set1_epi8(-128);
+    let (a, c, b) = (
+        _mm256_xor_si256(a, bias),
+        _mm256_xor_si256(c, bias),
+        _mm256_xor_si256(b, bias),
+    );
+    // cmpgt is -1 where true: (n > c) - (c > n) = sign(c - n).
+    let sa = _mm256_sub_epi8(_mm256_cmpgt_epi8(a, c), _mm256_cmpgt_epi8(c, a));
+    let sb = _mm256_sub_epi8(_mm256_cmpgt_epi8(b, c), _mm256_cmpgt_epi8(c, b));
+    _mm256_add_epi8(_mm256_add_epi8(sa, sb), _mm256_set1_epi8(2))
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn edge_index_128(a: __m128i, c: __m128i, b: __m128i) -> __m128i {
+    let bias = _mm_set1_epi8(-128);
+    let (a, c, b) = (
+        _mm_xor_si128(a, bias),
+        _mm_xor_si128(c, bias),
+        _mm_xor_si128(b, bias),
+    );
+    let sa = _mm_sub_epi8(_mm_cmpgt_epi8(a, c), _mm_cmpgt_epi8(c, a));
+    let sb = _mm_sub_epi8(_mm_cmpgt_epi8(b, c), _mm_cmpgt_epi8(c, b));
+    _mm_add_epi8(_mm_add_epi8(sa, sb), _mm_set1_epi8(2))
+}
+
+/// `clip(c + o)` of unsigned bytes `c` and signed offsets `o` (-127..=127): one of the
+/// saturating add and subtract is of zero.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn add_offsets_256(c: __m256i, o: __m256i) -> __m256i {
+    let zero = _mm256_setzero_si256();
+    let up = _mm256_max_epi8(o, zero);
+    let down = _mm256_max_epi8(_mm256_sub_epi8(zero, o), zero);
+    _mm256_subs_epu8(_mm256_adds_epu8(c, up), down)
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn add_offsets_128(c: __m128i, o: __m128i) -> __m128i {
+    let zero = _mm_setzero_si128();
+    let up = _mm_max_epi8(o, zero);
+    let down = _mm_max_epi8(_mm_sub_epi8(zero, o), zero);
+    _mm_subs_epu8(_mm_adds_epu8(c, up), down)
+}
+
+/// Offsets that fit the signed bytes the kernels add.
+fn offsets_fit_bytes(table: &[i32]) -> bool {
+    table.iter().all(|t| (-127..=127).contains(t))
+}
+
+/// Runs `chunk32` then `chunk16` over `span`, covering its tail with a chunk that overlaps the
+/// previous one (which recomputes the same outputs), and the reference below 16 samples.
+#[inline(always)]
+fn overlapping_chunks(
+    span: std::ops::Range<usize>,
+    out: &mut [u8],
+    mut chunk32: impl FnMut(&mut [u8], usize),
+    mut chunk16: impl FnMut(&mut [u8], usize),
+    rest: impl FnOnce(&mut [u8], std::ops::Range<usize>),
+) {
+    let len = span.len();
+    if len >= 32 {
+        let mut x = span.start;
+        while x + 32 <= span.end {
+            chunk32(out, x);
+            x += 32;
+        }
+        if x < span.end {
+            chunk32(out, span.end - 32);
+        }
+    } else if len >= 16 {
+        chunk16(out, span.start);
+        chunk16(out, span.end - 16);
+    } else {
+        rest(out, span);
+    }
+}
+
+/// The SAO edge filter of a row segment (see `sao::edge_row`): edge index, category offset by
+/// byte shuffle, saturating add.
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn sao_edge_row_avx2(
+    (ra, cur, rb): (&[u8], &[u8], &[u8]),
+    dx: isize,
+    span: std::ops::Range<usize>,
+    table: &[i32; 5],
+    max: i32,
+    out: &mut [u8],
+) {
+    if !offsets_fit_bytes(table) {
+        return sao::edge_row((ra, cur, rb), dx, span, table, max, out);
+    }
+    // Offset of each edge index, in the order of `sao::edge_category`.
+    let mut lut = [0u8; 16];
+    for (e, category) in [1, 2, 0, 3, 4].into_iter().enumerate() {
+        lut[e] = table[category] as i8 as u8;
+    }
+    let lut = load_u8x16(&lut);
+    let lut256 = _mm256_broadcastsi128_si256(lut);
+    let (left, right) = (
+        |x: usize| x.wrapping_add_signed(-dx),
+        |x: usize| x.wrapping_add_signed(dx),
+    );
+    overlapping_chunks(
+        span,
+        out,
+        |out, x| {
+            let c = load_u8x32(&cur[x..]);
+            let e = edge_index_256(load_u8x32(&ra[left(x)..]), c, load_u8x32(&rb[right(x)..]));
+            let o = _mm256_shuffle_epi8(lut256, e);
+            store_u8x32(&mut out[x..], add_offsets_256(c, o));
+        },
+        |out, x| {
+            let c = load_u8x16(&cur[x..]);
+            let e = edge_index_128(load_u8x16(&ra[left(x)..]), c, load_u8x16(&rb[right(x)..]));
+            let o = _mm_shuffle_epi8(lut, e);
+            store_u8x16(&mut out[x..], add_offsets_128(c, o));
+        },
+        |out, span| sao::edge_row((ra, cur, rb), dx, span, table, max, out),
+    );
+}
+
+/// The SAO band filter of a row segment (see `sao::band_row`): the band's offset looked up in
+/// two 16-byte halves of the table, saturating add.
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn sao_band_row_avx2(
+    cur: &[u8],
+    span: std::ops::Range<usize>,
+    table: &[i32; 32],
+    band_shift: u32,
+    max: i32,
+    out: &mut [u8],
+) {
+    if band_shift != 3 || !offsets_fit_bytes(table) {
+        return sao::band_row(cur, span, table, band_shift, max, out);
+    }
+    let bytes = table.map(|t| t as i8 as u8);
+    let (low, high) = (load_u8x16(&bytes[..16]), load_u8x16(&bytes[16..]));
+    let (low256, high256) = (
+        _mm256_broadcastsi128_si256(low),
+        _mm256_broadcastsi128_si256(high),
+    );
+    overlapping_chunks(
+        span,
+        out,
+        |out, x| {
+            let c = load_u8x32(&cur[x..]);
+            let band = _mm256_and_si256(_mm256_srli_epi16(c, 3), _mm256_set1_epi8(31));
+            let o = _mm256_blendv_epi8(
+                _mm256_shuffle_epi8(low256, band),
+                _mm256_shuffle_epi8(high256, band),
+                _mm256_cmpgt_epi8(band, _mm256_set1_epi8(15)),
+            );
+            store_u8x32(&mut out[x..], add_offsets_256(c, o));
+        },
+        |out, x| {
+            let c = load_u8x16(&cur[x..]);
+            let band = _mm_and_si128(_mm_srli_epi16(c, 3), _mm_set1_epi8(31));
+            let o = _mm_blendv_epi8(
+                _mm_shuffle_epi8(low, band),
+                _mm_shuffle_epi8(high, band),
+                _mm_cmpgt_epi8(band, _mm_set1_epi8(15)),
+            );
+            store_u8x16(&mut out[x..], add_offsets_128(c, o));
+        },
+        |out, span| sao::band_row(cur, span, table, band_shift, max, out),
+    );
+}
+
+/// The SAO edge statistics of a row segment (see `sao::edge_stats`): per edge index, the
+/// masked samples' sums by `sad` against zero and their number by `movemask`. A tail shorter
+/// than 32 reuses the last 32 samples with the lanes already counted masked off.
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn sao_edge_stats_avx2(
+    (ra, cur, rb): (&[u8], &[u8], &[u8]),
+    orig: &[u8],
+    dx: isize,
+    span: std::ops::Range<usize>,
+) -> [(i32, i32); 5] {
+    if span.len() < 32 {
+        return sao::edge_stats((ra, cur, rb), orig, dx, span);
+    }
+    let zero = _mm256_setzero_si256();
+    // Per edge index: Σ orig and Σ cur in 64-bit lanes, and the count.
+    let mut sums = [[zero; 2]; 5];
+    let mut counts = [0u32; 5];
+    let mut chunk = |x: usize, lanes: __m256i| {
+        let c = load_u8x32(&cur[x..]);
+        let o = load_u8x32(&orig[x..]);
+        let a = load_u8x32(&ra[x.wrapping_add_signed(-dx)..]);
+        let b = load_u8x32(&rb[x.wrapping_add_signed(dx)..]);
+        let e = edge_index_256(a, c, b);
+        for (k, (sum, count)) in sums.iter_mut().zip(&mut counts).enumerate() {
+            let m = _mm256_and_si256(_mm256_cmpeq_epi8(e, _mm256_set1_epi8(k as i8)), lanes);
+            sum[0] = _mm256_add_epi64(sum[0], _mm256_sad_epu8(_mm256_and_si256(m, o), zero));
+            sum[1] = _mm256_add_epi64(sum[1], _mm256_sad_epu8(_mm256_and_si256(m, c), zero));
+            *count += (_mm256_movemask_epi8(m) as u32).count_ones();
+        }
+    };
+    let all = _mm256_set1_epi8(-1);
+    let mut x = span.start;
+    while x + 32 <= span.end {
+        chunk(x, all);
+        x += 32;
+    }
+    if x < span.end {
+        // Lanes i >= 32 - (span.end - x) are new.
+        let ramp = load_u8x32(&std::array::from_fn::<u8, 32, _>(|i| i as u8));
+        let first_new = (32 - (span.end - x)) as i8;
+        chunk(
+            span.end - 32,
+            _mm256_cmpgt_epi8(ramp, _mm256_set1_epi8(first_new - 1)),
+        );
+    }
+    let total = |v: __m256i| -> i64 {
+        let lanes: [i64; 4] = std::array::from_fn(|i| match i {
+            0 => _mm256_extract_epi64(v, 0),
+            1 => _mm256_extract_epi64(v, 1),
+            2 => _mm256_extract_epi64(v, 2),
+            _ => _mm256_extract_epi64(v, 3),
+        });
+        lanes.iter().sum()
+    };
+    // Edge index to category, as in `sao::edge_category`.
+    let mut stats = [(0i32, 0i32); 5];
+    for (e, category) in [1, 2, 0, 3, 4].into_iter().enumerate() {
+        let sum = total(sums[e][0]) - total(sums[e][1]);
+        stats[category] = (sum as i32, counts[e] as i32);
+    }
+    stats
 }
