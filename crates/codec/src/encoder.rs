@@ -802,6 +802,10 @@ struct FrameEncoder<'a, T: Sample> {
     mv_hints: Vec<Mv>,
     /// The reconstruction of a block whose levels are being weighed (reused, not reallocated).
     reconstruction_scratch: Vec<T>,
+    /// Predictions of merge candidates, and the second direction of bi-predicted ones
+    /// (reused, not reallocated).
+    merge_predictions: [Prediction3<T>; 2],
+    bi_scratch: [Vec<T>; 3],
 }
 
 impl<'a, T: Sample> FrameEncoder<'a, T> {
@@ -845,6 +849,8 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             cus: Vec::new(),
             mv_hints: vec![Mv::ZERO; references.len()],
             reconstruction_scratch: Vec::new(),
+            merge_predictions: Default::default(),
+            bi_scratch: Default::default(),
         }
     }
 
@@ -1121,14 +1127,15 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         let (cx, cy) = (x >> UNIT_LOG2, y >> UNIT_LOG2);
         let count = usize::from(self.header.merge_candidates);
         let list = merge_candidates(&self.grid, &self.motion, cx, cy, size >> UNIT_LOG2, count);
-        let mut best_skip: Option<(Candidate, Prediction3<T>)> = None;
-        let mut tried: Vec<Motion> = Vec::new();
+        let mut best_skip: Option<Candidate> = None;
+        // The candidate's prediction and the best one's, in buffers kept between units.
+        let [mut pred, mut best_pred] = std::mem::take(&mut self.merge_predictions);
+        let mut scratch = std::mem::take(&mut self.bi_scratch);
         for (index, &motion) in list.iter().enumerate() {
-            if tried.contains(&motion) || !self.motion_in_bounds(x, y, size, &motion) {
+            if list[..index].contains(&motion) || !self.motion_in_bounds(x, y, size, &motion) {
                 continue;
             }
-            tried.push(motion);
-            let pred = Prediction3::inter(self.references, x, y, size, &motion);
+            pred.predict_inter(self.references, x, y, size, &motion, &mut scratch);
             let distortion = pred.sse(source);
             let cu = CodedCu {
                 x,
@@ -1148,18 +1155,20 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             };
             let rate = self.cu_rate(&cu);
             let cost = self.rd.cost(distortion, rate);
-            if best_skip.as_ref().is_none_or(|(b, _)| cost < b.cost) {
-                best_skip = Some((Candidate { cost, cu }, pred));
+            if best_skip.as_ref().is_none_or(|b| cost < b.cost) {
+                best_skip = Some(Candidate { cost, cu });
+                std::mem::swap(&mut pred, &mut best_pred);
             }
         }
-        let Some((skip, pred)) = best_skip else {
-            return (None, None);
-        };
-        let mut cu = skip.cu.clone();
-        cu.skip = false;
-        cu.qp = self.qp;
-        let merged = self.code_inter_residual(source, cu, &pred);
-        (Some(skip), Some(merged))
+        let merged = best_skip.as_ref().map(|skip| {
+            let mut cu = skip.cu.clone();
+            cu.skip = false;
+            cu.qp = self.qp;
+            self.code_inter_residual(source, cu, &best_pred)
+        });
+        self.merge_predictions = [pred, best_pred];
+        self.bi_scratch = scratch;
+        (best_skip, merged)
     }
 
     /// Every vector of `motion` stays inside its reference's border.
@@ -1315,9 +1324,13 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         cu.transform_skip = 0;
         for i in 0..per_row * per_row {
             let (bx, by) = ((i % per_row) * n, (i / per_row) * n);
-            let src = extract(&source.planes[0], size, bx, by, n);
-            let prd = extract(&pred.planes[0], size, bx, by, n);
-            let (levels, d, skip) = self.code_block(&src, &prd, luma_log2, true, false);
+            let (levels, d, skip) = if n == size {
+                self.code_block(&source.planes[0], &pred.planes[0], luma_log2, true, false)
+            } else {
+                let src = extract(&source.planes[0], size, bx, by, n);
+                let prd = extract(&pred.planes[0], size, bx, by, n);
+                self.code_block(&src, &prd, luma_log2, true, false)
+            };
             distortion += d;
             cu.luma.push(levels);
             cu.transform_skip |= if skip { skip_bit(true, i) } else { 0 };
@@ -2025,29 +2038,40 @@ impl<T: Sample> SourceBlock<T> {
 }
 
 /// A prediction of a coding unit, tight rows per plane.
+#[derive(Default)]
 struct Prediction3<T: Sample> {
     planes: [Vec<T>; 3],
 }
 
 impl<T: Sample> Prediction3<T> {
     fn inter(references: &[&Picture<T>], x: usize, y: usize, size: usize, motion: &Motion) -> Self {
-        let buffers = |n: usize| {
-            [
-                vec![T::default(); n],
-                vec![T::default(); n / 4],
-                vec![T::default(); n / 4],
-            ]
+        let mut prediction = Prediction3::default();
+        prediction.predict_inter(references, x, y, size, motion, &mut Default::default());
+        prediction
+    }
+
+    /// The motion-compensated prediction of a `size` unit at (x, y) into these buffers
+    /// (`scratch` holds the second direction's), reusing their memory.
+    fn predict_inter(
+        &mut self,
+        references: &[&Picture<T>],
+        x: usize,
+        y: usize,
+        size: usize,
+        motion: &Motion,
+        scratch: &mut [Vec<T>; 3],
+    ) {
+        let samples = size * size;
+        let resize = |planes: &mut [Vec<T>; 3], n: usize| {
+            planes[0].resize(n, T::default());
+            planes[1].resize(n / 4, T::default());
+            planes[2].resize(n / 4, T::default());
         };
-        let mut planes = buffers(size * size);
-        let mut scratch = buffers(if motion.second.is_some() {
-            size * size
-        } else {
-            0
-        });
-        let [a, b, c] = &mut planes;
-        let [sa, sb, sc] = &mut scratch;
+        resize(&mut self.planes, samples);
+        resize(scratch, if motion.second.is_some() { samples } else { 0 });
+        let [a, b, c] = &mut self.planes;
+        let [sa, sb, sc] = scratch;
         predict_motion(references, x, y, size, motion, [a, b, c], [sa, sb, sc]);
-        Prediction3 { planes }
     }
 
     fn sse(&self, source: &SourceBlock<T>) -> u64 {

@@ -106,6 +106,10 @@ impl LowRes {
         let (fx, fy) = ((mv.x & 1) as usize, (mv.y & 1) as usize);
         let stride = self.plane.stride;
         let data = &self.plane.data[self.plane.index(x, y)..];
+        if fx == 0 && fy == 0 {
+            // Whole samples: the average of four equal samples is the sample.
+            return satd(block, BLOCK, data, stride, BLOCK, BLOCK);
+        }
         let predicted: [u8; BLOCK * BLOCK] = std::array::from_fn(|i| {
             let at = (i / BLOCK) * stride + i % BLOCK;
             let sum = u32::from(data[at])
@@ -141,14 +145,10 @@ pub fn inter_costs(frame: &LowRes, reference: &LowRes) -> InterCosts {
         for bx in 0..frame.blocks_x {
             let i = by * frame.blocks_x + bx;
             let block = frame.block(bx, by);
-            let mut starts = vec![Mv::ZERO];
-            if bx > 0 {
-                starts.push(vectors[i - 1]);
-            }
-            if by > 0 {
-                starts.push(vectors[i - frame.blocks_x]);
-            }
-            let predictor = starts.last().copied().unwrap_or(Mv::ZERO);
+            let left = (bx > 0).then(|| vectors[i - 1]);
+            let above = (by > 0).then(|| vectors[i - frame.blocks_x]);
+            let predictor = above.or(left).unwrap_or(Mv::ZERO);
+            let starts = [Some(Mv::ZERO), left, above].into_iter().flatten();
             let evaluate =
                 |mv: Mv| reference.inter_cost(&block, bx, by, mv) + penalty(mv, predictor);
             let (mut best, mut best_cost) = (Mv::ZERO, u32::MAX);
