@@ -1,6 +1,8 @@
 //! Quantisation: the QP-to-step mapping (the step doubles every 6 QP), dead-zone quantisation in
 //! the encoder and the dequantisation shared by encoder and decoder.
 
+use crate::dsp::transforms;
+
 pub const MAX_QP: u8 = 51;
 
 /// Forward scale for QP % 6 (2^14 / step, the step growing by 2^(1/6) each QP).
@@ -34,8 +36,15 @@ pub fn quantize(coeffs: &[i32], levels: &mut [i32], qp: u8, log2n: u32, rounding
     // Where every product fits 32 bits (8-bit video always) the loop runs on 32-bit lanes,
     // which vectorise; the result is the same.
     if i64::from(largest) * scale + offset <= i64::from(u32::MAX) {
-        let (scale, offset) = (scale as u32, offset as u32);
-        quantize_with(coeffs, levels, |m| (m * scale + offset) >> shift)
+        let max_level = MAX_LEVEL as u32;
+        transforms().quantize(
+            coeffs,
+            levels,
+            scale as u32,
+            offset as u32,
+            shift,
+            max_level,
+        )
     } else {
         quantize_with(coeffs, levels, |m| {
             ((i64::from(m) * scale + offset) >> shift).min(i64::from(MAX_LEVEL)) as u32
