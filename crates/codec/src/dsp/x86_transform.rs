@@ -70,13 +70,14 @@ fn mul(a: __m256i, c: i32) -> __m256i {
     _mm256_mullo_epi32(a, _mm256_set1_epi32(c))
 }
 
-/// `Σ_i coefs[i]·x[i]` lane by lane, over the first `count` terms (`count` ≥ 1).
+/// `Σ_i coefs[i]·x[i]` lane by lane, over the first `count` terms (1 ≤ `count` ≤ `x.len()`),
+/// the coefficients `stride` apart in `coefs`.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn dot(x: &[__m256i], coefs: impl Fn(usize) -> i32, count: usize) -> __m256i {
-    let mut acc = mul(x[0], coefs(0));
-    for (i, &v) in x.iter().enumerate().take(count).skip(1) {
-        acc = add(acc, mul(v, coefs(i)));
+fn dot(x: &[__m256i], coefs: &[i32], stride: usize, count: usize) -> __m256i {
+    let mut acc = mul(x[0], coefs[0]);
+    for i in 1..count {
+        acc = add(acc, mul(x[i], coefs[i * stride]));
     }
     acc
 }
@@ -138,16 +139,24 @@ macro_rules! forward_even_odd {
         fn $name(m: &Matrices, x: &[__m256i; $n]) -> [__m256i; $n] {
             const H: usize = $n / 2;
             let t: &[i32; $n * $n] = matrix(m, $index);
-            let even: [__m256i; H] = std::array::from_fn(|i| add(x[i], x[$n - 1 - i]));
-            let odd: [__m256i; H] = std::array::from_fn(|i| sub(x[i], x[$n - 1 - i]));
+            let zero = _mm256_setzero_si256();
+            let (mut even, mut odd) = ([zero; H], [zero; H]);
+            for i in 0..H {
+                even[i] = add(x[i], x[$n - 1 - i]);
+                odd[i] = sub(x[i], x[$n - 1 - i]);
+            }
             let even = $half(m, &even);
-            std::array::from_fn(|k| {
-                if k % 2 == 0 {
-                    even[k / 2]
-                } else {
-                    dot(&odd, |i| t[k * $n + i], H)
+            let mut y = [zero; $n];
+            for k in 0..H {
+                y[2 * k] = even[k];
+                let row = &t[(2 * k + 1) * $n..][..H];
+                let mut acc = mul(odd[0], row[0]);
+                for i in 1..H {
+                    acc = add(acc, mul(odd[i], row[i]));
                 }
-            })
+                y[2 * k + 1] = acc;
+            }
+            y
         }
     };
 }
@@ -185,24 +194,25 @@ macro_rules! inverse_even_odd {
         fn $name(m: &Matrices, x: &[__m256i; $n], rows: usize) -> [__m256i; $n] {
             const H: usize = $n / 2;
             let t: &[i32; $n * $n] = matrix(m, $index);
-            let even_in: [__m256i; H] = std::array::from_fn(|i| x[2 * i]);
-            let odd_in: [__m256i; H] = std::array::from_fn(|i| x[2 * i + 1]);
+            let zero = _mm256_setzero_si256();
+            let (mut even_in, mut odd_in) = ([zero; H], [zero; H]);
+            for i in 0..H {
+                even_in[i] = x[2 * i];
+                odd_in[i] = x[2 * i + 1];
+            }
             let even = $half(m, &even_in, rows.div_ceil(2));
-            let odd_rows = rows / 2;
-            let odd: [__m256i; H] = std::array::from_fn(|j| {
-                if odd_rows == 0 {
-                    _mm256_setzero_si256()
+            let odd_rows = (rows / 2).min(H);
+            let mut y = [zero; $n];
+            for j in 0..H {
+                let odd = if odd_rows == 0 {
+                    zero
                 } else {
-                    dot(&odd_in, |i| t[(2 * i + 1) * $n + j], odd_rows)
-                }
-            });
-            std::array::from_fn(|j| {
-                if j < H {
-                    add(even[j], odd[j])
-                } else {
-                    sub(even[$n - 1 - j], odd[$n - 1 - j])
-                }
-            })
+                    dot(&odd_in, &t[$n + j..], 2 * $n, odd_rows)
+                };
+                y[j] = add(even[j], odd);
+                y[$n - 1 - j] = sub(even[j], odd);
+            }
+            y
         }
     };
 }
@@ -232,12 +242,16 @@ fn pass<const N: usize>(
     f: impl Fn(&[__m256i; N]) -> [__m256i; N],
 ) {
     for g in 0..groups {
-        let x: [__m256i; N] = std::array::from_fn(|j| load8(&input[j * N + 8 * g..]));
+        let mut x = [_mm256_setzero_si256(); N];
+        for (j, v) in x.iter_mut().enumerate() {
+            *v = load8(&input[j * N + 8 * g..]);
+        }
         let y = f(&x);
         for kb in 0..N / 8 {
             let block: &[__m256i; 8] = y[8 * kb..8 * kb + 8].try_into().expect("8 rows");
-            for (c, v) in transpose8(block).into_iter().enumerate() {
-                store8(&mut out[(8 * g + c) * N + 8 * kb..], v);
+            let z = transpose8(block);
+            for c in 0..8 {
+                store8(&mut out[(8 * g + c) * N + 8 * kb..], z[c]);
             }
         }
     }
@@ -254,10 +268,18 @@ macro_rules! forward_dct {
             const LOG2N: u32 = ($n as u32).trailing_zeros();
             let mut tmp = [0i32; $n * $n];
             pass::<$n>(residual, &mut tmp, $n / 8, |x| {
-                $one_d(m, x).map(|v| round(v, LOG2N - 1))
+                let mut y = $one_d(m, x);
+                for v in y.iter_mut() {
+                    *v = round(*v, LOG2N - 1);
+                }
+                y
             });
             pass::<$n>(&tmp, coeffs, $n / 8, |x| {
-                $one_d(m, x).map(|v| round(v, LOG2N + 6))
+                let mut y = $one_d(m, x);
+                for v in y.iter_mut() {
+                    *v = round(*v, LOG2N + 6);
+                }
+                y
             });
         }
     };
@@ -316,10 +338,18 @@ macro_rules! inverse_dct {
             // second pass skips as zero inputs.
             let mut tmp = [0i32; $n * $n];
             pass::<$n>(coeffs, &mut tmp, columns.div_ceil(8), |x| {
-                $one_d(m, x, rows).map(|v| round_clip(v, 7, low, high))
+                let mut y = $one_d(m, x, rows);
+                for v in y.iter_mut() {
+                    *v = round_clip(*v, 7, low, high);
+                }
+                y
             });
             pass::<$n>(&tmp, residual, $n / 8, |x| {
-                $one_d(m, x, columns).map(|v| round_clip(v, 12, low, high))
+                let mut y = $one_d(m, x, columns);
+                for v in y.iter_mut() {
+                    *v = round_clip(*v, 12, low, high);
+                }
+                y
             });
         }
     };
@@ -381,10 +411,15 @@ fn forward4_pass(t: &[i32; 16], x: [__m128i; 4], shift: i32) -> [__m128i; 4] {
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn forward_dct4(m: &Matrices, residual: &[i32], coeffs: &mut [i32]) {
     let t: &[i32; 16] = matrix(m, 0);
-    let x = std::array::from_fn(|j| load4(&residual[4 * j..]));
+    let x = [
+        load4(&residual[..4]),
+        load4(&residual[4..]),
+        load4(&residual[8..]),
+        load4(&residual[12..]),
+    ];
     let y = forward4_pass(t, forward4_pass(t, x, 1), 8);
-    for (j, v) in y.into_iter().enumerate() {
-        store4(&mut coeffs[4 * j..], v);
+    for j in 0..4 {
+        store4(&mut coeffs[4 * j..], y[j]);
     }
 }
 
@@ -414,10 +449,15 @@ fn inverse4_pass(t: &[i32; 16], x: [__m128i; 4], shift: i32, limit: i32) -> [__m
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn inverse_dct4(m: &Matrices, coeffs: &[i32], residual: &mut [i32], limit: i32) {
     let t: &[i32; 16] = matrix(m, 0);
-    let x = std::array::from_fn(|k| load4(&coeffs[4 * k..]));
+    let x = [
+        load4(&coeffs[..4]),
+        load4(&coeffs[4..]),
+        load4(&coeffs[8..]),
+        load4(&coeffs[12..]),
+    ];
     let y = inverse4_pass(t, inverse4_pass(t, x, 7, limit), 12, limit);
-    for (j, v) in y.into_iter().enumerate() {
-        store4(&mut residual[4 * j..], v);
+    for j in 0..4 {
+        store4(&mut residual[4 * j..], y[j]);
     }
 }
 
