@@ -9,6 +9,7 @@
 
 use super::Matrices;
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -24,6 +25,41 @@ fn store8(out: &mut [i32], v: __m256i) {
     let out = &mut out[..8];
     // SAFETY: `out` holds exactly 8 writable lanes.
     unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), v) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn store8_uninit(out: &mut [MaybeUninit<i32>], v: __m256i) {
+    let out = &mut out[..8];
+    // SAFETY: `out` holds exactly 8 writable lanes (uninitialised lanes may be written).
+    unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), v) }
+}
+
+/// `block` as lanes that may be left uninitialised, for a pass that only stores values.
+#[inline]
+fn as_uninit(block: &mut [i32]) -> &mut [MaybeUninit<i32>] {
+    // SAFETY: `MaybeUninit<i32>` has the layout of `i32`, and the passes writing through the
+    // result store only initialised values, so `block` stays initialised.
+    unsafe { &mut *(block as *mut [i32] as *mut [MaybeUninit<i32>]) }
+}
+
+/// The intermediate block between the two passes, filled whole by the first pass (and the
+/// zero rows of the inverse) before the second reads it, so it needs no zeroing.
+struct Intermediate<const LEN: usize>([MaybeUninit<i32>; LEN]);
+
+impl<const LEN: usize> Intermediate<LEN> {
+    fn new() -> Self {
+        Intermediate([MaybeUninit::uninit(); LEN])
+    }
+
+    /// The block, once every lane has been written.
+    ///
+    /// # Safety
+    /// Every lane has been written.
+    unsafe fn assume_written(&self) -> &[i32; LEN] {
+        // SAFETY: same layout, and every lane is initialised (the caller's guarantee).
+        unsafe { &*(&self.0 as *const [MaybeUninit<i32>; LEN] as *const [i32; LEN]) }
+    }
 }
 
 #[inline]
@@ -231,13 +267,13 @@ fn round(v: __m256i, shift: u32) -> __m256i {
 
 /// One pass over an N×N block (N ≥ 8) in groups of 8 columns: `out = transpose(f(input))`,
 /// where `f` maps the N row vectors of a group to N result vectors (rounded and clipped by
-/// `f`). Only the first `groups` column groups are computed; the rows of `out` they would
-/// give beyond them are left as they are.
+/// `f`). Only the first `groups` column groups are computed, which write the first
+/// 8·`groups` rows of `out` whole.
 #[inline]
 #[target_feature(enable = "avx2")]
 fn pass<const N: usize>(
     input: &[i32],
-    out: &mut [i32],
+    out: &mut [MaybeUninit<i32>],
     groups: usize,
     f: impl Fn(&[__m256i; N]) -> [__m256i; N],
 ) {
@@ -251,7 +287,7 @@ fn pass<const N: usize>(
             let block: &[__m256i; 8] = y[8 * kb..8 * kb + 8].try_into().expect("8 rows");
             let z = transpose8(block);
             for c in 0..8 {
-                store8(&mut out[(8 * g + c) * N + 8 * kb..], z[c]);
+                store8_uninit(&mut out[(8 * g + c) * N + 8 * kb..], z[c]);
             }
         }
     }
@@ -266,15 +302,17 @@ macro_rules! forward_dct {
         #[target_feature(enable = "avx2")]
         pub(super) unsafe fn $name(m: &Matrices, residual: &[i32], coeffs: &mut [i32]) {
             const LOG2N: u32 = ($n as u32).trailing_zeros();
-            let mut tmp = [0i32; $n * $n];
-            pass::<$n>(residual, &mut tmp, $n / 8, |x| {
+            let mut tmp = Intermediate::<{ $n * $n }>::new();
+            pass::<$n>(residual, &mut tmp.0, $n / 8, |x| {
                 let mut y = $one_d(m, x);
                 for v in y.iter_mut() {
                     *v = round(*v, LOG2N - 1);
                 }
                 y
             });
-            pass::<$n>(&tmp, coeffs, $n / 8, |x| {
+            // SAFETY: the first pass ran over all N/8 groups, which write every row.
+            let tmp = unsafe { tmp.assume_written() };
+            pass::<$n>(tmp, as_uninit(coeffs), $n / 8, |x| {
                 let mut y = $one_d(m, x);
                 for v in y.iter_mut() {
                     *v = round(*v, LOG2N + 6);
@@ -334,17 +372,23 @@ macro_rules! inverse_dct {
                 return;
             }
             let (low, high) = (_mm256_set1_epi32(-limit), _mm256_set1_epi32(limit - 1));
-            // Rows of `tmp` past `columns` are the transforms of zero columns, which the
-            // second pass skips as zero inputs.
-            let mut tmp = [0i32; $n * $n];
-            pass::<$n>(coeffs, &mut tmp, columns.div_ceil(8), |x| {
+            // Rows of `tmp` past `columns` are the transforms of zero columns: zero, and
+            // skipped by the second pass as zero inputs.
+            let mut tmp = Intermediate::<{ $n * $n }>::new();
+            let groups = columns.div_ceil(8);
+            pass::<$n>(coeffs, &mut tmp.0, groups, |x| {
                 let mut y = $one_d(m, x, rows);
                 for v in y.iter_mut() {
                     *v = round_clip(*v, 7, low, high);
                 }
                 y
             });
-            pass::<$n>(&tmp, residual, $n / 8, |x| {
+            for row in tmp.0[8 * groups * $n..].chunks_exact_mut(8) {
+                store8_uninit(row, _mm256_setzero_si256());
+            }
+            // SAFETY: the first pass wrote the first 8·`groups` rows, the loop above the rest.
+            let tmp = unsafe { tmp.assume_written() };
+            pass::<$n>(tmp, as_uninit(residual), $n / 8, |x| {
                 let mut y = $one_d(m, x, columns);
                 for v in y.iter_mut() {
                     *v = round_clip(*v, 12, low, high);
