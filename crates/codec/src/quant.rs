@@ -32,7 +32,7 @@ pub fn quantize(coeffs: &[i32], levels: &mut [i32], qp: u8, log2n: u32, rounding
     let shift = quant_shift(qp, log2n);
     let scale = QUANT_SCALE[usize::from(qp % 6)];
     let offset = (rounding * (1i64 << shift) as f64) as i64;
-    let largest = coeffs.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0);
+    let largest = transforms().largest_magnitude(coeffs);
     // Where every product fits 32 bits (8-bit video always) the loop runs on 32-bit lanes,
     // which vectorise; the result is the same.
     if i64::from(largest) * scale + offset <= i64::from(u32::MAX) {

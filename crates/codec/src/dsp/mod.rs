@@ -219,6 +219,7 @@ type ForwardDctFn = unsafe fn(&Matrices, &[i32], &mut [i32]);
 type InverseDctFn = unsafe fn(&Matrices, &[i32], &mut [i32], i32);
 /// `quantize(coeffs, levels, scale, offset, shift, max_level)`.
 type QuantizeFn = unsafe fn(&[i32], &mut [i32], u32, u32, u32, u32) -> usize;
+type LargestMagnitudeFn = unsafe fn(&[i32]) -> u32;
 
 /// The transform and quantisation kernels at one instruction set level (they work on 32-bit
 /// coefficients, the same at every sample depth).
@@ -230,6 +231,7 @@ pub struct Transforms {
     forward_dct: [ForwardDctFn; 4],
     inverse_dct: [InverseDctFn; 4],
     quantize: QuantizeFn,
+    largest_magnitude: LargestMagnitudeFn,
 }
 
 impl Transforms {
@@ -253,6 +255,7 @@ impl Transforms {
                 reference::inverse_dct::<32, 1024>,
             ],
             quantize: quant::quantize,
+            largest_magnitude: quant::largest_magnitude,
         };
         #[cfg(target_arch = "x86_64")]
         if isa.min(detect()) >= Isa::Avx2 {
@@ -273,6 +276,7 @@ impl Transforms {
                 avx2::inverse_dct32,
             ];
             kernels.quantize = avx2::quantize;
+            kernels.largest_magnitude = avx2::largest_magnitude;
         }
         let _ = isa;
         kernels
@@ -361,6 +365,13 @@ impl Transforms {
         assert!(shift < 32);
         // SAFETY: as in `matrix_rows`.
         unsafe { (self.quantize)(coeffs, levels, scale, offset, shift, max_level) }
+    }
+
+    /// The largest `|c|` of `coeffs` (0 when empty), unsigned so that `i32::MIN` has one.
+    #[inline]
+    pub fn largest_magnitude(&self, coeffs: &[i32]) -> u32 {
+        // SAFETY: as in `matrix_rows`.
+        unsafe { (self.largest_magnitude)(coeffs) }
     }
 }
 
@@ -694,6 +705,17 @@ mod tests {
                             "{isa:?} {len} {scale} {shift} {rounding}"
                         );
                     }
+                }
+            }
+            for extreme in [i32::MIN, i32::MAX, -1, 0] {
+                for len in [1, 9, 16] {
+                    let mut coeffs = vec![3; len];
+                    coeffs[len / 2] = extreme;
+                    assert_eq!(
+                        kernels.largest_magnitude(&coeffs),
+                        reference.largest_magnitude(&coeffs),
+                        "{isa:?} largest {extreme} of {len}"
+                    );
                 }
             }
             // A longer output than input: only the common length is written.

@@ -19,3 +19,9 @@ pub fn quantize(
     }
     nonzero
 }
+
+/// The largest `|c|` of `coeffs` (0 when empty), as an unsigned value so that `i32::MIN` has
+/// one.
+pub fn largest_magnitude(coeffs: &[i32]) -> u32 {
+    coeffs.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0)
+}

@@ -564,3 +564,24 @@ pub(super) unsafe fn quantize(
     }
     nonzero
 }
+
+/// The largest `|c|` of `coeffs`, as `reference::largest_magnitude`.
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn largest_magnitude(coeffs: &[i32]) -> u32 {
+    let mut largest = _mm256_setzero_si256();
+    let mut chunks = coeffs.chunks_exact(8);
+    for c in &mut chunks {
+        largest = _mm256_max_epu32(largest, _mm256_abs_epi32(load8(c)));
+    }
+    let largest = _mm_max_epu32(
+        _mm256_castsi256_si128(largest),
+        _mm256_extracti128_si256(largest, 1),
+    );
+    let largest = _mm_max_epu32(largest, _mm_shuffle_epi32(largest, 0b01_00_11_10));
+    let largest = _mm_max_epu32(largest, _mm_shuffle_epi32(largest, 0b10_11_00_01));
+    let tail = chunks.remainder().iter().map(|c| c.unsigned_abs()).max();
+    (_mm_cvtsi128_si32(largest) as u32).max(tail.unwrap_or(0))
+}
