@@ -1,6 +1,8 @@
 //! Quantisation: the QP-to-step mapping (the step doubles every 6 QP), dead-zone quantisation in
 //! the encoder and the dequantisation shared by encoder and decoder.
 
+use crate::dsp::transforms;
+
 pub const MAX_QP: u8 = 51;
 
 /// Forward scale for QP % 6 (2^14 / step, the step growing by 2^(1/6) each QP).
@@ -30,12 +32,19 @@ pub fn quantize(coeffs: &[i32], levels: &mut [i32], qp: u8, log2n: u32, rounding
     let shift = quant_shift(qp, log2n);
     let scale = QUANT_SCALE[usize::from(qp % 6)];
     let offset = (rounding * (1i64 << shift) as f64) as i64;
-    let largest = coeffs.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0);
+    let largest = transforms().largest_magnitude(coeffs);
     // Where every product fits 32 bits (8-bit video always) the loop runs on 32-bit lanes,
     // which vectorise; the result is the same.
     if i64::from(largest) * scale + offset <= i64::from(u32::MAX) {
-        let (scale, offset) = (scale as u32, offset as u32);
-        quantize_with(coeffs, levels, |m| (m * scale + offset) >> shift)
+        let max_level = MAX_LEVEL as u32;
+        transforms().quantize(
+            coeffs,
+            levels,
+            scale as u32,
+            offset as u32,
+            shift,
+            max_level,
+        )
     } else {
         quantize_with(coeffs, levels, |m| {
             ((i64::from(m) * scale + offset) >> shift).min(i64::from(MAX_LEVEL)) as u32

@@ -59,7 +59,7 @@ fn skip_shift(log2n: u32) -> u32 {
 }
 
 /// Row-major N×N basis matrices for N = 4, 8, 16, 32 (index log2N - 2).
-fn matrices() -> &'static Matrices {
+pub(crate) fn matrices() -> &'static Matrices {
     static MATRICES: OnceLock<Matrices> = OnceLock::new();
     MATRICES.get_or_init(|| {
         std::array::from_fn(|i| {
@@ -158,75 +158,38 @@ pub fn forward(residual: &[i32], coeffs: &mut [i32], log2n: u32, tx: TxType) {
         }
         TxType::Dct => {}
     }
-    match log2n {
-        2 => forward_dct::<16, 48>(residual, coeffs, n, (shift1, shift2)),
-        3 => forward_dct::<64, 192>(residual, coeffs, n, (shift1, shift2)),
-        4 => forward_dct::<256, 768>(residual, coeffs, n, (shift1, shift2)),
-        _ => forward_dct::<1024, 3072>(residual, coeffs, n, (shift1, shift2)),
-    }
+    forward_dct(residual, coeffs, log2n);
 }
 // EVOLVE-BLOCK-END
 
-/// The DCT of an N×N residual (`LEN` = N², `SCRATCH` = 3·N²): rows, rounding by `shift1`,
-/// columns, rounding by `shift2`; buffers on the stack at the block's size.
-fn forward_dct<const LEN: usize, const SCRATCH: usize>(
-    residual: &[i32],
-    coeffs: &mut [i32],
-    n: usize,
-    (shift1, shift2): (u32, u32),
-) {
-    let (mut tmp, mut out, mut scratch) = ([0i32; LEN], [0i32; LEN], [0i32; SCRATCH]);
-    let kernels = transforms();
-    kernels.forward_rows(matrices(), &residual[..LEN], &mut tmp, n, n, &mut scratch);
-    for v in tmp.iter_mut() {
-        *v = (*v + (1 << (shift1 - 1))) >> shift1;
-    }
-    transpose(&mut tmp, n);
-    kernels.forward_rows(matrices(), &tmp, &mut out, n, n, &mut scratch);
-    for (c, &v) in coeffs[..LEN].iter_mut().zip(&out) {
-        *c = (v + (1 << (shift2 - 1))) >> shift2;
-    }
-    transpose(coeffs, n);
+/// The DCT of an N×N residual: columns, rounding by log2(N) - 1, rows, rounding by
+/// log2(N) + 6, through the kernel of the block's size.
+fn forward_dct(residual: &[i32], coeffs: &mut [i32], log2n: u32) {
+    transforms().forward_dct(matrices(), residual, coeffs, log2n);
 }
 
 /// Inverse transform: coefficients back to an N×N residual of `bit_depth` video. Exactly the
 /// same integer arithmetic runs in the encoder's reconstruction and in the decoder.
 pub fn inverse(coeffs: &[i32], residual: &mut [i32], log2n: u32, tx: TxType, bit_depth: u32) {
     let n = 1 << log2n;
-    let t: &[i32] = match tx {
+    let limit = coefficient_limit(bit_depth);
+    match tx {
         TxType::Skip => {
             let shift = skip_shift(log2n);
             for (r, &c) in residual[..n * n].iter_mut().zip(coeffs) {
                 *r = (c + (1 << (shift - 1))) >> shift;
             }
-            return;
         }
-        TxType::Dst => &DST4,
-        TxType::Dct => &matrices()[log2n as usize - 2],
-    };
-    let limit = coefficient_limit(bit_depth);
-    match log2n {
-        2 => inverse_sized::<16>(t, coeffs, residual, n, limit),
-        3 => inverse_sized::<64>(t, coeffs, residual, n, limit),
-        4 => inverse_sized::<256>(t, coeffs, residual, n, limit),
-        _ => inverse_sized::<1024>(t, coeffs, residual, n, limit),
+        TxType::Dst => {
+            let mut tmp = [0i32; 16];
+            let kernels = transforms();
+            kernels.columns_transposed(&DST4, coeffs, &mut tmp, 4, 7, limit);
+            transpose(&mut tmp, 4);
+            kernels.columns_transposed(&DST4, &tmp, residual, 4, 12, limit);
+            transpose(residual, 4);
+        }
+        TxType::Dct => transforms().inverse_dct(matrices(), coeffs, residual, log2n, limit),
     }
-}
-
-/// The two passes of an N×N inverse (`LEN` = N²), the intermediate on the stack.
-fn inverse_sized<const LEN: usize>(
-    t: &[i32],
-    coeffs: &[i32],
-    residual: &mut [i32],
-    n: usize,
-    limit: i32,
-) {
-    let mut tmp = [0i32; LEN];
-    let kernels = transforms();
-    kernels.columns_transposed(t, coeffs, &mut tmp, n, 7, limit);
-    transpose(&mut tmp, n);
-    kernels.columns_transposed(t, &tmp, residual, n, 12, limit);
-    transpose(residual, n);
 }
 
 #[cfg(test)]

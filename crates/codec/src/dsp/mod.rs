@@ -9,11 +9,14 @@
 //! only lower it).
 
 mod mc;
+mod quant;
 mod sao;
 mod satd;
 mod transform;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_transform;
 
 pub use mc::interpolate as reference_interpolate;
 pub use sao::edge_category;
@@ -297,65 +300,86 @@ pub fn kernels_u16() -> &'static Kernels<u16> {
     KERNELS.get_or_init(|| Kernels::<u16>::new(max_isa()))
 }
 
-type ForwardRowsFn = unsafe fn(&Matrices, &[i32], &mut [i32], usize, usize, &mut [i32]);
 type MatrixRowsFn = unsafe fn(&[i32], &[i32], &mut [i32], usize);
 type ColumnsTransposedFn = unsafe fn(&[i32], &[i32], &mut [i32], usize, u32, i32);
+/// `forward_dct(matrices, residual, coeffs)` of one block size.
+type ForwardDctFn = unsafe fn(&Matrices, &[i32], &mut [i32]);
+/// `inverse_dct(matrices, coeffs, residual, limit)` of one block size.
+type InverseDctFn = unsafe fn(&Matrices, &[i32], &mut [i32], i32);
+/// `quantize(coeffs, levels, scale, offset, shift, max_level)`.
+type QuantizeFn = unsafe fn(&[i32], &mut [i32], u32, u32, u32, u32) -> usize;
+type LargestMagnitudeFn = unsafe fn(&[i32]) -> u32;
 
-/// The transform kernels at one instruction set level (they work on 32-bit coefficients, the
-/// same at every sample depth).
+/// The transform and quantisation kernels at one instruction set level (they work on 32-bit
+/// coefficients, the same at every sample depth).
 pub struct Transforms {
     isa: Isa,
-    forward_rows: ForwardRowsFn,
     matrix_rows: MatrixRowsFn,
     columns_transposed: ColumnsTransposedFn,
+    /// Per block size, 4x4 to 32x32.
+    forward_dct: [ForwardDctFn; 4],
+    inverse_dct: [InverseDctFn; 4],
+    quantize: QuantizeFn,
+    largest_magnitude: LargestMagnitudeFn,
 }
 
 impl Transforms {
     /// The kernels at `isa`, clamped to the detected level.
     pub fn new(isa: Isa) -> Self {
+        use transform::reference;
+        let mut kernels = Transforms {
+            isa: Isa::Reference,
+            matrix_rows: reference::matrix_rows,
+            columns_transposed: reference::columns_transposed,
+            forward_dct: [
+                reference::forward_dct::<4, 16, 48>,
+                reference::forward_dct::<8, 64, 192>,
+                reference::forward_dct::<16, 256, 768>,
+                reference::forward_dct::<32, 1024, 3072>,
+            ],
+            inverse_dct: [
+                reference::inverse_dct::<4, 16>,
+                reference::inverse_dct::<8, 64>,
+                reference::inverse_dct::<16, 256>,
+                reference::inverse_dct::<32, 1024>,
+            ],
+            quantize: quant::quantize,
+            largest_magnitude: quant::largest_magnitude,
+        };
         #[cfg(target_arch = "x86_64")]
         if isa.min(detect()) >= Isa::Avx2 {
-            return Transforms {
-                isa: Isa::Avx2,
-                forward_rows: transform::avx2::forward_rows,
-                matrix_rows: transform::avx2::matrix_rows,
-                columns_transposed: transform::avx2::columns_transposed,
-            };
+            use x86_transform as avx2;
+            kernels.isa = Isa::Avx2;
+            kernels.matrix_rows = transform::avx2::matrix_rows;
+            kernels.columns_transposed = transform::avx2::columns_transposed;
+            kernels.forward_dct = [
+                avx2::forward_dct4,
+                avx2::forward_dct8,
+                avx2::forward_dct16,
+                avx2::forward_dct32,
+            ];
+            kernels.inverse_dct = [
+                avx2::inverse_dct4,
+                avx2::inverse_dct8,
+                avx2::inverse_dct16,
+                avx2::inverse_dct32,
+            ];
+            kernels.quantize = avx2::quantize;
+            kernels.largest_magnitude = avx2::largest_magnitude;
         }
         let _ = isa;
-        Transforms {
-            isa: Isa::Reference,
-            forward_rows: transform::reference::forward_rows,
-            matrix_rows: transform::reference::matrix_rows,
-            columns_transposed: transform::reference::columns_transposed,
-        }
+        kernels
     }
 
     pub fn isa(&self) -> Isa {
         self.isa
     }
 
-    /// `out[k] = Σ_j T_n[k][j]·input[j]` over the `n` row vectors of `width` values of `input`
-    /// (`T_n` from `matrices`), by even/odd butterflies; `scratch` holds 3·n·width values.
-    #[inline]
-    pub fn forward_rows(
-        &self,
-        matrices: &Matrices,
-        input: &[i32],
-        out: &mut [i32],
-        n: usize,
-        width: usize,
-        scratch: &mut [i32],
-    ) {
-        // SAFETY: the table holds only kernels of levels the CPU supports (see `new`); the
-        // kernels themselves are safe code.
-        unsafe { (self.forward_rows)(matrices, input, out, n, width, scratch) }
-    }
-
     /// `out[k] = Σ_j t[k][j]·input[j]` over 4 row vectors of `width` values, for a 4×4 `t`.
     #[inline]
     pub fn matrix_rows(&self, t: &[i32], input: &[i32], out: &mut [i32], width: usize) {
-        // SAFETY: as in `forward_rows`.
+        // SAFETY: the table holds only kernels of levels the CPU supports (see `new`); the
+        // kernel itself indexes only through bounds-checked slices.
         unsafe { (self.matrix_rows)(t, input, out, width) }
     }
 
@@ -371,8 +395,72 @@ impl Transforms {
         shift: u32,
         limit: i32,
     ) {
-        // SAFETY: as in `forward_rows`.
+        // SAFETY: as in `matrix_rows`.
         unsafe { (self.columns_transposed)(t, input, out, n, shift, limit) }
+    }
+
+    /// The 2-D DCT of an N×N residual (row-major, N = 1 << `log2n`, 4 to 32) with the basis
+    /// `matrices`: columns rounded by log2(N) - 1, then rows rounded by log2(N) + 6;
+    /// coefficients row-major, the vertical frequency as the row.
+    #[inline]
+    pub fn forward_dct(
+        &self,
+        matrices: &Matrices,
+        residual: &[i32],
+        coeffs: &mut [i32],
+        log2n: u32,
+    ) {
+        assert!((2..=5).contains(&log2n));
+        let len = 1 << (2 * log2n);
+        let (residual, coeffs) = (&residual[..len], &mut coeffs[..len]);
+        let index = log2n as usize - 2;
+        // SAFETY: as in `matrix_rows`; both blocks are N² long (sliced above).
+        unsafe { (self.forward_dct[index])(matrices, residual, coeffs) }
+    }
+
+    /// The 2-D inverse of [`Self::forward_dct`]: columns rounded by 7, then rows rounded by 12,
+    /// each pass clipped to [-limit, limit - 1].
+    #[inline]
+    pub fn inverse_dct(
+        &self,
+        matrices: &Matrices,
+        coeffs: &[i32],
+        residual: &mut [i32],
+        log2n: u32,
+        limit: i32,
+    ) {
+        assert!((2..=5).contains(&log2n) && limit > 0);
+        let len = 1 << (2 * log2n);
+        let (coeffs, residual) = (&coeffs[..len], &mut residual[..len]);
+        let index = log2n as usize - 2;
+        // SAFETY: as in `forward_dct`.
+        unsafe { (self.inverse_dct[index])(matrices, coeffs, residual, limit) }
+    }
+
+    /// Dead-zone quantisation in 32 bits: `levels[i] = ±min((|coeffs[i]|·scale + offset) >>
+    /// shift, max_level)` with the coefficient's sign, over the shorter slice; the number of
+    /// nonzero levels. `|c|·scale + offset` must fit 32 bits unsigned for every coefficient
+    /// (it wraps otherwise, as the reference does).
+    #[inline]
+    pub fn quantize(
+        &self,
+        coeffs: &[i32],
+        levels: &mut [i32],
+        scale: u32,
+        offset: u32,
+        shift: u32,
+        max_level: u32,
+    ) -> usize {
+        assert!(shift < 32);
+        // SAFETY: as in `matrix_rows`.
+        unsafe { (self.quantize)(coeffs, levels, scale, offset, shift, max_level) }
+    }
+
+    /// The largest `|c|` of `coeffs` (0 when empty), unsigned so that `i32::MIN` has one.
+    #[inline]
+    pub fn largest_magnitude(&self, coeffs: &[i32]) -> u32 {
+        // SAFETY: as in `matrix_rows`.
+        unsafe { (self.largest_magnitude)(coeffs) }
     }
 }
 
@@ -550,11 +638,7 @@ mod tests {
                         })
                         .collect();
                     let (mut got, mut want) = (vec![0; n * n], vec![0; n * n]);
-                    let (mut s1, mut s2) = (vec![0; 3 * n * n], vec![0; 3 * n * n]);
                     let small: Vec<i32> = input.iter().map(|&v| v.clamp(-255, 255)).collect();
-                    kernels.forward_rows(&matrices, &small, &mut got, n, n, &mut s1);
-                    reference.forward_rows(&matrices, &small, &mut want, n, n, &mut s2);
-                    assert_eq!(got, want, "{isa:?} forward rows {n} pattern {pattern}");
                     if n == 4 {
                         kernels.matrix_rows(&matrices[0], &small, &mut got, 4);
                         reference.matrix_rows(&matrices[0], &small, &mut want, 4);
@@ -566,6 +650,189 @@ mod tests {
                     assert_eq!(got, want, "{isa:?} columns {n} pattern {pattern}");
                 }
             }
+        }
+    }
+
+    /// N×N blocks to test the 2-D transforms with at `bit_depth`: random residuals, the
+    /// extremes ±max in patterns (all one sign, alternating, halves, checkerboard), and the
+    /// same built from random values over the whole 32-bit range.
+    fn residual_blocks(rng: &mut Rng, n: usize, bit_depth: u32) -> Vec<Vec<i32>> {
+        let max = (1 << bit_depth) - 1;
+        let mut blocks: Vec<Vec<i32>> = (0..8)
+            .map(|p| {
+                (0..n * n)
+                    .map(|i| {
+                        let (x, y) = (i % n, i / n);
+                        let positive = match p {
+                            0 => true,
+                            1 => false,
+                            2 => (x + y) % 2 == 0,
+                            3 => x < n / 2,
+                            4 => y < n / 2,
+                            5 => x % 2 == 0,
+                            6 => y % 2 == 1,
+                            _ => (x * 7 + y * 3) % 5 < 2,
+                        };
+                        if positive { max } else { -max }
+                    })
+                    .collect()
+            })
+            .collect();
+        for _ in 0..8 {
+            blocks.push(
+                (0..n * n)
+                    .map(|_| rng.below(2 * max as u32 + 1) - max)
+                    .collect(),
+            );
+        }
+        blocks
+    }
+
+    /// Coefficient blocks for the inverse at a clip `limit`: the clip limits in patterns,
+    /// random values within them, and sparse blocks (only a top-left corner nonzero, or only a
+    /// row or column), as quantisation leaves them.
+    fn coefficient_blocks(rng: &mut Rng, n: usize, limit: i32) -> Vec<Vec<i32>> {
+        let mut blocks = Vec::new();
+        for p in 0..6 {
+            blocks.push(
+                (0..n * n)
+                    .map(|i| {
+                        let (x, y) = (i % n, i / n);
+                        let high = match p {
+                            0 => true,
+                            1 => false,
+                            2 => (x + y) % 2 == 0,
+                            3 => x % 3 == 0,
+                            4 => (x * 5 + y * 3) % 7 < 3,
+                            _ => y % 2 == 0,
+                        };
+                        if high { limit - 1 } else { -limit }
+                    })
+                    .collect(),
+            );
+        }
+        let random = |rng: &mut Rng| rng.below(2 * limit as u32) - limit;
+        for _ in 0..6 {
+            blocks.push((0..n * n).map(|_| random(rng)).collect());
+        }
+        for _ in 0..24 {
+            let (w, h) = (
+                1 + rng.below(n as u32) as usize,
+                1 + rng.below(n as u32) as usize,
+            );
+            let density = 1 + rng.below(4) as u32;
+            let block = (0..n * n)
+                .map(|i| {
+                    let (x, y) = (i % n, i / n);
+                    if x < w && y < h && rng.next().is_multiple_of(density) {
+                        random(rng) >> rng.below(16)
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            blocks.push(block);
+        }
+        blocks.push(vec![0; n * n]);
+        blocks
+    }
+
+    #[test]
+    fn dcts_of_every_level_equal_the_reference() {
+        let mut rng = Rng(SEED);
+        let matrices = crate::transform::matrices();
+        let reference = Transforms::new(Isa::Reference);
+        for isa in levels() {
+            let kernels = Transforms::new(isa);
+            for log2n in 2..=5u32 {
+                let n = 1usize << log2n;
+                for bit_depth in [8, 10, 12] {
+                    for (b, residual) in residual_blocks(&mut rng, n, bit_depth).iter().enumerate()
+                    {
+                        let (mut got, mut want) = (vec![7; n * n], vec![0; n * n]);
+                        kernels.forward_dct(matrices, residual, &mut got, log2n);
+                        reference.forward_dct(matrices, residual, &mut want, log2n);
+                        assert_eq!(got, want, "{isa:?} forward {n} {bit_depth}-bit block {b}");
+                        // The coefficients of a residual go back through the inverse.
+                        let limit = crate::transform::coefficient_limit(bit_depth);
+                        let coeffs: Vec<i32> =
+                            want.iter().map(|&c| c.clamp(-limit, limit - 1)).collect();
+                        kernels.inverse_dct(matrices, &coeffs, &mut got, log2n, limit);
+                        reference.inverse_dct(matrices, &coeffs, &mut want, log2n, limit);
+                        assert_eq!(
+                            got, want,
+                            "{isa:?} round trip {n} {bit_depth}-bit block {b}"
+                        );
+                    }
+                    let limit = crate::transform::coefficient_limit(bit_depth);
+                    for (b, coeffs) in coefficient_blocks(&mut rng, n, limit).iter().enumerate() {
+                        let (mut got, mut want) = (vec![7; n * n], vec![0; n * n]);
+                        kernels.inverse_dct(matrices, coeffs, &mut got, log2n, limit);
+                        reference.inverse_dct(matrices, coeffs, &mut want, log2n, limit);
+                        assert_eq!(got, want, "{isa:?} inverse {n} {bit_depth}-bit block {b}");
+                    }
+                }
+                // Inputs no codec block reaches still give the reference's (wrapping) result.
+                let wild: Vec<i32> = (0..n * n).map(|_| rng.next() as i32).collect();
+                let (mut got, mut want) = (vec![0; n * n], vec![0; n * n]);
+                kernels.forward_dct(matrices, &wild, &mut got, log2n);
+                reference.forward_dct(matrices, &wild, &mut want, log2n);
+                assert_eq!(got, want, "{isa:?} forward {n} full-range input");
+                kernels.inverse_dct(matrices, &wild, &mut got, log2n, i32::MAX);
+                reference.inverse_dct(matrices, &wild, &mut want, log2n, i32::MAX);
+                assert_eq!(got, want, "{isa:?} inverse {n} full-range input");
+            }
+        }
+    }
+
+    #[test]
+    fn quantisation_of_every_level_equals_the_reference() {
+        let mut rng = Rng(SEED);
+        let reference = Transforms::new(Isa::Reference);
+        for isa in levels() {
+            let kernels = Transforms::new(isa);
+            for len in [0, 1, 7, 16, 21, 64, 256, 1024] {
+                for (scale, shift) in [(26214u32, 14 + 5), (14564, 14 + 8), (16384, 14 + 15)] {
+                    let largest = (u32::MAX - (1 << (shift - 1))) / scale;
+                    for rounding in [0u32, 1 << (shift - 3), 1 << (shift - 1), 1 << shift] {
+                        let coeffs: Vec<i32> = (0..len)
+                            .map(|i| match i % 5 {
+                                0 => 0,
+                                1 => largest as i32,
+                                2 => -(largest as i32),
+                                _ => rng.below(2 * largest + 1) - largest as i32,
+                            })
+                            .collect();
+                        let (mut got, mut want) = (vec![0; len], vec![0; len]);
+                        let g =
+                            kernels.quantize(&coeffs, &mut got, scale, rounding, shift, 1 << 15);
+                        let w =
+                            reference.quantize(&coeffs, &mut want, scale, rounding, shift, 1 << 15);
+                        assert_eq!(
+                            (g, &got),
+                            (w, &want),
+                            "{isa:?} {len} {scale} {shift} {rounding}"
+                        );
+                    }
+                }
+            }
+            for extreme in [i32::MIN, i32::MAX, -1, 0] {
+                for len in [1, 9, 16] {
+                    let mut coeffs = vec![3; len];
+                    coeffs[len / 2] = extreme;
+                    assert_eq!(
+                        kernels.largest_magnitude(&coeffs),
+                        reference.largest_magnitude(&coeffs),
+                        "{isa:?} largest {extreme} of {len}"
+                    );
+                }
+            }
+            // A longer output than input: only the common length is written.
+            let coeffs = [5000, -5000, 0, 1];
+            let (mut got, mut want) = ([9; 12], [9; 12]);
+            let g = kernels.quantize(&coeffs, &mut got, 16384, 1 << 18, 19, 1 << 15);
+            let w = reference.quantize(&coeffs, &mut want, 16384, 1 << 18, 19, 1 << 15);
+            assert_eq!((g, got), (w, want), "{isa:?} short input");
         }
     }
 

@@ -1,0 +1,27 @@
+//! The reference of 32-bit dead-zone quantisation.
+
+/// `levels[i] = ±min((|coeffs[i]|·scale + offset) >> shift, max_level)` with the sign of the
+/// coefficient, over the shorter of the two slices, in 32-bit unsigned arithmetic (the caller
+/// keeps `|c|·scale + offset` within 32 bits); returns the number of nonzero levels.
+pub fn quantize(
+    coeffs: &[i32],
+    levels: &mut [i32],
+    scale: u32,
+    offset: u32,
+    shift: u32,
+    max_level: u32,
+) -> usize {
+    let mut nonzero = 0;
+    for (level, &c) in levels.iter_mut().zip(coeffs) {
+        let magnitude = ((c.unsigned_abs() * scale + offset) >> shift).min(max_level) as i32;
+        nonzero += usize::from(magnitude != 0);
+        *level = if c < 0 { -magnitude } else { magnitude };
+    }
+    nonzero
+}
+
+/// The largest `|c|` of `coeffs` (0 when empty), as an unsigned value so that `i32::MIN` has
+/// one.
+pub fn largest_magnitude(coeffs: &[i32]) -> u32 {
+    coeffs.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0)
+}
