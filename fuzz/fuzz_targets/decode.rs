@@ -1,25 +1,51 @@
 //! Any bytes given to the codec's decoder end in frames or an error, never a panic, a hang or an
 //! allocation beyond the header's bounded geometry. The input is tried as a whole stream, and
 //! behind a valid header for a small picture (8- to 12-bit) so that the frame parser itself gets
-//! the bytes.
+//! the bytes. Each is decoded on one thread and on three: the threaded decoder reads ahead, so
+//! it may stop at an error sooner, but what it returns is what one thread returns, and a stream
+//! one thread decodes cleanly it decodes cleanly too. Run it again with `CODECLAB_ISA=reference`
+//! for the reference kernels.
 
 #![no_main]
 
 use codeclab_codec::bitstream::SequenceHeader;
 use codeclab_codec::{Decoder, DecoderLimits, Genome};
-use codeclab_video::{ChromaSampling, Rational, VideoFormat};
+use codeclab_video::{AnyFrame, ChromaSampling, Rational, VideoFormat};
 use libfuzzer_sys::fuzz_target;
 
-fn decode_all(bytes: &[u8], limits: DecoderLimits) {
+/// The frames decoded on `threads` threads, and whether the stream ended cleanly.
+fn decode_on(bytes: &[u8], limits: DecoderLimits, threads: usize) -> (Vec<AnyFrame>, bool) {
     let Ok(mut decoder) = Decoder::with_limits(bytes, limits) else {
-        return;
+        return (Vec::new(), false);
     };
+    decoder.set_threads(threads);
     let format = decoder.format();
-    while let Ok(Some(frame)) = decoder.next_frame() {
-        assert!(
-            frame.matches(&format),
-            "decoder returned a frame unlike its format"
-        );
+    let mut frames = Vec::new();
+    loop {
+        match decoder.next_frame() {
+            Ok(Some(frame)) => {
+                assert!(
+                    frame.matches(&format),
+                    "decoder returned a frame unlike its format"
+                );
+                frames.push(frame);
+            }
+            Ok(None) => return (frames, true),
+            Err(_) => return (frames, false),
+        }
+    }
+}
+
+fn decode_all(bytes: &[u8], limits: DecoderLimits) {
+    let (one, clean) = decode_on(bytes, limits, 1);
+    let (threaded, threaded_clean) = decode_on(bytes, limits, 3);
+    assert_eq!(clean, threaded_clean, "threads changed whether the stream decodes");
+    assert!(
+        one.len() >= threaded.len() && one[..threaded.len()] == threaded[..],
+        "threads changed the frames"
+    );
+    if clean {
+        assert_eq!(one.len(), threaded.len(), "threads lost frames");
     }
 }
 
