@@ -110,14 +110,19 @@ impl LowRes {
             // Whole samples: the average of four equal samples is the sample.
             return satd(block, BLOCK, data, stride, BLOCK, BLOCK);
         }
-        let predicted: [u8; BLOCK * BLOCK] = std::array::from_fn(|i| {
-            let at = (i / BLOCK) * stride + i % BLOCK;
-            let sum = u32::from(data[at])
-                + u32::from(data[at + fx])
-                + u32::from(data[at + fy * stride])
-                + u32::from(data[at + fx + fy * stride]);
-            ((sum + 2) >> 2) as u8
-        });
+        // Row by row over fixed-length slices, so that the averaging vectorises.
+        let mut predicted = [0u8; BLOCK * BLOCK];
+        for (row, out) in predicted.chunks_exact_mut(BLOCK).enumerate() {
+            let top = &data[row * stride..][..BLOCK + 1];
+            let bottom = &data[(row + fy) * stride..][..BLOCK + 1];
+            for (x, o) in out.iter_mut().enumerate() {
+                let sum = u16::from(top[x])
+                    + u16::from(top[x + fx])
+                    + u16::from(bottom[x])
+                    + u16::from(bottom[x + fx]);
+                *o = ((sum + 2) >> 2) as u8;
+            }
+        }
         satd(block, BLOCK, &predicted, BLOCK, BLOCK, BLOCK)
     }
 }
