@@ -26,6 +26,7 @@ TOOLS=(
   "B-layer QP cascade|{\"b_layer_qp_offset\": 0}"
   "sign-data hiding|{\"sign_hiding\": false}"
   "context carrying|{\"context_carry\": false}"
+  "full check of every motion-searched prediction (the cheapest by SATD only)|{\"inter_rd_candidates\": 1}"
 )
 # More rows, one `name|genome JSON` per line (a genome may name a preset: {"preset": "fast"}).
 [ -n "${EXTRA_TOOLS:-}" ] && mapfile -t -O "${#TOOLS[@]}" TOOLS <<<"$EXTRA_TOOLS"

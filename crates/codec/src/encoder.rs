@@ -13,7 +13,7 @@ use crate::gop::{
 use crate::inter::mvpred::{
     FrameMotion, Motion, MotionField, Vector, merge_candidates, predict_mv, spatial_candidates,
 };
-use crate::inter::search::{HalfSamplePlanes, SearchParams, search};
+use crate::inter::search::{HalfSamplePlanes, SearchParams, search, vector_rate_cost};
 use crate::inter::{Mv, mv_in_bounds};
 use crate::intra::{DC, Edges, HORIZONTAL, MODE_COUNT, PLANAR, VERTICAL, predict};
 use crate::lookahead::{InterCosts, LowRes, inter_costs, is_scene_cut};
@@ -1208,8 +1208,9 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
     }
 
     // EVOLVE-BLOCK-START inter_mode_decision
-    /// Motion search on each reference, each result coded with a residual; in bi-predicted
-    /// frames also the average of the two best.
+    /// Motion search on each reference, and in bi-predicted frames the average of the two
+    /// best; each result is coded with a residual, or where the genome keeps fewer than all for
+    /// the full check, the cheapest by luma SATD plus vector rate.
     fn search_motion(
         &mut self,
         source: &SourceBlock<T>,
@@ -1220,9 +1221,13 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         let size = 1usize << log2;
         let (cx, cy) = (x >> UNIT_LOG2, y >> UNIT_LOG2);
         let units = size >> UNIT_LOG2;
-        let mut candidates: Vec<Candidate> = Vec::new();
         let neighbours = spatial_candidates(&self.grid, cx, cy, units, 3);
-        let mut found: Vec<(u64, Vector)> = Vec::new();
+        // Every prediction gets the full check where the genome keeps as many as there can be
+        // (one per reference and the average); otherwise they are ranked first.
+        let kept = usize::from(self.genome.inter_rd_candidates);
+        let check_all = kept > self.references.len();
+        // (SATD + vector rate where ranked, motion, prediction) of each reference's best vector.
+        let mut searched: Vec<(u64, Motion, Prediction3<T>)> = Vec::new();
         for ref_idx in 0..self.references.len() {
             let mvp = predict_mv(&self.grid, &self.motion, cx, cy, units, ref_idx as u8);
             let mut starts: Vec<Mv> = neighbours
@@ -1256,24 +1261,76 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             self.mv_hints[ref_idx] = mv;
             let motion = Motion::single(ref_idx as u8, mv);
             let pred = Prediction3::inter(self.references, x, y, size, &motion);
-            let cu = self.coded_motion_cu(x, y, log2, motion);
-            let candidate = self.code_inter_residual(source, cu, &pred);
-            found.push((candidate.cost, motion.first));
-            candidates.push(candidate);
+            let cost = if check_all {
+                0
+            } else {
+                self.luma_satd(source, &pred, size) + vector_rate_cost(mv, mvp, self.lambda_sad)
+            };
+            searched.push((cost, motion, pred));
         }
-        if self.kind.bi_predicted() && self.genome.bipred && found.len() >= 2 {
-            found.sort_by_key(|(cost, _)| *cost);
+        let bi = self.kind.bi_predicted() && self.genome.bipred && searched.len() >= 2;
+        if check_all {
+            // The average is of the two best by the full check.
+            let mut found: Vec<(u64, Vector)> = Vec::new();
+            let mut candidates: Vec<Candidate> = Vec::new();
+            for (_, motion, pred) in &searched {
+                let cu = self.coded_motion_cu(x, y, log2, *motion);
+                let candidate = self.code_inter_residual(source, cu, pred);
+                found.push((candidate.cost, motion.first));
+                candidates.push(candidate);
+            }
+            if bi {
+                found.sort_by_key(|(cost, _)| *cost);
+                let motion = Motion {
+                    first: found[0].1,
+                    second: Some(found[1].1),
+                };
+                let pred = Prediction3::inter(self.references, x, y, size, &motion);
+                let cu = self.coded_motion_cu(x, y, log2, motion);
+                candidates.push(self.code_inter_residual(source, cu, &pred));
+            }
+            return candidates;
+        }
+        searched.sort_by_key(|(cost, ..)| *cost);
+        if bi {
             let motion = Motion {
-                first: found[0].1,
-                second: Some(found[1].1),
+                first: searched[0].1.first,
+                second: Some(searched[1].1.first),
             };
             let pred = Prediction3::inter(self.references, x, y, size, &motion);
-            let cu = self.coded_motion_cu(x, y, log2, motion);
-            candidates.push(self.code_inter_residual(source, cu, &pred));
+            let rate: u64 = motion
+                .vectors()
+                .map(|v| {
+                    let mvp = predict_mv(&self.grid, &self.motion, cx, cy, units, v.ref_idx);
+                    vector_rate_cost(v.mv, mvp, self.lambda_sad)
+                })
+                .sum();
+            let cost = self.luma_satd(source, &pred, size) + rate;
+            searched.push((cost, motion, pred));
+            searched.sort_by_key(|(cost, ..)| *cost);
         }
-        candidates
+        searched
+            .iter()
+            .take(kept)
+            .map(|(_, motion, pred)| {
+                let cu = self.coded_motion_cu(x, y, log2, *motion);
+                self.code_inter_residual(source, cu, pred)
+            })
+            .collect()
     }
     // EVOLVE-BLOCK-END
+
+    /// Hadamard cost of a prediction's luma against the unit's source.
+    fn luma_satd(&self, source: &SourceBlock<T>, pred: &Prediction3<T>, size: usize) -> u64 {
+        u64::from(satd(
+            &source.planes[0],
+            size,
+            &pred.planes[0],
+            size,
+            size,
+            size,
+        ))
+    }
 
     /// Quantises the residual of an inter prediction and costs the whole unit, its luma residual
     /// as one transform per 32x32 and, where that is weighed, split into four.

@@ -102,6 +102,10 @@ pub struct Genome {
     pub b_layer_qp_offset: i8,
     /// In B frames, try the average of the two best motion-compensated predictions.
     pub bipred: bool,
+    /// Motion-searched predictions of a block (one per reference, and the average of the best
+    /// two in B frames) kept for the full rate-distortion check, cheapest first by luma SATD
+    /// plus vector rate; as many as there can be (9) checks them all.
+    pub inter_rd_candidates: u8,
 }
 
 impl Default for Genome {
@@ -162,6 +166,7 @@ impl Default for Genome {
             p_frame_qp_offset: 2,
             b_layer_qp_offset: 1,
             bipred: true,
+            inter_rd_candidates: 9,
             temporal_rd: false,
             temporal_rd_strength: 2.0,
             lookahead: 20,
@@ -201,6 +206,7 @@ impl Genome {
         range("min_block_log2", 3.0, 5.0),
         range("max_block_log2", 3.0, 6.0),
         range("intra_rdo_candidates", 1.0, 8.0),
+        range("inter_rd_candidates", 1.0, 9.0),
         range("merge_candidates", 1.0, 5.0),
         range("me_range", 1.0, 64.0),
         range("subpel_precision", 0.0, 2.0),
@@ -343,6 +349,10 @@ impl Genome {
             "in B frames, try the average of the two best motion-compensated predictions",
         ),
         (
+            "inter_rd_candidates",
+            "motion-searched predictions (per reference, and the average) kept for the full RD check, cheapest by SATD first; 9: all",
+        ),
+        (
             "temporal_rd",
             "temporal rate-distortion: lower the QP of blocks later frames predict from",
         ),
@@ -382,6 +392,7 @@ impl Genome {
             "min_block_log2" => f64::from(self.min_block_log2),
             "max_block_log2" => f64::from(self.max_block_log2),
             "intra_rdo_candidates" => f64::from(self.intra_rdo_candidates),
+            "inter_rd_candidates" => f64::from(self.inter_rd_candidates),
             "merge_candidates" => f64::from(self.merge_candidates),
             "me_range" => f64::from(self.me_range),
             "subpel_precision" => f64::from(self.subpel_precision),

@@ -33,7 +33,8 @@ impl Preset {
         let medium = Genome::default();
         match self {
             // Without RDOQ (half of medium's encoding time), with dead zones fit for plain
-            // rounding, and a narrower mode and motion search.
+            // rounding, a narrower mode and motion search, and only the cheapest motion-searched
+            // prediction checked in full.
             Preset::Faster => Genome {
                 rdoq: false,
                 deadzone_intra: 1.0 / 3.0,
@@ -42,12 +43,14 @@ impl Preset {
                 intra_rdo_candidates: 1,
                 me_range: 16,
                 merge_candidates: 3,
+                inter_rd_candidates: 1,
                 ..medium
             },
             Preset::Fast => Genome {
                 intra_rdo_candidates: 1,
                 me_range: 24,
                 merge_candidates: 4,
+                inter_rd_candidates: 2,
                 ..medium
             },
             Preset::Medium => medium,

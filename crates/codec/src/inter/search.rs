@@ -94,10 +94,16 @@ fn mvd_bits(v: i32) -> u64 {
     }
 }
 
+/// λ times the approximate bits of coding `mv` against the predictor `mvp`, for SAD/SATD costs
+/// (`lambda_sad` in 1/256 per bit).
+pub fn vector_rate_cost(mv: Mv, mvp: Mv, lambda_sad: u64) -> u64 {
+    let bits = mvd_bits(mv.x - mvp.x) + mvd_bits(mv.y - mvp.y);
+    (bits * lambda_sad) >> 8
+}
+
 impl<T: Sample> SearchParams<'_, T> {
     fn rate_cost(&self, mv: Mv) -> u64 {
-        let bits = mvd_bits(mv.x - self.mvp.x) + mvd_bits(mv.y - self.mvp.y);
-        (bits * self.lambda_sad) >> 8
+        vector_rate_cost(mv, self.mvp, self.lambda_sad)
     }
 
     fn coded(&self) -> (usize, usize) {
