@@ -105,7 +105,8 @@ fn check_lab_speed(report: &Value) -> &Value {
 #[test]
 fn measures_the_lab_preset_and_x265_when_present() {
     let dir = tempfile::tempdir().unwrap();
-    let (stdout, report) = bench(dir.path(), &["--no-bd-rate"], None);
+    let (stdout, report) = bench(dir.path(), &["--no-bd-rate", "--runs", "1"], None);
+    assert_eq!(report["runs"], 1);
     let row = check_lab_speed(&report);
     assert!(stdout.contains("identical"), "{stdout}");
     assert!(row["rate_points"].is_null());
@@ -139,6 +140,7 @@ fn without_ffmpeg_x265_is_null_and_said_so() {
     let empty = dir.path().join("empty-path");
     std::fs::create_dir(&empty).unwrap();
     let (stdout, report) = bench(dir.path(), &[], Some(&empty));
+    assert_eq!(report["runs"], 3);
     let row = check_lab_speed(&report);
     assert!(
         stdout.contains("not measured: ffmpeg/libx265 not found"),
