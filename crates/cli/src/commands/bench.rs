@@ -2,14 +2,18 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use anyhow::{Context, bail};
 use clap::Subcommand;
 use codeclab_video::{AnyFrame, VideoFormat, Y4mReader, Y4mWriter};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
-    /// The lab codec's single-thread encode and decode speed at 1280x720 (clip, QP, frames, fps, kbps).
-    Codec(super::encode::BenchCodecArgs),
+    /// The lab codec's presets beside x265 (medium -tune psnr and a faster preset) on a 720p
+    /// clip: encode and decode fps on 1 and N threads (the N-thread output checked identical),
+    /// kbps, PSNR-Y, speed ratios and BD-rate (PSNR-Y, PCHIP) against x265 medium.
+    Codec(super::bench_codec::BenchCodecArgs),
     /// Experiments per hour through the whole lab: the lab codec on carphone at 4 QPs, 2 workers.
     Lab(super::run::BenchLabArgs),
     /// PSNR, SSIM and MS-SSIM speed, one thread, beside ffmpeg's psnr/ssim filters and libvmaf.
@@ -25,7 +29,7 @@ pub enum BenchCommand {
 
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
-        BenchCommand::Codec(args) => super::encode::bench(args),
+        BenchCommand::Codec(args) => super::bench_codec::run(args),
         BenchCommand::Lab(args) => super::run::bench(args),
         BenchCommand::Metrics(args) => super::metrics::bench(args),
         BenchCommand::Vmaf(args) => super::bench_vmaf::run(args),
@@ -66,4 +70,80 @@ pub fn tool_available(program: &str, version_flag: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// Runs an external command; its stderr when it succeeds, an error carrying it when it fails.
+pub fn run_tool(program: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .with_context(|| format!("running {program}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        bail!("{program} {} failed: {}", args.join(" "), stderr.trim());
+    }
+    Ok(stderr)
+}
+
+/// Writes the first `frames` frames of the corpus bikes clip scaled to 1280x720 by ffmpeg to
+/// `output` (Y4M, 8-bit 4:2:0): the real 720p clip the benchmarks default to.
+pub fn bikes_720p(output: &Path, frames: u64) -> anyhow::Result<()> {
+    let corpus = codeclab_video::shared::corpus_dir()
+        .context("the shared corpus folder was not found (set CODECLAB_CORPUS)")?;
+    let source = corpus.join("bikes_640x272.mp4");
+    if !source.is_file() {
+        bail!("{} is missing", source.display());
+    }
+    let path = |p: &Path| p.to_string_lossy().into_owned();
+    run_tool(
+        "ffmpeg",
+        &[
+            "-nostdin",
+            "-y",
+            "-loglevel",
+            "error",
+            "-i",
+            &path(&source),
+            "-frames:v",
+            &frames.to_string(),
+            "-vf",
+            "scale=1280:720",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "yuv4mpegpipe",
+            &path(output),
+        ],
+    )?;
+    Ok(())
+}
+
+/// CPU time of the calling thread from the scheduler's accounting (Linux, nanoseconds);
+/// `None` elsewhere.
+pub fn thread_cpu_time() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
+}
+
+/// CPU seconds used so far by this process (all its threads) and by its waited-for children,
+/// from `/proc/self/stat` (Linux; clock ticks of 1/100 s). `None` elsewhere.
+pub fn cpu_seconds() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .map(|f| f.parse::<f64>())
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let [utime, stime, cutime, cstime] = fields[..] else {
+        return None;
+    };
+    Some(((utime + stime) / 100.0, (cutime + cstime) / 100.0))
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::bench::{load_frames, tool_available, write_frames};
+use super::bench::{cpu_seconds, load_frames, tool_available, write_frames};
 use anyhow::{Context, bail};
 use clap::Args;
 use codeclab_metrics::vmaf::{VmafModel, score_frames};
@@ -27,25 +27,6 @@ pub struct BenchVmafArgs {
     /// Worker threads, for us and for libvmaf.
     #[arg(long, default_value_t = 1)]
     threads: usize,
-}
-
-/// CPU seconds used so far by this process (`self`) and by its waited-for children, from
-/// `/proc/self/stat` (Linux; clock ticks of 1/100 s). `None` elsewhere.
-fn cpu_seconds() -> Option<(f64, f64)> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<f64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(4)
-        .map(|f| f.parse::<f64>())
-        .collect::<Result<_, _>>()
-        .ok()?;
-    let [utime, stime, cutime, cstime] = fields[..] else {
-        return None;
-    };
-    Some(((utime + stime) / 100.0, (cutime + cstime) / 100.0))
 }
 
 /// Wall time and CPU time of the fastest of `runs` runs; `children` picks the CPU time of

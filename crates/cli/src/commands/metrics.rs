@@ -2,7 +2,6 @@
 //! and `codeclab bench metrics`: their speed beside ffmpeg's and libvmaf's on the same pair.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -12,7 +11,9 @@ use codeclab_metrics::vmaf::{VmafModel, VmafOptions};
 use codeclab_video::Y4mReader;
 use codeclab_video::ffmpeg::{DecodeRequest, decode_to_y4m};
 
-use super::bench::{load_frames, tool_available, write_frames};
+use super::bench::{
+    bikes_720p, cpu_seconds, load_frames, run_tool, thread_cpu_time, tool_available, write_frames,
+};
 
 const KEYS_HELP: &str = "\
 Keys (table rows, JSON keys):
@@ -169,22 +170,6 @@ pub struct BenchMetricsArgs {
     runs: u32,
 }
 
-/// Runs an external command; its stderr when it succeeds, an error carrying it when it fails.
-fn run_tool(program: &str, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .with_context(|| format!("running {program}"))?;
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    if !out.status.success() {
-        bail!("{program} {} failed: {}", args.join(" "), stderr.trim());
-    }
-    Ok(stderr)
-}
-
 /// How long something took: wall-clock and, where measured, CPU time (all threads).
 #[derive(Clone, Copy, Debug)]
 struct Timing {
@@ -205,13 +190,6 @@ impl Timing {
             self
         }
     }
-}
-
-/// CPU time of the calling thread from the scheduler's accounting (Linux); `None` elsewhere.
-fn thread_cpu_time() -> Option<Duration> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let nanos: u64 = text.split_whitespace().next()?.parse().ok()?;
-    Some(Duration::from_nanos(nanos))
 }
 
 /// The fastest of `runs` runs of `f`, which times itself.
@@ -235,15 +213,9 @@ fn time_here(f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<Timing> {
     Ok(Timing { wall, cpu })
 }
 
-/// CPU time of this process's finished children, from `/proc/self/stat` (Linux, in units of
-/// USER_HZ = 1/100 s); `None` elsewhere.
+/// CPU time of this process's finished children (10 ms resolution); `None` off Linux.
 fn children_cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces: the third field
-    // of the line is the first here; cutime and cstime are fields 16 and 17.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(13)?.parse::<u64>().ok()? + fields.get(14)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10))
+    cpu_seconds().map(|(_, children)| Duration::from_secs_f64(children))
 }
 
 /// Times an external command: wall-clock, and its CPU time (10 ms resolution).
@@ -283,34 +255,11 @@ fn time_ffmpeg(args: &[&str]) -> anyhow::Result<Timing> {
 /// Makes the default pair in `dir`: the corpus bikes clip scaled to 1280x720 as reference, its
 /// libx264 CRF 32 encode decoded as distorted.
 fn make_default_pair(dir: &Path, frames: u64) -> anyhow::Result<(PathBuf, PathBuf)> {
-    let corpus = codeclab_video::shared::corpus_dir()
-        .context("the shared corpus folder was not found (set CODECLAB_CORPUS)")?;
-    let source = corpus.join("bikes_640x272.mp4");
     let reference = dir.join("reference.y4m");
     let encoded = dir.join("distorted.mp4");
     let distorted = dir.join("distorted.y4m");
-    let frames_arg = frames.to_string();
     let path = |p: &Path| p.to_string_lossy().into_owned();
-    run_tool(
-        "ffmpeg",
-        &[
-            "-nostdin",
-            "-y",
-            "-loglevel",
-            "error",
-            "-i",
-            &path(&source),
-            "-frames:v",
-            &frames_arg,
-            "-vf",
-            "scale=1280:720",
-            "-pix_fmt",
-            "yuv420p",
-            "-f",
-            "yuv4mpegpipe",
-            &path(&reference),
-        ],
-    )?;
+    bikes_720p(&reference, frames)?;
     run_tool(
         "ffmpeg",
         &[

@@ -3,6 +3,7 @@
 pub mod baseline;
 pub mod bdrate;
 pub mod bench;
+pub mod bench_codec;
 pub mod bench_vmaf;
 pub mod bench_web;
 pub mod candidate;
