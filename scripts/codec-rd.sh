@@ -73,16 +73,21 @@ for pattern in $GENERATED; do
   sources+=("$src")
 done
 
+# x264 and x265 write their version and settings into the stream as SEI text (0.7 and 2.4 KB),
+# which is not coded video: it is dropped, as the lab's anchors drop it.
+H264_SEI=(-bsf:v "filter_units=remove_types=6")
+HEVC_SEI=(-bsf:v "filter_units=remove_types=39|40")
 # encode CODEC POINT SOURCE STREAM
 encode() {
   case $1 in
     x265-psnr) ffmpeg -loglevel error -y -i "$3" -c:v libx265 -preset medium -tune psnr -crf "$2" \
-                 -x265-params log-level=error:pools=1:frame-threads=1 -f hevc "$4" ;;
+                 -x265-params log-level=error:pools=1:frame-threads=1 "${HEVC_SEI[@]}" -f hevc "$4" ;;
     x265) ffmpeg -loglevel error -y -i "$3" -c:v libx265 -preset medium -crf "$2" \
-            -x265-params log-level=error:pools=1:frame-threads=1 -f hevc "$4" ;;
+            -x265-params log-level=error:pools=1:frame-threads=1 "${HEVC_SEI[@]}" -f hevc "$4" ;;
     svtav1) ffmpeg -loglevel error -y -i "$3" -c:v libsvtav1 -preset 8 -crf "$2" \
               -svtav1-params lp=1 -f ivf "$4" ;;
-    x264) ffmpeg -loglevel error -y -i "$3" -c:v libx264 -preset medium -threads 1 -crf "$2" -f h264 "$4" ;;
+    x264) ffmpeg -loglevel error -y -i "$3" -c:v libx264 -preset medium -threads 1 -crf "$2" \
+            "${H264_SEI[@]}" -f h264 "$4" ;;
     v1) "$CODECLAB_V1" encode --qp "$2" "$3" -o "$4" 2>/dev/null ;;
     default) "$CODECLAB" encode --qp "$2" "$3" -o "$4" 2>/dev/null ;;
     codeclab) "$CODECLAB" encode --qp "$2" "${genome_opt[@]}" "$3" -o "$4" 2>/dev/null ;;
@@ -109,7 +114,9 @@ for src in "${sources[@]}"; do
     for point in $points; do
       stream="$WORK/$name.$codec.$point.bin"
       decoded="$WORK/$name.$codec.$point.y4m"
-      saved="$WORK/$name.$codec.$point.scores"
+      # Named after how anchors are measured, so that scores from before SEI stripping are
+      # not reused.
+      saved="$WORK/$name.$codec.$point.sei-stripped.scores"
       if [ "${REUSE_ANCHORS:-0}" = 1 ] && [ "$codec" != codeclab ] && [ -f "$saved" ]; then
         read -r t0 t1 t2 result <"$saved"
       else

@@ -592,6 +592,7 @@ impl CodecAdapter for FfmpegEncoder {
             ))
             .args(rate)
             .args(&self.params)
+            .args(self.encoder.sei_stripping())
             .args(["-f", self.encoder.muxer().0])
             .arg(bitstream);
         Ok(process::run_measured(command, workdir, log, self.limit)?)

@@ -79,6 +79,9 @@ pub fn anchor(name: &str) -> Option<AnchorDef> {
 /// the ladder, the clip's content and the encoder build.
 pub fn anchor_key(anchor: &AnchorDef, clip_sha256: &str, codec_version: &str) -> String {
     let identity = serde_json::json!({
+        // Streams measured without the encoders' informational SEI (see
+        // `ExternalEncoder::sei_stripping`); results measured with it are not reused.
+        "measurement": "sei-stripped",
         "name": anchor.name,
         "spec": serde_json::to_value(&anchor.spec).unwrap_or_default(),
         "rate_points": serde_json::to_value(&anchor.rate_points).unwrap_or_default(),

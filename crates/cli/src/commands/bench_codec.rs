@@ -28,6 +28,9 @@ const LADDER: [u8; 4] = [22, 27, 32, 37];
 
 /// x265's settings besides preset and CRF: one thread, so that it compares with one lab thread.
 const X265_PARAMS: &str = "pools=1:frame-threads=1:log-level=error";
+/// x265's settings, written into the stream as text, are not coded video (see
+/// `ExternalEncoder::sei_stripping`).
+const X265_SEI_STRIPPING: &str = "filter_units=remove_types=39|40";
 
 #[derive(Args)]
 pub struct BenchCodecArgs {
@@ -601,6 +604,8 @@ impl Bench<'_> {
                 &crf.to_string(),
                 "-x265-params",
                 X265_PARAMS,
+                "-bsf:v",
+                X265_SEI_STRIPPING,
                 "-f",
                 "hevc",
                 &output,
@@ -788,8 +793,9 @@ fn print_report(report: &Report) {
         None => {
             println!(
                 "  x265: ffmpeg -i input.y4m -c:v libx265 -preset P -tune psnr -crf Q \
-                 -x265-params {X265_PARAMS} -f hevc: the whole ffmpeg process, its start and \
-                 Y4M reading included"
+                 -x265-params {X265_PARAMS} -bsf:v {X265_SEI_STRIPPING} -f hevc (SEI dropped: \
+                 x265's settings text is not coded video): the whole ffmpeg process, its start \
+                 and Y4M reading included"
             );
             println!(
                 "  x265 rows' decode: ffmpeg -threads 1 -i x265-medium.hevc -f null - (x265 \
