@@ -533,37 +533,71 @@ mod tests {
             [-2, 16, 54, -4],
             [-2, 10, 58, -2],
         ];
+        // Σ|taps| = 128, the most that 16-bit sums of bytes hold: the kernels run them.
+        let bound_8: [i32; 8] = [-8, 8, -16, 64, 16, -8, 8, 0];
+        let bound_4: [i32; 4] = [-16, 96, 8, -8];
         // Too large for 16-bit sums: the kernels must still match (by falling back).
-        let large: [i32; 8] = [-3, 9, -30, 120, 60, -40, 12, -4];
-        for pattern in 0..3 {
+        let large_8: [i32; 8] = [-3, 9, -30, 120, 60, -40, 12, -4];
+        let large_4: [i32; 4] = [-20, 120, 60, -32];
+        let luma_taps = [
+            None,
+            Some(&luma[0]),
+            Some(&luma[1]),
+            Some(&luma[2]),
+            Some(&bound_8),
+            Some(&large_8),
+        ];
+        let chroma_taps: Vec<Option<&[i32; 4]>> = std::iter::once(None)
+            .chain(chroma.iter().map(Some))
+            .chain([Some(&bound_4), Some(&large_4)])
+            .collect();
+        // Every block width the codec predicts (luma 8 to 64, chroma 4 to 32, the search's
+        // half-sample tiles 64 and 34 wide), odd heights, and widths it never uses.
+        let sizes = [
+            (4, 4),
+            (4, 8),
+            (4, 16),
+            (4, 32),
+            (4, 64),
+            (4, 1),
+            (4, 3),
+            (4, 7),
+            (4, 65),
+            (8, 8),
+            (8, 4),
+            (16, 16),
+            (32, 32),
+            (64, 64),
+            (64, 50),
+            (34, 64),
+            (34, 50),
+            (24, 3),
+            (48, 17),
+            (56, 5),
+            (40, 9),
+            (2, 2),
+            (12, 4),
+            (20, 6),
+        ];
+        // Random, columns of 0 and 255, all 255, checkerboard, rows of 0 and 255.
+        for pattern in 0..5 {
             let mut plane = PaddedPlane::<u8>::new(96, 80, 16, 8);
-            let values = block(&mut rng, plane.data.len(), pattern);
+            let (len, stride) = (plane.data.len(), plane.stride);
+            let values = match pattern {
+                0..=2 => block(&mut rng, len, pattern),
+                3 => (0..len)
+                    .map(|i| 255 * ((i % stride + i / stride) % 2) as u8)
+                    .collect(),
+                _ => (0..len).map(|i| 255 * ((i / stride) % 2) as u8).collect(),
+            };
             plane.data.copy_from_slice(&values);
             for isa in levels() {
                 let kernels = Kernels::<u8>::new(isa);
-                for (w, h) in [
-                    (2, 2),
-                    (4, 4),
-                    (8, 8),
-                    (8, 4),
-                    (16, 16),
-                    (24, 3),
-                    (32, 32),
-                    (64, 64),
-                    (48, 17),
-                    (56, 5),
-                    (40, 9),
-                ] {
+                for (w, h) in sizes {
                     for origin in [(0, 0), (5, 7), (-3, -2), (96 - w as isize, 80 - h as isize)] {
-                        let mut out = vec![0u8; w * h];
-                        let mut expected = vec![0u8; w * h];
-                        let luma_taps = [
-                            None,
-                            Some(&luma[0]),
-                            Some(&luma[1]),
-                            Some(&luma[2]),
-                            Some(&large),
-                        ];
+                        // A sentinel tail: nothing past the block is written.
+                        let mut out = vec![0xa5u8; w * h + 16];
+                        let mut expected = out.clone();
                         for tx in luma_taps {
                             for ty in luma_taps {
                                 kernels.interpolate_8tap(
@@ -576,13 +610,13 @@ mod tests {
                                 mc::interpolate(&plane, origin, (w, h), (tx, ty), &mut expected);
                                 assert_eq!(
                                     out, expected,
-                                    "{isa:?} {w}x{h} 8-tap pattern {pattern}"
+                                    "{isa:?} {w}x{h} at {origin:?} 8-tap {tx:?} {ty:?} \
+                                     pattern {pattern} seed {SEED:#x}"
                                 );
                             }
                         }
-                        let chroma_taps = std::iter::once(None).chain(chroma.iter().map(Some));
-                        for tx in chroma_taps.clone() {
-                            for ty in chroma_taps.clone() {
+                        for &tx in &chroma_taps {
+                            for &ty in &chroma_taps {
                                 kernels.interpolate_4tap(
                                     &plane,
                                     origin,
@@ -593,7 +627,8 @@ mod tests {
                                 mc::interpolate(&plane, origin, (w, h), (tx, ty), &mut expected);
                                 assert_eq!(
                                     out, expected,
-                                    "{isa:?} {w}x{h} 4-tap pattern {pattern}"
+                                    "{isa:?} {w}x{h} at {origin:?} 4-tap {tx:?} {ty:?} \
+                                     pattern {pattern} seed {SEED:#x}"
                                 );
                             }
                         }

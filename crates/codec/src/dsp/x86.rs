@@ -427,11 +427,219 @@ fn vertical_of_sums<const TAPS: usize>(rows: [&[i16]; TAPS], taps: [i16; TAPS], 
     }
 }
 
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load_u8x4(src: &[u8]) -> __m128i {
+    let bytes: [u8; 4] = src[..4].try_into().expect("a 4-byte slice");
+    _mm_cvtsi32_si128(i32::from_le_bytes(bytes))
+}
+
+/// The low 4 bytes of `v` to `out`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn store_u8x4(out: &mut [u8], v: __m128i) {
+    out[..4].copy_from_slice(&_mm_cvtsi128_si32(v).to_le_bytes());
+}
+
+/// Shuffle controls of the 4-wide horizontal filter for `TAPS` ≤ 4, two rows per 16 bytes:
+/// each row's 8 bytes hold its samples 0..4 then `TAPS - 1..TAPS + 3` (the filter's reach is
+/// `TAPS + 3` samples, so no load passes it). Bytes 0..8 are row 0's pairs, 8..16 row 1's.
+const fn horizontal_shuffles_4x2(taps: usize) -> [[u8; 16]; 4] {
+    let reach = taps + 3;
+    let mut ctl = [[0u8; 16]; 4];
+    let mut j = 0;
+    while 2 * j < taps {
+        let mut i = 0;
+        while i < 8 {
+            let k = i / 2 + 2 * j + i % 2;
+            let m = if k < 4 { k } else { k + 8 - reach };
+            ctl[j][i] = m as u8;
+            ctl[j][8 + i] = (m + 8) as u8;
+            i += 1;
+        }
+        j += 1;
+    }
+    ctl
+}
+
+/// The same for `TAPS` > 4, one row per 128-bit lane holding samples 0..8 then
+/// `TAPS - 5..TAPS + 3`; the pairs of outputs 4..8 of each lane are zero.
+const fn horizontal_shuffles_4x1(taps: usize) -> [[u8; 32]; 4] {
+    let reach = taps + 3;
+    let mut ctl = [[0x80u8; 32]; 4];
+    let mut j = 0;
+    while 2 * j < taps {
+        let mut i = 0;
+        while i < 8 {
+            let k = i / 2 + 2 * j + i % 2;
+            let m = if k < 8 { k } else { k + 16 - reach };
+            ctl[j][i] = m as u8;
+            ctl[j][16 + i] = m as u8;
+            i += 1;
+        }
+        j += 1;
+    }
+    ctl
+}
+
+/// The horizontal filter's sums of 4 outputs of two rows (row 0's in lanes 0..4, row 1's in
+/// 4..8); each source slice starts at the first output's first tap and holds `TAPS + 3`
+/// samples.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn horizontal_4x2<const TAPS: usize>(src: [&[u8]; 2], weights: &[__m256i; 4]) -> __m128i {
+    let reach = TAPS + 3;
+    if TAPS <= 4 {
+        let ctl = const { horizontal_shuffles_4x2(TAPS) };
+        let [a, b] =
+            src.map(|row| _mm_unpacklo_epi32(load_u8x4(row), load_u8x4(&row[reach - 4..])));
+        let v = _mm_unpacklo_epi64(a, b);
+        let mut acc = _mm_setzero_si128();
+        for (ctl, &weight) in ctl.iter().zip(weights).take(TAPS / 2) {
+            let pairs = _mm_shuffle_epi8(v, load_u8x16(ctl));
+            acc = _mm_add_epi16(
+                acc,
+                _mm_maddubs_epi16(pairs, _mm256_castsi256_si128(weight)),
+            );
+        }
+        acc
+    } else {
+        let ctl = const { horizontal_shuffles_4x1(TAPS) };
+        let [a, b] =
+            src.map(|row| _mm_unpacklo_epi64(load_u8x8(row), load_u8x8(&row[reach - 8..])));
+        let v = _mm256_set_m128i(b, a);
+        let mut acc = _mm256_setzero_si256();
+        for (ctl, &weight) in ctl.iter().zip(weights).take(TAPS / 2) {
+            let pairs = _mm256_shuffle_epi8(v, load_u8x32(ctl));
+            acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16(pairs, weight));
+        }
+        _mm_unpacklo_epi64(
+            _mm256_castsi256_si128(acc),
+            _mm256_extracti128_si256(acc, 1),
+        )
+    }
+}
+
+/// Bytes `clip((sums + 32) >> 6)` of two rows of 4 to `out` (row `y`, and row `y + 1` if the
+/// block has it).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn store_rounded_4x2(sums: __m128i, out: &mut [u8], y: usize, h: usize) {
+    let v = _mm_srai_epi16(_mm_add_epi16(sums, _mm_set1_epi16(32)), 6);
+    store_4x2(_mm_packus_epi16(v, v), out, y, h);
+}
+
+/// Bytes 0..4 to row `y` of a 4-wide `out`, bytes 4..8 to row `y + 1` if `y + 1 < h`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn store_4x2(bytes: __m128i, out: &mut [u8], y: usize, h: usize) {
+    store_u8x4(&mut out[4 * y..], bytes);
+    if y + 1 < h {
+        store_u8x4(&mut out[4 * y + 4..], _mm_srli_si128(bytes, 4));
+    }
+}
+
+/// 4-wide blocks (`h` ≤ 64), two rows at a time; a last odd row is computed twice, from its
+/// own samples, and stored once.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn interpolate_4wide<const TAPS: usize>(
+    plane: &PaddedPlane<u8>,
+    (ix, iy): (isize, isize),
+    h: usize,
+    (taps_x, taps_y): (Option<&[i32; TAPS]>, Option<&[i32; TAPS]>),
+    out: &mut [u8],
+) {
+    let before = (TAPS / 2 - 1) as isize;
+    let data = &plane.data[..];
+    let row_at = |x: isize, y: isize, len: usize| &data[plane.index(x, y)..][..len];
+    match (taps_x, taps_y) {
+        (Some(tx), None) => {
+            let weights = pair_weights(tx);
+            for y in (0..h).step_by(2) {
+                let src =
+                    [y, (y + 1).min(h - 1)].map(|r| row_at(ix - before, iy + r as isize, TAPS + 3));
+                store_rounded_4x2(horizontal_4x2::<TAPS>(src, &weights), out, y, h);
+            }
+        }
+        (None, Some(ty)) => {
+            let weights = pair_weights(ty);
+            // Source rows 0..h + TAPS - 1 (from `before` rows above) are inside the reach.
+            let last = h + TAPS - 2;
+            for y in (0..h).step_by(2) {
+                let rows: [__m128i; 9] = std::array::from_fn(|t| {
+                    if t > TAPS {
+                        return _mm_setzero_si128();
+                    }
+                    let r = (y + t).min(last);
+                    load_u8x4(row_at(ix, iy - before + r as isize, 4))
+                });
+                let mut acc = _mm_setzero_si128();
+                for (j, &weight) in weights.iter().enumerate().take(TAPS / 2) {
+                    let t = 2 * j;
+                    // Rows (y + t, y + t + 1) pair up for output row y, (y + t + 1, y + t + 2)
+                    // for output row y + 1.
+                    let a = _mm_unpacklo_epi32(rows[t], rows[t + 1]);
+                    let b = _mm_unpacklo_epi32(rows[t + 1], rows[t + 2]);
+                    acc = _mm_add_epi16(
+                        acc,
+                        _mm_maddubs_epi16(_mm_unpacklo_epi8(a, b), _mm256_castsi256_si128(weight)),
+                    );
+                }
+                store_rounded_4x2(acc, out, y, h);
+            }
+        }
+        (Some(tx), Some(ty)) => {
+            let weights = pair_weights(tx);
+            // Horizontal sums of the source rows 0..h + TAPS - 1, 4 per row; the spare row at
+            // the end is read only for a discarded odd output row.
+            let mut sums = [0i16; 4 * (64 + 8)];
+            let rows = h + TAPS - 1;
+            for r in (0..rows).step_by(2) {
+                let src = [r, (r + 1).min(rows - 1)]
+                    .map(|r| row_at(ix - before, iy - before + r as isize, TAPS + 3));
+                store_i16x8(&mut sums[4 * r..], horizontal_4x2::<TAPS>(src, &weights));
+            }
+            let pair = |t: usize| (ty[t + 1] << 16) | (ty[t] & 0xffff);
+            for y in (0..h).step_by(2) {
+                let (mut lo, mut hi) = (_mm_set1_epi32(2048), _mm_set1_epi32(2048));
+                for t in (0..TAPS).step_by(2) {
+                    // Rows (y + t, y + t + 1) and (y + t + 1, y + t + 2) of sums.
+                    let a = load_i16x8(&sums[4 * (y + t)..]);
+                    let b = load_i16x8(&sums[4 * (y + t + 1)..]);
+                    let weights = _mm_set1_epi32(pair(t));
+                    lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi16(a, b), weights));
+                    hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi16(a, b), weights));
+                }
+                let v = _mm_packs_epi32(_mm_srai_epi32(lo, 12), _mm_srai_epi32(hi, 12));
+                store_4x2(_mm_packus_epi16(v, v), out, y, h);
+            }
+        }
+        (None, None) => copy_rows::<4>(plane, (ix, iy), h, out),
+    }
+}
+
+/// Whole-sample prediction: `h` rows of `W` samples, each one fixed-size copy.
+#[inline]
+fn copy_rows<const W: usize>(
+    plane: &PaddedPlane<u8>,
+    (ix, iy): (isize, isize),
+    h: usize,
+    out: &mut [u8],
+) {
+    let start = plane.index(ix, iy);
+    let rows = plane.data[start..].chunks(plane.stride);
+    for (row, src) in out.chunks_exact_mut(W).take(h).zip(rows) {
+        row.copy_from_slice(&src[..W]);
+    }
+}
+
 /// Sub-sample interpolation of 8-bit blocks (see `Kernels::interpolate`), the same arithmetic as
 /// the reference: the horizontal pass exact in 16 bits (byte pairs times byte taps), the
-/// vertical one in 16 bits from bytes or in 32 from horizontal sums, one rounding. Widths that
-/// are not a multiple of 8, whole-sample copies and taps too large for 16-bit sums run the
-/// reference.
+/// vertical one in 16 bits from bytes or in 32 from horizontal sums, one rounding. Whole-sample
+/// copies are fixed-size row copies for the block widths the codec uses. Widths other than 4
+/// and multiples of 8 (and 4-wide blocks taller than 64), and taps too large for 16-bit sums,
+/// run the reference.
 ///
 /// # Safety
 /// The CPU supports AVX2.
@@ -444,12 +652,23 @@ pub(super) unsafe fn interpolate_avx2<const TAPS: usize>(
     out: &mut [u8],
 ) {
     const { assert!(TAPS.is_multiple_of(2) && TAPS <= 8 && TAPS >= 2) };
-    if !w.is_multiple_of(8)
-        || w > 64
-        || (taps_x.is_none() && taps_y.is_none())
-        || !taps_fit_bytes(taps_x)
-        || !taps_fit_bytes(taps_y)
-    {
+    if taps_x.is_none() && taps_y.is_none() {
+        return match w {
+            4 => copy_rows::<4>(plane, (ix, iy), h, out),
+            8 => copy_rows::<8>(plane, (ix, iy), h, out),
+            16 => copy_rows::<16>(plane, (ix, iy), h, out),
+            32 => copy_rows::<32>(plane, (ix, iy), h, out),
+            64 => copy_rows::<64>(plane, (ix, iy), h, out),
+            _ => mc::interpolate(plane, (ix, iy), (w, h), (taps_x, taps_y), out),
+        };
+    }
+    if !taps_fit_bytes(taps_x) || !taps_fit_bytes(taps_y) || h == 0 {
+        return mc::interpolate(plane, (ix, iy), (w, h), (taps_x, taps_y), out);
+    }
+    if w == 4 && h <= 64 {
+        return interpolate_4wide(plane, (ix, iy), h, (taps_x, taps_y), out);
+    }
+    if !w.is_multiple_of(8) || w > 64 {
         return mc::interpolate(plane, (ix, iy), (w, h), (taps_x, taps_y), out);
     }
     let before = (TAPS / 2 - 1) as isize;
@@ -487,7 +706,7 @@ pub(super) unsafe fn interpolate_avx2<const TAPS: usize>(
                 vertical_of_sums(rows, ty, row);
             }
         }
-        (None, None) => unreachable!("whole-sample copies run the reference"),
+        (None, None) => unreachable!("whole-sample copies return above"),
     }
 }
 
