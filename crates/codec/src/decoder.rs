@@ -271,7 +271,7 @@ impl<R: Read> Decoder<R> {
     }
 }
 
-/// Decodes the frames of `pending` whose references are all kept, keeps those later frames
+/// Decodes the first frames of `pending` whose references are all kept, keeps those later frames
 /// predict from, and lets go of what neither the buffer's layout nor a pending frame needs;
 /// returns the frames with their display indices.
 fn decode_wave<T: Sample>(
@@ -283,10 +283,19 @@ fn decode_wave<T: Sample>(
     layout: &PictureBuffer<u64>,
 ) -> Result<Vec<(u64, Frame<T>)>> {
     let kept = &mut pictures.kept;
-    let (ready, rest): (Vec<Pending>, Vec<Pending>) = pending
-        .drain(..)
-        .partition(|p| p.references.iter().all(|poc| kept.contains_key(poc)));
-    pending.extend(rest);
+    // Two frames a thread keep the threads busy; more would only hold more pictures at once,
+    // and fresh pictures cost page faults.
+    let most = 2 * threads;
+    let mut ready = Vec::with_capacity(most);
+    let mut rest = VecDeque::with_capacity(pending.len());
+    for packet in pending.drain(..) {
+        if ready.len() < most && packet.references.iter().all(|poc| kept.contains_key(poc)) {
+            ready.push(packet);
+        } else {
+            rest.push_back(packet);
+        }
+    }
+    *pending = rest;
     let results = {
         let kept = &*kept;
         let jobs: Vec<_> = ready
