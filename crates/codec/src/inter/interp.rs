@@ -6,14 +6,14 @@ use crate::picture::{PaddedPlane, Sample};
 
 // EVOLVE-BLOCK-START interpolation_filters
 /// Luma taps for quarter positions 1..=3, applied to samples at offsets -3..=4.
-const LUMA_TAPS: [[i32; 8]; 3] = [
+pub(crate) const LUMA_TAPS: [[i32; 8]; 3] = [
     [-1, 4, -10, 58, 17, -5, 1, 0],
     [-1, 4, -11, 40, 40, -11, 4, -1],
     [0, 1, -5, 17, 58, -10, 4, -1],
 ];
 
 /// Chroma taps for eighth positions 1..=7, applied to samples at offsets -1..=2.
-const CHROMA_TAPS: [[i32; 4]; 7] = [
+pub(crate) const CHROMA_TAPS: [[i32; 4]; 7] = [
     [-2, 58, 10, -2],
     [-4, 54, 16, -2],
     [-6, 46, 28, -4],
