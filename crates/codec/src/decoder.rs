@@ -12,7 +12,7 @@ use crate::inter::mvpred::{
 };
 use crate::inter::{Mv, mv_in_bounds};
 use crate::intra::DC;
-use crate::parallel::map_in_threads;
+use crate::parallel::Workers;
 use crate::partition::{SB_SIZE, UNIT_LOG2, UnitGrid, inside};
 use crate::picture::{Picture, Sample};
 use crate::reconstruct::{
@@ -25,6 +25,7 @@ use crate::syntax::{
 use codeclab_video::{AnyFrame, Frame, VideoFormat};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Read;
+use std::sync::Arc;
 
 /// Frames a decoder holds back for display order: a packet's display index may lead the next
 /// frame to show by less than this.
@@ -53,18 +54,41 @@ enum Store {
     U16(Pictures<u16>),
 }
 
-/// Pictures kept for prediction, and pictures no longer needed whose memory the next frames
-/// reuse (fresh pages cost a fault and a clear each).
-struct Pictures<T: Sample> {
-    kept: BTreeMap<u64, Stored<T>>,
-    spare: Vec<Picture<T>>,
+impl Store {
+    fn new(bit_depth: u8, threads: usize) -> Store {
+        if bit_depth > 8 {
+            Store::U16(Pictures::new(threads))
+        } else {
+            Store::U8(Pictures::new(threads))
+        }
+    }
+
+    /// Frames being decoded.
+    fn running(&self) -> usize {
+        match self {
+            Store::U8(store) => store.workers.running(),
+            Store::U16(store) => store.workers.running(),
+        }
+    }
 }
 
-impl<T: Sample> Default for Pictures<T> {
-    fn default() -> Self {
+/// A decoded frame with what later frames predicting from it need, or why it failed.
+type Decoded<T> = (u64, FrameKind, Result<(Frame<T>, Stored<T>)>);
+
+/// Pictures kept for prediction, pictures no longer needed whose memory the next frames
+/// reuse (fresh pages cost a fault and a clear each), and the frames being decoded.
+struct Pictures<T: Sample> {
+    kept: BTreeMap<u64, Arc<Stored<T>>>,
+    spare: Vec<Picture<T>>,
+    workers: Workers<Decoded<T>>,
+}
+
+impl<T: Sample> Pictures<T> {
+    fn new(threads: usize) -> Self {
         Pictures {
             kept: BTreeMap::new(),
             spare: Vec::new(),
+            workers: Workers::new(threads),
         }
     }
 }
@@ -124,11 +148,7 @@ impl<R: Read> Decoder<R> {
         Ok(Decoder {
             reader,
             layout: PictureBuffer::new(header.reference_frames),
-            pictures: if header.format.bit_depth > 8 {
-                Store::U16(Pictures::default())
-            } else {
-                Store::U8(Pictures::default())
-            },
+            pictures: Store::new(header.format.bit_depth, 1),
             header,
             coded,
             pending: VecDeque::new(),
@@ -144,11 +164,16 @@ impl<R: Read> Decoder<R> {
         })
     }
 
-    /// Decodes frames that do not depend on each other on up to `threads` threads (at least
-    /// one), reading up to `READ_AHEAD` packets ahead to find them. The frames are the same at
-    /// any count.
+    /// Decodes frames on `threads` threads (at least one), before the first frame: each frame
+    /// starts once its references are decoded, found up to `READ_AHEAD` packets ahead. The
+    /// frames are the same at any count.
     pub fn set_threads(&mut self, threads: usize) {
+        assert!(
+            self.pictures.running() == 0,
+            "threads are set before the first frame"
+        );
         self.threads = threads.max(1);
+        self.pictures = Store::new(self.header.format.bit_depth, self.threads);
     }
 
     pub fn header(&self) -> &SequenceHeader {
@@ -167,15 +192,15 @@ impl<R: Read> Decoder<R> {
                 self.next_display += 1;
                 return Ok(Some(frame));
             }
-            if self.finished && self.pending.is_empty() {
+            let read_ahead = if self.threads > 1 { READ_AHEAD } else { 1 };
+            while !self.finished && self.pending.len() < read_ahead {
+                self.read_packet()?;
+            }
+            if self.finished && self.pending.is_empty() && self.pictures.running() == 0 {
                 if self.waiting.is_empty() {
                     return Ok(None);
                 }
                 return Err(CodecError::Corrupt("a frame is missing from display order"));
-            }
-            let read_ahead = if self.threads > 1 { READ_AHEAD } else { 1 };
-            while !self.finished && self.pending.len() < read_ahead {
-                self.read_packet()?;
             }
             self.decode_ready()?;
         }
@@ -250,87 +275,88 @@ impl<R: Read> Decoder<R> {
         Ok((kind, qp, poc, 2 + used))
     }
 
-    /// Decodes every pending frame whose references are decoded (the first always is), in
-    /// parallel, and drops the pictures no frame will predict from again.
+    /// Starts every pending frame whose references are decoded (the first always is, once
+    /// the frames before it are), and waits for one to finish.
     fn decode_ready(&mut self) -> Result<()> {
-        let (header, coded, threads) = (&self.header, self.coded, self.threads);
+        let (header, coded) = (&self.header, self.coded);
         let (pending, layout) = (&mut self.pending, &self.layout);
-        match &mut self.pictures {
+        let (poc, frame) = match &mut self.pictures {
             Store::U8(store) => {
-                for (poc, frame) in decode_wave(header, coded, threads, store, pending, layout)? {
-                    self.waiting.insert(poc, AnyFrame::U8(frame));
-                }
+                let (poc, frame) = decode_next(header, coded, store, pending, layout)?;
+                (poc, AnyFrame::U8(frame))
             }
             Store::U16(store) => {
-                for (poc, frame) in decode_wave(header, coded, threads, store, pending, layout)? {
-                    self.waiting.insert(poc, AnyFrame::U16(frame));
-                }
+                let (poc, frame) = decode_next(header, coded, store, pending, layout)?;
+                (poc, AnyFrame::U16(frame))
             }
-        }
+        };
+        self.waiting.insert(poc, frame);
         Ok(())
     }
 }
 
-/// Decodes the first frames of `pending` whose references are all kept, keeps those later frames
-/// predict from, and lets go of what neither the buffer's layout nor a pending frame needs;
-/// returns the frames with their display indices.
-fn decode_wave<T: Sample>(
+/// Starts the frames of `pending` whose references are all kept, two a thread at most at once,
+/// and returns the next frame to finish with its display index; keeps the pictures later
+/// frames predict from and lets go of what neither the buffer's layout nor a pending frame
+/// needs.
+fn decode_next<T: Sample>(
     header: &SequenceHeader,
     coded: (usize, usize),
-    threads: usize,
     pictures: &mut Pictures<T>,
     pending: &mut VecDeque<Pending>,
     layout: &PictureBuffer<u64>,
-) -> Result<Vec<(u64, Frame<T>)>> {
-    let kept = &mut pictures.kept;
+) -> Result<(u64, Frame<T>)> {
+    let Pictures {
+        kept,
+        spare,
+        workers,
+    } = pictures;
     // Two frames a thread keep the threads busy; more would only hold more pictures at once,
     // and fresh pictures cost page faults.
-    let most = 2 * threads;
-    let mut ready = Vec::with_capacity(most);
-    let mut rest = VecDeque::with_capacity(pending.len());
-    for packet in pending.drain(..) {
-        if ready.len() < most && packet.references.iter().all(|poc| kept.contains_key(poc)) {
-            ready.push(packet);
-        } else {
-            rest.push_back(packet);
+    let most = 2 * workers.threads();
+    let mut i = 0;
+    while i < pending.len() && workers.running() < most {
+        if !pending[i]
+            .references
+            .iter()
+            .all(|poc| kept.contains_key(poc))
+        {
+            i += 1;
+            continue;
         }
-    }
-    *pending = rest;
-    let results = {
-        let kept = &*kept;
-        let jobs: Vec<_> = ready
-            .into_iter()
-            .map(|packet| {
-                let references: Vec<&Stored<T>> =
-                    packet.references.iter().map(|poc| &kept[poc]).collect();
-                (packet, references, pictures.spare.pop())
-            })
+        let packet = pending.remove(i).expect("i < len");
+        let references: Vec<Arc<Stored<T>>> = packet
+            .references
+            .iter()
+            .map(|poc| Arc::clone(&kept[poc]))
             .collect();
-        map_in_threads(threads, jobs, |(packet, references, spare)| {
-            let decoded = decode_picture(header, coded, &references, &packet, spare);
+        let (header, spare) = (header.clone(), spare.pop());
+        workers.submit(move || {
+            let references: Vec<&Stored<T>> = references.iter().map(|r| &**r).collect();
+            let decoded = decode_picture(&header, coded, &references, &packet, spare);
             (packet.poc, packet.kind, decoded)
-        })
-    };
-    let mut frames = Vec::with_capacity(results.len());
-    for (poc, kind, decoded) in results {
-        let (frame, stored) = decoded?;
-        if kind.is_reference() {
-            kept.insert(poc, stored);
-        } else {
-            pictures.spare.push(stored.picture);
-        }
-        frames.push((poc, frame));
+        });
+    }
+    let (poc, kind, decoded) = workers
+        .next_finished()
+        .expect("the first pending frame has its references once the frames before it are done");
+    let (frame, stored) = decoded?;
+    if kind.is_reference() {
+        kept.insert(poc, Arc::new(stored));
+    } else {
+        spare.push(stored.picture);
     }
     let needed = |poc: &u64| {
         layout.get(*poc).is_some() || pending.iter().any(|p| p.references.contains(poc))
     };
     let unneeded: Vec<u64> = kept.keys().copied().filter(|poc| !needed(poc)).collect();
     for poc in unneeded {
-        if let Some(stored) = kept.remove(&poc) {
-            pictures.spare.push(stored.picture);
+        // A frame still decoding from the picture holds it until it finishes.
+        if let Some(stored) = kept.remove(&poc).and_then(Arc::into_inner) {
+            spare.push(stored.picture);
         }
     }
-    Ok(frames)
+    Ok((poc, frame))
 }
 
 /// Decodes the payload of a packet predicted from `stored` (its reference list) into a picture

@@ -17,7 +17,7 @@ use crate::inter::search::{HalfSamplePlanes, SearchParams, search, vector_rate_c
 use crate::inter::{Mv, mv_in_bounds};
 use crate::intra::{DC, Edges, HORIZONTAL, MODE_COUNT, PLANAR, VERTICAL, predict};
 use crate::lookahead::{InterCosts, LowRes, inter_costs, is_scene_cut};
-use crate::parallel::map_in_threads;
+use crate::parallel::Workers;
 use crate::partition::{MAX_TX_LOG2, SB_LOG2, SB_SIZE, UNIT_LOG2, UnitGrid, UnitInfo};
 use crate::picture::{BIT_DEPTHS, PaddedPlane, Picture, Sample, qp_offset};
 use crate::quant::quantize;
@@ -36,6 +36,7 @@ use crate::temporal::{QpMap, WindowFrame, propagate};
 use crate::transform::{TxType, block_transform, forward, with_block_buffers};
 use codeclab_video::{ChromaSampling, Frame, VideoFormat};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
 /// One coded frame: the bytes to append to the stream (the header before the first frame) and
 /// the encoder's reconstruction, which the decoder reproduces exactly. Frames come in coding
@@ -49,7 +50,7 @@ pub struct EncodedFrame<T: Sample = u8> {
     pub qp: u8,
 }
 
-/// A frame received and not yet coded.
+/// A frame received and not yet planned.
 struct Waiting<T: Sample> {
     source: Picture<T>,
     /// It starts a new scene.
@@ -65,14 +66,49 @@ struct Reference<T: Sample> {
     motion: MotionField,
 }
 
+/// A frame planned for coding with everything its coding depends on fixed, so that it codes
+/// the same whenever its references are ready.
+struct Planned<T: Sample> {
+    scheduled: Scheduled,
+    kind: FrameKind,
+    /// Display indices of the pictures it predicts from, nearest first.
+    references: Vec<u64>,
+    source: Picture<T>,
+    qp_map: Option<QpMap>,
+    /// Set when it is planned; for a target bitrate, when it starts, after every frame before
+    /// it is in the stream.
+    qp: Option<(u8, InFlight)>,
+}
+
+/// A frame coded by a worker, waiting for its place in the stream.
+struct Coded<T: Sample> {
+    poc: u64,
+    kind: FrameKind,
+    qp: u8,
+    in_flight: InFlight,
+    payload: Vec<u8>,
+    reconstruction: Frame<T>,
+    reference: Option<Reference<T>>,
+}
+
 /// Encodes frames of `T` samples: `u8` for 8-bit video, `u16` for deeper video.
 pub struct Encoder<T: Sample = u8> {
     header: SequenceHeader,
     genome: Genome,
     coded: (usize, usize),
     rate: RateController,
-    pictures: PictureBuffer<Reference<T>>,
-    /// Frames received and not yet coded, in display order from `waiting_from`.
+    /// The display indices of the pictures kept for prediction after the frames planned so
+    /// far, as a decoder's buffer holds them in coding order.
+    layout: PictureBuffer<u64>,
+    /// Coded pictures that planned frames, or frames not yet planned, may predict from.
+    references: HashMap<u64, Arc<Reference<T>>>,
+    /// Frames planned and not yet started, in coding order.
+    planned: VecDeque<Planned<T>>,
+    /// Display indices of the frames planned and not yet in the stream, in coding order, with
+    /// each one's result once it is coded.
+    in_coding: VecDeque<(u64, Option<Coded<T>>)>,
+    workers: Workers<Coded<T>>,
+    /// Frames received and not yet planned, in display order from `waiting_from`.
     waiting: VecDeque<Waiting<T>>,
     waiting_from: u64,
     /// Lookahead analysis of the frames from the last anchor on.
@@ -81,16 +117,14 @@ pub struct Encoder<T: Sample = u8> {
     inter: HashMap<(u64, u64), InterCosts>,
     /// QP offsets temporal rate-distortion chose for the frames of the mini-GOP being coded.
     qp_maps: HashMap<u64, QpMap>,
-    /// Display index of the last key frame coded.
+    /// Display index of the last key frame planned.
     last_key: u64,
-    /// Display index of the last anchor coded.
+    /// Display index of the last anchor planned.
     last_anchor: Option<u64>,
     /// Display index of the last frame coded (packets code theirs relative to it).
     last_poc: u64,
     frames: u64,
     crc: Crc32,
-    /// Threads frames are coded on; the stream is the same at any count.
-    threads: usize,
 }
 
 impl<T: Sample> Encoder<T> {
@@ -138,7 +172,11 @@ impl<T: Sample> Encoder<T> {
         );
         Ok(Encoder {
             header: SequenceHeader::new(format, &genome),
-            pictures: PictureBuffer::new(genome.reference_frames),
+            layout: PictureBuffer::new(genome.reference_frames),
+            references: HashMap::new(),
+            planned: VecDeque::new(),
+            in_coding: VecDeque::new(),
+            workers: Workers::new(1),
             genome,
             coded,
             rate,
@@ -152,14 +190,24 @@ impl<T: Sample> Encoder<T> {
             last_poc: 0,
             frames: 0,
             crc: Crc32::default(),
-            threads: 1,
         })
     }
 
-    /// Codes the frames of a mini-GOP that do not depend on each other on up to `threads`
-    /// threads (at least one). The stream does not change with it.
+    /// Codes frames on `threads` threads (at least one), before the first frame: each frame
+    /// starts once its references are coded, so those of one level of a mini-GOP's hierarchy
+    /// code together and the next mini-GOP's anchor starts beside the B frames of the last.
+    /// The stream does not change with it.
     pub fn set_threads(&mut self, threads: usize) {
-        self.threads = threads.max(1);
+        assert!(
+            self.unfinished() == 0,
+            "threads are set before the first frame"
+        );
+        self.workers = Workers::new(threads.max(1));
+    }
+
+    /// Frames planned and not yet in the stream.
+    fn unfinished(&self) -> usize {
+        self.in_coding.len()
     }
 
     pub fn format(&self) -> VideoFormat {
@@ -219,42 +267,100 @@ impl<T: Sample> Encoder<T> {
         Ok((frames, bytes))
     }
 
-    /// Codes every mini-GOP whose frames have all arrived (with `flush`, the rest too).
+    /// Plans every mini-GOP whose frames have all arrived (with `flush`, the rest too) and
+    /// codes them; returns the frames that reach the stream, in coding order. With several
+    /// threads two mini-GOPs may be in coding at once, the rest waits; flushing codes all.
     fn code_ready(&mut self, flush: bool) -> Result<Vec<EncodedFrame<T>>> {
         let mut out = Vec::new();
-        while let Some(group) = self.next_group(flush) {
-            let end = group
-                .iter()
-                .map(|(s, _)| s.poc)
-                .max()
-                .unwrap_or(self.waiting_from);
-            if self.genome.temporal_rd {
-                self.plan_temporal_rd(&group);
+        loop {
+            // With a target bitrate each QP follows the sizes of all frames before it, and the
+            // next mini-GOP's share of the budget follows them too.
+            if self.rate.follows_sizes() {
+                self.code_until(0, &mut out)?;
             }
-            if self.rate.needs_complexity() {
-                let complexity = self.group_complexity(&group, end);
-                self.rate.set_complexity(complexity);
-                // Once flushing, every frame waiting is coded: the stream's end is known.
-                let frames_left = flush.then_some(self.waiting.len() as u64);
-                // The frames after the mini-GOP weigh in too, so that a key frame alone is
-                // not given a single frame's share.
-                let [costs, following] = self.planned_costs(&group);
-                let first = group[0].0.poc;
-                let scene_cut = self.waiting[(first - self.waiting_from) as usize].cut;
-                self.rate
-                    .begin_group(costs, following, frames_left, scene_cut);
-            }
-            out.extend(self.code_group(&group)?);
-            let done = (end + 1 - self.waiting_from) as usize;
-            self.waiting.drain(..done);
-            self.waiting_from = end + 1;
-            // Only the last anchor and the frames after it are compared with again.
-            let keep = self.last_anchor.unwrap_or(0);
-            self.analysis.retain(|&poc, _| poc >= keep);
-            self.inter.retain(|&(poc, _), _| poc >= keep);
-            self.qp_maps.clear();
+            let Some(group) = self.next_group(flush) else {
+                break;
+            };
+            self.plan(&group, flush)?;
+            self.start_ready();
         }
+        let most = if flush || self.workers.threads() == 1 {
+            0
+        } else {
+            2 * usize::from(self.genome.mini_gop)
+        };
+        self.code_until(most, &mut out)?;
         Ok(out)
+    }
+
+    /// Plans the frames of `group` (coding order): their references, QPs and temporal QP
+    /// offsets, and their sources, leaving the frames after it waiting.
+    fn plan(&mut self, group: &[(Scheduled, FrameKind)], flush: bool) -> Result<()> {
+        let end = group
+            .iter()
+            .map(|(s, _)| s.poc)
+            .max()
+            .unwrap_or(self.waiting_from);
+        if self.genome.temporal_rd {
+            self.plan_temporal_rd(group);
+        }
+        if self.rate.needs_complexity() {
+            let complexity = self.group_complexity(group, end);
+            self.rate.set_complexity(complexity);
+            // Once flushing, every frame waiting is coded: the stream's end is known.
+            let frames_left = flush.then_some(self.waiting.len() as u64);
+            // The frames after the mini-GOP weigh in too, so that a key frame alone is not
+            // given a single frame's share.
+            let [costs, following] = self.planned_costs(group);
+            let first = group[0].0.poc;
+            let scene_cut = self.waiting[(first - self.waiting_from) as usize].cut;
+            self.rate
+                .begin_group(costs, following, frames_left, scene_cut);
+        }
+        let from = self.waiting_from;
+        let count = (end + 1 - from) as usize;
+        let mut sources: Vec<Option<Picture<T>>> = self
+            .waiting
+            .drain(..count)
+            .map(|waiting| Some(waiting.source))
+            .collect();
+        self.waiting_from = end + 1;
+        for &(scheduled, kind) in group {
+            let poc = scheduled.poc;
+            self.layout.prepare(kind);
+            let references = self
+                .layout
+                .references(poc, kind)
+                .into_iter()
+                .copied()
+                .collect();
+            self.layout.insert(poc, kind, poc)?;
+            let qp =
+                (!self.rate.follows_sizes()).then(|| self.rate.frame_qp(kind, scheduled.layer));
+            self.in_coding.push_back((poc, None));
+            self.planned.push_back(Planned {
+                scheduled,
+                kind,
+                references,
+                source: sources[(poc - from) as usize]
+                    .take()
+                    .expect("a mini-GOP holds each frame once"),
+                qp_map: self.qp_maps.remove(&poc),
+                qp,
+            });
+            if kind.is_anchor() {
+                self.last_anchor = Some(poc);
+            }
+            if kind == FrameKind::Key {
+                self.last_key = poc;
+            }
+        }
+        // Only the last anchor and the frames after it are compared with again.
+        let keep = self.last_anchor.unwrap_or(0);
+        self.analysis.retain(|&poc, _| poc >= keep);
+        self.inter.retain(|&(poc, _), _| poc >= keep);
+        self.qp_maps.clear();
+        Ok(())
     }
 
     /// Mean lookahead cost per luma sample of predicting each frame from the one before, over
@@ -567,148 +673,82 @@ impl<T: Sample> Encoder<T> {
     }
     // EVOLVE-BLOCK-END
 
-    /// Codes a mini-GOP, `group` in coding order, in waves: each wave holds the frames whose
-    /// references are all coded, which are independent of each other and coded on up to
-    /// `threads` threads; their QPs are set before the wave, so the result is the same at any
-    /// thread count. A target bitrate, where each QP follows every size before it, takes the
-    /// frames one at a time. Returns the frames in coding order.
-    fn code_group(&mut self, group: &[(Scheduled, FrameKind)]) -> Result<Vec<EncodedFrame<T>>> {
-        // The pictures each frame predicts from, as the buffer will hold them when a decoder
-        // reaches it in coding order.
-        let mut layout = self.pictures.layout();
-        let mut lists = Vec::with_capacity(group.len());
-        let mut waves: Vec<usize> = Vec::with_capacity(group.len());
-        for (i, &(scheduled, kind)) in group.iter().enumerate() {
-            layout.prepare(kind);
-            let list: Vec<u64> = layout
-                .references(scheduled.poc, kind)
-                .into_iter()
-                .copied()
-                .collect();
-            let wave = if self.rate.follows_sizes() {
-                i
-            } else {
-                group[..i]
-                    .iter()
-                    .zip(&waves)
-                    .filter(|((s, _), _)| list.contains(&s.poc))
-                    .map(|(_, &w)| w + 1)
-                    .max()
-                    .unwrap_or(0)
-            };
-            waves.push(wave);
-            lists.push(list);
-            // Cannot fail: the group's own structure (checked again when the picture is kept).
-            let _ = layout.insert(scheduled.poc, kind, scheduled.poc);
-        }
-        let mut packets: Vec<Option<(Packet<T>, InFlight)>> =
-            (0..group.len()).map(|_| None).collect();
-        let mut out = Vec::with_capacity(group.len());
-        for wave in 0..=waves.iter().copied().max().unwrap_or(0) {
-            let members: Vec<usize> = (0..group.len()).filter(|&i| waves[i] == wave).collect();
-            for &i in &members {
-                self.pictures.prepare(group[i].1);
+    /// Starts, in coding order, every planned frame whose references are coded; for a target
+    /// bitrate only the first, once every frame before it is in the stream.
+    fn start_ready(&mut self) {
+        let mut i = 0;
+        while i < self.planned.len() {
+            let next_in_stream = self.in_coding.front().map(|(poc, _)| *poc);
+            if self.rate.follows_sizes()
+                && (i > 0 || next_in_stream != Some(self.planned[i].scheduled.poc))
+            {
+                return;
             }
-            let qps: Vec<_> = members
+            let references = &self.planned[i].references;
+            if references
                 .iter()
-                .map(|&i| self.rate.frame_qp(group[i].1, group[i].0.layer))
-                .collect();
-            let done = self.code_wave(group, &lists, &members, &qps);
-            for (&i, ((packet, reference), (_, in_flight))) in
-                members.iter().zip(done.into_iter().zip(qps))
+                .all(|poc| self.references.contains_key(poc))
             {
-                let (scheduled, kind) = group[i];
-                if let Some(reference) = reference {
-                    self.pictures.insert(scheduled.poc, kind, reference)?;
-                }
-                packets[i] = Some((packet, in_flight));
-            }
-            // The stream takes frames in coding order, as soon as those before them are coded.
-            while let Some((packet, in_flight)) = packets.get_mut(out.len()).and_then(Option::take)
-            {
-                let (scheduled, kind) = group[out.len()];
-                let qp = packet.qp;
-                let frame = self.packetize(scheduled.poc, kind, packet);
-                self.rate.record(in_flight, qp, frame.bytes.len());
-                out.push(frame);
+                let frame = self.planned.remove(i).expect("i < len");
+                self.start(frame);
+            } else {
+                i += 1;
             }
         }
-        Ok(out)
     }
 
-    /// Codes the frames `members` of `group` (one wave; `lists` the display indices each frame
-    /// of the group predicts from, `qps` the members' QPs) on up to `threads` threads.
-    fn code_wave(
-        &self,
-        group: &[(Scheduled, FrameKind)],
-        lists: &[Vec<u64>],
-        members: &[usize],
-        qps: &[(u8, InFlight)],
-    ) -> Vec<(Packet<T>, Option<Reference<T>>)> {
-        let references: Vec<Vec<&Reference<T>>> = members
+    /// Hands `frame` to the workers.
+    fn start(&mut self, frame: Planned<T>) {
+        let (scheduled, kind) = (frame.scheduled, frame.kind);
+        let (qp, in_flight) = match frame.qp {
+            Some(qp) => qp,
+            None => self.rate.frame_qp(kind, scheduled.layer),
+        };
+        let references: Vec<Arc<Reference<T>>> = frame
+            .references
             .iter()
-            .map(|&i| {
-                lists[i]
-                    .iter()
-                    .map(|&poc| self.pictures.get(poc).expect("references are coded first"))
-                    .collect()
-            })
+            .map(|poc| Arc::clone(&self.references[poc]))
             .collect();
-        let pictures: Vec<Vec<&Picture<T>>> = references
-            .iter()
-            .map(|list| list.iter().map(|r| &r.picture).collect())
-            .collect();
-        let search_planes: Vec<Vec<&HalfSamplePlanes<T>>> = references
-            .iter()
-            .map(|list| list.iter().map(|r| &r.search).collect())
-            .collect();
-        let fields: Vec<Vec<&MotionField>> = references
-            .iter()
-            .map(|list| list.iter().map(|r| &r.motion).collect())
-            .collect();
-        let mut jobs = Vec::with_capacity(members.len());
-        for (m, &i) in members.iter().enumerate() {
-            let (scheduled, kind) = group[i];
+        // The rate estimates start from the state the real coder starts from.
+        let contexts = if self.header.context_carry {
+            starting_contexts(kind, qp, references.iter().map(|r| &r.carried))
+        } else {
+            Contexts::default()
+        };
+        #[cfg(test)]
+        crate::gop::STARTED
+            .with_borrow_mut(|started| started.push((scheduled.poc, contexts.clone())));
+        let (genome, header, coded) = (self.genome.clone(), self.header.clone(), self.coded);
+        let (source, qp_map) = (frame.source, frame.qp_map);
+        self.workers.submit(move || {
+            let pictures: Vec<&Picture<T>> = references.iter().map(|r| &r.picture).collect();
+            let search_planes: Vec<&HalfSamplePlanes<T>> =
+                references.iter().map(|r| &r.search).collect();
+            let fields: Vec<&MotionField> = references.iter().map(|r| &r.motion).collect();
             let poc = scheduled.poc;
-            let qp = qps[m].0;
-            // The rate estimates start from the state the real coder starts from.
-            let contexts = if self.header.context_carry {
-                starting_contexts(kind, qp, references[m].iter().map(|r| &r.carried))
-            } else {
-                Contexts::default()
-            };
-            #[cfg(test)]
-            crate::gop::STARTED.with_borrow_mut(|started| started.push((poc, contexts.clone())));
             let motion = FrameMotion::new(
                 poc,
                 kind.bi_predicted(),
-                &fields[m],
-                self.header.temporal_mvp,
-                self.header.bi_merge,
+                &fields,
+                header.temporal_mvp,
+                header.bi_merge,
             );
-            let frame_encoder = FrameEncoder::new(
-                &self.genome,
-                &self.header,
-                self.coded,
-                &self.waiting[(poc - self.waiting_from) as usize].source,
-                &pictures[m],
-                &search_planes[m],
+            let mut frame_encoder = FrameEncoder::new(
+                &genome,
+                &header,
+                coded,
+                &source,
+                &pictures,
+                &search_planes,
                 motion,
                 qp,
                 kind,
-                self.qp_maps.get(&poc),
+                qp_map.as_ref(),
                 contexts,
             );
-            jobs.push((poc, kind, qp, frame_encoder));
-        }
-        let visible = (self.header.format.width, self.header.format.height);
-        map_in_threads(self.threads, jobs, |(poc, kind, qp, mut frame_encoder)| {
             let payload = frame_encoder.encode();
-            let packet = Packet {
-                qp,
-                payload,
-                reconstruction: frame_encoder.picture.to_frame(visible.0, visible.1),
-            };
+            let visible = (header.format.width, header.format.height);
+            let reconstruction = frame_encoder.picture.to_frame(visible.0, visible.1);
             let reference = kind.is_reference().then(|| Reference {
                 search: HalfSamplePlanes::new(&frame_encoder.picture.planes[0]),
                 motion: MotionField::new(
@@ -723,18 +763,70 @@ impl<T: Sample> Encoder<T> {
                 },
                 picture: frame_encoder.picture,
             });
-            (packet, reference)
-        })
+            Coded {
+                poc,
+                kind,
+                qp,
+                in_flight,
+                payload,
+                reconstruction,
+                reference,
+            }
+        });
+    }
+
+    /// Starts frames as their references are coded and puts coded frames in the stream, in
+    /// coding order, until at most `most` frames are planned and not yet in it.
+    fn code_until(&mut self, most: usize, out: &mut Vec<EncodedFrame<T>>) -> Result<()> {
+        loop {
+            self.start_ready();
+            let coded = match self.workers.finished_now() {
+                Some(coded) => coded,
+                None if self.unfinished() > most => self
+                    .workers
+                    .next_finished()
+                    .expect("the first frame not yet coded has its references, so it started"),
+                None => return Ok(()),
+            };
+            self.take_coded(coded, out);
+        }
+    }
+
+    /// Keeps a coded frame's picture for the frames that predict from it, and puts the frames
+    /// that are next in coding order in the stream.
+    fn take_coded(&mut self, mut coded: Coded<T>, out: &mut Vec<EncodedFrame<T>>) {
+        if let Some(reference) = coded.reference.take() {
+            self.references.insert(coded.poc, Arc::new(reference));
+        }
+        let poc = coded.poc;
+        if let Some((_, slot)) = self.in_coding.iter_mut().find(|(p, _)| *p == poc) {
+            *slot = Some(coded);
+        }
+        while let Some((_, Some(_))) = self.in_coding.front() {
+            let Some((_, Some(coded))) = self.in_coding.pop_front() else {
+                unreachable!("the front was just seen coded");
+            };
+            let (in_flight, qp) = (coded.in_flight, coded.qp);
+            let frame = self.packetize(coded);
+            self.rate.record(in_flight, qp, frame.bytes.len());
+            out.push(frame);
+        }
+        // What neither a planned frame nor the buffer's layout (for frames not yet planned)
+        // holds is not predicted from again.
+        let (layout, planned) = (&self.layout, &self.planned);
+        self.references.retain(|poc, _| {
+            layout.get(*poc).is_some() || planned.iter().any(|p| p.references.contains(poc))
+        });
     }
 
     /// The stream bytes of a coded frame (after the sequence header for the first), in coding
     /// order.
-    fn packetize(&mut self, poc: u64, kind: FrameKind, frame: Packet<T>) -> EncodedFrame<T> {
+    fn packetize(&mut self, frame: Coded<T>) -> EncodedFrame<T> {
         let mut bytes = Vec::new();
         if self.frames == 0 {
             bytes.extend_from_slice(&self.header.to_bytes());
         }
-        let qp = frame.qp;
+        let (poc, kind, qp) = (frame.poc, frame.kind, frame.qp);
         let mut packet = Vec::with_capacity(frame.payload.len() + 4);
         packet.push(kind.code());
         packet.push(qp);
@@ -743,12 +835,6 @@ impl<T: Sample> Encoder<T> {
         write_size(&mut bytes, packet.len() as u64);
         bytes.extend_from_slice(&packet);
         self.crc.update(&bytes);
-        if kind.is_anchor() {
-            self.last_anchor = Some(poc);
-        }
-        if kind == FrameKind::Key {
-            self.last_key = poc;
-        }
         self.last_poc = poc;
         self.frames += 1;
         EncodedFrame {
@@ -759,13 +845,6 @@ impl<T: Sample> Encoder<T> {
             qp,
         }
     }
-}
-
-/// A coded frame waiting for its place in the stream.
-struct Packet<T: Sample> {
-    qp: u8,
-    payload: Vec<u8>,
-    reconstruction: Frame<T>,
 }
 
 /// A candidate for one coding unit with its rate-distortion cost.

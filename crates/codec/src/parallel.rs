@@ -1,61 +1,135 @@
-//! Running independent pieces of work on several threads. Results come back in the order of
-//! the jobs whatever the thread count, so what is coded never depends on it.
+//! Frames coded or decoded on worker threads. Callers hand in a frame once everything it
+//! depends on is done and take results as they finish, so the work of one mini-GOP overlaps
+//! the next; what is coded never depends on the thread count.
 
-use std::sync::Mutex;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::mpsc::{Receiver, Sender, channel};
 
-/// `work` applied to every job, on up to `threads` scoped threads (the calling thread alone
-/// for one thread or one job); results in the jobs' order.
-pub fn map_in_threads<J: Send, R: Send>(
-    threads: usize,
-    jobs: Vec<J>,
-    work: impl Fn(J) -> R + Sync,
-) -> Vec<R> {
-    let workers = threads.min(jobs.len());
-    if workers <= 1 {
-        return jobs.into_iter().map(work).collect();
-    }
-    let count = jobs.len();
-    // Jobs are taken from the front as threads come free, so unequal jobs balance.
-    let queue = Mutex::new(jobs.into_iter().enumerate());
-    let done = Mutex::new(Vec::with_capacity(count));
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                loop {
-                    let next = queue
-                        .lock()
-                        .expect("no worker panics holding the queue")
-                        .next();
-                    let Some((index, job)) = next else { break };
-                    let result = work(job);
-                    done.lock()
-                        .expect("no worker panics holding the results")
-                        .push((index, result));
-                }
-            });
+/// Jobs run as they are handed in: on a pool of worker threads, or with one thread on the
+/// caller's, at once. Results come back in the order the jobs finish.
+pub struct Workers<R> {
+    pool: Option<rayon::ThreadPool>,
+    finished: Sender<std::thread::Result<R>>,
+    results: Receiver<std::thread::Result<R>>,
+    running: usize,
+}
+
+impl<R: Send + 'static> Workers<R> {
+    /// Workers for `threads` threads (at least one).
+    pub fn new(threads: usize) -> Self {
+        // A pool that cannot start its threads leaves the work on the caller's thread.
+        let pool = (threads > 1)
+            .then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("codec-worker-{i}"))
+                    .build()
+                    .ok()
+            })
+            .flatten();
+        let (finished, results) = channel();
+        Workers {
+            pool,
+            finished,
+            results,
+            running: 0,
         }
-    });
-    let mut done = done.into_inner().expect("every worker has finished");
-    done.sort_unstable_by_key(|(index, _)| *index);
-    done.into_iter().map(|(_, result)| result).collect()
+    }
+
+    /// Threads the jobs run on.
+    pub fn threads(&self) -> usize {
+        self.pool
+            .as_ref()
+            .map_or(1, rayon::ThreadPool::current_num_threads)
+    }
+
+    /// Jobs handed in whose results have not been taken.
+    pub fn running(&self) -> usize {
+        self.running
+    }
+
+    pub fn submit(&mut self, job: impl FnOnce() -> R + Send + 'static) {
+        self.running += 1;
+        let finished = self.finished.clone();
+        let run = move || {
+            // The receiver lives as long as `self`; a result sent after it is gone is not
+            // wanted.
+            let _ = finished.send(catch_unwind(AssertUnwindSafe(job)));
+        };
+        match &self.pool {
+            Some(pool) => pool.spawn(run),
+            None => run(),
+        }
+    }
+
+    /// The next job to finish, waiting for it; `None` when none is running. A job that
+    /// panicked panics here.
+    pub fn next_finished(&mut self) -> Option<R> {
+        if self.running == 0 {
+            return None;
+        }
+        let result = self
+            .results
+            .recv()
+            .expect("the sending half is held by `self`");
+        Some(self.taken(result))
+    }
+
+    /// A job that has finished, without waiting; `None` when none has.
+    pub fn finished_now(&mut self) -> Option<R> {
+        let result = self.results.try_recv().ok()?;
+        Some(self.taken(result))
+    }
+
+    fn taken(&mut self, result: std::thread::Result<R>) -> R {
+        self.running -= 1;
+        result.unwrap_or_else(|panic| resume_unwind(panic))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
-    fn results_keep_the_jobs_order_at_any_thread_count() {
-        let jobs: Vec<u64> = (0..37).collect();
-        let expected: Vec<u64> = jobs.iter().map(|j| j * j + 1).collect();
-        for threads in [1, 2, 3, 8, 64] {
-            let results = map_in_threads(threads, jobs.clone(), |j| {
-                // Unequal jobs, so that threads finish out of order.
-                std::thread::sleep(std::time::Duration::from_micros((j % 5) * 200));
-                j * j + 1
-            });
+    fn every_job_finishes_once_at_any_thread_count() {
+        for threads in [1, 2, 3, 8] {
+            let mut workers = Workers::new(threads);
+            assert_eq!(workers.threads(), threads);
+            let started = Arc::new(AtomicUsize::new(0));
+            for job in 0..37u64 {
+                let started = Arc::clone(&started);
+                workers.submit(move || {
+                    started.fetch_add(1, Ordering::Relaxed);
+                    // Unequal jobs, so that threads finish out of order.
+                    std::thread::sleep(std::time::Duration::from_micros((job % 5) * 200));
+                    job * job + 1
+                });
+            }
+            assert_eq!(workers.running(), 37);
+            let mut results: Vec<u64> = std::iter::from_fn(|| workers.finished_now()).collect();
+            results.extend(std::iter::from_fn(|| workers.next_finished()));
+            results.sort_unstable();
+            let expected: Vec<u64> = (0..37).map(|j| j * j + 1).collect();
             assert_eq!(results, expected, "{threads} threads");
+            assert_eq!(started.load(Ordering::Relaxed), 37);
+            assert_eq!(workers.running(), 0);
+            assert!(workers.next_finished().is_none());
         }
-        assert!(map_in_threads(4, Vec::<u8>::new(), |j| j).is_empty());
+    }
+
+    #[test]
+    fn a_panicking_job_panics_where_its_result_is_taken() {
+        for threads in [1, 2] {
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                let mut workers = Workers::new(threads);
+                workers.submit(|| -> u8 { panic!("job failed") });
+                workers.next_finished()
+            }));
+            let message = outcome.expect_err("the panic reaches the caller");
+            assert_eq!(message.downcast_ref::<&str>(), Some(&"job failed"));
+        }
     }
 }
