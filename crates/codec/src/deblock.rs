@@ -73,9 +73,14 @@ fn decide_luma<T: Sample>(
 ) -> LumaFilter {
     // p3..q3 of a line: index 3 is p0, 4 is q0.
     let line = |line: isize| -> [i32; 8] {
-        std::array::from_fn(|k| {
-            data[(at as isize + line * along + (k as isize - 4) * step) as usize].to_i32()
-        })
+        let first = (at as isize + line * along - 4 * step) as usize;
+        let mut samples = [0; 8];
+        // A strided walk checks the bounds once, not per sample.
+        let run = data[first..].iter().step_by(step as usize);
+        for (s, v) in samples.iter_mut().zip(run) {
+            *s = v.to_i32();
+        }
+        samples
     };
     let (l0, l3) = (line(0), line(3));
     let dp = |s: &[i32; 8]| (s[1] - 2 * s[2] + s[3]).abs();

@@ -132,8 +132,16 @@ fn add_residual_to_plane<T: Sample>(
     let n = 1usize << log2n;
     let rows = prediction.chunks(pred_stride).take(n);
     let Some(levels) = levels else {
-        for (j, pred) in rows.enumerate() {
-            plane.row_mut(x, y + j, n).copy_from_slice(&pred[..n]);
+        match n {
+            4 => copy_rows::<T, 4>(plane, (x, y), rows),
+            8 => copy_rows::<T, 8>(plane, (x, y), rows),
+            16 => copy_rows::<T, 16>(plane, (x, y), rows),
+            32 => copy_rows::<T, 32>(plane, (x, y), rows),
+            _ => {
+                for (j, pred) in rows.enumerate() {
+                    plane.row_mut(x, y + j, n).copy_from_slice(&pred[..n]);
+                }
+            }
         }
         return;
     };
@@ -150,6 +158,20 @@ fn add_residual_to_plane<T: Sample>(
             }
         }
     });
+}
+
+/// Copies rows of `N` samples into `plane` from (x, y) down: fixed-size copies compile to a few
+/// moves, where a copy of a run-time length calls `memcpy` per row.
+#[inline]
+fn copy_rows<'a, T: Sample, const N: usize>(
+    plane: &mut PaddedPlane<T>,
+    (x, y): (usize, usize),
+    rows: impl Iterator<Item = &'a [T]>,
+) {
+    for (j, src) in rows.enumerate() {
+        let dst: &mut [T; N] = plane.row_mut(x, y + j, N).try_into().unwrap();
+        *dst = src[..N].try_into().unwrap();
+    }
 }
 
 /// Runs `f` on a stack buffer of n×n samples (n = 1 << `log2n`, at most 32), sized to the
