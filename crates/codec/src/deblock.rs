@@ -3,6 +3,7 @@
 //! whole picture, identically in the encoder and the decoder. The thresholds are in 8-bit sample
 //! units and scale by 2^(bd-8) at deeper samples, as in HEVC.
 
+use crate::dsp::{Kernels, LumaFilter};
 use crate::inter::mvpred::{Motion, Vector};
 use crate::partition::{UNIT_LOG2, UnitGrid, UnitInfo};
 use crate::picture::{PaddedPlane, Picture, Sample};
@@ -60,10 +61,55 @@ fn motion_differs(a: &Motion, b: &Motion) -> bool {
         }
 }
 
-/// Filters four lines across one luma edge; `step` crosses the edge, `along` moves to the next
-/// line; `at` is the first sample on the q side; `max` is the largest sample value.
+/// Which filter the four lines from `at` of one luma edge get; `step` crosses the edge,
+/// `along` moves to the next line; `at` is the first sample on the q side.
+fn decide_luma<T: Sample>(
+    data: &[T],
+    at: usize,
+    step: isize,
+    along: isize,
+    tc: i32,
+    beta: i32,
+) -> LumaFilter {
+    // p3..q3 of a line: index 3 is p0, 4 is q0.
+    let line = |line: isize| -> [i32; 8] {
+        let first = (at as isize + line * along - 4 * step) as usize;
+        let mut samples = [0; 8];
+        // A strided walk checks the bounds once, not per sample.
+        let run = data[first..].iter().step_by(step as usize);
+        for (s, v) in samples.iter_mut().zip(run) {
+            *s = v.to_i32();
+        }
+        samples
+    };
+    let (l0, l3) = (line(0), line(3));
+    let dp = |s: &[i32; 8]| (s[1] - 2 * s[2] + s[3]).abs();
+    let dq = |s: &[i32; 8]| (s[6] - 2 * s[5] + s[4]).abs();
+    let (dp0, dq0, dp3, dq3) = (dp(&l0), dq(&l0), dp(&l3), dq(&l3));
+    let d = dp0 + dq0 + dp3 + dq3;
+    if d >= beta {
+        return LumaFilter::Skip;
+    }
+    let strong_line = |s: &[i32; 8], dpq: i32| {
+        let [p3, p0, q0, q3] = [s[0], s[3], s[4], s[7]];
+        2 * dpq < beta >> 2
+            && (p3 - p0).abs() + (q0 - q3).abs() < beta >> 3
+            && (p0 - q0).abs() < (5 * tc + 1) >> 1
+    };
+    if strong_line(&l0, dp0 + dq0) && strong_line(&l3, dp3 + dq3) {
+        return LumaFilter::Strong;
+    }
+    LumaFilter::Normal {
+        p1: dp0 + dp3 < (beta + (beta >> 1)) >> 3,
+        q1: dq0 + dq3 < (beta + (beta >> 1)) >> 3,
+    }
+}
+
+/// Filters the eight lines of one luma edge, deciding per four; see `decide_luma`; `max` is
+/// the largest sample value.
 #[allow(clippy::too_many_arguments)]
 fn filter_luma<T: Sample>(
+    kernels: &Kernels<T>,
     data: &mut [T],
     at: usize,
     step: isize,
@@ -72,87 +118,24 @@ fn filter_luma<T: Sample>(
     beta: i32,
     max: i32,
 ) {
-    let sample = |data: &[T], line: isize, k: isize| -> i32 {
-        data[(at as isize + line * along + k * step) as usize].to_i32()
-    };
-    let second_difference = |data: &[T], line: isize, side: isize| {
-        // side -1: p side, +1: q side (k = 0 is q0, k = -1 is p0).
-        let (a, b, c) = if side < 0 { (-3, -2, -1) } else { (2, 1, 0) };
-        (sample(data, line, a) - 2 * sample(data, line, b) + sample(data, line, c)).abs()
-    };
-    let dp0 = second_difference(data, 0, -1);
-    let dq0 = second_difference(data, 0, 1);
-    let dp3 = second_difference(data, 3, -1);
-    let dq3 = second_difference(data, 3, 1);
-    let d = dp0 + dq0 + dp3 + dq3;
-    if d >= beta {
-        return;
-    }
-    let strong_line = |data: &[T], line: isize, dpq: i32| {
-        let p0 = sample(data, line, -1);
-        let p3 = sample(data, line, -4);
-        let q0 = sample(data, line, 0);
-        let q3 = sample(data, line, 3);
-        2 * dpq < beta >> 2
-            && (p3 - p0).abs() + (q0 - q3).abs() < beta >> 3
-            && (p0 - q0).abs() < (5 * tc + 1) >> 1
-    };
-    let strong = strong_line(data, 0, dp0 + dq0) && strong_line(data, 3, dp3 + dq3);
-    let filter_p1 = dp0 + dp3 < (beta + (beta >> 1)) >> 3;
-    let filter_q1 = dq0 + dq3 < (beta + (beta >> 1)) >> 3;
-    for line in 0..4isize {
-        let idx = |k: isize| (at as isize + line * along + k * step) as usize;
-        let at = |k: isize| data[idx(k)].to_i32();
-        let [p3, p2, p1, p0, q0, q1, q2, q3] =
-            [at(-4), at(-3), at(-2), at(-1), at(0), at(1), at(2), at(3)];
-        if strong {
-            let clip = |v: i32, orig: i32| T::from_i32(v.clamp(orig - 2 * tc, orig + 2 * tc));
-            data[idx(-1)] = clip((p2 + 2 * p1 + 2 * p0 + 2 * q0 + q1 + 4) >> 3, p0);
-            data[idx(-2)] = clip((p2 + p1 + p0 + q0 + 2) >> 2, p1);
-            data[idx(-3)] = clip((2 * p3 + 3 * p2 + p1 + p0 + q0 + 4) >> 3, p2);
-            data[idx(0)] = clip((p1 + 2 * p0 + 2 * q0 + 2 * q1 + q2 + 4) >> 3, q0);
-            data[idx(1)] = clip((p0 + q0 + q1 + q2 + 2) >> 2, q1);
-            data[idx(2)] = clip((p0 + q0 + q1 + 3 * q2 + 2 * q3 + 4) >> 3, q2);
-        } else {
-            let delta = (9 * (q0 - p0) - 3 * (q1 - p1) + 8) >> 4;
-            if delta.abs() >= tc * 10 {
-                continue;
-            }
-            let delta = delta.clamp(-tc, tc);
-            data[idx(-1)] = T::clip(p0 + delta, max);
-            data[idx(0)] = T::clip(q0 - delta, max);
-            let half = tc >> 1;
-            if filter_p1 {
-                let dp = ((((p2 + p0 + 1) >> 1) - p1 + delta) >> 1).clamp(-half, half);
-                data[idx(-2)] = T::clip(p1 + dp, max);
-            }
-            if filter_q1 {
-                let dq = ((((q2 + q0 + 1) >> 1) - q1 - delta) >> 1).clamp(-half, half);
-                data[idx(1)] = T::clip(q1 + dq, max);
-            }
-        }
-    }
+    let filters =
+        [0, 4].map(|line| decide_luma(data, at + line * along as usize, step, along, tc, beta));
+    kernels.deblock_luma(data, at, (step, along), filters, tc, max);
 }
 
 /// Filters `lines` lines across one chroma edge next to an intra block.
 #[allow(clippy::too_many_arguments)]
 fn filter_chroma<T: Sample>(
+    kernels: &Kernels<T>,
     data: &mut [T],
     at: usize,
     step: isize,
     along: isize,
-    lines: isize,
+    lines: usize,
     tc: i32,
     max: i32,
 ) {
-    for line in 0..lines {
-        let idx = |k: isize| (at as isize + line * along + k * step) as usize;
-        let at = |k: isize| data[idx(k)].to_i32();
-        let [p1, p0, q0, q1] = [at(-2), at(-1), at(0), at(1)];
-        let delta = ((((q0 - p0) << 2) + p1 - q1 + 4) >> 3).clamp(-tc, tc);
-        data[idx(-1)] = T::clip(p0 + delta, max);
-        data[idx(0)] = T::clip(q0 - delta, max);
-    }
+    kernels.deblock_chroma(data, at, (step, along), lines, tc, max);
 }
 // EVOLVE-BLOCK-END
 
@@ -166,6 +149,7 @@ pub fn deblock<T: Sample>(picture: &mut Picture<T>, grid: &UnitGrid, params: &De
     let unit = 1usize << UNIT_LOG2;
     let depth_shift = picture.bit_depth() - 8;
     let max = picture.planes[0].max_value();
+    let kernels = T::kernels();
     for vertical in [true, false] {
         let [luma, cb, cr] = &mut picture.planes;
         let luma_step_along = |plane: &PaddedPlane<T>| {
@@ -206,16 +190,7 @@ pub fn deblock<T: Sample>(picture: &mut Picture<T>, grid: &UnitGrid, params: &De
                 let at = luma.index((ux * unit) as isize, (uy * unit) as isize);
                 let t = tc(qp + 2 * i32::from(bs == 2) + tc_offset) << depth_shift;
                 if t > 0 && beta_value > 0 {
-                    filter_luma(&mut luma.data, at, step, along, t, beta_value, max);
-                    filter_luma(
-                        &mut luma.data,
-                        at + 4 * along as usize,
-                        step,
-                        along,
-                        t,
-                        beta_value,
-                        max,
-                    );
+                    filter_luma(kernels, &mut luma.data, at, step, along, t, beta_value, max);
                 }
                 // Chroma: intra edges on the 8x8 chroma grid.
                 let chroma_tc = tc(chroma_qp + 2 + tc_offset) << depth_shift;
@@ -224,11 +199,12 @@ pub fn deblock<T: Sample>(picture: &mut Picture<T>, grid: &UnitGrid, params: &De
                         let (step, along) = luma_step_along(plane);
                         let at = plane.index((ux * unit / 2) as isize, (uy * unit / 2) as isize);
                         filter_chroma(
+                            kernels,
                             &mut plane.data,
                             at,
                             step,
                             along,
-                            (unit / 2) as isize,
+                            unit / 2,
                             chroma_tc,
                             max,
                         );

@@ -119,6 +119,75 @@ pub fn add_residual<T: Sample>(
     });
 }
 
+/// [`add_residual`] of an n×n prediction (rows `pred_stride` apart) written straight into
+/// `plane` at (x, y), with no intermediate block to copy.
+fn add_residual_to_plane<T: Sample>(
+    plane: &mut PaddedPlane<T>,
+    (x, y): (usize, usize),
+    (prediction, pred_stride): (&[T], usize),
+    levels: Option<&[i32]>,
+    qp: u8,
+    (log2n, tx): (u32, TxType),
+) {
+    let n = 1usize << log2n;
+    let rows = prediction.chunks(pred_stride).take(n);
+    let Some(levels) = levels else {
+        match n {
+            4 => copy_rows::<T, 4>(plane, (x, y), rows),
+            8 => copy_rows::<T, 8>(plane, (x, y), rows),
+            16 => copy_rows::<T, 16>(plane, (x, y), rows),
+            32 => copy_rows::<T, 32>(plane, (x, y), rows),
+            _ => {
+                for (j, pred) in rows.enumerate() {
+                    plane.row_mut(x, y + j, n).copy_from_slice(&pred[..n]);
+                }
+            }
+        }
+        return;
+    };
+    let bit_depth = plane.bit_depth;
+    with_block_buffers(log2n, |coeffs, residual| {
+        let quant_qp = qp + qp_offset(bit_depth);
+        dequantize(&levels[..n * n], coeffs, quant_qp, log2n, bit_depth);
+        inverse(coeffs, residual, log2n, tx, bit_depth);
+        let max = max_value(bit_depth);
+        for (j, (pred, residual)) in rows.zip(residual.chunks_exact(n)).enumerate() {
+            let out = plane.row_mut(x, y + j, n);
+            for ((o, &p), &r) in out.iter_mut().zip(&pred[..n]).zip(residual) {
+                *o = T::clip(p.to_i32() + r, max);
+            }
+        }
+    });
+}
+
+/// Copies rows of `N` samples into `plane` from (x, y) down: fixed-size copies compile to a few
+/// moves, where a copy of a run-time length calls `memcpy` per row.
+#[inline]
+fn copy_rows<'a, T: Sample, const N: usize>(
+    plane: &mut PaddedPlane<T>,
+    (x, y): (usize, usize),
+    rows: impl Iterator<Item = &'a [T]>,
+) {
+    for (j, src) in rows.enumerate() {
+        let dst: &mut [T; N] = plane.row_mut(x, y + j, N).try_into().unwrap();
+        *dst = src[..N].try_into().unwrap();
+    }
+}
+
+/// Runs `f` on a stack buffer of n×n samples (n = 1 << `log2n`, at most 32), sized to the
+/// block so small blocks clear little memory.
+fn with_sample_buffer<T: Sample, R>(log2n: u32, f: impl FnOnce(&mut [T]) -> R) -> R {
+    fn run<T: Sample, const LEN: usize, R>(f: impl FnOnce(&mut [T]) -> R) -> R {
+        f(&mut [T::default(); LEN])
+    }
+    match log2n {
+        0..=2 => run::<T, 16, R>(f),
+        3 => run::<T, 64, R>(f),
+        4 => run::<T, 256, R>(f),
+        _ => run::<T, 1024, R>(f),
+    }
+}
+
 /// The info the unit grid records for a coding unit.
 pub fn commit_info(grid: &mut UnitGrid, cu: &CodedCu) {
     let (ux, uy) = cu.unit();
@@ -167,11 +236,10 @@ pub fn reconstruct_intra_block<T: Sample>(
         (y << subsampling) >> UNIT_LOG2,
     );
     let edges = Edges::gather(plane, grid, (x, y, n), subsampling, unit);
-    let mut pred = [T::default(); 32 * 32];
-    predict(&edges, mode, subsampling == 0, &mut pred);
-    let mut out = [T::default(); 32 * 32];
-    add_residual(&pred, levels, qp, (log2n, tx), plane.bit_depth, &mut out);
-    plane.put_block(x, y, n, n, &out[..n * n]);
+    with_sample_buffer(log2n, |pred| {
+        predict(&edges, mode, subsampling == 0, pred);
+        add_residual_to_plane(plane, (x, y), (pred, n), levels, qp, (log2n, tx));
+    });
 }
 
 /// Motion-compensated prediction of a whole coding unit from one vector: luma, then both
@@ -292,47 +360,15 @@ pub fn reconstruct_cu<T: Sample>(
                         [&mut [], &mut [], &mut []],
                     );
                 }
-                let bit_depth = picture.bit_depth();
-                let mut pred = [T::default(); 32 * 32];
-                let mut out = [T::default(); 32 * 32];
                 for (i, levels) in cu.luma.iter().enumerate() {
                     let (bx, by) = ((i % per_row) * luma_n, (i / per_row) * luma_n);
-                    let plane = &mut picture.planes[0];
-                    let Some(levels) = levels.as_deref() else {
-                        // No residual: the prediction is the reconstruction.
-                        for row in 0..luma_n {
-                            let start = (by + row) * size + bx;
-                            plane
-                                .row_mut(cu.x + bx, cu.y + by + row, luma_n)
-                                .copy_from_slice(&luma[start..start + luma_n]);
-                        }
-                        continue;
-                    };
-                    let tight: &[T] = if per_row == 1 {
-                        luma
-                    } else {
-                        for row in 0..luma_n {
-                            let start = (by + row) * size + bx;
-                            pred[row * luma_n..(row + 1) * luma_n]
-                                .copy_from_slice(&luma[start..start + luma_n]);
-                        }
-                        &pred
-                    };
-                    let tx = cu.transform(true, i, intra_dst);
-                    add_residual(
-                        tight,
-                        Some(levels),
+                    add_residual_to_plane(
+                        &mut picture.planes[0],
+                        (cu.x + bx, cu.y + by),
+                        (&luma[by * size + bx..], size),
+                        levels.as_deref(),
                         qp,
-                        (luma_log2, tx),
-                        bit_depth,
-                        &mut out,
-                    );
-                    plane.put_block(
-                        cu.x + bx,
-                        cu.y + by,
-                        luma_n,
-                        luma_n,
-                        &out[..luma_n * luma_n],
+                        (luma_log2, cu.transform(true, i, intra_dst)),
                     );
                 }
                 let half = size / 2;
@@ -342,20 +378,14 @@ pub fn reconstruct_cu<T: Sample>(
                     .zip([cb, cr])
                     .enumerate()
                 {
-                    let Some(levels) = levels.as_deref() else {
-                        plane.put_block(cu.x / 2, cu.y / 2, half, half, &pred[..half * half]);
-                        continue;
-                    };
-                    let tx = cu.transform(false, p, intra_dst);
-                    add_residual(
-                        pred,
-                        Some(levels),
+                    add_residual_to_plane(
+                        plane,
+                        (cu.x / 2, cu.y / 2),
+                        (pred, half),
+                        levels.as_deref(),
                         chroma_qp,
-                        (chroma_log2, tx),
-                        bit_depth,
-                        &mut out,
+                        (chroma_log2, cu.transform(false, p, intra_dst)),
                     );
-                    plane.put_block(cu.x / 2, cu.y / 2, half, half, &out[..half * half]);
                 }
             });
         }

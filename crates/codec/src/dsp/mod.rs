@@ -8,6 +8,7 @@
 //! `CODECLAB_ISA=reference` in the environment lowers that level to the reference code (it can
 //! only lower it).
 
+mod deblock;
 mod mc;
 mod quant;
 mod sao;
@@ -16,8 +17,11 @@ mod transform;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 #[cfg(target_arch = "x86_64")]
+mod x86_deblock;
+#[cfg(target_arch = "x86_64")]
 mod x86_transform;
 
+pub use deblock::LumaFilter;
 pub use mc::interpolate as reference_interpolate;
 pub use sao::edge_category;
 pub use satd::satd as reference_satd;
@@ -84,6 +88,11 @@ type SaoBandRowFn<T> = unsafe fn(&[T], Range<usize>, &[i32; 32], u32, i32, &mut 
 /// `sao_edge_stats(rows, orig, dx, span)`.
 type SaoEdgeStatsFn<T> = unsafe fn(SaoRows<'_, T>, &[T], isize, Range<usize>) -> [(i32, i32); 5];
 
+/// `deblock_luma(data, at, (step, along), filters, tc, max)`.
+type DeblockLumaFn<T> = unsafe fn(&mut [T], usize, (isize, isize), [LumaFilter; 2], i32, i32);
+/// `deblock_chroma(data, at, (step, along), lines, tc, max)`.
+type DeblockChromaFn<T> = unsafe fn(&mut [T], usize, (isize, isize), usize, i32, i32);
+
 /// The kernels of one sample type at one instruction set level.
 pub struct Kernels<T: Sample> {
     isa: Isa,
@@ -93,6 +102,8 @@ pub struct Kernels<T: Sample> {
     sao_edge_row: SaoEdgeRowFn<T>,
     sao_band_row: SaoBandRowFn<T>,
     sao_edge_stats: SaoEdgeStatsFn<T>,
+    deblock_luma: DeblockLumaFn<T>,
+    deblock_chroma: DeblockChromaFn<T>,
 }
 
 impl<T: Sample> Kernels<T> {
@@ -106,6 +117,8 @@ impl<T: Sample> Kernels<T> {
             sao_edge_row: sao::edge_row::<T>,
             sao_band_row: sao::band_row::<T>,
             sao_edge_stats: sao::edge_stats::<T>,
+            deblock_luma: deblock::luma::<T>,
+            deblock_chroma: deblock::chroma::<T>,
         }
     }
 
@@ -238,6 +251,67 @@ impl<T: Sample> Kernels<T> {
     }
 }
 
+/// Panics unless every sample of `lines` lines across an edge, `before` samples on the p side
+/// and `after` on the q side, lies inside `data`, with positive steps.
+#[inline]
+fn check_edge<T>(
+    data: &[T],
+    at: usize,
+    (step, along): (isize, isize),
+    lines: usize,
+    (before, after): (usize, usize),
+) {
+    assert!(step > 0 && along > 0 && lines > 0);
+    let (step, along) = (step as usize, along as usize);
+    assert!(at >= before * step);
+    assert!(at + (lines - 1) * along + (after - 1) * step < data.len());
+}
+
+impl<T: Sample> Kernels<T> {
+    /// Deblocks the 8 lines of one luma edge: lines `4s..4s + 4` by `filters[s]` (see
+    /// [`LumaFilter`]), changing samples by at most `tc` (2·tc for the strong filter) and
+    /// clipping to 0..=`max`. `at` is q0 of the first line, `step` crosses the edge, `along`
+    /// moves to the next line; p3..q3 of every line must lie in `data`.
+    #[inline]
+    pub fn deblock_luma(
+        &self,
+        data: &mut [T],
+        at: usize,
+        steps: (isize, isize),
+        filters: [LumaFilter; 2],
+        tc: i32,
+        max: i32,
+    ) {
+        check_edge(data, at, steps, 8, (4, 4));
+        assert!(tc >= 0);
+        // SAFETY: the table holds only kernels of levels `max_isa()` detected (see `new`); the
+        // kernels index through bounds-checked slices (the reach is asserted above as well).
+        unsafe { (self.deblock_luma)(data, at, steps, filters, tc, max) }
+    }
+
+    /// Deblocks `lines` lines across one chroma edge: p0 and q0 moved by
+    /// `clip(((q0 - p0)·4 + p1 - q1 + 4) >> 3, ±tc)`, clipped to 0..=`max`; addressed as in
+    /// [`Self::deblock_luma`], p1..q1 of every line in `data`.
+    #[inline]
+    pub fn deblock_chroma(
+        &self,
+        data: &mut [T],
+        at: usize,
+        steps: (isize, isize),
+        lines: usize,
+        tc: i32,
+        max: i32,
+    ) {
+        if lines == 0 {
+            return;
+        }
+        check_edge(data, at, steps, lines, (2, 2));
+        assert!(tc >= 0);
+        // SAFETY: as in `deblock_luma`.
+        unsafe { (self.deblock_chroma)(data, at, steps, lines, tc, max) }
+    }
+}
+
 /// Panics unless a `TAPS`-tap filter of a `size` block at `origin` reads only inside the
 /// plane's data and writes only inside `out`.
 #[inline]
@@ -275,6 +349,8 @@ impl Kernels<u8> {
             kernels.sao_edge_row = x86::sao_edge_row_avx2;
             kernels.sao_band_row = x86::sao_band_row_avx2;
             kernels.sao_edge_stats = x86::sao_edge_stats_avx2;
+            kernels.deblock_luma = x86_deblock::luma_avx2;
+            kernels.deblock_chroma = x86_deblock::chroma_avx2;
         }
         let _ = isa;
         kernels
@@ -926,6 +1002,107 @@ mod tests {
                         assert_eq!(got, want, "{isa:?} band {span:?} pattern {pattern}");
                     }
                 }
+            }
+        }
+    }
+
+    /// A plane of `T` samples for the deblocking tests: random (anywhere, or near a level so the
+    /// filters' thresholds pass), a step, or the extremes.
+    fn edge_plane<T: Sample>(
+        rng: &mut Rng,
+        len: usize,
+        stride: usize,
+        max: u32,
+        pattern: u32,
+    ) -> Vec<T> {
+        let base = rng.next() % (max + 1);
+        (0..len)
+            .map(|i| {
+                let v = match pattern {
+                    0 => rng.next() % (max + 1),
+                    1 => (base + rng.next() % (max / 16 + 1)).min(max),
+                    2 => [0, max][(i % stride >= stride / 2) as usize],
+                    3 => [0, max][(rng.next() % 2) as usize],
+                    _ => (base + (i % stride) as u32 * 3 + rng.next() % 4).min(max),
+                };
+                T::from_u32(v)
+            })
+            .collect()
+    }
+
+    fn deblock_kernels_match<T: Sample>(kernels: &Kernels<T>, bit_depth: u32) {
+        use LumaFilter::*;
+        let mut rng = Rng(SEED);
+        let max = (1u32 << bit_depth) - 1;
+        let filters = [
+            Skip,
+            Strong,
+            Normal {
+                p1: false,
+                q1: false,
+            },
+            Normal {
+                p1: true,
+                q1: false,
+            },
+            Normal {
+                p1: false,
+                q1: true,
+            },
+            Normal { p1: true, q1: true },
+        ];
+        let scale = 1 << (bit_depth - 8);
+        let tcs = [0, 1, 2, 5, 13, 28]
+            .map(|t| t * scale)
+            .into_iter()
+            .chain([1000, 1001, 5000]);
+        // 24 columns by 24 rows; edges at column/row 8, or at 12 with a padded stride.
+        for stride in [24usize, 40] {
+            for pattern in 0..5 {
+                let original: Vec<T> = edge_plane(&mut rng, stride * 24, stride, max, pattern);
+                for tc in tcs.clone() {
+                    for (a, b) in filters.iter().flat_map(|&a| filters.map(|b| (a, b))) {
+                        for (at, steps) in [
+                            (4 * stride + 8, (1, stride as isize)),
+                            (5 * stride + 12, (1, stride as isize)),
+                            (8 * stride + 4, (stride as isize, 1)),
+                            (12 * stride + 9, (stride as isize, 1)),
+                            // Neither layout the vector code takes.
+                            (6 * stride + 7, (2, 2 * stride as isize)),
+                        ] {
+                            let (mut got, mut want) = (original.clone(), original.clone());
+                            kernels.deblock_luma(&mut got, at, steps, [a, b], tc, max as i32);
+                            deblock::luma(&mut want, at, steps, [a, b], tc, max as i32);
+                            assert!(
+                                got == want,
+                                "{:?} {bit_depth}-bit luma {a:?} {b:?} tc {tc} at {at} {steps:?} \
+                                 pattern {pattern} seed {SEED:#x}",
+                                kernels.isa()
+                            );
+                            for lines in [4, 2, 1] {
+                                let (mut got, mut want) = (original.clone(), original.clone());
+                                kernels.deblock_chroma(&mut got, at, steps, lines, tc, max as i32);
+                                deblock::chroma(&mut want, at, steps, lines, tc, max as i32);
+                                assert!(
+                                    got == want,
+                                    "{:?} {bit_depth}-bit chroma {lines} lines tc {tc} at {at} \
+                                     {steps:?} pattern {pattern} seed {SEED:#x}",
+                                    kernels.isa()
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn deblocking_kernels_of_every_level_equal_the_reference() {
+        for isa in levels() {
+            deblock_kernels_match(&Kernels::<u8>::new(isa), 8);
+            for bit_depth in [10, 12] {
+                deblock_kernels_match(&Kernels::<u16>::new(isa), bit_depth);
             }
         }
     }
