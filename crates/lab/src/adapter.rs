@@ -184,11 +184,19 @@ pub fn adapter_for(
     let spec: CodecSpec =
         serde_json::from_value(spec.clone()).map_err(|e| AdapterError::Spec(e.to_string()))?;
     Ok(match spec {
-        CodecSpec::Lab { genome } => Box::new(LabInProcess {
-            genome: parse_genome(&genome)?,
-            genome_json: genome,
-            prefix_decoder: config.lab_prefix_decoder.clone(),
-        }),
+        CodecSpec::Lab { genome, threads } => {
+            if !(1..=MAX_LAB_THREADS).contains(&threads) {
+                return Err(AdapterError::Spec(format!(
+                    "threads {threads}: 1 to {MAX_LAB_THREADS}"
+                )));
+            }
+            Box::new(LabInProcess {
+                genome: parse_genome(&genome)?,
+                genome_json: genome,
+                threads,
+                prefix_decoder: config.lab_prefix_decoder.clone(),
+            })
+        }
         CodecSpec::LabBinary { binary, genome } => {
             parse_genome(&genome)?;
             Box::new(LabBinary {
@@ -235,17 +243,25 @@ fn lab_rate_mode(point: RatePoint) -> Result<RateMode, AdapterError> {
     }
 }
 
+/// Most threads a spec may give the linked codec.
+const MAX_LAB_THREADS: usize = 256;
+
 /// The lab's codec linked into this process.
 pub struct LabInProcess {
     genome: Genome,
     genome_json: serde_json::Value,
+    threads: usize,
     prefix_decoder: Option<PathBuf>,
 }
 
 impl CodecAdapter for LabInProcess {
     fn version(&self) -> Result<String, AdapterError> {
+        let threads = match self.threads {
+            1 => String::new(),
+            n => format!(" threads {n}"),
+        };
         Ok(format!(
-            "codeclab-codec {} genome {}",
+            "codeclab-codec {} genome {}{threads}",
             env!("CARGO_PKG_VERSION"),
             self.genome_json
         ))
@@ -272,12 +288,14 @@ impl CodecAdapter for LabInProcess {
             input,
             &source.display().to_string(),
             output,
-            // One thread: the cost is the calling thread's CPU time.
-            codeclab_codec::EncodeSettings::new(self.genome.clone(), mode),
+            codeclab_codec::EncodeSettings {
+                threads: self.threads,
+                ..codeclab_codec::EncodeSettings::new(self.genome.clone(), mode)
+            },
             &mut |_: u64, _: Option<u64>| {},
         )
         .map_err(|e| AdapterError::Encode(e.to_string()))?;
-        Ok(in_process_cost(start, cpu_before))
+        Ok(in_process_cost(start, cpu_before, self.threads))
     }
 
     fn decode(
@@ -291,9 +309,10 @@ impl CodecAdapter for LabInProcess {
         let writer = std::io::BufWriter::new(std::fs::File::create(output)?);
         let cpu_before = process::thread_cpu_seconds();
         let start = Instant::now();
-        codeclab_codec::decode_to_y4m(input, writer, 1, &mut |_: u64, _: Option<u64>| {})
+        let progress = &mut |_: u64, _: Option<u64>| {};
+        codeclab_codec::decode_to_y4m(input, writer, self.threads, progress)
             .map_err(|e| AdapterError::Decode(e.to_string()))?;
-        Ok(in_process_cost(start, cpu_before))
+        Ok(in_process_cost(start, cpu_before, self.threads))
     }
 
     fn prefix_decode_command(
@@ -308,12 +327,13 @@ impl CodecAdapter for LabInProcess {
     }
 }
 
-/// Wall and thread CPU time of work done on the calling thread; the memory of one step of a
-/// shared process cannot be told apart, so it is not measured.
-fn in_process_cost(start: Instant, cpu_before: Option<f64>) -> StepCost {
+/// Wall time, and on one thread the CPU time of the calling thread, of a step done in this
+/// process; the CPU time of worker threads and the memory of one step of a shared process
+/// cannot be told apart, so they are not measured.
+fn in_process_cost(start: Instant, cpu_before: Option<f64>, threads: usize) -> StepCost {
     let wall_seconds = start.elapsed().as_secs_f64();
     let cpu_seconds = match (cpu_before, process::thread_cpu_seconds()) {
-        (Some(before), Some(after)) => Some(after - before),
+        (Some(before), Some(after)) if threads == 1 => Some(after - before),
         _ => None,
     };
     StepCost {

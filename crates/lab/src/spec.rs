@@ -164,6 +164,11 @@ pub enum CodecSpec {
     Lab {
         #[serde(default = "empty_object")]
         genome: serde_json::Value,
+        /// Threads it encodes and decodes on (the stream is the same at any count). With more
+        /// than one, a step's wall-clock time is measured and its CPU time is not: the workers'
+        /// time cannot be told apart from the rest of the process's.
+        #[serde(default = "one_thread", skip_serializing_if = "is_one_thread")]
+        threads: usize,
     },
     /// The lab's codec as a separate `codeclab-codec`-compatible binary (how code candidates are
     /// run), always inside the sandbox, on stdin and stdout:
@@ -185,6 +190,15 @@ pub enum CodecSpec {
     },
 }
 
+fn one_thread() -> usize {
+    1
+}
+
+// One thread is left out of the JSON, so that specs from before threads keep their hash.
+fn is_one_thread(threads: &usize) -> bool {
+    *threads == 1
+}
+
 fn empty_object() -> serde_json::Value {
     serde_json::Value::Object(serde_json::Map::new())
 }
@@ -193,7 +207,8 @@ impl CodecSpec {
     /// A short human name: `lab`, `lab-binary`, `libx265 medium`, ...
     pub fn label(&self) -> String {
         match self {
-            CodecSpec::Lab { .. } => "lab".into(),
+            CodecSpec::Lab { threads: 1, .. } => "lab".into(),
+            CodecSpec::Lab { threads, .. } => format!("lab ({threads} threads)"),
             CodecSpec::LabBinary { binary, .. } => format!("lab-binary {binary}"),
             CodecSpec::Ffmpeg {
                 encoder,
@@ -255,6 +270,18 @@ mod tests {
         let c: CodecSpec =
             serde_json::from_str(r#"{"kind":"lab","genome":{"keyint":31,"me_range":16}}"#).unwrap();
         assert_ne!(a.hash(), c.hash());
+        // One thread is the default and leaves the hash as it was; two threads is another spec.
+        let one: CodecSpec = serde_json::from_str(
+            r#"{"kind":"lab","genome":{"keyint":30,"me_range":16},"threads":1}"#,
+        )
+        .unwrap();
+        assert_eq!(a.hash(), one.hash());
+        let two: CodecSpec = serde_json::from_str(
+            r#"{"kind":"lab","genome":{"keyint":30,"me_range":16},"threads":2}"#,
+        )
+        .unwrap();
+        assert_ne!(a.hash(), two.hash());
+        assert_eq!(two.label(), "lab (2 threads)");
     }
 
     #[test]

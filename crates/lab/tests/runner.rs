@@ -182,6 +182,36 @@ fn lab_codec_in_process_is_measured_by_the_contract() {
 }
 
 #[test]
+fn lab_codec_on_two_threads_codes_the_same_stream_and_times_only_the_wall_clock() {
+    let (_dir, clip, mut config) = setup(8);
+    config.valgrind = None;
+    let measure = |spec: serde_json::Value| {
+        let adapter = adapter_for(&spec, &AdapterConfig::default()).unwrap();
+        let output = run_point(adapter.as_ref(), &clip, RatePoint::Qp(32), &config).unwrap();
+        (adapter.version().unwrap(), output.record)
+    };
+    let (one_version, one) = measure(serde_json::json!({"kind": "lab"}));
+    let (two_version, two) = measure(serde_json::json!({"kind": "lab", "threads": 2}));
+    assert_eq!(one.bitstream_sha256, two.bitstream_sha256);
+    assert_eq!(one.metrics, two.metrics);
+    assert!(one.encode.cpu_seconds.is_some() && one.decode.cpu_seconds.is_some());
+    // The workers' CPU time is not the calling thread's: null, never a part of it.
+    assert_eq!(two.encode.cpu_seconds, None);
+    assert_eq!(two.decode.cpu_seconds, None);
+    assert!(two.encode.wall_seconds > 0.0 && two.decode.wall_seconds > 0.0);
+    assert_ne!(one_version, two_version);
+    assert!(two_version.ends_with(" threads 2"), "{two_version}");
+    let err = adapter_for(
+        &serde_json::json!({"kind": "lab", "threads": 0}),
+        &AdapterConfig::default(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("threads 0"), "{err}");
+}
+
+#[test]
 fn a_dynamically_linked_binary_fails_the_point_saying_why_it_cannot_start() {
     let (_dir, clip, config) = setup(3);
     let adapter = adapter_for(
