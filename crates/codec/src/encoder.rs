@@ -1031,8 +1031,13 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             leaf = Some((cost, candidate.cu));
         }
         let may_split = implied || split_is_coded(log2, self.header);
-        let skip_leaf = leaf.as_ref().is_some_and(|(_, cu)| cu.skip);
-        if (!may_split || (skip_leaf && self.genome.skip_stops_split))
+        let stops_split = leaf.as_ref().is_some_and(|(_, cu)| {
+            (cu.skip && self.genome.skip_stops_split)
+                || (self.genome.clean_inter_stops_split
+                    && matches!(cu.prediction, Prediction::Inter { .. })
+                    && !has_levels(cu))
+        });
+        if (!may_split || stops_split)
             && let Some((cost, cu)) = leaf
         {
             self.cus.push(cu);

@@ -85,6 +85,9 @@ pub struct Genome {
     pub early_skip: bool,
     /// Stop splitting a block whose best mode is skip.
     pub skip_stops_split: bool,
+    /// Stop splitting a block whose best mode is any inter prediction that codes no residual
+    /// (merged or motion-searched), not only skip.
+    pub clean_inter_stops_split: bool,
     /// In P frames, do not try intra on a block whose best inter prediction needs no luma
     /// residual.
     pub skip_intra_after_clean_inter: bool,
@@ -160,6 +163,7 @@ impl Default for Genome {
             sao: true,
             early_skip: true,
             skip_stops_split: true,
+            clean_inter_stops_split: false,
             skip_intra_after_clean_inter: true,
             // 2 rather than 1 lowered the PSNR-Y BD-rate on every clip measured (real, CIF
             // pan, generated) by 0.1 to 3.4 % at the same encode time.
@@ -319,6 +323,10 @@ impl Genome {
         (
             "skip_stops_split",
             "stop splitting a block whose best mode is skip",
+        ),
+        (
+            "clean_inter_stops_split",
+            "stop splitting a block whose best mode is an inter prediction without residual",
         ),
         (
             "skip_intra_after_clean_inter",

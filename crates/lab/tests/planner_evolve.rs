@@ -272,7 +272,7 @@ fn uniform_genome(rng: &mut fastrand::Rng) -> Genome {
 }
 
 /// Genes the baselines draw (every one but the chroma offset).
-const GENES: usize = 37;
+const GENES: usize = 38;
 
 /// Gives gene `gene` a value drawn uniformly over its range.
 fn randomize(g: &mut Genome, gene: usize, rng: &mut fastrand::Rng) {
@@ -313,6 +313,7 @@ fn randomize(g: &mut Genome, gene: usize, rng: &mut fastrand::Rng) {
         33 => g.temporal_mvp = rng.bool(),
         34 => g.bi_merge = rng.bool(),
         35 => g.inter_rd_candidates = rng.u8(1..=9),
+        36 => g.clean_inter_stops_split = rng.bool(),
         _ => g.p_frame_qp_offset = rng.i8(0..=6),
     }
 }

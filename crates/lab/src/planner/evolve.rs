@@ -83,6 +83,7 @@ const LOG_SCALE_RATIO: f64 = 8.0;
 const PRIORS: &[(&str, f64)] = &[
     ("reference_frames", 3.0),
     ("skip_stops_split", 3.0),
+    ("clean_inter_stops_split", 2.5),
     ("early_skip", 3.0),
     ("lambda_scale", 3.0),
     ("skip_intra_after_clean_inter", 2.5),
@@ -178,6 +179,13 @@ pub fn encoder_effort(genome: &Genome) -> f64 {
         (true, false, false) => 1.28,
         (false, false, false) => 2.32,
     };
+    // Stopping at any inter unit without residual, not only skip, saves about a fifth (720p
+    // bikes and QCIF carphone at QP 27, 20 frames).
+    let clean_inter = if genome.clean_inter_stops_split {
+        0.8
+    } else {
+        1.0
+    };
     reference_frames
         * intra_candidates
         * inter_candidates
@@ -186,6 +194,7 @@ pub fn encoder_effort(genome: &Genome) -> f64 {
         * rdoq
         * blocks
         * shortcuts
+        * clean_inter
 }
 
 /// The offline planner.
