@@ -12,17 +12,7 @@ pub fn sad<T: Sample>(
     w: usize,
     h: usize,
 ) -> u32 {
-    let mut total = 0u32;
-    for y in 0..h {
-        let ra = &a[y * a_stride..y * a_stride + w];
-        let rb = &b[y * b_stride..y * b_stride + w];
-        total += ra
-            .iter()
-            .zip(rb)
-            .map(|(&p, &q)| p.sample_diff(q))
-            .sum::<u32>();
-    }
-    total
+    T::kernels().sad(a, a_stride, b, b_stride, w, h)
 }
 
 /// Sum of squared differences of a `w`×`h` block.
