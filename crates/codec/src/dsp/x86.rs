@@ -718,28 +718,58 @@ pub(super) unsafe fn interpolate_avx2<const TAPS: usize>(
         (None, Some(ty)) => {
             let weights = pair_weights(ty);
             for (y, row) in out.chunks_exact_mut(w).take(h).enumerate() {
-                let rows = std::array::from_fn(|t| row_at(ix, iy - before + (y + t) as isize, w));
+                // A loop rather than `array::from_fn`, whose closure would not be inlined.
+                let mut rows = [&data[..0]; TAPS];
+                for (t, slot) in rows.iter_mut().enumerate() {
+                    *slot = row_at(ix, iy - before + (y + t) as isize, w);
+                }
                 vertical_row_bytes::<TAPS>(rows, &weights, row);
             }
         }
         (Some(tx), Some(ty)) => {
-            let weights = pair_weights(tx);
-            let ty = ty.map(|t| t as i16);
-            let mut ring = [[0i16; 64]; TAPS];
-            let horizontal = |r: usize, ring: &mut [[i16; 64]; TAPS]| {
-                let src = row_at(ix - before, iy - before + r as isize, w + TAPS - 1);
-                horizontal_row::<TAPS>(src, &weights, &mut ring[r % TAPS][..w]);
-            };
-            for r in 0..TAPS - 1 {
-                horizontal(r, &mut ring);
-            }
-            for (y, row) in out.chunks_exact_mut(w).take(h).enumerate() {
-                horizontal(y + TAPS - 1, &mut ring);
-                let rows = std::array::from_fn(|t| &ring[(y + t) % TAPS][..w]);
-                vertical_of_sums(rows, ty, row);
+            // The ring of filtered rows only as wide as the block: it is zeroed on every call.
+            let (origin, size, taps) = ((ix, iy), (w, h), (tx, ty));
+            match w {
+                8 => separable::<TAPS, 8>(plane, origin, size, taps, out),
+                16 => separable::<TAPS, 16>(plane, origin, size, taps, out),
+                32 => separable::<TAPS, 32>(plane, origin, size, taps, out),
+                _ => separable::<TAPS, 64>(plane, origin, size, taps, out),
             }
         }
         (None, None) => unreachable!("whole-sample copies return above"),
+    }
+}
+
+/// The horizontal then vertical pass of [`interpolate_avx2`] for blocks at most `RING` wide (a
+/// multiple of 8), through a ring of the last `TAPS` horizontally filtered rows.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn separable<const TAPS: usize, const RING: usize>(
+    plane: &PaddedPlane<u8>,
+    (ix, iy): (isize, isize),
+    (w, h): (usize, usize),
+    (tx, ty): (&[i32; TAPS], &[i32; TAPS]),
+    out: &mut [u8],
+) {
+    let before = (TAPS / 2 - 1) as isize;
+    let weights = pair_weights(tx);
+    let ty = ty.map(|t| t as i16);
+    let mut ring = [[0i16; RING]; TAPS];
+    let horizontal = |r: usize, ring: &mut [[i16; RING]; TAPS]| {
+        let start = plane.index(ix - before, iy - before + r as isize);
+        let src = &plane.data[start..][..w + TAPS - 1];
+        horizontal_row::<TAPS>(src, &weights, &mut ring[r % TAPS][..w]);
+    };
+    for r in 0..TAPS - 1 {
+        horizontal(r, &mut ring);
+    }
+    for (y, row) in out.chunks_exact_mut(w).take(h).enumerate() {
+        horizontal(y + TAPS - 1, &mut ring);
+        let mut rows = [&ring[0][..0]; TAPS];
+        for (t, slot) in rows.iter_mut().enumerate() {
+            *slot = &ring[(y + t) % TAPS][..w];
+        }
+        vertical_of_sums(rows, ty, row);
     }
 }
 
