@@ -1850,12 +1850,8 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         }
         // The best last position: levels before it coded as decided, the tail left uncoded.
         let size = log2n as usize - 2;
-        let last_x: Vec<u64> = (0..n)
-            .map(|v| estimate::last_cost(&ctx.last_x[pt][size], v, n))
-            .collect();
-        let last_y: Vec<u64> = (0..n)
-            .map(|v| estimate::last_cost(&ctx.last_y[pt][size], v, n))
-            .collect();
+        let last_x = estimate::last_costs(&ctx.last_x[pt][size], n);
+        let last_y = estimate::last_costs(&ctx.last_y[pt][size], n);
         let mut tail: u64 = 0;
         let mut head: u64 = coded.iter().sum();
         let mut best_last: Option<(u64, usize)> = None;
