@@ -24,7 +24,7 @@ use crate::quant::quantize;
 use crate::ratecontrol::{InFlight, RateController, RateMode};
 use crate::rdo::{RdCost, lambda, satd, sse};
 use crate::reconstruct::{
-    CodedCu, Prediction, add_residual, chroma_qp, commit_info, predict_motion, reconstruct_cu,
+    CodedCu, Prediction, add_residual_with, chroma_qp, commit_info, predict_motion, reconstruct_cu,
     skip_bit, tx_split_allowed,
 };
 use crate::residual::{levels_cost, write_levels};
@@ -33,7 +33,7 @@ use crate::syntax::{
     write_delta_qp, write_luma_mode, write_mvd, write_truncated_unary,
 };
 use crate::temporal::{QpMap, WindowFrame, propagate};
-use crate::transform::{TxType, block_transform, forward, with_block_buffers};
+use crate::transform::{TxType, block_transform, forward};
 use codeclab_video::{ChromaSampling, Frame, VideoFormat};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -881,6 +881,9 @@ struct FrameEncoder<'a, T: Sample> {
     mv_hints: Vec<Mv>,
     /// The reconstruction of a block whose levels are being weighed (reused, not reallocated).
     reconstruction_scratch: Vec<T>,
+    /// Coefficient-sized buffers of blocks being weighed, kept between blocks (see
+    /// [`Self::take_block`]).
+    blocks: Vec<Vec<i32>>,
     /// Predictions of merge candidates, and the second direction of bi-predicted ones
     /// (reused, not reallocated).
     merge_predictions: [Prediction3<T>; 2],
@@ -928,6 +931,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             cus: Vec::new(),
             mv_hints: vec![Mv::ZERO; references.len()],
             reconstruction_scratch: Vec::new(),
+            blocks: Vec::new(),
             merge_predictions: Default::default(),
             bi_scratch: Default::default(),
         }
@@ -1120,6 +1124,20 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         let frame = self.syntax();
         write_cu(&mut counter, &mut self.contexts, &self.grid, cu, &frame);
         counter.cost
+    }
+
+    /// A buffer for one block's residual, coefficients or levels, as long as the largest
+    /// transform, from those kept between blocks; its contents are whatever its last user left
+    /// (every user writes what it reads), which spares zeroing it for each block weighed.
+    fn take_block(&mut self) -> Vec<i32> {
+        let mut block = self.blocks.pop().unwrap_or_default();
+        block.resize(1 << (2 * MAX_TX_LOG2), 0);
+        block
+    }
+
+    /// Returns a buffer of [`Self::take_block`] for the next block.
+    fn give_block(&mut self, block: Vec<i32>) {
+        self.blocks.push(block);
     }
 
     /// Chooses the best way to code the unit at (x, y), reconstructs it and records its info.
@@ -1508,65 +1526,46 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         intra: bool,
     ) -> (Option<Vec<i32>>, u64, bool) {
         let n = 1usize << log2n;
-        with_block_buffers(log2n, |residual, _| {
-            for ((r, &s), &p) in residual.iter_mut().zip(src).zip(pred) {
-                *r = s.to_i32() - p.to_i32();
+        let len = n * n;
+        let [mut residual, mut coeffs, mut levels] = [(); 3].map(|()| self.take_block());
+        for ((r, &s), &p) in residual[..len].iter_mut().zip(src).zip(pred) {
+            *r = s.to_i32() - p.to_i32();
+        }
+        let no_levels = sse(src, n, pred, n, n, n);
+        let cbf = self.contexts.cbf[usize::from(!luma)][usize::from(!intra)];
+        let mut best = (
+            self.rd.cost(no_levels, u64::from(cbf.cost(false))),
+            None,
+            no_levels,
+            false,
+        );
+        let skip_coded = self.genome.transform_skip && log2n == 2;
+        for skip in [false, true] {
+            if skip && !skip_coded {
+                continue;
             }
-            let no_levels = sse(src, n, pred, n, n, n);
-            let cbf = self.contexts.cbf[usize::from(!luma)][usize::from(!intra)];
-            let mut best = (
-                self.rd.cost(no_levels, u64::from(cbf.cost(false))),
-                None,
-                no_levels,
-                false,
-            );
-            let skip_coded = self.genome.transform_skip && log2n == 2;
-            for skip in [false, true] {
-                if skip && !skip_coded {
-                    continue;
-                }
-                let tx = block_transform(intra, log2n, self.genome.intra_dst, skip);
-                let block = (src, pred, &*residual);
-                if let Some((levels, d, cost)) =
-                    self.quantise_block(block, (log2n, tx), luma, intra, skip_coded)
-                    && cost < best.0
-                {
-                    best = (cost, Some(levels), d, skip);
-                }
+            let tx = block_transform(intra, log2n, self.genome.intra_dst, skip);
+            let block = (src, pred, &residual[..len]);
+            let buffers = (&mut coeffs[..len], &mut levels[..len]);
+            if let Some((d, cost)) =
+                self.quantise_into(block, (log2n, tx), luma, intra, skip_coded, buffers)
+                && cost < best.0
+            {
+                best = (cost, Some(levels[..len].to_vec()), d, skip);
             }
-            (best.1, best.2, best.3)
-        })
+        }
+        for block in [residual, coeffs, levels] {
+            self.give_block(block);
+        }
+        (best.1, best.2, best.3)
     }
 
     // EVOLVE-BLOCK-END
 
-    /// Levels of one block through transform `tx`, with their distortion and D + λ·R (the
-    /// coded block flag and, where `skip_coded`, the transform skip flag counted); `None` when
-    /// every level quantises to zero.
-    fn quantise_block(
-        &mut self,
-        (src, pred, residual): (&[T], &[T], &[i32]),
-        (log2n, tx): (u32, TxType),
-        luma: bool,
-        intra: bool,
-        skip_coded: bool,
-    ) -> Option<(Vec<i32>, u64, u64)> {
-        with_block_buffers(log2n, |coeffs, levels| {
-            self.quantise_into(
-                (src, pred, residual),
-                (log2n, tx),
-                luma,
-                intra,
-                skip_coded,
-                coeffs,
-                levels,
-            )
-            .map(|(d, cost)| (levels.to_vec(), d, cost))
-        })
-    }
-
-    /// [`Self::quantise_block`] into the caller's buffers: the coefficients and levels of the
-    /// block, with (distortion, D + λ·R) where any level is nonzero.
+    /// Levels of one block through transform `tx` into the caller's buffers (the block's
+    /// coefficients and levels), with their distortion and D + λ·R (the coded block flag and,
+    /// where `skip_coded`, the transform skip flag counted); `None` when every level quantises
+    /// to zero.
     #[allow(clippy::too_many_arguments)]
     fn quantise_into(
         &mut self,
@@ -1575,8 +1574,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         luma: bool,
         intra: bool,
         skip_coded: bool,
-        coeffs: &mut [i32],
-        levels: &mut [i32],
+        (coeffs, levels): (&mut [i32], &mut [i32]),
     ) -> Option<(u64, u64)> {
         let n = 1usize << log2n;
         forward(residual, coeffs, log2n, tx);
@@ -1598,8 +1596,19 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         let bit_depth = self.bit_depth;
         let mut out = std::mem::take(&mut self.reconstruction_scratch);
         out.resize(n * n, T::default());
+        let (mut dequantised, mut residual) = (self.take_block(), self.take_block());
         let mut evaluate = |levels: &[i32], ctx: &mut Contexts| {
-            add_residual(pred, Some(levels), qp, (log2n, tx), bit_depth, &mut out);
+            let scratch = (&mut dequantised[..], &mut residual[..]);
+            let transform = (log2n, tx);
+            add_residual_with(
+                pred,
+                Some(levels),
+                qp,
+                transform,
+                bit_depth,
+                &mut out,
+                scratch,
+            );
             let d = sse(src, n, &out, n, n, n);
             let rate = levels_cost(ctx, levels, log2n, luma, sign_hiding) + flags;
             (d, rate)
@@ -1615,6 +1624,8 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             evaluate(levels, &mut self.contexts)
         };
         self.reconstruction_scratch = out;
+        self.give_block(dequantised);
+        self.give_block(residual);
         if levels.iter().all(|&l| l == 0) {
             return None;
         }
@@ -1635,38 +1646,39 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         evaluate: &mut impl FnMut(&[i32], &mut Contexts) -> (u64, u64),
     ) -> (u64, u64) {
         let qp = if luma { self.qp } else { self.chroma_qp } + self.qp_offset;
-        let log2n = levels.len().trailing_zeros() / 2;
-        with_block_buffers(log2n, |dead_zone, _| {
-            dead_zone.copy_from_slice(levels);
-            // λ per 1/256 bit, times 2^16.
-            let lambda_fixed = self.rd.cost(0, 1 << 16);
-            let (ctx, depth) = (&self.contexts, self.bit_depth);
-            let decided = Self::rdoq_decide(coeffs, levels, (qp, depth), luma, ctx, lambda_fixed);
+        let mut dead_zone = self.take_block();
+        let dead_zone_levels = &mut dead_zone[..levels.len()];
+        dead_zone_levels.copy_from_slice(levels);
+        // λ per 1/256 bit, times 2^16.
+        let lambda_fixed = self.rd.cost(0, 1 << 16);
+        let (ctx, depth) = (&self.contexts, self.bit_depth);
+        let decided = Self::rdoq_decide(coeffs, levels, (qp, depth), luma, ctx, lambda_fixed);
+        if self.genome.sign_hiding {
+            Self::hide_signs(coeffs, levels, (qp, depth), luma, ctx, lambda_fixed);
+        }
+        let result = if decided {
             if self.genome.sign_hiding {
-                Self::hide_signs(coeffs, levels, (qp, depth), luma, ctx, lambda_fixed);
+                let quant = (qp, depth);
+                Self::hide_signs(coeffs, dead_zone_levels, quant, luma, ctx, lambda_fixed);
             }
-            if !decided {
-                return evaluate(levels, &mut self.contexts);
-            }
-            if self.genome.sign_hiding {
-                Self::hide_signs(
-                    coeffs,
-                    dead_zone,
-                    (qp, depth),
-                    luma,
-                    &self.contexts,
-                    lambda_fixed,
-                );
-            }
-            let (d, rate) = evaluate(dead_zone, &mut self.contexts);
-            let (d2, r2) = evaluate(levels, &mut self.contexts);
+            let (d, rate) = evaluate(dead_zone_levels, &mut self.contexts);
+            // Hiding may have brought both to the same levels: the same measure.
+            let (d2, r2) = if dead_zone_levels == levels {
+                (d, rate)
+            } else {
+                evaluate(levels, &mut self.contexts)
+            };
             if self.rd.cost(d2, r2) < self.rd.cost(d, rate) {
                 (d2, r2)
             } else {
-                levels.copy_from_slice(dead_zone);
+                levels.copy_from_slice(dead_zone_levels);
                 (d, rate)
             }
-        })
+        } else {
+            evaluate(levels, &mut self.contexts)
+        };
+        self.give_block(dead_zone);
+        result
     }
 
     /// Sign-data hiding, as in HM: in every coefficient group that hides a sign whose parity
@@ -1922,12 +1934,8 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         }
         // The best last position: levels before it coded as decided, the tail left uncoded.
         let size = log2n as usize - 2;
-        let last_x: Vec<u64> = (0..n)
-            .map(|v| estimate::last_cost(&ctx.last_x[pt][size], v, n))
-            .collect();
-        let last_y: Vec<u64> = (0..n)
-            .map(|v| estimate::last_cost(&ctx.last_y[pt][size], v, n))
-            .collect();
+        let last_x = estimate::last_costs(&ctx.last_x[pt][size], n);
+        let last_y = estimate::last_costs(&ctx.last_y[pt][size], n);
         let mut tail: u64 = 0;
         let mut head: u64 = coded.iter().sum();
         let mut best_last: Option<(u64, usize)> = None;
@@ -2382,6 +2390,7 @@ type ChromaLevels = [Option<Vec<i32>>; 2];
 mod tests {
     use super::*;
     use crate::quant::dequantize;
+    use crate::reconstruct::add_residual;
     use crate::residual::write_levels;
     use crate::transform::inverse;
     use codeclab_video::{AnyFrame, Rational};

@@ -12,20 +12,10 @@ pub fn sad<T: Sample>(
     w: usize,
     h: usize,
 ) -> u32 {
-    let mut total = 0u32;
-    for y in 0..h {
-        let ra = &a[y * a_stride..y * a_stride + w];
-        let rb = &b[y * b_stride..y * b_stride + w];
-        total += ra
-            .iter()
-            .zip(rb)
-            .map(|(&p, &q)| p.sample_diff(q))
-            .sum::<u32>();
-    }
-    total
+    T::kernels().sad(a, a_stride, b, b_stride, w, h)
 }
 
-/// Sum of squared differences of a `w`×`h` block.
+/// Sum of squared differences of a `w`×`h` block (`w` and `h` at most 64).
 pub fn sse<T: Sample>(
     a: &[T],
     a_stride: usize,
@@ -34,21 +24,7 @@ pub fn sse<T: Sample>(
     w: usize,
     h: usize,
 ) -> u64 {
-    let mut total = 0u64;
-    for y in 0..h {
-        let ra = &a[y * a_stride..y * a_stride + w];
-        let rb = &b[y * b_stride..y * b_stride + w];
-        total += u64::from(
-            ra.iter()
-                .zip(rb)
-                .map(|(&p, &q)| {
-                    let d = p.to_i32() - q.to_i32();
-                    (d * d) as u32
-                })
-                .sum::<u32>(),
-        );
-    }
-    total
+    T::kernels().sse(a, a_stride, b, b_stride, w, h)
 }
 
 /// Sum of absolute 4x4 Hadamard-transformed differences (halved), a cheap proxy for the rate of

@@ -103,20 +103,43 @@ pub fn add_residual<T: Sample>(
     bit_depth: u32,
     out: &mut [T],
 ) {
+    with_block_buffers(log2n, |coeffs, residual| {
+        add_residual_with(
+            prediction,
+            levels,
+            qp,
+            (log2n, tx),
+            bit_depth,
+            out,
+            (coeffs, residual),
+        );
+    });
+}
+
+/// [`add_residual`] with the caller's coefficient and residual buffers (at least n² long, any
+/// contents: both are written before they are read), for callers that keep them between blocks.
+pub fn add_residual_with<T: Sample>(
+    prediction: &[T],
+    levels: Option<&[i32]>,
+    qp: u8,
+    (log2n, tx): (u32, TxType),
+    bit_depth: u32,
+    out: &mut [T],
+    (coeffs, residual): (&mut [i32], &mut [i32]),
+) {
     let n = 1usize << log2n;
     let Some(levels) = levels else {
         out[..n * n].copy_from_slice(&prediction[..n * n]);
         return;
     };
-    with_block_buffers(log2n, |coeffs, residual| {
-        let quant_qp = qp + qp_offset(bit_depth);
-        dequantize(&levels[..n * n], coeffs, quant_qp, log2n, bit_depth);
-        inverse(coeffs, residual, log2n, tx, bit_depth);
-        let max = max_value(bit_depth);
-        for ((o, &p), &r) in out[..n * n].iter_mut().zip(prediction).zip(&*residual) {
-            *o = T::clip(p.to_i32() + r, max);
-        }
-    });
+    let (coeffs, residual) = (&mut coeffs[..n * n], &mut residual[..n * n]);
+    let quant_qp = qp + qp_offset(bit_depth);
+    dequantize(&levels[..n * n], coeffs, quant_qp, log2n, bit_depth);
+    inverse(coeffs, residual, log2n, tx, bit_depth);
+    let max = max_value(bit_depth);
+    for ((o, &p), &r) in out[..n * n].iter_mut().zip(prediction).zip(&*residual) {
+        *o = T::clip(p.to_i32() + r, max);
+    }
 }
 
 /// [`add_residual`] of an n×n prediction (rows `pred_stride` apart) written straight into

@@ -346,8 +346,9 @@ pub fn read_levels(
 /// optimised quantisation) need, so that they follow the real scan and context choices.
 pub(crate) mod estimate {
     use super::{
-        LevelMap, Prob, level_context, rice_order, scans, significance_context, write_last,
+        LevelMap, Prob, last_group, level_context, rice_order, scans, significance_context,
     };
+    use crate::entropy::COST_SHIFT;
 
     pub(crate) type Template = LevelMap;
 
@@ -371,12 +372,28 @@ pub(crate) mod estimate {
         rice_order(sum)
     }
 
-    /// Cost in 1/256 bit of one last-position coordinate `v` of an `n`-wide block.
-    pub(crate) fn last_cost(ctx: &[Prob; 10], v: usize, n: usize) -> u64 {
-        let mut counter = crate::entropy::CostCounter::default();
-        let mut ctx = *ctx;
-        write_last(&mut counter, &mut ctx, v, n);
-        counter.cost
+    /// Cost in 1/256 bit of every last-position coordinate `v` < `n` of an `n`-wide block
+    /// (`n` at most 32), as `write_last` counts it: the prefix's flags (one running sum over
+    /// the groups) and the suffix's bypass bits.
+    pub(crate) fn last_costs(ctx: &[Prob; 10], n: usize) -> [u64; 32] {
+        let max_group = last_group(n - 1).0;
+        let mut costs = [0; 32];
+        let mut ones = 0;
+        let mut group_of_previous = 0;
+        for (v, cost) in costs.iter_mut().enumerate().take(n) {
+            let (group, suffix_bits) = last_group(v);
+            if group != group_of_previous {
+                ones += u64::from(ctx[group_of_previous].cost(true));
+                group_of_previous = group;
+            }
+            let stop = if group < max_group {
+                u64::from(ctx[group].cost(false))
+            } else {
+                0
+            };
+            *cost = ones + stop + (u64::from(suffix_bits) << COST_SHIFT);
+        }
+        costs
     }
 }
 
@@ -396,7 +413,27 @@ pub fn levels_cost(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entropy::RangeEncoder;
+    use crate::entropy::{CostCounter, RangeEncoder};
+
+    #[test]
+    fn last_position_costs_are_what_writing_them_counts() {
+        // Contexts adapted to lean either way, so that every flag costs something different.
+        let mut ctx = [Prob::default(); 10];
+        let mut adapt = RangeEncoder::new();
+        for (i, prob) in ctx.iter_mut().enumerate() {
+            for k in 0..3 * i {
+                adapt.bit(prob, k % (i + 2) != 0);
+            }
+        }
+        for n in [4, 8, 16, 32] {
+            let costs = estimate::last_costs(&ctx, n);
+            for (v, &cost) in costs.iter().enumerate().take(n) {
+                let mut counter = CostCounter::default();
+                write_last(&mut counter, &mut ctx.clone(), v, n);
+                assert_eq!(cost, counter.cost, "{v} of {n}");
+            }
+        }
+    }
 
     #[test]
     fn last_position_groups_cover_every_coordinate() {

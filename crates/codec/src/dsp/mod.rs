@@ -11,13 +11,19 @@
 mod deblock;
 mod mc;
 mod quant;
+mod sad;
 mod sao;
 mod satd;
+mod sse;
 mod transform;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 #[cfg(target_arch = "x86_64")]
 mod x86_deblock;
+#[cfg(target_arch = "x86_64")]
+mod x86_sad;
+#[cfg(target_arch = "x86_64")]
+mod x86_sse;
 #[cfg(target_arch = "x86_64")]
 mod x86_transform;
 
@@ -67,6 +73,10 @@ fn detect() -> Isa {
     Isa::Reference
 }
 
+/// `sad(a, a_stride, b, b_stride, w, h)`.
+type SadFn<T> = unsafe fn(&[T], usize, &[T], usize, usize, usize) -> u32;
+/// `sse(a, a_stride, b, b_stride, w, h)`.
+type SseFn<T> = unsafe fn(&[T], usize, &[T], usize, usize, usize) -> u64;
 /// `satd(a, a_stride, b, b_stride, w, h)`.
 type SatdFn<T> = unsafe fn(&[T], usize, &[T], usize, usize, usize) -> u32;
 /// `interpolate(plane, origin, size, (horizontal taps, vertical taps), out)`.
@@ -96,6 +106,8 @@ type DeblockChromaFn<T> = unsafe fn(&mut [T], usize, (isize, isize), usize, i32,
 /// The kernels of one sample type at one instruction set level.
 pub struct Kernels<T: Sample> {
     isa: Isa,
+    sad: SadFn<T>,
+    sse: SseFn<T>,
     satd: SatdFn<T>,
     interpolate_8tap: InterpolateFn<T, 8>,
     interpolate_4tap: InterpolateFn<T, 4>,
@@ -111,6 +123,8 @@ impl<T: Sample> Kernels<T> {
     fn reference() -> Self {
         Kernels {
             isa: Isa::Reference,
+            sad: sad::sad::<T>,
+            sse: sse::sse::<T>,
             satd: satd::satd::<T>,
             interpolate_8tap: mc::interpolate::<T, 8>,
             interpolate_4tap: mc::interpolate::<T, 4>,
@@ -124,6 +138,46 @@ impl<T: Sample> Kernels<T> {
 
     pub fn isa(&self) -> Isa {
         self.isa
+    }
+
+    /// Sum of absolute differences of a `w`×`h` block.
+    #[inline]
+    pub fn sad(
+        &self,
+        a: &[T],
+        a_stride: usize,
+        b: &[T],
+        b_stride: usize,
+        w: usize,
+        h: usize,
+    ) -> u32 {
+        assert!(w <= 64 && w <= a_stride && w <= b_stride);
+        if h > 0 {
+            assert!(a.len() >= (h - 1) * a_stride + w && b.len() >= (h - 1) * b_stride + w);
+        }
+        // SAFETY: the table holds only kernels of levels `max_isa()` detected (see `new`), and
+        // the block lies inside both slices (asserted above).
+        unsafe { (self.sad)(a, a_stride, b, b_stride, w, h) }
+    }
+
+    /// Sum of squared differences of a `w`×`h` block, `w` and `h` at most 64.
+    #[inline]
+    pub fn sse(
+        &self,
+        a: &[T],
+        a_stride: usize,
+        b: &[T],
+        b_stride: usize,
+        w: usize,
+        h: usize,
+    ) -> u64 {
+        assert!(w <= 64 && h <= 64 && w <= a_stride && w <= b_stride);
+        if h > 0 {
+            assert!(a.len() >= (h - 1) * a_stride + w && b.len() >= (h - 1) * b_stride + w);
+        }
+        // SAFETY: the table holds only kernels of levels `max_isa()` detected (see `new`), and
+        // the block lies inside both slices (asserted above).
+        unsafe { (self.sse)(a, a_stride, b, b_stride, w, h) }
     }
 
     /// Sum of absolute 4x4 Hadamard-transformed differences of a `w`×`h` block (halved); `w`
@@ -343,6 +397,8 @@ impl Kernels<u8> {
         #[cfg(target_arch = "x86_64")]
         if isa.min(detect()) >= Isa::Avx2 {
             kernels.isa = Isa::Avx2;
+            kernels.sad = x86_sad::sad_avx2;
+            kernels.sse = x86_sse::sse_avx2;
             kernels.satd = x86::satd_avx2;
             kernels.interpolate_8tap = x86::interpolate_avx2::<8>;
             kernels.interpolate_4tap = x86::interpolate_avx2::<4>;
@@ -586,6 +642,74 @@ mod tests {
                             satd::satd(&a, sa, &b, sb, w, h),
                             "{isa:?} {w}x{h} pattern {pattern} seed {SEED:#x}"
                         );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sad_of_every_level_equals_the_reference() {
+        let mut rng = Rng(SEED);
+        for isa in levels() {
+            let (bytes, words) = (Kernels::<u8>::new(isa), Kernels::<u16>::new(isa));
+            for w in 1..=64 {
+                for h in [1, 2, 3, 4, 8, 16, 32, 64] {
+                    for pattern in 0..4 {
+                        let (sa, sb) = (w + 3, 80);
+                        let a = block(&mut rng, sa * h, pattern);
+                        let b = block(&mut rng, sb * h, 3 - pattern.min(3));
+                        assert_eq!(
+                            bytes.sad(&a, sa, &b, sb, w, h),
+                            sad::sad(&a, sa, &b, sb, w, h),
+                            "{isa:?} {w}x{h} pattern {pattern} seed {SEED:#x}"
+                        );
+                        // Deeper samples: the bytes scaled up to 10 and 16 bits.
+                        for shift in [2, 8] {
+                            let wide = |v: &[u8]| -> Vec<u16> {
+                                v.iter().map(|&s| u16::from(s) << shift).collect()
+                            };
+                            let (a, b) = (wide(&a), wide(&b));
+                            assert_eq!(
+                                words.sad(&a, sa, &b, sb, w, h),
+                                sad::sad(&a, sa, &b, sb, w, h),
+                                "{isa:?} {w}x{h} pattern {pattern} << {shift} seed {SEED:#x}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sse_of_every_level_equals_the_reference() {
+        let mut rng = Rng(SEED);
+        for isa in levels() {
+            let (bytes, words) = (Kernels::<u8>::new(isa), Kernels::<u16>::new(isa));
+            for w in 1..=64 {
+                for h in [1, 2, 3, 4, 8, 16, 32, 64] {
+                    for pattern in 0..4 {
+                        // Tight rows (as the codec's blocks) and rows inside wider ones.
+                        for (sa, sb) in [(w, w), (w + 3, 80), (w, 80)] {
+                            let a = block(&mut rng, sa * h, pattern);
+                            let b = block(&mut rng, sb * h, 3 - pattern.min(3));
+                            assert_eq!(
+                                bytes.sse(&a, sa, &b, sb, w, h),
+                                sse::sse(&a, sa, &b, sb, w, h),
+                                "{isa:?} {w}x{h} strides {sa} {sb} pattern {pattern}"
+                            );
+                            // 10-bit samples, whose squares still fit the reference's rows.
+                            let wide = |v: &[u8]| -> Vec<u16> {
+                                v.iter().map(|&s| u16::from(s) << 2).collect()
+                            };
+                            let (a, b) = (wide(&a), wide(&b));
+                            assert_eq!(
+                                words.sse(&a, sa, &b, sb, w, h),
+                                sse::sse(&a, sa, &b, sb, w, h),
+                                "{isa:?} {w}x{h} strides {sa} {sb} pattern {pattern} 10-bit"
+                            );
+                        }
                     }
                 }
             }

@@ -122,6 +122,20 @@ fn hadamard_abs_128(d: [__m128i; 4]) -> __m128i {
     _mm_madd_epi16(sum, _mm_set1_epi16(1))
 }
 
+/// `p[x..x + 16] - q[x..x + 16]` in 16-bit lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn diff16(p: &[u8], q: &[u8], x: usize) -> __m256i {
+    _mm256_sub_epi16(widen16(&p[x..]), widen16(&q[x..]))
+}
+
+/// `p[x..x + 8] - q[x..x + 8]` in 16-bit lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn diff8(p: &[u8], q: &[u8], x: usize) -> __m128i {
+    _mm_sub_epi16(widen8(&p[x..]), widen8(&q[x..]))
+}
+
 /// SATD of 8-bit blocks: four 4x4 blocks side by side per register. Byte differences stay
 /// within ±255, so every Hadamard sum (at most 16·255) and the sum of four of them fit 16 bits.
 /// Widths that are not a multiple of 8 run the reference.
@@ -143,20 +157,39 @@ pub(super) unsafe fn satd_avx2(
     let mut wide = _mm256_setzero_si256();
     let mut narrow = _mm_setzero_si128();
     for by in (0..h).step_by(4) {
+        // The four rows of the strip, sliced once and written out: `array::from_fn` with a
+        // closure was not inlined into this function.
+        let (ra, rb) = (&a[by * a_stride..], &b[by * b_stride..]);
+        let (a0, a1, a2, a3) = (
+            &ra[..w],
+            &ra[a_stride..][..w],
+            &ra[2 * a_stride..][..w],
+            &ra[3 * a_stride..][..w],
+        );
+        let (b0, b1, b2, b3) = (
+            &rb[..w],
+            &rb[b_stride..][..w],
+            &rb[2 * b_stride..][..w],
+            &rb[3 * b_stride..][..w],
+        );
         let mut x = 0;
         while x + 16 <= w {
-            let d = std::array::from_fn(|r| {
-                let (ra, rb) = (&a[(by + r) * a_stride + x..], &b[(by + r) * b_stride + x..]);
-                _mm256_sub_epi16(widen16(ra), widen16(rb))
-            });
+            let d = [
+                diff16(a0, b0, x),
+                diff16(a1, b1, x),
+                diff16(a2, b2, x),
+                diff16(a3, b3, x),
+            ];
             wide = _mm256_add_epi32(wide, hadamard_abs_256(d));
             x += 16;
         }
         if x < w {
-            let d = std::array::from_fn(|r| {
-                let (ra, rb) = (&a[(by + r) * a_stride + x..], &b[(by + r) * b_stride + x..]);
-                _mm_sub_epi16(widen8(ra), widen8(rb))
-            });
+            let d = [
+                diff8(a0, b0, x),
+                diff8(a1, b1, x),
+                diff8(a2, b2, x),
+                diff8(a3, b3, x),
+            ];
             narrow = _mm_add_epi32(narrow, hadamard_abs_128(d));
         }
     }
@@ -685,28 +718,58 @@ pub(super) unsafe fn interpolate_avx2<const TAPS: usize>(
         (None, Some(ty)) => {
             let weights = pair_weights(ty);
             for (y, row) in out.chunks_exact_mut(w).take(h).enumerate() {
-                let rows = std::array::from_fn(|t| row_at(ix, iy - before + (y + t) as isize, w));
+                // A loop rather than `array::from_fn`, whose closure would not be inlined.
+                let mut rows = [&data[..0]; TAPS];
+                for (t, slot) in rows.iter_mut().enumerate() {
+                    *slot = row_at(ix, iy - before + (y + t) as isize, w);
+                }
                 vertical_row_bytes::<TAPS>(rows, &weights, row);
             }
         }
         (Some(tx), Some(ty)) => {
-            let weights = pair_weights(tx);
-            let ty = ty.map(|t| t as i16);
-            let mut ring = [[0i16; 64]; TAPS];
-            let horizontal = |r: usize, ring: &mut [[i16; 64]; TAPS]| {
-                let src = row_at(ix - before, iy - before + r as isize, w + TAPS - 1);
-                horizontal_row::<TAPS>(src, &weights, &mut ring[r % TAPS][..w]);
-            };
-            for r in 0..TAPS - 1 {
-                horizontal(r, &mut ring);
-            }
-            for (y, row) in out.chunks_exact_mut(w).take(h).enumerate() {
-                horizontal(y + TAPS - 1, &mut ring);
-                let rows = std::array::from_fn(|t| &ring[(y + t) % TAPS][..w]);
-                vertical_of_sums(rows, ty, row);
+            // The ring of filtered rows only as wide as the block: it is zeroed on every call.
+            let (origin, size, taps) = ((ix, iy), (w, h), (tx, ty));
+            match w {
+                8 => separable::<TAPS, 8>(plane, origin, size, taps, out),
+                16 => separable::<TAPS, 16>(plane, origin, size, taps, out),
+                32 => separable::<TAPS, 32>(plane, origin, size, taps, out),
+                _ => separable::<TAPS, 64>(plane, origin, size, taps, out),
             }
         }
         (None, None) => unreachable!("whole-sample copies return above"),
+    }
+}
+
+/// The horizontal then vertical pass of [`interpolate_avx2`] for blocks at most `RING` wide (a
+/// multiple of 8), through a ring of the last `TAPS` horizontally filtered rows.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn separable<const TAPS: usize, const RING: usize>(
+    plane: &PaddedPlane<u8>,
+    (ix, iy): (isize, isize),
+    (w, h): (usize, usize),
+    (tx, ty): (&[i32; TAPS], &[i32; TAPS]),
+    out: &mut [u8],
+) {
+    let before = (TAPS / 2 - 1) as isize;
+    let weights = pair_weights(tx);
+    let ty = ty.map(|t| t as i16);
+    let mut ring = [[0i16; RING]; TAPS];
+    let horizontal = |r: usize, ring: &mut [[i16; RING]; TAPS]| {
+        let start = plane.index(ix - before, iy - before + r as isize);
+        let src = &plane.data[start..][..w + TAPS - 1];
+        horizontal_row::<TAPS>(src, &weights, &mut ring[r % TAPS][..w]);
+    };
+    for r in 0..TAPS - 1 {
+        horizontal(r, &mut ring);
+    }
+    for (y, row) in out.chunks_exact_mut(w).take(h).enumerate() {
+        horizontal(y + TAPS - 1, &mut ring);
+        let mut rows = [&ring[0][..0]; TAPS];
+        for (t, slot) in rows.iter_mut().enumerate() {
+            *slot = &ring[(y + t) % TAPS][..w];
+        }
+        vertical_of_sums(rows, ty, row);
     }
 }
 
