@@ -75,11 +75,12 @@ impl Store {
 /// A decoded frame with what later frames predicting from it need, or why it failed.
 type Decoded<T> = (u64, FrameKind, Result<(Frame<T>, Stored<T>)>);
 
-/// Pictures kept for prediction, pictures no longer needed whose memory the next frames
-/// reuse (fresh pages cost a fault and a clear each), and the frames being decoded.
+/// Pictures kept for prediction, pictures and output frames no longer needed whose memory the
+/// next frames reuse (fresh pages cost a fault and a clear each), and the frames being decoded.
 struct Pictures<T: Sample> {
     kept: BTreeMap<u64, Arc<Stored<T>>>,
     spare: Vec<Picture<T>>,
+    spare_frames: Vec<Frame<T>>,
     workers: Workers<Decoded<T>>,
 }
 
@@ -88,6 +89,7 @@ impl<T: Sample> Pictures<T> {
         Pictures {
             kept: BTreeMap::new(),
             spare: Vec::new(),
+            spare_frames: Vec::new(),
             workers: Workers::new(threads),
         }
     }
@@ -206,6 +208,17 @@ impl<R: Read> Decoder<R> {
         }
     }
 
+    /// Gives back a frame from [`Decoder::next_frame`] that the caller is done with: a later
+    /// frame is written into its memory instead of fresh memory. Optional; frames of another
+    /// size or sample type are dropped.
+    pub fn recycle(&mut self, frame: AnyFrame) {
+        match (&mut self.pictures, frame) {
+            (Store::U8(store), AnyFrame::U8(frame)) => store.spare_frames.push(frame),
+            (Store::U16(store), AnyFrame::U16(frame)) => store.spare_frames.push(frame),
+            _ => {}
+        }
+    }
+
     /// Reads one packet into `pending`, or the end marker and checksum.
     fn read_packet(&mut self) -> Result<()> {
         let size = read_size(&mut self.reader, &mut self.crc)?;
@@ -309,6 +322,7 @@ fn decode_next<T: Sample>(
     let Pictures {
         kept,
         spare,
+        spare_frames,
         workers,
     } = pictures;
     // Two frames a thread keep the threads busy; more would only hold more pictures at once,
@@ -330,7 +344,7 @@ fn decode_next<T: Sample>(
             .iter()
             .map(|poc| Arc::clone(&kept[poc]))
             .collect();
-        let (header, spare) = (header.clone(), spare.pop());
+        let (header, spare) = (header.clone(), (spare.pop(), spare_frames.pop()));
         workers.submit(move || {
             let references: Vec<&Stored<T>> = references.iter().map(|r| &**r).collect();
             let decoded = decode_picture(&header, coded, &references, &packet, spare);
@@ -360,14 +374,14 @@ fn decode_next<T: Sample>(
 }
 
 /// Decodes the payload of a packet predicted from `stored` (its reference list) into a picture
-/// (`spare`'s memory where given) and returns the display-size frame with what a later frame
-/// predicting from it needs.
+/// and returns the display-size frame with what a later frame predicting from it needs; the
+/// picture and the frame take the memory of `spare` where given.
 fn decode_picture<T: Sample>(
     header: &SequenceHeader,
     coded: (usize, usize),
     stored: &[&Stored<T>],
     packet: &Pending,
-    spare: Option<Picture<T>>,
+    (spare, spare_frame): (Option<Picture<T>>, Option<Frame<T>>),
 ) -> Result<(Frame<T>, Stored<T>)> {
     let Pending { kind, qp, poc, .. } = *packet;
     let references: Vec<&Picture<T>> = stored.iter().map(|s| &s.picture).collect();
@@ -428,7 +442,7 @@ fn decode_picture<T: Sample>(
     let motion = MotionField::new(poc, &frame.grid, frame.motion.reference_pocs());
     let (mut picture, contexts) = (frame.picture, frame.contexts);
     picture.extend_edges();
-    let display = picture.to_frame(header.format.width, header.format.height);
+    let display = picture.to_frame_in(header.format.width, header.format.height, spare_frame);
     let carried = CarriedContexts { kind, qp, contexts };
     let stored = Stored {
         picture,
