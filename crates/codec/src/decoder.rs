@@ -414,6 +414,7 @@ fn decode_picture<T: Sample>(
         // Every sample of the coded area is reconstructed before anything reads it, and
         // `extend_edges` rewrites the border, so a used picture serves as well as a new one.
         picture: spare.unwrap_or_else(|| Picture::new(coded.0, coded.1, bit_depth)),
+        spare_levels: Vec::new(),
     };
     for sb_y in (0..coded.1).step_by(SB_SIZE) {
         for sb_x in (0..coded.0).step_by(SB_SIZE) {
@@ -464,6 +465,9 @@ struct FrameDecoder<'a, T: Sample> {
     contexts: Contexts,
     grid: UnitGrid,
     picture: Picture<T>,
+    /// Level buffers of reconstructed coding units, which the next ones read into: no
+    /// allocation per transform block.
+    spare_levels: Vec<Vec<i32>>,
 }
 
 impl<T: Sample> FrameDecoder<'_, T> {
@@ -493,6 +497,9 @@ impl<T: Sample> FrameDecoder<'_, T> {
             (self.header.chroma_qp_offset, self.header.intra_dst),
         );
         commit_info(&mut self.grid, &cu);
+        let [cb, cr] = cu.chroma;
+        let levels = cu.luma.into_iter().chain([cb, cr]).flatten();
+        self.spare_levels.extend(levels);
         Ok(())
     }
 
@@ -602,13 +609,17 @@ impl<T: Sample> FrameDecoder<'_, T> {
             let luma_log2 = cu.luma_tx_log2();
             let blocks = 1usize << (2 * (log2 - luma_log2));
             for i in 0..blocks {
-                let (levels, skip) = read_block(r, ctx, self.header, kind, luma_log2, true)?;
+                let spare = &mut self.spare_levels;
+                let block = (luma_log2, true);
+                let (levels, skip) = read_block(r, ctx, self.header, kind, block, spare)?;
                 cu.luma.push(levels);
                 cu.transform_skip |= if skip { skip_bit(true, i) } else { 0 };
             }
             let chroma_log2 = cu.chroma_tx_log2();
             for p in 0..2 {
-                let (levels, skip) = read_block(r, ctx, self.header, kind, chroma_log2, false)?;
+                let spare = &mut self.spare_levels;
+                let block = (chroma_log2, false);
+                let (levels, skip) = read_block(r, ctx, self.header, kind, block, spare)?;
                 cu.chroma[p] = levels;
                 cu.transform_skip |= if skip { skip_bit(false, p) } else { 0 };
             }
@@ -620,21 +631,24 @@ impl<T: Sample> FrameDecoder<'_, T> {
     }
 }
 
-/// Reads what `write_block` writes: the levels, if any, and the transform skip flag.
+/// Reads what `write_block` writes: the levels, if any (into a buffer of `spare` where there
+/// is one), and the transform skip flag.
 fn read_block(
     r: &mut RangeDecoder,
     ctx: &mut Contexts,
     header: &SequenceHeader,
     kind: usize,
-    log2n: u32,
-    luma: bool,
+    (log2n, luma): (u32, bool),
+    spare: &mut Vec<Vec<i32>>,
 ) -> Result<(Option<Vec<i32>>, bool)> {
     let pt = usize::from(!luma);
     if !r.bit(&mut ctx.cbf[pt][kind]) {
         return Ok((None, false));
     }
     let skip = header.transform_skip && log2n == 2 && r.bit(&mut ctx.transform_skip[pt]);
-    let mut levels = vec![0i32; 1 << (2 * log2n)];
+    // `read_levels` clears the block, so a used buffer's contents do not matter.
+    let mut levels = spare.pop().unwrap_or_default();
+    levels.resize(1 << (2 * log2n), 0);
     crate::residual::read_levels(r, ctx, &mut levels, log2n, luma, header.sign_hiding)?;
     Ok((Some(levels), skip))
 }
