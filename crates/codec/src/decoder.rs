@@ -75,11 +75,12 @@ impl Store {
 /// A decoded frame with what later frames predicting from it need, or why it failed.
 type Decoded<T> = (u64, FrameKind, Result<(Frame<T>, Stored<T>)>);
 
-/// Pictures kept for prediction, pictures no longer needed whose memory the next frames
-/// reuse (fresh pages cost a fault and a clear each), and the frames being decoded.
+/// Pictures kept for prediction, pictures and output frames no longer needed whose memory the
+/// next frames reuse (fresh pages cost a fault and a clear each), and the frames being decoded.
 struct Pictures<T: Sample> {
     kept: BTreeMap<u64, Arc<Stored<T>>>,
     spare: Vec<Picture<T>>,
+    spare_frames: Vec<Frame<T>>,
     workers: Workers<Decoded<T>>,
 }
 
@@ -88,6 +89,7 @@ impl<T: Sample> Pictures<T> {
         Pictures {
             kept: BTreeMap::new(),
             spare: Vec::new(),
+            spare_frames: Vec::new(),
             workers: Workers::new(threads),
         }
     }
@@ -206,6 +208,17 @@ impl<R: Read> Decoder<R> {
         }
     }
 
+    /// Gives back a frame from [`Decoder::next_frame`] that the caller is done with: a later
+    /// frame is written into its memory instead of fresh memory. Optional; frames of another
+    /// size or sample type are dropped.
+    pub fn recycle(&mut self, frame: AnyFrame) {
+        match (&mut self.pictures, frame) {
+            (Store::U8(store), AnyFrame::U8(frame)) => store.spare_frames.push(frame),
+            (Store::U16(store), AnyFrame::U16(frame)) => store.spare_frames.push(frame),
+            _ => {}
+        }
+    }
+
     /// Reads one packet into `pending`, or the end marker and checksum.
     fn read_packet(&mut self) -> Result<()> {
         let size = read_size(&mut self.reader, &mut self.crc)?;
@@ -309,6 +322,7 @@ fn decode_next<T: Sample>(
     let Pictures {
         kept,
         spare,
+        spare_frames,
         workers,
     } = pictures;
     // Two frames a thread keep the threads busy; more would only hold more pictures at once,
@@ -330,7 +344,7 @@ fn decode_next<T: Sample>(
             .iter()
             .map(|poc| Arc::clone(&kept[poc]))
             .collect();
-        let (header, spare) = (header.clone(), spare.pop());
+        let (header, spare) = (header.clone(), (spare.pop(), spare_frames.pop()));
         workers.submit(move || {
             let references: Vec<&Stored<T>> = references.iter().map(|r| &**r).collect();
             let decoded = decode_picture(&header, coded, &references, &packet, spare);
@@ -360,14 +374,14 @@ fn decode_next<T: Sample>(
 }
 
 /// Decodes the payload of a packet predicted from `stored` (its reference list) into a picture
-/// (`spare`'s memory where given) and returns the display-size frame with what a later frame
-/// predicting from it needs.
+/// and returns the display-size frame with what a later frame predicting from it needs; the
+/// picture and the frame take the memory of `spare` where given.
 fn decode_picture<T: Sample>(
     header: &SequenceHeader,
     coded: (usize, usize),
     stored: &[&Stored<T>],
     packet: &Pending,
-    spare: Option<Picture<T>>,
+    (spare, spare_frame): (Option<Picture<T>>, Option<Frame<T>>),
 ) -> Result<(Frame<T>, Stored<T>)> {
     let Pending { kind, qp, poc, .. } = *packet;
     let references: Vec<&Picture<T>> = stored.iter().map(|s| &s.picture).collect();
@@ -400,6 +414,7 @@ fn decode_picture<T: Sample>(
         // Every sample of the coded area is reconstructed before anything reads it, and
         // `extend_edges` rewrites the border, so a used picture serves as well as a new one.
         picture: spare.unwrap_or_else(|| Picture::new(coded.0, coded.1, bit_depth)),
+        spare_levels: Vec::new(),
     };
     for sb_y in (0..coded.1).step_by(SB_SIZE) {
         for sb_x in (0..coded.0).step_by(SB_SIZE) {
@@ -428,7 +443,7 @@ fn decode_picture<T: Sample>(
     let motion = MotionField::new(poc, &frame.grid, frame.motion.reference_pocs());
     let (mut picture, contexts) = (frame.picture, frame.contexts);
     picture.extend_edges();
-    let display = picture.to_frame(header.format.width, header.format.height);
+    let display = picture.to_frame_in(header.format.width, header.format.height, spare_frame);
     let carried = CarriedContexts { kind, qp, contexts };
     let stored = Stored {
         picture,
@@ -450,6 +465,9 @@ struct FrameDecoder<'a, T: Sample> {
     contexts: Contexts,
     grid: UnitGrid,
     picture: Picture<T>,
+    /// Level buffers of reconstructed coding units, which the next ones read into: no
+    /// allocation per transform block.
+    spare_levels: Vec<Vec<i32>>,
 }
 
 impl<T: Sample> FrameDecoder<'_, T> {
@@ -479,6 +497,9 @@ impl<T: Sample> FrameDecoder<'_, T> {
             (self.header.chroma_qp_offset, self.header.intra_dst),
         );
         commit_info(&mut self.grid, &cu);
+        let [cb, cr] = cu.chroma;
+        let levels = cu.luma.into_iter().chain([cb, cr]).flatten();
+        self.spare_levels.extend(levels);
         Ok(())
     }
 
@@ -588,13 +609,17 @@ impl<T: Sample> FrameDecoder<'_, T> {
             let luma_log2 = cu.luma_tx_log2();
             let blocks = 1usize << (2 * (log2 - luma_log2));
             for i in 0..blocks {
-                let (levels, skip) = read_block(r, ctx, self.header, kind, luma_log2, true)?;
+                let spare = &mut self.spare_levels;
+                let block = (luma_log2, true);
+                let (levels, skip) = read_block(r, ctx, self.header, kind, block, spare)?;
                 cu.luma.push(levels);
                 cu.transform_skip |= if skip { skip_bit(true, i) } else { 0 };
             }
             let chroma_log2 = cu.chroma_tx_log2();
             for p in 0..2 {
-                let (levels, skip) = read_block(r, ctx, self.header, kind, chroma_log2, false)?;
+                let spare = &mut self.spare_levels;
+                let block = (chroma_log2, false);
+                let (levels, skip) = read_block(r, ctx, self.header, kind, block, spare)?;
                 cu.chroma[p] = levels;
                 cu.transform_skip |= if skip { skip_bit(false, p) } else { 0 };
             }
@@ -606,21 +631,24 @@ impl<T: Sample> FrameDecoder<'_, T> {
     }
 }
 
-/// Reads what `write_block` writes: the levels, if any, and the transform skip flag.
+/// Reads what `write_block` writes: the levels, if any (into a buffer of `spare` where there
+/// is one), and the transform skip flag.
 fn read_block(
     r: &mut RangeDecoder,
     ctx: &mut Contexts,
     header: &SequenceHeader,
     kind: usize,
-    log2n: u32,
-    luma: bool,
+    (log2n, luma): (u32, bool),
+    spare: &mut Vec<Vec<i32>>,
 ) -> Result<(Option<Vec<i32>>, bool)> {
     let pt = usize::from(!luma);
     if !r.bit(&mut ctx.cbf[pt][kind]) {
         return Ok((None, false));
     }
     let skip = header.transform_skip && log2n == 2 && r.bit(&mut ctx.transform_skip[pt]);
-    let mut levels = vec![0i32; 1 << (2 * log2n)];
+    // `read_levels` clears the block, so a used buffer's contents do not matter.
+    let mut levels = spare.pop().unwrap_or_default();
+    levels.resize(1 << (2 * log2n), 0);
     crate::residual::read_levels(r, ctx, &mut levels, log2n, luma, header.sign_hiding)?;
     Ok((Some(levels), skip))
 }

@@ -231,11 +231,7 @@ impl<T: Sample> Picture<T> {
 
     /// The display-size frame (`width`x`height` luma) cut from the coded area.
     pub fn to_frame(&self, width: usize, height: usize) -> Frame<T> {
-        let sizes = [
-            (width, height),
-            (width.div_ceil(2), height.div_ceil(2)),
-            (width.div_ceil(2), height.div_ceil(2)),
-        ];
+        let sizes = display_sizes(width, height);
         let planes = self
             .planes
             .iter()
@@ -251,9 +247,35 @@ impl<T: Sample> Picture<T> {
         Frame { planes }
     }
 
+    /// [`Picture::to_frame`] written into `spare`'s memory when its planes have the display
+    /// sizes: fresh frame memory costs a page fault and a clear per page.
+    pub fn to_frame_in(&self, width: usize, height: usize, spare: Option<Frame<T>>) -> Frame<T> {
+        let sizes = display_sizes(width, height);
+        let fits = |frame: &Frame<T>| {
+            frame.planes.len() == sizes.len()
+                && (frame.planes.iter().zip(sizes)).all(|(p, s)| (p.width(), p.height()) == s)
+        };
+        let Some(mut frame) = spare.filter(fits) else {
+            return self.to_frame(width, height);
+        };
+        for (plane, dst) in self.planes.iter().zip(&mut frame.planes) {
+            let w = dst.width();
+            for y in 0..dst.height() {
+                dst.row_mut(y).copy_from_slice(plane.row(0, y, w));
+            }
+        }
+        frame
+    }
+
     pub fn extend_edges(&mut self) {
         for plane in &mut self.planes {
             plane.extend_edges();
         }
     }
+}
+
+/// Plane sizes of a 4:2:0 frame of `width`x`height` luma samples.
+fn display_sizes(width: usize, height: usize) -> [(usize, usize); 3] {
+    let chroma = (width.div_ceil(2), height.div_ceil(2));
+    [(width, height), chroma, chroma]
 }

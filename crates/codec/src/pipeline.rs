@@ -255,6 +255,7 @@ pub fn decode_to_y4m<R: Read, W: Write>(
     let mut frames = 0;
     while let Some(frame) = decoder.next_frame()? {
         writer.write_frame(&frame)?;
+        decoder.recycle(frame);
         frames += 1;
         progress.frame_done(frames, None);
     }

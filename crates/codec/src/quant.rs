@@ -72,14 +72,15 @@ pub fn dequantize(levels: &[i32], coeffs: &mut [i32], qp: u8, log2n: u32, bit_de
     let limit = crate::transform::coefficient_limit(bit_depth);
     let shift = 8 + log2n - 5;
     let scale = (DEQUANT_SCALE[usize::from(qp % 6)] * 16) << (qp / 6);
-    let round = 1i64 << (shift - 1);
+    // Levels beyond `most` saturate, so clamping them there first changes nothing, and keeps
+    // `level · scale` (below `limit << shift` plus a scale, at most 2^28) in 32 bits: the loop
+    // has no branch (most levels are zero and a test for them mispredicts) and no 64-bit
+    // product.
+    let most = (((i64::from(limit) << shift) + scale - 1) / scale) as i32;
+    let (scale, round) = (scale as i32, 1i32 << (shift - 1));
     for (c, &level) in coeffs.iter_mut().zip(levels) {
-        *c = if level == 0 {
-            0
-        } else {
-            ((i64::from(level) * scale + round) >> shift)
-                .clamp(-i64::from(limit), i64::from(limit) - 1) as i32
-        };
+        let product = level.max(-most).min(most) * scale;
+        *c = ((product + round) >> shift).max(-limit).min(limit - 1);
     }
 }
 
@@ -102,6 +103,38 @@ mod tests {
                         f64::from((c - b).abs()) <= step_in_coeffs * 0.5 + 1.0,
                         "qp {qp} log2n {log2n}: {c} vs {b}"
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dequantisation_saturates_as_64_bit_arithmetic_does() {
+        let mut rng = crate::test_rng::Rng(0x5eed_0d0e);
+        for bit_depth in [8, 10, 12] {
+            let limit = i64::from(crate::transform::coefficient_limit(bit_depth));
+            for qp in 0..=MAX_QP + crate::picture::qp_offset(bit_depth) {
+                for log2n in 2..=5 {
+                    let levels: Vec<i32> = (0..64)
+                        .map(|i| match i % 4 {
+                            0 => rng.next() as i32,
+                            1 => rng.below(2 * MAX_LEVEL as u32 + 1) - MAX_LEVEL,
+                            _ => rng.below(2001) - 1000,
+                        })
+                        .chain([0, 1, -1, i32::MAX, i32::MIN, MAX_LEVEL, -MAX_LEVEL])
+                        .collect();
+                    let mut got = vec![0; levels.len()];
+                    dequantize(&levels, &mut got, qp, log2n, bit_depth);
+                    let shift = 3 + log2n;
+                    let scale = (DEQUANT_SCALE[usize::from(qp % 6)] * 16) << (qp / 6);
+                    for (&level, &c) in levels.iter().zip(&got) {
+                        let wide = (i64::from(level) * scale + (1 << (shift - 1))) >> shift;
+                        assert_eq!(
+                            i64::from(c),
+                            wide.clamp(-limit, limit - 1),
+                            "level {level} qp {qp} log2n {log2n} depth {bit_depth}"
+                        );
+                    }
                 }
             }
         }
