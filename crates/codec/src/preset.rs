@@ -33,8 +33,8 @@ impl Preset {
         let medium = Genome::default();
         match self {
             // Without RDOQ (half of medium's encoding time), with dead zones fit for plain
-            // rounding, a narrower mode and motion search, and only the cheapest motion-searched
-            // prediction checked in full.
+            // rounding, a narrower mode and motion search, only the cheapest motion-searched
+            // prediction checked in full, and no split below an inter unit without residual.
             Preset::Faster => Genome {
                 rdoq: false,
                 deadzone_intra: 1.0 / 3.0,
@@ -44,13 +44,18 @@ impl Preset {
                 me_range: 16,
                 merge_candidates: 3,
                 inter_rd_candidates: 1,
+                clean_inter_stops_split: true,
                 ..medium
             },
+            // No split below an inter unit without residual saved a fifth to two fifths of the
+            // encoding time for a PSNR-Y BD-rate of +0.3 to +1.1 % (bikes, carphone, the 720p
+            // pan and scene cut, 60 frames each).
             Preset::Fast => Genome {
                 intra_rdo_candidates: 1,
                 me_range: 24,
                 merge_candidates: 4,
                 inter_rd_candidates: 2,
+                clean_inter_stops_split: true,
                 ..medium
             },
             Preset::Medium => medium,
