@@ -886,8 +886,20 @@ struct FrameEncoder<'a, T: Sample> {
     blocks: Vec<Vec<i32>>,
     /// Predictions of merge candidates, and the second direction of bi-predicted ones
     /// (reused, not reallocated).
-    merge_predictions: [Prediction3<T>; 2],
+    /// Per unit size (log2): predictions of merge candidates, kept apart so that the buffers
+    /// never change length (and are never zero-filled again).
+    merge_predictions: Vec<[Prediction3<T>; 2]>,
+    /// The second direction of bi-predicted merge candidates (only grows).
     bi_scratch: [Vec<T>; 3],
+    /// The source samples of the unit being searched (units are searched one at a time).
+    source_block: SourceBlock<T>,
+    /// Per tree depth (log2): the reconstruction and unit info of the node whose split is
+    /// being weighed, restored if the unsplit unit wins.
+    saved_regions: Vec<SavedRegion<T>>,
+    /// Working memory of [`Self::rdoq_decide`].
+    rdoq_scratch: RdoqScratch,
+    /// Luma source and prediction of one transform block of a split residual.
+    sub_blocks: [Vec<T>; 2],
 }
 
 impl<'a, T: Sample> FrameEncoder<'a, T> {
@@ -932,8 +944,12 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             mv_hints: vec![Mv::ZERO; references.len()],
             reconstruction_scratch: Vec::new(),
             blocks: Vec::new(),
-            merge_predictions: Default::default(),
+            merge_predictions: (0..=SB_LOG2).map(|_| Default::default()).collect(),
             bi_scratch: Default::default(),
+            source_block: SourceBlock::default(),
+            saved_regions: (0..=SB_LOG2).map(|_| SavedRegion::default()).collect(),
+            rdoq_scratch: RdoqScratch::default(),
+            sub_blocks: Default::default(),
         }
     }
 
@@ -1047,7 +1063,9 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             self.cus.push(cu);
             return cost;
         }
-        let saved = leaf.as_ref().map(|_| self.save_region(x, y, log2));
+        if leaf.is_some() {
+            self.save_region(x, y, log2);
+        }
         let leaf_cost = leaf.as_ref().map_or(u64::MAX, |(c, _)| *c);
         let mut split_cost = self.rd.cost(0, self.split_flag_cost(x, y, log2, true));
         let half = 1 << (log2 - 1);
@@ -1057,9 +1075,9 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
                 break;
             }
         }
-        match (leaf, saved) {
-            (Some((cost, cu)), Some(saved)) if cost <= split_cost => {
-                self.restore_region(x, y, log2, &saved);
+        match leaf {
+            Some((cost, cu)) if cost <= split_cost => {
+                self.restore_region(x, y, log2);
                 self.cus.truncate(mark);
                 self.cus.push(cu);
                 cost
@@ -1068,28 +1086,32 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         }
     }
 
-    fn save_region(&self, x: usize, y: usize, log2: u32) -> SavedRegion<T> {
+    /// Saves the node's reconstruction and unit info in its depth's slot.
+    fn save_region(&mut self, x: usize, y: usize, log2: u32) {
         let size = 1usize << log2;
-        let mut planes = Vec::with_capacity(3);
-        for (i, plane) in self.picture.planes.iter().enumerate() {
+        let saved = &mut self.saved_regions[log2 as usize];
+        for (i, (plane, block)) in self
+            .picture
+            .planes
+            .iter()
+            .zip(&mut saved.planes)
+            .enumerate()
+        {
             let (px, py, n) = if i == 0 {
                 (x, y, size)
             } else {
                 (x / 2, y / 2, size / 2)
             };
-            let mut block = vec![T::default(); n * n];
-            plane.get_block(px, py, n, n, &mut block);
-            planes.push(block);
+            copy_block_into(plane, px, py, n, block);
         }
         let units = size >> UNIT_LOG2;
-        SavedRegion {
-            planes,
-            units: self.grid.copy_region(x >> UNIT_LOG2, y >> UNIT_LOG2, units),
-        }
+        saved.units = self.grid.copy_region(x >> UNIT_LOG2, y >> UNIT_LOG2, units);
     }
 
-    fn restore_region(&mut self, x: usize, y: usize, log2: u32, saved: &SavedRegion<T>) {
+    /// Puts back what [`Self::save_region`] saved for the node.
+    fn restore_region(&mut self, x: usize, y: usize, log2: u32) {
         let size = 1usize << log2;
+        let saved = &self.saved_regions[log2 as usize];
         for (i, (plane, block)) in self
             .picture
             .planes
@@ -1144,7 +1166,8 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
     fn search_cu(&mut self, x: usize, y: usize, log2: u32) -> Candidate {
         let size = 1usize << log2;
         self.set_cu_qp(x, y, size);
-        let source = SourceBlock::new(self.source, x, y, size);
+        let mut source = std::mem::take(&mut self.source_block);
+        source.load(self.source, x, y, size);
         let mut best: Option<Candidate> = None;
         let consider = |best: &mut Option<Candidate>, candidate: Candidate| {
             if best.as_ref().is_none_or(|b| candidate.cost < b.cost) {
@@ -1190,6 +1213,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             (self.genome.chroma_qp_offset, self.genome.intra_dst),
         );
         commit_info(&mut self.grid, &best.cu);
+        self.source_block = source;
         best
     }
 
@@ -1231,7 +1255,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         let list = merge_candidates(&self.grid, &self.motion, cx, cy, size >> UNIT_LOG2, count);
         let mut best_skip: Option<Candidate> = None;
         // The candidate's prediction and the best one's, in buffers kept between units.
-        let [mut pred, mut best_pred] = std::mem::take(&mut self.merge_predictions);
+        let [mut pred, mut best_pred] = std::mem::take(&mut self.merge_predictions[log2 as usize]);
         let mut scratch = std::mem::take(&mut self.bi_scratch);
         for (index, &motion) in list.iter().enumerate() {
             if list[..index].contains(&motion) || !self.motion_in_bounds(x, y, size, &motion) {
@@ -1268,7 +1292,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             cu.qp = self.qp;
             self.code_inter_residual(source, cu, &best_pred)
         });
-        self.merge_predictions = [pred, best_pred];
+        self.merge_predictions[log2 as usize] = [pred, best_pred];
         self.bi_scratch = scratch;
         (best_skip, merged)
     }
@@ -1481,19 +1505,21 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         let mut distortion = 0;
         cu.luma.clear();
         cu.transform_skip = 0;
+        let [mut src, mut prd] = std::mem::take(&mut self.sub_blocks);
         for i in 0..per_row * per_row {
             let (bx, by) = ((i % per_row) * n, (i / per_row) * n);
             let (levels, d, skip) = if n == size {
                 self.code_block(&source.planes[0], &pred.planes[0], luma_log2, true, false)
             } else {
-                let src = extract(&source.planes[0], size, bx, by, n);
-                let prd = extract(&pred.planes[0], size, bx, by, n);
+                extract(&source.planes[0], size, bx, by, n, &mut src);
+                extract(&pred.planes[0], size, bx, by, n, &mut prd);
                 self.code_block(&src, &prd, luma_log2, true, false)
             };
             distortion += d;
             cu.luma.push(levels);
             cu.transform_skip |= if skip { skip_bit(true, i) } else { 0 };
         }
+        self.sub_blocks = [src, prd];
         let chroma_log2 = cu.chroma_tx_log2();
         for p in 0..2 {
             let (levels, d, skip) = self.code_block(
@@ -1652,7 +1678,16 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         // λ per 1/256 bit, times 2^16.
         let lambda_fixed = self.rd.cost(0, 1 << 16);
         let (ctx, depth) = (&self.contexts, self.bit_depth);
-        let decided = Self::rdoq_decide(coeffs, levels, (qp, depth), luma, ctx, lambda_fixed);
+        let scratch = &mut self.rdoq_scratch;
+        let decided = Self::rdoq_decide(
+            coeffs,
+            levels,
+            (qp, depth),
+            luma,
+            ctx,
+            lambda_fixed,
+            scratch,
+        );
         if self.genome.sign_hiding {
             Self::hide_signs(coeffs, levels, (qp, depth), luma, ctx, lambda_fixed);
         }
@@ -1812,6 +1847,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         luma: bool,
         ctx: &Contexts,
         lambda_fixed: u64,
+        scratch: &mut RdoqScratch,
     ) -> bool {
         use crate::entropy::Prob;
         use crate::quant::dequantize;
@@ -1874,13 +1910,30 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             let pos = usize::from(pos);
             map.set(pos, n, levels[pos].unsigned_abs());
         }
-        let mut decided = vec![0i32; count];
+        // Starts as the dead-zone levels: zero past `start` and wherever those are zero, and
+        // every other position is decided below.
+        let RdoqScratch {
+            decided,
+            coded,
+            sig_one,
+            uncoded,
+        } = scratch;
+        decided.clear();
+        decided.extend_from_slice(levels);
         // Per scan index: cost of the chosen level with its significance flag, cost of the
-        // significance flag set (not coded at the last position), cost of leaving it zero and
-        // uncoded (past the last position).
-        let mut coded = vec![0u64; start + 1];
-        let mut sig_one = vec![0u64; start + 1];
-        let mut uncoded = vec![0u64; start + 1];
+        // significance flag set (not coded at the last position, and read only where a level
+        // is decided), cost of leaving it zero and uncoded (past the last position). Every
+        // entry read is written first, so the buffers only grow.
+        for buffer in [&mut *coded, &mut *sig_one, &mut *uncoded] {
+            if buffer.len() < start + 1 {
+                buffer.resize(start + 1, 0);
+            }
+        }
+        let (coded, sig_one, uncoded) = (
+            &mut coded[..=start],
+            &mut sig_one[..=start],
+            &mut uncoded[..=start],
+        );
         for i in (0..=start).rev() {
             let pos = usize::from(order[i]);
             let c = coeffs[pos];
@@ -1957,10 +2010,10 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         for &pos in &order[last + 1..] {
             decided[usize::from(pos)] = 0;
         }
-        if decided == levels {
+        if decided[..] == *levels {
             return false;
         }
-        levels.copy_from_slice(&decided);
+        levels.copy_from_slice(decided);
         true
     }
     // EVOLVE-BLOCK-END
@@ -2158,31 +2211,42 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
     // EVOLVE-BLOCK-END
 }
 
+/// Buffers of [`FrameEncoder::rdoq_decide`], kept between blocks.
+#[derive(Default)]
+struct RdoqScratch {
+    decided: Vec<i32>,
+    coded: Vec<u64>,
+    sig_one: Vec<u64>,
+    uncoded: Vec<u64>,
+}
+
+#[derive(Default)]
 struct SavedRegion<T: Sample> {
-    planes: Vec<Vec<T>>,
+    planes: [Vec<T>; 3],
     units: Vec<UnitInfo>,
 }
 
 /// The source samples of a coding unit, tight rows per plane.
+#[derive(Default)]
 struct SourceBlock<T: Sample> {
     planes: [Vec<T>; 3],
 }
 
 impl<T: Sample> SourceBlock<T> {
+    #[cfg(test)]
     fn new(source: &Picture<T>, x: usize, y: usize, size: usize) -> Self {
+        let mut block = SourceBlock::default();
+        block.load(source, x, y, size);
+        block
+    }
+
+    /// The unit at (x, y) of `source`, into these buffers' memory.
+    fn load(&mut self, source: &Picture<T>, x: usize, y: usize, size: usize) {
         let half = size / 2;
-        let grab = |plane: &PaddedPlane<T>, px, py, n: usize| {
-            let mut block = vec![T::default(); n * n];
-            plane.get_block(px, py, n, n, &mut block);
-            block
-        };
-        SourceBlock {
-            planes: [
-                grab(&source.planes[0], x, y, size),
-                grab(&source.planes[1], x / 2, y / 2, half),
-                grab(&source.planes[2], x / 2, y / 2, half),
-            ],
-        }
+        let [luma, cb, cr] = &mut self.planes;
+        copy_block_into(&source.planes[0], x, y, size, luma);
+        copy_block_into(&source.planes[1], x / 2, y / 2, half, cb);
+        copy_block_into(&source.planes[2], x / 2, y / 2, half, cr);
     }
 }
 
@@ -2217,9 +2281,18 @@ impl<T: Sample> Prediction3<T> {
             planes[2].resize(n / 4, T::default());
         };
         resize(&mut self.planes, samples);
-        resize(scratch, if motion.second.is_some() { samples } else { 0 });
+        // The scratch only grows: shrinking it would zero-fill it again on the next larger unit.
+        let scratch_len = if motion.second.is_some() { samples } else { 0 };
+        if scratch[0].len() < scratch_len {
+            resize(scratch, scratch_len);
+        }
         let [a, b, c] = &mut self.planes;
         let [sa, sb, sc] = scratch;
+        let (sa, sb, sc) = (
+            &mut sa[..scratch_len],
+            &mut sb[..scratch_len / 4],
+            &mut sc[..scratch_len / 4],
+        );
         predict_motion(references, x, y, size, motion, [a, b, c], [sa, sb, sc]);
     }
 
@@ -2235,14 +2308,35 @@ impl<T: Sample> Prediction3<T> {
     }
 }
 
-/// An n×n block at (bx, by) of a tight `stride`-wide block.
-fn extract<T: Sample>(block: &[T], stride: usize, bx: usize, by: usize, n: usize) -> Vec<T> {
-    let mut out = Vec::with_capacity(n * n);
+/// An n×n block at (bx, by) of a tight `stride`-wide block, into `out`'s memory.
+fn extract<T: Sample>(
+    block: &[T],
+    stride: usize,
+    bx: usize,
+    by: usize,
+    n: usize,
+    out: &mut Vec<T>,
+) {
+    out.clear();
     for row in 0..n {
         let start = (by + row) * stride + bx;
         out.extend_from_slice(&block[start..start + n]);
     }
-    out
+}
+
+/// The n×n block of `plane` at (x, y) as tight rows, into `out`'s memory: copied, never
+/// zero-filled first.
+fn copy_block_into<T: Sample>(
+    plane: &PaddedPlane<T>,
+    x: usize,
+    y: usize,
+    n: usize,
+    out: &mut Vec<T>,
+) {
+    out.clear();
+    for row in 0..n {
+        out.extend_from_slice(plane.row(x, y + row, n));
+    }
 }
 
 fn luma_blocks(log2: u32) -> usize {
@@ -2724,6 +2818,7 @@ mod tests {
                     luma,
                     &rdoq.contexts,
                     lambda_fixed,
+                    &mut RdoqScratch::default(),
                 );
                 let mut out = vec![0u8; n * n];
                 add_residual(

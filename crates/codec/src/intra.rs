@@ -120,11 +120,17 @@ pub fn predict<T: Sample>(edges: &Edges<T>, mode: u8, luma: bool, out: &mut [T])
         PLANAR => {
             let log2n = n.trailing_zeros();
             let (top_right, bottom_left) = (top(n), left(n));
-            for y in 0..n {
-                for x in 0..n {
-                    let h = (n - 1 - x) as u32 * left(y) + (x + 1) as u32 * top_right;
-                    let v = (n - 1 - y) as u32 * top(x) + (y + 1) as u32 * bottom_left;
-                    out[y * n + x] = T::from_u32((h + v + n as u32) >> (log2n + 1));
+            // The top row gathered once, so that each row is computed whole (which vectorises).
+            let mut top_row = [0u32; MAX_N];
+            for (x, t) in top_row[..n].iter_mut().enumerate() {
+                *t = top(x);
+            }
+            for (y, dst) in out[..n * n].chunks_exact_mut(n).enumerate() {
+                let (l, above, below) = (left(y), (n - 1 - y) as u32, (y + 1) as u32);
+                for (x, (d, &t)) in dst.iter_mut().zip(&top_row[..n]).enumerate() {
+                    let h = (n - 1 - x) as u32 * l + (x + 1) as u32 * top_right;
+                    let v = above * t + below * bottom_left;
+                    *d = T::from_u32((h + v + n as u32) >> (log2n + 1));
                 }
             }
         }

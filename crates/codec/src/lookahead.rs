@@ -110,21 +110,34 @@ impl LowRes {
             // Whole samples: the average of four equal samples is the sample.
             return satd(block, BLOCK, data, stride, BLOCK, BLOCK);
         }
-        // Row by row over fixed-length slices, so that the averaging vectorises.
-        let mut predicted = [0u8; BLOCK * BLOCK];
-        for (row, out) in predicted.chunks_exact_mut(BLOCK).enumerate() {
-            let top = &data[row * stride..][..BLOCK + 1];
-            let bottom = &data[(row + fy) * stride..][..BLOCK + 1];
-            for (x, o) in out.iter_mut().enumerate() {
-                let sum = u16::from(top[x])
-                    + u16::from(top[x + fx])
-                    + u16::from(bottom[x])
-                    + u16::from(bottom[x + fx]);
-                *o = ((sum + 2) >> 2) as u8;
-            }
-        }
+        let predicted = match (fx, fy) {
+            (1, 0) => half_sample_average::<1, 0>(data, stride),
+            (0, 1) => half_sample_average::<0, 1>(data, stride),
+            _ => half_sample_average::<1, 1>(data, stride),
+        };
         satd(block, BLOCK, &predicted, BLOCK, BLOCK, BLOCK)
     }
+}
+
+/// The bilinear half-sample prediction of a block whose top-left whole sample starts `data`,
+/// `FX` and `FY` its half-sample offsets: constants, so that the averaging vectorises.
+fn half_sample_average<const FX: usize, const FY: usize>(
+    data: &[u8],
+    stride: usize,
+) -> [u8; BLOCK * BLOCK] {
+    let mut predicted = [0u8; BLOCK * BLOCK];
+    for (row, out) in predicted.chunks_exact_mut(BLOCK).enumerate() {
+        let top = &data[row * stride..][..BLOCK + 1];
+        let bottom = &data[(row + FY) * stride..][..BLOCK + 1];
+        for (x, o) in out.iter_mut().enumerate() {
+            let sum = u16::from(top[x])
+                + u16::from(top[x + FX])
+                + u16::from(bottom[x])
+                + u16::from(bottom[x + FX]);
+            *o = ((sum + 2) >> 2) as u8;
+        }
+    }
+    predicted
 }
 
 /// Inter costs of every block of `frame` predicted from `reference`, with their vectors.
