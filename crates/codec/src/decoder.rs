@@ -79,6 +79,8 @@ type Decoded<T> = (u64, FrameKind, Result<(Frame<T>, Stored<T>)>);
 /// next frames reuse (fresh pages cost a fault and a clear each), and the frames being decoded.
 struct Pictures<T: Sample> {
     kept: BTreeMap<u64, Arc<Stored<T>>>,
+    /// Pictures no frame will predict from again that frames still decoding hold.
+    retired: Vec<Arc<Stored<T>>>,
     spare: Vec<Picture<T>>,
     spare_frames: Vec<Frame<T>>,
     workers: Workers<Decoded<T>>,
@@ -88,6 +90,7 @@ impl<T: Sample> Pictures<T> {
     fn new(threads: usize) -> Self {
         Pictures {
             kept: BTreeMap::new(),
+            retired: Vec::new(),
             spare: Vec::new(),
             spare_frames: Vec::new(),
             workers: Workers::new(threads),
@@ -321,10 +324,21 @@ fn decode_next<T: Sample>(
 ) -> Result<(u64, Frame<T>)> {
     let Pictures {
         kept,
+        retired,
         spare,
         spare_frames,
         workers,
     } = pictures;
+    // Retired pictures that no frame holds any more are memory for the next ones.
+    let mut i = 0;
+    while i < retired.len() {
+        if Arc::strong_count(&retired[i]) == 1 {
+            let only = retired.swap_remove(i);
+            spare.extend(Arc::into_inner(only).map(|stored| stored.picture));
+        } else {
+            i += 1;
+        }
+    }
     // Two frames a thread keep the threads busy; more would only hold more pictures at once,
     // and fresh pictures cost page faults.
     let most = 2 * workers.threads();
@@ -366,8 +380,10 @@ fn decode_next<T: Sample>(
     let unneeded: Vec<u64> = kept.keys().copied().filter(|poc| !needed(poc)).collect();
     for poc in unneeded {
         // A frame still decoding from the picture holds it until it finishes.
-        if let Some(stored) = kept.remove(&poc).and_then(Arc::into_inner) {
-            spare.push(stored.picture);
+        match kept.remove(&poc).map(Arc::try_unwrap) {
+            Some(Ok(stored)) => spare.push(stored.picture),
+            Some(Err(held)) => retired.push(held),
+            None => {}
         }
     }
     Ok((poc, frame))
