@@ -192,6 +192,30 @@ fn rows_around<T: Sample>(plane: &PaddedPlane<T>, y: usize) -> RowsAround<'_, T>
     )
 }
 
+/// Interleaved copies of the band histograms [`gather_stats`] keeps.
+const INTERLEAVED: usize = 4;
+
+/// Sums of source minus deblocked samples and sample counts per band, in `INTERLEAVED`
+/// copies.
+#[derive(Clone, Default)]
+struct BandHistograms {
+    sums: [[i32; BAND_COUNT]; INTERLEAVED],
+    counts: [[i32; BAND_COUNT]; INTERLEAVED],
+}
+
+impl BandHistograms {
+    /// Adds the copies to `band` and clears them.
+    fn add_to(&mut self, band: &mut [ClassStats; BAND_COUNT]) {
+        for (b, class) in band.iter_mut().enumerate() {
+            for copy in 0..INTERLEAVED {
+                class.sum += i64::from(self.sums[copy][b]);
+                class.count += i64::from(self.counts[copy][b]);
+            }
+        }
+        *self = BandHistograms::default();
+    }
+}
+
 /// Per-superblock statistics of the deblocked picture against the source, over the visible
 /// `width`x`height` luma area (and its chroma), in 8-bit sample units.
 pub fn gather_stats<T: Sample>(
@@ -213,18 +237,23 @@ pub fn gather_stats<T: Sample>(
         };
         let (vw, vh) = (vw.min(rec.width), vh.min(rec.height));
         let side = superblock_side(p);
+        // Each superblock column's band histograms over the rows of the current superblock
+        // row, in interleaved copies: neighbouring samples mostly share a band, and one copy
+        // would make each update wait for the last. A superblock's sums fit in 32 bits.
+        let mut bands = vec![BandHistograms::default(); cols];
         for y in 0..vh {
             let (above, cur, below) = rows_around(rec, y);
             let orig = src.row(0, y, vw);
             let first = (y / side) * cols;
             for (col, x0) in (0..vw).step_by(side).enumerate() {
                 let x1 = (x0 + side).min(vw);
-                let s = &mut stats[first + col].planes[p];
-                for x in x0..x1 {
-                    let band = &mut s.band[(cur[x].to_u32() >> band_shift) as usize];
-                    band.sum += i64::from(orig[x].to_i32() - cur[x].to_i32());
-                    band.count += 1;
+                let histograms = &mut bands[col];
+                for (i, (c, o)) in cur[x0..x1].iter().zip(&orig[x0..x1]).enumerate() {
+                    let band = (c.to_u32() >> band_shift) as usize;
+                    histograms.sums[i % INTERLEAVED][band] += o.to_i32() - c.to_i32();
+                    histograms.counts[i % INTERLEAVED][band] += 1;
                 }
+                let s = &mut stats[first + col].planes[p];
                 for (class, &step) in EDGE_CLASSES.iter().enumerate() {
                     let Some((ra, rb)) = neighbour_rows((above, cur, below), step) else {
                         continue;
@@ -236,6 +265,11 @@ pub fn gather_stats<T: Sample>(
                         t.sum += i64::from(sum);
                         t.count += i64::from(count);
                     }
+                }
+            }
+            if (y + 1) % side == 0 || y + 1 == vh {
+                for (col, histograms) in bands.iter_mut().enumerate() {
+                    histograms.add_to(&mut stats[first + col].planes[p].band);
                 }
             }
         }
