@@ -47,9 +47,9 @@ impl Preset {
                 clean_inter_stops_split: true,
                 ..medium
             },
-            // No split below an inter unit without residual saved a fifth to two fifths of the
-            // encoding time for a PSNR-Y BD-rate of +0.3 to +1.1 % (bikes, carphone, the 720p
-            // pan and scene cut, 60 frames each).
+            // No split below an inter unit without residual saved about a fifth of the encoding
+            // time for a PSNR-Y BD-rate of +0.3 to +1.1 % (bikes, carphone, the 720p pan and
+            // scene cut, 60 frames each).
             Preset::Fast => Genome {
                 intra_rdo_candidates: 1,
                 me_range: 24,
