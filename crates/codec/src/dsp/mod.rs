@@ -37,6 +37,19 @@ use crate::picture::{PaddedPlane, Sample};
 use std::ops::Range;
 use std::sync::OnceLock;
 
+/// Panics unless a `w`×`h` block at the start of each slice, rows `stride` apart, lies inside
+/// it: what the block kernels read.
+fn assert_blocks_inside<T>(
+    (a, a_stride): (&[T], usize),
+    (b, b_stride): (&[T], usize),
+    w: usize,
+    h: usize,
+) {
+    if h > 0 {
+        assert!(a.len() >= (h - 1) * a_stride + w && b.len() >= (h - 1) * b_stride + w);
+    }
+}
+
 /// Instruction set levels, in increasing order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Isa {
@@ -152,9 +165,7 @@ impl<T: Sample> Kernels<T> {
         h: usize,
     ) -> u32 {
         assert!(w <= 64 && w <= a_stride && w <= b_stride);
-        if h > 0 {
-            assert!(a.len() >= (h - 1) * a_stride + w && b.len() >= (h - 1) * b_stride + w);
-        }
+        assert_blocks_inside((a, a_stride), (b, b_stride), w, h);
         // SAFETY: the table holds only kernels of levels `max_isa()` detected (see `new`), and
         // the block lies inside both slices (asserted above).
         unsafe { (self.sad)(a, a_stride, b, b_stride, w, h) }
@@ -172,9 +183,7 @@ impl<T: Sample> Kernels<T> {
         h: usize,
     ) -> u64 {
         assert!(w <= 64 && h <= 64 && w <= a_stride && w <= b_stride);
-        if h > 0 {
-            assert!(a.len() >= (h - 1) * a_stride + w && b.len() >= (h - 1) * b_stride + w);
-        }
+        assert_blocks_inside((a, a_stride), (b, b_stride), w, h);
         // SAFETY: the table holds only kernels of levels `max_isa()` detected (see `new`), and
         // the block lies inside both slices (asserted above).
         unsafe { (self.sse)(a, a_stride, b, b_stride, w, h) }
@@ -195,9 +204,7 @@ impl<T: Sample> Kernels<T> {
         assert!(
             w.is_multiple_of(4) && h.is_multiple_of(4) && w <= 64 && w <= a_stride && w <= b_stride
         );
-        if h > 0 {
-            assert!(a.len() >= (h - 1) * a_stride + w && b.len() >= (h - 1) * b_stride + w);
-        }
+        assert_blocks_inside((a, a_stride), (b, b_stride), w, h);
         // SAFETY: the table holds only kernels of levels `max_isa()` detected (see `new`), and
         // the block lies inside both slices (asserted above).
         unsafe { (self.satd)(a, a_stride, b, b_stride, w, h) }
