@@ -24,8 +24,8 @@ use crate::quant::quantize;
 use crate::ratecontrol::{InFlight, RateController, RateMode};
 use crate::rdo::{RdCost, lambda, satd, sse};
 use crate::reconstruct::{
-    CodedCu, Prediction, add_residual_with, chroma_qp, commit_info, predict_motion, reconstruct_cu,
-    skip_bit, tx_split_allowed,
+    CodedCu, Prediction, add_residual_with, chroma_qp, commit_info, predict_motion_chroma,
+    predict_motion_luma, reconstruct_cu, skip_bit, tx_split_allowed,
 };
 use crate::residual::{levels_cost, write_levels};
 use crate::syntax::{
@@ -1261,8 +1261,6 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             if list[..index].contains(&motion) || !self.motion_in_bounds(x, y, size, &motion) {
                 continue;
             }
-            pred.predict_inter(self.references, x, y, size, &motion, &mut scratch);
-            let distortion = pred.sse(source);
             let cu = CodedCu {
                 x,
                 y,
@@ -1280,8 +1278,21 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
                 tx_split: false,
             };
             let rate = self.cu_rate(&cu);
-            let cost = self.rd.cost(distortion, rate);
-            if best_skip.as_ref().is_none_or(|b| cost < b.cost) {
+            // The chroma's distortion only adds to the luma's: a candidate whose luma alone
+            // costs as much as the best one's whole is out, chroma unpredicted.
+            let best_cost = best_skip.as_ref().map_or(u64::MAX, |b| b.cost);
+            let unit = (x, y, size);
+            pred.predict_inter_luma(self.references, unit, &motion, &mut scratch);
+            let luma = pred.plane_sse(0, source);
+            if self.rd.cost(luma, rate) >= best_cost {
+                continue;
+            }
+            pred.predict_inter_chroma(self.references, unit, &motion, &mut scratch);
+            let cost = self.rd.cost(
+                luma + pred.plane_sse(1, source) + pred.plane_sse(2, source),
+                rate,
+            );
+            if cost < best_cost {
                 best_skip = Some(Candidate { cost, cu });
                 std::mem::swap(&mut pred, &mut best_pred);
             }
@@ -2259,18 +2270,29 @@ struct Prediction3<T: Sample> {
 impl<T: Sample> Prediction3<T> {
     fn inter(references: &[&Picture<T>], x: usize, y: usize, size: usize, motion: &Motion) -> Self {
         let mut prediction = Prediction3::default();
-        prediction.predict_inter(references, x, y, size, motion, &mut Default::default());
+        prediction.predict_inter(references, (x, y, size), motion, &mut Default::default());
         prediction
     }
 
     /// The motion-compensated prediction of a `size` unit at (x, y) into these buffers
-    /// (`scratch` holds the second direction's), reusing their memory.
+    /// (`scratch`, at least as long, holds the second direction's), reusing their memory.
     fn predict_inter(
         &mut self,
         references: &[&Picture<T>],
-        x: usize,
-        y: usize,
-        size: usize,
+        (x, y, size): (usize, usize, usize),
+        motion: &Motion,
+        scratch: &mut [Vec<T>; 3],
+    ) {
+        self.predict_inter_luma(references, (x, y, size), motion, scratch);
+        self.predict_inter_chroma(references, (x, y, size), motion, scratch);
+    }
+
+    /// The luma of [`Self::predict_inter`], which sizes the buffers for the unit: it comes
+    /// first.
+    fn predict_inter_luma(
+        &mut self,
+        references: &[&Picture<T>],
+        (x, y, size): (usize, usize, usize),
         motion: &Motion,
         scratch: &mut [Vec<T>; 3],
     ) {
@@ -2282,29 +2304,38 @@ impl<T: Sample> Prediction3<T> {
         };
         resize(&mut self.planes, samples);
         // The scratch only grows: shrinking it would zero-fill it again on the next larger unit.
-        let scratch_len = if motion.second.is_some() { samples } else { 0 };
-        if scratch[0].len() < scratch_len {
-            resize(scratch, scratch_len);
+        if motion.second.is_some() && scratch[0].len() < samples {
+            resize(scratch, samples);
         }
-        let [a, b, c] = &mut self.planes;
-        let [sa, sb, sc] = scratch;
-        let (sa, sb, sc) = (
-            &mut sa[..scratch_len],
-            &mut sb[..scratch_len / 4],
-            &mut sc[..scratch_len / 4],
+        predict_motion_luma(
+            references,
+            x,
+            y,
+            size,
+            motion,
+            &mut self.planes[0],
+            &mut scratch[0],
         );
-        predict_motion(references, x, y, size, motion, [a, b, c], [sa, sb, sc]);
     }
 
-    fn sse(&self, source: &SourceBlock<T>) -> u64 {
-        self.planes
-            .iter()
-            .zip(&source.planes)
-            .map(|(p, s)| {
-                let n = (p.len() as f64).sqrt() as usize;
-                sse(p, n, s, n, n, n)
-            })
-            .sum()
+    /// The chroma of [`Self::predict_inter`], after its luma.
+    fn predict_inter_chroma(
+        &mut self,
+        references: &[&Picture<T>],
+        (x, y, size): (usize, usize, usize),
+        motion: &Motion,
+        scratch: &mut [Vec<T>; 3],
+    ) {
+        let [_, cb, cr] = &mut self.planes;
+        let [_, scb, scr] = scratch;
+        predict_motion_chroma(references, x, y, size, motion, [cb, cr], [scb, scr]);
+    }
+
+    /// The sum of squared differences of plane `index` against the unit's source.
+    fn plane_sse(&self, index: usize, source: &SourceBlock<T>) -> u64 {
+        let (p, s) = (&self.planes[index], &source.planes[index]);
+        let n = p.len().isqrt();
+        sse(p, n, s, n, n, n)
     }
 }
 

@@ -265,25 +265,8 @@ pub fn reconstruct_intra_block<T: Sample>(
     });
 }
 
-/// Motion-compensated prediction of a whole coding unit from one vector: luma, then both
-/// chroma planes.
-pub fn predict_inter<T: Sample>(
-    reference: &Picture<T>,
-    x: usize,
-    y: usize,
-    size: usize,
-    mv: Mv,
-    out: [&mut [T]; 3],
-) {
-    let [luma, cb, cr] = out;
-    predict_luma(&reference.planes[0], x, y, size, size, mv, luma);
-    let half = size / 2;
-    predict_chroma(&reference.planes[1], x / 2, y / 2, half, half, mv, cb);
-    predict_chroma(&reference.planes[2], x / 2, y / 2, half, half, mv, cr);
-}
-
 /// Prediction of a whole coding unit from its motion: one vector's prediction, or the rounded
-/// average of two. `scratch` holds the second prediction (as long as `out`).
+/// average of two. `scratch` (at least as long as `out`) holds the second prediction.
 pub fn predict_motion<T: Sample>(
     references: &[&Picture<T>],
     x: usize,
@@ -293,21 +276,81 @@ pub fn predict_motion<T: Sample>(
     out: [&mut [T]; 3],
     scratch: [&mut [T]; 3],
 ) {
-    let predict = |vector: Vector, planes: [&mut [T]; 3]| {
-        let reference = references[usize::from(vector.ref_idx)];
-        predict_inter(reference, x, y, size, vector.mv, planes);
-    };
     let [a, b, c] = out;
-    predict(motion.first, [&mut *a, &mut *b, &mut *c]);
-    let Some(second) = motion.second else {
-        return;
-    };
     let [sa, sb, sc] = scratch;
-    predict(second, [&mut *sa, &mut *sb, &mut *sc]);
-    for (plane, other) in [(a, sa), (b, sb), (c, sc)] {
-        for (p, &q) in plane.iter_mut().zip(other.iter()) {
-            *p = p.average(q);
-        }
+    predict_motion_luma(references, x, y, size, motion, a, sa);
+    predict_motion_chroma(references, x, y, size, motion, [b, c], [sb, sc]);
+}
+
+/// The luma plane of [`predict_motion`].
+pub fn predict_motion_luma<T: Sample>(
+    references: &[&Picture<T>],
+    x: usize,
+    y: usize,
+    size: usize,
+    motion: &Motion,
+    out: &mut [T],
+    scratch: &mut [T],
+) {
+    let predict = |vector: Vector, plane: &mut [T]| {
+        let reference = references[usize::from(vector.ref_idx)];
+        predict_luma(&reference.planes[0], x, y, size, size, vector.mv, plane);
+    };
+    predict(motion.first, out);
+    if let Some(second) = motion.second {
+        let scratch = &mut scratch[..out.len()];
+        predict(second, scratch);
+        average_into(out, scratch);
+    }
+}
+
+/// The chroma planes of [`predict_motion`].
+pub fn predict_motion_chroma<T: Sample>(
+    references: &[&Picture<T>],
+    x: usize,
+    y: usize,
+    size: usize,
+    motion: &Motion,
+    out: [&mut [T]; 2],
+    scratch: [&mut [T]; 2],
+) {
+    let half = size / 2;
+    let predict = |vector: Vector, [cb, cr]: [&mut [T]; 2]| {
+        let reference = references[usize::from(vector.ref_idx)];
+        predict_chroma(
+            &reference.planes[1],
+            x / 2,
+            y / 2,
+            half,
+            half,
+            vector.mv,
+            cb,
+        );
+        predict_chroma(
+            &reference.planes[2],
+            x / 2,
+            y / 2,
+            half,
+            half,
+            vector.mv,
+            cr,
+        );
+    };
+    let [cb, cr] = out;
+    predict(motion.first, [&mut *cb, &mut *cr]);
+    if let Some(second) = motion.second {
+        let [scb, scr] = scratch;
+        let (scb, scr) = (&mut scb[..cb.len()], &mut scr[..cr.len()]);
+        predict(second, [&mut *scb, &mut *scr]);
+        average_into(cb, scb);
+        average_into(cr, scr);
+    }
+}
+
+/// `plane` becomes the rounded average of itself and `other`.
+fn average_into<T: Sample>(plane: &mut [T], other: &[T]) {
+    for (p, &q) in plane.iter_mut().zip(other) {
+        *p = p.average(q);
     }
 }
 
