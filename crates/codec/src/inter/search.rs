@@ -3,6 +3,7 @@
 
 use super::interp::predict_luma;
 use super::{Mv, mv_in_bounds};
+use crate::partition::SB_SIZE;
 use crate::picture::{LUMA_BORDER, PaddedPlane, Sample};
 use crate::rdo::{sad, satd};
 
@@ -224,10 +225,9 @@ pub fn search<T: Sample>(params: &SearchParams<T>) -> (Mv, u64) {
         }
     }
     // Sub-sample refinement on SATD, which tracks the coded residual better than SAD.
-    let mut scratch = vec![T::default(); params.size * params.size];
-    best_cost = params
-        .sub_sample_cost(best, &mut scratch)
-        .unwrap_or(u64::MAX);
+    let mut block = [T::default(); SB_SIZE * SB_SIZE];
+    let scratch = &mut block[..params.size * params.size];
+    best_cost = params.sub_sample_cost(best, scratch).unwrap_or(u64::MAX);
     for step in [2, 1].into_iter().take(usize::from(params.subpel)) {
         let centre = best;
         for dy in -1..=1 {
@@ -236,7 +236,7 @@ pub fn search<T: Sample>(params: &SearchParams<T>) -> (Mv, u64) {
                     continue;
                 }
                 let mv = Mv::new(centre.x + dx * step, centre.y + dy * step);
-                if let Some(cost) = params.sub_sample_cost(mv, &mut scratch)
+                if let Some(cost) = params.sub_sample_cost(mv, scratch)
                     && cost < best_cost
                 {
                     best = mv;
