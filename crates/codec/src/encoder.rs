@@ -1346,8 +1346,8 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
 
     // EVOLVE-BLOCK-START inter_mode_decision
     /// Motion search on each reference, and in bi-predicted frames the average of the two
-    /// best; each result is coded with a residual, or where the genome keeps fewer than all for
-    /// the full check, the cheapest by luma SATD plus vector rate.
+    /// best; ranked by luma SATD plus vector rate, the cheapest are coded with a residual: as
+    /// many as the genome keeps, of those within its margin of the cheapest.
     fn search_motion(
         &mut self,
         source: &SourceBlock<T>,
@@ -1359,10 +1359,8 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         let (cx, cy) = (x >> UNIT_LOG2, y >> UNIT_LOG2);
         let units = size >> UNIT_LOG2;
         let neighbours = spatial_candidates(&self.grid, cx, cy, units, 3);
-        // Every prediction gets the full check where the genome keeps as many as there can be
-        // (one per reference and the average); otherwise they are ranked first.
-        let kept = usize::from(self.genome.inter_rd_candidates);
-        let check_all = kept > self.references.len();
+        // A lone prediction (one reference, no average) needs no ranking.
+        let ranked = self.references.len() > 1;
         // (SATD + vector rate where ranked, motion, prediction) of each reference's best vector.
         let mut searched: Vec<(u64, Motion, Prediction3<T>)> = Vec::new();
         for ref_idx in 0..self.references.len() {
@@ -1398,36 +1396,14 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             self.mv_hints[ref_idx] = mv;
             let motion = Motion::single(ref_idx as u8, mv);
             let pred = Prediction3::inter(self.references, x, y, size, &motion);
-            let cost = if check_all {
-                0
-            } else {
+            let cost = if ranked {
                 self.luma_satd(source, &pred, size) + vector_rate_cost(mv, mvp, self.lambda_sad)
+            } else {
+                0
             };
             searched.push((cost, motion, pred));
         }
         let bi = self.kind.bi_predicted() && self.genome.bipred && searched.len() >= 2;
-        if check_all {
-            // The average is of the two best by the full check.
-            let mut found: Vec<(u64, Vector)> = Vec::new();
-            let mut candidates: Vec<Candidate> = Vec::new();
-            for (_, motion, pred) in &searched {
-                let cu = self.coded_motion_cu(x, y, log2, *motion);
-                let candidate = self.code_inter_residual(source, cu, pred);
-                found.push((candidate.cost, motion.first));
-                candidates.push(candidate);
-            }
-            if bi {
-                found.sort_by_key(|(cost, _)| *cost);
-                let motion = Motion {
-                    first: found[0].1,
-                    second: Some(found[1].1),
-                };
-                let pred = Prediction3::inter(self.references, x, y, size, &motion);
-                let cu = self.coded_motion_cu(x, y, log2, motion);
-                candidates.push(self.code_inter_residual(source, cu, &pred));
-            }
-            return candidates;
-        }
         searched.sort_by_key(|(cost, ..)| *cost);
         if bi {
             let motion = Motion {
@@ -1446,9 +1422,12 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             searched.push((cost, motion, pred));
             searched.sort_by_key(|(cost, ..)| *cost);
         }
+        let cheapest = searched.first().map_or(0, |(cost, ..)| *cost);
+        let limit = (cheapest as f64 * (1.0 + self.genome.inter_rd_margin)) as u64;
         searched
             .iter()
-            .take(kept)
+            .take(usize::from(self.genome.inter_rd_candidates))
+            .take_while(|(cost, ..)| *cost <= limit)
             .map(|(_, motion, pred)| {
                 let cu = self.coded_motion_cu(x, y, log2, *motion);
                 self.code_inter_residual(source, cu, pred)

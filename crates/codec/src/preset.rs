@@ -61,6 +61,7 @@ impl Preset {
             Preset::Medium => medium,
             Preset::Slow => Genome {
                 reference_frames: 2,
+                inter_rd_margin: 1.0,
                 residual_quadtree: true,
                 intra_rdo_candidates: 3,
                 me_range: 48,

@@ -51,7 +51,13 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
             any::<bool>(),
             any::<bool>(),
         ),
-        (any::<bool>(), any::<bool>(), 1u8..=9, any::<bool>()),
+        (
+            any::<bool>(),
+            any::<bool>(),
+            1u8..=9,
+            0.0f64..=1.0,
+            any::<bool>(),
+        ),
     )
         .prop_map(
             |(a, b, c, (skip_intra_after_clean_inter, sao), d, e, f, g)| {
@@ -70,7 +76,13 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
                 let (mini_gop, b_layer_qp_offset, bipred, scene_cut_threshold, adaptive_gop) = d;
                 let (temporal_rd, temporal_rd_strength, lookahead) = e;
                 let (sign_hiding, intra_dst, transform_skip, residual_quadtree, context_carry) = f;
-                let (temporal_mvp, bi_merge, inter_rd_candidates, clean_inter_stops_split) = g;
+                let (
+                    temporal_mvp,
+                    bi_merge,
+                    inter_rd_candidates,
+                    inter_rd_margin,
+                    clean_inter_stops_split,
+                ) = g;
                 Genome {
                     keyint,
                     scene_cut_threshold,
@@ -108,6 +120,7 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
                     b_layer_qp_offset,
                     bipred,
                     inter_rd_candidates,
+                    inter_rd_margin,
                     temporal_rd,
                     temporal_rd_strength,
                     lookahead,

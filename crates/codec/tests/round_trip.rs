@@ -273,11 +273,14 @@ fn temporal_and_bi_merge_candidates_with_b_frames_and_several_references() {
     for reference_frames in [1, 3] {
         for (temporal_mvp, bi_merge) in [(false, false), (true, false), (false, true), (true, true)]
         {
+            // Every motion-searched prediction checked in full, bi-predicted ones included,
+            // so that neighbours leave bi-predicted merge candidates on this small clip.
             let genome = Genome {
                 reference_frames,
                 mini_gop: 8,
                 temporal_mvp,
                 bi_merge,
+                inter_rd_margin: 1.0,
                 ..Genome::default()
             };
             let (stream, recons, decoded) = round_trip(format, &clip, genome, mode);

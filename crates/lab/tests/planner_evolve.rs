@@ -272,7 +272,7 @@ fn uniform_genome(rng: &mut fastrand::Rng) -> Genome {
 }
 
 /// Genes the baselines draw (every one but the chroma offset).
-const GENES: usize = 38;
+const GENES: usize = 39;
 
 /// Gives gene `gene` a value drawn uniformly over its range.
 fn randomize(g: &mut Genome, gene: usize, rng: &mut fastrand::Rng) {
@@ -314,6 +314,7 @@ fn randomize(g: &mut Genome, gene: usize, rng: &mut fastrand::Rng) {
         34 => g.bi_merge = rng.bool(),
         35 => g.inter_rd_candidates = rng.u8(1..=9),
         36 => g.clean_inter_stops_split = rng.bool(),
+        37 => g.inter_rd_margin = rng.f64(),
         _ => g.p_frame_qp_offset = rng.i8(0..=6),
     }
 }
