@@ -2034,7 +2034,9 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             mode_of(self.grid.neighbour(cx as isize - 1, cy as isize, cx, cy)),
             mode_of(self.grid.neighbour(cx as isize, cy as isize - 1, cx, cy)),
         );
-        let mut pred = vec![T::default(); size * size];
+        // Intra units are at most the largest transform.
+        let mut block = [T::default(); 1 << (2 * MAX_TX_LOG2)];
+        let pred = &mut block[..size * size];
         let rank = |mode: u8, pred: &mut [T]| {
             predict(&edges, mode, true, pred);
             let distortion = u64::from(satd(&source.planes[0], size, pred, size, size, size));
@@ -2058,7 +2060,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             }
         }
         for &mode in &coarse {
-            ranked.push(rank(mode, &mut pred));
+            ranked.push(rank(mode, pred));
         }
         if self.genome.intra_angular {
             ranked.sort_unstable();
@@ -2067,7 +2069,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
                     let mode = i32::from(best_angular) + delta;
                     if (2..i32::from(MODE_COUNT)).contains(&mode) && !coarse.contains(&(mode as u8))
                     {
-                        ranked.push(rank(mode as u8, &mut pred));
+                        ranked.push(rank(mode as u8, pred));
                     }
                 }
             }
@@ -2078,9 +2080,8 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         type Choice = (u64, u8, Option<Vec<i32>>, u64, u8);
         let mut best: Option<Choice> = None;
         for &(_, mode) in &ranked {
-            predict(&edges, mode, true, &mut pred);
-            let (levels, d, skip) =
-                self.code_block(&source.planes[0], &pred, luma_log2, true, true);
+            predict(&edges, mode, true, pred);
+            let (levels, d, skip) = self.code_block(&source.planes[0], pred, luma_log2, true, true);
             let transform_skip = if skip { skip_bit(true, 0) } else { 0 };
             let cu = CodedCu {
                 x,
@@ -2110,7 +2111,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         let half = size / 2;
         let chroma_log2 = log2 - 1;
         let mut best_chroma: Option<(u64, usize, ChromaLevels, u8)> = None;
-        let mut chroma_pred = vec![T::default(); half * half];
+        let chroma_pred = &mut block[..half * half];
         let chroma_edges: Vec<Edges<T>> = (1..3)
             .map(|p| {
                 Edges::gather(
@@ -2130,8 +2131,8 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
                     .iter()
                     .zip(&source.planes[1..])
                     .map(|(edges, src)| {
-                        predict(edges, options[option], false, &mut chroma_pred);
-                        satd(src, half, &chroma_pred, half, half, half)
+                        predict(edges, options[option], false, chroma_pred);
+                        satd(src, half, chroma_pred, half, half, half)
                     })
                     .sum::<u32>()
             })
@@ -2142,14 +2143,9 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             let mut levels: [Option<Vec<i32>>; 2] = [None, None];
             let mut transform_skip = luma_skip;
             for (p, slot) in levels.iter_mut().enumerate() {
-                predict(&chroma_edges[p], mode, false, &mut chroma_pred);
-                let (l, d, skip) = self.code_block(
-                    &source.planes[1 + p],
-                    &chroma_pred,
-                    chroma_log2,
-                    false,
-                    true,
-                );
+                predict(&chroma_edges[p], mode, false, chroma_pred);
+                let (l, d, skip) =
+                    self.code_block(&source.planes[1 + p], chroma_pred, chroma_log2, false, true);
                 distortion += d;
                 *slot = l;
                 transform_skip |= if skip { skip_bit(false, p) } else { 0 };
