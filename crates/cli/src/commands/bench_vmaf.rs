@@ -168,7 +168,11 @@ pub fn run(args: BenchVmafArgs) -> anyhow::Result<()> {
         "      {}x{}, {}-bit, {frames} frames, {} thread(s), model vmaf_v0.6.1, fastest of {} runs",
         format.width, format.height, format.bit_depth, args.threads, args.runs
     );
-    println!("ours: frames already in memory; libvmaf: its command on the same frames as Y4M.");
+    println!(
+        "ours: frames already in memory, {:?} kernels (CODECLAB_ISA=reference for the plain \
+         Rust ones); libvmaf: its command on the same frames as Y4M.",
+        codeclab_metrics::vmaf::dsp::active_isa()
+    );
     println!(
         "cpu fps: frames per CPU-second of the process (steadier than wall time on a busy machine)."
     );

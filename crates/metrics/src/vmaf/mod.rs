@@ -8,6 +8,7 @@
 
 mod adm;
 mod buffers;
+pub mod dsp;
 mod model;
 mod motion;
 pub(crate) mod stage;

@@ -3,12 +3,12 @@
 //! enhancement-gain limit.
 //!
 //! Two implementations share the arithmetic: [`reference`] follows the definition pixel by pixel;
-//! [`fast`] filters whole rows at a time (auto-vectorised) and only computes the samples that the
-//! decimation keeps. A test checks that both give bit-identical numerators and denominators.
+//! [`fast`] filters whole rows at a time through the kernels of [`super::dsp`] and only computes
+//! the samples that the decimation keeps. A test checks that both give bit-identical numerators and denominators.
 
 use std::sync::OnceLock;
 
-use super::buffers::Buf;
+use super::dsp::{self, Isa, RowMoments, VerticalPass, VifPlanes};
 
 /// Gaussian kernels per scale, Q16, symmetric.
 const FILTER_S0: [u32; 17] = [
@@ -374,17 +374,17 @@ pub(crate) mod reference {
     }
 }
 
-/// Row-at-a-time implementation: the filters run over whole rows in 32-bit lanes where the sums
-/// fit (and 32x32->64-bit products elsewhere), which the compiler vectorises (with AVX2 when the
-/// CPU has it); the decimation computes only the samples it keeps.
+/// Row-at-a-time implementation: the statistic's filters are the DSP table's kernels; the rest
+/// (statistic per pixel, decimation, which computes only the samples it keeps) is compiled a
+/// second time for AVX2 and picked with the table's level.
 pub(crate) mod fast {
     use super::*;
 
     /// Ratios per scale (outer) and per gain limit (inner).
     pub fn vif(r: &Image, d: &Image, bit_depth: u32, gain_limits: &[f64]) -> [Vec<VifRatio>; 4] {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of
+        if dsp::max_isa() >= Isa::Avx2 {
+            // SAFETY: the CPU supports AVX2 (`max_isa` detected it), the only requirement of
             // `vif_avx2`.
             return unsafe { vif_avx2(r, d, bit_depth, gain_limits) };
         }
@@ -435,15 +435,9 @@ pub(crate) mod fast {
     /// Per-row buffers of the statistic.
     struct Rows {
         /// Vertical sums, padded by the filter's half width on each side.
-        v: [Vec<u32>; 5],
-        /// Vertical accumulators (32-bit path).
-        acc32: [Vec<u32>; 5],
-        /// Vertical accumulators of the second moments (64-bit path).
-        acc64: [Vec<u64>; 3],
-        /// Horizontal sums: means, then second moments.
-        hm: [Vec<u32>; 2],
-        /// Horizontal sums of the low and high halves of the second moments.
-        hs32: [Vec<u32>; 6],
+        vertical: RowMoments,
+        /// Filtered moments of the row.
+        moments: RowMoments,
         /// Per-pixel variances, covariance, gain and distortion variance of the row.
         s1: Vec<i32>,
         s2: Vec<i32>,
@@ -460,20 +454,16 @@ pub(crate) mod fast {
         bit_depth: u32,
         gain_limits: &[f64],
     ) -> Vec<VifRatio> {
+        let kernels = dsp::kernels();
         let table = log2_table();
         let f = filter(scale);
         let taps = f.len();
         let half = taps / 2;
         let (w, h) = (r.width, r.height);
         let (shift_mu, shift_sq) = vertical_shifts(scale, bit_depth);
-        // 8-bit samples at scale 0: every vertical sum, squares included, fits 32 bits.
-        let narrow = scale == 0 && bit_depth == 8;
         let mut b = Rows {
-            v: std::array::from_fn(|_| vec![0u32; w + 2 * half]),
-            acc32: std::array::from_fn(|_| vec![0u32; w]),
-            acc64: std::array::from_fn(|_| vec![0u64; w]),
-            hm: std::array::from_fn(|_| vec![0u32; w]),
-            hs32: std::array::from_fn(|_| vec![0u32; w]),
+            vertical: RowMoments::zeroed(w + 2 * half),
+            moments: RowMoments::zeroed(w),
             s1: vec![0; w],
             s2: vec![0; w],
             s12: vec![0; w],
@@ -481,193 +471,34 @@ pub(crate) mod fast {
             sv: vec![0; w],
         };
         let mut acc = vec![Accumulators::default(); gain_limits.len()];
-        let mu_round = 1u32 << (shift_mu - 1);
-        let sq_round = if shift_sq == 0 {
-            0
-        } else {
-            1u64 << (shift_sq - 1)
+        let planes = VifPlanes {
+            reference: &r.data,
+            distorted: &d.data,
+            width: w,
         };
-        // 8-bit at scale 0: the squares and products of every sample, computed once.
-        let squares = narrow.then(|| {
-            let n = w * h;
-            let (mut pp, mut qq, mut pq) = (Buf::zeroed(n), Buf::zeroed(n), Buf::zeroed(n));
-            let (rd, dd) = (&r.data[..n], &d.data[..n]);
-            let (pp_s, qq_s, pq_s) = (&mut pp[..n], &mut qq[..n], &mut pq[..n]);
-            for i in 0..n {
-                let (p, q) = (i32::from(rd[i]), i32::from(dd[i]));
-                pp_s[i] = p * p;
-                qq_s[i] = q * q;
-                pq_s[i] = p * q;
-            }
-            (pp, qq, pq)
-        });
+        let mut rows = [0usize; FILTER_S0.len()];
         for y in 0..h {
-            // Vertical pass (each path clears only the accumulators it uses).
-            if let Some(sq) = &squares {
-                for a in b.acc32.iter_mut() {
-                    a.fill(0);
-                }
-                // 8-bit: the two rows sharing a coefficient are added first, products
-                // included (from the precomputed squares).
-                let [a1, a2, axx, ayy, axy] = &mut b.acc32;
-                let (a1, a2) = (&mut a1[..w], &mut a2[..w]);
-                let (axx, ayy, axy) = (&mut axx[..w], &mut ayy[..w], &mut axy[..w]);
-                for (k, &c) in f.iter().enumerate().take(half + 1) {
-                    let ya = mirror(y as isize - half as isize + k as isize, h);
-                    let yb = mirror(y as isize + half as isize - k as isize, h);
-                    let (ra, rb) = (&r.data[ya * w..ya * w + w], &r.data[yb * w..yb * w + w]);
-                    let (da, db) = (&d.data[ya * w..ya * w + w], &d.data[yb * w..yb * w + w]);
-                    let (pa, pb) = (&sq.0[ya * w..ya * w + w], &sq.0[yb * w..yb * w + w]);
-                    let (qa, qb) = (&sq.1[ya * w..ya * w + w], &sq.1[yb * w..yb * w + w]);
-                    let (xa, xb) = (&sq.2[ya * w..ya * w + w], &sq.2[yb * w..yb * w + w]);
-                    if k == half {
-                        for j in 0..w {
-                            a1[j] = a1[j].wrapping_add(c * u32::from(ra[j]));
-                            a2[j] = a2[j].wrapping_add(c * u32::from(da[j]));
-                            axx[j] = axx[j].wrapping_add(c.wrapping_mul(pa[j] as u32));
-                            ayy[j] = ayy[j].wrapping_add(c.wrapping_mul(qa[j] as u32));
-                            axy[j] = axy[j].wrapping_add(c.wrapping_mul(xa[j] as u32));
-                        }
-                    } else {
-                        for j in 0..w {
-                            a1[j] = a1[j].wrapping_add(c * (u32::from(ra[j]) + u32::from(rb[j])));
-                            a2[j] = a2[j].wrapping_add(c * (u32::from(da[j]) + u32::from(db[j])));
-                            axx[j] = axx[j]
-                                .wrapping_add(c.wrapping_mul((pa[j] as u32) + (pb[j] as u32)));
-                            ayy[j] = ayy[j]
-                                .wrapping_add(c.wrapping_mul((qa[j] as u32) + (qb[j] as u32)));
-                            axy[j] = axy[j]
-                                .wrapping_add(c.wrapping_mul((xa[j] as u32) + (xb[j] as u32)));
-                        }
-                    }
-                }
-            } else {
-                for a in b.acc32[..2].iter_mut() {
-                    a.fill(0);
-                }
-                for a in b.acc64.iter_mut() {
-                    a.fill(0);
-                }
-                for (k, &c) in f.iter().enumerate() {
-                    let ys = mirror(y as isize - half as isize + k as isize, h);
-                    let rr = &r.data[ys * w..ys * w + w];
-                    let dr = &d.data[ys * w..ys * w + w];
-                    let [a1, a2, ..] = &mut b.acc32;
-                    let (a1, a2) = (&mut a1[..w], &mut a2[..w]);
-                    {
-                        let [bxx, byy, bxy] = &mut b.acc64;
-                        let (bxx, byy, bxy) = (&mut bxx[..w], &mut byy[..w], &mut bxy[..w]);
-                        for j in 0..w {
-                            let p = u32::from(rr[j]);
-                            let q = u32::from(dr[j]);
-                            let (cp, cq) = (c * p, c * q);
-                            a1[j] = a1[j].wrapping_add(cp);
-                            a2[j] = a2[j].wrapping_add(cq);
-                            bxx[j] += u64::from(cp) * u64::from(p);
-                            byy[j] += u64::from(cq) * u64::from(q);
-                            bxy[j] += u64::from(cp) * u64::from(q);
-                        }
-                    }
-                }
+            for (k, row) in rows[..taps].iter_mut().enumerate() {
+                *row = mirror(y as isize - half as isize + k as isize, h);
             }
-            {
-                let [v1, v2, vxx, vyy, vxy] = &mut b.v;
-                let (v1, v2) = (&mut v1[half..half + w], &mut v2[half..half + w]);
-                let (a1, a2) = (&b.acc32[0][..w], &b.acc32[1][..w]);
-                for j in 0..w {
-                    v1[j] = ((u64::from(a1[j]) + u64::from(mu_round)) >> shift_mu) as u32;
-                    v2[j] = ((u64::from(a2[j]) + u64::from(mu_round)) >> shift_mu) as u32;
-                }
-                let (vxx, vyy, vxy) = (
-                    &mut vxx[half..half + w],
-                    &mut vyy[half..half + w],
-                    &mut vxy[half..half + w],
-                );
-                if narrow {
-                    vxx.copy_from_slice(&b.acc32[2][..w]);
-                    vyy.copy_from_slice(&b.acc32[3][..w]);
-                    vxy.copy_from_slice(&b.acc32[4][..w]);
-                } else {
-                    let [bxx, byy, bxy] = &b.acc64;
-                    let (bxx, byy, bxy) = (&bxx[..w], &byy[..w], &bxy[..w]);
-                    for j in 0..w {
-                        vxx[j] = ((bxx[j] + sq_round) >> shift_sq) as u32;
-                        vyy[j] = ((byy[j] + sq_round) >> shift_sq) as u32;
-                        vxy[j] = ((bxy[j] + sq_round) >> shift_sq) as u32;
-                    }
-                }
-            }
-            for v in b.v.iter_mut() {
+            let pass = VerticalPass {
+                filter: f,
+                rows: &rows[..taps],
+                shift_mu,
+                shift_sq,
+                samples_8bit: scale == 0 && bit_depth == 8,
+            };
+            kernels.vif_vertical(planes, pass, &mut b.vertical, half, 0..w);
+            for v in b.vertical.fields_mut() {
                 pad_mirror(v, w, half);
             }
-            // Horizontal pass.
-            // The filter is symmetric: taps k and taps-1-k share a coefficient, so their samples
-            // are added first. The second moments (up to 32 bits) are split into 16-bit halves
-            // so that every sum stays within 32 bits: sum(c*x) = sum(c*hi) << 16 + sum(c*lo).
-            for m in b.hm.iter_mut() {
-                m.fill(0);
-            }
-            for s in b.hs32.iter_mut() {
-                s.fill(0);
-            }
-            for (k, &c) in f.iter().enumerate().take(half + 1) {
-                let mirror_k = f.len() - 1 - k;
-                let [v1, v2, vxx, vyy, vxy] = &b.v;
-                let [m1, m2] = &mut b.hm;
-                let (m1, m2) = (&mut m1[..w], &mut m2[..w]);
-                let [lxx, lyy, lxy, hxx, hyy, hxy] = &mut b.hs32;
-                let (lxx, lyy, lxy) = (&mut lxx[..w], &mut lyy[..w], &mut lxy[..w]);
-                let (hxx, hyy, hxy) = (&mut hxx[..w], &mut hyy[..w], &mut hxy[..w]);
-                if mirror_k == k {
-                    let (v1, v2) = (&v1[k..k + w], &v2[k..k + w]);
-                    let (vxx, vyy, vxy) = (&vxx[k..k + w], &vyy[k..k + w], &vxy[k..k + w]);
-                    for j in 0..w {
-                        m1[j] = m1[j].wrapping_add(c.wrapping_mul(v1[j]));
-                        m2[j] = m2[j].wrapping_add(c.wrapping_mul(v2[j]));
-                        lxx[j] = lxx[j].wrapping_add(c.wrapping_mul(vxx[j] & 0xffff));
-                        lyy[j] = lyy[j].wrapping_add(c.wrapping_mul(vyy[j] & 0xffff));
-                        lxy[j] = lxy[j].wrapping_add(c.wrapping_mul(vxy[j] & 0xffff));
-                        hxx[j] = hxx[j].wrapping_add(c.wrapping_mul(vxx[j] >> 16));
-                        hyy[j] = hyy[j].wrapping_add(c.wrapping_mul(vyy[j] >> 16));
-                        hxy[j] = hxy[j].wrapping_add(c.wrapping_mul(vxy[j] >> 16));
-                    }
-                } else {
-                    let (a1, a2) = (&v1[k..k + w], &v2[k..k + w]);
-                    let (axx, ayy, axy) = (&vxx[k..k + w], &vyy[k..k + w], &vxy[k..k + w]);
-                    let m = mirror_k;
-                    let (b1, b2) = (&v1[m..m + w], &v2[m..m + w]);
-                    let (bxx, byy, bxy) = (&vxx[m..m + w], &vyy[m..m + w], &vxy[m..m + w]);
-                    for j in 0..w {
-                        m1[j] = m1[j].wrapping_add(c.wrapping_mul(a1[j].wrapping_add(b1[j])));
-                        m2[j] = m2[j].wrapping_add(c.wrapping_mul(a2[j].wrapping_add(b2[j])));
-                        let lo = |x: u32, y: u32| (x & 0xffff) + (y & 0xffff);
-                        let hi = |x: u32, y: u32| (x >> 16) + (y >> 16);
-                        lxx[j] = lxx[j].wrapping_add(c.wrapping_mul(lo(axx[j], bxx[j])));
-                        lyy[j] = lyy[j].wrapping_add(c.wrapping_mul(lo(ayy[j], byy[j])));
-                        lxy[j] = lxy[j].wrapping_add(c.wrapping_mul(lo(axy[j], bxy[j])));
-                        hxx[j] = hxx[j].wrapping_add(c.wrapping_mul(hi(axx[j], bxx[j])));
-                        hyy[j] = hyy[j].wrapping_add(c.wrapping_mul(hi(ayy[j], byy[j])));
-                        hxy[j] = hxy[j].wrapping_add(c.wrapping_mul(hi(axy[j], bxy[j])));
-                    }
-                }
-            }
-            let [m1, m2] = &b.hm;
-            let (m1, m2) = (&m1[..w], &m2[..w]);
-            let [lxx, lyy, lxy, hxx, hyy, hxy] = &b.hs32;
-            let (lxx, lyy, lxy) = (&lxx[..w], &lyy[..w], &lxy[..w]);
-            let (hxx, hyy, hxy) = (&hxx[..w], &hyy[..w], &hxy[..w]);
-            // (sum(c*hi) << 16 + sum(c*lo) + 2^15) >> 16, without leaving 32 bits.
-            let moment = |hi: u32, lo: u32| hi.wrapping_add(((u64::from(lo) + 32768) >> 16) as u32);
+            kernels.vif_horizontal(&b.vertical, f, &mut b.moments, 0..w);
+            let m = &b.moments;
             // Variances of the whole row, then the gains (the divisions vectorise), then the
             // table look-ups pixel by pixel.
             for j in 0..w {
-                (b.s1[j], b.s2[j], b.s12[j]) = sigmas(
-                    m1[j],
-                    m2[j],
-                    moment(hxx[j], lxx[j]),
-                    moment(hyy[j], lyy[j]),
-                    moment(hxy[j], lxy[j]),
-                );
+                (b.s1[j], b.s2[j], b.s12[j]) =
+                    sigmas(m.mu1[j], m.mu2[j], m.xx[j], m.yy[j], m.xy[j]);
             }
             let (s1, s2, s12) = (&b.s1[..w], &b.s2[..w], &b.s12[..w]);
             let (g0, sv) = (&mut b.g0[..w], &mut b.sv[..w]);

@@ -1,0 +1,245 @@
+//! The DSP layer of the VMAF features, laid out as the codec's (`codeclab_codec::dsp`): every hot
+//! kernel has a plain-Rust reference, which defines the right answer, and x86-64 versions
+//! selected once at run time, each tested bit-exact against the reference. `unsafe` lives only in
+//! the ISA modules and at the one call through each table entry.
+//!
+//! [`Kernels::new`] builds a table for any level up to the detected one (tests keep one per
+//! level side by side); the features use [`kernels`], the table of [`max_isa`]. Setting
+//! `CODECLAB_ISA=reference` in the environment lowers that level to the reference code, for the
+//! kernels and for the code around them (it can only lower it).
+
+mod vif;
+#[cfg(target_arch = "x86_64")]
+mod x86_vif;
+
+use std::ops::Range;
+use std::sync::OnceLock;
+
+pub(crate) use vif::{RowMoments, VerticalPass, VifPlanes};
+
+/// Instruction set levels, in increasing order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    Reference,
+    Avx2,
+}
+
+impl Isa {
+    /// Every level up to `self`, the reference first.
+    pub fn up_to(self) -> impl Iterator<Item = Isa> {
+        [Isa::Reference, Isa::Avx2]
+            .into_iter()
+            .filter(move |&isa| isa <= self)
+    }
+}
+
+/// The highest level this CPU runs, lowered to the reference by `CODECLAB_ISA=reference`.
+pub fn max_isa() -> Isa {
+    static ISA: OnceLock<Isa> = OnceLock::new();
+    *ISA.get_or_init(|| match std::env::var("CODECLAB_ISA").as_deref() {
+        Ok("reference") => Isa::Reference,
+        _ => detect(),
+    })
+}
+
+fn detect() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        return Isa::Avx2;
+    }
+    Isa::Reference
+}
+
+/// `vif_vertical(planes, pass, out, offset, columns)`.
+type VifVerticalFn =
+    unsafe fn(VifPlanes<'_>, VerticalPass<'_>, &mut RowMoments, usize, Range<usize>);
+/// `vif_horizontal(input, filter, out, columns)`.
+type VifHorizontalFn = unsafe fn(&RowMoments, &[u32], &mut RowMoments, Range<usize>);
+
+/// The kernels of one instruction set level.
+pub(crate) struct Kernels {
+    isa: Isa,
+    vif_vertical: VifVerticalFn,
+    vif_horizontal: VifHorizontalFn,
+}
+
+impl Kernels {
+    /// The kernels of `isa`, or of the detected level where that is lower.
+    pub fn new(isa: Isa) -> Self {
+        let mut kernels = Kernels {
+            isa: Isa::Reference,
+            vif_vertical: vif::vertical,
+            vif_horizontal: vif::horizontal,
+        };
+        #[cfg(target_arch = "x86_64")]
+        if isa.min(detect()) >= Isa::Avx2 {
+            kernels.isa = Isa::Avx2;
+            kernels.vif_vertical = x86_vif::vertical_avx2;
+            kernels.vif_horizontal = x86_vif::horizontal_avx2;
+        }
+        let _ = isa;
+        kernels
+    }
+
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// VIF's vertical filter over `columns` of the rows `pass.rows`: the five moments of each
+    /// column, rounded and shifted, into `out.*[offset + column]`.
+    #[inline]
+    pub fn vif_vertical(
+        &self,
+        planes: VifPlanes<'_>,
+        pass: VerticalPass<'_>,
+        out: &mut RowMoments,
+        offset: usize,
+        columns: Range<usize>,
+    ) {
+        let width = planes.width;
+        assert!(columns.start <= columns.end && columns.end <= width);
+        assert!(pass.rows.len() == pass.filter.len() && pass.filter.len() % 2 == 1);
+        let max_tap = if pass.samples_8bit { 1 << 15 } else { 1 << 16 };
+        assert!(pass.filter.iter().all(|&c| c < max_tap) && pass.shift_mu > 0);
+        assert!(pass.shift_mu <= 32 && pass.shift_sq <= 32);
+        let rows_end = pass
+            .rows
+            .iter()
+            .map(|&y| (y + 1) * width)
+            .max()
+            .unwrap_or(0);
+        assert!(rows_end <= planes.reference.len() && rows_end <= planes.distorted.len());
+        assert!(out.len() >= offset + columns.end);
+        // SAFETY: the table holds only kernels of levels the CPU runs (see `new`); every row
+        // read and every output written lies inside its slice (asserted above).
+        unsafe { (self.vif_vertical)(planes, pass, out, offset, columns) }
+    }
+
+    /// VIF's horizontal filter over `columns`: `out.*[j] = Σ filter[k] · input.*[j + k]`, the
+    /// means wrapping at 32 bits, the second moments rounded and shifted right by 16.
+    #[inline]
+    pub fn vif_horizontal(
+        &self,
+        input: &RowMoments,
+        filter: &[u32],
+        out: &mut RowMoments,
+        columns: Range<usize>,
+    ) {
+        assert!(columns.start <= columns.end && filter.len() % 2 == 1);
+        assert!(filter.iter().all(|&c| c < 1 << 16));
+        assert!(input.len() + 1 >= columns.end + filter.len() && out.len() >= columns.end);
+        // SAFETY: the table holds only kernels of levels the CPU runs (see `new`); every input
+        // read and every output written lies inside its slice (asserted above).
+        unsafe { (self.vif_horizontal)(input, filter, out, columns) }
+    }
+}
+
+/// The level of the kernels the features run.
+pub fn active_isa() -> Isa {
+    kernels().isa()
+}
+
+/// The kernels of [`max_isa`], which the features run.
+pub(crate) fn kernels() -> &'static Kernels {
+    static KERNELS: OnceLock<Kernels> = OnceLock::new();
+    KERNELS.get_or_init(|| Kernels::new(max_isa()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic pseudo-random generator (64-bit LCG, high bits).
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, bound: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 33) % bound
+        }
+    }
+
+    const VIF_FILTERS: [&[u32]; 4] = [
+        &[
+            489, 935, 1640, 2640, 3896, 5274, 6547, 7455, 7784, 7455, 6547, 5274, 3896, 2640, 1640,
+            935, 489,
+        ],
+        &[1244, 3663, 7925, 12590, 14692, 12590, 7925, 3663, 1244],
+        &[3571, 16004, 26386, 16004, 3571],
+        &[10904, 43728, 10904],
+    ];
+
+    fn random_samples(rng: &mut Lcg, len: usize, max: u64) -> Vec<u16> {
+        // Runs of extremes as well as noise, so that the largest sums occur.
+        (0..len)
+            .map(|_| match rng.below(4) {
+                0 => max as u16,
+                1 => 0,
+                _ => rng.below(max + 1) as u16,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn vif_kernels_match_the_reference_on_random_rows() {
+        let reference = Kernels::new(Isa::Reference);
+        let mut rng = Lcg(7);
+        for isa in max_isa().up_to() {
+            let kernels = Kernels::new(isa);
+            assert_eq!(kernels.isa(), isa);
+            for (scale, filter) in VIF_FILTERS.iter().enumerate() {
+                for width in [1, 7, 8, 15, 16, 17, 33, 67, 100] {
+                    let half = filter.len() / 2;
+                    let height = filter.len() + 3;
+                    // 8-bit samples at scale 0, 10-bit at scale 0, up to 16 bits at later scales.
+                    let cases: &[(u64, u32, u32, bool)] = if scale == 0 {
+                        &[(255, 8, 0, true), (1023, 10, 4, false)]
+                    } else {
+                        &[(65535, 16, 16, false)]
+                    };
+                    for &(max, shift_mu, shift_sq, samples_8bit) in cases {
+                        let r = random_samples(&mut rng, width * height, max);
+                        let d = random_samples(&mut rng, width * height, max);
+                        let planes = VifPlanes {
+                            reference: &r,
+                            distorted: &d,
+                            width,
+                        };
+                        let rows: Vec<usize> = (0..filter.len())
+                            .map(|_| rng.below(height as u64) as usize)
+                            .collect();
+                        let pass = VerticalPass {
+                            filter,
+                            rows: &rows,
+                            shift_mu,
+                            shift_sq,
+                            samples_8bit,
+                        };
+                        let run = |k: &Kernels| {
+                            let mut vertical = RowMoments::zeroed(width + 2 * half);
+                            k.vif_vertical(planes, pass, &mut vertical, half, 0..width);
+                            // Random padding: the horizontal pass reads it.
+                            for v in vertical.fields_mut() {
+                                let mut pad = Lcg(width as u64);
+                                for i in (0..half).chain(half + width..width + 2 * half) {
+                                    v[i] = pad.below(1 << 32) as u32;
+                                }
+                            }
+                            let mut out = RowMoments::zeroed(width);
+                            k.vif_horizontal(&vertical, filter, &mut out, 0..width);
+                            (vertical, out)
+                        };
+                        let (want_v, want_h) = run(&reference);
+                        let (got_v, got_h) = run(&kernels);
+                        let what = format!("{isa:?} scale {scale} width {width} max {max}");
+                        assert_eq!(got_v.fields(), want_v.fields(), "vertical, {what}");
+                        assert_eq!(got_h.fields(), want_h.fields(), "horizontal, {what}");
+                    }
+                }
+            }
+        }
+    }
+}

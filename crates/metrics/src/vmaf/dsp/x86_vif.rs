@@ -1,0 +1,287 @@
+//! AVX2 versions of VIF's filters, entered only through a [`super::Kernels`] table built for a
+//! level this CPU supports. Each output block keeps its accumulators in registers across the
+//! taps; the columns left over after the last full block go to the reference kernel. Loads read
+//! through raw pointers, within the bounds that the table's wrappers assert (a bounds check per
+//! load cost as much as the arithmetic); stores go through slices.
+
+use std::arch::x86_64::*;
+use std::ops::Range;
+
+use super::vif::{self, RowMoments, VerticalPass, VifPlanes};
+
+/// Eight `u32` from `src`.
+///
+/// # Safety
+/// `src` points to 8 readable values.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn load8(src: *const u32) -> __m256i {
+    // SAFETY: the caller guarantees 8 readable values; the load needs no alignment.
+    unsafe { _mm256_loadu_si256(src.cast()) }
+}
+
+/// Sixteen `u16` from `src`.
+///
+/// # Safety
+/// `src` points to 16 readable values.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn load16(src: *const u16) -> __m256i {
+    // SAFETY: the caller guarantees 16 readable values; the load needs no alignment.
+    unsafe { _mm256_loadu_si256(src.cast()) }
+}
+
+/// Eight `u16` from `src`, widened to 32-bit lanes.
+///
+/// # Safety
+/// `src` points to 8 readable values.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn widen8(src: *const u16) -> __m256i {
+    // SAFETY: the caller guarantees 8 readable values; the load needs no alignment.
+    _mm256_cvtepu16_epi32(unsafe { _mm_loadu_si128(src.cast()) })
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn store8(dst: &mut [u32], v: __m256i) {
+    let dst = &mut dst[..8];
+    // SAFETY: `dst` holds exactly 8 writable values; the store needs no alignment.
+    unsafe { _mm256_storeu_si256(dst.as_mut_ptr().cast(), v) }
+}
+
+/// The vertical pass ([`vif::vertical`]): 16 columns at a time for 8-bit samples at scale 0
+/// (pairs of rows sharing a tap multiplied and added by `pmaddwd`, every sum within 32 bits),
+/// 8 columns at a time with 64-bit second moments otherwise.
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn vertical_avx2(
+    planes: VifPlanes<'_>,
+    pass: VerticalPass<'_>,
+    out: &mut RowMoments,
+    offset: usize,
+    columns: Range<usize>,
+) {
+    let step = if pass.samples_8bit { 16 } else { 8 };
+    let blocks_end = columns.start + (columns.end - columns.start) / step * step;
+    let mut j = columns.start;
+    while j < blocks_end {
+        if pass.samples_8bit {
+            vertical_8bit_16(planes, pass, out, offset, j);
+        } else {
+            vertical_wide_8(planes, pass, out, offset, j);
+        }
+        j += step;
+    }
+    // SAFETY: plain Rust, under the same preconditions.
+    unsafe { vif::vertical(planes, pass, out, offset, blocks_end..columns.end) };
+}
+
+/// Columns `j..j + 16` of the vertical pass for samples below 256: with rows `a` and `b` of one
+/// tap `c` interleaved, `pmaddwd` gives `c·(a + b)` against `(c, c)`, `a² + b²` against itself
+/// and `a·x + b·y` against the other picture's pair, all far within 31 bits; the second moments
+/// then take `c` in a 32-bit product (below 2^30), and their sums (below 2^32) wrap nowhere.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn vertical_8bit_16(
+    planes: VifPlanes<'_>,
+    pass: VerticalPass<'_>,
+    out: &mut RowMoments,
+    offset: usize,
+    j: usize,
+) {
+    let w = planes.width;
+    let taps = pass.filter.len();
+    let half = taps / 2;
+    let zero = _mm256_setzero_si256();
+    // [low interleave, high interleave] of each sum.
+    let mut acc = [[zero; 2]; 5];
+    for k in 0..=half {
+        let c = pass.filter[k];
+        let (ya, yb) = (pass.rows[k], pass.rows[taps - 1 - k]);
+        let (r, d) = (planes.reference.as_ptr(), planes.distorted.as_ptr());
+        // SAFETY: the wrapper asserted that rows `ya` and `yb` lie inside both planes, and the
+        // caller that `j + 16 <= width`.
+        let (ra, da, rb, db) = unsafe {
+            let (ra, da) = (load16(r.add(ya * w + j)), load16(d.add(ya * w + j)));
+            // The centre tap pairs its row with zeros.
+            if k == half {
+                (ra, da, zero, zero)
+            } else {
+                (ra, da, load16(r.add(yb * w + j)), load16(d.add(yb * w + j)))
+            }
+        };
+        let pair = _mm256_set1_epi32((c | (c << 16)) as i32);
+        let c32 = _mm256_set1_epi32(c as i32);
+        let r = [_mm256_unpacklo_epi16(ra, rb), _mm256_unpackhi_epi16(ra, rb)];
+        let d = [_mm256_unpacklo_epi16(da, db), _mm256_unpackhi_epi16(da, db)];
+        for h in 0..2 {
+            let [m1, m2, xx, yy, xy] = &mut acc;
+            m1[h] = _mm256_add_epi32(m1[h], _mm256_madd_epi16(r[h], pair));
+            m2[h] = _mm256_add_epi32(m2[h], _mm256_madd_epi16(d[h], pair));
+            let weighted = |s: __m256i| _mm256_mullo_epi32(s, c32);
+            xx[h] = _mm256_add_epi32(xx[h], weighted(_mm256_madd_epi16(r[h], r[h])));
+            yy[h] = _mm256_add_epi32(yy[h], weighted(_mm256_madd_epi16(d[h], d[h])));
+            xy[h] = _mm256_add_epi32(xy[h], weighted(_mm256_madd_epi16(r[h], d[h])));
+        }
+    }
+    let round = _mm256_set1_epi32(1 << (pass.shift_mu - 1));
+    let shift = _mm_cvtsi32_si128(pass.shift_mu as i32);
+    let at = offset + j;
+    for (field, (sums, is_mean)) in out
+        .fields_mut()
+        .into_iter()
+        .zip(acc.into_iter().zip([true, true, false, false, false]))
+    {
+        let [mut lo, mut hi] = sums;
+        if is_mean {
+            lo = _mm256_srl_epi32(_mm256_add_epi32(lo, round), shift);
+            hi = _mm256_srl_epi32(_mm256_add_epi32(hi, round), shift);
+        }
+        // The interleaves hold columns 0-3 and 8-11 (low), 4-7 and 12-15 (high).
+        store8(&mut field[at..], _mm256_permute2x128_si256(lo, hi, 0x20));
+        store8(
+            &mut field[at + 8..],
+            _mm256_permute2x128_si256(lo, hi, 0x31),
+        );
+    }
+}
+
+/// Columns `j..j + 8` of the vertical pass for samples up to 16 bits: the means in 32 bits
+/// (`Σ c·x < 2^32`), the second moments in 64-bit lanes, even and odd columns apart
+/// (`pmuludq` of `c·x`, below 2^32, by `x`).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn vertical_wide_8(
+    planes: VifPlanes<'_>,
+    pass: VerticalPass<'_>,
+    out: &mut RowMoments,
+    offset: usize,
+    j: usize,
+) {
+    let w = planes.width;
+    let zero = _mm256_setzero_si256();
+    let (mut m1, mut m2) = (zero, zero);
+    // [even columns, odd columns] of each second moment.
+    let mut moments = [[zero; 2]; 3];
+    for (&c, &row) in pass.filter.iter().zip(pass.rows) {
+        // SAFETY: the wrapper asserted that `row` lies inside both planes, and the caller that
+        // `j + 8 <= width`.
+        let (x, y) = unsafe {
+            (
+                widen8(planes.reference.as_ptr().add(row * w + j)),
+                widen8(planes.distorted.as_ptr().add(row * w + j)),
+            )
+        };
+        let c32 = _mm256_set1_epi32(c as i32);
+        let (cx, cy) = (_mm256_mullo_epi32(x, c32), _mm256_mullo_epi32(y, c32));
+        m1 = _mm256_add_epi32(m1, cx);
+        m2 = _mm256_add_epi32(m2, cy);
+        let odd = |v: __m256i| _mm256_srli_epi64::<32>(v);
+        let products = [
+            [(cx, x), (cy, y), (cx, y)],
+            [(odd(cx), odd(x)), (odd(cy), odd(y)), (odd(cx), odd(y))],
+        ];
+        for (parity, pairs) in products.iter().enumerate() {
+            for (m, &(a, b)) in moments.iter_mut().zip(pairs) {
+                m[parity] = _mm256_add_epi64(m[parity], _mm256_mul_epu32(a, b));
+            }
+        }
+    }
+    let round = _mm256_set1_epi32(1 << (pass.shift_mu - 1));
+    let shift = _mm_cvtsi32_si128(pass.shift_mu as i32);
+    let at = offset + j;
+    store8(
+        &mut out.mu1[at..],
+        _mm256_srl_epi32(_mm256_add_epi32(m1, round), shift),
+    );
+    store8(
+        &mut out.mu2[at..],
+        _mm256_srl_epi32(_mm256_add_epi32(m2, round), shift),
+    );
+    let sq_round = if pass.shift_sq == 0 {
+        0
+    } else {
+        1i64 << (pass.shift_sq - 1)
+    };
+    let sq_round = _mm256_set1_epi64x(sq_round);
+    let sq_shift = _mm_cvtsi32_si128(pass.shift_sq as i32);
+    let [_, _, xx, yy, xy] = out.fields_mut();
+    for (field, [even, odd]) in [xx, yy, xy].into_iter().zip(moments) {
+        let even = _mm256_srl_epi64(_mm256_add_epi64(even, sq_round), sq_shift);
+        let odd = _mm256_srl_epi64(_mm256_add_epi64(odd, sq_round), sq_shift);
+        // The low 32 bits of each, odd columns moved up into the high halves.
+        let v = _mm256_blend_epi32::<0b1010_1010>(even, _mm256_slli_epi64::<32>(odd));
+        store8(&mut field[at..], v);
+    }
+}
+
+/// The horizontal pass ([`vif::horizontal`]), 8 columns at a time: the taps that share a
+/// coefficient add their samples first; the second moments, up to 32 bits, are split into
+/// 16-bit halves whose sums are exact in 32 bits (wrapping terms included):
+/// `Σ c·v = (Σ c·hi) · 2^16 + Σ c·lo`, and `Σ c·lo < 2^32`.
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn horizontal_avx2(
+    input: &RowMoments,
+    filter: &[u32],
+    out: &mut RowMoments,
+    columns: Range<usize>,
+) {
+    let blocks_end = columns.start + (columns.end - columns.start) / 8 * 8;
+    let taps = filter.len();
+    let half = taps / 2;
+    let low16 = _mm256_set1_epi32(0xffff);
+    let zero = _mm256_setzero_si256();
+    let mut j = columns.start;
+    while j < blocks_end {
+        let (mut m1, mut m2) = (zero, zero);
+        // [low halves, high halves] of each second moment.
+        let mut moments = [[zero; 2]; 3];
+        for (k, &c) in filter.iter().enumerate().take(half + 1) {
+            let c = _mm256_set1_epi32(c as i32);
+            let mirror_k = taps - 1 - k;
+            // Samples at tap `k` and at the tap sharing its coefficient (none for the centre).
+            let pair = |row: &[u32]| {
+                // SAFETY: the wrapper asserted `row.len() >= columns.end + taps - 1`, and
+                // `j + 8 <= columns.end` and `k, mirror_k < taps` here.
+                unsafe {
+                    let a = load8(row.as_ptr().add(j + k));
+                    let b = if mirror_k == k {
+                        zero
+                    } else {
+                        load8(row.as_ptr().add(j + mirror_k))
+                    };
+                    (a, b)
+                }
+            };
+            let (a, b) = pair(&input.mu1);
+            m1 = _mm256_add_epi32(m1, _mm256_mullo_epi32(c, _mm256_add_epi32(a, b)));
+            let (a, b) = pair(&input.mu2);
+            m2 = _mm256_add_epi32(m2, _mm256_mullo_epi32(c, _mm256_add_epi32(a, b)));
+            for (m, row) in moments.iter_mut().zip([&input.xx, &input.yy, &input.xy]) {
+                let (a, b) = pair(row);
+                let lo = _mm256_add_epi32(_mm256_and_si256(a, low16), _mm256_and_si256(b, low16));
+                let hi = _mm256_add_epi32(_mm256_srli_epi32::<16>(a), _mm256_srli_epi32::<16>(b));
+                m[0] = _mm256_add_epi32(m[0], _mm256_mullo_epi32(c, lo));
+                m[1] = _mm256_add_epi32(m[1], _mm256_mullo_epi32(c, hi));
+            }
+        }
+        store8(&mut out.mu1[j..], m1);
+        store8(&mut out.mu2[j..], m2);
+        let round = _mm256_set1_epi32(1 << 15);
+        let [_, _, xx, yy, xy] = out.fields_mut();
+        for (field, [lo, hi]) in [xx, yy, xy].into_iter().zip(moments) {
+            // Σ c·lo + 2^15 < 2^32: no carry is lost.
+            let lo = _mm256_srli_epi32::<16>(_mm256_add_epi32(lo, round));
+            store8(&mut field[j..], _mm256_add_epi32(hi, lo));
+        }
+        j += 8;
+    }
+    // SAFETY: plain Rust, under the same preconditions.
+    unsafe { vif::horizontal(input, filter, out, blocks_end..columns.end) };
+}
