@@ -6,8 +6,9 @@
 //! [`fast`] filters whole rows at a time through the kernels of [`super::dsp`] and only computes
 //! the samples that the decimation keeps. A test checks that both give bit-identical numerators and denominators.
 
-use std::sync::OnceLock;
-
+use super::dsp::vif::{
+    Accumulators, Log2Table, SIGMA_NSQ, gain, log2_32, log2_64, log2_table, sigmas,
+};
 use super::dsp::{self, Isa, RowMoments, VerticalPass, VifPlanes};
 
 /// Gaussian kernels per scale, Q16, symmetric.
@@ -28,9 +29,6 @@ fn filter(scale: usize) -> &'static [u32] {
     }
 }
 
-/// The noise variance of the VIF model, in the Q16 units of the variances.
-const SIGMA_NSQ: i32 = 65536 << 1;
-
 /// Numerator and denominator of one scale, as libvmaf keeps them (single precision).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct VifRatio {
@@ -43,34 +41,6 @@ impl VifRatio {
     pub fn score(self) -> f64 {
         f64::from(self.num / self.den)
     }
-}
-
-/// `round(log2(i) * 2048)` for `i` in 32767..65536, computed in single precision like libvmaf.
-fn log2_table() -> &'static [u16; 65536] {
-    static TABLE: OnceLock<Box<[u16; 65536]>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut table = Box::new([0u16; 65536]);
-        for (i, entry) in table.iter_mut().enumerate().skip(32767) {
-            *entry = ((i as f32).log2() * 2048.0).round() as u16;
-        }
-        table
-    })
-}
-
-/// log2(x) in Q11 from the 16 most significant bits; meaningful for `x >= 2^17`, and in bounds
-/// for any `x` (the index is masked to 16 bits).
-#[inline]
-fn log2_32(table: &[u16; 65536], x: u32) -> i64 {
-    let k = 16i32 - x.leading_zeros() as i32;
-    let k = k.max(0) as u32;
-    i64::from(table[(x >> k) as usize & 0xffff]) + 2048 * i64::from(k)
-}
-
-#[inline]
-fn log2_64(table: &[u16; 65536], x: u64) -> i64 {
-    let k = 48i32 - x.leading_zeros() as i32;
-    let k = k.max(0) as u32;
-    i64::from(table[(x >> k) as usize & 0xffff]) + 2048 * i64::from(k)
 }
 
 /// Mirror without repeating the edge sample (…2 1 | 0 1 2 … n-2 n-1 | n-2 …).
@@ -87,15 +57,6 @@ pub(crate) fn mirror(index: isize, size: usize) -> usize {
     m.clamp(0, size - 1) as usize
 }
 
-/// The integer accumulators of one scale's statistic, summed over pixels.
-#[derive(Clone, Copy, Debug, Default)]
-struct Accumulators {
-    num_log: i64,
-    den_log: i64,
-    num_non_log: i64,
-    den_non_log: i64,
-}
-
 impl Accumulators {
     fn ratio(&self) -> VifRatio {
         let num = self.num_log as f64 / 2048.0
@@ -108,22 +69,12 @@ impl Accumulators {
     }
 }
 
-/// The gain `g = sigma12 / sigma1_sq` (before limiting) and the distortion variance `sv_sq`
-/// of a pixel, in libvmaf's double precision; meaningful only where `add_pixel_with` uses them.
-#[inline(always)]
-fn gain(sigma1_sq: i32, sigma2_sq: i32, sigma12: i32) -> (f64, i32) {
-    let eps = 65536.0 * 1.0e-10;
-    let g0 = f64::from(sigma12) / (f64::from(sigma1_sq) + eps);
-    let sv_sq = ((f64::from(sigma2_sq) - g0 * f64::from(sigma12)) as i32).max(0);
-    (g0, sv_sq)
-}
-
 /// Adds one pixel's contribution, given its variances and covariance (Q16), to the accumulators
 /// of every gain limit.
 #[inline(always)]
 fn add_pixel(
     acc: &mut [Accumulators],
-    table: &[u16; 65536],
+    table: &Log2Table,
     gain_limits: &[f64],
     sigma1_sq: i32,
     sigma2_sq: i32,
@@ -147,7 +98,7 @@ fn add_pixel(
 #[allow(clippy::too_many_arguments)]
 fn add_pixel_with(
     acc: &mut [Accumulators],
-    table: &[u16; 65536],
+    table: &Log2Table,
     gain_limits: &[f64],
     sigma1_sq: i32,
     sigma2_sq: i32,
@@ -177,48 +128,6 @@ fn add_pixel_with(
             a.den_non_log += 1;
         }
     }
-}
-
-/// [`add_pixel_with`] for one gain limit, without data-dependent branches: the terms of every
-/// case are computed and the applicable ones selected. The table indices are masked to 16 bits,
-/// so the look-ups of the discarded cases stay in bounds whatever their inputs.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn add_pixel_branchless(
-    acc: &mut Accumulators,
-    table: &[u16; 65536],
-    gain_limit: f64,
-    sigma1_sq: i32,
-    sigma2_sq: i32,
-    sigma12: i32,
-    g0: f64,
-    sv_sq: i32,
-) {
-    let is_log = sigma1_sq >= SIGMA_NSQ;
-    let has_gain = is_log & (sigma12 > 0) & (sigma2_sq > 0);
-    let den = log2_32(table, SIGMA_NSQ.wrapping_add(sigma1_sq) as u32) - 2048 * 17;
-    let numer1 = (sv_sq as u32).wrapping_add(SIGMA_NSQ as u32);
-    let g = if g0 < gain_limit { g0 } else { gain_limit };
-    let numer1_tmp = ((g * g * f64::from(sigma1_sq)) as i64).wrapping_add(i64::from(numer1));
-    let num = log2_64(table, numer1_tmp as u64) - log2_64(table, u64::from(numer1));
-    acc.num_log += if has_gain { num } else { 0 };
-    acc.den_log += if is_log { den } else { 0 };
-    acc.num_non_log += if is_log { 0 } else { i64::from(sigma2_sq) };
-    acc.den_non_log += i64::from(!is_log);
-}
-
-/// Variances and covariance (Q16) from the filtered means (sums of Q16-weighted means) and
-/// second moments.
-#[inline(always)]
-fn sigmas(mu1: u32, mu2: u32, xx: u32, yy: u32, xy: u32) -> (i32, i32, i32) {
-    let mu1_sq = ((u64::from(mu1) * u64::from(mu1) + 0x8000_0000) >> 32) as u32;
-    let mu2_sq = ((u64::from(mu2) * u64::from(mu2) + 0x8000_0000) >> 32) as u32;
-    let mu1_mu2 = ((u64::from(mu1) * u64::from(mu2) + 0x8000_0000) >> 32) as u32;
-    (
-        xx.wrapping_sub(mu1_sq) as i32,
-        (yy.wrapping_sub(mu2_sq) as i32).max(0),
-        xy.wrapping_sub(mu1_mu2) as i32,
-    )
 }
 
 /// Filtered local statistics of one pixel: means (Q16 sums of the vertical means) and second
@@ -432,20 +341,6 @@ pub(crate) mod fast {
         }
     }
 
-    /// Per-row buffers of the statistic.
-    struct Rows {
-        /// Vertical sums, padded by the filter's half width on each side.
-        vertical: RowMoments,
-        /// Filtered moments of the row.
-        moments: RowMoments,
-        /// Per-pixel variances, covariance, gain and distortion variance of the row.
-        s1: Vec<i32>,
-        s2: Vec<i32>,
-        s12: Vec<i32>,
-        g0: Vec<f64>,
-        sv: Vec<i32>,
-    }
-
     #[inline(always)]
     fn statistic(
         r: &Image,
@@ -455,21 +350,14 @@ pub(crate) mod fast {
         gain_limits: &[f64],
     ) -> Vec<VifRatio> {
         let kernels = dsp::kernels();
-        let table = log2_table();
         let f = filter(scale);
         let taps = f.len();
         let half = taps / 2;
         let (w, h) = (r.width, r.height);
         let (shift_mu, shift_sq) = vertical_shifts(scale, bit_depth);
-        let mut b = Rows {
-            vertical: RowMoments::zeroed(w + 2 * half),
-            moments: RowMoments::zeroed(w),
-            s1: vec![0; w],
-            s2: vec![0; w],
-            s12: vec![0; w],
-            g0: vec![0.0; w],
-            sv: vec![0; w],
-        };
+        // Vertical sums, padded by the filter's half width on each side, then the row's moments.
+        let mut vertical = RowMoments::zeroed(w + 2 * half);
+        let mut moments = RowMoments::zeroed(w);
         let mut acc = vec![Accumulators::default(); gain_limits.len()];
         let planes = VifPlanes {
             reference: &r.data,
@@ -488,44 +376,13 @@ pub(crate) mod fast {
                 shift_sq,
                 samples_8bit: scale == 0 && bit_depth == 8,
             };
-            kernels.vif_vertical(planes, pass, &mut b.vertical, half, 0..w);
-            for v in b.vertical.fields_mut() {
+            kernels.vif_vertical(planes, pass, &mut vertical, half, 0..w);
+            for v in vertical.fields_mut() {
                 pad_mirror(v, w, half);
             }
-            kernels.vif_horizontal(&b.vertical, f, &mut b.moments, 0..w);
-            let m = &b.moments;
-            // Variances of the whole row, then the gains (the divisions vectorise), then the
-            // table look-ups pixel by pixel.
-            for j in 0..w {
-                (b.s1[j], b.s2[j], b.s12[j]) =
-                    sigmas(m.mu1[j], m.mu2[j], m.xx[j], m.yy[j], m.xy[j]);
-            }
-            let (s1, s2, s12) = (&b.s1[..w], &b.s2[..w], &b.s12[..w]);
-            let (g0, sv) = (&mut b.g0[..w], &mut b.sv[..w]);
-            for j in 0..w {
-                (g0[j], sv[j]) = gain(s1[j], s2[j], s12[j]);
-            }
-            if let [limit] = gain_limits {
-                // One gain limit: the accumulators stay in registers, and every pixel takes the
-                // same path (the cases select their terms), which avoids mispredicted branches.
-                let mut a = acc[0];
-                for j in 0..w {
-                    add_pixel_branchless(&mut a, table, *limit, s1[j], s2[j], s12[j], g0[j], sv[j]);
-                }
-                acc[0] = a;
-            } else {
-                for j in 0..w {
-                    add_pixel_with(
-                        &mut acc,
-                        table,
-                        gain_limits,
-                        s1[j],
-                        s2[j],
-                        s12[j],
-                        g0[j],
-                        sv[j],
-                    );
-                }
+            kernels.vif_horizontal(&vertical, f, &mut moments, 0..w);
+            for (a, &limit) in acc.iter_mut().zip(gain_limits) {
+                kernels.vif_statistic_row(&moments, 0..w, limit, a);
             }
         }
         acc.iter().map(Accumulators::ratio).collect()

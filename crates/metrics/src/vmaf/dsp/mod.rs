@@ -8,7 +8,7 @@
 //! `CODECLAB_ISA=reference` in the environment lowers that level to the reference code, for the
 //! kernels and for the code around them (it can only lower it).
 
-mod vif;
+pub(crate) mod vif;
 #[cfg(target_arch = "x86_64")]
 mod x86_vif;
 
@@ -55,12 +55,15 @@ type VifVerticalFn =
     unsafe fn(VifPlanes<'_>, VerticalPass<'_>, &mut RowMoments, usize, Range<usize>);
 /// `vif_horizontal(input, filter, out, columns)`.
 type VifHorizontalFn = unsafe fn(&RowMoments, &[u32], &mut RowMoments, Range<usize>);
+/// `vif_statistic_row(moments, columns, gain_limit, acc)`.
+type VifStatisticRowFn = unsafe fn(&RowMoments, Range<usize>, f64, &mut vif::Accumulators);
 
 /// The kernels of one instruction set level.
 pub(crate) struct Kernels {
     isa: Isa,
     vif_vertical: VifVerticalFn,
     vif_horizontal: VifHorizontalFn,
+    vif_statistic_row: VifStatisticRowFn,
 }
 
 impl Kernels {
@@ -70,12 +73,14 @@ impl Kernels {
             isa: Isa::Reference,
             vif_vertical: vif::vertical,
             vif_horizontal: vif::horizontal,
+            vif_statistic_row: vif::statistic_row,
         };
         #[cfg(target_arch = "x86_64")]
         if isa.min(detect()) >= Isa::Avx2 {
             kernels.isa = Isa::Avx2;
             kernels.vif_vertical = x86_vif::vertical_avx2;
             kernels.vif_horizontal = x86_vif::horizontal_avx2;
+            kernels.vif_statistic_row = x86_vif::statistic_row_avx2;
         }
         let _ = isa;
         kernels
@@ -131,6 +136,25 @@ impl Kernels {
         // SAFETY: the table holds only kernels of levels the CPU runs (see `new`); every input
         // read and every output written lies inside its slice (asserted above).
         unsafe { (self.vif_horizontal)(input, filter, out, columns) }
+    }
+}
+
+impl Kernels {
+    /// VIF's statistic over `columns` of a filtered row, for one gain limit (at least 0, which
+    /// bounds every product the kernels form), added to `acc`.
+    #[inline]
+    pub fn vif_statistic_row(
+        &self,
+        moments: &RowMoments,
+        columns: Range<usize>,
+        gain_limit: f64,
+        acc: &mut vif::Accumulators,
+    ) {
+        assert!(columns.start <= columns.end && columns.end <= moments.len());
+        assert!(gain_limit >= 0.0);
+        // SAFETY: the table holds only kernels of levels the CPU runs (see `new`); every read
+        // lies inside the rows (asserted above).
+        unsafe { (self.vif_statistic_row)(moments, columns, gain_limit, acc) }
     }
 }
 
@@ -237,6 +261,56 @@ mod tests {
                         let what = format!("{isa:?} scale {scale} width {width} max {max}");
                         assert_eq!(got_v.fields(), want_v.fields(), "vertical, {what}");
                         assert_eq!(got_h.fields(), want_h.fields(), "horizontal, {what}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Filtered moments of a row: realistic neighbourhoods (variances small, large, zero,
+    /// negative through rounding) and arbitrary 32-bit values.
+    fn random_moments(rng: &mut Lcg, width: usize) -> RowMoments {
+        let mut m = RowMoments::zeroed(width);
+        for j in 0..width {
+            let mean = |rng: &mut Lcg| rng.below(1 << 32);
+            let (mu1, mu2) = (mean(rng), mean(rng));
+            let spread = [0, 1 << 10, 1 << 17, 1 << 24, 1 << 31][rng.below(5) as usize];
+            let near = |rng: &mut Lcg, square: u64| {
+                (square + rng.below(spread + 1)).wrapping_sub(rng.below(4)) as u32
+            };
+            let values = if rng.below(8) == 0 {
+                [0; 5].map(|_: u32| rng.below(1 << 32) as u32)
+            } else {
+                [
+                    mu1 as u32,
+                    mu2 as u32,
+                    near(rng, (mu1 * mu1) >> 32),
+                    near(rng, (mu2 * mu2) >> 32),
+                    near(rng, (mu1 * mu2) >> 32),
+                ]
+            };
+            for (field, v) in m.fields_mut().into_iter().zip(values) {
+                field[j] = v;
+            }
+        }
+        m
+    }
+
+    #[test]
+    fn vif_statistic_kernels_match_the_reference_on_random_rows() {
+        let reference = Kernels::new(Isa::Reference);
+        let mut rng = Lcg(11);
+        for isa in max_isa().up_to() {
+            let kernels = Kernels::new(isa);
+            for width in [1, 3, 4, 5, 64, 67, 1000] {
+                let moments = random_moments(&mut rng, width);
+                for limit in [1.0, 100.0] {
+                    for columns in [0..width, width / 3..width] {
+                        let mut want = vif::Accumulators::default();
+                        let mut got = want;
+                        reference.vif_statistic_row(&moments, columns.clone(), limit, &mut want);
+                        kernels.vif_statistic_row(&moments, columns, limit, &mut got);
+                        assert_eq!(got, want, "{isa:?} width {width} limit {limit}");
                     }
                 }
             }

@@ -1,8 +1,107 @@
 //! Reference kernels of VIF's separable Gaussian filters (libvmaf's `integer_vif`): the
-//! vertical pass of one output row and the horizontal pass over a row of vertical results.
-//! Columns are processed in blocks whose accumulators live on the stack.
+//! vertical pass of one output row and the horizontal pass over a row of vertical results
+//! (columns in blocks whose accumulators live on the stack), and the statistic of a filtered
+//! row: variances, gain, and the log2 sums that VIF's ratio is made of.
 
 use std::ops::Range;
+use std::sync::OnceLock;
+
+/// The noise variance of the VIF model, in the Q16 units of the variances.
+pub(crate) const SIGMA_NSQ: i32 = 65536 << 1;
+
+/// Entries of the log2 table: one past the 16-bit indices, so that a 32-bit gather at any index
+/// stays inside.
+pub(crate) const LOG2_TABLE_LEN: usize = 65537;
+pub(crate) type Log2Table = [u16; LOG2_TABLE_LEN];
+
+/// `round(log2(i) * 2048)` for `i` in 32767..65536, computed in single precision like libvmaf.
+pub(crate) fn log2_table() -> &'static Log2Table {
+    static TABLE: OnceLock<Box<Log2Table>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = Box::new([0u16; LOG2_TABLE_LEN]);
+        for (i, entry) in table[..65536].iter_mut().enumerate().skip(32767) {
+            *entry = ((i as f32).log2() * 2048.0).round() as u16;
+        }
+        table
+    })
+}
+
+/// log2(x) in Q11 from the 16 most significant bits; meaningful for `x >= 2^17`, and in bounds
+/// for any `x` (the index is masked to 16 bits).
+#[inline]
+pub(crate) fn log2_32(table: &Log2Table, x: u32) -> i64 {
+    let k = 16i32 - x.leading_zeros() as i32;
+    let k = k.max(0) as u32;
+    i64::from(table[(x >> k) as usize & 0xffff]) + 2048 * i64::from(k)
+}
+
+#[inline]
+pub(crate) fn log2_64(table: &Log2Table, x: u64) -> i64 {
+    let k = 48i32 - x.leading_zeros() as i32;
+    let k = k.max(0) as u32;
+    i64::from(table[(x >> k) as usize & 0xffff]) + 2048 * i64::from(k)
+}
+
+/// The integer accumulators of one scale's statistic, summed over pixels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Accumulators {
+    pub num_log: i64,
+    pub den_log: i64,
+    pub num_non_log: i64,
+    pub den_non_log: i64,
+}
+
+/// The gain `g = sigma12 / sigma1_sq` (before limiting) and the distortion variance `sv_sq`
+/// of a pixel, in libvmaf's double precision; meaningful only where the accumulation uses them.
+#[inline(always)]
+pub(crate) fn gain(sigma1_sq: i32, sigma2_sq: i32, sigma12: i32) -> (f64, i32) {
+    let eps = 65536.0 * 1.0e-10;
+    let g0 = f64::from(sigma12) / (f64::from(sigma1_sq) + eps);
+    let sv_sq = ((f64::from(sigma2_sq) - g0 * f64::from(sigma12)) as i32).max(0);
+    (g0, sv_sq)
+}
+
+/// Variances and covariance (Q16) from the filtered means (sums of Q16-weighted means) and
+/// second moments.
+#[inline(always)]
+pub(crate) fn sigmas(mu1: u32, mu2: u32, xx: u32, yy: u32, xy: u32) -> (i32, i32, i32) {
+    let mu1_sq = ((u64::from(mu1) * u64::from(mu1) + 0x8000_0000) >> 32) as u32;
+    let mu2_sq = ((u64::from(mu2) * u64::from(mu2) + 0x8000_0000) >> 32) as u32;
+    let mu1_mu2 = ((u64::from(mu1) * u64::from(mu2) + 0x8000_0000) >> 32) as u32;
+    (
+        xx.wrapping_sub(mu1_sq) as i32,
+        (yy.wrapping_sub(mu2_sq) as i32).max(0),
+        xy.wrapping_sub(mu1_mu2) as i32,
+    )
+}
+
+/// `add_pixel_with` (of the VIF module) for one gain limit, without data-dependent branches: the terms of every
+/// case are computed and the applicable ones selected. The table indices are masked to 16 bits,
+/// so the look-ups of the discarded cases stay in bounds whatever their inputs.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn add_pixel_branchless(
+    acc: &mut Accumulators,
+    table: &Log2Table,
+    gain_limit: f64,
+    sigma1_sq: i32,
+    sigma2_sq: i32,
+    sigma12: i32,
+    g0: f64,
+    sv_sq: i32,
+) {
+    let is_log = sigma1_sq >= SIGMA_NSQ;
+    let has_gain = is_log & (sigma12 > 0) & (sigma2_sq > 0);
+    let den = log2_32(table, SIGMA_NSQ.wrapping_add(sigma1_sq) as u32) - 2048 * 17;
+    let numer1 = (sv_sq as u32).wrapping_add(SIGMA_NSQ as u32);
+    let g = if g0 < gain_limit { g0 } else { gain_limit };
+    let numer1_tmp = ((g * g * f64::from(sigma1_sq)) as i64).wrapping_add(i64::from(numer1));
+    let num = log2_64(table, numer1_tmp as u64) - log2_64(table, u64::from(numer1));
+    acc.num_log += if has_gain { num } else { 0 };
+    acc.den_log += if is_log { den } else { 0 };
+    acc.num_non_log += if is_log { 0 } else { i64::from(sigma2_sq) };
+    acc.den_non_log += i64::from(!is_log);
+}
 
 /// Columns per block of accumulators.
 const BLOCK: usize = 64;
@@ -162,4 +261,30 @@ pub(super) unsafe fn horizontal(
         }
         start += n;
     }
+}
+
+/// The statistic of `columns` of a filtered row for one gain limit, added to `acc`.
+///
+/// # Safety
+/// None beyond the preconditions the table's wrapper asserts (this is plain Rust).
+pub(super) unsafe fn statistic_row(
+    moments: &RowMoments,
+    columns: Range<usize>,
+    gain_limit: f64,
+    acc: &mut Accumulators,
+) {
+    let table = log2_table();
+    let mut a = *acc;
+    for j in columns {
+        let (s1, s2, s12) = sigmas(
+            moments.mu1[j],
+            moments.mu2[j],
+            moments.xx[j],
+            moments.yy[j],
+            moments.xy[j],
+        );
+        let (g0, sv) = gain(s1, s2, s12);
+        add_pixel_branchless(&mut a, table, gain_limit, s1, s2, s12, g0, sv);
+    }
+    *acc = a;
 }
