@@ -49,15 +49,16 @@ pub(crate) struct Bands {
 }
 
 impl Bands {
-    fn zeroed(width: usize, height: usize) -> Self {
+    /// Bands whose every value the caller writes.
+    fn recycled(width: usize, height: usize) -> Self {
         let n = width * height;
         Bands {
             width,
             height,
-            a: Buf::zeroed(n),
-            v: Buf::zeroed(n),
-            h: Buf::zeroed(n),
-            d: Buf::zeroed(n),
+            a: Buf::recycled(n),
+            v: Buf::recycled(n),
+            h: Buf::recycled(n),
+            d: Buf::recycled(n),
         }
     }
 
@@ -140,7 +141,7 @@ fn narrow(value: i64, level0: bool) -> i32 {
 fn dwt(src: &[i32], width: usize, height: usize, scale: usize, bit_depth: u32) -> Bands {
     let s = dwt_shifts(scale, bit_depth);
     let (out_w, out_h) = (width.div_ceil(2), height.div_ceil(2));
-    let mut out = Bands::zeroed(out_w, out_h);
+    let mut out = Bands::recycled(out_w, out_h);
     let mut lo = vec![0i32; width];
     let mut hi = vec![0i32; width];
     // The filtered row at the mirrored odd (2t-1) and even (2t) positions, so that output j reads
@@ -303,8 +304,9 @@ fn decouple_level<const LEVEL0: bool>(
     let lookup = div_lookup();
     let cos_1deg_sq = ((1.0f64 * std::f64::consts::PI / 180.0).cos()
         * (1.0f64 * std::f64::consts::PI / 180.0).cos()) as f32;
-    let mut r: [Buf; 3] = std::array::from_fn(|_| Buf::zeroed(w * h));
-    let mut a: [Buf; 3] = std::array::from_fn(|_| Buf::zeroed(w * h));
+    // Written, and read by `csf` and `cm`, only inside `region`.
+    let mut r: [Buf; 3] = std::array::from_fn(|_| Buf::recycled(w * h));
+    let mut a: [Buf; 3] = std::array::from_fn(|_| Buf::recycled(w * h));
     let o = reference.hvd();
     let t = distorted.hvd();
     let (left, right) = (region.left, region.right);
@@ -474,8 +476,10 @@ struct Weighted {
 #[inline(always)]
 fn csf(additive: &[Buf; 3], w: usize, h: usize, scale: usize) -> Weighted {
     let region = Region::with_taps(w, h);
-    let mut values: [Buf; 3] = std::array::from_fn(|_| Buf::zeroed(w * h));
-    let mut masking: [Buf; 3] = std::array::from_fn(|_| Buf::zeroed(w * h));
+    // Written only inside `region`; `cm` reads the thresholds' inputs only there (the scored
+    // area grown by the 3x3 neighbourhood).
+    let mut values: [Buf; 3] = std::array::from_fn(|_| Buf::recycled(w * h));
+    let mut masking: [Buf; 3] = std::array::from_fn(|_| Buf::recycled(w * h));
     if scale == 0 {
         // Q21 (h, v) and Q23 (d) weights for the default viewing conditions.
         const RFACTOR: [i32; 3] = [36453, 36453, 49417];
@@ -532,14 +536,16 @@ fn cm(restored: &[Buf; 3], weighted: &Weighted, w: usize, h: usize, scale: usize
     // addition (wrapping, as in libvmaf's int32 sums) is associative, so the result is exact.
     let n = w * h;
     let [f0, f1, f2] = &weighted.masking;
-    let mut total = Buf::zeroed(n);
+    // Sums over the whole band; outside the region they add values left by earlier uses of the
+    // buffers, which no threshold reads.
+    let mut total = Buf::recycled(n);
     for (t, ((&a, &b), &c)) in total[..n]
         .iter_mut()
         .zip(f0[..n].iter().zip(&f1[..n]).zip(&f2[..n]))
     {
         *t = a.wrapping_add(b).wrapping_add(c);
     }
-    let mut across = Buf::zeroed(n);
+    let mut across = Buf::recycled(n);
     for i in 0..h {
         let t = &total[i * w..i * w + w];
         let out = &mut across[i * w..i * w + w];

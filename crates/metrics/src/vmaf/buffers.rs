@@ -12,29 +12,53 @@ thread_local! {
     static FREE: RefCell<Vec<Vec<i32>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A zero-filled `i32` buffer whose storage is reused after it is dropped.
+/// The smallest kept buffer that holds `len` values (big ones stay for big uses), else a new one.
+fn take_free(len: usize) -> Vec<i32> {
+    FREE.try_with(|f| {
+        let mut f = f.borrow_mut();
+        let best = f
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.capacity() >= len)
+            .min_by_key(|(_, b)| b.capacity())
+            .map(|(i, _)| i);
+        best.map(|i| f.swap_remove(i))
+    })
+    .ok()
+    .flatten()
+    .unwrap_or_default()
+}
+
+/// Fills this thread's free list with buffers of `len` copies of `value`, so that a test can
+/// check that no reader of a recycled buffer sees what an earlier use left.
+#[cfg(test)]
+pub(crate) fn fill_free_list(len: usize, value: i32) {
+    FREE.with(|f| {
+        let mut f = f.borrow_mut();
+        f.clear();
+        f.resize_with(KEPT, || vec![value; len]);
+    });
+}
+
+/// An `i32` buffer whose storage is reused after it is dropped.
 #[derive(Debug)]
 pub(crate) struct Buf(Vec<i32>);
 
 impl Buf {
     /// `len` zeros.
     pub fn zeroed(len: usize) -> Self {
-        let mut v = FREE
-            .try_with(|f| {
-                let mut f = f.borrow_mut();
-                // The smallest kept buffer that is large enough, to keep big ones for big uses.
-                let best = f
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, b)| b.capacity() >= len)
-                    .min_by_key(|(_, b)| b.capacity())
-                    .map(|(i, _)| i);
-                best.map(|i| f.swap_remove(i))
-            })
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let mut v = take_free(len);
         v.clear();
+        v.resize(len, 0);
+        Buf(v)
+    }
+
+    /// `len` values left by an earlier use (zeros where the storage grew), for a buffer whose
+    /// reader reads only what its writer wrote: zero-filling whole frames cost more than some
+    /// of the features' arithmetic.
+    pub fn recycled(len: usize) -> Self {
+        let mut v = take_free(len);
+        v.truncate(len);
         v.resize(len, 0);
         Buf(v)
     }

@@ -635,4 +635,24 @@ mod tests {
             );
         }
     }
+
+    /// ADM reads only what it wrote into its recycled buffers, whatever they held before.
+    #[test]
+    fn adm_ignores_what_recycled_buffers_held() {
+        for (w, h, bits) in [(64, 48, 8), (67, 41, 10), (35, 33, 8)] {
+            let r = picture(w, h, bits, 7);
+            let d = picture(w, h, bits, 8);
+            let limits = [DEFAULT_GAIN_LIMIT, 1.0];
+            buffers::fill_free_list(w * h, 0);
+            let clean = adm::adm(&r, &d, w, h, bits, &limits);
+            for value in [i32::MIN, -1, i32::MAX, 12345] {
+                buffers::fill_free_list(w * h, value);
+                assert_eq!(
+                    adm::adm(&r, &d, w, h, bits, &limits),
+                    clean,
+                    "{w}x{h} {value}"
+                );
+            }
+        }
+    }
 }
