@@ -67,18 +67,41 @@ pub(super) unsafe fn vertical_avx2(
     columns: Range<usize>,
 ) {
     let step = if pass.samples_8bit { 16 } else { 8 };
-    let blocks_end = columns.start + (columns.end - columns.start) / step * step;
-    let mut j = columns.start;
-    while j < blocks_end {
-        if pass.samples_8bit {
-            vertical_8bit_16(planes, pass, out, offset, j);
-        } else {
-            vertical_wide_8(planes, pass, out, offset, j);
-        }
-        j += step;
-    }
+    let blocks = columns.start..columns.start + (columns.end - columns.start) / step * step;
+    // One copy per filter length, its loop over the taps unrolled.
+    let done = match pass.filter.len() {
+        17 => vertical_blocks::<17>(planes, pass, out, offset, blocks),
+        9 => vertical_blocks::<9>(planes, pass, out, offset, blocks),
+        5 => vertical_blocks::<5>(planes, pass, out, offset, blocks),
+        3 => vertical_blocks::<3>(planes, pass, out, offset, blocks),
+        _ => columns.start,
+    };
     // SAFETY: plain Rust, under the same preconditions.
-    unsafe { vif::vertical(planes, pass, out, offset, blocks_end..columns.end) };
+    unsafe { vif::vertical(planes, pass, out, offset, done..columns.end) };
+}
+
+/// The blocks of [`vertical_avx2`] for a filter of `TAPS` taps; returns the end of the columns
+/// done.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn vertical_blocks<const TAPS: usize>(
+    planes: VifPlanes<'_>,
+    pass: VerticalPass<'_>,
+    out: &mut RowMoments,
+    offset: usize,
+    blocks: Range<usize>,
+) -> usize {
+    let mut j = blocks.start;
+    while j < blocks.end {
+        if pass.samples_8bit {
+            vertical_8bit_16::<TAPS>(planes, pass, out, offset, j);
+            j += 16;
+        } else {
+            vertical_wide_8::<TAPS>(planes, pass, out, offset, j);
+            j += 8;
+        }
+    }
+    blocks.end
 }
 
 /// Columns `j..j + 16` of the vertical pass for samples below 256: with rows `a` and `b` of one
@@ -87,7 +110,7 @@ pub(super) unsafe fn vertical_avx2(
 /// then take `c` in a 32-bit product (below 2^30), and their sums (below 2^32) wrap nowhere.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn vertical_8bit_16(
+fn vertical_8bit_16<const TAPS: usize>(
     planes: VifPlanes<'_>,
     pass: VerticalPass<'_>,
     out: &mut RowMoments,
@@ -95,14 +118,15 @@ fn vertical_8bit_16(
     j: usize,
 ) {
     let w = planes.width;
-    let taps = pass.filter.len();
-    let half = taps / 2;
+    let (taps, half) = (TAPS, TAPS / 2);
+    let filter = &pass.filter[..TAPS];
+    let rows = &pass.rows[..TAPS];
     let zero = _mm256_setzero_si256();
     // [low interleave, high interleave] of each sum.
     let mut acc = [[zero; 2]; 5];
     for k in 0..=half {
-        let c = pass.filter[k];
-        let (ya, yb) = (pass.rows[k], pass.rows[taps - 1 - k]);
+        let c = filter[k];
+        let (ya, yb) = (rows[k], rows[taps - 1 - k]);
         let (r, d) = (planes.reference.as_ptr(), planes.distorted.as_ptr());
         // SAFETY: the wrapper asserted that rows `ya` and `yb` lie inside both planes, and the
         // caller that `j + 16 <= width`.
@@ -156,7 +180,7 @@ fn vertical_8bit_16(
 /// (`pmuludq` of `c·x`, below 2^32, by `x`).
 #[inline]
 #[target_feature(enable = "avx2")]
-fn vertical_wide_8(
+fn vertical_wide_8<const TAPS: usize>(
     planes: VifPlanes<'_>,
     pass: VerticalPass<'_>,
     out: &mut RowMoments,
@@ -168,7 +192,7 @@ fn vertical_wide_8(
     let (mut m1, mut m2) = (zero, zero);
     // [even columns, odd columns] of each second moment.
     let mut moments = [[zero; 2]; 3];
-    for (&c, &row) in pass.filter.iter().zip(pass.rows) {
+    for (&c, &row) in pass.filter[..TAPS].iter().zip(&pass.rows[..TAPS]) {
         // SAFETY: the wrapper asserted that `row` lies inside both planes, and the caller that
         // `j + 8 <= width`.
         let (x, y) = unsafe {
@@ -235,22 +259,45 @@ pub(super) unsafe fn horizontal_avx2(
     columns: Range<usize>,
 ) {
     let blocks_end = columns.start + (columns.end - columns.start) / 8 * 8;
-    let taps = filter.len();
-    let half = taps / 2;
+    let blocks = columns.start..blocks_end;
+    // One copy per filter length, its loop over the taps unrolled.
+    let done = match filter.len() {
+        17 => horizontal_blocks::<17>(input, filter, out, blocks),
+        9 => horizontal_blocks::<9>(input, filter, out, blocks),
+        5 => horizontal_blocks::<5>(input, filter, out, blocks),
+        3 => horizontal_blocks::<3>(input, filter, out, blocks),
+        _ => columns.start,
+    };
+    // SAFETY: plain Rust, under the same preconditions.
+    unsafe { vif::horizontal(input, filter, out, done..columns.end) };
+}
+
+/// Blocks of 8 columns of [`horizontal_avx2`] for a filter of `TAPS` taps; returns the end of
+/// the columns done.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn horizontal_blocks<const TAPS: usize>(
+    input: &RowMoments,
+    filter: &[u32],
+    out: &mut RowMoments,
+    blocks: Range<usize>,
+) -> usize {
+    let filter: &[u32; TAPS] = filter.try_into().expect("TAPS taps");
+    let half = TAPS / 2;
     let low16 = _mm256_set1_epi32(0xffff);
     let zero = _mm256_setzero_si256();
-    let mut j = columns.start;
-    while j < blocks_end {
+    let mut j = blocks.start;
+    while j < blocks.end {
         let (mut m1, mut m2) = (zero, zero);
         // [low halves, high halves] of each second moment.
         let mut moments = [[zero; 2]; 3];
         for (k, &c) in filter.iter().enumerate().take(half + 1) {
             let c = _mm256_set1_epi32(c as i32);
-            let mirror_k = taps - 1 - k;
+            let mirror_k = TAPS - 1 - k;
             // Samples at tap `k` and at the tap sharing its coefficient (none for the centre).
             let pair = |row: &[u32]| {
-                // SAFETY: the wrapper asserted `row.len() >= columns.end + taps - 1`, and
-                // `j + 8 <= columns.end` and `k, mirror_k < taps` here.
+                // SAFETY: the wrapper asserted `row.len() >= columns.end + TAPS - 1`, and
+                // `j + 8 <= columns.end` and `k, mirror_k < TAPS` here.
                 unsafe {
                     let a = load8(row.as_ptr().add(j + k));
                     let b = if mirror_k == k {
@@ -284,8 +331,7 @@ pub(super) unsafe fn horizontal_avx2(
         }
         j += 8;
     }
-    // SAFETY: plain Rust, under the same preconditions.
-    unsafe { vif::horizontal(input, filter, out, blocks_end..columns.end) };
+    blocks.end
 }
 
 /// Four `u32` from `src`, widened to 64-bit lanes.
