@@ -25,7 +25,8 @@ use crate::syntax::{
 use codeclab_video::{AnyFrame, Frame, VideoFormat};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Read;
-use std::sync::Arc;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Frames a decoder holds back for display order: a packet's display index may lead the next
 /// frame to show by less than this.
@@ -45,6 +46,38 @@ struct Stored<T: Sample> {
     picture: Picture<T>,
     carried: CarriedContexts,
     motion: MotionField,
+}
+
+/// Memory of decoded pictures that nothing holds any more, which the next frames decode into:
+/// fresh pages cost a fault and a clear each.
+type Spare<T> = Arc<Mutex<Vec<Stored<T>>>>;
+
+fn lock<T: Sample>(spare: &Spare<T>) -> MutexGuard<'_, Vec<Stored<T>>> {
+    // Pushes and pops cannot leave the list half changed.
+    spare.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A decoded picture shared by the frames predicting from it and the decoder; whichever lets
+/// go of it last, a frame finishing on a worker or the decoder, gives its memory back.
+struct Shared<T: Sample> {
+    stored: Option<Stored<T>>,
+    spare: Spare<T>,
+}
+
+impl<T: Sample> Deref for Shared<T> {
+    type Target = Stored<T>;
+
+    fn deref(&self) -> &Stored<T> {
+        self.stored.as_ref().expect("taken only when dropped")
+    }
+}
+
+impl<T: Sample> Drop for Shared<T> {
+    fn drop(&mut self) {
+        if let Some(stored) = self.stored.take() {
+            lock(&self.spare).push(stored);
+        }
+    }
 }
 
 /// The decoded pictures kept for prediction by display index, in the sample type of the
@@ -72,16 +105,20 @@ impl Store {
     }
 }
 
-/// A decoded frame with what later frames predicting from it need, or why it failed.
-type Decoded<T> = (u64, FrameKind, Result<(Frame<T>, Stored<T>)>);
+/// A decoded frame with what later frames predicting from it need and the unit grid it was
+/// decoded with, or why it failed.
+type Decoded<T> = (u64, FrameKind, Result<(Frame<T>, Stored<T>, UnitGrid)>);
 
-/// Pictures kept for prediction, pictures and output frames no longer needed whose memory the
-/// next frames reuse (fresh pages cost a fault and a clear each), and the frames being decoded.
+/// Memory a frame is decoded into where a finished frame left some: a picture with its motion
+/// field, a unit grid and an output frame.
+type FrameMemory<T> = (Option<Stored<T>>, Option<UnitGrid>, Option<Frame<T>>);
+
+/// Pictures kept for prediction, the memory of pictures, unit grids and output frames no
+/// longer needed, which the next frames reuse, and the frames being decoded.
 struct Pictures<T: Sample> {
-    kept: BTreeMap<u64, Arc<Stored<T>>>,
-    /// Pictures no frame will predict from again that frames still decoding hold.
-    retired: Vec<Arc<Stored<T>>>,
-    spare: Vec<Picture<T>>,
+    kept: BTreeMap<u64, Arc<Shared<T>>>,
+    spare: Spare<T>,
+    spare_grids: Vec<UnitGrid>,
     spare_frames: Vec<Frame<T>>,
     workers: Workers<Decoded<T>>,
 }
@@ -90,8 +127,8 @@ impl<T: Sample> Pictures<T> {
     fn new(threads: usize) -> Self {
         Pictures {
             kept: BTreeMap::new(),
-            retired: Vec::new(),
-            spare: Vec::new(),
+            spare: Spare::default(),
+            spare_grids: Vec::new(),
             spare_frames: Vec::new(),
             workers: Workers::new(threads),
         }
@@ -324,21 +361,11 @@ fn decode_next<T: Sample>(
 ) -> Result<(u64, Frame<T>)> {
     let Pictures {
         kept,
-        retired,
         spare,
+        spare_grids,
         spare_frames,
         workers,
     } = pictures;
-    // Retired pictures that no frame holds any more are memory for the next ones.
-    let mut i = 0;
-    while i < retired.len() {
-        if Arc::strong_count(&retired[i]) == 1 {
-            let only = retired.swap_remove(i);
-            spare.extend(Arc::into_inner(only).map(|stored| stored.picture));
-        } else {
-            i += 1;
-        }
-    }
     // Two frames a thread keep the threads busy; more would only hold more pictures at once,
     // and fresh pictures cost page faults.
     let most = 2 * workers.threads();
@@ -353,52 +380,48 @@ fn decode_next<T: Sample>(
             continue;
         }
         let packet = pending.remove(i).expect("i < len");
-        let references: Vec<Arc<Stored<T>>> = packet
+        let references: Vec<Arc<Shared<T>>> = packet
             .references
             .iter()
             .map(|poc| Arc::clone(&kept[poc]))
             .collect();
-        let (header, spare) = (header.clone(), (spare.pop(), spare_frames.pop()));
+        let header = header.clone();
+        let memory = (lock(spare).pop(), spare_grids.pop(), spare_frames.pop());
         workers.submit(move || {
-            let references: Vec<&Stored<T>> = references.iter().map(|r| &**r).collect();
-            let decoded = decode_picture(&header, coded, &references, &packet, spare);
+            let stored: Vec<&Stored<T>> = references.iter().map(|r| &***r).collect();
+            let decoded = decode_picture(&header, coded, &stored, &packet, memory);
             (packet.poc, packet.kind, decoded)
         });
     }
     let (poc, kind, decoded) = workers
         .next_finished()
         .expect("the first pending frame has its references once the frames before it are done");
-    let (frame, stored) = decoded?;
+    let (frame, stored, grid) = decoded?;
+    spare_grids.push(grid);
     if kind.is_reference() {
-        kept.insert(poc, Arc::new(stored));
+        let spare = Arc::clone(spare);
+        let stored = Some(stored);
+        kept.insert(poc, Arc::new(Shared { stored, spare }));
     } else {
-        spare.push(stored.picture);
+        lock(spare).push(stored);
     }
-    let needed = |poc: &u64| {
+    // A frame still decoding from a picture let go of here gives it back when it finishes.
+    kept.retain(|poc, _| {
         layout.get(*poc).is_some() || pending.iter().any(|p| p.references.contains(poc))
-    };
-    let unneeded: Vec<u64> = kept.keys().copied().filter(|poc| !needed(poc)).collect();
-    for poc in unneeded {
-        // A frame still decoding from the picture holds it until it finishes.
-        match kept.remove(&poc).map(Arc::try_unwrap) {
-            Some(Ok(stored)) => spare.push(stored.picture),
-            Some(Err(held)) => retired.push(held),
-            None => {}
-        }
-    }
+    });
     Ok((poc, frame))
 }
 
 /// Decodes the payload of a packet predicted from `stored` (its reference list) into a picture
-/// and returns the display-size frame with what a later frame predicting from it needs; the
-/// picture and the frame take the memory of `spare` where given.
+/// and returns the display-size frame with what a later frame predicting from it needs and the
+/// unit grid, for the next frame to reuse; they take the memory of `spare` where given.
 fn decode_picture<T: Sample>(
     header: &SequenceHeader,
     coded: (usize, usize),
     stored: &[&Stored<T>],
     packet: &Pending,
-    (spare, spare_frame): (Option<Picture<T>>, Option<Frame<T>>),
-) -> Result<(Frame<T>, Stored<T>)> {
+    (spare, spare_grid, spare_frame): FrameMemory<T>,
+) -> Result<(Frame<T>, Stored<T>, UnitGrid)> {
     let Pending { kind, qp, poc, .. } = *packet;
     let references: Vec<&Picture<T>> = stored.iter().map(|s| &s.picture).collect();
     let contexts = if header.context_carry {
@@ -417,6 +440,7 @@ fn decode_picture<T: Sample>(
         header.bi_merge,
     );
     let bit_depth = u32::from(header.format.bit_depth);
+    let (spare_picture, spare_motion) = spare.map(|s| (s.picture, s.motion)).unzip();
     let mut frame = FrameDecoder {
         header,
         coded,
@@ -426,10 +450,12 @@ fn decode_picture<T: Sample>(
         kind,
         reader: RangeDecoder::new(&packet.payload),
         contexts,
-        grid: UnitGrid::new(coded.0, coded.1),
+        // Every unit is recorded before anything reads it (neighbours only once decoded), so a
+        // used grid serves as well as a new one.
+        grid: spare_grid.unwrap_or_else(|| UnitGrid::new(coded.0, coded.1)),
         // Every sample of the coded area is reconstructed before anything reads it, and
         // `extend_edges` rewrites the border, so a used picture serves as well as a new one.
-        picture: spare.unwrap_or_else(|| Picture::new(coded.0, coded.1, bit_depth)),
+        picture: spare_picture.unwrap_or_else(|| Picture::new(coded.0, coded.1, bit_depth)),
         spare_levels: Vec::new(),
     };
     for sb_y in (0..coded.1).step_by(SB_SIZE) {
@@ -456,8 +482,9 @@ fn decode_picture<T: Sample>(
         let (r, ctx) = (&mut frame.reader, &mut frame.contexts.sao);
         crate::sao::decode(r, ctx, &mut frame.picture)?;
     }
-    let motion = MotionField::new(poc, &frame.grid, frame.motion.reference_pocs());
-    let (mut picture, contexts) = (frame.picture, frame.contexts);
+    let reference_pocs = frame.motion.reference_pocs();
+    let motion = MotionField::new_in(poc, &frame.grid, reference_pocs, spare_motion);
+    let (mut picture, contexts, grid) = (frame.picture, frame.contexts, frame.grid);
     picture.extend_edges();
     let display = picture.to_frame_in(header.format.width, header.format.height, spare_frame);
     let carried = CarriedContexts { kind, qp, contexts };
@@ -466,7 +493,7 @@ fn decode_picture<T: Sample>(
         carried,
         motion,
     };
-    Ok((display, stored))
+    Ok((display, stored, grid))
 }
 
 struct FrameDecoder<'a, T: Sample> {

@@ -65,25 +65,34 @@ impl MotionField {
     /// The field of the picture at `poc` whose coding units `grid` records, coded from the
     /// references at `reference_pocs` (in list order).
     pub fn new(poc: u64, grid: &UnitGrid, reference_pocs: &[u64]) -> Self {
+        Self::new_in(poc, grid, reference_pocs, None)
+    }
+
+    /// [`MotionField::new`] written into the memory of `spare`, a field no longer needed: a
+    /// fresh field of a large picture costs page faults.
+    pub fn new_in(
+        poc: u64,
+        grid: &UnitGrid,
+        reference_pocs: &[u64],
+        spare: Option<MotionField>,
+    ) -> Self {
         let resolve = |v: Vector| {
             reference_pocs
                 .get(usize::from(v.ref_idx))
                 .map(|&target| FieldVector { mv: v.mv, target })
         };
-        let units: Vec<FieldUnit> = grid
-            .units
-            .iter()
-            .map(|info| {
-                if info.intra {
-                    [None, None]
-                } else {
-                    [
-                        resolve(info.motion.first),
-                        info.motion.second.and_then(resolve),
-                    ]
-                }
-            })
-            .collect();
+        let mut units = spare.map(|field| field.units).unwrap_or_default();
+        units.clear();
+        units.extend(grid.units.iter().map(|info| {
+            if info.intra {
+                [None, None]
+            } else {
+                [
+                    resolve(info.motion.first),
+                    info.motion.second.and_then(resolve),
+                ]
+            }
+        }));
         let inter = units.iter().any(|u| u[0].is_some());
         MotionField {
             poc,
