@@ -103,20 +103,41 @@ impl Store {
             Store::U16(store) => store.workers.running(),
         }
     }
+
+    /// Decoded frames not yet shown.
+    fn unshown(&self) -> usize {
+        match self {
+            Store::U8(store) => store.unshown.len(),
+            Store::U16(store) => store.unshown.len(),
+        }
+    }
+
+    /// The display-size frame of the picture at display index `poc` once it is decoded.
+    fn show(&mut self, poc: u64, (width, height): (usize, usize)) -> Option<AnyFrame> {
+        Some(match self {
+            Store::U8(store) => AnyFrame::U8(store.show(poc, width, height)?),
+            Store::U16(store) => AnyFrame::U16(store.show(poc, width, height)?),
+        })
+    }
 }
 
-/// A decoded frame with what later frames predicting from it need and the unit grid it was
+/// A decoded picture with what later frames predicting from it need and the unit grid it was
 /// decoded with, or why it failed.
-type Decoded<T> = (u64, FrameKind, Result<(Frame<T>, Stored<T>, UnitGrid)>);
+type Decoded<T> = (u64, FrameKind, Result<(Stored<T>, UnitGrid)>);
 
 /// Memory a frame is decoded into where a finished frame left some: a picture with its motion
-/// field, a unit grid and an output frame.
-type FrameMemory<T> = (Option<Stored<T>>, Option<UnitGrid>, Option<Frame<T>>);
+/// field, and a unit grid.
+type FrameMemory<T> = (Option<Stored<T>>, Option<UnitGrid>);
 
-/// Pictures kept for prediction, the memory of pictures, unit grids and output frames no
-/// longer needed, which the next frames reuse, and the frames being decoded.
+/// Pictures kept for prediction, decoded pictures not yet shown, the memory of pictures, unit
+/// grids and output frames no longer needed, which the next frames reuse, and the frames being
+/// decoded.
 struct Pictures<T: Sample> {
     kept: BTreeMap<u64, Arc<Shared<T>>>,
+    /// A picture's display frame is cut when its turn comes rather than when it is decoded: a
+    /// reference picture then does not wait twice over, and the only output frames are those
+    /// the caller holds.
+    unshown: BTreeMap<u64, Arc<Shared<T>>>,
     spare: Spare<T>,
     spare_grids: Vec<UnitGrid>,
     spare_frames: Vec<Frame<T>>,
@@ -127,11 +148,18 @@ impl<T: Sample> Pictures<T> {
     fn new(threads: usize) -> Self {
         Pictures {
             kept: BTreeMap::new(),
+            unshown: BTreeMap::new(),
             spare: Spare::default(),
             spare_grids: Vec::new(),
             spare_frames: Vec::new(),
             workers: Workers::new(threads),
         }
+    }
+
+    fn show(&mut self, poc: u64, width: usize, height: usize) -> Option<Frame<T>> {
+        let shared = self.unshown.remove(&poc)?;
+        let spare = self.spare_frames.pop();
+        Some(shared.picture.to_frame_in(width, height, spare))
     }
 }
 
@@ -162,8 +190,6 @@ pub struct Decoder<R: Read> {
     /// Packets read and not yet decoded, in coding order.
     pending: VecDeque<Pending>,
     threads: usize,
-    /// Decoded frames waiting for their turn in display order.
-    waiting: BTreeMap<u64, AnyFrame>,
     next_display: u64,
     /// Display indices read, from the first one whose frame is not yet read on: a packet may
     /// lead the first missing one by less than `MAX_REORDER`.
@@ -195,7 +221,6 @@ impl<R: Read> Decoder<R> {
             coded,
             pending: VecDeque::new(),
             threads: 1,
-            waiting: BTreeMap::new(),
             next_display: 0,
             read_from: 0,
             read: BTreeSet::new(),
@@ -230,7 +255,8 @@ impl<R: Read> Decoder<R> {
     /// then been verified).
     pub fn next_frame(&mut self) -> Result<Option<AnyFrame>> {
         loop {
-            if let Some(frame) = self.waiting.remove(&self.next_display) {
+            let size = (self.header.format.width, self.header.format.height);
+            if let Some(frame) = self.pictures.show(self.next_display, size) {
                 self.next_display += 1;
                 return Ok(Some(frame));
             }
@@ -239,7 +265,7 @@ impl<R: Read> Decoder<R> {
                 self.read_packet()?;
             }
             if self.finished && self.pending.is_empty() && self.pictures.running() == 0 {
-                if self.waiting.is_empty() {
+                if self.pictures.unshown() == 0 {
                     return Ok(None);
                 }
                 return Err(CodecError::Corrupt("a frame is missing from display order"));
@@ -333,38 +359,30 @@ impl<R: Read> Decoder<R> {
     fn decode_ready(&mut self) -> Result<()> {
         let (header, coded) = (&self.header, self.coded);
         let (pending, layout) = (&mut self.pending, &self.layout);
-        let (poc, frame) = match &mut self.pictures {
-            Store::U8(store) => {
-                let (poc, frame) = decode_next(header, coded, store, pending, layout)?;
-                (poc, AnyFrame::U8(frame))
-            }
-            Store::U16(store) => {
-                let (poc, frame) = decode_next(header, coded, store, pending, layout)?;
-                (poc, AnyFrame::U16(frame))
-            }
-        };
-        self.waiting.insert(poc, frame);
-        Ok(())
+        match &mut self.pictures {
+            Store::U8(store) => decode_next(header, coded, store, pending, layout),
+            Store::U16(store) => decode_next(header, coded, store, pending, layout),
+        }
     }
 }
 
 /// Starts the frames of `pending` whose references are all kept, two a thread at most at once,
-/// and returns the next frame to finish with its display index; keeps the pictures later
-/// frames predict from and lets go of what neither the buffer's layout nor a pending frame
-/// needs.
+/// and waits for the next one to finish; keeps the pictures later frames predict from and lets
+/// go of what neither the buffer's layout nor a pending frame needs.
 fn decode_next<T: Sample>(
     header: &SequenceHeader,
     coded: (usize, usize),
     pictures: &mut Pictures<T>,
     pending: &mut VecDeque<Pending>,
     layout: &PictureBuffer<u64>,
-) -> Result<(u64, Frame<T>)> {
+) -> Result<()> {
     let Pictures {
         kept,
+        unshown,
         spare,
         spare_grids,
-        spare_frames,
         workers,
+        ..
     } = pictures;
     // Two frames a thread keep the threads busy; more would only hold more pictures at once,
     // and fresh pictures cost page faults.
@@ -386,7 +404,7 @@ fn decode_next<T: Sample>(
             .map(|poc| Arc::clone(&kept[poc]))
             .collect();
         let header = header.clone();
-        let memory = (lock(spare).pop(), spare_grids.pop(), spare_frames.pop());
+        let memory = (lock(spare).pop(), spare_grids.pop());
         workers.submit(move || {
             let stored: Vec<&Stored<T>> = references.iter().map(|r| &***r).collect();
             let decoded = decode_picture(&header, coded, &stored, &packet, memory);
@@ -396,32 +414,34 @@ fn decode_next<T: Sample>(
     let (poc, kind, decoded) = workers
         .next_finished()
         .expect("the first pending frame has its references once the frames before it are done");
-    let (frame, stored, grid) = decoded?;
+    let (stored, grid) = decoded?;
     spare_grids.push(grid);
+    let spare = Arc::clone(spare);
+    let shared = Arc::new(Shared {
+        stored: Some(stored),
+        spare,
+    });
     if kind.is_reference() {
-        let spare = Arc::clone(spare);
-        let stored = Some(stored);
-        kept.insert(poc, Arc::new(Shared { stored, spare }));
-    } else {
-        lock(spare).push(stored);
+        kept.insert(poc, Arc::clone(&shared));
     }
+    unshown.insert(poc, shared);
     // A frame still decoding from a picture let go of here gives it back when it finishes.
     kept.retain(|poc, _| {
         layout.get(*poc).is_some() || pending.iter().any(|p| p.references.contains(poc))
     });
-    Ok((poc, frame))
+    Ok(())
 }
 
 /// Decodes the payload of a packet predicted from `stored` (its reference list) into a picture
-/// and returns the display-size frame with what a later frame predicting from it needs and the
-/// unit grid, for the next frame to reuse; they take the memory of `spare` where given.
+/// and returns it with what a later frame predicting from it needs, and the unit grid for the
+/// next frame to reuse; they take the memory of `spare` where given.
 fn decode_picture<T: Sample>(
     header: &SequenceHeader,
     coded: (usize, usize),
     stored: &[&Stored<T>],
     packet: &Pending,
-    (spare, spare_grid, spare_frame): FrameMemory<T>,
-) -> Result<(Frame<T>, Stored<T>, UnitGrid)> {
+    (spare, spare_grid): FrameMemory<T>,
+) -> Result<(Stored<T>, UnitGrid)> {
     let Pending { kind, qp, poc, .. } = *packet;
     let references: Vec<&Picture<T>> = stored.iter().map(|s| &s.picture).collect();
     let contexts = if header.context_carry {
@@ -486,14 +506,13 @@ fn decode_picture<T: Sample>(
     let motion = MotionField::new_in(poc, &frame.grid, reference_pocs, spare_motion);
     let (mut picture, contexts, grid) = (frame.picture, frame.contexts, frame.grid);
     picture.extend_edges();
-    let display = picture.to_frame_in(header.format.width, header.format.height, spare_frame);
     let carried = CarriedContexts { kind, qp, contexts };
     let stored = Stored {
         picture,
         carried,
         motion,
     };
-    Ok((display, stored, grid))
+    Ok((stored, grid))
 }
 
 struct FrameDecoder<'a, T: Sample> {
