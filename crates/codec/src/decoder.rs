@@ -366,9 +366,9 @@ impl<R: Read> Decoder<R> {
     }
 }
 
-/// Starts the frames of `pending` whose references are all kept, two a thread at most at once,
-/// and waits for the next one to finish; keeps the pictures later frames predict from and lets
-/// go of what neither the buffer's layout nor a pending frame needs.
+/// Starts the frames of `pending` whose references are all kept and waits for one to finish;
+/// keeps the pictures later frames predict from and lets go of what neither the buffer's
+/// layout nor a pending frame needs.
 fn decode_next<T: Sample>(
     header: &SequenceHeader,
     coded: (usize, usize),
@@ -376,60 +376,80 @@ fn decode_next<T: Sample>(
     pending: &mut VecDeque<Pending>,
     layout: &PictureBuffer<u64>,
 ) -> Result<()> {
-    let Pictures {
-        kept,
-        unshown,
-        spare,
-        spare_grids,
-        workers,
-        ..
-    } = pictures;
-    // Two frames a thread keep the threads busy; more would only hold more pictures at once,
-    // and fresh pictures cost page faults.
-    let most = 2 * workers.threads();
-    let mut i = 0;
-    while i < pending.len() && workers.running() < most {
-        if !pending[i]
-            .references
-            .iter()
-            .all(|poc| kept.contains_key(poc))
-        {
-            i += 1;
-            continue;
-        }
-        let packet = pending.remove(i).expect("i < len");
-        let references: Vec<Arc<Shared<T>>> = packet
-            .references
-            .iter()
-            .map(|poc| Arc::clone(&kept[poc]))
-            .collect();
-        let header = header.clone();
-        let memory = (lock(spare).pop(), spare_grids.pop());
-        workers.submit(move || {
-            let stored: Vec<&Stored<T>> = references.iter().map(|r| &***r).collect();
-            let decoded = decode_picture(&header, coded, &stored, &packet, memory);
-            (packet.poc, packet.kind, decoded)
-        });
+    pictures.start_ready(header, coded, pending);
+    pictures.finish_next(pending, layout)?;
+    // The frames the finished one held back start before the caller copies out the frames now
+    // due, so that no thread waits meanwhile; on the caller's thread they would only be
+    // decoded ahead of their turn.
+    if pictures.workers.threads() > 1 {
+        pictures.start_ready(header, coded, pending);
     }
-    let (poc, kind, decoded) = workers
-        .next_finished()
-        .expect("the first pending frame has its references once the frames before it are done");
-    let (stored, grid) = decoded?;
-    spare_grids.push(grid);
-    let spare = Arc::clone(spare);
-    let shared = Arc::new(Shared {
-        stored: Some(stored),
-        spare,
-    });
-    if kind.is_reference() {
-        kept.insert(poc, Arc::clone(&shared));
-    }
-    unshown.insert(poc, shared);
-    // A frame still decoding from a picture let go of here gives it back when it finishes.
-    kept.retain(|poc, _| {
-        layout.get(*poc).is_some() || pending.iter().any(|p| p.references.contains(poc))
-    });
     Ok(())
+}
+
+impl<T: Sample> Pictures<T> {
+    /// Starts the pending frames whose references are all kept, in coding order, one a thread
+    /// at most at once: a frame waiting for a thread would hold a picture for nothing, and
+    /// fresh pictures cost page faults.
+    fn start_ready(
+        &mut self,
+        header: &SequenceHeader,
+        coded: (usize, usize),
+        pending: &mut VecDeque<Pending>,
+    ) {
+        let mut i = 0;
+        while i < pending.len() && self.workers.running() < self.workers.threads() {
+            let kept = &self.kept;
+            if !pending[i]
+                .references
+                .iter()
+                .all(|poc| kept.contains_key(poc))
+            {
+                i += 1;
+                continue;
+            }
+            let packet = pending.remove(i).expect("i < len");
+            let references: Vec<Arc<Shared<T>>> = packet
+                .references
+                .iter()
+                .map(|poc| Arc::clone(&kept[poc]))
+                .collect();
+            let header = header.clone();
+            let memory = (lock(&self.spare).pop(), self.spare_grids.pop());
+            self.workers.submit(move || {
+                let stored: Vec<&Stored<T>> = references.iter().map(|r| &***r).collect();
+                let decoded = decode_picture(&header, coded, &stored, &packet, memory);
+                (packet.poc, packet.kind, decoded)
+            });
+        }
+    }
+
+    /// Waits for the next frame to finish and keeps its picture for display and, when later
+    /// frames predict from it, for prediction.
+    fn finish_next(
+        &mut self,
+        pending: &VecDeque<Pending>,
+        layout: &PictureBuffer<u64>,
+    ) -> Result<()> {
+        let (poc, kind, decoded) = self.workers.next_finished().expect(
+            "the first pending frame has its references once the frames before it are done",
+        );
+        let (stored, grid) = decoded?;
+        self.spare_grids.push(grid);
+        let shared = Arc::new(Shared {
+            stored: Some(stored),
+            spare: Arc::clone(&self.spare),
+        });
+        if kind.is_reference() {
+            self.kept.insert(poc, Arc::clone(&shared));
+        }
+        self.unshown.insert(poc, shared);
+        // A frame still decoding from a picture let go of here gives it back when it finishes.
+        self.kept.retain(|poc, _| {
+            layout.get(*poc).is_some() || pending.iter().any(|p| p.references.contains(poc))
+        });
+        Ok(())
+    }
 }
 
 /// Decodes the payload of a packet predicted from `stored` (its reference list) into a picture
