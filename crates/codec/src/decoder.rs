@@ -125,9 +125,12 @@ impl Store {
 /// decoded with, or why it failed.
 type Decoded<T> = (u64, FrameKind, Result<(Stored<T>, UnitGrid)>);
 
-/// Memory a frame is decoded into where a finished frame left some: a picture with its motion
-/// field, and a unit grid.
-type FrameMemory<T> = (Option<Stored<T>>, Option<UnitGrid>);
+/// The memory a frame is decoded into: a picture with a motion field and a unit grid.
+struct FrameMemory<T: Sample> {
+    picture: Picture<T>,
+    motion: MotionField,
+    grid: UnitGrid,
+}
 
 /// Pictures kept for prediction, decoded pictures not yet shown, the memory of pictures, unit
 /// grids and output frames no longer needed, which the next frames reuse, and the frames being
@@ -414,13 +417,33 @@ impl<T: Sample> Pictures<T> {
                 .iter()
                 .map(|poc| Arc::clone(&kept[poc]))
                 .collect();
+            let memory = self.memory(coded, u32::from(header.format.bit_depth));
             let header = header.clone();
-            let memory = (lock(&self.spare).pop(), self.spare_grids.pop());
             self.workers.submit(move || {
                 let stored: Vec<&Stored<T>> = references.iter().map(|r| &***r).collect();
                 let decoded = decode_picture(&header, coded, &stored, &packet, memory);
                 (packet.poc, packet.kind, decoded)
             });
+        }
+    }
+
+    /// Memory for the next frame: what finished frames left, else memory allocated on this
+    /// thread, the caller's, as on one thread: the allocator then keeps what a decoder gives
+    /// back for the next one in the same thread (pool threads' arenas hand it to the kernel),
+    /// and the picture and the field are not touched before the worker writes them.
+    fn memory(&mut self, coded: (usize, usize), bit_depth: u32) -> FrameMemory<T> {
+        let grid = (self.spare_grids.pop()).unwrap_or_else(|| UnitGrid::new(coded.0, coded.1));
+        let (picture, motion) = match lock(&self.spare).pop() {
+            Some(stored) => (stored.picture, stored.motion),
+            None => (
+                Picture::zeroed(coded.0, coded.1, bit_depth),
+                MotionField::with_room_for(&grid),
+            ),
+        };
+        FrameMemory {
+            picture,
+            motion,
+            grid,
         }
     }
 
@@ -460,7 +483,7 @@ fn decode_picture<T: Sample>(
     coded: (usize, usize),
     stored: &[&Stored<T>],
     packet: &Pending,
-    (spare, spare_grid): FrameMemory<T>,
+    memory: FrameMemory<T>,
 ) -> Result<(Stored<T>, UnitGrid)> {
     let Pending { kind, qp, poc, .. } = *packet;
     let references: Vec<&Picture<T>> = stored.iter().map(|s| &s.picture).collect();
@@ -479,8 +502,6 @@ fn decode_picture<T: Sample>(
         header.temporal_mvp,
         header.bi_merge,
     );
-    let bit_depth = u32::from(header.format.bit_depth);
-    let (spare_picture, spare_motion) = spare.map(|s| (s.picture, s.motion)).unzip();
     let mut frame = FrameDecoder {
         header,
         coded,
@@ -492,10 +513,10 @@ fn decode_picture<T: Sample>(
         contexts,
         // Every unit is recorded before anything reads it (neighbours only once decoded), so a
         // used grid serves as well as a new one.
-        grid: spare_grid.unwrap_or_else(|| UnitGrid::new(coded.0, coded.1)),
+        grid: memory.grid,
         // Every sample of the coded area is reconstructed before anything reads it, and
         // `extend_edges` rewrites the border, so a used picture serves as well as a new one.
-        picture: spare_picture.unwrap_or_else(|| Picture::new(coded.0, coded.1, bit_depth)),
+        picture: memory.picture,
         spare_levels: Vec::new(),
     };
     for sb_y in (0..coded.1).step_by(SB_SIZE) {
@@ -523,7 +544,7 @@ fn decode_picture<T: Sample>(
         crate::sao::decode(r, ctx, &mut frame.picture)?;
     }
     let reference_pocs = frame.motion.reference_pocs();
-    let motion = MotionField::new_in(poc, &frame.grid, reference_pocs, spare_motion);
+    let motion = MotionField::new_in(poc, &frame.grid, reference_pocs, Some(memory.motion));
     let (mut picture, contexts, grid) = (frame.picture, frame.contexts, frame.grid);
     picture.extend_edges();
     let carried = CarriedContexts { kind, qp, contexts };

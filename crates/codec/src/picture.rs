@@ -119,6 +119,11 @@ pub struct PaddedPlane<T: Sample> {
 
 impl<T: Sample> PaddedPlane<T> {
     pub fn new(width: usize, height: usize, border: usize, bit_depth: u32) -> Self {
+        let grey = T::from_u32(mid_grey(bit_depth));
+        Self::filled(width, height, border, bit_depth, grey)
+    }
+
+    fn filled(width: usize, height: usize, border: usize, bit_depth: u32, value: T) -> Self {
         let stride = width + 2 * border;
         PaddedPlane {
             width,
@@ -126,7 +131,7 @@ impl<T: Sample> PaddedPlane<T> {
             border,
             stride,
             bit_depth,
-            data: vec![T::from_u32(mid_grey(bit_depth)); stride * (height + 2 * border)],
+            data: vec![value; stride * (height + 2 * border)],
         }
     }
 
@@ -200,12 +205,24 @@ pub struct Picture<T: Sample> {
 
 impl<T: Sample> Picture<T> {
     pub fn new(coded_width: usize, coded_height: usize, bit_depth: u32) -> Self {
+        let grey = T::from_u32(mid_grey(bit_depth));
+        Self::filled(coded_width, coded_height, bit_depth, grey)
+    }
+
+    /// A picture of zeros, for a decoder, which writes every sample before it reads it: memory
+    /// the kernel gives zeroed is then first touched where the decoder writes it, not here.
+    pub fn zeroed(coded_width: usize, coded_height: usize, bit_depth: u32) -> Self {
+        Self::filled(coded_width, coded_height, bit_depth, T::default())
+    }
+
+    fn filled(coded_width: usize, coded_height: usize, bit_depth: u32, value: T) -> Self {
         let (w, h) = (coded_width, coded_height);
+        let plane = |w, h, border| PaddedPlane::filled(w, h, border, bit_depth, value);
         Picture {
             planes: [
-                PaddedPlane::new(w, h, LUMA_BORDER, bit_depth),
-                PaddedPlane::new(w / 2, h / 2, LUMA_BORDER / 2, bit_depth),
-                PaddedPlane::new(w / 2, h / 2, LUMA_BORDER / 2, bit_depth),
+                plane(w, h, LUMA_BORDER),
+                plane(w / 2, h / 2, LUMA_BORDER / 2),
+                plane(w / 2, h / 2, LUMA_BORDER / 2),
             ],
         }
     }

@@ -68,6 +68,18 @@ impl MotionField {
         Self::new_in(poc, grid, reference_pocs, None)
     }
 
+    /// A field of no units with room for those of `grid`, which [`MotionField::new_in`] fills
+    /// without allocating: the memory is taken here and first touched there.
+    pub fn with_room_for(grid: &UnitGrid) -> Self {
+        MotionField {
+            poc: 0,
+            cols: 0,
+            rows: 0,
+            units: Vec::with_capacity(grid.units.len()),
+            inter: false,
+        }
+    }
+
     /// [`MotionField::new`] written into the memory of `spare`, a field no longer needed: a
     /// fresh field of a large picture costs page faults.
     pub fn new_in(
