@@ -427,12 +427,13 @@ impl<T: Sample> Pictures<T> {
         }
     }
 
-    /// Memory for the next frame: what finished frames left, else memory allocated on this
-    /// thread, the caller's, as on one thread: the allocator then keeps what a decoder gives
-    /// back for the next one in the same thread (pool threads' arenas hand it to the kernel),
-    /// and the picture and the field are not touched before the worker writes them.
+    /// Memory for the next frame: what finished frames left, else memory allocated here, on
+    /// the caller's thread as on one thread, whose allocator keeps what a dropped decoder gives
+    /// back for the next one (pool threads' arenas hand it to the kernel). The picture and the
+    /// field are left untouched, so that fresh pages fault in on the worker that writes them.
     fn memory(&mut self, coded: (usize, usize), bit_depth: u32) -> FrameMemory<T> {
-        let grid = (self.spare_grids.pop()).unwrap_or_else(|| UnitGrid::new(coded.0, coded.1));
+        let spare_grid = self.spare_grids.pop();
+        let grid = spare_grid.unwrap_or_else(|| UnitGrid::new(coded.0, coded.1));
         let (picture, motion) = match lock(&self.spare).pop() {
             Some(stored) => (stored.picture, stored.motion),
             None => (
@@ -475,9 +476,9 @@ impl<T: Sample> Pictures<T> {
     }
 }
 
-/// Decodes the payload of a packet predicted from `stored` (its reference list) into a picture
-/// and returns it with what a later frame predicting from it needs, and the unit grid for the
-/// next frame to reuse; they take the memory of `spare` where given.
+/// Decodes the payload of a packet predicted from `stored` (its reference list) into the picture
+/// in `memory` and returns it with what a later frame predicting from it needs, and the unit
+/// grid for the next frame to reuse.
 fn decode_picture<T: Sample>(
     header: &SequenceHeader,
     coded: (usize, usize),
