@@ -168,14 +168,21 @@ fn dwt(src: &[i32], width: usize, height: usize, scale: usize, bit_depth: u32) -
     let s = dwt_shifts(scale, bit_depth);
     let (out_w, out_h) = (width.div_ceil(2), height.div_ceil(2));
     let mut out = Bands::recycled(out_w, out_h);
-    let mut lo = vec![0i32; width];
-    let mut hi = vec![0i32; width];
-    // The filtered row at the mirrored odd (2t-1) and even (2t) positions, so that output j reads
-    // [2j-1, 2j, 2j+1, 2j+2] = odd[j], even[j], odd[j+1], even[j+1] from contiguous memory.
+    // The vertically filtered row at columns -1..=2·out_w (mirrored outside 0..width), so that
+    // output j reads columns 2j-1..=2j+2 = padded[2j..2j+4]; split into odd (2t-1) and even (2t)
+    // columns, those are odd[j], even[j], odd[j+1], even[j+1], from contiguous memory.
+    let padded = 2 * out_w + 2;
+    let mut lo = vec![0i32; padded];
+    let mut hi = vec![0i32; padded];
     let mut lo_odd = vec![0i32; out_w + 1];
     let mut lo_even = vec![0i32; out_w + 1];
     let mut hi_odd = vec![0i32; out_w + 1];
     let mut hi_even = vec![0i32; out_w + 1];
+    let mirrored_edges: Vec<(usize, usize)> = [-1, width as isize, width as isize + 1]
+        .into_iter()
+        .map(|column| ((column + 1) as usize, 1 + dwt_mirror(column, width)))
+        .filter(|&(at, _)| at < padded)
+        .collect();
     let mean = if s.level0 { DWT_LO_SUM * s.v_round } else { 0 };
     // 32-bit arithmetic where it cannot overflow, which vectorises far better than 64-bit
     // (AVX2 has no 64-bit multiply): the inputs of the vertical pass of levels 0 and 1 and of
@@ -189,7 +196,7 @@ fn dwt(src: &[i32], width: usize, height: usize, scale: usize, bit_depth: u32) -
         let rows: [usize; 4] =
             std::array::from_fn(|k| dwt_mirror(2 * i as isize - 1 + k as isize, height));
         let [r0, r1, r2, r3] = rows.map(|y| &src[y * width..(y + 1) * width]);
-        let (lo_w, hi_w) = (&mut lo[..width], &mut hi[..width]);
+        let (lo_w, hi_w) = (&mut lo[1..=width], &mut hi[1..=width]);
         if vertical_32 {
             let (mean, round, shift) = (mean as i32, s.v_round as i32, s.v_shift);
             let rows = [r0, r1, r2, r3];
@@ -209,13 +216,13 @@ fn dwt(src: &[i32], width: usize, height: usize, scale: usize, bit_depth: u32) -
                 hi_w[j] = narrow((acc_hi + s.v_round) >> s.v_shift, s.level0);
             }
         }
-        for t in 0..=out_w {
-            let odd = dwt_mirror(2 * t as isize - 1, width);
-            let even = dwt_mirror(2 * t as isize, width);
-            lo_odd[t] = lo[odd];
-            lo_even[t] = lo[even];
-            hi_odd[t] = hi[odd];
-            hi_even[t] = hi[even];
+        for &(at, from) in &mirrored_edges {
+            lo[at] = lo[from];
+            hi[at] = hi[from];
+        }
+        for (t, (l, h)) in lo.chunks_exact(2).zip(hi.chunks_exact(2)).enumerate() {
+            (lo_odd[t], lo_even[t]) = (l[0], l[1]);
+            (hi_odd[t], hi_even[t]) = (h[0], h[1]);
         }
         let o = i * out_w;
         let (oa, ov) = (&mut out.a[o..o + out_w], &mut out.v[o..o + out_w]);

@@ -40,60 +40,59 @@ pub(crate) fn fill_free_list(len: usize, value: i32) {
     });
 }
 
-/// An `i32` buffer whose storage is reused after it is dropped.
+/// An `i32` buffer whose storage is reused after it is dropped. The storage keeps every value it
+/// was ever given (its length only grows), so a buffer taken for more values than its last use
+/// had needs zeros only where the storage grows, not where the last use was shorter.
 #[derive(Debug)]
-pub(crate) struct Buf(Vec<i32>);
+pub(crate) struct Buf {
+    storage: Vec<i32>,
+    len: usize,
+}
 
 impl Buf {
-    /// `len` zeros.
-    pub fn zeroed(len: usize) -> Self {
-        let mut v = take_free(len);
-        v.clear();
-        v.resize(len, 0);
-        Buf(v)
-    }
-
     /// `len` values left by an earlier use (zeros where the storage grew), for a buffer whose
     /// reader reads only what its writer wrote: zero-filling whole frames cost more than some
     /// of the features' arithmetic.
     pub fn recycled(len: usize) -> Self {
-        let mut v = take_free(len);
-        v.truncate(len);
-        v.resize(len, 0);
-        Buf(v)
+        let mut storage = take_free(len);
+        if storage.len() < len {
+            storage.resize(len, 0);
+        }
+        Buf { storage, len }
     }
 
     /// A copy of `values`.
     pub fn from_iter(len: usize, values: impl Iterator<Item = i32>) -> Self {
-        let mut b = Buf::zeroed(0);
-        b.0.reserve(len);
-        b.0.extend(values);
-        b
+        let mut storage = take_free(len);
+        storage.clear();
+        storage.extend(values);
+        let len = storage.len();
+        Buf { storage, len }
     }
 }
 
 impl Clone for Buf {
     fn clone(&self) -> Self {
-        Buf::from_iter(self.0.len(), self.0.iter().copied())
+        Buf::from_iter(self.len, self.iter().copied())
     }
 }
 
 impl Deref for Buf {
-    type Target = Vec<i32>;
-    fn deref(&self) -> &Vec<i32> {
-        &self.0
+    type Target = [i32];
+    fn deref(&self) -> &[i32] {
+        &self.storage[..self.len]
     }
 }
 
 impl DerefMut for Buf {
-    fn deref_mut(&mut self) -> &mut Vec<i32> {
-        &mut self.0
+    fn deref_mut(&mut self) -> &mut [i32] {
+        &mut self.storage[..self.len]
     }
 }
 
 impl Drop for Buf {
     fn drop(&mut self) {
-        let v = std::mem::take(&mut self.0);
+        let v = std::mem::take(&mut self.storage);
         if v.capacity() == 0 {
             return;
         }
