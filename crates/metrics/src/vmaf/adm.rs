@@ -6,9 +6,8 @@
 //! Scale 0 works on 16-bit bands, scales 1 to 3 on 32-bit bands, each with its own shifts, exactly
 //! as libvmaf does; the values are kept in `i32` here and narrowed where libvmaf stores `int16_t`.
 
-use std::sync::OnceLock;
-
 use super::buffers::Buf;
+use super::dsp::{self, BandRows, DecoupledRows, adm::decouple_row};
 
 const DWT_LO: [i64; 4] = [15826, 27411, 7345, -4240];
 const DWT_HI: [i64; 4] = [-4240, -7345, 27411, -15826];
@@ -18,20 +17,6 @@ const DWT_LO_SUM: i64 = 46342;
 const BORDER_FACTOR: f64 = 0.1;
 /// Weight of the noise floor added to the numerator and denominator sums.
 const NOISE_WEIGHT: f64 = 0.03125;
-
-/// 2^30 / i and its negation, indexed by `i + 32768`.
-fn div_lookup() -> &'static [i32] {
-    static TABLE: OnceLock<Vec<i32>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut table = vec![0i32; 65537];
-        for i in 1..=32768i32 {
-            let recip = (1i32 << 30) / i;
-            table[(32768 + i) as usize] = recip;
-            table[(32768 - i) as usize] = -recip;
-        }
-        table
-    })
-}
 
 /// The four subbands of one wavelet level.
 #[derive(Clone, Debug)]
@@ -373,106 +358,31 @@ fn decouple_level<const LEVEL0: bool>(
 ) -> Decoupled {
     let (w, h) = (reference.width, reference.height);
     let region = Region::with_taps(w, h);
-    let lookup = div_lookup();
-    let cos_1deg_sq = ((1.0f64 * std::f64::consts::PI / 180.0).cos()
-        * (1.0f64 * std::f64::consts::PI / 180.0).cos()) as f32;
     // Written, and read by `csf` and `cm`, only inside `region`.
     let mut r: [Buf; 3] = std::array::from_fn(|_| Buf::recycled(w * h));
     let mut a: [Buf; 3] = std::array::from_fn(|_| Buf::recycled(w * h));
     let o = reference.hvd();
     let t = distorted.hvd();
-    let (left, right) = (region.left, region.right);
-    let n = right - left;
-    let mut angle = vec![false; n];
+    let kernels = dsp::kernels();
     for i in region.top..region.bottom {
-        let span = i * w + left..i * w + right;
-        let (oh, ov) = (&o[0][span.clone()], &o[1][span.clone()]);
-        let (th, tv) = (&t[0][span.clone()], &t[1][span.clone()]);
-        for (j, flag) in angle.iter_mut().enumerate() {
-            let (oh, ov) = (i64::from(oh[j]), i64::from(ov[j]));
-            let (th, tv) = (i64::from(th[j]), i64::from(tv[j]));
-            let ot_dp = oh * th + ov * tv;
-            let o_mag_sq = oh * oh + ov * ov;
-            let t_mag_sq = th * th + tv * tv;
-            let dp = f64::from(ot_dp as f32) / 4096.0;
-            *flag = dp >= 0.0
-                && dp * dp
-                    >= f64::from(cos_1deg_sq)
-                        * (f64::from(o_mag_sq as f32) / 4096.0)
-                        * (f64::from(t_mag_sq as f32) / 4096.0);
-        }
-        for band in 0..3 {
-            let (ob_row, tb_row) = (&o[band][span.clone()], &t[band][span.clone()]);
-            let r_row = &mut r[band][span.clone()];
-            let a_row = &mut a[band][span.clone()];
-            for j in 0..n {
-                let (ob, tb) = (ob_row[j], tb_row[j]);
-                let k = if LEVEL0 {
-                    gain_level0(lookup, ob, tb)
-                } else {
-                    gain_level123(lookup, ob, tb)
-                };
-                let mut rst = ((k * i64::from(ob) + 16384) >> 15) as i32;
-                if LEVEL0 {
-                    rst = rst as i16 as i32;
-                }
-                if angle[j] && k > 0 && ob != 0 {
-                    let scaled = f64::from(rst) * gain_limit;
-                    let tbf = f64::from(tb);
-                    let limited = if ob > 0 {
-                        if scaled < tbf { scaled } else { tbf }
-                    } else if scaled > tbf {
-                        scaled
-                    } else {
-                        tbf
-                    };
-                    rst = if LEVEL0 {
-                        limited as i16 as i32
-                    } else {
-                        limited as i32
-                    };
-                }
-                r_row[j] = rst;
-                a_row[j] = if LEVEL0 {
-                    (tb - rst) as i16 as i32
-                } else {
-                    tb.wrapping_sub(rst)
-                };
-            }
+        let span = i * w + region.left..i * w + region.right;
+        let bands = BandRows {
+            reference: o.map(|band| &band[span.clone()]),
+            distorted: t.map(|band| &band[span.clone()]),
+        };
+        let [r0, r1, r2] = &mut r;
+        let [a0, a1, a2] = &mut a;
+        let out = DecoupledRows {
+            restored: [r0, r1, r2].map(|band| &mut band[span.clone()]),
+            additive: [a0, a1, a2].map(|band| &mut band[span.clone()]),
+        };
+        if LEVEL0 {
+            kernels.adm_decouple_row_level0(bands, gain_limit, out);
+        } else {
+            decouple_row::<false>(bands, gain_limit, out);
         }
     }
     Decoupled { r, a }
-}
-
-/// Q15 ratio t/o clamped to [0, 1], level 0 (16-bit coefficients).
-#[inline]
-fn gain_level0(lookup: &[i32], o: i32, t: i32) -> i64 {
-    if o == 0 {
-        return 32768;
-    }
-    let k = (i64::from(lookup[(o + 32768).clamp(0, 65536) as usize]) * i64::from(t) + 16384) >> 15;
-    i64::from(k as i32).clamp(0, 32768)
-}
-
-/// Q15 ratio t/o clamped to [0, 1], levels 1 to 3: the divisor is first rounded to 15
-/// significant bits.
-#[inline]
-fn gain_level123(lookup: &[i32], o: i32, t: i32) -> i64 {
-    if o == 0 {
-        return 32768;
-    }
-    let abs_o = o.unsigned_abs();
-    let sign: i64 = if o < 0 { -1 } else { 1 };
-    let (msb, shift) = if abs_o < 32768 {
-        (abs_o, 0u32)
-    } else {
-        let k = 17 - abs_o.leading_zeros();
-        (abs_o.wrapping_add(1 << (k - 1)) >> k, k)
-    };
-    let round = i64::from(1i32.wrapping_shl(14 + shift));
-    let k = ((i64::from(lookup[(msb as usize + 32768).min(65536)]) * i64::from(t)) * sign + round)
-        >> (15 + shift);
-    k.clamp(0, 32768)
 }
 
 /// The denominator of a level: the reference's weighted detail energy plus the noise floor.

@@ -8,13 +8,17 @@
 //! `CODECLAB_ISA=reference` in the environment lowers that level to the reference code, for the
 //! kernels and for the code around them (it can only lower it).
 
+pub(crate) mod adm;
 pub(crate) mod vif;
+#[cfg(target_arch = "x86_64")]
+mod x86_adm;
 #[cfg(target_arch = "x86_64")]
 mod x86_vif;
 
 use std::ops::Range;
 use std::sync::OnceLock;
 
+pub(crate) use adm::{BandRows, DecoupledRows};
 pub(crate) use vif::{RowMoments, VerticalPass, VifPlanes};
 
 /// Instruction set levels, in increasing order.
@@ -57,6 +61,8 @@ type VifVerticalFn =
 type VifHorizontalFn = unsafe fn(&RowMoments, &[u32], &mut RowMoments, Range<usize>);
 /// `vif_statistic_row(moments, columns, gain_limit, acc)`.
 type VifStatisticRowFn = unsafe fn(&RowMoments, Range<usize>, f64, &mut vif::Accumulators);
+/// `adm_decouple_row_level0(bands, gain_limit, out)`.
+type AdmDecoupleRowFn = unsafe fn(BandRows<'_>, f64, DecoupledRows<'_>);
 
 /// The kernels of one instruction set level.
 pub(crate) struct Kernels {
@@ -64,6 +70,7 @@ pub(crate) struct Kernels {
     vif_vertical: VifVerticalFn,
     vif_horizontal: VifHorizontalFn,
     vif_statistic_row: VifStatisticRowFn,
+    adm_decouple_row_level0: AdmDecoupleRowFn,
 }
 
 impl Kernels {
@@ -74,6 +81,7 @@ impl Kernels {
             vif_vertical: vif::vertical,
             vif_horizontal: vif::horizontal,
             vif_statistic_row: vif::statistic_row,
+            adm_decouple_row_level0: adm::decouple_row_level0,
         };
         #[cfg(target_arch = "x86_64")]
         if isa.min(detect()) >= Isa::Avx2 {
@@ -81,6 +89,7 @@ impl Kernels {
             kernels.vif_vertical = x86_vif::vertical_avx2;
             kernels.vif_horizontal = x86_vif::horizontal_avx2;
             kernels.vif_statistic_row = x86_vif::statistic_row_avx2;
+            kernels.adm_decouple_row_level0 = x86_adm::decouple_row_level0_avx2;
         }
         let _ = isa;
         kernels
@@ -155,6 +164,36 @@ impl Kernels {
         // SAFETY: the table holds only kernels of levels the CPU runs (see `new`); every read
         // lies inside the rows (asserted above).
         unsafe { (self.vif_statistic_row)(moments, columns, gain_limit, acc) }
+    }
+}
+
+impl Kernels {
+    /// ADM's decoupling of one row of level 0 (coefficients within 16 bits, as the level-0
+    /// wavelet stores them): the restored and additive parts of each band.
+    #[inline]
+    pub fn adm_decouple_row_level0(
+        &self,
+        bands: BandRows<'_>,
+        gain_limit: f64,
+        out: DecoupledRows<'_>,
+    ) {
+        let n = bands.reference[0].len();
+        assert!(
+            bands
+                .reference
+                .iter()
+                .chain(&bands.distorted)
+                .all(|r| r.len() == n)
+        );
+        assert!(
+            out.restored
+                .iter()
+                .chain(&out.additive)
+                .all(|r| r.len() == n)
+        );
+        // SAFETY: the table holds only kernels of levels the CPU runs (see `new`); the rows all
+        // have the same length (asserted above), which the kernels' slicing relies on.
+        unsafe { (self.adm_decouple_row_level0)(bands, gain_limit, out) }
     }
 }
 
@@ -311,6 +350,68 @@ mod tests {
                         reference.vif_statistic_row(&moments, columns.clone(), limit, &mut want);
                         kernels.vif_statistic_row(&moments, columns, limit, &mut got);
                         assert_eq!(got, want, "{isa:?} width {width} limit {limit}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Level-0 wavelet coefficients within `±bound` (at most 2^15): extremes, zeros and noise,
+    /// and a distorted band that mostly follows the reference (scaled, negated or perturbed), so
+    /// that the orientations often agree and the gain limit applies.
+    fn random_band_pair(rng: &mut Lcg, len: usize, bound: i64) -> (Vec<i32>, Vec<i32>) {
+        let value = |rng: &mut Lcg| match rng.below(6) {
+            0 => bound.min(32767),
+            1 => -bound,
+            2 => 0,
+            _ => rng.below(2 * bound as u64 + 1) as i64 - bound,
+        };
+        let reference: Vec<i64> = (0..len).map(|_| value(rng)).collect();
+        let distorted = reference
+            .iter()
+            .map(|&o| match rng.below(5) {
+                0 => value(rng),
+                1 => -o,
+                2 => o * (rng.below(5) as i64) / 3,
+                _ => o + rng.below(9) as i64 - 4,
+            })
+            .map(|t| t.clamp(-bound, bound.min(32767)))
+            .collect::<Vec<_>>();
+        let narrow = |v: Vec<i64>| v.into_iter().map(|x| x as i32).collect::<Vec<_>>();
+        (narrow(reference), narrow(distorted))
+    }
+
+    #[test]
+    fn adm_decouple_kernels_match_the_reference_on_random_rows() {
+        let reference = Kernels::new(Isa::Reference);
+        let mut rng = Lcg(13);
+        for isa in max_isa().up_to() {
+            let kernels = Kernels::new(isa);
+            for width in 1..=100 {
+                // Coefficient ranges of 8-bit, 10-bit and 16-bit-derived pictures.
+                for bound in [1 << 8, 1 << 10, 1 << 15] {
+                    let bands: [(Vec<i32>, Vec<i32>); 3] =
+                        std::array::from_fn(|_| random_band_pair(&mut rng, width, bound));
+                    let rows = BandRows {
+                        reference: std::array::from_fn(|b| &bands[b].0[..]),
+                        distorted: std::array::from_fn(|b| &bands[b].1[..]),
+                    };
+                    for gain_limit in [1.0, 100.0] {
+                        let run = |k: &Kernels| {
+                            let mut restored = [(); 3].map(|_| vec![0i32; width]);
+                            let mut additive = [(); 3].map(|_| vec![0i32; width]);
+                            let [r0, r1, r2] = &mut restored;
+                            let [a0, a1, a2] = &mut additive;
+                            let out = DecoupledRows {
+                                restored: [r0, r1, r2].map(|r| &mut r[..]),
+                                additive: [a0, a1, a2].map(|a| &mut a[..]),
+                            };
+                            k.adm_decouple_row_level0(rows, gain_limit, out);
+                            (restored, additive)
+                        };
+                        let what =
+                            format!("{isa:?} width {width} bound {bound} limit {gain_limit}");
+                        assert_eq!(run(&kernels), run(&reference), "{what}");
                     }
                 }
             }
