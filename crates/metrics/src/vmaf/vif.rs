@@ -407,33 +407,44 @@ pub(crate) mod fast {
         let mut acc = vec![0u32; w];
         let mut data = vec![0u16; w * h];
         for y in 0..h {
-            vertical.fill(0);
+            // The first tap assigns (no zero-filling of the row), the others add.
             for (k, &c) in f.iter().enumerate() {
                 let ys = mirror(2 * y as isize - half as isize + k as isize, img.height);
                 let src = &img.data[ys * src_w..ys * src_w + src_w];
-                for (v, &s) in vertical.iter_mut().zip(src) {
-                    *v = v.wrapping_add(c * u32::from(s));
+                if k == 0 {
+                    for (v, &s) in vertical.iter_mut().zip(src) {
+                        *v = c * u32::from(s);
+                    }
+                } else {
+                    for (v, &s) in vertical.iter_mut().zip(src) {
+                        *v = v.wrapping_add(c * u32::from(s));
+                    }
                 }
             }
             for (p, &v) in padded[half..half + src_w].iter_mut().zip(&vertical) {
                 *p = u32::from(((u64::from(v) + u64::from(round)) >> shift) as u16);
             }
             pad_mirror(&mut padded, src_w, half);
-            for (i, e) in even.iter_mut().enumerate() {
-                *e = padded[2 * i];
+            for (i, pair) in padded.chunks_exact(2).enumerate() {
+                (even[i], odd[i]) = (pair[0], pair[1]);
             }
-            for (i, o) in odd.iter_mut().enumerate() {
-                *o = padded[2 * i + 1];
+            if padded_len % 2 == 1 {
+                even[padded_len / 2] = padded[padded_len - 1];
             }
-            acc.fill(0);
             for (k, &c) in f.iter().enumerate() {
                 let src = if k % 2 == 0 {
                     &even[k / 2..]
                 } else {
                     &odd[k / 2..]
                 };
-                for (a, &s) in acc.iter_mut().zip(&src[..w]) {
-                    *a = a.wrapping_add(c * s);
+                if k == 0 {
+                    for (a, &s) in acc.iter_mut().zip(&src[..w]) {
+                        *a = c * s;
+                    }
+                } else {
+                    for (a, &s) in acc.iter_mut().zip(&src[..w]) {
+                        *a = a.wrapping_add(c * s);
+                    }
                 }
             }
             for (o, &a) in data[y * w..y * w + w].iter_mut().zip(&acc) {
