@@ -7,7 +7,7 @@
 //! the samples that the decimation keeps. A test checks that both give bit-identical numerators and denominators.
 
 use super::dsp::vif::{
-    Accumulators, Log2Table, SIGMA_NSQ, gain, log2_32, log2_64, log2_table, sigmas,
+    Accumulators, Log2Table, SIGMA_NSQ, gain, log2_32, log2_64, log2_table, round_shift, sigmas,
 };
 use super::dsp::{self, Isa, RowMoments, VerticalPass, VifPlanes};
 
@@ -147,15 +147,6 @@ fn vertical_shifts(scale: usize, bit_depth: u32) -> (u32, u32) {
         (bit_depth, 2 * (bit_depth - 8))
     } else {
         (16, 16)
-    }
-}
-
-#[inline]
-fn round_shift(value: u64, shift: u32) -> u64 {
-    if shift == 0 {
-        value
-    } else {
-        (value + (1u64 << (shift - 1))) >> shift
     }
 }
 

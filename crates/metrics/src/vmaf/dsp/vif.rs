@@ -173,7 +173,7 @@ impl RowMoments {
 }
 
 #[inline]
-fn round_shift(value: u64, shift: u32) -> u64 {
+pub(crate) fn round_shift(value: u64, shift: u32) -> u64 {
     if shift == 0 {
         value
     } else {
