@@ -1,29 +1,13 @@
 //! AVX2 kernels for 8-bit samples. Each is entered only through a [`super::Kernels`] table
 //! built for a level this CPU supports, after the table's wrapper has checked the slices.
 //! Loads and stores go through bounds-checked slices of the exact width they touch, so the only
-//! `unsafe` left is the pointer access of the intrinsics themselves.
+//! `unsafe` left is the pointer access of the intrinsics themselves; SATD alone reads its rows
+//! through pointers inside the blocks its wrapper asserted, as the checks cost as much as the
+//! transform on the search's small blocks.
 
 use super::{mc, sao, satd};
 use crate::picture::PaddedPlane;
 use std::arch::x86_64::*;
-
-/// Sixteen bytes from the start of `src` (at least 16 long), widened to 16-bit lanes.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn widen16(src: &[u8]) -> __m256i {
-    let src = &src[..16];
-    // SAFETY: `src` holds exactly 16 readable bytes; the load needs no alignment.
-    _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(src.as_ptr().cast()) })
-}
-
-/// Eight bytes from the start of `src` (at least 8 long), widened to 16-bit lanes.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn widen8(src: &[u8]) -> __m128i {
-    let src = &src[..8];
-    // SAFETY: `src` holds exactly 8 readable bytes; the load needs no alignment.
-    _mm_cvtepu8_epi16(unsafe { _mm_loadl_epi64(src.as_ptr().cast()) })
-}
 
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -122,26 +106,39 @@ fn hadamard_abs_128(d: [__m128i; 4]) -> __m128i {
     _mm_madd_epi16(sum, _mm_set1_epi16(1))
 }
 
-/// `p[x..x + 16] - q[x..x + 16]` in 16-bit lanes.
+/// `p[..16] - q[..16]` in 16-bit lanes.
+///
+/// # Safety
+/// 16 bytes are readable at `p` and at `q`.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn diff16(p: &[u8], q: &[u8], x: usize) -> __m256i {
-    _mm256_sub_epi16(widen16(&p[x..]), widen16(&q[x..]))
+unsafe fn diff16_at(p: *const u8, q: *const u8) -> __m256i {
+    // SAFETY: 16 readable bytes at each (the caller's contract); the loads need no alignment.
+    let (p, q) = unsafe { (_mm_loadu_si128(p.cast()), _mm_loadu_si128(q.cast())) };
+    _mm256_sub_epi16(_mm256_cvtepu8_epi16(p), _mm256_cvtepu8_epi16(q))
 }
 
-/// `p[x..x + 8] - q[x..x + 8]` in 16-bit lanes.
+/// `p[..8] - q[..8]` in 16-bit lanes.
+///
+/// # Safety
+/// 8 bytes are readable at `p` and at `q`.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn diff8(p: &[u8], q: &[u8], x: usize) -> __m128i {
-    _mm_sub_epi16(widen8(&p[x..]), widen8(&q[x..]))
+unsafe fn diff8_at(p: *const u8, q: *const u8) -> __m128i {
+    // SAFETY: 8 readable bytes at each (the caller's contract); the loads need no alignment.
+    let (p, q) = unsafe { (_mm_loadl_epi64(p.cast()), _mm_loadl_epi64(q.cast())) };
+    _mm_sub_epi16(_mm_cvtepu8_epi16(p), _mm_cvtepu8_epi16(q))
 }
 
 /// SATD of 8-bit blocks: four 4x4 blocks side by side per register. Byte differences stay
 /// within ±255, so every Hadamard sum (at most 16·255) and the sum of four of them fit 16 bits.
-/// Widths that are not a multiple of 8 run the reference.
+/// Widths that are not a multiple of 8 run the reference. Rows are read through pointers: the
+/// search calls this millions of times per frame on small blocks, where a bounds check per
+/// row load cost about as much as the transform.
 ///
 /// # Safety
-/// The CPU supports AVX2.
+/// The CPU supports AVX2, and both `w`×`h` blocks lie inside their slices (row `y` spans
+/// `y * stride..y * stride + w`), as [`super::Kernels::satd`] asserts.
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn satd_avx2(
     a: &[u8],
@@ -154,47 +151,41 @@ pub(super) unsafe fn satd_avx2(
     if !w.is_multiple_of(8) {
         return satd::satd(a, a_stride, b, b_stride, w, h);
     }
+    let (a, b) = (a.as_ptr(), b.as_ptr());
     if w == 8 && h.is_multiple_of(8) {
-        return satd_8_wide(a, a_stride, b, b_stride, h);
+        // SAFETY: the blocks lie inside the slices (this function's contract).
+        return unsafe { satd_8_wide(a, a_stride, b, b_stride, h) };
     }
     let mut wide = _mm256_setzero_si256();
     let mut narrow = _mm_setzero_si128();
-    for by in (0..h).step_by(4) {
-        // The four rows of the strip, sliced once and written out: `array::from_fn` with a
-        // closure was not inlined into this function.
-        let (ra, rb) = (&a[by * a_stride..], &b[by * b_stride..]);
-        let (a0, a1, a2, a3) = (
-            &ra[..w],
-            &ra[a_stride..][..w],
-            &ra[2 * a_stride..][..w],
-            &ra[3 * a_stride..][..w],
-        );
-        let (b0, b1, b2, b3) = (
-            &rb[..w],
-            &rb[b_stride..][..w],
-            &rb[2 * b_stride..][..w],
-            &rb[3 * b_stride..][..w],
-        );
-        let mut x = 0;
-        while x + 16 <= w {
-            let d = [
-                diff16(a0, b0, x),
-                diff16(a1, b1, x),
-                diff16(a2, b2, x),
-                diff16(a3, b3, x),
-            ];
-            wide = _mm256_add_epi32(wide, hadamard_abs_256(d));
-            x += 16;
+    let mut by = 0;
+    while by < h {
+        // SAFETY: rows by..by + 4 (h is a multiple of 4) and columns x..x + 16 or x..x + 8
+        // (at most w) lie inside the blocks, which lie inside the slices.
+        unsafe {
+            let (ra, rb) = (a.add(by * a_stride), b.add(by * b_stride));
+            let mut x = 0;
+            while x + 16 <= w {
+                let d = [
+                    diff16_at(ra.add(x), rb.add(x)),
+                    diff16_at(ra.add(a_stride + x), rb.add(b_stride + x)),
+                    diff16_at(ra.add(2 * a_stride + x), rb.add(2 * b_stride + x)),
+                    diff16_at(ra.add(3 * a_stride + x), rb.add(3 * b_stride + x)),
+                ];
+                wide = _mm256_add_epi32(wide, hadamard_abs_256(d));
+                x += 16;
+            }
+            if x < w {
+                let d = [
+                    diff8_at(ra.add(x), rb.add(x)),
+                    diff8_at(ra.add(a_stride + x), rb.add(b_stride + x)),
+                    diff8_at(ra.add(2 * a_stride + x), rb.add(2 * b_stride + x)),
+                    diff8_at(ra.add(3 * a_stride + x), rb.add(3 * b_stride + x)),
+                ];
+                narrow = _mm_add_epi32(narrow, hadamard_abs_128(d));
+            }
         }
-        if x < w {
-            let d = [
-                diff8(a0, b0, x),
-                diff8(a1, b1, x),
-                diff8(a2, b2, x),
-                diff8(a3, b3, x),
-            ];
-            narrow = _mm_add_epi32(narrow, hadamard_abs_128(d));
-        }
+        by += 4;
     }
     let sum = _mm_add_epi32(
         narrow,
@@ -210,31 +201,48 @@ pub(super) unsafe fn satd_avx2(
 
 /// [`satd_avx2`] of an 8-wide block whose height is a multiple of 8: rows `r` and `r + 4` share
 /// a register, so one transform covers the four 4x4 blocks of each 8x8.
+///
+/// # Safety
+/// 8 bytes are readable at the start of each of the `h` rows of `a` and `b`.
 #[target_feature(enable = "avx2")]
-fn satd_8_wide(a: &[u8], a_stride: usize, b: &[u8], b_stride: usize, h: usize) -> u32 {
+unsafe fn satd_8_wide(
+    a: *const u8,
+    a_stride: usize,
+    b: *const u8,
+    b_stride: usize,
+    h: usize,
+) -> u32 {
     let mut sum = _mm256_setzero_si256();
-    for by in (0..h).step_by(8) {
+    let mut by = 0;
+    while by < h {
+        // SAFETY: rows by..by + 8 lie inside the blocks (h is a multiple of 8).
         // Written out: a closure per row was not inlined into this function.
-        let (ra, rb) = (&a[by * a_stride..], &b[by * b_stride..]);
-        let d = [
-            _mm256_set_m128i(
-                diff8(&ra[4 * a_stride..], &rb[4 * b_stride..], 0),
-                diff8(ra, rb, 0),
-            ),
-            _mm256_set_m128i(
-                diff8(&ra[5 * a_stride..], &rb[5 * b_stride..], 0),
-                diff8(&ra[a_stride..], &rb[b_stride..], 0),
-            ),
-            _mm256_set_m128i(
-                diff8(&ra[6 * a_stride..], &rb[6 * b_stride..], 0),
-                diff8(&ra[2 * a_stride..], &rb[2 * b_stride..], 0),
-            ),
-            _mm256_set_m128i(
-                diff8(&ra[7 * a_stride..], &rb[7 * b_stride..], 0),
-                diff8(&ra[3 * a_stride..], &rb[3 * b_stride..], 0),
-            ),
-        ];
+        let d = unsafe {
+            let (ra, rb) = (a.add(by * a_stride), b.add(by * b_stride));
+            let (sa, sb) = (4 * a_stride, 4 * b_stride);
+            let a_rows = [0, a_stride, 2 * a_stride, 3 * a_stride];
+            let b_rows = [0, b_stride, 2 * b_stride, 3 * b_stride];
+            [
+                _mm256_set_m128i(
+                    diff8_at(ra.add(sa + a_rows[0]), rb.add(sb + b_rows[0])),
+                    diff8_at(ra.add(a_rows[0]), rb.add(b_rows[0])),
+                ),
+                _mm256_set_m128i(
+                    diff8_at(ra.add(sa + a_rows[1]), rb.add(sb + b_rows[1])),
+                    diff8_at(ra.add(a_rows[1]), rb.add(b_rows[1])),
+                ),
+                _mm256_set_m128i(
+                    diff8_at(ra.add(sa + a_rows[2]), rb.add(sb + b_rows[2])),
+                    diff8_at(ra.add(a_rows[2]), rb.add(b_rows[2])),
+                ),
+                _mm256_set_m128i(
+                    diff8_at(ra.add(sa + a_rows[3]), rb.add(sb + b_rows[3])),
+                    diff8_at(ra.add(a_rows[3]), rb.add(b_rows[3])),
+                ),
+            ]
+        };
         sum = _mm256_add_epi32(sum, hadamard_abs_256(d));
+        by += 8;
     }
     let sum = _mm_add_epi32(
         _mm256_castsi256_si128(sum),
