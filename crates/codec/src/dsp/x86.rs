@@ -11,14 +11,6 @@ use std::arch::x86_64::*;
 
 #[inline]
 #[target_feature(enable = "avx2")]
-fn load_i16x16(src: &[i16]) -> __m256i {
-    let src = &src[..16];
-    // SAFETY: `src` holds exactly 16 readable lanes.
-    unsafe { _mm256_loadu_si256(src.as_ptr().cast()) }
-}
-
-#[inline]
-#[target_feature(enable = "avx2")]
 fn load_i16x8(src: &[i16]) -> __m128i {
     let src = &src[..8];
     // SAFETY: `src` holds exactly 8 readable lanes.
@@ -475,17 +467,26 @@ fn vertical_row_bytes<const TAPS: usize>(
 }
 
 /// The vertical pass over horizontally filtered rows: `clip((Σ_t taps[t]·rows[t] + 2048) >>
-/// 12)`, pairs of rows interleaved so that each multiply-add sums two taps in 32 bits.
+/// 12)`, pairs of rows interleaved so that each multiply-add sums two taps in 32 bits. The rows'
+/// lengths are checked once, not at each of the `TAPS` loads per 16 outputs.
 #[inline]
 #[target_feature(enable = "avx2")]
 fn vertical_of_sums<const TAPS: usize>(rows: [&[i16]; TAPS], taps: [i16; TAPS], out: &mut [u8]) {
     let w = out.len();
+    assert!(w.is_multiple_of(8) && rows.iter().all(|row| row.len() >= w));
+    let rows = rows.map(<[i16]>::as_ptr);
     let pair = |t: usize| (i32::from(taps[t + 1]) << 16) | i32::from(taps[t] as u16);
     let mut x = 0;
     while x + 16 <= w {
         let (mut lo, mut hi) = (_mm256_set1_epi32(2048), _mm256_set1_epi32(2048));
         for t in (0..TAPS).step_by(2) {
-            let (a, b) = (load_i16x16(&rows[t][x..]), load_i16x16(&rows[t + 1][x..]));
+            // SAFETY: x + 16 <= w and every row holds at least w lanes (asserted above).
+            let (a, b) = unsafe {
+                (
+                    _mm256_loadu_si256(rows[t].add(x).cast()),
+                    _mm256_loadu_si256(rows[t + 1].add(x).cast()),
+                )
+            };
             let weights = _mm256_set1_epi32(pair(t));
             lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), weights));
             hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), weights));
@@ -498,7 +499,13 @@ fn vertical_of_sums<const TAPS: usize>(rows: [&[i16]; TAPS], taps: [i16; TAPS], 
     if x < w {
         let (mut lo, mut hi) = (_mm_set1_epi32(2048), _mm_set1_epi32(2048));
         for t in (0..TAPS).step_by(2) {
-            let (a, b) = (load_i16x8(&rows[t][x..]), load_i16x8(&rows[t + 1][x..]));
+            // SAFETY: x + 8 <= w (w is a multiple of 8) and every row holds at least w lanes.
+            let (a, b) = unsafe {
+                (
+                    _mm_loadu_si128(rows[t].add(x).cast()),
+                    _mm_loadu_si128(rows[t + 1].add(x).cast()),
+                )
+            };
             let weights = _mm_set1_epi32(pair(t));
             lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi16(a, b), weights));
             hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi16(a, b), weights));
