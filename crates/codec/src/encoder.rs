@@ -1721,15 +1721,12 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         lambda_fixed: u64,
     ) {
         use crate::quant::{MAX_LEVEL, dequantize};
-        use crate::residual::{GROUP, estimate, hides_sign};
+        use crate::residual::{GROUP, estimate, hides_sign, last_in_scan};
         let count = levels.len();
         let log2n = count.trailing_zeros() / 2;
         let n = 1usize << log2n;
         let order = estimate::scan_order(log2n);
-        let Some(last) = (0..count)
-            .rev()
-            .find(|&i| levels[usize::from(order[i])] != 0)
-        else {
+        let Some(last) = last_in_scan(levels, log2n) else {
             return;
         };
         // Costs are J·2^16, as in `rdoq_decide`.
@@ -1841,15 +1838,12 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
     ) -> bool {
         use crate::entropy::Prob;
         use crate::quant::dequantize;
-        use crate::residual::estimate;
+        use crate::residual::{estimate, last_in_scan};
         let count = levels.len();
         let log2n = count.trailing_zeros() / 2;
         let n = 1usize << log2n;
         let order = estimate::scan_order(log2n);
-        let Some(start) = (0..count)
-            .rev()
-            .find(|&i| levels[usize::from(order[i])] != 0)
-        else {
+        let Some(start) = last_in_scan(levels, log2n) else {
             return false;
         };
         // Coefficients are 128/N times orthonormal ones, so a squared error e² in them is

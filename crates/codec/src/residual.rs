@@ -196,6 +196,21 @@ pub(crate) fn hides_sign(first: usize, last: usize, sign_hiding: bool) -> bool {
 }
 
 /// Scan indices of the first and last nonzero levels among `range`, if any.
+/// Scan index of the last nonzero level of an N×N block (raster order, N = 1 << log2n), if
+/// any: the largest scan index of a nonzero position, in one branch-free pass over the block
+/// (which vectorises) rather than a walk back along the scan through the zeros of its high
+/// frequencies.
+pub(crate) fn last_in_scan(levels: &[i32], log2n: u32) -> Option<usize> {
+    let index_of = &scans()[log2n as usize - 2].index_of;
+    assert_eq!(levels.len(), index_of.len());
+    let last = levels
+        .iter()
+        .zip(index_of)
+        .map(|(&level, &index)| if level != 0 { i32::from(index) } else { -1 })
+        .fold(-1, i32::max);
+    usize::try_from(last).ok()
+}
+
 fn nonzero_span(
     levels: &[i32],
     order: &[u16],
@@ -220,10 +235,7 @@ pub fn write_levels<W: Writer>(
 ) {
     let n = 1usize << log2n;
     let scan = &scans()[log2n as usize - 2];
-    let last = (0..n * n)
-        .rev()
-        .find(|&i| levels[usize::from(scan.order[i])] != 0)
-        .unwrap_or(0);
+    let last = last_in_scan(levels, log2n).unwrap_or(0);
     let last_pos = usize::from(scan.order[last]);
     let pt = usize::from(!luma);
     let size = log2n as usize - 2;
@@ -452,6 +464,25 @@ mod tests {
             let mut seen = scan.order.clone();
             seen.sort_unstable();
             assert!(seen.iter().enumerate().all(|(i, &p)| usize::from(p) == i));
+        }
+    }
+
+    #[test]
+    fn last_in_scan_is_the_last_nonzero_along_the_scan() {
+        let mut rng = crate::test_rng::Rng(11);
+        for log2n in 2..=5u32 {
+            let scan = &scans()[log2n as usize - 2];
+            for nonzero in [0, 1, 2, 5, 40] {
+                let mut levels = vec![0i32; 1 << (2 * log2n)];
+                for _ in 0..nonzero {
+                    let pos = rng.below(levels.len() as u32) as usize;
+                    levels[pos] = if rng.below(2) == 0 { 1 } else { -3 };
+                }
+                let walked = (0..levels.len())
+                    .rev()
+                    .find(|&i| levels[usize::from(scan.order[i])] != 0);
+                assert_eq!(last_in_scan(&levels, log2n), walked, "{log2n} {nonzero}");
+            }
         }
     }
 
