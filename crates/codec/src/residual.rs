@@ -197,18 +197,13 @@ pub(crate) fn hides_sign(first: usize, last: usize, sign_hiding: bool) -> bool {
 
 /// Scan indices of the first and last nonzero levels among `range`, if any.
 /// Scan index of the last nonzero level of an N×N block (raster order, N = 1 << log2n), if
-/// any: the largest scan index of a nonzero position, in one branch-free pass over the block
-/// (which vectorises) rather than a walk back along the scan through the zeros of its high
-/// frequencies.
+/// any: the largest scan index of a nonzero position, in one pass over the block with the
+/// scan's inverse (a DSP kernel) rather than a walk back along the scan through the zeros of
+/// its high frequencies.
 pub(crate) fn last_in_scan(levels: &[i32], log2n: u32) -> Option<usize> {
     let index_of = &scans()[log2n as usize - 2].index_of;
     assert_eq!(levels.len(), index_of.len());
-    let last = levels
-        .iter()
-        .zip(index_of)
-        .map(|(&level, &index)| if level != 0 { i32::from(index) } else { -1 })
-        .fold(-1, i32::max);
-    usize::try_from(last).ok()
+    usize::try_from(crate::dsp::transforms().last_nonzero_index(levels, index_of)).ok()
 }
 
 fn nonzero_span(

@@ -448,6 +448,7 @@ type InverseDctFn = unsafe fn(&Matrices, &[i32], &mut [i32], i32);
 /// `quantize(coeffs, levels, scale, offset, shift, max_level)`.
 type QuantizeFn = unsafe fn(&[i32], &mut [i32], u32, u32, u32, u32) -> usize;
 type LargestMagnitudeFn = unsafe fn(&[i32]) -> u32;
+type LastNonzeroIndexFn = unsafe fn(&[i32], &[u16]) -> i32;
 
 /// The transform and quantisation kernels at one instruction set level (they work on 32-bit
 /// coefficients, the same at every sample depth).
@@ -460,6 +461,7 @@ pub struct Transforms {
     inverse_dct: [InverseDctFn; 4],
     quantize: QuantizeFn,
     largest_magnitude: LargestMagnitudeFn,
+    last_nonzero_index: LastNonzeroIndexFn,
 }
 
 impl Transforms {
@@ -484,6 +486,7 @@ impl Transforms {
             ],
             quantize: quant::quantize,
             largest_magnitude: quant::largest_magnitude,
+            last_nonzero_index: quant::last_nonzero_index,
         };
         #[cfg(target_arch = "x86_64")]
         if isa.min(detect()) >= Isa::Avx2 {
@@ -505,6 +508,7 @@ impl Transforms {
             ];
             kernels.quantize = avx2::quantize;
             kernels.largest_magnitude = avx2::largest_magnitude;
+            kernels.last_nonzero_index = avx2::last_nonzero_index;
         }
         let _ = isa;
         kernels
@@ -600,6 +604,14 @@ impl Transforms {
     pub fn largest_magnitude(&self, coeffs: &[i32]) -> u32 {
         // SAFETY: as in `matrix_rows`.
         unsafe { (self.largest_magnitude)(coeffs) }
+    }
+
+    /// The largest `index_of[k]` of a nonzero `levels[k]` over the shorter slice, -1 when
+    /// every level is zero (with a scan's inverse: the scan index of the last nonzero level).
+    #[inline]
+    pub fn last_nonzero_index(&self, levels: &[i32], index_of: &[u16]) -> i32 {
+        // SAFETY: as in `matrix_rows`.
+        unsafe { (self.last_nonzero_index)(levels, index_of) }
     }
 }
 
@@ -1058,6 +1070,26 @@ mod tests {
                         reference.largest_magnitude(&coeffs),
                         "{isa:?} largest {extreme} of {len}"
                     );
+                }
+            }
+            for len in [0, 1, 7, 16, 21, 64, 1024] {
+                let index_of: Vec<u16> = (0..len).map(|_| rng.below(1024) as u16).collect();
+                for nonzero in [0, 1, 3, len] {
+                    let mut levels = vec![0i32; len];
+                    for _ in 0..nonzero {
+                        if len > 0 {
+                            levels[rng.below(len as u32) as usize] = rng.next() as i32 | 1;
+                        }
+                    }
+                    // A longer index list than levels: only the common length counts.
+                    let longer: Vec<u16> = index_of.iter().copied().chain([1023; 5]).collect();
+                    for indices in [&index_of, &longer] {
+                        assert_eq!(
+                            kernels.last_nonzero_index(&levels, indices),
+                            reference.last_nonzero_index(&levels, indices),
+                            "{isa:?} last nonzero of {len} with {nonzero} set"
+                        );
+                    }
                 }
             }
             // A longer output than input: only the common length is written.

@@ -1,4 +1,4 @@
-//! The reference of 32-bit dead-zone quantisation.
+//! The references of 32-bit dead-zone quantisation and of the scans over its levels.
 
 /// `levels[i] = ±min((|coeffs[i]|·scale + offset) >> shift, max_level)` with the sign of the
 /// coefficient, over the shorter of the two slices, in 32-bit unsigned arithmetic (the caller
@@ -24,4 +24,17 @@ pub fn quantize(
 /// one.
 pub fn largest_magnitude(coeffs: &[i32]) -> u32 {
     coeffs.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0)
+}
+
+/// The largest `index_of[k]` of a nonzero `levels[k]` over the shorter of the two slices, -1
+/// when every level is zero: with the inverse of a coefficient scan, the scan index of the last
+/// nonzero level.
+pub fn last_nonzero_index(levels: &[i32], index_of: &[u16]) -> i32 {
+    levels
+        .iter()
+        .zip(index_of)
+        .filter(|&(&level, _)| level != 0)
+        .map(|(_, &index)| i32::from(index))
+        .max()
+        .unwrap_or(-1)
 }

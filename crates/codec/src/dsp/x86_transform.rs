@@ -7,7 +7,7 @@
 //! writes its output transposed (8×8 register transposes), so that both passes read whole rows
 //! and no separate transpose or rounding pass is left.
 
-use super::Matrices;
+use super::{Matrices, quant};
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
 
@@ -584,4 +584,32 @@ pub(super) unsafe fn largest_magnitude(coeffs: &[i32]) -> u32 {
     let largest = _mm_max_epu32(largest, _mm_shuffle_epi32(largest, 0b10_11_00_01));
     let tail = chunks.remainder().iter().map(|c| c.unsigned_abs()).max();
     (_mm_cvtsi128_si32(largest) as u32).max(tail.unwrap_or(0))
+}
+
+/// The largest `index_of[k]` of a nonzero `levels[k]`, as `reference::last_nonzero_index`:
+/// zero levels' lanes are ORed to -1, so one signed maximum per 8 lanes keeps the rest.
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn last_nonzero_index(levels: &[i32], index_of: &[u16]) -> i32 {
+    let len = levels.len().min(index_of.len());
+    let (levels, index_of) = (&levels[..len], &index_of[..len]);
+    let mut last = _mm256_set1_epi32(-1);
+    let (mut level_chunks, mut index_chunks) = (levels.chunks_exact(8), index_of.chunks_exact(8));
+    for (l, i) in (&mut level_chunks).zip(&mut index_chunks) {
+        let zero = _mm256_cmpeq_epi32(load8(l), _mm256_setzero_si256());
+        let i: &[u16; 8] = i.try_into().expect("chunks of 8");
+        // SAFETY: `i` holds exactly 8 readable lanes (16 bytes); the load needs no alignment.
+        let indices = _mm256_cvtepu16_epi32(unsafe { _mm_loadu_si128(i.as_ptr().cast()) });
+        last = _mm256_max_epi32(last, _mm256_or_si256(indices, zero));
+    }
+    let last = _mm_max_epi32(
+        _mm256_castsi256_si128(last),
+        _mm256_extracti128_si256(last, 1),
+    );
+    let last = _mm_max_epi32(last, _mm_shuffle_epi32(last, 0b01_00_11_10));
+    let last = _mm_max_epi32(last, _mm_shuffle_epi32(last, 0b10_11_00_01));
+    let tail = quant::last_nonzero_index(level_chunks.remainder(), index_chunks.remainder());
+    _mm_cvtsi128_si32(last).max(tail)
 }
