@@ -194,23 +194,62 @@ fn rows_around<T: Sample>(plane: &PaddedPlane<T>, y: usize) -> RowsAround<'_, T>
 
 /// Interleaved copies of the band histograms [`gather_stats`] keeps.
 const INTERLEAVED: usize = 4;
+/// What one sample adds to its band's packed entry besides its difference: the count lives in
+/// the upper 32 bits.
+const COUNT_ONE: i64 = 1 << 32;
 
-/// Sums of source minus deblocked samples and sample counts per band, in `INTERLEAVED`
-/// copies.
-#[derive(Clone, Default)]
+/// Per band, Σ(source - deblocked + 2^32) over the samples, in `INTERLEAVED` copies: the sum
+/// of differences in the lower 32 bits (a superblock's fits in ±2^31) and the count in the
+/// upper ones, so that a sample costs one update.
+#[derive(Clone)]
 struct BandHistograms {
-    sums: [[i32; BAND_COUNT]; INTERLEAVED],
-    counts: [[i32; BAND_COUNT]; INTERLEAVED],
+    packed: [[i64; BAND_COUNT]; INTERLEAVED],
+}
+
+impl Default for BandHistograms {
+    fn default() -> Self {
+        BandHistograms {
+            packed: [[0; BAND_COUNT]; INTERLEAVED],
+        }
+    }
 }
 
 impl BandHistograms {
+    /// Adds the samples of `cur` (deblocked) and `orig` (source), of one length: neighbouring
+    /// samples mostly share a band, so consecutive ones go to different copies, or each update
+    /// would wait for the last.
+    #[inline]
+    fn add_row<T: Sample>(&mut self, cur: &[T], orig: &[T], band_shift: u32) {
+        // The mask only keeps the index provably in range: samples of the depth have 5 bits
+        // above `band_shift`.
+        let add = |copy: &mut [i64; BAND_COUNT], c: T, o: T| {
+            let band = (c.to_u32() >> band_shift) as usize & (BAND_COUNT - 1);
+            copy[band] += COUNT_ONE + i64::from(o.to_i32() - c.to_i32());
+        };
+        let [h0, h1, h2, h3] = &mut self.packed;
+        let (cur, orig) = (
+            cur.chunks_exact(INTERLEAVED),
+            orig.chunks_exact(INTERLEAVED),
+        );
+        for (&c, &o) in cur.remainder().iter().zip(orig.remainder()) {
+            add(h0, c, o);
+        }
+        for (c, o) in cur.zip(orig) {
+            add(h0, c[0], o[0]);
+            add(h1, c[1], o[1]);
+            add(h2, c[2], o[2]);
+            add(h3, c[3], o[3]);
+        }
+    }
+
     /// Adds the copies to `band` and clears them.
     fn add_to(&mut self, band: &mut [ClassStats; BAND_COUNT]) {
         for (b, class) in band.iter_mut().enumerate() {
-            for copy in 0..INTERLEAVED {
-                class.sum += i64::from(self.sums[copy][b]);
-                class.count += i64::from(self.counts[copy][b]);
-            }
+            let total: i64 = self.packed.iter().map(|copy| copy[b]).sum();
+            // The sum of differences lies in -2^31..2^31, so rounding recovers the count.
+            let count = (total + (1 << 31)) >> 32;
+            class.sum += total - count * COUNT_ONE;
+            class.count += count;
         }
         *self = BandHistograms::default();
     }
@@ -238,8 +277,7 @@ pub fn gather_stats<T: Sample>(
         let (vw, vh) = (vw.min(rec.width), vh.min(rec.height));
         let side = superblock_side(p);
         // Each superblock column's band histograms over the rows of the current superblock
-        // row, in interleaved copies: neighbouring samples mostly share a band, and one copy
-        // would make each update wait for the last. A superblock's sums fit in 32 bits.
+        // row.
         let mut bands = vec![BandHistograms::default(); cols];
         for y in 0..vh {
             let (above, cur, below) = rows_around(rec, y);
@@ -247,12 +285,7 @@ pub fn gather_stats<T: Sample>(
             let first = (y / side) * cols;
             for (col, x0) in (0..vw).step_by(side).enumerate() {
                 let x1 = (x0 + side).min(vw);
-                let histograms = &mut bands[col];
-                for (i, (c, o)) in cur[x0..x1].iter().zip(&orig[x0..x1]).enumerate() {
-                    let band = (c.to_u32() >> band_shift) as usize;
-                    histograms.sums[i % INTERLEAVED][band] += o.to_i32() - c.to_i32();
-                    histograms.counts[i % INTERLEAVED][band] += 1;
-                }
+                bands[col].add_row(&cur[x0..x1], &orig[x0..x1], band_shift);
                 let s = &mut stats[first + col].planes[p];
                 for (class, &step) in EDGE_CLASSES.iter().enumerate() {
                     let Some((ra, rb)) = neighbour_rows((above, cur, below), step) else {
@@ -928,6 +961,77 @@ mod tests {
                 predicted
             );
         }
+    }
+
+    /// Band statistics summed sample by sample, for pictures whose superblocks are extreme:
+    /// every difference the largest of one sign, or random, samples of any value.
+    fn band_stats_are_sums<T: Sample>(bit_depth: u32) {
+        let (width, height) = (136, 72);
+        let max = (1u32 << bit_depth) - 1;
+        let mut rng = Rng(bit_depth);
+        let mut source = Picture::<T>::new(width, height, bit_depth);
+        let mut deblocked = source.clone();
+        for p in 0..3 {
+            let (w, h) = if p == 0 {
+                (width, height)
+            } else {
+                (width / 2, height / 2)
+            };
+            for y in 0..h {
+                for x in 0..w {
+                    let (s, d) = match (x / superblock_side(p), y / superblock_side(p)) {
+                        (0, 0) => (0, max),
+                        (1, 0) => (max, 0),
+                        _ => (rng.next() & max, rng.next() & max),
+                    };
+                    source.planes[p].row_mut(x, y, 1)[0] = T::from_u32(s);
+                    deblocked.planes[p].row_mut(x, y, 1)[0] = T::from_u32(d);
+                }
+            }
+        }
+        let stats = gather_stats(&deblocked, &source, (width, height));
+        let (cols, _) = grid_size(&deblocked);
+        let shift = bit_depth - 8;
+        for p in 0..3 {
+            let (w, h) = if p == 0 {
+                (width, height)
+            } else {
+                (width / 2, height / 2)
+            };
+            let mut direct = vec![[(0i64, 0i64); BAND_COUNT]; stats.len()];
+            for y in 0..h {
+                for x in 0..w {
+                    let d = deblocked.planes[p].at(x, y).to_u32();
+                    let s = source.planes[p].at(x, y).to_u32();
+                    let sb = (y / superblock_side(p)) * cols + x / superblock_side(p);
+                    let class = &mut direct[sb][(d >> (bit_depth - BAND_BITS)) as usize];
+                    class.0 += i64::from(s) - i64::from(d);
+                    class.1 += 1;
+                }
+            }
+            for (sb, bands) in direct.iter().enumerate() {
+                for (band, &(sum, count)) in bands.iter().enumerate() {
+                    let sum = if shift > 0 {
+                        (sum + (1 << (shift - 1))) >> shift
+                    } else {
+                        sum
+                    };
+                    let got = stats[sb].planes[p].band[band];
+                    assert_eq!(
+                        (got.sum, got.count),
+                        (sum, count),
+                        "plane {p}, {sb}, {band}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn band_statistics_are_the_sums_of_their_samples() {
+        band_stats_are_sums::<u8>(8);
+        band_stats_are_sums::<u16>(10);
+        band_stats_are_sums::<u16>(12);
     }
 
     /// A source and its deblocked version, the source plus 4 (8-bit units) in a band of dark
