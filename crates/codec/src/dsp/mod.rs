@@ -92,6 +92,8 @@ type SadFn<T> = unsafe fn(&[T], usize, &[T], usize, usize, usize) -> u32;
 type SseFn<T> = unsafe fn(&[T], usize, &[T], usize, usize, usize) -> u64;
 /// `satd(a, a_stride, b, b_stride, w, h)`.
 type SatdFn<T> = unsafe fn(&[T], usize, &[T], usize, usize, usize) -> u32;
+/// `satd_8x8(a, a_stride, b, b_stride)`.
+type Satd8x8Fn<T> = unsafe fn(&[T], usize, &[T], usize) -> u32;
 /// `interpolate(plane, origin, size, (horizontal taps, vertical taps), out)`.
 type InterpolateFn<T, const TAPS: usize> = unsafe fn(
     &PaddedPlane<T>,
@@ -122,6 +124,7 @@ pub struct Kernels<T: Sample> {
     sad: SadFn<T>,
     sse: SseFn<T>,
     satd: SatdFn<T>,
+    satd_8x8: Satd8x8Fn<T>,
     interpolate_8tap: InterpolateFn<T, 8>,
     interpolate_4tap: InterpolateFn<T, 4>,
     sao_edge_row: SaoEdgeRowFn<T>,
@@ -139,6 +142,7 @@ impl<T: Sample> Kernels<T> {
             sad: sad::sad::<T>,
             sse: sse::sse::<T>,
             satd: satd::satd::<T>,
+            satd_8x8: satd::satd_8x8::<T>,
             interpolate_8tap: mc::interpolate::<T, 8>,
             interpolate_4tap: mc::interpolate::<T, 4>,
             sao_edge_row: sao::edge_row::<T>,
@@ -205,6 +209,10 @@ impl<T: Sample> Kernels<T> {
             w.is_multiple_of(4) && h.is_multiple_of(4) && w <= 64 && w <= a_stride && w <= b_stride
         );
         assert_blocks_inside((a, a_stride), (b, b_stride), w, h);
+        if w == 8 && h == 8 {
+            // SAFETY: as below.
+            return unsafe { (self.satd_8x8)(a, a_stride, b, b_stride) };
+        }
         // SAFETY: the table holds only kernels of levels `max_isa()` detected (see `new`), and
         // the block lies inside both slices (asserted above).
         unsafe { (self.satd)(a, a_stride, b, b_stride, w, h) }
@@ -407,6 +415,7 @@ impl Kernels<u8> {
             kernels.sad = x86_sad::sad_avx2;
             kernels.sse = x86_sse::sse_avx2;
             kernels.satd = x86::satd_avx2;
+            kernels.satd_8x8 = x86::satd_8x8_avx2;
             kernels.interpolate_8tap = x86::interpolate_avx2::<8>;
             kernels.interpolate_4tap = x86::interpolate_avx2::<4>;
             kernels.sao_edge_row = x86::sao_edge_row_avx2;

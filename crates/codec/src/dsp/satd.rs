@@ -44,3 +44,8 @@ pub fn satd<T: Sample>(
     }
     total / 2
 }
+
+/// [`satd`] of an 8x8 block.
+pub fn satd_8x8<T: Sample>(a: &[T], a_stride: usize, b: &[T], b_stride: usize) -> u32 {
+    satd(a, a_stride, b, b_stride, 8, 8)
+}

@@ -51,51 +51,88 @@ fn store_u8x8(out: &mut [u8], v: __m128i) {
     unsafe { _mm_storel_epi64(out.as_mut_ptr().cast(), v) }
 }
 
-/// Σ|4-point Hadamard| of every group of four lanes of the vertically transformed rows.
+/// Σ|2-D 4-point Hadamard| of the 4x4 blocks whose rows are `d` (two blocks side by side per
+/// 128-bit lane), in 32-bit lanes. The vertical butterflies, a transpose of each block so that
+/// the horizontal ones are vertical too, and for the last stage
+/// |x + y| + |x - y| = 2·max(|x|, |y|), exact in integers.
 #[inline]
 #[target_feature(enable = "avx2")]
 fn hadamard_abs_256(d: [__m256i; 4]) -> __m256i {
     let (s0, s1) = (_mm256_add_epi16(d[0], d[1]), _mm256_add_epi16(d[2], d[3]));
     let (t0, t1) = (_mm256_sub_epi16(d[0], d[1]), _mm256_sub_epi16(d[2], d[3]));
-    let rows = [
+    let v = [
         _mm256_add_epi16(s0, s1),
         _mm256_sub_epi16(s0, s1),
         _mm256_add_epi16(t0, t1),
         _mm256_sub_epi16(t0, t1),
     ];
-    let mut sum = _mm256_setzero_si256();
-    for v in rows {
-        // Lanes [g0 g1 g2 g3] → [g0+g1, g0-g1, g2+g3, g2-g3] → the 4-point transform; the
-        // signs of the differences differ from the reference's, which |·| ignores.
-        let p = _mm256_shufflehi_epi16(_mm256_shufflelo_epi16(v, 0b10_11_00_01), 0b10_11_00_01);
-        let e = _mm256_blend_epi16(_mm256_add_epi16(v, p), _mm256_sub_epi16(p, v), 0b1010_1010);
-        let q = _mm256_shufflehi_epi16(_mm256_shufflelo_epi16(e, 0b01_00_11_10), 0b01_00_11_10);
-        let f = _mm256_blend_epi16(_mm256_add_epi16(e, q), _mm256_sub_epi16(q, e), 0b1100_1100);
-        sum = _mm256_add_epi16(sum, _mm256_abs_epi16(f));
-    }
-    _mm256_madd_epi16(sum, _mm256_set1_epi16(1))
+    // Rows [a0 a1 a2 a3 b0 b1 b2 b3] of blocks a and b to columns [a_c | b_c], per 128-bit lane.
+    let (l01, h01) = (
+        _mm256_unpacklo_epi16(v[0], v[1]),
+        _mm256_unpackhi_epi16(v[0], v[1]),
+    );
+    let (l23, h23) = (
+        _mm256_unpacklo_epi16(v[2], v[3]),
+        _mm256_unpackhi_epi16(v[2], v[3]),
+    );
+    let (a01, a23) = (
+        _mm256_unpacklo_epi32(l01, l23),
+        _mm256_unpackhi_epi32(l01, l23),
+    );
+    let (b01, b23) = (
+        _mm256_unpacklo_epi32(h01, h23),
+        _mm256_unpackhi_epi32(h01, h23),
+    );
+    let c = [
+        _mm256_unpacklo_epi64(a01, b01),
+        _mm256_unpackhi_epi64(a01, b01),
+        _mm256_unpacklo_epi64(a23, b23),
+        _mm256_unpackhi_epi64(a23, b23),
+    ];
+    let (p0, p1) = (_mm256_add_epi16(c[0], c[1]), _mm256_add_epi16(c[2], c[3]));
+    let (m0, m1) = (_mm256_sub_epi16(c[0], c[1]), _mm256_sub_epi16(c[2], c[3]));
+    let halves = _mm256_add_epi16(
+        _mm256_max_epi16(_mm256_abs_epi16(p0), _mm256_abs_epi16(p1)),
+        _mm256_max_epi16(_mm256_abs_epi16(m0), _mm256_abs_epi16(m1)),
+    );
+    _mm256_madd_epi16(halves, _mm256_set1_epi16(2))
 }
 
+/// [`hadamard_abs_256`] of two blocks side by side.
 #[inline]
 #[target_feature(enable = "avx2")]
 fn hadamard_abs_128(d: [__m128i; 4]) -> __m128i {
     let (s0, s1) = (_mm_add_epi16(d[0], d[1]), _mm_add_epi16(d[2], d[3]));
     let (t0, t1) = (_mm_sub_epi16(d[0], d[1]), _mm_sub_epi16(d[2], d[3]));
-    let rows = [
+    let v = [
         _mm_add_epi16(s0, s1),
         _mm_sub_epi16(s0, s1),
         _mm_add_epi16(t0, t1),
         _mm_sub_epi16(t0, t1),
     ];
-    let mut sum = _mm_setzero_si128();
-    for v in rows {
-        let p = _mm_shufflehi_epi16(_mm_shufflelo_epi16(v, 0b10_11_00_01), 0b10_11_00_01);
-        let e = _mm_blend_epi16(_mm_add_epi16(v, p), _mm_sub_epi16(p, v), 0b1010_1010);
-        let q = _mm_shufflehi_epi16(_mm_shufflelo_epi16(e, 0b01_00_11_10), 0b01_00_11_10);
-        let f = _mm_blend_epi16(_mm_add_epi16(e, q), _mm_sub_epi16(q, e), 0b1100_1100);
-        sum = _mm_add_epi16(sum, _mm_abs_epi16(f));
-    }
-    _mm_madd_epi16(sum, _mm_set1_epi16(1))
+    let (l01, h01) = (
+        _mm_unpacklo_epi16(v[0], v[1]),
+        _mm_unpackhi_epi16(v[0], v[1]),
+    );
+    let (l23, h23) = (
+        _mm_unpacklo_epi16(v[2], v[3]),
+        _mm_unpackhi_epi16(v[2], v[3]),
+    );
+    let (a01, a23) = (_mm_unpacklo_epi32(l01, l23), _mm_unpackhi_epi32(l01, l23));
+    let (b01, b23) = (_mm_unpacklo_epi32(h01, h23), _mm_unpackhi_epi32(h01, h23));
+    let c = [
+        _mm_unpacklo_epi64(a01, b01),
+        _mm_unpackhi_epi64(a01, b01),
+        _mm_unpacklo_epi64(a23, b23),
+        _mm_unpackhi_epi64(a23, b23),
+    ];
+    let (p0, p1) = (_mm_add_epi16(c[0], c[1]), _mm_add_epi16(c[2], c[3]));
+    let (m0, m1) = (_mm_sub_epi16(c[0], c[1]), _mm_sub_epi16(c[2], c[3]));
+    let halves = _mm_add_epi16(
+        _mm_max_epi16(_mm_abs_epi16(p0), _mm_abs_epi16(p1)),
+        _mm_max_epi16(_mm_abs_epi16(m0), _mm_abs_epi16(m1)),
+    );
+    _mm_madd_epi16(halves, _mm_set1_epi16(2))
 }
 
 /// `p[..16] - q[..16]` in 16-bit lanes.
@@ -123,10 +160,10 @@ unsafe fn diff8_at(p: *const u8, q: *const u8) -> __m128i {
 }
 
 /// SATD of 8-bit blocks: four 4x4 blocks side by side per register. Byte differences stay
-/// within ±255, so every Hadamard sum (at most 16·255) and the sum of four of them fit 16 bits.
-/// Widths that are not a multiple of 8 run the reference. Rows are read through pointers: the
-/// search calls this millions of times per frame on small blocks, where a bounds check per
-/// row load cost about as much as the transform.
+/// within ±255, so every partial Hadamard sum (at most 8·255 before the last stage) and the sum
+/// of two of them fit 16 bits. Widths that are not a multiple of 8 run the reference. Rows are
+/// read through pointers: the search calls this millions of times per frame on small blocks,
+/// where a bounds check per row load cost about as much as the transform.
 ///
 /// # Safety
 /// The CPU supports AVX2, and both `w`×`h` blocks lie inside their slices (row `y` spans
@@ -185,6 +222,51 @@ pub(super) unsafe fn satd_avx2(
             _mm256_castsi256_si128(wide),
             _mm256_extracti128_si256(wide, 1),
         ),
+    );
+    let sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0b01_00_11_10));
+    let sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0b10_11_00_01));
+    (_mm_cvtsi128_si32(sum) as u32) / 2
+}
+
+/// Rows `r` and `r + 4` of the 8-wide block at `p`, rows `stride` apart, in 16-bit lanes.
+///
+/// # Safety
+/// 8 bytes are readable at the starts of rows `r` and `r + 4`.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn rows_4_apart(p: *const u8, stride: usize, r: usize) -> __m256i {
+    // SAFETY: the caller's contract; the loads need no alignment.
+    let (top, bottom) = unsafe {
+        (
+            _mm_loadl_epi64(p.add(r * stride).cast()),
+            _mm_loadl_epi64(p.add((r + 4) * stride).cast()),
+        )
+    };
+    _mm256_cvtepu8_epi16(_mm_unpacklo_epi64(top, bottom))
+}
+
+/// [`satd_avx2`] of one 8x8 block, the most frequent size, without the set-up of the others:
+/// rows `r` and `r + 4` share a register, so one transform covers its four 4x4 blocks.
+///
+/// # Safety
+/// The CPU supports AVX2, and both 8x8 blocks lie inside their slices, as
+/// [`super::Kernels::satd`] asserts.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn satd_8x8_avx2(a: &[u8], a_stride: usize, b: &[u8], b_stride: usize) -> u32 {
+    let (a, b) = (a.as_ptr(), b.as_ptr());
+    // SAFETY: rows 0..8 of both blocks lie inside the slices (this function's contract).
+    let d = unsafe {
+        [
+            _mm256_sub_epi16(rows_4_apart(a, a_stride, 0), rows_4_apart(b, b_stride, 0)),
+            _mm256_sub_epi16(rows_4_apart(a, a_stride, 1), rows_4_apart(b, b_stride, 1)),
+            _mm256_sub_epi16(rows_4_apart(a, a_stride, 2), rows_4_apart(b, b_stride, 2)),
+            _mm256_sub_epi16(rows_4_apart(a, a_stride, 3), rows_4_apart(b, b_stride, 3)),
+        ]
+    };
+    let sum = hadamard_abs_256(d);
+    let sum = _mm_add_epi32(
+        _mm256_castsi256_si128(sum),
+        _mm256_extracti128_si256(sum, 1),
     );
     let sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0b01_00_11_10));
     let sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0b10_11_00_01));
