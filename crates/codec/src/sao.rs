@@ -291,10 +291,10 @@ pub fn gather_stats<T: Sample>(
                     let Some((ra, rb)) = neighbour_rows((above, cur, below), step) else {
                         continue;
                     };
-                    // [category]: (sum, count); category 0 is collected and dropped.
+                    // [category 1..=4]: (sum, count).
                     let span = edge_span(x0, x1, rec.width, step);
                     let acc = kernels.sao_edge_stats((ra, cur, rb), orig, step.0, span);
-                    for (t, &(sum, count)) in s.edge[class].iter_mut().zip(&acc[1..]) {
+                    for (t, &(sum, count)) in s.edge[class].iter_mut().zip(&acc) {
                         t.sum += i64::from(sum);
                         t.count += i64::from(count);
                     }

@@ -111,7 +111,7 @@ type SaoEdgeRowFn<T> = unsafe fn(SaoRows<'_, T>, isize, Range<usize>, &[i32; 5],
 /// `sao_band_row(cur, span, table, band_shift, max, out)`.
 type SaoBandRowFn<T> = unsafe fn(&[T], Range<usize>, &[i32; 32], u32, i32, &mut [T]);
 /// `sao_edge_stats(rows, orig, dx, span)`.
-type SaoEdgeStatsFn<T> = unsafe fn(SaoRows<'_, T>, &[T], isize, Range<usize>) -> [(i32, i32); 5];
+type SaoEdgeStatsFn<T> = unsafe fn(SaoRows<'_, T>, &[T], isize, Range<usize>) -> [(i32, i32); 4];
 
 /// `deblock_luma(data, at, (step, along), filters, tc, max)`.
 type DeblockLumaFn<T> = unsafe fn(&mut [T], usize, (isize, isize), [LumaFilter; 2], i32, i32);
@@ -303,7 +303,7 @@ impl<T: Sample> Kernels<T> {
         unsafe { (self.sao_band_row)(cur, span, table, band_shift, max, out) }
     }
 
-    /// SAO edge statistics of one row segment: per edge category 0 to 4 (see
+    /// SAO edge statistics of one row segment: per edge category 1 to 4 (see
     /// `edge_category`), Σ(orig[x] - cur[x]) and the number of samples.
     #[inline]
     pub fn sao_edge_stats(
@@ -312,7 +312,7 @@ impl<T: Sample> Kernels<T> {
         orig: &[T],
         dx: isize,
         span: Range<usize>,
-    ) -> [(i32, i32); 5] {
+    ) -> [(i32, i32); 4] {
         check_sao_edge(rows, dx, &span);
         assert!(span.end <= orig.len() || span.is_empty());
         // SAFETY: as in `sao_edge_row`.

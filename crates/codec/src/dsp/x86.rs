@@ -1092,9 +1092,9 @@ pub(super) unsafe fn sao_band_row_avx2(
 }
 
 /// One 32-sample chunk of [`sao_edge_stats_avx2`] at `x`, counting only the lanes set in
-/// `lanes`: Σ (orig - cur) per edge index (exact in 64-bit lanes, so the same total as separate
-/// sums) and the count. A function rather than a closure so that it is inlined and the sums stay
-/// in registers.
+/// `lanes`: Σ (orig - cur) per edge category 1 to 4 (exact in 64-bit lanes, so the same total as
+/// separate sums) and the count. A function rather than a closure so that it is inlined and the
+/// sums stay in registers.
 #[inline]
 #[target_feature(enable = "avx2")]
 fn edge_chunk(
@@ -1103,8 +1103,8 @@ fn edge_chunk(
     dx: isize,
     x: usize,
     lanes: __m256i,
-    sums: &mut [__m256i; 5],
-    counts: &mut [u32; 5],
+    sums: &mut [__m256i; 4],
+    counts: &mut [u32; 4],
 ) {
     let zero = _mm256_setzero_si256();
     let c = load_u8x32(&cur[x..]);
@@ -1112,8 +1112,10 @@ fn edge_chunk(
     let a = load_u8x32(&ra[x.wrapping_add_signed(-dx)..]);
     let b = load_u8x32(&rb[x.wrapping_add_signed(dx)..]);
     let e = edge_index_256(a, c, b);
-    for (k, (sum, count)) in sums.iter_mut().zip(counts.iter_mut()).enumerate() {
-        let m = _mm256_and_si256(_mm256_cmpeq_epi8(e, _mm256_set1_epi8(k as i8)), lanes);
+    // Edge indices 0, 1, 3 and 4 are categories 1 to 4, as in `sao::edge_category`; index 2
+    // (category 0, no edge) is not collected.
+    for ((sum, count), k) in sums.iter_mut().zip(counts.iter_mut()).zip([0, 1, 3, 4]) {
+        let m = _mm256_and_si256(_mm256_cmpeq_epi8(e, _mm256_set1_epi8(k)), lanes);
         let orig_sum = _mm256_sad_epu8(_mm256_and_si256(m, o), zero);
         let cur_sum = _mm256_sad_epu8(_mm256_and_si256(m, c), zero);
         *sum = _mm256_add_epi64(*sum, _mm256_sub_epi64(orig_sum, cur_sum));
@@ -1121,9 +1123,11 @@ fn edge_chunk(
     }
 }
 
-/// The SAO edge statistics of a row segment (see `sao::edge_stats`): per edge index, the
+/// The SAO edge statistics of a row segment (see `sao::edge_stats`): per edge category, the
 /// masked samples' sums by `sad` against zero and their number by `movemask`. A tail shorter
-/// than 32 reuses the last 32 samples with the lanes already counted masked off.
+/// than 32 reuses the last 32 samples with the lanes already counted masked off; a span shorter
+/// than 32 is one chunk from its start with the lanes past its end masked off, where the rows
+/// hold those samples and their neighbours.
 ///
 /// # Safety
 /// The CPU supports AVX2.
@@ -1133,40 +1137,48 @@ pub(super) unsafe fn sao_edge_stats_avx2(
     orig: &[u8],
     dx: isize,
     span: std::ops::Range<usize>,
-) -> [(i32, i32); 5] {
-    if span.len() < 32 {
+) -> [(i32, i32); 4] {
+    let ramp = load_u8x32(&std::array::from_fn::<u8, 32, _>(|i| i as u8));
+    let reach = dx.unsigned_abs();
+    let readable = ra.len().min(cur.len()).min(rb.len()).min(orig.len());
+    let (mut x, mut lanes) = if span.len() >= 32 {
+        (span.start, _mm256_set1_epi8(-1))
+    } else if !span.is_empty() && span.start >= reach && span.start + 32 + reach <= readable {
+        let len = _mm256_set1_epi8(span.len() as i8);
+        (span.start, _mm256_cmpgt_epi8(len, ramp))
+    } else {
         return sao::edge_stats((ra, cur, rb), orig, dx, span);
-    }
-    // Per edge index: Σ (orig - cur) in 64-bit lanes, and the count.
-    let mut sums = [_mm256_setzero_si256(); 5];
-    let mut counts = [0u32; 5];
-    let all = _mm256_set1_epi8(-1);
-    let mut x = span.start;
-    while x + 32 <= span.end {
-        edge_chunk((ra, cur, rb), orig, dx, x, all, &mut sums, &mut counts);
-        x += 32;
-    }
-    if x < span.end {
-        // Lanes i >= 32 - (span.end - x) are new.
-        let ramp = load_u8x32(&std::array::from_fn::<u8, 32, _>(|i| i as u8));
-        let first_new = (32 - (span.end - x)) as i8;
-        let lanes = _mm256_cmpgt_epi8(ramp, _mm256_set1_epi8(first_new - 1));
-        let rows = (ra, cur, rb);
-        edge_chunk(rows, orig, dx, span.end - 32, lanes, &mut sums, &mut counts);
-    }
-    let total = |v: __m256i| -> i64 {
-        let lanes: [i64; 4] = std::array::from_fn(|i| match i {
-            0 => _mm256_extract_epi64(v, 0),
-            1 => _mm256_extract_epi64(v, 1),
-            2 => _mm256_extract_epi64(v, 2),
-            _ => _mm256_extract_epi64(v, 3),
-        });
-        lanes.iter().sum()
     };
-    // Edge index to category, as in `sao::edge_category`.
-    let mut stats = [(0i32, 0i32); 5];
-    for (e, category) in [1, 2, 0, 3, 4].into_iter().enumerate() {
-        stats[category] = (total(sums[e]) as i32, counts[e] as i32);
+    // Per category: Σ (orig - cur) in 64-bit lanes, and the count.
+    let mut sums = [_mm256_setzero_si256(); 4];
+    let mut counts = [0u32; 4];
+    // One call site, so that the chunk is inlined.
+    loop {
+        edge_chunk((ra, cur, rb), orig, dx, x, lanes, &mut sums, &mut counts);
+        let next = x + 32;
+        if next >= span.end {
+            break;
+        }
+        if next + 32 > span.end {
+            // Lanes i >= 32 - (span.end - next) are new.
+            let first_new = (32 - (span.end - next)) as i8;
+            lanes = _mm256_cmpgt_epi8(ramp, _mm256_set1_epi8(first_new - 1));
+            x = span.end - 32;
+        } else {
+            x = next;
+        }
     }
-    stats
+    // The four lanes of each sum added: pairs by unpacking, then the 128-bit halves.
+    let pairs = |p: __m256i, q: __m256i| {
+        let v = _mm256_add_epi64(_mm256_unpacklo_epi64(p, q), _mm256_unpackhi_epi64(p, q));
+        _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1))
+    };
+    let (s01, s23) = (pairs(sums[0], sums[1]), pairs(sums[2], sums[3]));
+    let totals = [
+        _mm_cvtsi128_si64(s01),
+        _mm_extract_epi64(s01, 1),
+        _mm_cvtsi128_si64(s23),
+        _mm_extract_epi64(s23, 1),
+    ];
+    std::array::from_fn(|k| (totals[k] as i32, counts[k] as i32))
 }
