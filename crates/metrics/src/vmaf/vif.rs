@@ -9,7 +9,7 @@
 use super::dsp::vif::{
     Accumulators, Log2Table, SIGMA_NSQ, gain, log2_32, log2_64, log2_table, round_shift, sigmas,
 };
-use super::dsp::{self, Isa, RowMoments, VerticalPass, VifPlanes};
+use super::dsp::{self, Isa, RowMoments, VerticalPass, VerticalRow, VifPlanes};
 
 /// Gaussian kernels per scale, Q16, symmetric.
 const FILTER_S0: [u32; 17] = [
@@ -346,8 +346,9 @@ pub(crate) mod fast {
         let half = taps / 2;
         let (w, h) = (r.width, r.height);
         let (shift_mu, shift_sq) = vertical_shifts(scale, bit_depth);
-        // Vertical sums, padded by the filter's half width on each side, then the row's moments.
-        let mut vertical = RowMoments::zeroed(w + 2 * half);
+        // Vertical sums, padded by the filter's half width on each side (and one more column,
+        // which the horizontal kernels may read), then the row's moments.
+        let mut vertical = VerticalRow::zeroed(w + 2 * half + 1);
         let mut moments = RowMoments::zeroed(w);
         let mut acc = vec![Accumulators::default(); gain_limits.len()];
         let planes = VifPlanes {
@@ -368,7 +369,7 @@ pub(crate) mod fast {
                 samples_8bit: scale == 0 && bit_depth == 8,
             };
             kernels.vif_vertical(planes, pass, &mut vertical, half, 0..w);
-            for v in vertical.fields_mut() {
+            for v in &mut vertical.planes {
                 pad_mirror(v, w, half);
             }
             kernels.vif_horizontal(&vertical, f, &mut moments, 0..w);

@@ -19,7 +19,7 @@ use std::ops::Range;
 use std::sync::OnceLock;
 
 pub(crate) use adm::{BandRows, DecoupledRows};
-pub(crate) use vif::{RowMoments, VerticalPass, VifPlanes};
+pub(crate) use vif::{RowMoments, VerticalPass, VerticalRow, VifPlanes};
 
 /// Instruction set levels, in increasing order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -56,9 +56,9 @@ fn detect() -> Isa {
 
 /// `vif_vertical(planes, pass, out, offset, columns)`.
 type VifVerticalFn =
-    unsafe fn(VifPlanes<'_>, VerticalPass<'_>, &mut RowMoments, usize, Range<usize>);
+    unsafe fn(VifPlanes<'_>, VerticalPass<'_>, &mut VerticalRow, usize, Range<usize>);
 /// `vif_horizontal(input, filter, out, columns)`.
-type VifHorizontalFn = unsafe fn(&RowMoments, &[u32], &mut RowMoments, Range<usize>);
+type VifHorizontalFn = unsafe fn(&VerticalRow, &[u32], &mut RowMoments, Range<usize>);
 /// `vif_statistic_row(moments, columns, gain_limit, acc)`.
 type VifStatisticRowFn = unsafe fn(&RowMoments, Range<usize>, f64, &mut vif::Accumulators);
 /// `adm_decouple_row_level0(bands, gain_limit, out)`.
@@ -100,13 +100,13 @@ impl Kernels {
     }
 
     /// VIF's vertical filter over `columns` of the rows `pass.rows`: the five moments of each
-    /// column, rounded and shifted, into `out.*[offset + column]`.
+    /// column, rounded and shifted, into column `offset + column` of `out`.
     #[inline]
     pub fn vif_vertical(
         &self,
         planes: VifPlanes<'_>,
         pass: VerticalPass<'_>,
-        out: &mut RowMoments,
+        out: &mut VerticalRow,
         offset: usize,
         columns: Range<usize>,
     ) {
@@ -130,18 +130,19 @@ impl Kernels {
     }
 
     /// VIF's horizontal filter over `columns`: `out.*[j] = Σ filter[k] · input.*[j + k]`, the
-    /// means wrapping at 32 bits, the second moments rounded and shifted right by 16.
+    /// means wrapping at 32 bits, the second moments rounded and shifted right by 16. The input
+    /// holds one column more than the filter reads (the vector kernels take the taps in pairs).
     #[inline]
     pub fn vif_horizontal(
         &self,
-        input: &RowMoments,
+        input: &VerticalRow,
         filter: &[u32],
         out: &mut RowMoments,
         columns: Range<usize>,
     ) {
         assert!(columns.start <= columns.end && filter.len() % 2 == 1);
         assert!(filter.iter().all(|&c| c < 1 << 16));
-        assert!(input.len() + 1 >= columns.end + filter.len() && out.len() >= columns.end);
+        assert!(input.len() >= columns.end + filter.len() && out.len() >= columns.end);
         // SAFETY: the table holds only kernels of levels the CPU runs (see `new`); every input
         // read and every output written lies inside its slice (asserted above).
         unsafe { (self.vif_horizontal)(input, filter, out, columns) }
@@ -282,13 +283,13 @@ mod tests {
                             samples_8bit,
                         };
                         let run = |k: &Kernels| {
-                            let mut vertical = RowMoments::zeroed(width + 2 * half);
+                            let mut vertical = VerticalRow::zeroed(width + 2 * half + 1);
                             k.vif_vertical(planes, pass, &mut vertical, half, 0..width);
                             // Random padding: the horizontal pass reads it.
-                            for v in vertical.fields_mut() {
+                            for v in &mut vertical.planes {
                                 let mut pad = Lcg(width as u64);
-                                for i in (0..half).chain(half + width..width + 2 * half) {
-                                    v[i] = pad.below(1 << 32) as u32;
+                                for i in (0..half).chain(half + width..width + 2 * half + 1) {
+                                    v[i] = pad.below(1 << 16) as u16 as i16;
                                 }
                             }
                             let mut out = RowMoments::zeroed(width);
@@ -298,7 +299,7 @@ mod tests {
                         let (want_v, want_h) = run(&reference);
                         let (got_v, got_h) = run(&kernels);
                         let what = format!("{isa:?} scale {scale} width {width} max {max}");
-                        assert_eq!(got_v.fields(), want_v.fields(), "vertical, {what}");
+                        assert_eq!(got_v, want_v, "vertical, {what}");
                         assert_eq!(got_h.fields(), want_h.fields(), "horizontal, {what}");
                     }
                 }

@@ -172,6 +172,78 @@ impl RowMoments {
     }
 }
 
+/// Planes of a [`VerticalRow`]: the two means, then the high and low 16-bit halves of each
+/// second moment.
+pub(crate) const MU1: usize = 0;
+pub(crate) const MU2: usize = 1;
+pub(crate) const XX_HI: usize = 2;
+pub(crate) const XX_LO: usize = 3;
+pub(crate) const YY_HI: usize = 4;
+pub(crate) const YY_LO: usize = 5;
+pub(crate) const XY_HI: usize = 6;
+pub(crate) const XY_LO: usize = 7;
+
+/// The vertical pass's results for one row, as the horizontal pass reads them: the means fit 16
+/// bits and the second moments 32 (the shifts of every scale see to that), so each is kept as
+/// 16-bit values, the second moments split into high and low halves. Every 16-bit value `u` is
+/// stored as `u - 2^15` (`u ^ 0x8000` read as `i16`), the range of a signed 16-bit multiply.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct VerticalRow {
+    pub planes: [Vec<i16>; 8],
+}
+
+/// `u` in a [`VerticalRow`].
+#[inline(always)]
+pub(crate) fn bias16(u: u32) -> i16 {
+    debug_assert!(u < 1 << 16);
+    (u as u16 ^ 0x8000) as i16
+}
+
+/// The value of a [`VerticalRow`] entry.
+#[inline(always)]
+pub(crate) fn unbias16(s: i16) -> u32 {
+    u32::from(s as u16 ^ 0x8000)
+}
+
+impl VerticalRow {
+    pub fn zeroed(len: usize) -> Self {
+        VerticalRow {
+            planes: std::array::from_fn(|_| vec![0; len]),
+        }
+    }
+
+    /// The length of the shortest plane.
+    pub fn len(&self) -> usize {
+        self.planes.iter().map(Vec::len).min().unwrap_or(0)
+    }
+
+    /// The mean or second moment of column `i`: `field` 0 to 4 as in [`RowMoments::fields`].
+    #[inline(always)]
+    pub fn value(&self, field: usize, i: usize) -> u32 {
+        match field {
+            0 | 1 => unbias16(self.planes[field][i]),
+            _ => {
+                let hi = 2 * field - 2;
+                (unbias16(self.planes[hi][i]) << 16) | unbias16(self.planes[hi + 1][i])
+            }
+        }
+    }
+
+    /// Stores the five values of column `i` (the means below 2^16).
+    #[inline(always)]
+    pub fn set(&mut self, i: usize, values: [u32; 5]) {
+        for (field, v) in values.into_iter().enumerate() {
+            if field < 2 {
+                self.planes[field][i] = bias16(v);
+            } else {
+                let hi = 2 * field - 2;
+                self.planes[hi][i] = bias16(v >> 16);
+                self.planes[hi + 1][i] = bias16(v & 0xffff);
+            }
+        }
+    }
+}
+
 #[inline]
 pub(crate) fn round_shift(value: u64, shift: u32) -> u64 {
     if shift == 0 {
@@ -182,14 +254,17 @@ pub(crate) fn round_shift(value: u64, shift: u32) -> u64 {
 }
 
 /// The vertical pass: for each column, `Σ c·x` of both pictures and `Σ c·x·x`, `Σ c·y·y`,
-/// `Σ c·x·y` over the taps' rows, each rounded and shifted as `pass` says.
+/// `Σ c·x·y` over the taps' rows, each rounded and shifted as `pass` says, into `out` at
+/// `offset + column`. The means come below 2^16 and the second moments below 2^32 for the
+/// samples and shifts of every scale (taps summing to 2^16, samples of `b` bits shifted by `b`
+/// and `2b - 16`, or 16-bit samples shifted by 16).
 ///
 /// # Safety
 /// None beyond the preconditions the table's wrapper asserts (this is plain Rust).
 pub(super) unsafe fn vertical(
     planes: VifPlanes<'_>,
     pass: VerticalPass<'_>,
-    out: &mut RowMoments,
+    out: &mut VerticalRow,
     offset: usize,
     columns: Range<usize>,
 ) {
@@ -215,11 +290,14 @@ pub(super) unsafe fn vertical(
         }
         let at = offset + start;
         for i in 0..n {
-            out.mu1[at + i] = round_shift(m1[i], pass.shift_mu) as u32;
-            out.mu2[at + i] = round_shift(m2[i], pass.shift_mu) as u32;
-            out.xx[at + i] = round_shift(xx[i], pass.shift_sq) as u32;
-            out.yy[at + i] = round_shift(yy[i], pass.shift_sq) as u32;
-            out.xy[at + i] = round_shift(xy[i], pass.shift_sq) as u32;
+            let values = [
+                round_shift(m1[i], pass.shift_mu),
+                round_shift(m2[i], pass.shift_mu),
+                round_shift(xx[i], pass.shift_sq),
+                round_shift(yy[i], pass.shift_sq),
+                round_shift(xy[i], pass.shift_sq),
+            ];
+            out.set(at + i, values.map(|v| v as u32));
         }
         start += n;
     }
@@ -231,7 +309,7 @@ pub(super) unsafe fn vertical(
 /// # Safety
 /// None beyond the preconditions the table's wrapper asserts (this is plain Rust).
 pub(super) unsafe fn horizontal(
-    input: &RowMoments,
+    input: &VerticalRow,
     filter: &[u32],
     out: &mut RowMoments,
     columns: Range<usize>,
@@ -245,11 +323,12 @@ pub(super) unsafe fn horizontal(
             let at = start + k;
             let c64 = u64::from(c);
             for i in 0..n {
-                m1[i] = m1[i].wrapping_add(c.wrapping_mul(input.mu1[at + i]));
-                m2[i] = m2[i].wrapping_add(c.wrapping_mul(input.mu2[at + i]));
-                xx[i] += c64 * u64::from(input.xx[at + i]);
-                yy[i] += c64 * u64::from(input.yy[at + i]);
-                xy[i] += c64 * u64::from(input.xy[at + i]);
+                let v = |field| input.value(field, at + i);
+                m1[i] = m1[i].wrapping_add(c.wrapping_mul(v(0)));
+                m2[i] = m2[i].wrapping_add(c.wrapping_mul(v(1)));
+                xx[i] += c64 * u64::from(v(2));
+                yy[i] += c64 * u64::from(v(3));
+                xy[i] += c64 * u64::from(v(4));
             }
         }
         out.mu1[start..start + n].copy_from_slice(&m1[..n]);

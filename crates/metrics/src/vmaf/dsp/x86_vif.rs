@@ -8,19 +8,9 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use super::vif::{
-    self, Accumulators, Log2Table, RowMoments, SIGMA_NSQ, VerticalPass, VifPlanes, log2_table,
+    self, Accumulators, Log2Table, MU1, MU2, RowMoments, SIGMA_NSQ, VerticalPass, VerticalRow,
+    VifPlanes, XX_HI, XX_LO, XY_HI, XY_LO, YY_HI, YY_LO, log2_table,
 };
-
-/// Eight `u32` from `src`.
-///
-/// # Safety
-/// `src` points to 8 readable values.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn load8(src: *const u32) -> __m256i {
-    // SAFETY: the caller guarantees 8 readable values; the load needs no alignment.
-    unsafe { _mm256_loadu_si256(src.cast()) }
-}
 
 /// Sixteen `u16` from `src`.
 ///
@@ -52,6 +42,42 @@ fn store8(dst: &mut [u32], v: __m256i) {
     unsafe { _mm256_storeu_si256(dst.as_mut_ptr().cast(), v) }
 }
 
+#[inline]
+#[target_feature(enable = "avx2")]
+fn store16_i16(dst: &mut [i16], v: __m256i) {
+    let dst = &mut dst[..16];
+    // SAFETY: `dst` holds exactly 16 writable values; the store needs no alignment.
+    unsafe { _mm256_storeu_si256(dst.as_mut_ptr().cast(), v) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn store8_i16(dst: &mut [i16], v: __m128i) {
+    let dst = &mut dst[..8];
+    // SAFETY: `dst` holds exactly 8 writable values; the store needs no alignment.
+    unsafe { _mm_storeu_si128(dst.as_mut_ptr().cast(), v) }
+}
+
+/// The 32-bit lanes of `a` and `b`, each below 2^16, as 16-bit values less 2^15 (the layout of
+/// [`VerticalRow`]), in `packus` order: per 128-bit half, four of `a` then four of `b`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn pack_biased(a: __m256i, b: __m256i) -> __m256i {
+    _mm256_xor_si256(_mm256_packus_epi32(a, b), _mm256_set1_epi16(i16::MIN))
+}
+
+/// The high and low 16-bit halves of the 32-bit lanes of `a` and `b`, packed by
+/// [`pack_biased`]: `(high halves, low halves)`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn split_biased(a: __m256i, b: __m256i) -> (__m256i, __m256i) {
+    let low = _mm256_set1_epi32(0xffff);
+    (
+        pack_biased(_mm256_srli_epi32::<16>(a), _mm256_srli_epi32::<16>(b)),
+        pack_biased(_mm256_and_si256(a, low), _mm256_and_si256(b, low)),
+    )
+}
+
 /// The vertical pass ([`vif::vertical`]): 16 columns at a time for 8-bit samples at scale 0
 /// (pairs of rows sharing a tap multiplied and added by `pmaddwd`, every sum within 32 bits),
 /// 8 columns at a time with 64-bit second moments otherwise.
@@ -62,7 +88,7 @@ fn store8(dst: &mut [u32], v: __m256i) {
 pub(super) unsafe fn vertical_avx2(
     planes: VifPlanes<'_>,
     pass: VerticalPass<'_>,
-    out: &mut RowMoments,
+    out: &mut VerticalRow,
     offset: usize,
     columns: Range<usize>,
 ) {
@@ -87,7 +113,7 @@ pub(super) unsafe fn vertical_avx2(
 fn vertical_blocks<const TAPS: usize>(
     planes: VifPlanes<'_>,
     pass: VerticalPass<'_>,
-    out: &mut RowMoments,
+    out: &mut VerticalRow,
     offset: usize,
     blocks: Range<usize>,
 ) -> usize {
@@ -113,7 +139,7 @@ fn vertical_blocks<const TAPS: usize>(
 fn vertical_8bit_16<const TAPS: usize>(
     planes: VifPlanes<'_>,
     pass: VerticalPass<'_>,
-    out: &mut RowMoments,
+    out: &mut VerticalRow,
     offset: usize,
     j: usize,
 ) {
@@ -156,22 +182,18 @@ fn vertical_8bit_16<const TAPS: usize>(
     let round = _mm256_set1_epi32(1 << (pass.shift_mu - 1));
     let shift = _mm_cvtsi32_si128(pass.shift_mu as i32);
     let at = offset + j;
-    for (field, (sums, is_mean)) in out
-        .fields_mut()
-        .into_iter()
-        .zip(acc.into_iter().zip([true, true, false, false, false]))
-    {
-        let [mut lo, mut hi] = sums;
-        if is_mean {
-            lo = _mm256_srl_epi32(_mm256_add_epi32(lo, round), shift);
-            hi = _mm256_srl_epi32(_mm256_add_epi32(hi, round), shift);
-        }
-        // The interleaves hold columns 0-3 and 8-11 (low), 4-7 and 12-15 (high).
-        store8(&mut field[at..], _mm256_permute2x128_si256(lo, hi, 0x20));
-        store8(
-            &mut field[at + 8..],
-            _mm256_permute2x128_si256(lo, hi, 0x31),
-        );
+    let [m1, m2, xx, yy, xy] = acc;
+    let planes = &mut out.planes;
+    // The interleaves hold columns 0-3 and 8-11 (low), 4-7 and 12-15 (high), which `packus`
+    // puts in order.
+    for (plane, [lo, hi]) in [(MU1, m1), (MU2, m2)] {
+        let mean = |v: __m256i| _mm256_srl_epi32(_mm256_add_epi32(v, round), shift);
+        store16_i16(&mut planes[plane][at..], pack_biased(mean(lo), mean(hi)));
+    }
+    for (plane, [lo, hi]) in [(XX_HI, xx), (YY_HI, yy), (XY_HI, xy)] {
+        let (high, low) = split_biased(lo, hi);
+        store16_i16(&mut planes[plane][at..], high);
+        store16_i16(&mut planes[plane + 1][at..], low);
     }
 }
 
@@ -183,7 +205,7 @@ fn vertical_8bit_16<const TAPS: usize>(
 fn vertical_wide_8<const TAPS: usize>(
     planes: VifPlanes<'_>,
     pass: VerticalPass<'_>,
-    out: &mut RowMoments,
+    out: &mut VerticalRow,
     offset: usize,
     j: usize,
 ) {
@@ -219,14 +241,16 @@ fn vertical_wide_8<const TAPS: usize>(
     let round = _mm256_set1_epi32(1 << (pass.shift_mu - 1));
     let shift = _mm_cvtsi32_si128(pass.shift_mu as i32);
     let at = offset + j;
-    store8(
-        &mut out.mu1[at..],
-        _mm256_srl_epi32(_mm256_add_epi32(m1, round), shift),
-    );
-    store8(
-        &mut out.mu2[at..],
-        _mm256_srl_epi32(_mm256_add_epi32(m2, round), shift),
-    );
+    let planes = &mut out.planes;
+    // `packus` order, `a` and `b` each in order after the permutation: 8 values of `a` in the
+    // low half, 8 of `b` in the high half.
+    let in_order = |v: __m256i| _mm256_permute4x64_epi64::<0b11_01_10_00>(v);
+    let store_pair = |planes: &mut [Vec<i16>; 8], first: usize, second: usize, v: __m256i| {
+        store8_i16(&mut planes[first][at..], _mm256_castsi256_si128(v));
+        store8_i16(&mut planes[second][at..], _mm256_extracti128_si256::<1>(v));
+    };
+    let mean = |v: __m256i| _mm256_srl_epi32(_mm256_add_epi32(v, round), shift);
+    store_pair(planes, MU1, MU2, in_order(pack_biased(mean(m1), mean(m2))));
     let sq_round = if pass.shift_sq == 0 {
         0
     } else {
@@ -234,104 +258,137 @@ fn vertical_wide_8<const TAPS: usize>(
     };
     let sq_round = _mm256_set1_epi64x(sq_round);
     let sq_shift = _mm_cvtsi32_si128(pass.shift_sq as i32);
-    let [_, _, xx, yy, xy] = out.fields_mut();
-    for (field, [even, odd]) in [xx, yy, xy].into_iter().zip(moments) {
+    let [xx, yy, xy] = moments.map(|[even, odd]| {
         let even = _mm256_srl_epi64(_mm256_add_epi64(even, sq_round), sq_shift);
         let odd = _mm256_srl_epi64(_mm256_add_epi64(odd, sq_round), sq_shift);
         // The low 32 bits of each, odd columns moved up into the high halves.
-        let v = _mm256_blend_epi32::<0b1010_1010>(even, _mm256_slli_epi64::<32>(odd));
-        store8(&mut field[at..], v);
-    }
+        _mm256_blend_epi32::<0b1010_1010>(even, _mm256_slli_epi64::<32>(odd))
+    });
+    let (high, low) = split_biased(xx, yy);
+    store_pair(planes, XX_HI, YY_HI, in_order(high));
+    store_pair(planes, XX_LO, YY_LO, in_order(low));
+    let low16 = _mm256_set1_epi32(0xffff);
+    let xy = pack_biased(_mm256_srli_epi32::<16>(xy), _mm256_and_si256(xy, low16));
+    store_pair(planes, XY_HI, XY_LO, in_order(xy));
 }
 
-/// The horizontal pass ([`vif::horizontal`]), 8 columns at a time: the taps that share a
-/// coefficient add their samples first; the second moments, up to 32 bits, are split into
-/// 16-bit halves whose sums are exact in 32 bits (wrapping terms included):
-/// `Σ c·v = (Σ c·hi) · 2^16 + Σ c·lo`, and `Σ c·lo < 2^32`.
+/// The horizontal pass ([`vif::horizontal`]), 16 columns at a time. `pmaddwd` multiplies two
+/// neighbouring 16-bit inputs by two taps and adds the products, so a load at column `j + k`
+/// gives taps `k` and `k + 1` of the even columns `j, j + 2, …`, and a load one column further
+/// those of the odd ones. The inputs are stored less 2^15 ([`VerticalRow`]), which adds
+/// `-2^15·Σc` to every sum; sums and products are exact modulo 2^32, and each true sum lies in
+/// `0..2^32` (16-bit values, taps summing to at most 2^16), so adding `2^15·Σc` back recovers
+/// it. The second moments combine the sums of their halves:
+/// `(Σ c·v + 2^15) >> 16 = Σ c·hi + ((Σ c·lo + 2^15) >> 16)`.
 ///
 /// # Safety
 /// The CPU supports AVX2.
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn horizontal_avx2(
-    input: &RowMoments,
+    input: &VerticalRow,
     filter: &[u32],
     out: &mut RowMoments,
     columns: Range<usize>,
 ) {
-    let blocks_end = columns.start + (columns.end - columns.start) / 8 * 8;
+    let blocks_end = columns.start + (columns.end - columns.start) / 16 * 16;
     let blocks = columns.start..blocks_end;
-    // One copy per filter length, its loop over the taps unrolled.
+    // One copy per filter length, its loop over the pairs of taps unrolled.
     let done = match filter.len() {
-        17 => horizontal_blocks::<17>(input, filter, out, blocks),
-        9 => horizontal_blocks::<9>(input, filter, out, blocks),
-        5 => horizontal_blocks::<5>(input, filter, out, blocks),
-        3 => horizontal_blocks::<3>(input, filter, out, blocks),
-        _ => columns.start,
+        17 => horizontal_blocks::<9>(input, filter, out, blocks),
+        9 => horizontal_blocks::<5>(input, filter, out, blocks),
+        5 => horizontal_blocks::<3>(input, filter, out, blocks),
+        3 => horizontal_blocks::<2>(input, filter, out, blocks),
+        _ => None,
     };
+    let done = done.unwrap_or(columns.start);
     // SAFETY: plain Rust, under the same preconditions.
     unsafe { vif::horizontal(input, filter, out, done..columns.end) };
 }
 
-/// Blocks of 8 columns of [`horizontal_avx2`] for a filter of `TAPS` taps; returns the end of
-/// the columns done.
+/// A filter of `2·P − 1` taps as `P` pairs of neighbouring taps, `(offset, [c_k, c_k+1])`, that
+/// add up to it: `[c0, c1]` at 0, `[c2, c3]` at 2, …, `[c_last, 0]`; with three taps, the
+/// centre is shared between `[c0, c1/2]` at 0 and `[c1 − c1/2, c2]` at 1 (the 3-tap centre
+/// exceeds 2^15). `None` unless every coefficient fits a signed 16-bit multiply.
+fn tap_pairs<const P: usize>(filter: &[u32]) -> Option<[(usize, [u32; 2]); P]> {
+    if filter.len() != 2 * P - 1 {
+        return None;
+    }
+    let pairs = if P == 2 {
+        let half = filter[1] / 2;
+        [(0, [filter[0], half]), (1, [filter[1] - half, filter[2]])]
+            .as_slice()
+            .try_into()
+            .ok()?
+    } else {
+        let tap = |k: usize| filter.get(k).copied().unwrap_or(0);
+        std::array::from_fn(|p| (2 * p, [tap(2 * p), tap(2 * p + 1)]))
+    };
+    let fits = |pairs: &[(usize, [u32; 2])]| pairs.iter().flat_map(|p| p.1).all(|c| c < 1 << 15);
+    fits(&pairs).then_some(pairs)
+}
+
+/// Blocks of 16 columns of [`horizontal_avx2`] for a filter of `2·P − 1` taps; returns the end
+/// of the columns done, `None` for a filter that [`tap_pairs`] cannot split.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn horizontal_blocks<const TAPS: usize>(
-    input: &RowMoments,
+fn horizontal_blocks<const P: usize>(
+    input: &VerticalRow,
     filter: &[u32],
     out: &mut RowMoments,
     blocks: Range<usize>,
-) -> usize {
-    let filter: &[u32; TAPS] = filter.try_into().expect("TAPS taps");
-    let half = TAPS / 2;
-    let low16 = _mm256_set1_epi32(0xffff);
-    let zero = _mm256_setzero_si256();
+) -> Option<usize> {
+    let pairs = tap_pairs::<P>(filter)?;
+    let taps = pairs.map(|(at, [a, b])| (at, _mm256_set1_epi32((a | (b << 16)) as i32)));
+    let bias = filter.iter().fold(0u32, |s, &c| s.wrapping_add(c)) << 15;
+    let bias = _mm256_set1_epi32(bias as i32);
+    let round = _mm256_set1_epi32(1 << 15);
+    // [even columns, odd columns] of the sums of one plane over columns `j..j + 16`.
+    let sums = |plane: &[i16], j: usize| {
+        let (mut even, mut odd) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        for &(at, c) in &taps {
+            // SAFETY: the wrapper asserted `plane.len() >= columns.end + filter.len()`, and here
+            // `j + 16 <= columns.end` and `at + 1 < filter.len()`, so the 16 values from
+            // `j + at + 1` lie inside the plane.
+            let (a, b) = unsafe {
+                let p = plane.as_ptr().add(j + at);
+                (load16(p.cast()), load16(p.add(1).cast()))
+            };
+            even = _mm256_add_epi32(even, _mm256_madd_epi16(a, c));
+            odd = _mm256_add_epi32(odd, _mm256_madd_epi16(b, c));
+        }
+        [_mm256_add_epi32(even, bias), _mm256_add_epi32(odd, bias)]
+    };
+    // Columns `j..j + 8` and `j + 8..j + 16` from the even and odd ones.
+    let store = |field: &mut [u32], j: usize, [even, odd]: [__m256i; 2]| {
+        let (lo, hi) = (
+            _mm256_unpacklo_epi32(even, odd),
+            _mm256_unpackhi_epi32(even, odd),
+        );
+        store8(&mut field[j..], _mm256_permute2x128_si256::<0x20>(lo, hi));
+        store8(
+            &mut field[j + 8..],
+            _mm256_permute2x128_si256::<0x31>(lo, hi),
+        );
+    };
+    let planes = &input.planes;
     let mut j = blocks.start;
     while j < blocks.end {
-        let (mut m1, mut m2) = (zero, zero);
-        // [low halves, high halves] of each second moment.
-        let mut moments = [[zero; 2]; 3];
-        for (k, &c) in filter.iter().enumerate().take(half + 1) {
-            let c = _mm256_set1_epi32(c as i32);
-            let mirror_k = TAPS - 1 - k;
-            // Samples at tap `k` and at the tap sharing its coefficient (none for the centre).
-            let pair = |row: &[u32]| {
-                // SAFETY: the wrapper asserted `row.len() >= columns.end + TAPS - 1`, and
-                // `j + 8 <= columns.end` and `k, mirror_k < TAPS` here.
-                unsafe {
-                    let a = load8(row.as_ptr().add(j + k));
-                    let b = if mirror_k == k {
-                        zero
-                    } else {
-                        load8(row.as_ptr().add(j + mirror_k))
-                    };
-                    (a, b)
-                }
-            };
-            let (a, b) = pair(&input.mu1);
-            m1 = _mm256_add_epi32(m1, _mm256_mullo_epi32(c, _mm256_add_epi32(a, b)));
-            let (a, b) = pair(&input.mu2);
-            m2 = _mm256_add_epi32(m2, _mm256_mullo_epi32(c, _mm256_add_epi32(a, b)));
-            for (m, row) in moments.iter_mut().zip([&input.xx, &input.yy, &input.xy]) {
-                let (a, b) = pair(row);
-                let lo = _mm256_add_epi32(_mm256_and_si256(a, low16), _mm256_and_si256(b, low16));
-                let hi = _mm256_add_epi32(_mm256_srli_epi32::<16>(a), _mm256_srli_epi32::<16>(b));
-                m[0] = _mm256_add_epi32(m[0], _mm256_mullo_epi32(c, lo));
-                m[1] = _mm256_add_epi32(m[1], _mm256_mullo_epi32(c, hi));
-            }
-        }
-        store8(&mut out.mu1[j..], m1);
-        store8(&mut out.mu2[j..], m2);
-        let round = _mm256_set1_epi32(1 << 15);
+        store(&mut out.mu1, j, sums(&planes[MU1], j));
+        store(&mut out.mu2, j, sums(&planes[MU2], j));
         let [_, _, xx, yy, xy] = out.fields_mut();
-        for (field, [lo, hi]) in [xx, yy, xy].into_iter().zip(moments) {
+        for (field, hi) in [(xx, XX_HI), (yy, YY_HI), (xy, XY_HI)] {
+            let high = sums(&planes[hi], j);
+            let low = sums(&planes[hi + 1], j);
             // Σ c·lo + 2^15 < 2^32: no carry is lost.
-            let lo = _mm256_srli_epi32::<16>(_mm256_add_epi32(lo, round));
-            store8(&mut field[j..], _mm256_add_epi32(hi, lo));
+            let combined: [__m256i; 2] = std::array::from_fn(|p| {
+                let low = _mm256_srli_epi32::<16>(_mm256_add_epi32(low[p], round));
+                _mm256_add_epi32(high[p], low)
+            });
+            store(field, j, combined);
         }
-        j += 8;
+        j += 16;
     }
-    blocks.end
+    Some(blocks.end)
 }
 
 /// Four `u32` from `src`, widened to 64-bit lanes.
