@@ -106,6 +106,15 @@ pub(super) unsafe fn vertical_avx2(
     unsafe { vif::vertical(planes, pass, out, offset, done..columns.end) };
 }
 
+/// What the column blocks of one vertical pass share: each tap's row start in the planes and
+/// its coefficient, broadcast as `pmaddwd` (two 16-bit copies) and `pmulld` (one 32-bit copy)
+/// take it.
+struct Taps<const TAPS: usize> {
+    starts: [usize; TAPS],
+    pairs: [__m256i; TAPS],
+    words: [__m256i; TAPS],
+}
+
 /// The blocks of [`vertical_avx2`] for a filter of `TAPS` taps; returns the end of the columns
 /// done.
 #[inline]
@@ -117,13 +126,18 @@ fn vertical_blocks<const TAPS: usize>(
     offset: usize,
     blocks: Range<usize>,
 ) -> usize {
+    let taps = Taps::<TAPS> {
+        starts: std::array::from_fn(|k| pass.rows[k] * planes.width),
+        pairs: std::array::from_fn(|k| _mm256_set1_epi32((pass.filter[k] * 0x1_0001) as i32)),
+        words: std::array::from_fn(|k| _mm256_set1_epi32(pass.filter[k] as i32)),
+    };
     let mut j = blocks.start;
     while j < blocks.end {
         if pass.samples_8bit {
-            vertical_8bit_16::<TAPS>(planes, pass, out, offset, j);
+            vertical_8bit_16(planes, &taps, pass, out, offset, j);
             j += 16;
         } else {
-            vertical_wide_8::<TAPS>(planes, pass, out, offset, j);
+            vertical_wide_8(planes, &taps, pass, out, offset, j);
             j += 8;
         }
     }
@@ -138,35 +152,28 @@ fn vertical_blocks<const TAPS: usize>(
 #[target_feature(enable = "avx2")]
 fn vertical_8bit_16<const TAPS: usize>(
     planes: VifPlanes<'_>,
+    taps: &Taps<TAPS>,
     pass: VerticalPass<'_>,
     out: &mut VerticalRow,
     offset: usize,
     j: usize,
 ) {
-    let w = planes.width;
-    let (taps, half) = (TAPS, TAPS / 2);
-    let filter = &pass.filter[..TAPS];
-    let rows = &pass.rows[..TAPS];
     let zero = _mm256_setzero_si256();
     // [low interleave, high interleave] of each sum.
     let mut acc = [[zero; 2]; 5];
-    for k in 0..=half {
-        let c = filter[k];
-        let (ya, yb) = (rows[k], rows[taps - 1 - k]);
-        let (r, d) = (planes.reference.as_ptr(), planes.distorted.as_ptr());
-        // SAFETY: the wrapper asserted that rows `ya` and `yb` lie inside both planes, and the
-        // caller that `j + 16 <= width`.
-        let (ra, da, rb, db) = unsafe {
-            let (ra, da) = (load16(r.add(ya * w + j)), load16(d.add(ya * w + j)));
-            // The centre tap pairs its row with zeros.
-            if k == half {
-                (ra, da, zero, zero)
-            } else {
-                (ra, da, load16(r.add(yb * w + j)), load16(d.add(yb * w + j)))
-            }
+    let (r, d) = (planes.reference.as_ptr(), planes.distorted.as_ptr());
+    // SAFETY: the wrapper asserted that every tap's row lies inside both planes, and the caller
+    // that `j + 16 <= width`.
+    let load = |plane: *const u16, k: usize| unsafe { load16(plane.add(taps.starts[k] + j)) };
+    // Taps `k` and `TAPS - 1 - k` share a coefficient; the centre tap pairs its row with zeros.
+    for k in 0..=TAPS / 2 {
+        let (ra, da) = (load(r, k), load(d, k));
+        let (rb, db) = if k == TAPS / 2 {
+            (zero, zero)
+        } else {
+            (load(r, TAPS - 1 - k), load(d, TAPS - 1 - k))
         };
-        let pair = _mm256_set1_epi32((c | (c << 16)) as i32);
-        let c32 = _mm256_set1_epi32(c as i32);
+        let (pair, c32) = (taps.pairs[k], taps.words[k]);
         let r = [_mm256_unpacklo_epi16(ra, rb), _mm256_unpackhi_epi16(ra, rb)];
         let d = [_mm256_unpacklo_epi16(da, db), _mm256_unpackhi_epi16(da, db)];
         for h in 0..2 {
@@ -204,26 +211,26 @@ fn vertical_8bit_16<const TAPS: usize>(
 #[target_feature(enable = "avx2")]
 fn vertical_wide_8<const TAPS: usize>(
     planes: VifPlanes<'_>,
+    taps: &Taps<TAPS>,
     pass: VerticalPass<'_>,
     out: &mut VerticalRow,
     offset: usize,
     j: usize,
 ) {
-    let w = planes.width;
     let zero = _mm256_setzero_si256();
     let (mut m1, mut m2) = (zero, zero);
     // [even columns, odd columns] of each second moment.
     let mut moments = [[zero; 2]; 3];
-    for (&c, &row) in pass.filter[..TAPS].iter().zip(&pass.rows[..TAPS]) {
-        // SAFETY: the wrapper asserted that `row` lies inside both planes, and the caller that
-        // `j + 8 <= width`.
+    for k in 0..TAPS {
+        // SAFETY: the wrapper asserted that every tap's row lies inside both planes, and the
+        // caller that `j + 8 <= width`.
         let (x, y) = unsafe {
             (
-                widen8(planes.reference.as_ptr().add(row * w + j)),
-                widen8(planes.distorted.as_ptr().add(row * w + j)),
+                widen8(planes.reference.as_ptr().add(taps.starts[k] + j)),
+                widen8(planes.distorted.as_ptr().add(taps.starts[k] + j)),
             )
         };
-        let c32 = _mm256_set1_epi32(c as i32);
+        let c32 = taps.words[k];
         let (cx, cy) = (_mm256_mullo_epi32(x, c32), _mm256_mullo_epi32(y, c32));
         m1 = _mm256_add_epi32(m1, cx);
         m2 = _mm256_add_epi32(m2, cy);
@@ -305,30 +312,41 @@ pub(super) unsafe fn horizontal_avx2(
     unsafe { vif::horizontal(input, filter, out, done..columns.end) };
 }
 
-/// A filter of `2·P − 1` taps as `P` pairs of neighbouring taps, `(offset, [c_k, c_k+1])`, that
-/// add up to it: `[c0, c1]` at 0, `[c2, c3]` at 2, …, `[c_last, 0]`; with three taps, the
-/// centre is shared between `[c0, c1/2]` at 0 and `[c1 − c1/2, c2]` at 1 (the 3-tap centre
-/// exceeds 2^15). `None` unless every coefficient fits a signed 16-bit multiply.
-fn tap_pairs<const P: usize>(filter: &[u32]) -> Option<[(usize, [u32; 2]); P]> {
+/// Where pair `p` of [`tap_pairs`] starts.
+#[inline(always)]
+const fn pair_offset<const P: usize>(p: usize) -> usize {
+    if P == 2 { p } else { 2 * p }
+}
+
+/// A filter of `2·P − 1` taps as `P` pairs of neighbouring taps `[c_k, c_k+1]`, starting at
+/// [`pair_offset`], that add up to it: `[c0, c1]` at 0, `[c2, c3]` at 2, …, `[c_last, 0]`;
+/// with three taps, the centre is shared between `[c0, c1/2]` at 0 and `[c1 − c1/2, c2]` at 1
+/// (the 3-tap centre exceeds 2^15). `None` unless every coefficient fits a signed 16-bit
+/// multiply.
+fn tap_pairs<const P: usize>(filter: &[u32]) -> Option<[[u32; 2]; P]> {
     if filter.len() != 2 * P - 1 {
         return None;
     }
     let pairs = if P == 2 {
         let half = filter[1] / 2;
-        [(0, [filter[0], half]), (1, [filter[1] - half, filter[2]])]
+        [[filter[0], half], [filter[1] - half, filter[2]]]
             .as_slice()
             .try_into()
             .ok()?
     } else {
         let tap = |k: usize| filter.get(k).copied().unwrap_or(0);
-        std::array::from_fn(|p| (2 * p, [tap(2 * p), tap(2 * p + 1)]))
+        std::array::from_fn(|p| [tap(2 * p), tap(2 * p + 1)])
     };
-    let fits = |pairs: &[(usize, [u32; 2])]| pairs.iter().flat_map(|p| p.1).all(|c| c < 1 << 15);
-    fits(&pairs).then_some(pairs)
+    pairs
+        .iter()
+        .flatten()
+        .all(|&c| c < 1 << 15)
+        .then_some(pairs)
 }
 
-/// Blocks of 16 columns of [`horizontal_avx2`] for a filter of `2·P − 1` taps; returns the end
-/// of the columns done, `None` for a filter that [`tap_pairs`] cannot split.
+/// Blocks of 16 columns of [`horizontal_avx2`] for a filter of `2·P − 1` taps, one plane at a
+/// time (the taps then stay in registers); returns the end of the columns done, `None` for a
+/// filter that [`tap_pairs`] cannot split.
 #[inline]
 #[target_feature(enable = "avx2")]
 fn horizontal_blocks<const P: usize>(
@@ -337,58 +355,74 @@ fn horizontal_blocks<const P: usize>(
     out: &mut RowMoments,
     blocks: Range<usize>,
 ) -> Option<usize> {
-    let pairs = tap_pairs::<P>(filter)?;
-    let taps = pairs.map(|(at, [a, b])| (at, _mm256_set1_epi32((a | (b << 16)) as i32)));
+    let taps = tap_pairs::<P>(filter)?.map(|[a, b]| _mm256_set1_epi32((a | (b << 16)) as i32));
     let bias = filter.iter().fold(0u32, |s, &c| s.wrapping_add(c)) << 15;
     let bias = _mm256_set1_epi32(bias as i32);
     let round = _mm256_set1_epi32(1 << 15);
-    // [even columns, odd columns] of the sums of one plane over columns `j..j + 16`.
+    // Columns `j..j + 16` of one plane's sums, in order.
     let sums = |plane: &[i16], j: usize| {
-        let (mut even, mut odd) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-        for &(at, c) in &taps {
+        let (mut even, mut odd) = (bias, bias);
+        for (p, &c) in taps.iter().enumerate() {
             // SAFETY: the wrapper asserted `plane.len() >= columns.end + filter.len()`, and here
-            // `j + 16 <= columns.end` and `at + 1 < filter.len()`, so the 16 values from
-            // `j + at + 1` lie inside the plane.
+            // `j + 16 <= columns.end` and `pair_offset(p) + 1 < filter.len()`, so the 16
+            // values from `j + pair_offset(p) + 1` lie inside the plane.
             let (a, b) = unsafe {
-                let p = plane.as_ptr().add(j + at);
-                (load16(p.cast()), load16(p.add(1).cast()))
+                let at = plane.as_ptr().add(j + pair_offset::<P>(p));
+                (load16(at.cast()), load16(at.add(1).cast()))
             };
             even = _mm256_add_epi32(even, _mm256_madd_epi16(a, c));
             odd = _mm256_add_epi32(odd, _mm256_madd_epi16(b, c));
         }
-        [_mm256_add_epi32(even, bias), _mm256_add_epi32(odd, bias)]
-    };
-    // Columns `j..j + 8` and `j + 8..j + 16` from the even and odd ones.
-    let store = |field: &mut [u32], j: usize, [even, odd]: [__m256i; 2]| {
         let (lo, hi) = (
             _mm256_unpacklo_epi32(even, odd),
             _mm256_unpackhi_epi32(even, odd),
         );
-        store8(&mut field[j..], _mm256_permute2x128_si256::<0x20>(lo, hi));
-        store8(
-            &mut field[j + 8..],
+        [
+            _mm256_permute2x128_si256::<0x20>(lo, hi),
             _mm256_permute2x128_si256::<0x31>(lo, hi),
-        );
+        ]
     };
     let planes = &input.planes;
-    let mut j = blocks.start;
-    while j < blocks.end {
-        store(&mut out.mu1, j, sums(&planes[MU1], j));
-        store(&mut out.mu2, j, sums(&planes[MU2], j));
-        let [_, _, xx, yy, xy] = out.fields_mut();
-        for (field, hi) in [(xx, XX_HI), (yy, YY_HI), (xy, XY_HI)] {
-            let high = sums(&planes[hi], j);
-            let low = sums(&planes[hi + 1], j);
-            // Σ c·lo + 2^15 < 2^32: no carry is lost.
-            let combined: [__m256i; 2] = std::array::from_fn(|p| {
-                let low = _mm256_srli_epi32::<16>(_mm256_add_epi32(low[p], round));
-                _mm256_add_epi32(high[p], low)
-            });
-            store(field, j, combined);
+    let [mu1, mu2, xx, yy, xy] = out.fields_mut();
+    for (field, plane) in [(mu1, MU1), (mu2, MU2)] {
+        for (chunk, j) in chunks16(field, blocks.clone()) {
+            let [a, b] = sums(&planes[plane], j);
+            let (first, second) = chunk.split_at_mut(8);
+            store8(first, a);
+            store8(second, b);
         }
-        j += 16;
+    }
+    for (field, hi) in [(xx, XX_HI), (yy, YY_HI), (xy, XY_HI)] {
+        for (chunk, j) in chunks16(field, blocks.clone()) {
+            let [a, b] = sums(&planes[hi], j);
+            let (first, second) = chunk.split_at_mut(8);
+            store8(first, a);
+            store8(second, b);
+        }
+        for (chunk, j) in chunks16(field, blocks.clone()) {
+            let [a, b] = sums(&planes[hi + 1], j);
+            // Σ c·lo + 2^15 < 2^32: no carry is lost.
+            let low = |v: __m256i| _mm256_srli_epi32::<16>(_mm256_add_epi32(v, round));
+            let (first, second) = chunk.split_at_mut(8);
+            store8(first, _mm256_add_epi32(load8_u32(first), low(a)));
+            store8(second, _mm256_add_epi32(load8_u32(second), low(b)));
+        }
     }
     Some(blocks.end)
+}
+
+/// The blocks of 16 columns of `field`, beside their first columns.
+fn chunks16(field: &mut [u32], blocks: Range<usize>) -> impl Iterator<Item = (&mut [u32], usize)> {
+    let columns = blocks.clone().step_by(16);
+    field[blocks].chunks_exact_mut(16).zip(columns)
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load8_u32(src: &[u32]) -> __m256i {
+    let src = &src[..8];
+    // SAFETY: `src` holds exactly 8 readable values; the load needs no alignment.
+    unsafe { _mm256_loadu_si256(src.as_ptr().cast()) }
 }
 
 /// Four `u32` from `src`, widened to 64-bit lanes.
