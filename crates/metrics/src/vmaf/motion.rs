@@ -106,15 +106,34 @@ pub(crate) fn sad_portable(
             row[2 - k] = row[2 + mirror(-(k as isize), width)];
             row[width + 1 + k] = row[2 + mirror((width - 1 + k) as isize, width)];
         }
-        let mut row_sad = 0u32;
-        for j in 0..width {
-            let acc: i64 = (0..5).map(|k| FILTER[k] * i64::from(row[j + k])).sum();
-            let v = ((acc + 32768) >> 16) as i32;
-            row_sad = row_sad.wrapping_add(v.unsigned_abs());
-        }
-        total += u64::from(row_sad);
+        total += u64::from(blurred_row_sad(&row[..width + 4]));
     }
     total
+}
+
+/// `Σ |(Σ_k FILTER[k]·row[j + k] + 2^15) >> 16|` over the columns `j` of a padded row of
+/// vertically blurred differences (each below 2^16 in magnitude), wrapping at 32 bits as
+/// libvmaf's sum. The blur's sums can exceed 32 bits, so each value is split as
+/// `v = 512·hi + lo` (`lo` in 0..512) and the parts summed apart in 32 bits, which vectorises:
+/// `|Σ c·hi| < 2^23`, `Σ c·lo < 2^25`, and with `t = Σ c·lo + 2^15`,
+/// `(Σ c·v + 2^15) >> 16 = (Σ c·hi + (t >> 9)) >> 7` (the low 9 bits of `t` cannot carry
+/// into bit 16).
+#[inline(always)]
+fn blurred_row_sad(row: &[i32]) -> u32 {
+    let width = row.len() - 4;
+    let taps = FILTER.map(|c| c as i32);
+    let mut sad = 0u32;
+    for j in 0..width {
+        let x = &row[j..j + 5];
+        let (mut hi, mut lo) = (0i32, 0i32);
+        for k in 0..5 {
+            hi += taps[k] * (x[k] >> 9);
+            lo += taps[k] * (x[k] & 511);
+        }
+        let v = (hi + ((lo + 32768) >> 9)) >> 7;
+        sad = sad.wrapping_add(v.unsigned_abs());
+    }
+    sad
 }
 
 /// The per-frame motion score from a SAD (0 for the first frame, which has no predecessor).
@@ -132,5 +151,39 @@ pub(crate) fn motion2(current: f64, next: Option<f64>, index: u64) -> f64 {
     match next {
         Some(n) if n < current => n,
         Some(_) | None => current,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The split 32-bit sums give the 64-bit blur's results, extremes included.
+    #[test]
+    fn blurred_row_sad_matches_64_bit_sums() {
+        let mut state = 5u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as i64
+        };
+        for width in [1, 2, 7, 8, 9, 31, 64, 101] {
+            for _ in 0..50 {
+                let row: Vec<i32> = (0..width + 4)
+                    .map(|_| match next() % 4 {
+                        0 => 65535,
+                        1 => -65535,
+                        _ => (next() % 131071 - 65535) as i32,
+                    })
+                    .collect();
+                let mut want = 0u32;
+                for j in 0..width {
+                    let acc: i64 = (0..5).map(|k| FILTER[k] * i64::from(row[j + k])).sum();
+                    want = want.wrapping_add((((acc + 32768) >> 16) as i32).unsigned_abs());
+                }
+                assert_eq!(blurred_row_sad(&row), want, "width {width}");
+            }
+        }
     }
 }
