@@ -179,13 +179,15 @@ impl FeatureExtractor {
         if !ok {
             return Err(mismatch());
         }
-        let luma = Luma::from_frame(frame).ok_or_else(mismatch)?;
+        let mut luma = Luma::from_frame(frame).ok_or_else(mismatch)?;
         // Samples above the bit depth would break libvmaf's fixed-point ranges; clamp them so
-        // a malformed file cannot cause overflow (valid input is unchanged).
-        let peak = self.format.peak() as i32;
-        let mut luma = luma;
-        for s in luma.samples.iter_mut() {
-            *s = (*s).min(peak);
+        // a malformed file cannot cause overflow (valid input is unchanged). 8-bit samples, of
+        // 8-bit pictures only, cannot exceed it.
+        if let AnyFrame::U16(_) = frame {
+            let peak = self.format.peak() as i32;
+            for s in luma.samples.iter_mut() {
+                *s = (*s).min(peak);
+            }
         }
         Ok(luma)
     }
