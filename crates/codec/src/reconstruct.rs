@@ -136,10 +136,12 @@ pub fn add_residual_with<T: Sample>(
     let quant_qp = qp + qp_offset(bit_depth);
     dequantize(&levels[..n * n], coeffs, quant_qp, log2n, bit_depth);
     inverse(coeffs, residual, log2n, tx, bit_depth);
-    let max = max_value(bit_depth);
-    for ((o, &p), &r) in out[..n * n].iter_mut().zip(prediction).zip(&*residual) {
-        *o = T::clip(p.to_i32() + r, max);
-    }
+    T::kernels().add_clipped(
+        prediction,
+        residual,
+        max_value(bit_depth),
+        &mut out[..n * n],
+    );
 }
 
 /// [`add_residual`] of an n×n prediction (rows `pred_stride` apart) written straight into
@@ -173,12 +175,9 @@ fn add_residual_to_plane<T: Sample>(
         let quant_qp = qp + qp_offset(bit_depth);
         dequantize(&levels[..n * n], coeffs, quant_qp, log2n, bit_depth);
         inverse(coeffs, residual, log2n, tx, bit_depth);
-        let max = max_value(bit_depth);
+        let (max, kernels) = (max_value(bit_depth), T::kernels());
         for (j, (pred, residual)) in rows.zip(residual.chunks_exact(n)).enumerate() {
-            let out = plane.row_mut(x, y + j, n);
-            for ((o, &p), &r) in out.iter_mut().zip(&pred[..n]).zip(residual) {
-                *o = T::clip(p.to_i32() + r, max);
-            }
+            kernels.add_clipped(pred, residual, max, plane.row_mut(x, y + j, n));
         }
     });
 }

@@ -11,6 +11,7 @@
 mod deblock;
 mod mc;
 mod quant;
+mod residual;
 mod sad;
 mod sao;
 mod satd;
@@ -20,6 +21,8 @@ mod transform;
 mod x86;
 #[cfg(target_arch = "x86_64")]
 mod x86_deblock;
+#[cfg(target_arch = "x86_64")]
+mod x86_residual;
 #[cfg(target_arch = "x86_64")]
 mod x86_sad;
 #[cfg(target_arch = "x86_64")]
@@ -113,6 +116,9 @@ type SaoBandRowFn<T> = unsafe fn(&[T], Range<usize>, &[i32; 32], u32, i32, &mut 
 /// `sao_edge_stats(rows, orig, dx, span)`.
 type SaoEdgeStatsFn<T> = unsafe fn(SaoRows<'_, T>, &[T], isize, Range<usize>) -> [(i32, i32); 4];
 
+/// `add_clipped(prediction, residual, max, out)`.
+type AddClippedFn<T> = unsafe fn(&[T], &[i32], i32, &mut [T]);
+
 /// `deblock_luma(data, at, (step, along), filters, tc, max)`.
 type DeblockLumaFn<T> = unsafe fn(&mut [T], usize, (isize, isize), [LumaFilter; 2], i32, i32);
 /// `deblock_chroma(data, at, (step, along), lines, tc, max)`.
@@ -132,6 +138,7 @@ pub struct Kernels<T: Sample> {
     sao_edge_stats: SaoEdgeStatsFn<T>,
     deblock_luma: DeblockLumaFn<T>,
     deblock_chroma: DeblockChromaFn<T>,
+    add_clipped: AddClippedFn<T>,
 }
 
 impl<T: Sample> Kernels<T> {
@@ -150,6 +157,7 @@ impl<T: Sample> Kernels<T> {
             sao_edge_stats: sao::edge_stats::<T>,
             deblock_luma: deblock::luma::<T>,
             deblock_chroma: deblock::chroma::<T>,
+            add_clipped: residual::add_clipped::<T>,
         }
     }
 
@@ -173,6 +181,15 @@ impl<T: Sample> Kernels<T> {
         // SAFETY: the table holds only kernels of levels `max_isa()` detected (see `new`), and
         // the block lies inside both slices (asserted above).
         unsafe { (self.sad)(a, a_stride, b, b_stride, w, h) }
+    }
+
+    /// Reconstruction: `out[i] = clip(prediction[i] + residual[i])` to `0..=max` over `out`.
+    #[inline]
+    pub fn add_clipped(&self, prediction: &[T], residual: &[i32], max: i32, out: &mut [T]) {
+        assert!(prediction.len() >= out.len() && residual.len() >= out.len());
+        // SAFETY: the table holds only kernels of levels `max_isa()` detected (see `new`), and
+        // both inputs are at least as long as `out` (asserted above).
+        unsafe { (self.add_clipped)(prediction, residual, max, out) }
     }
 
     /// Sum of squared differences of a `w`×`h` block, `w` and `h` at most 64.
@@ -423,6 +440,7 @@ impl Kernels<u8> {
             kernels.sao_edge_stats = x86::sao_edge_stats_avx2;
             kernels.deblock_luma = x86_deblock::luma_avx2;
             kernels.deblock_chroma = x86_deblock::chroma_avx2;
+            kernels.add_clipped = x86_residual::add_clipped_avx2;
         }
         let _ = isa;
         kernels
@@ -1107,6 +1125,30 @@ mod tests {
             let g = kernels.quantize(&coeffs, &mut got, 16384, 1 << 18, 19, 1 << 15);
             let w = reference.quantize(&coeffs, &mut want, 16384, 1 << 18, 19, 1 << 15);
             assert_eq!((g, got), (w, want), "{isa:?} short input");
+        }
+    }
+
+    #[test]
+    fn reconstruction_of_every_level_equals_the_reference() {
+        let mut rng = Rng(SEED);
+        for isa in levels() {
+            let kernels = Kernels::<u8>::new(isa);
+            for len in [0, 1, 4, 15, 16, 17, 32, 64, 1024] {
+                let prediction = block(&mut rng, len, 0);
+                // Small residuals, ones that clip at either end, and ones past 16 bits.
+                let residual: Vec<i32> = (0..len)
+                    .map(|i| match i % 4 {
+                        0 => (rng.next() % 64) as i32 - 32,
+                        1 => (rng.next() % 1024) as i32 - 512,
+                        2 => rng.next() as i32,
+                        _ => [i32::MIN, i32::MAX, -40_000, 40_000][(i / 4) % 4],
+                    })
+                    .collect();
+                let (mut got, mut want) = (vec![7u8; len], vec![7u8; len]);
+                kernels.add_clipped(&prediction, &residual, 255, &mut got);
+                residual::add_clipped(&prediction, &residual, 255, &mut want);
+                assert_eq!(got, want, "{isa:?} {len} seed {SEED:#x}");
+            }
         }
     }
 
