@@ -368,7 +368,7 @@ mod tests {
         let mut luma = PaddedPlane::<u16>::new(width, height, 16, 10);
         for y in 0..height {
             for (x, v) in luma.row_mut(0, y, width).iter_mut().enumerate() {
-                *v = ((x as u32 * 2_654_435_761 ^ y as u32 * 40_503) >> 9) as u16 & 1023;
+                *v = (((x as u32 * 2_654_435_761) ^ (y as u32 * 40_503)) >> 9) as u16 & 1023;
             }
         }
         let low = LowRes::new(&luma);
