@@ -73,15 +73,10 @@ pub fn dequantize(levels: &[i32], coeffs: &mut [i32], qp: u8, log2n: u32, bit_de
     let shift = 8 + log2n - 5;
     let scale = (DEQUANT_SCALE[usize::from(qp % 6)] * 16) << (qp / 6);
     // Levels beyond `most` saturate, so clamping them there first changes nothing, and keeps
-    // `level · scale` (below `limit << shift` plus a scale, at most 2^28) in 32 bits: the loop
-    // has no branch (most levels are zero and a test for them mispredicts) and no 64-bit
-    // product.
+    // `level · scale` (below `limit << shift` plus a scale, at most 2^28) in 32 bits: no branch
+    // (most levels are zero and a test for them mispredicts) and no 64-bit product.
     let most = (((i64::from(limit) << shift) + scale - 1) / scale) as i32;
-    let (scale, round) = (scale as i32, 1i32 << (shift - 1));
-    for (c, &level) in coeffs.iter_mut().zip(levels) {
-        let product = level.max(-most).min(most) * scale;
-        *c = ((product + round) >> shift).max(-limit).min(limit - 1);
-    }
+    crate::dsp::transforms().dequantize(levels, coeffs, (scale as i32, shift), most, limit);
 }
 
 #[cfg(test)]

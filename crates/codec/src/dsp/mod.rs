@@ -474,6 +474,7 @@ type ForwardDctFn = unsafe fn(&Matrices, &[i32], &mut [i32]);
 type InverseDctFn = unsafe fn(&Matrices, &[i32], &mut [i32], i32);
 /// `quantize(coeffs, levels, scale, offset, shift, max_level)`.
 type QuantizeFn = unsafe fn(&[i32], &mut [i32], u32, u32, u32, u32) -> usize;
+type DequantizeFn = unsafe fn(&[i32], &mut [i32], (i32, u32), i32, i32);
 type LargestMagnitudeFn = unsafe fn(&[i32]) -> u32;
 type LastNonzeroIndexFn = unsafe fn(&[i32], &[u16]) -> i32;
 
@@ -487,6 +488,7 @@ pub struct Transforms {
     forward_dct: [ForwardDctFn; 4],
     inverse_dct: [InverseDctFn; 4],
     quantize: QuantizeFn,
+    dequantize: DequantizeFn,
     largest_magnitude: LargestMagnitudeFn,
     last_nonzero_index: LastNonzeroIndexFn,
 }
@@ -512,6 +514,7 @@ impl Transforms {
                 reference::inverse_dct::<32, 1024>,
             ],
             quantize: quant::quantize,
+            dequantize: quant::dequantize,
             largest_magnitude: quant::largest_magnitude,
             last_nonzero_index: quant::last_nonzero_index,
         };
@@ -534,6 +537,7 @@ impl Transforms {
                 avx2::inverse_dct32,
             ];
             kernels.quantize = avx2::quantize;
+            kernels.dequantize = avx2::dequantize;
             kernels.largest_magnitude = avx2::largest_magnitude;
             kernels.last_nonzero_index = avx2::last_nonzero_index;
         }
@@ -624,6 +628,26 @@ impl Transforms {
         assert!(shift < 32);
         // SAFETY: as in `matrix_rows`.
         unsafe { (self.quantize)(coeffs, levels, scale, offset, shift, max_level) }
+    }
+
+    /// `coeffs[i] = clamp((clamp(levels[i], -most, most)·scale + 2^(shift - 1)) >> shift,
+    /// -limit, limit - 1)` over the shorter slice; `most` must keep `most·scale + 2^(shift - 1)`
+    /// within 32 bits.
+    #[inline]
+    pub fn dequantize(
+        &self,
+        levels: &[i32],
+        coeffs: &mut [i32],
+        (scale, shift): (i32, u32),
+        most: i32,
+        limit: i32,
+    ) {
+        assert!((1..32).contains(&shift) && most >= 0 && limit > 0);
+        assert!(
+            i64::from(most) * i64::from(scale).abs() + (1 << (shift - 1)) <= i64::from(i32::MAX)
+        );
+        // SAFETY: as in `matrix_rows`.
+        unsafe { (self.dequantize)(levels, coeffs, (scale, shift), most, limit) }
     }
 
     /// The largest `|c|` of `coeffs` (0 when empty), unsigned so that `i32::MIN` has one.
@@ -1117,6 +1141,26 @@ mod tests {
                             "{isa:?} last nonzero of {len} with {nonzero} set"
                         );
                     }
+                }
+            }
+            for len in [0, 1, 7, 16, 21, 64, 1024] {
+                for (scale, shift, limit) in [
+                    (40 * 16, 4, 1 << 15),
+                    ((72 * 16) << 8, 8, 1 << 15),
+                    ((64 * 16) << 3, 6, 1 << 17),
+                ] {
+                    let most = ((i64::from(limit) << shift) + scale as i64 - 1) / scale as i64;
+                    let levels: Vec<i32> = (0..len)
+                        .map(|i| match i % 3 {
+                            0 => (rng.next() % 9) as i32 - 4,
+                            1 => rng.next() as i32,
+                            _ => (rng.next() % 4001) as i32 - 2000,
+                        })
+                        .collect();
+                    let (mut got, mut want) = (vec![9; len + 3], vec![9; len + 3]);
+                    kernels.dequantize(&levels, &mut got, (scale, shift), most as i32, limit);
+                    reference.dequantize(&levels, &mut want, (scale, shift), most as i32, limit);
+                    assert_eq!(got, want, "{isa:?} dequantise {len} {scale} {shift}");
                 }
             }
             // A longer output than input: only the common length is written.

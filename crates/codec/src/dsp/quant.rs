@@ -20,6 +20,22 @@ pub fn quantize(
     nonzero
 }
 
+/// `coeffs[i] = clamp((clamp(levels[i], -most, most)·scale + 2^(shift - 1)) >> shift, -limit,
+/// limit - 1)` over the shorter of the two slices; `most` keeps every product within 32 bits.
+pub fn dequantize(
+    levels: &[i32],
+    coeffs: &mut [i32],
+    (scale, shift): (i32, u32),
+    most: i32,
+    limit: i32,
+) {
+    let round = 1i32 << (shift - 1);
+    for (c, &level) in coeffs.iter_mut().zip(levels) {
+        let product = level.clamp(-most, most) * scale;
+        *c = ((product + round) >> shift).clamp(-limit, limit - 1);
+    }
+}
+
 /// The largest `|c|` of `coeffs` (0 when empty), as an unsigned value so that `i32::MIN` has
 /// one.
 pub fn largest_magnitude(coeffs: &[i32]) -> u32 {

@@ -613,3 +613,43 @@ pub(super) unsafe fn last_nonzero_index(levels: &[i32], index_of: &[u16]) -> i32
     let tail = quant::last_nonzero_index(level_chunks.remainder(), index_chunks.remainder());
     _mm_cvtsi128_si32(last).max(tail)
 }
+
+/// Dequantisation, as `reference::dequantize`, 8 coefficients a step (every product lies in 32
+/// bits, so `mullo` is exact).
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn dequantize(
+    levels: &[i32],
+    coeffs: &mut [i32],
+    (scale, shift): (i32, u32),
+    most: i32,
+    limit: i32,
+) {
+    let len = levels.len().min(coeffs.len());
+    let (levels, coeffs) = (&levels[..len], &mut coeffs[..len]);
+    let (low, high) = (_mm256_set1_epi32(-most), _mm256_set1_epi32(most));
+    let (floor, ceiling) = (_mm256_set1_epi32(-limit), _mm256_set1_epi32(limit - 1));
+    let (scale_v, round) = (
+        _mm256_set1_epi32(scale),
+        _mm256_set1_epi32(1 << (shift - 1)),
+    );
+    let count = _mm_cvtsi32_si128(shift as i32);
+    let mut level_chunks = levels.chunks_exact(8);
+    let mut coeff_chunks = coeffs.chunks_exact_mut(8);
+    for (l, c) in (&mut level_chunks).zip(&mut coeff_chunks) {
+        let l = _mm256_min_epi32(_mm256_max_epi32(load8(l), low), high);
+        let product = _mm256_add_epi32(_mm256_mullo_epi32(l, scale_v), round);
+        let v = _mm256_sra_epi32(product, count);
+        store8(c, _mm256_min_epi32(_mm256_max_epi32(v, floor), ceiling));
+    }
+    let tail = level_chunks.remainder();
+    quant::dequantize(
+        tail,
+        coeff_chunks.into_remainder(),
+        (scale, shift),
+        most,
+        limit,
+    );
+}
