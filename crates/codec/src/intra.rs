@@ -187,11 +187,7 @@ fn predict_angular<T: Sample>(line: &[T; LINE_LEN], n: usize, mode: u8, out: &mu
         if fraction == 0 {
             dst.copy_from_slice(&reference[start..start + n]);
         } else {
-            let src = &reference[start..start + n + 1];
-            for (d, (a, b)) in dst.iter_mut().zip(src.iter().zip(&src[1..])) {
-                let value = (32 - fraction) * a.to_u32() + fraction * b.to_u32() + 16;
-                *d = T::from_u32(value >> 5);
-            }
+            T::kernels().blend_row(&reference[start..start + n + 1], fraction, dst);
         }
     }
     if !vertical {

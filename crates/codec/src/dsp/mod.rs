@@ -9,6 +9,7 @@
 //! only lower it).
 
 mod deblock;
+mod intra;
 mod mc;
 mod quant;
 mod residual;
@@ -21,6 +22,8 @@ mod transform;
 mod x86;
 #[cfg(target_arch = "x86_64")]
 mod x86_deblock;
+#[cfg(target_arch = "x86_64")]
+mod x86_intra;
 #[cfg(target_arch = "x86_64")]
 mod x86_residual;
 #[cfg(target_arch = "x86_64")]
@@ -116,6 +119,8 @@ type SaoBandRowFn<T> = unsafe fn(&[T], Range<usize>, &[i32; 32], u32, i32, &mut 
 /// `sao_edge_stats(rows, orig, dx, span)`.
 type SaoEdgeStatsFn<T> = unsafe fn(SaoRows<'_, T>, &[T], isize, Range<usize>) -> [(i32, i32); 4];
 
+/// `blend_row(src, fraction, out)`.
+type BlendRowFn<T> = unsafe fn(&[T], u32, &mut [T]);
 /// `add_clipped(prediction, residual, max, out)`.
 type AddClippedFn<T> = unsafe fn(&[T], &[i32], i32, &mut [T]);
 
@@ -139,6 +144,7 @@ pub struct Kernels<T: Sample> {
     deblock_luma: DeblockLumaFn<T>,
     deblock_chroma: DeblockChromaFn<T>,
     add_clipped: AddClippedFn<T>,
+    blend_row: BlendRowFn<T>,
 }
 
 impl<T: Sample> Kernels<T> {
@@ -158,6 +164,7 @@ impl<T: Sample> Kernels<T> {
             deblock_luma: deblock::luma::<T>,
             deblock_chroma: deblock::chroma::<T>,
             add_clipped: residual::add_clipped::<T>,
+            blend_row: intra::blend_row::<T>,
         }
     }
 
@@ -190,6 +197,16 @@ impl<T: Sample> Kernels<T> {
         // SAFETY: the table holds only kernels of levels `max_isa()` detected (see `new`), and
         // both inputs are at least as long as `out` (asserted above).
         unsafe { (self.add_clipped)(prediction, residual, max, out) }
+    }
+
+    /// One row of an angular intra prediction: `out[i] = ((32 - fraction)·src[i] +
+    /// fraction·src[i + 1] + 16) >> 5`, `src` longer than `out`, `fraction` below 32.
+    #[inline]
+    pub fn blend_row(&self, src: &[T], fraction: u32, out: &mut [T]) {
+        assert!(src.len() > out.len() && fraction < 32);
+        // SAFETY: the table holds only kernels of levels `max_isa()` detected (see `new`), and
+        // the lengths and fraction are as the kernels need (asserted above).
+        unsafe { (self.blend_row)(src, fraction, out) }
     }
 
     /// Sum of squared differences of a `w`×`h` block, `w` and `h` at most 64.
@@ -441,6 +458,7 @@ impl Kernels<u8> {
             kernels.deblock_luma = x86_deblock::luma_avx2;
             kernels.deblock_chroma = x86_deblock::chroma_avx2;
             kernels.add_clipped = x86_residual::add_clipped_avx2;
+            kernels.blend_row = x86_intra::blend_row_avx2;
         }
         let _ = isa;
         kernels
@@ -1169,6 +1187,25 @@ mod tests {
             let g = kernels.quantize(&coeffs, &mut got, 16384, 1 << 18, 19, 1 << 15);
             let w = reference.quantize(&coeffs, &mut want, 16384, 1 << 18, 19, 1 << 15);
             assert_eq!((g, got), (w, want), "{isa:?} short input");
+        }
+    }
+
+    #[test]
+    fn intra_blend_of_every_level_equals_the_reference() {
+        let mut rng = Rng(SEED);
+        for isa in levels() {
+            let kernels = Kernels::<u8>::new(isa);
+            for len in [1, 4, 7, 8, 16, 24, 32, 33] {
+                for pattern in 0..4 {
+                    let src = block(&mut rng, len + 1 + pattern as usize, pattern);
+                    for fraction in [0, 1, 13, 16, 31] {
+                        let (mut got, mut want) = (vec![0u8; len], vec![0u8; len]);
+                        kernels.blend_row(&src, fraction, &mut got);
+                        intra::blend_row(&src, fraction, &mut want);
+                        assert_eq!(got, want, "{isa:?} {len} {fraction} pattern {pattern}");
+                    }
+                }
+            }
         }
     }
 
