@@ -24,8 +24,8 @@ use crate::quant::quantize;
 use crate::ratecontrol::{InFlight, RateController, RateMode};
 use crate::rdo::{RdCost, lambda, satd, sse};
 use crate::reconstruct::{
-    CodedCu, Prediction, add_residual_with, chroma_qp, commit_info, predict_motion_chroma,
-    predict_motion_luma, reconstruct_cu, skip_bit, tx_split_allowed,
+    CodedCu, Prediction, add_inter_residuals, add_residual_with, chroma_qp, commit_info,
+    predict_motion_chroma, predict_motion_luma, reconstruct_cu, skip_bit, tx_split_allowed,
 };
 use crate::residual::{levels_cost, write_levels};
 use crate::syntax::{
@@ -853,6 +853,14 @@ struct Candidate {
     cu: CodedCu,
 }
 
+/// Where the prediction of a unit's best candidate is: the best merge candidate's buffer, a
+/// motion-searched one, or none made yet (intra, predicted block by block as it reconstructs).
+enum BestPrediction<T: Sample> {
+    Merge,
+    Motion(Prediction3<T>),
+    Intra,
+}
+
 struct FrameEncoder<'a, T: Sample> {
     genome: &'a Genome,
     header: &'a SequenceHeader,
@@ -1169,25 +1177,30 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         let mut source = std::mem::take(&mut self.source_block);
         source.load(self.source, x, y, size);
         let mut best: Option<Candidate> = None;
+        // Where the best candidate's prediction is kept, so that reconstruction reuses it.
+        let mut best_prediction = BestPrediction::Intra;
         let consider = |best: &mut Option<Candidate>, candidate: Candidate| {
-            if best.as_ref().is_none_or(|b| candidate.cost < b.cost) {
+            let better = best.as_ref().is_none_or(|b| candidate.cost < b.cost);
+            if better {
                 *best = Some(candidate);
             }
+            better
         };
         let mut done = false;
         if self.kind != FrameKind::Key {
             let (skip, merged) = self.search_merge(&source, x, y, log2);
             let merged_without_levels = merged.as_ref().is_some_and(|m| !has_levels(&m.cu));
-            if let Some(candidate) = skip {
-                consider(&mut best, candidate);
-            }
-            if let Some(candidate) = merged {
-                consider(&mut best, candidate);
+            for candidate in [skip, merged].into_iter().flatten() {
+                if consider(&mut best, candidate) {
+                    best_prediction = BestPrediction::Merge;
+                }
             }
             done = self.genome.early_skip && merged_without_levels && best.is_some();
             if !done {
-                for candidate in self.search_motion(&source, x, y, log2) {
-                    consider(&mut best, candidate);
+                for (candidate, prediction) in self.search_motion(&source, x, y, log2) {
+                    if consider(&mut best, candidate) {
+                        best_prediction = BestPrediction::Motion(prediction);
+                    }
                 }
             }
         }
@@ -1200,18 +1213,32 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         }
         if !done && log2 <= 5 {
             let candidate = self.search_intra(&source, x, y, log2);
-            consider(&mut best, candidate);
+            if consider(&mut best, candidate) {
+                best_prediction = BestPrediction::Intra;
+            }
         }
         // Every unit has a candidate: motion search always yields one (the zero vector is in
         // bounds) and key frames search intra at every size they leave unsplit.
         let best = best.expect("a candidate for every coding unit");
-        reconstruct_cu(
-            &mut self.picture,
-            &self.grid,
-            self.references,
-            &best.cu,
-            (self.genome.chroma_qp_offset, self.genome.intra_dst),
-        );
+        let tools = (self.genome.chroma_qp_offset, self.genome.intra_dst);
+        match &best_prediction {
+            BestPrediction::Merge => {
+                let prediction = &self.merge_predictions[log2 as usize][1];
+                add_inter_residuals(&mut self.picture, &best.cu, prediction.slices(), tools);
+            }
+            BestPrediction::Motion(prediction) => {
+                add_inter_residuals(&mut self.picture, &best.cu, prediction.slices(), tools);
+            }
+            BestPrediction::Intra => {
+                reconstruct_cu(
+                    &mut self.picture,
+                    &self.grid,
+                    self.references,
+                    &best.cu,
+                    tools,
+                );
+            }
+        }
         commit_info(&mut self.grid, &best.cu);
         self.source_block = source;
         best
@@ -1354,7 +1381,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         x: usize,
         y: usize,
         log2: u32,
-    ) -> Vec<Candidate> {
+    ) -> Vec<(Candidate, Prediction3<T>)> {
         let size = 1usize << log2;
         let (cx, cy) = (x >> UNIT_LOG2, y >> UNIT_LOG2);
         let units = size >> UNIT_LOG2;
@@ -1425,12 +1452,12 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         let cheapest = searched.first().map_or(0, |(cost, ..)| *cost);
         let limit = (cheapest as f64 * (1.0 + self.genome.inter_rd_margin)) as u64;
         searched
-            .iter()
+            .into_iter()
             .take(usize::from(self.genome.inter_rd_candidates))
             .take_while(|(cost, ..)| *cost <= limit)
             .map(|(_, motion, pred)| {
-                let cu = self.coded_motion_cu(x, y, log2, *motion);
-                self.code_inter_residual(source, cu, pred)
+                let cu = self.coded_motion_cu(x, y, log2, motion);
+                (self.code_inter_residual(source, cu, &pred), pred)
             })
             .collect()
     }
@@ -2237,6 +2264,10 @@ struct Prediction3<T: Sample> {
 }
 
 impl<T: Sample> Prediction3<T> {
+    fn slices(&self) -> [&[T]; 3] {
+        [&self.planes[0], &self.planes[1], &self.planes[2]]
+    }
+
     fn inter(references: &[&Picture<T>], x: usize, y: usize, size: usize, motion: &Motion) -> Self {
         let mut prediction = Prediction3::default();
         prediction.predict_inter(references, (x, y, size), motion, &mut Default::default());

@@ -425,35 +425,53 @@ pub fn reconstruct_cu<T: Sample>(
                         [&mut [], &mut [], &mut []],
                     );
                 }
-                for (i, levels) in cu.luma.iter().enumerate() {
-                    let (bx, by) = ((i % per_row) * luma_n, (i / per_row) * luma_n);
-                    add_residual_to_plane(
-                        &mut picture.planes[0],
-                        (cu.x + bx, cu.y + by),
-                        (&luma[by * size + bx..], size),
-                        levels.as_deref(),
-                        qp,
-                        (luma_log2, cu.transform(true, i, intra_dst)),
-                    );
-                }
-                let half = size / 2;
-                for (p, ((plane, levels), pred)) in picture.planes[1..]
-                    .iter_mut()
-                    .zip(&cu.chroma)
-                    .zip([cb, cr])
-                    .enumerate()
-                {
-                    add_residual_to_plane(
-                        plane,
-                        (cu.x / 2, cu.y / 2),
-                        (pred, half),
-                        levels.as_deref(),
-                        chroma_qp,
-                        (chroma_log2, cu.transform(false, p, intra_dst)),
-                    );
-                }
+                add_inter_residuals(picture, cu, [luma, cb, cr], (chroma_qp_offset, intra_dst));
             });
         }
+    }
+}
+
+/// Reconstructs the inter `cu` into `picture` from its motion-compensated prediction (luma and
+/// both chroma planes, tight rows) and its levels: the encoder passes the prediction it already
+/// made while searching.
+pub fn add_inter_residuals<T: Sample>(
+    picture: &mut Picture<T>,
+    cu: &CodedCu,
+    [luma, cb, cr]: [&[T]; 3],
+    (chroma_qp_offset, intra_dst): (i8, bool),
+) {
+    let (qp, chroma_qp) = (cu.qp, chroma_qp(cu.qp, chroma_qp_offset));
+    let size = 1usize << cu.log2;
+    let luma_log2 = cu.luma_tx_log2();
+    let luma_n = 1usize << luma_log2;
+    let per_row = size / luma_n;
+    let chroma_log2 = cu.chroma_tx_log2();
+    for (i, levels) in cu.luma.iter().enumerate() {
+        let (bx, by) = ((i % per_row) * luma_n, (i / per_row) * luma_n);
+        add_residual_to_plane(
+            &mut picture.planes[0],
+            (cu.x + bx, cu.y + by),
+            (&luma[by * size + bx..], size),
+            levels.as_deref(),
+            qp,
+            (luma_log2, cu.transform(true, i, intra_dst)),
+        );
+    }
+    let half = size / 2;
+    for (p, ((plane, levels), pred)) in picture.planes[1..]
+        .iter_mut()
+        .zip(&cu.chroma)
+        .zip([cb, cr])
+        .enumerate()
+    {
+        add_residual_to_plane(
+            plane,
+            (cu.x / 2, cu.y / 2),
+            (pred, half),
+            levels.as_deref(),
+            chroma_qp,
+            (chroma_log2, cu.transform(false, p, intra_dst)),
+        );
     }
 }
 
