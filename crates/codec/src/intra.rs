@@ -191,9 +191,14 @@ fn predict_angular<T: Sample>(line: &[T; LINE_LEN], n: usize, mode: u8, out: &mu
         }
     }
     if !vertical {
-        for y in 0..n {
-            for x in y + 1..n {
-                out.swap(y * n + x, x * n + y);
+        // Turned through a copy, column by column: swapping in place cost a bounds-checked
+        // load and store per sample.
+        let mut turned = [T::default(); MAX_N * MAX_N];
+        let turned = &mut turned[..n * n];
+        turned.copy_from_slice(&out[..n * n]);
+        for (y, row) in out[..n * n].chunks_exact_mut(n).enumerate() {
+            for (o, &t) in row.iter_mut().zip(turned[y..].iter().step_by(n)) {
+                *o = t;
             }
         }
     }
