@@ -2364,9 +2364,28 @@ fn copy_block_into<T: Sample>(
     n: usize,
     out: &mut Vec<T>,
 ) {
-    out.clear();
-    for row in 0..n {
-        out.extend_from_slice(plane.row(x, y + row, n));
+    /// Rows of `N` samples: fixed-size copies compile to a few moves, where a copy of a
+    /// run-time length calls `memcpy` per row.
+    fn rows<T: Sample, const N: usize>(plane: &PaddedPlane<T>, x: usize, y: usize, out: &mut [T]) {
+        for (row, dst) in out.chunks_exact_mut(N).enumerate() {
+            let dst: &mut [T; N] = dst.try_into().expect("rows of N samples");
+            *dst = plane
+                .row(x, y + row, N)
+                .try_into()
+                .expect("a row of N samples");
+        }
+    }
+    out.resize(n * n, T::default());
+    match n {
+        4 => rows::<T, 4>(plane, x, y, out),
+        8 => rows::<T, 8>(plane, x, y, out),
+        16 => rows::<T, 16>(plane, x, y, out),
+        32 => rows::<T, 32>(plane, x, y, out),
+        _ => {
+            for (row, dst) in out.chunks_exact_mut(n).enumerate() {
+                dst.copy_from_slice(plane.row(x, y + row, n));
+            }
+        }
     }
 }
 
