@@ -899,6 +899,8 @@ struct FrameEncoder<'a, T: Sample> {
     merge_predictions: Vec<[Prediction3<T>; 2]>,
     /// The second direction of bi-predicted merge candidates (only grows).
     bi_scratch: [Vec<T>; 3],
+    /// Buffers of motion-searched predictions, reused from unit to unit.
+    prediction_pool: Vec<Prediction3<T>>,
     /// The source samples of the unit being searched (units are searched one at a time).
     source_block: SourceBlock<T>,
     /// Per tree depth (log2): the reconstruction and unit info of the node whose split is
@@ -954,6 +956,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             blocks: Vec::new(),
             merge_predictions: (0..=SB_LOG2).map(|_| Default::default()).collect(),
             bi_scratch: Default::default(),
+            prediction_pool: Vec::new(),
             source_block: SourceBlock::default(),
             saved_regions: (0..=SB_LOG2).map(|_| SavedRegion::default()).collect(),
             rdoq_scratch: RdoqScratch::default(),
@@ -1198,8 +1201,13 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             done = self.genome.early_skip && merged_without_levels && best.is_some();
             if !done {
                 for (candidate, prediction) in self.search_motion(&source, x, y, log2) {
-                    if consider(&mut best, candidate) {
-                        best_prediction = BestPrediction::Motion(prediction);
+                    let unused = if consider(&mut best, candidate) {
+                        std::mem::replace(&mut best_prediction, BestPrediction::Motion(prediction))
+                    } else {
+                        BestPrediction::Motion(prediction)
+                    };
+                    if let BestPrediction::Motion(unused) = unused {
+                        self.prediction_pool.push(unused);
                     }
                 }
             }
@@ -1213,8 +1221,11 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         }
         if !done && log2 <= 5 {
             let candidate = self.search_intra(&source, x, y, log2);
-            if consider(&mut best, candidate) {
-                best_prediction = BestPrediction::Intra;
+            if consider(&mut best, candidate)
+                && let BestPrediction::Motion(unused) =
+                    std::mem::replace(&mut best_prediction, BestPrediction::Intra)
+            {
+                self.prediction_pool.push(unused);
             }
         }
         // Every unit has a candidate: motion search always yields one (the zero vector is in
@@ -1238,6 +1249,9 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
                     tools,
                 );
             }
+        }
+        if let BestPrediction::Motion(prediction) = best_prediction {
+            self.prediction_pool.push(prediction);
         }
         commit_info(&mut self.grid, &best.cu);
         self.source_block = source;
@@ -1422,7 +1436,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             }
             self.mv_hints[ref_idx] = mv;
             let motion = Motion::single(ref_idx as u8, mv);
-            let pred = Prediction3::inter(self.references, x, y, size, &motion);
+            let pred = self.predict_pooled((x, y, size), &motion);
             let cost = if ranked {
                 self.luma_satd(source, &pred, size) + vector_rate_cost(mv, mvp, self.lambda_sad)
             } else {
@@ -1437,7 +1451,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
                 first: searched[0].1.first,
                 second: Some(searched[1].1.first),
             };
-            let pred = Prediction3::inter(self.references, x, y, size, &motion);
+            let pred = self.predict_pooled((x, y, size), &motion);
             let rate: u64 = motion
                 .vectors()
                 .map(|v| {
@@ -1451,15 +1465,24 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         }
         let cheapest = searched.first().map_or(0, |(cost, ..)| *cost);
         let limit = (cheapest as f64 * (1.0 + self.genome.inter_rd_margin)) as u64;
-        searched
-            .into_iter()
-            .take(usize::from(self.genome.inter_rd_candidates))
-            .take_while(|(cost, ..)| *cost <= limit)
-            .map(|(_, motion, pred)| {
+        // Ranked cheapest first, so those within the limit lead.
+        let mut coded = Vec::new();
+        for (rank, (cost, motion, pred)) in searched.into_iter().enumerate() {
+            if rank < usize::from(self.genome.inter_rd_candidates) && cost <= limit {
                 let cu = self.coded_motion_cu(x, y, log2, motion);
-                (self.code_inter_residual(source, cu, &pred), pred)
-            })
-            .collect()
+                coded.push((self.code_inter_residual(source, cu, &pred), pred));
+            } else {
+                self.prediction_pool.push(pred);
+            }
+        }
+        coded
+    }
+
+    /// The motion-compensated prediction of a unit, in buffers from the pool.
+    fn predict_pooled(&mut self, unit: (usize, usize, usize), motion: &Motion) -> Prediction3<T> {
+        let mut prediction = self.prediction_pool.pop().unwrap_or_default();
+        prediction.predict_inter(self.references, unit, motion, &mut self.bi_scratch);
+        prediction
     }
     // EVOLVE-BLOCK-END
 
@@ -2266,12 +2289,6 @@ struct Prediction3<T: Sample> {
 impl<T: Sample> Prediction3<T> {
     fn slices(&self) -> [&[T]; 3] {
         [&self.planes[0], &self.planes[1], &self.planes[2]]
-    }
-
-    fn inter(references: &[&Picture<T>], x: usize, y: usize, size: usize, motion: &Motion) -> Self {
-        let mut prediction = Prediction3::default();
-        prediction.predict_inter(references, (x, y, size), motion, &mut Default::default());
-        prediction
     }
 
     /// The motion-compensated prediction of a `size` unit at (x, y) into these buffers
