@@ -708,9 +708,9 @@ pub(crate) fn adm(
     gain_limits: &[f64],
 ) -> Vec<AdmScores> {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of
-        // `adm_avx2`.
+    if dsp::active_isa() >= dsp::Isa::Avx2 {
+        // SAFETY: the kernels' level is AVX2 only where the CPU supports it (`dsp::Kernels::new`),
+        // the only requirement of `adm_avx2`.
         return unsafe { adm_avx2(reference, distorted, width, height, bit_depth, gain_limits) };
     }
     adm_portable(reference, distorted, width, height, bit_depth, gain_limits)

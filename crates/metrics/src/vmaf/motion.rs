@@ -30,9 +30,9 @@ pub(crate) fn sad(
     bit_depth: u32,
 ) -> u64 {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of
-        // `sad_avx2`.
+    if super::dsp::active_isa() >= super::dsp::Isa::Avx2 {
+        // SAFETY: the kernels' level is AVX2 only where the CPU supports it (`dsp::Kernels::new`),
+        // the only requirement of `sad_avx2`.
         return unsafe { sad_avx2(previous, current, width, height, bit_depth) };
     }
     sad_portable(previous, current, width, height, bit_depth)

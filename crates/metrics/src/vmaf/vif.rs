@@ -6,6 +6,7 @@
 //! [`fast`] filters whole rows at a time through the kernels of [`super::dsp`] and only computes
 //! the samples that the decimation keeps. A test checks that both give bit-identical numerators and denominators.
 
+use super::buffers::Buf;
 use super::dsp::vif::{
     Accumulators, Log2Table, SIGMA_NSQ, gain, log2_32, log2_64, log2_table, round_shift, sigmas,
 };
@@ -150,12 +151,13 @@ fn vertical_shifts(scale: usize, bit_depth: u32) -> (u32, u32) {
     }
 }
 
-/// One image of a scale: samples widened to `u16` (scale 0 holds the input samples).
+/// One image of a scale: samples narrowed to `u16` (scale 0 holds the input samples), in a
+/// recycled buffer (fresh ones cost page faults every frame).
 #[derive(Clone, Debug)]
 pub(crate) struct Image {
     pub width: usize,
     pub height: usize,
-    pub data: Vec<u16>,
+    pub data: Buf<u16>,
 }
 
 impl Image {
@@ -164,7 +166,7 @@ impl Image {
         Image {
             width,
             height,
-            data: data.iter().map(|&s| s as u16).collect(),
+            data: Buf::from_iter(data.len(), data.iter().map(|&s| s as u16)),
         }
     }
 
@@ -256,7 +258,7 @@ pub(crate) mod reference {
         Image {
             width: w,
             height: h,
-            data,
+            data: Buf::from_iter(data.len(), data.into_iter()),
         }
     }
 
@@ -283,9 +285,9 @@ pub(crate) mod fast {
     /// Ratios per scale (outer) and per gain limit (inner).
     pub fn vif(r: &Image, d: &Image, bit_depth: u32, gain_limits: &[f64]) -> [Vec<VifRatio>; 4] {
         #[cfg(target_arch = "x86_64")]
-        if dsp::max_isa() >= Isa::Avx2 {
-            // SAFETY: the CPU supports AVX2 (`max_isa` detected it), the only requirement of
-            // `vif_avx2`.
+        if dsp::active_isa() >= Isa::Avx2 {
+            // SAFETY: the kernels' level is AVX2 only where the CPU supports it
+            // (`dsp::Kernels::new`), the only requirement of `vif_avx2`.
             return unsafe { vif_avx2(r, d, bit_depth, gain_limits) };
         }
         vif_portable(r, d, bit_depth, gain_limits)
@@ -397,7 +399,8 @@ pub(crate) mod fast {
         let mut even = vec![0u32; padded_len.div_ceil(2)];
         let mut odd = vec![0u32; padded_len / 2];
         let mut acc = vec![0u32; w];
-        let mut data = vec![0u16; w * h];
+        // Every sample is written below.
+        let mut data = Buf::<u16>::recycled(w * h);
         for y in 0..h {
             // The first tap assigns (no zero-filling of the row), the others add.
             for (k, &c) in f.iter().enumerate() {
