@@ -342,7 +342,7 @@ mod tests {
         let mut rng = Lcg(11);
         for isa in max_isa().up_to() {
             let kernels = Kernels::new(isa);
-            for width in [1, 3, 4, 5, 64, 67, 1000] {
+            for width in [1, 3, 4, 5, 8, 9, 64, 67, 1000, 40_003] {
                 let moments = random_moments(&mut rng, width);
                 for limit in [1.0, 100.0] {
                     for columns in [0..width, width / 3..width] {

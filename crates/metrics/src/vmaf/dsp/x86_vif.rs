@@ -425,71 +425,68 @@ fn load8_u32(src: &[u32]) -> __m256i {
     unsafe { _mm256_loadu_si256(src.as_ptr().cast()) }
 }
 
-/// Four `u32` from `src`, widened to 64-bit lanes.
-///
-/// # Safety
-/// `src` points to 4 readable values.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn widen4(src: *const u32) -> __m256i {
-    // SAFETY: the caller guarantees 4 readable values; the load needs no alignment.
-    _mm256_cvtepu32_epi64(unsafe { _mm_loadu_si128(src.cast()) })
-}
-
-/// `(a·b + 2^31) >> 32` of the 32-bit values in 64-bit lanes, in the low halves.
+/// `(a·b + 2^31) >> 32` of eight 32-bit lanes (unsigned), even and odd lanes multiplied apart.
 #[inline]
 #[target_feature(enable = "avx2")]
 fn product_q32(a: __m256i, b: __m256i) -> __m256i {
     let round = _mm256_set1_epi64x(1 << 31);
-    _mm256_srli_epi64::<32>(_mm256_add_epi64(_mm256_mul_epu32(a, b), round))
+    let even = _mm256_add_epi64(_mm256_mul_epu32(a, b), round);
+    let odd = _mm256_mul_epu32(_mm256_srli_epi64::<32>(a), _mm256_srli_epi64::<32>(b));
+    let odd = _mm256_add_epi64(odd, round);
+    _mm256_blend_epi32::<0b1010_1010>(_mm256_srli_epi64::<32>(even), odd)
 }
 
-/// The low halves of four 64-bit lanes as four 32-bit lanes.
+/// Lanes 0-3 and 4-7 of eight `i32` as doubles.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn low_halves(v: __m256i) -> __m128i {
-    _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(
-        v,
-        _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6),
-    ))
+fn to_doubles(x: __m256i) -> [__m256d; 2] {
+    [
+        _mm256_cvtepi32_pd(_mm256_castsi256_si128(x)),
+        _mm256_cvtepi32_pd(_mm256_extracti128_si256::<1>(x)),
+    ]
 }
 
-/// Non-negative integers below 2^52 held exactly in doubles, as 64-bit integers (the bits of
-/// `x + 2^52` below the exponent).
+/// Bits 37 and up of eight doubles (in two halves, lanes 0-3 and 4-7), in order in 32-bit
+/// lanes: the top 15 bits of the fraction below the exponent.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn to_u52(x: __m256d) -> __m256i {
-    let magic = _mm256_set1_pd(4503599627370496.0);
-    let mantissa = _mm256_set1_epi64x((1 << 52) - 1);
-    _mm256_and_si256(_mm256_castpd_si256(_mm256_add_pd(x, magic)), mantissa)
+fn top_bits(x: [__m256d; 2]) -> __m256i {
+    let [lo, hi] = x.map(|h| _mm256_castsi256_ps(_mm256_srli_epi64::<37>(_mm256_castpd_si256(h))));
+    // The low halves of the 64-bit lanes, ordered 0 1 4 5 | 2 3 6 7, then put in order.
+    let mixed = _mm256_castps_si256(_mm256_shuffle_ps::<0b10_00_10_00>(lo, hi));
+    _mm256_permute4x64_epi64::<0b11_01_10_00>(mixed)
 }
 
-/// `log2_64` (and `log2_32`, the same for values below 2^32) of four integers given both as
-/// doubles and as 64-bit integers: `k = max(bit length − 16, 0)` read from the double's
-/// exponent, then `table[(x >> k) & 0xffff] + 2048·k` by a gather.
+/// `log2_64(x) + 2048·1038` of eight integers `x >= 2^16` given as [`top_bits`] of their
+/// doubles: with bit length `b`, `log2_64` reads the table at `x >> (b − 16)`, the leading 1
+/// and the next 15 bits (the fraction's top 15), and adds `2048·(b − 16)`; the double's biased
+/// exponent is `1022 + b`. Other lanes give arbitrary values but read inside the table.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn log2_lanes(table: &Log2Table, as_double: __m256d, as_integer: __m256i) -> __m256i {
-    // The exponent of 2^e is 1023 + e, and the bit length of x in [2^e, 2^(e+1)) is e + 1.
-    let biased = _mm256_srli_epi64::<52>(_mm256_castpd_si256(as_double));
-    let k = _mm256_sub_epi64(biased, _mm256_set1_epi64x(1023 + 15));
-    let k = _mm256_and_si256(k, _mm256_cmpgt_epi64(k, _mm256_setzero_si256()));
-    let index = _mm256_and_si256(_mm256_srlv_epi64(as_integer, k), _mm256_set1_epi64x(0xffff));
-    // SAFETY: every index is below 2^16 and the table holds 2^16 + 1 entries, so the 4 bytes
-    // read at entry `index` lie inside it.
-    let entries = unsafe { _mm256_i64gather_epi32::<2>(table.as_ptr().cast(), index) };
-    let entries = _mm256_cvtepu16_epi64(_mm_packus_epi32(
-        _mm_and_si128(entries, _mm_set1_epi32(0xffff)),
-        _mm_setzero_si128(),
-    ));
-    _mm256_add_epi64(entries, _mm256_slli_epi64::<11>(k))
+fn log2_biased(table: &Log2Table, top: __m256i) -> __m256i {
+    let index = _mm256_or_si256(
+        _mm256_and_si256(top, _mm256_set1_epi32(0x7fff)),
+        _mm256_set1_epi32(0x8000),
+    );
+    // SAFETY: every index lies in 2^15..2^16 and the table holds 2^16 + 1 entries, so the 4
+    // bytes read at entry `index` lie inside it.
+    let entries = unsafe { _mm256_i32gather_epi32::<2>(table.as_ptr().cast(), index) };
+    let entries = _mm256_and_si256(entries, _mm256_set1_epi32(0xffff));
+    // The exponent, 1022 + b = 1038 + (b − 16), times 2048.
+    let exponent = _mm256_slli_epi32::<11>(_mm256_srli_epi32::<15>(top));
+    _mm256_add_epi32(entries, exponent)
 }
 
-/// The statistic of a filtered row ([`vif::statistic_row`]), four pixels at a time in 64-bit
-/// lanes: every case's terms computed, the applicable ones selected by masks. Where a case
-/// applies its numbers are those of the scalar code: the gain `g ≤ σ12/σ1²` with σ1² ≥ 2^17
-/// and σ12 < 2^31 keeps `g²·σ1²` below 2^45, so doubles hold the integers exactly, and
-/// truncation matches Rust's conversions. The columns left over go to the reference kernel.
+/// Steps of eight columns whose 32-bit sums cannot overflow: each term is below 2^17.
+const STEPS_PER_FLUSH: usize = 1 << 12;
+
+/// The statistic of a filtered row ([`vif::statistic_row`]), eight pixels at a time: every
+/// case's terms computed, the applicable ones selected by masks. Where a case applies its
+/// numbers are those of the scalar code: the gain `g ≤ σ12/σ1²` with σ1² ≥ 2^17 and σ12 < 2^31
+/// keeps `g²·σ1²` below 2^45, so doubles hold every integer exactly, truncation matches Rust's
+/// conversions, and the logarithms' arguments (at least 2^17) are read from their doubles'
+/// exponents and fractions. The log sums add up in 32-bit lanes, moved into the 64-bit totals
+/// before they could overflow; the columns left over go to the reference kernel.
 ///
 /// # Safety
 /// The CPU supports AVX2.
@@ -501,95 +498,92 @@ pub(super) unsafe fn statistic_row_avx2(
     acc: &mut Accumulators,
 ) {
     let table = log2_table();
-    let blocks_end = columns.start + (columns.end - columns.start) / 4 * 4;
+    let blocks_end = columns.start + (columns.end - columns.start) / 8 * 8;
     let zero = _mm256_setzero_si256();
-    let nsq = _mm_set1_epi32(SIGMA_NSQ);
+    let nsq = _mm256_set1_epi32(SIGMA_NSQ);
+    let nsq_d = _mm256_set1_pd(f64::from(SIGMA_NSQ));
     let eps = _mm256_set1_pd(65536.0 * 1.0e-10);
     let limit = _mm256_set1_pd(gain_limit);
-    let (mut num_log, mut den_log, mut num_non_log, mut den_non_log) = (zero, zero, zero, zero);
+    // `den` is log2(σ_n² + σ1²) − 2048·17, less the bias of [`log2_biased`].
+    let den_bias = _mm256_set1_epi32(2048 * (17 + 1038));
+    let sum_i32 = |v: __m256i| {
+        let mut lanes = [0i32; 8];
+        // SAFETY: `lanes` holds exactly 8 writable 32-bit values; the store needs no alignment.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), v) };
+        lanes.iter().map(|&x| i64::from(x)).sum::<i64>()
+    };
+    let (mut num_non_log, mut den_non_log_total) = ([zero; 2], 0i64);
     let mut j = columns.start;
     while j < blocks_end {
-        // SAFETY: the wrapper asserted `columns.end <= moments.len()`, and `j + 4 <= columns.end`.
-        let [mu1, mu2, xx, yy, xy] = moments
-            .fields()
-            .map(|f| unsafe { widen4(f.as_ptr().add(j)) });
-        let xx = low_halves(xx);
-        let yy = low_halves(yy);
-        let xy = low_halves(xy);
-        let s1 = _mm_sub_epi32(xx, low_halves(product_q32(mu1, mu1)));
-        let s2 = _mm_max_epi32(
-            _mm_sub_epi32(yy, low_halves(product_q32(mu2, mu2))),
-            _mm_setzero_si128(),
-        );
-        let s12 = _mm_sub_epi32(xy, low_halves(product_q32(mu1, mu2)));
-        let (s1d, s2d, s12d) = (
-            _mm256_cvtepi32_pd(s1),
-            _mm256_cvtepi32_pd(s2),
-            _mm256_cvtepi32_pd(s12),
-        );
-        let g0 = _mm256_div_pd(s12d, _mm256_add_pd(s1d, eps));
-        let sv = _mm_max_epi32(
-            _mm256_cvttpd_epi32(_mm256_sub_pd(s2d, _mm256_mul_pd(g0, s12d))),
-            _mm_setzero_si128(),
-        );
-        let is_log = _mm_cmpgt_epi32(s1, _mm_sub_epi32(nsq, _mm_set1_epi32(1)));
-        let has_gain = _mm_and_si128(
-            is_log,
-            _mm_and_si128(
-                _mm_cmpgt_epi32(s12, _mm_setzero_si128()),
-                _mm_cmpgt_epi32(s2, _mm_setzero_si128()),
-            ),
-        );
-        // log2(σ_n² + σ1²) as an unsigned 32-bit value.
-        let den_arg = _mm256_cvtepu32_epi64(_mm_add_epi32(nsq, s1));
-        let den = _mm256_sub_epi64(
-            log2_lanes(table, to_double(den_arg), den_arg),
-            _mm256_set1_epi64x(2048 * 17),
-        );
-        let numer1 = _mm256_cvtepu32_epi64(_mm_add_epi32(sv, nsq));
-        let numer1d = to_double(numer1);
-        let g = _mm256_min_pd(g0, limit);
-        let scaled = _mm256_round_pd::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(_mm256_mul_pd(
-            _mm256_mul_pd(g, g),
-            s1d,
-        ));
-        let numer1_tmp = _mm256_add_pd(scaled, numer1d);
-        let num = _mm256_sub_epi64(
-            log2_lanes(table, numer1_tmp, to_u52(numer1_tmp)),
-            log2_lanes(table, numer1d, numer1),
-        );
-        let is_log = _mm256_cvtepi32_epi64(is_log);
-        let has_gain = _mm256_cvtepi32_epi64(has_gain);
-        num_log = _mm256_add_epi64(num_log, _mm256_and_si256(has_gain, num));
-        den_log = _mm256_add_epi64(den_log, _mm256_and_si256(is_log, den));
-        let s2 = _mm256_cvtepu32_epi64(s2);
-        num_non_log = _mm256_add_epi64(num_non_log, _mm256_andnot_si256(is_log, s2));
-        // `is_log` is −1 where it holds: adding 1 counts the other lanes.
-        den_non_log =
-            _mm256_add_epi64(den_non_log, _mm256_add_epi64(is_log, _mm256_set1_epi64x(1)));
-        j += 4;
+        let flush_end = blocks_end.min(j + 8 * STEPS_PER_FLUSH);
+        let (mut num_log, mut den_log, mut den_non_log) = (zero, zero, zero);
+        while j < flush_end {
+            // SAFETY: the wrapper asserted `columns.end <= moments.len()`, and
+            // `j + 8 <= columns.end`.
+            let [mu1, mu2, xx, yy, xy] = moments
+                .fields()
+                .map(|f| unsafe { _mm256_loadu_si256(f.as_ptr().add(j).cast()) });
+            let s1 = _mm256_sub_epi32(xx, product_q32(mu1, mu1));
+            let s2 = _mm256_max_epi32(_mm256_sub_epi32(yy, product_q32(mu2, mu2)), zero);
+            let s12 = _mm256_sub_epi32(xy, product_q32(mu1, mu2));
+            let (s1d, s2d, s12d) = (to_doubles(s1), to_doubles(s2), to_doubles(s12));
+            let mut den_arg = [_mm256_setzero_pd(); 2];
+            let mut numer1 = den_arg;
+            let mut numer1_tmp = den_arg;
+            for h in 0..2 {
+                let g0 = _mm256_div_pd(s12d[h], _mm256_add_pd(s1d[h], eps));
+                let sv = _mm256_round_pd::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(
+                    _mm256_sub_pd(s2d[h], _mm256_mul_pd(g0, s12d[h])),
+                );
+                numer1[h] = _mm256_add_pd(_mm256_max_pd(sv, _mm256_setzero_pd()), nsq_d);
+                let g = _mm256_min_pd(g0, limit);
+                let scaled = _mm256_round_pd::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(
+                    _mm256_mul_pd(_mm256_mul_pd(g, g), s1d[h]),
+                );
+                numer1_tmp[h] = _mm256_add_pd(scaled, numer1[h]);
+                // σ1² + σ_n² as the unsigned 32-bit sum, where σ1² ≥ 0.
+                den_arg[h] = _mm256_add_pd(s1d[h], nsq_d);
+            }
+            let den = _mm256_sub_epi32(log2_biased(table, top_bits(den_arg)), den_bias);
+            let num = _mm256_sub_epi32(
+                log2_biased(table, top_bits(numer1_tmp)),
+                log2_biased(table, top_bits(numer1)),
+            );
+            let is_log = _mm256_cmpgt_epi32(s1, _mm256_sub_epi32(nsq, _mm256_set1_epi32(1)));
+            let has_gain = _mm256_and_si256(
+                is_log,
+                _mm256_and_si256(_mm256_cmpgt_epi32(s12, zero), _mm256_cmpgt_epi32(s2, zero)),
+            );
+            num_log = _mm256_add_epi32(num_log, _mm256_and_si256(has_gain, num));
+            den_log = _mm256_add_epi32(den_log, _mm256_and_si256(is_log, den));
+            // `is_log` is −1 where it holds: adding 1 counts the other lanes.
+            den_non_log =
+                _mm256_add_epi32(den_non_log, _mm256_add_epi32(is_log, _mm256_set1_epi32(1)));
+            let s2 = _mm256_andnot_si256(is_log, s2);
+            num_non_log[0] = _mm256_add_epi64(
+                num_non_log[0],
+                _mm256_cvtepu32_epi64(_mm256_castsi256_si128(s2)),
+            );
+            num_non_log[1] = _mm256_add_epi64(
+                num_non_log[1],
+                _mm256_cvtepu32_epi64(_mm256_extracti128_si256::<1>(s2)),
+            );
+            j += 8;
+        }
+        acc.num_log += sum_i32(num_log);
+        acc.den_log += sum_i32(den_log);
+        den_non_log_total += sum_i32(den_non_log);
     }
-    let sum = |v: __m256i| {
-        let mut lanes = [0i64; 4];
-        // SAFETY: `lanes` holds exactly 4 writable 64-bit values; the store needs no alignment.
-        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), v) };
-        lanes.iter().sum::<i64>()
+    let mut lanes = [0i64; 4];
+    // SAFETY: `lanes` holds exactly 4 writable 64-bit values; the store needs no alignment.
+    unsafe {
+        _mm256_storeu_si256(
+            lanes.as_mut_ptr().cast(),
+            _mm256_add_epi64(num_non_log[0], num_non_log[1]),
+        )
     };
-    acc.num_log += sum(num_log);
-    acc.den_log += sum(den_log);
-    acc.num_non_log += sum(num_non_log);
-    acc.den_non_log += sum(den_non_log);
+    acc.num_non_log += lanes.iter().sum::<i64>();
+    acc.den_non_log += den_non_log_total;
     // SAFETY: plain Rust, under the same preconditions.
     unsafe { vif::statistic_row(moments, blocks_end..columns.end, gain_limit, acc) };
-}
-
-/// Non-negative 64-bit integers below 2^52 as doubles.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn to_double(x: __m256i) -> __m256d {
-    let magic = _mm256_set1_epi64x(0x4330_0000_0000_0000);
-    _mm256_sub_pd(
-        _mm256_castsi256_pd(_mm256_or_si256(x, magic)),
-        _mm256_set1_pd(4503599627370496.0),
-    )
 }
