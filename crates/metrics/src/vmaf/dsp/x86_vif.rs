@@ -544,18 +544,23 @@ pub(super) unsafe fn statistic_row_avx2(
                 // σ1² + σ_n² as the unsigned 32-bit sum, where σ1² ≥ 0.
                 den_arg[h] = _mm256_add_pd(s1d[h], nsq_d);
             }
-            let den = _mm256_sub_epi32(log2_biased(table, top_bits(den_arg)), den_bias);
-            let num = _mm256_sub_epi32(
-                log2_biased(table, top_bits(numer1_tmp)),
-                log2_biased(table, top_bits(numer1)),
-            );
             let is_log = _mm256_cmpgt_epi32(s1, _mm256_sub_epi32(nsq, _mm256_set1_epi32(1)));
             let has_gain = _mm256_and_si256(
                 is_log,
                 _mm256_and_si256(_mm256_cmpgt_epi32(s12, zero), _mm256_cmpgt_epi32(s2, zero)),
             );
-            num_log = _mm256_add_epi32(num_log, _mm256_and_si256(has_gain, num));
-            den_log = _mm256_add_epi32(den_log, _mm256_and_si256(is_log, den));
+            // Flat areas skip the look-ups that no lane needs.
+            if _mm256_testz_si256(is_log, is_log) == 0 {
+                let den = _mm256_sub_epi32(log2_biased(table, top_bits(den_arg)), den_bias);
+                den_log = _mm256_add_epi32(den_log, _mm256_and_si256(is_log, den));
+            }
+            if _mm256_testz_si256(has_gain, has_gain) == 0 {
+                let num = _mm256_sub_epi32(
+                    log2_biased(table, top_bits(numer1_tmp)),
+                    log2_biased(table, top_bits(numer1)),
+                );
+                num_log = _mm256_add_epi32(num_log, _mm256_and_si256(has_gain, num));
+            }
             // `is_log` is −1 where it holds: adding 1 counts the other lanes.
             den_non_log =
                 _mm256_add_epi32(den_non_log, _mm256_add_epi32(is_log, _mm256_set1_epi32(1)));
