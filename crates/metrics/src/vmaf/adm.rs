@@ -7,7 +7,7 @@
 //! as libvmaf does; the values are kept in `i32` here and narrowed where libvmaf stores `int16_t`.
 
 use super::buffers::Buf;
-use super::dsp::{self, BandRows, DecoupledRows, adm::decouple_row};
+use super::dsp::{self, BandRows, DecoupledRows};
 
 const DWT_LO: [i64; 4] = [15826, 27411, 7345, -4240];
 const DWT_HI: [i64; 4] = [-4240, -7345, 27411, -15826];
@@ -379,7 +379,7 @@ fn decouple_level<const LEVEL0: bool>(
         if LEVEL0 {
             kernels.adm_decouple_row_level0(bands, gain_limit, out);
         } else {
-            decouple_row::<false>(bands, gain_limit, out);
+            kernels.adm_decouple_row_level123(bands, gain_limit, out);
         }
     }
     Decoupled { r, a }

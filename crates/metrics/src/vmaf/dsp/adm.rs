@@ -136,3 +136,8 @@ pub(crate) fn decouple_row<const LEVEL0: bool>(
 pub(crate) fn decouple_row_level0(bands: BandRows<'_>, gain_limit: f64, out: DecoupledRows<'_>) {
     decouple_row::<true>(bands, gain_limit, out)
 }
+
+/// [`decouple_row`] of levels 1 to 3, the table's reference entry.
+pub(crate) fn decouple_row_level123(bands: BandRows<'_>, gain_limit: f64, out: DecoupledRows<'_>) {
+    decouple_row::<false>(bands, gain_limit, out)
+}

@@ -61,7 +61,7 @@ type VifVerticalFn =
 type VifHorizontalFn = unsafe fn(&VerticalRow, &[u32], &mut RowMoments, Range<usize>);
 /// `vif_statistic_row(moments, columns, gain_limit, acc)`.
 type VifStatisticRowFn = unsafe fn(&RowMoments, Range<usize>, f64, &mut vif::Accumulators);
-/// `adm_decouple_row_level0(bands, gain_limit, out)`.
+/// `adm_decouple_row_level0(bands, gain_limit, out)`, and the same of levels 1 to 3.
 type AdmDecoupleRowFn = unsafe fn(BandRows<'_>, f64, DecoupledRows<'_>);
 
 /// The kernels of one instruction set level.
@@ -71,6 +71,7 @@ pub(crate) struct Kernels {
     vif_horizontal: VifHorizontalFn,
     vif_statistic_row: VifStatisticRowFn,
     adm_decouple_row_level0: AdmDecoupleRowFn,
+    adm_decouple_row_level123: AdmDecoupleRowFn,
 }
 
 impl Kernels {
@@ -82,6 +83,7 @@ impl Kernels {
             vif_horizontal: vif::horizontal,
             vif_statistic_row: vif::statistic_row,
             adm_decouple_row_level0: adm::decouple_row_level0,
+            adm_decouple_row_level123: adm::decouple_row_level123,
         };
         #[cfg(target_arch = "x86_64")]
         if isa.min(detect()) >= Isa::Avx2 {
@@ -90,6 +92,7 @@ impl Kernels {
             kernels.vif_horizontal = x86_vif::horizontal_avx2;
             kernels.vif_statistic_row = x86_vif::statistic_row_avx2;
             kernels.adm_decouple_row_level0 = x86_adm::decouple_row_level0_avx2;
+            kernels.adm_decouple_row_level123 = x86_adm::decouple_row_level123_avx2;
         }
         let _ = isa;
         kernels
@@ -178,6 +181,29 @@ impl Kernels {
         gain_limit: f64,
         out: DecoupledRows<'_>,
     ) {
+        Self::check_decouple_rows(&bands, &out);
+        // SAFETY: the table holds only kernels of levels the CPU runs (see `new`); the rows all
+        // have the same length (checked above), which the kernels' slicing relies on.
+        unsafe { (self.adm_decouple_row_level0)(bands, gain_limit, out) }
+    }
+
+    /// ADM's decoupling of one row of levels 1 to 3.
+    #[inline]
+    pub fn adm_decouple_row_level123(
+        &self,
+        bands: BandRows<'_>,
+        gain_limit: f64,
+        out: DecoupledRows<'_>,
+    ) {
+        Self::check_decouple_rows(&bands, &out);
+        // SAFETY: the table holds only kernels of levels the CPU runs (see `new`); the rows all
+        // have the same length (checked above), which the kernels' slicing relies on.
+        unsafe { (self.adm_decouple_row_level123)(bands, gain_limit, out) }
+    }
+
+    /// Asserts that the decoupling's rows all have the same length.
+    #[inline]
+    fn check_decouple_rows(bands: &BandRows<'_>, out: &DecoupledRows<'_>) {
         let n = bands.reference[0].len();
         assert!(
             bands
@@ -192,9 +218,6 @@ impl Kernels {
                 .chain(&out.additive)
                 .all(|r| r.len() == n)
         );
-        // SAFETY: the table holds only kernels of levels the CPU runs (see `new`); the rows all
-        // have the same length (asserted above), which the kernels' slicing relies on.
-        unsafe { (self.adm_decouple_row_level0)(bands, gain_limit, out) }
     }
 }
 
@@ -363,12 +386,12 @@ mod tests {
         }
     }
 
-    /// Level-0 wavelet coefficients within `±bound` (at most 2^15): extremes, zeros and noise,
-    /// and a distorted band that mostly follows the reference (scaled, negated or perturbed), so
-    /// that the orientations often agree and the gain limit applies.
-    fn random_band_pair(rng: &mut Lcg, len: usize, bound: i64) -> (Vec<i32>, Vec<i32>) {
+    /// Wavelet coefficients within `±bound` (`-bound..=top`): extremes, zeros and noise, and a
+    /// distorted band that mostly follows the reference (scaled, negated or perturbed), so that
+    /// the orientations often agree and the gain limit applies.
+    fn random_band_pair(rng: &mut Lcg, len: usize, bound: i64, top: i64) -> (Vec<i32>, Vec<i32>) {
         let value = |rng: &mut Lcg| match rng.below(6) {
-            0 => bound.min(32767),
+            0 => top,
             1 => -bound,
             2 => 0,
             _ => rng.below(2 * bound as u64 + 1) as i64 - bound,
@@ -382,7 +405,7 @@ mod tests {
                 2 => o * (rng.below(5) as i64) / 3,
                 _ => o + rng.below(9) as i64 - 4,
             })
-            .map(|t| t.clamp(-bound, bound.min(32767)))
+            .map(|t| t.clamp(-bound, top))
             .collect::<Vec<_>>();
         let narrow = |v: Vec<i64>| v.into_iter().map(|x| x as i32).collect::<Vec<_>>();
         (narrow(reference), narrow(distorted))
@@ -397,8 +420,9 @@ mod tests {
             for width in 1..=100 {
                 // Coefficient ranges of 8-bit, 10-bit and 16-bit-derived pictures.
                 for bound in [1 << 8, 1 << 10, 1 << 15] {
-                    let bands: [(Vec<i32>, Vec<i32>); 3] =
-                        std::array::from_fn(|_| random_band_pair(&mut rng, width, bound));
+                    let bands: [(Vec<i32>, Vec<i32>); 3] = std::array::from_fn(|_| {
+                        random_band_pair(&mut rng, width, bound, bound.min(32767))
+                    });
                     let rows = BandRows {
                         reference: std::array::from_fn(|b| &bands[b].0[..]),
                         distorted: std::array::from_fn(|b| &bands[b].1[..]),
@@ -414,6 +438,54 @@ mod tests {
                                 additive: [a0, a1, a2].map(|a| &mut a[..]),
                             };
                             k.adm_decouple_row_level0(rows, gain_limit, out);
+                            (restored, additive)
+                        };
+                        let what =
+                            format!("{isa:?} width {width} bound {bound} limit {gain_limit}");
+                        assert_eq!(run(&kernels), run(&reference), "{what}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn adm_decouple_level123_kernels_match_the_reference_on_random_rows() {
+        let reference = Kernels::new(Isa::Reference);
+        let mut rng = Lcg(17);
+        for isa in max_isa().up_to() {
+            let kernels = Kernels::new(isa);
+            for width in 1..=50 {
+                // Small and large coefficients, up to those the vector kernel hands back to
+                // the reference (2^25 and beyond) and the extremes of 32 bits.
+                for bound in [
+                    1 << 8,
+                    1 << 15,
+                    1 << 20,
+                    (1 << 25) - 1,
+                    1 << 25,
+                    i32::MAX as i64,
+                ] {
+                    let top = if rng.below(2) == 0 { bound } else { bound - 1 };
+                    let top = top.min(i32::MAX as i64);
+                    let bands: [(Vec<i32>, Vec<i32>); 3] = std::array::from_fn(|_| {
+                        random_band_pair(&mut rng, width, bound.min(i32::MAX as i64), top)
+                    });
+                    let rows = BandRows {
+                        reference: std::array::from_fn(|b| &bands[b].0[..]),
+                        distorted: std::array::from_fn(|b| &bands[b].1[..]),
+                    };
+                    for gain_limit in [1.0, 100.0] {
+                        let run = |k: &Kernels| {
+                            let mut restored = [(); 3].map(|_| vec![0i32; width]);
+                            let mut additive = [(); 3].map(|_| vec![0i32; width]);
+                            let [r0, r1, r2] = &mut restored;
+                            let [a0, a1, a2] = &mut additive;
+                            let out = DecoupledRows {
+                                restored: [r0, r1, r2].map(|r| &mut r[..]),
+                                additive: [a0, a1, a2].map(|a| &mut a[..]),
+                            };
+                            k.adm_decouple_row_level123(rows, gain_limit, out);
                             (restored, additive)
                         };
                         let what =
