@@ -142,6 +142,36 @@ impl Decimator {
         filter: LowPass<'_>,
         out: &mut FloatPlane,
     ) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::vmaf::dsp::active_isa() >= crate::vmaf::dsp::Isa::Avx2 {
+            // SAFETY: the kernels' level is AVX2 only where the CPU supports it, the only
+            // requirement of `decimate_avx2`.
+            return unsafe { self.decimate_avx2(src, factor, filter, out) };
+        }
+        self.decimate_portable(src, factor, filter, out)
+    }
+
+    /// The same code compiled for AVX2 (the same operations in the same order).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn decimate_avx2(
+        &mut self,
+        src: &FloatPlane,
+        factor: usize,
+        filter: LowPass<'_>,
+        out: &mut FloatPlane,
+    ) {
+        self.decimate_portable(src, factor, filter, out)
+    }
+
+    #[inline(always)]
+    fn decimate_portable(
+        &mut self,
+        src: &FloatPlane,
+        factor: usize,
+        filter: LowPass<'_>,
+        out: &mut FloatPlane,
+    ) {
         let (w, h) = (src.width, src.height);
         let (sw, sh) = (decimated_len(w, factor), decimated_len(h, factor));
         out.reshape(sw, sh);

@@ -60,6 +60,7 @@ impl Default for SsimWorkspace {
 
 /// Adds `taps` applied at each position of `input` into `out` (`out.len()` positions): the taps are
 /// symmetric, so pairs of samples share a multiply.
+#[inline(always)]
 fn filter_horizontal(input: &[f32], taps: &[f32; WINDOW_LEN], out: &mut [f32]) {
     let n = out.len();
     let half = WINDOW_LEN / 2;
@@ -77,6 +78,7 @@ fn filter_horizontal(input: &[f32], taps: &[f32; WINDOW_LEN], out: &mut [f32]) {
 }
 
 /// `out = Σ taps[k] · rows[k]`, with symmetric taps.
+#[inline(always)]
 fn filter_vertical(rows: [&[f32]; WINDOW_LEN], taps: &[f32; WINDOW_LEN], out: &mut [f32]) {
     let half = WINDOW_LEN / 2;
     for (o, &v) in out.iter_mut().zip(rows[half]) {
@@ -91,6 +93,7 @@ fn filter_vertical(rows: [&[f32]; WINDOW_LEN], taps: &[f32; WINDOW_LEN], out: &m
 }
 
 /// Sum of `f32` values in `f64`, four lanes at a time so the loop vectorises.
+#[inline(always)]
 fn sum_wide(values: &[f32]) -> f64 {
     let mut lanes = [0.0f64; 4];
     let chunks = values.chunks_exact(4);
@@ -104,6 +107,7 @@ fn sum_wide(values: &[f32]) -> f64 {
 }
 
 /// SSIM terms of one output row from its window moments.
+#[inline(always)]
 fn ssim_row(moments: &[f32], width: usize, terms: &mut [f32]) {
     let c1 = (K1 * DYNAMIC_RANGE) * (K1 * DYNAMIC_RANGE);
     let c2 = (K2 * DYNAMIC_RANGE) * (K2 * DYNAMIC_RANGE);
@@ -142,6 +146,35 @@ fn ssim_row(moments: &[f32], width: usize, terms: &mut [f32]) {
 
 /// Means of the SSIM map of two planes of the same size, at least 11x11.
 pub fn ssim_means(
+    metric: &'static str,
+    reference: &FloatPlane,
+    distorted: &FloatPlane,
+    ws: &mut SsimWorkspace,
+) -> Result<SsimMeans, MetricError> {
+    #[cfg(target_arch = "x86_64")]
+    if crate::vmaf::dsp::active_isa() >= crate::vmaf::dsp::Isa::Avx2 {
+        // SAFETY: the kernels' level is AVX2 only where the CPU supports it, the only
+        // requirement of `ssim_means_avx2`.
+        return unsafe { ssim_means_avx2(metric, reference, distorted, ws) };
+    }
+    ssim_means_portable(metric, reference, distorted, ws)
+}
+
+/// The same code compiled for AVX2: wider vectors, the same operations in the same order (Rust
+/// never fuses a multiply and an add), so the same results.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn ssim_means_avx2(
+    metric: &'static str,
+    reference: &FloatPlane,
+    distorted: &FloatPlane,
+    ws: &mut SsimWorkspace,
+) -> Result<SsimMeans, MetricError> {
+    ssim_means_portable(metric, reference, distorted, ws)
+}
+
+#[inline(always)]
+fn ssim_means_portable(
     metric: &'static str,
     reference: &FloatPlane,
     distorted: &FloatPlane,
