@@ -1,9 +1,10 @@
 //! AVX2 kernels for 8-bit samples. Each is entered only through a [`super::Kernels`] table
 //! built for a level this CPU supports, after the table's wrapper has checked the slices.
 //! Loads and stores go through bounds-checked slices of the exact width they touch, so the only
-//! `unsafe` left is the pointer access of the intrinsics themselves; SATD alone reads its rows
-//! through pointers inside the blocks its wrapper asserted, as the checks cost as much as the
-//! transform on the search's small blocks.
+//! `unsafe` left is the pointer access of the intrinsics themselves. The exceptions read through
+//! pointers where a check per load cost as much as the arithmetic: SATD, inside the blocks its
+//! wrapper asserted, and the interpolation's vertical pass, inside rows whose lengths it checked
+//! once.
 
 use super::{mc, sao, satd};
 use crate::picture::PaddedPlane;
