@@ -1541,13 +1541,12 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         let size = 1usize << cu.log2;
         let luma_log2 = cu.luma_tx_log2();
         let n = 1usize << luma_log2;
-        let per_row = size / n;
         let mut distortion = 0;
         cu.luma.clear();
         cu.transform_skip = 0;
         let [mut src, mut prd] = std::mem::take(&mut self.sub_blocks);
-        for i in 0..per_row * per_row {
-            let (bx, by) = ((i % per_row) * n, (i / per_row) * n);
+        for i in 0..(size / n).pow(2) {
+            let (bx, by) = cu.luma_tx_offset(i);
             let (levels, d, skip) = if n == size {
                 self.code_block(&source.planes[0], &pred.planes[0], luma_log2, true, false)
             } else {

@@ -71,6 +71,13 @@ impl CodedCu {
         (self.log2 - 1).min(MAX_TX_LOG2)
     }
 
+    /// Offset within the unit of its luma transform block `index` (raster order).
+    pub fn luma_tx_offset(&self, index: usize) -> (usize, usize) {
+        let n = 1usize << self.luma_tx_log2();
+        let per_row = (1usize << self.log2) / n;
+        ((index % per_row) * n, (index / per_row) * n)
+    }
+
     /// The transform of a block of the unit (luma block `index`, or chroma plane `index`).
     pub fn transform(&self, luma: bool, index: usize, intra_dst: bool) -> TxType {
         let log2n = if luma {
@@ -362,24 +369,20 @@ pub fn reconstruct_cu<T: Sample>(
     cu: &CodedCu,
     (chroma_qp_offset, intra_dst): (i8, bool),
 ) {
-    let (qp, chroma_qp) = (cu.qp, chroma_qp(cu.qp, chroma_qp_offset));
-    let size = 1usize << cu.log2;
-    let luma_log2 = cu.luma_tx_log2();
-    let luma_n = 1usize << luma_log2;
-    let per_row = size / luma_n;
-    let chroma_log2 = cu.chroma_tx_log2();
     match cu.prediction {
         Prediction::Intra {
             luma_mode,
             chroma_mode,
             ..
         } => {
+            let (qp, chroma_qp) = (cu.qp, chroma_qp(cu.qp, chroma_qp_offset));
+            let (luma_log2, chroma_log2) = (cu.luma_tx_log2(), cu.chroma_tx_log2());
             for (i, levels) in cu.luma.iter().enumerate() {
-                let (tx, ty) = (cu.x + (i % per_row) * luma_n, cu.y + (i / per_row) * luma_n);
+                let (bx, by) = cu.luma_tx_offset(i);
                 reconstruct_intra_block(
                     &mut picture.planes[0],
                     grid,
-                    (tx, ty),
+                    (cu.x + bx, cu.y + by),
                     (luma_log2, cu.transform(true, i, intra_dst)),
                     0,
                     luma_mode,
@@ -401,6 +404,7 @@ pub fn reconstruct_cu<T: Sample>(
             }
         }
         Prediction::Inter { motion, .. } => {
+            let size = 1usize << cu.log2;
             with_inter_buffers(cu.log2, |[luma, cb, cr]| {
                 if motion.second.is_some() {
                     with_inter_buffers(cu.log2, |scratch| {
@@ -442,12 +446,9 @@ pub fn add_inter_residuals<T: Sample>(
 ) {
     let (qp, chroma_qp) = (cu.qp, chroma_qp(cu.qp, chroma_qp_offset));
     let size = 1usize << cu.log2;
-    let luma_log2 = cu.luma_tx_log2();
-    let luma_n = 1usize << luma_log2;
-    let per_row = size / luma_n;
-    let chroma_log2 = cu.chroma_tx_log2();
+    let (luma_log2, chroma_log2) = (cu.luma_tx_log2(), cu.chroma_tx_log2());
     for (i, levels) in cu.luma.iter().enumerate() {
-        let (bx, by) = ((i % per_row) * luma_n, (i / per_row) * luma_n);
+        let (bx, by) = cu.luma_tx_offset(i);
         add_residual_to_plane(
             &mut picture.planes[0],
             (cu.x + bx, cu.y + by),
