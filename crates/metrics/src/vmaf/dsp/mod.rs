@@ -429,16 +429,9 @@ mod tests {
                     };
                     for gain_limit in [1.0, 100.0] {
                         let run = |k: &Kernels| {
-                            let mut restored = [(); 3].map(|_| vec![0i32; width]);
-                            let mut additive = [(); 3].map(|_| vec![0i32; width]);
-                            let [r0, r1, r2] = &mut restored;
-                            let [a0, a1, a2] = &mut additive;
-                            let out = DecoupledRows {
-                                restored: [r0, r1, r2].map(|r| &mut r[..]),
-                                additive: [a0, a1, a2].map(|a| &mut a[..]),
-                            };
-                            k.adm_decouple_row_level0(rows, gain_limit, out);
-                            (restored, additive)
+                            decoupled(width, |out| {
+                                k.adm_decouple_row_level0(rows, gain_limit, out)
+                            })
                         };
                         let what =
                             format!("{isa:?} width {width} bound {bound} limit {gain_limit}");
@@ -448,6 +441,21 @@ mod tests {
             }
         }
     }
+
+    /// The restored and additive rows one decoupling kernel writes, `width` long, from zeros.
+    fn decoupled(width: usize, decouple: impl FnOnce(DecoupledRows<'_>)) -> DecoupledOutput {
+        let mut restored = [(); 3].map(|_| vec![0i32; width]);
+        let mut additive = [(); 3].map(|_| vec![0i32; width]);
+        let [r0, r1, r2] = &mut restored;
+        let [a0, a1, a2] = &mut additive;
+        decouple(DecoupledRows {
+            restored: [r0, r1, r2].map(|r| &mut r[..]),
+            additive: [a0, a1, a2].map(|a| &mut a[..]),
+        });
+        (restored, additive)
+    }
+
+    type DecoupledOutput = ([Vec<i32>; 3], [Vec<i32>; 3]);
 
     #[test]
     fn adm_decouple_level123_kernels_match_the_reference_on_random_rows() {
@@ -477,16 +485,9 @@ mod tests {
                     };
                     for gain_limit in [1.0, 100.0] {
                         let run = |k: &Kernels| {
-                            let mut restored = [(); 3].map(|_| vec![0i32; width]);
-                            let mut additive = [(); 3].map(|_| vec![0i32; width]);
-                            let [r0, r1, r2] = &mut restored;
-                            let [a0, a1, a2] = &mut additive;
-                            let out = DecoupledRows {
-                                restored: [r0, r1, r2].map(|r| &mut r[..]),
-                                additive: [a0, a1, a2].map(|a| &mut a[..]),
-                            };
-                            k.adm_decouple_row_level123(rows, gain_limit, out);
-                            (restored, additive)
+                            decoupled(width, |out| {
+                                k.adm_decouple_row_level123(rows, gain_limit, out)
+                            })
                         };
                         let what =
                             format!("{isa:?} width {width} bound {bound} limit {gain_limit}");
