@@ -178,8 +178,8 @@ fn predict_angular<T: Sample>(line: &[T; LINE_LEN], n: usize, mode: u8, out: &mu
         }
     }
     // Each row of the block along the main direction is a 2-tap blend of the reference at one
-    // offset, so it is computed whole (which vectorises); horizontal modes are predicted
-    // transposed, then turned.
+    // offset, computed whole by the DSP kernel; horizontal modes are predicted transposed, then
+    // turned.
     for (row, dst) in out[..n * n].chunks_exact_mut(n).enumerate() {
         let pos = (row as i32 + 1) * angle;
         let start = (n as i32 + 1 + (pos >> 5)) as usize;
