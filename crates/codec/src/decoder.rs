@@ -12,6 +12,7 @@ use crate::inter::mvpred::{
 };
 use crate::inter::{Mv, mv_in_bounds};
 use crate::intra::DC;
+use crate::learned::{self, FilterModel};
 use crate::parallel::Workers;
 use crate::partition::{SB_SIZE, UNIT_LOG2, UnitGrid, inside};
 use crate::picture::{Picture, Sample};
@@ -46,6 +47,8 @@ struct Stored<T: Sample> {
     picture: Picture<T>,
     carried: CarriedContexts,
     motion: MotionField,
+    /// The learned filter's model in force after this frame.
+    filter: Option<Arc<FilterModel>>,
 }
 
 /// Memory of decoded pictures that nothing holds any more, which the next frames decode into:
@@ -544,6 +547,22 @@ fn decode_picture<T: Sample>(
         let (r, ctx) = (&mut frame.reader, &mut frame.contexts.sao);
         crate::sao::decode(r, ctx, &mut frame.picture)?;
     }
+    let filter = match header.learned_filter {
+        Some(shape) => {
+            let inherited = stored.first().and_then(|s| s.filter.clone());
+            let superblocks = (coded.0.div_ceil(SB_SIZE), coded.1.div_ceil(SB_SIZE));
+            let (r, ctx) = (&mut frame.reader, &mut frame.contexts.learned_filter);
+            let (new_model, applied) =
+                learned::read_frame(r, ctx, shape, inherited.is_some(), superblocks)?;
+            let model = new_model.map(Arc::new).or(inherited);
+            if let (Some(model), Some(applied)) = (&model, &applied) {
+                let mut scratch = learned::FilterScratch::default();
+                learned::apply(&mut frame.picture, model, applied, &mut scratch);
+            }
+            model
+        }
+        None => None,
+    };
     let reference_pocs = frame.motion.reference_pocs();
     let motion = MotionField::new_in(poc, &frame.grid, reference_pocs, Some(memory.motion));
     let (mut picture, contexts, grid) = (frame.picture, frame.contexts, frame.grid);
@@ -553,6 +572,7 @@ fn decode_picture<T: Sample>(
         picture,
         carried,
         motion,
+        filter,
     };
     Ok((stored, grid))
 }

@@ -16,6 +16,7 @@ use crate::inter::mvpred::{
 use crate::inter::search::{HalfSamplePlanes, SearchParams, search, vector_rate_cost};
 use crate::inter::{Mv, mv_in_bounds};
 use crate::intra::{DC, Edges, HORIZONTAL, MODE_COUNT, PLANAR, VERTICAL, predict};
+use crate::learned::{self, FilterModel, FilterShape};
 use crate::lookahead::{InterCosts, LowRes, inter_costs, is_scene_cut};
 use crate::parallel::Workers;
 use crate::partition::{MAX_TX_LOG2, SB_LOG2, SB_SIZE, UNIT_LOG2, UnitGrid, UnitInfo};
@@ -64,6 +65,9 @@ struct Reference<T: Sample> {
     search: HalfSamplePlanes<T>,
     carried: CarriedContexts,
     motion: MotionField,
+    /// The learned filter's model in force after it, which frames predicting from it first
+    /// inherit.
+    filter: Option<Arc<FilterModel>>,
 }
 
 /// A frame planned for coding with everything its coding depends on fixed, so that it codes
@@ -746,6 +750,7 @@ impl<T: Sample> Encoder<T> {
                 qp_map.as_ref(),
                 contexts,
             );
+            frame_encoder.filter = references.first().and_then(|r| r.filter.clone());
             let payload = frame_encoder.encode();
             let visible = (header.format.width, header.format.height);
             let reconstruction = frame_encoder.picture.to_frame(visible.0, visible.1);
@@ -761,6 +766,7 @@ impl<T: Sample> Encoder<T> {
                     qp,
                     contexts: frame_encoder.contexts,
                 },
+                filter: frame_encoder.filter,
                 picture: frame_encoder.picture,
             });
             Coded {
@@ -910,6 +916,9 @@ struct FrameEncoder<'a, T: Sample> {
     rdoq_scratch: RdoqScratch,
     /// Luma source and prediction of one transform block of a split residual.
     sub_blocks: [Vec<T>; 2],
+    /// The learned filter's model in force: inherited from the nearest reference, replaced by
+    /// the one a key frame trains.
+    filter: Option<Arc<FilterModel>>,
 }
 
 impl<'a, T: Sample> FrameEncoder<'a, T> {
@@ -961,6 +970,7 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             saved_regions: (0..=SB_LOG2).map(|_| SavedRegion::default()).collect(),
             rdoq_scratch: RdoqScratch::default(),
             sub_blocks: Default::default(),
+            filter: None,
         }
     }
 
@@ -993,8 +1003,55 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             let rd = RdCost::new(lambda(self.frame_qp, self.genome.lambda_scale));
             crate::sao::encode(&mut writer, ctx, picture, self.source, visible, &rd);
         }
+        if let Some(shape) = self.header.learned_filter {
+            self.learned_filter(&mut writer, shape);
+        }
         self.picture.extend_edges();
         writer.finish()
+    }
+
+    /// Key frames train a new model of the learned filter on their reconstruction; every frame
+    /// with a model in force applies it where it pays, and codes what it did.
+    fn learned_filter(&mut self, writer: &mut RangeEncoder, shape: FilterShape) {
+        let visible = (self.header.format.width, self.header.format.height);
+        let new_model = (self.kind == FrameKind::Key).then(|| {
+            let mut reconstruction = self.picture.planes[0].clone();
+            reconstruction.extend_edges();
+            let trained = learned::train::train(
+                shape,
+                &reconstruction,
+                &self.source.planes[0],
+                visible,
+                self.genome.filter_training_steps,
+                learned::train::SEED,
+            )
+            .expect("the filter's tensors have the shapes the network gives them");
+            Arc::new(trained.model)
+        });
+        if new_model.is_some() {
+            self.filter = new_model.clone();
+        }
+        // As SAO, in 8-bit units at the frame's multiplier.
+        let rd = RdCost::new(lambda(self.frame_qp, self.genome.lambda_scale));
+        let applied = self.filter.as_deref().and_then(|model| {
+            let mut scratch = learned::FilterScratch::default();
+            learned::choose_and_apply(
+                &mut self.picture,
+                self.source,
+                visible,
+                model,
+                &rd,
+                &mut scratch,
+            )
+        });
+        learned::write_frame(
+            writer,
+            &mut self.contexts.learned_filter,
+            new_model.as_deref(),
+            self.filter.is_some(),
+            applied.as_ref(),
+            self.coded.0.div_ceil(SB_SIZE),
+        );
     }
 
     // ---- the real coding pass -------------------------------------------------------------

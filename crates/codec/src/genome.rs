@@ -2,6 +2,7 @@
 //! defaults, read from and written to JSON. Values the decoder needs travel in the stream header.
 
 use crate::error::{CodecError, Result};
+use crate::learned::FilterShape;
 use crate::preset::Preset;
 use serde::{Deserialize, Serialize};
 
@@ -112,6 +113,21 @@ pub struct Genome {
     /// Of those, only the predictions whose SATD plus vector rate is at most this fraction
     /// above the cheapest's get the full check.
     pub inter_rd_margin: f64,
+    /// A learned in-loop filter after deblocking and SAO: a small convolutional network on luma
+    /// whose weights the encoder trains on each key frame period of the sequence and sends in
+    /// the stream, applied to the superblocks where rate–distortion says it pays (signalled in
+    /// the header).
+    pub learned_filter: bool,
+    /// Convolution layers of the learned filter (the first and last included).
+    pub filter_layers: u8,
+    /// Channels of the learned filter's hidden layers.
+    pub filter_channels: u8,
+    /// Radius of the learned filter's kernels: 1 for 3x3, 2 for 5x5.
+    pub filter_kernel_radius: u8,
+    /// Bits of each quantised weight of the learned filter, sign included.
+    pub filter_weight_bits: u8,
+    /// Optimiser steps of the learned filter's training on each key frame.
+    pub filter_training_steps: u16,
 }
 
 impl Default for Genome {
@@ -182,6 +198,12 @@ impl Default for Genome {
             temporal_rd: false,
             temporal_rd_strength: 2.0,
             lookahead: 20,
+            learned_filter: false,
+            filter_layers: 4,
+            filter_channels: 8,
+            filter_kernel_radius: 1,
+            filter_weight_bits: 8,
+            filter_training_steps: 300,
         }
     }
 }
@@ -233,6 +255,11 @@ impl Genome {
         range("b_layer_qp_offset", 0.0, 4.0),
         range("temporal_rd_strength", 0.0, 4.0),
         range("lookahead", 0.0, 48.0),
+        range("filter_layers", 2.0, 6.0),
+        range("filter_channels", 2.0, 16.0),
+        range("filter_kernel_radius", 1.0, 2.0),
+        range("filter_weight_bits", 6.0, 10.0),
+        range("filter_training_steps", 0.0, 2000.0),
     ];
 
     /// What each gene does, in one line, in the genome's field order.
@@ -385,6 +412,27 @@ impl Genome {
             "lookahead",
             "frames analysed ahead of the mini-GOP being coded, for temporal rate-distortion and constant quality",
         ),
+        (
+            "learned_filter",
+            "learned in-loop filter on luma after SAO: a small CNN trained per key frame period, weights in the stream, on/off per superblock by RD",
+        ),
+        ("filter_layers", "convolution layers of the learned filter"),
+        (
+            "filter_channels",
+            "channels of the learned filter's hidden layers",
+        ),
+        (
+            "filter_kernel_radius",
+            "radius of the learned filter's kernels (1: 3x3, 2: 5x5)",
+        ),
+        (
+            "filter_weight_bits",
+            "bits of each quantised weight of the learned filter",
+        ),
+        (
+            "filter_training_steps",
+            "optimiser steps of the learned filter's training per key frame",
+        ),
     ];
 
     /// Every gene with its value, the values it may take and its meaning.
@@ -428,6 +476,11 @@ impl Genome {
             "b_layer_qp_offset" => f64::from(self.b_layer_qp_offset),
             "temporal_rd_strength" => self.temporal_rd_strength,
             "lookahead" => f64::from(self.lookahead),
+            "filter_layers" => f64::from(self.filter_layers),
+            "filter_channels" => f64::from(self.filter_channels),
+            "filter_kernel_radius" => f64::from(self.filter_kernel_radius),
+            "filter_weight_bits" => f64::from(self.filter_weight_bits),
+            "filter_training_steps" => f64::from(self.filter_training_steps),
             _ => f64::NAN,
         }
     }
@@ -481,6 +534,16 @@ impl Genome {
         let genome: Genome = serde_json::from_value(merged)?;
         genome.validate()?;
         Ok(genome)
+    }
+
+    /// The learned filter's shape, when the genome turns it on.
+    pub fn learned_filter_shape(&self) -> Option<FilterShape> {
+        self.learned_filter.then_some(FilterShape {
+            layers: self.filter_layers,
+            channels: self.filter_channels,
+            radius: self.filter_kernel_radius,
+            weight_bits: self.filter_weight_bits,
+        })
     }
 
     pub fn to_json(&self) -> String {

@@ -19,6 +19,7 @@ pub mod genome;
 pub mod gop;
 pub mod inter;
 pub mod intra;
+pub mod learned;
 pub mod lookahead;
 mod parallel;
 pub mod partition;

@@ -3,16 +3,17 @@
 use super::{Crc32, read_exact};
 use crate::error::{CodecError, Result};
 use crate::genome::Genome;
+use crate::learned::FilterShape;
 use codeclab_video::{ChromaSampling, Rational, VideoFormat};
 use std::io::Read;
 
 pub const MAGIC: [u8; 4] = *b"CCLB";
 /// 2: B frames and display-order indices in frame packets. 3: header bytes for sign hiding,
 /// DST-VII, transform skip, the residual quadtree, context carrying, temporal and bi-predicted
-/// merge candidates.
-pub const VERSION: u8 = 3;
+/// merge candidates. 4: the learned in-loop filter's flag and shape.
+pub const VERSION: u8 = 4;
 /// Bytes of a sequence header.
-pub const HEADER_LEN: usize = 4 + 1 + 4 + 4 + 1 + 1 + 16 + 17;
+pub const HEADER_LEN: usize = 4 + 1 + 4 + 4 + 1 + 1 + 16 + 22;
 
 /// Everything a decoder must know before the first frame.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,6 +38,8 @@ pub struct SequenceHeader {
     pub context_carry: bool,
     pub temporal_mvp: bool,
     pub bi_merge: bool,
+    /// The learned in-loop filter's shape, when it is on.
+    pub learned_filter: Option<FilterShape>,
 }
 
 /// Bounds a decoder accepts before allocating anything for a stream.
@@ -79,7 +82,14 @@ impl SequenceHeader {
             context_carry: genome.context_carry,
             temporal_mvp: genome.temporal_mvp,
             bi_merge: genome.bi_merge,
+            learned_filter: genome.learned_filter_shape(),
         }
+    }
+
+    /// Multiply–accumulates per luma sample the decoder spends in learned tools where they
+    /// apply: the learned filter's, or 0 without it.
+    pub fn learned_mac_per_pixel(&self) -> u64 {
+        self.learned_filter.map_or(0, FilterShape::mac_per_pixel)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -113,6 +123,10 @@ impl SequenceHeader {
             u8::from(self.temporal_mvp),
             u8::from(self.bi_merge),
         ]);
+        let shape = self.learned_filter;
+        out.push(u8::from(shape.is_some()));
+        let shape = shape.map_or([0; 4], |s| [s.layers, s.channels, s.radius, s.weight_bits]);
+        out.extend_from_slice(&shape);
         out
     }
 
@@ -197,6 +211,12 @@ impl SequenceHeader {
             context_carry: flag(g[14], "context carrying flag")?,
             temporal_mvp: flag(g[15], "temporal motion-vector prediction flag")?,
             bi_merge: flag(g[16], "bi-predicted merge candidates flag")?,
+            learned_filter: flag(g[17], "learned filter flag")?.then_some(FilterShape {
+                layers: g[18],
+                channels: g[19],
+                radius: g[20],
+                weight_bits: g[21],
+            }),
         };
         // The decoder-side genome values must lie in the genome's declared ranges.
         let genome = Genome {
@@ -208,6 +228,22 @@ impl SequenceHeader {
             deblock_beta_offset: header.deblock_beta_offset,
             deblock_tc_offset: header.deblock_tc_offset,
             ..Genome::default()
+        };
+        if header.learned_filter.is_none() && g[18..22] != [0; 4] {
+            return Err(CodecError::Corrupt(
+                "learned filter shape without the filter",
+            ));
+        }
+        let genome = match header.learned_filter {
+            Some(shape) => Genome {
+                learned_filter: true,
+                filter_layers: shape.layers,
+                filter_channels: shape.channels,
+                filter_kernel_radius: shape.radius,
+                filter_weight_bits: shape.weight_bits,
+                ..genome
+            },
+            None => genome,
         };
         genome
             .validate()
@@ -271,7 +307,7 @@ mod tests {
         assert!(
             SequenceHeader::read(&mut bad.as_slice(), &DecoderLimits::default(), &mut crc).is_err()
         );
-        for offset in [36, 39, 40, 41, 42, 43, 44, 45, 46, 47] {
+        for offset in [36, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50] {
             let mut bad = bytes.clone();
             bad[offset] = 2;
             assert!(matches!(
@@ -290,9 +326,20 @@ mod tests {
                 context_carry: !Genome::default().context_carry,
                 temporal_mvp: !Genome::default().temporal_mvp,
                 bi_merge: !Genome::default().bi_merge,
+                learned_filter: true,
+                filter_channels: 5,
+                filter_kernel_radius: 2,
                 ..Genome::default()
             },
         );
+        assert_eq!(off.learned_mac_per_pixel(), 25 * (5 + 2 * 25 + 5));
+        // A filter shape outside the genome's ranges.
+        let mut wide = off.to_bytes();
+        wide[50] = 17;
+        assert!(matches!(
+            SequenceHeader::read(&mut wide.as_slice(), &DecoderLimits::default(), &mut crc),
+            Err(CodecError::Corrupt(_))
+        ));
         let back = SequenceHeader::read(
             &mut off.to_bytes().as_slice(),
             &DecoderLimits::default(),

@@ -8,9 +8,11 @@
 //! `CODECLAB_ISA=reference` in the environment lowers that level to the reference code (it can
 //! only lower it).
 
+mod conv;
 mod deblock;
 mod intra;
 mod mc;
+mod network;
 mod quant;
 mod residual;
 mod sad;
@@ -20,6 +22,8 @@ mod sse;
 mod transform;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_conv;
 #[cfg(target_arch = "x86_64")]
 mod x86_deblock;
 #[cfg(target_arch = "x86_64")]
@@ -33,8 +37,10 @@ mod x86_sse;
 #[cfg(target_arch = "x86_64")]
 mod x86_transform;
 
+pub use conv::ConvShape;
 pub use deblock::LumaFilter;
 pub use mc::interpolate as reference_interpolate;
+pub use network::{MAX_TAPS, Network, network};
 pub use sao::edge_category;
 pub use satd::satd as reference_satd;
 pub use transform::Matrices;

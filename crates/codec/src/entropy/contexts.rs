@@ -45,6 +45,8 @@ pub struct Contexts {
     pub greater_one: [[Prob; LEVEL_CONTEXTS]; PLANE_TYPES],
     pub greater_two: [[Prob; LEVEL_CONTEXTS]; PLANE_TYPES],
     pub sao: SaoContexts,
+    /// [superblock neighbours (left, up) with the learned filter on: 0..=2]
+    pub learned_filter: [Prob; 3],
 }
 
 /// Contexts of the sample adaptive offset parameters.
@@ -71,7 +73,7 @@ impl Contexts {
     /// Calls `f` on every context.
     fn for_each_prob(&mut self, mut f: impl FnMut(&mut Prob)) {
         let sao = &mut self.sao;
-        let groups: [&mut [Prob]; 23] = [
+        let groups: [&mut [Prob]; 24] = [
             self.split.as_flattened_mut(),
             &mut self.skip,
             &mut self.intra,
@@ -95,6 +97,7 @@ impl Contexts {
             &mut sao.merge,
             sao.kind.as_flattened_mut(),
             sao.magnitude.as_flattened_mut(),
+            &mut self.learned_filter,
         ];
         groups.into_iter().flatten().for_each(&mut f);
     }

@@ -1,0 +1,224 @@
+//! The encoder's training of the filter: a floating-point copy of the network, fitted with
+//! Adam on patches of one reconstructed picture to predict the source minus the
+//! reconstruction, then quantised to the integers the stream carries. Training uses the tensor
+//! crate on the CPU; a seed fixes the patches and the initial weights, and the result does not
+//! depend on the thread count, so the stream does not either.
+
+use super::{ACTIVATION_BITS, FilterModel, FilterShape, Layer, MAX_BIAS, MAX_SHIFT};
+use crate::picture::{PaddedPlane, Sample};
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+
+/// Side of the square of outputs each training patch covers.
+const PATCH: usize = 32;
+/// Patches per optimiser step.
+const BATCH: usize = 16;
+const LEARNING_RATE: f64 = 2e-3;
+/// The seed the encoder trains with.
+pub const SEED: u64 = 0x1EA2_4ED0;
+
+/// A trained model and the loss of each optimiser step, before the step.
+pub struct Trained {
+    pub model: FilterModel,
+    pub losses: Vec<f32>,
+}
+
+/// A small deterministic generator (64-bit LCG), for patch positions and initial weights.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+
+    /// Uniform in -1..1.
+    fn symmetric(&mut self) -> f32 {
+        (self.next() as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+    }
+}
+
+/// The floating-point network: per layer, weights `(outputs, inputs, k, k)` and biases.
+struct FloatNetwork {
+    layers: Vec<(Var, Var)>,
+}
+
+impl FloatNetwork {
+    /// He-uniform weights, zero biases; the last layer starts small, so the first correction
+    /// is close to none.
+    fn new(shape: FilterShape, rng: &mut Lcg, device: &Device) -> candle_core::Result<Self> {
+        let k = shape.kernel();
+        let count = shape.layers as usize;
+        let mut layers = Vec::with_capacity(count);
+        for (l, (inputs, outputs)) in shape.layer_planes().enumerate() {
+            let fan_in = (inputs * k * k) as f32;
+            let bound = (6.0 / fan_in).sqrt() * if l + 1 == count { 0.1 } else { 1.0 };
+            let weights: Vec<f32> = (0..outputs * inputs * k * k)
+                .map(|_| rng.symmetric() * bound)
+                .collect();
+            let weights =
+                Var::from_tensor(&Tensor::from_vec(weights, (outputs, inputs, k, k), device)?)?;
+            let biases = Var::zeros(outputs, DType::F32, device)?;
+            layers.push((weights, biases));
+        }
+        Ok(FloatNetwork { layers })
+    }
+
+    fn forward(&self, input: &Tensor) -> candle_core::Result<Tensor> {
+        let mut x = input.clone();
+        let last = self.layers.len() - 1;
+        for (l, (weights, biases)) in self.layers.iter().enumerate() {
+            let outputs = biases.dims1()?;
+            x = x
+                .conv2d(weights.as_tensor(), 0, 1, 1, 1)?
+                .broadcast_add(&biases.as_tensor().reshape((1, outputs, 1, 1))?)?;
+            if l != last {
+                x = x.relu()?;
+            }
+        }
+        Ok(x)
+    }
+
+    fn vars(&self) -> Vec<Var> {
+        self.layers
+            .iter()
+            .flat_map(|(w, b)| [w.clone(), b.clone()])
+            .collect()
+    }
+}
+
+// EVOLVE-BLOCK-START learned_filter_loss
+/// What training minimises: the mean squared error of the predicted correction (the filter's
+/// distortion, which the per-superblock decisions then weigh against rate).
+fn loss(predicted: &Tensor, target: &Tensor) -> candle_core::Result<Tensor> {
+    (predicted - target)?.sqr()?.mean_all()
+}
+// EVOLVE-BLOCK-END
+
+/// One batch of patches: inputs (the reconstruction with the network's reach around each
+/// patch) and targets (source minus reconstruction), both over the sample range 0..1.
+fn batch<T: Sample>(
+    reconstruction: &PaddedPlane<T>,
+    source: &PaddedPlane<T>,
+    (patch, reach): (usize, usize),
+    visible: (usize, usize),
+    rng: &mut Lcg,
+    device: &Device,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    let side = patch + 2 * reach;
+    let unit = 1.0 / (1u32 << reconstruction.bit_depth) as f32;
+    let mut inputs = Vec::with_capacity(BATCH * side * side);
+    let mut targets = Vec::with_capacity(BATCH * patch * patch);
+    for _ in 0..BATCH {
+        let x = rng.next() as usize % (visible.0 - patch + 1);
+        let y = rng.next() as usize % (visible.1 - patch + 1);
+        for row in 0..side {
+            let at = reconstruction.index(
+                x as isize - reach as isize,
+                (y + row) as isize - reach as isize,
+            );
+            let samples = &reconstruction.data[at..at + side];
+            inputs.extend(samples.iter().map(|s| s.to_i32() as f32 * unit));
+        }
+        for row in 0..patch {
+            let recon = reconstruction.row(x, y + row, patch);
+            let orig = source.row(x, y + row, patch);
+            targets.extend(
+                recon
+                    .iter()
+                    .zip(orig)
+                    .map(|(r, o)| (o.to_i32() - r.to_i32()) as f32 * unit),
+            );
+        }
+    }
+    Ok((
+        Tensor::from_vec(inputs, (BATCH, 1, side, side), device)?,
+        Tensor::from_vec(targets, (BATCH, 1, patch, patch), device)?,
+    ))
+}
+
+/// Trains a network of `shape` for `steps` steps to correct `reconstruction` (its border, at
+/// least the network's reach, replicating its edges) towards `source` over the `visible` area,
+/// and quantises it.
+pub fn train<T: Sample>(
+    shape: FilterShape,
+    reconstruction: &PaddedPlane<T>,
+    source: &PaddedPlane<T>,
+    visible: (usize, usize),
+    steps: u16,
+    seed: u64,
+) -> candle_core::Result<Trained> {
+    let device = Device::Cpu;
+    let reach = shape.reach();
+    assert!(reconstruction.border >= reach);
+    let patch = PATCH.min(visible.0).min(visible.1);
+    let mut rng = Lcg(seed);
+    let network = FloatNetwork::new(shape, &mut rng, &device)?;
+    let mut optimiser = AdamW::new(
+        network.vars(),
+        ParamsAdamW {
+            lr: LEARNING_RATE,
+            weight_decay: 0.0,
+            ..Default::default()
+        },
+    )?;
+    let mut losses = Vec::with_capacity(usize::from(steps));
+    for _ in 0..steps {
+        let (input, target) = batch(
+            reconstruction,
+            source,
+            (patch, reach),
+            visible,
+            &mut rng,
+            &device,
+        )?;
+        let loss = loss(&network.forward(&input)?, &target)?;
+        losses.push(loss.to_scalar::<f32>()?);
+        optimiser.backward_step(&loss)?;
+    }
+    Ok(Trained {
+        model: quantise(shape, &network)?,
+        losses,
+    })
+}
+
+/// The integer model nearest the floating-point one: per layer, the largest shift (up to
+/// [`MAX_SHIFT`]) whose weights fit the shape's bits and whose biases fit [`MAX_BIAS`].
+fn quantise(shape: FilterShape, network: &FloatNetwork) -> candle_core::Result<FilterModel> {
+    let max_weight = shape.max_weight() as f32;
+    let activation_unit = (1u32 << ACTIVATION_BITS) as f32;
+    let mut layers = Vec::with_capacity(network.layers.len());
+    for (weights, biases) in &network.layers {
+        let weights = weights.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+        let biases = biases.as_tensor().to_vec1::<f32>()?;
+        let largest_weight = weights.iter().fold(0f32, |m, w| m.max(w.abs()));
+        let largest_bias = biases.iter().fold(0f32, |m, b| m.max(b.abs())) * activation_unit;
+        let mut shift = MAX_SHIFT;
+        while shift > 0
+            && (largest_weight * (1u32 << shift) as f32 > max_weight
+                || largest_bias * (1u32 << shift) as f32 > MAX_BIAS as f32)
+        {
+            shift -= 1;
+        }
+        let scale = (1u32 << shift) as f32;
+        layers.push(Layer {
+            weights: weights
+                .iter()
+                .map(|w| (w * scale).round().clamp(-max_weight, max_weight) as i16)
+                .collect(),
+            biases: biases
+                .iter()
+                .map(|b| {
+                    (b * activation_unit * scale)
+                        .round()
+                        .clamp(-(MAX_BIAS as f32), MAX_BIAS as f32) as i32
+                })
+                .collect(),
+            shift,
+        });
+    }
+    Ok(FilterModel { shape, layers })
+}
