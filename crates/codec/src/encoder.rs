@@ -1010,11 +1010,17 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         writer.finish()
     }
 
-    /// Key frames train a new model of the learned filter on their reconstruction; every frame
-    /// with a model in force applies it where it pays, and codes what it did.
+    /// Key frames train a new model of the learned filter on their reconstruction and send it
+    /// when what it saves on them pays for its bits; every frame with a model in force applies
+    /// it where it pays, and codes what it did.
     fn learned_filter(&mut self, writer: &mut RangeEncoder, shape: FilterShape) {
         let visible = (self.header.format.width, self.header.format.height);
-        let new_model = (self.kind == FrameKind::Key).then(|| {
+        // As SAO, in 8-bit units at the frame's multiplier.
+        let rd = RdCost::new(lambda(self.frame_qp, self.genome.lambda_scale));
+        let mut scratch = learned::FilterScratch::default();
+        let mut new_model = None;
+        let mut applied = None;
+        if self.kind == FrameKind::Key {
             let mut reconstruction = self.picture.planes[0].clone();
             reconstruction.extend_edges();
             let trained = learned::train::train(
@@ -1026,16 +1032,25 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
                 learned::train::SEED,
             )
             .expect("the filter's tensors have the shapes the network gives them");
-            Arc::new(trained.model)
-        });
-        if new_model.is_some() {
+            let mut filtered = self.picture.clone();
+            let model = &trained.model;
+            let choice = learned::choose_and_apply(
+                &mut filtered,
+                self.source,
+                visible,
+                model,
+                &rd,
+                &mut scratch,
+            );
+            let model_cost = rd.cost(0, learned::model_rate(model));
+            if let Some((frame, _)) = choice.filter(|(_, saved)| *saved > model_cost) {
+                self.picture = filtered;
+                applied = Some(frame);
+                new_model = Some(Arc::new(trained.model));
+            }
             self.filter = new_model.clone();
-        }
-        // As SAO, in 8-bit units at the frame's multiplier.
-        let rd = RdCost::new(lambda(self.frame_qp, self.genome.lambda_scale));
-        let applied = self.filter.as_deref().and_then(|model| {
-            let mut scratch = learned::FilterScratch::default();
-            learned::choose_and_apply(
+        } else if let Some(model) = self.filter.as_deref() {
+            applied = learned::choose_and_apply(
                 &mut self.picture,
                 self.source,
                 visible,
@@ -1043,7 +1058,8 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
                 &rd,
                 &mut scratch,
             )
-        });
+            .map(|(frame, _)| frame);
+        }
         learned::write_frame(
             writer,
             &mut self.contexts.learned_filter,

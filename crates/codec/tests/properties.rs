@@ -58,9 +58,12 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
             0.0f64..=1.0,
             any::<bool>(),
         ),
+        // Every shape of the learned filter, trained a few steps (whether its model pays or
+        // not, the syntax and the inference run).
+        (any::<bool>(), 2u8..=3, 2u8..=4, 1u8..=2, 6u8..=10, 0u16..=5),
     )
         .prop_map(
-            |(a, b, c, (skip_intra_after_clean_inter, sao), d, e, f, g)| {
+            |(a, b, c, (skip_intra_after_clean_inter, sao), d, e, f, g, h)| {
                 let (
                     keyint,
                     reference_frames,
@@ -83,6 +86,14 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
                     inter_rd_margin,
                     clean_inter_stops_split,
                 ) = g;
+                let (
+                    learned_filter,
+                    filter_layers,
+                    filter_channels,
+                    filter_kernel_radius,
+                    filter_weight_bits,
+                    filter_training_steps,
+                ) = h;
                 Genome {
                     keyint,
                     scene_cut_threshold,
@@ -124,6 +135,12 @@ fn genome_strategy() -> impl Strategy<Value = Genome> {
                     temporal_rd,
                     temporal_rd_strength,
                     lookahead,
+                    learned_filter,
+                    filter_layers,
+                    filter_channels,
+                    filter_kernel_radius,
+                    filter_weight_bits,
+                    filter_training_steps,
                 }
             },
         )

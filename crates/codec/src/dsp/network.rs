@@ -92,7 +92,7 @@ mod tests {
                     };
                     // Extremes too: the largest weights on the largest activations, where the
                     // 32-bit sums wrap.
-                    let extreme = rng.next() % 3 == 0;
+                    let extreme = rng.next().is_multiple_of(3);
                     let input: Vec<i16> = (0..inputs * width * height)
                         .map(|_| if extreme { i16::MAX } else { rng.next() as i16 })
                         .collect();

@@ -12,7 +12,8 @@ const STRENGTHS: u8 = 1 << STRENGTH_BITS;
 /// Runs the network on every superblock of the luma plane of `picture`, chooses the strength
 /// that lowers the squared error against `source` most where it lowers it at all (the visible
 /// area counts, in 8-bit units), turns the filter on where it does, and applies it. Returns
-/// what the frame signals, or `None` when the distortion saved does not pay for the flags.
+/// what the frame signals with the squared error saved, or `None` when that does not pay for
+/// the flags.
 pub fn choose_and_apply<T: Sample>(
     picture: &mut Picture<T>,
     source: &Picture<T>,
@@ -20,7 +21,7 @@ pub fn choose_and_apply<T: Sample>(
     model: &FilterModel,
     rd: &RdCost,
     scratch: &mut FilterScratch,
-) -> Option<FrameFilter> {
+) -> Option<(FrameFilter, u64)> {
     let mut input = picture.planes[0].clone();
     input.extend_edges();
     let (depth, max) = (input.bit_depth, input.max_value());
@@ -75,5 +76,5 @@ pub fn choose_and_apply<T: Sample>(
     {
         super::inference::correct_block(&input, plane, block, residual, frame.strength);
     }
-    Some(frame)
+    Some((frame, total(best) as u64))
 }

@@ -1,6 +1,6 @@
 //! The network's integer inference over a picture's superblocks, and the corrected samples.
 
-use super::{ACTIVATION_BITS, FilterModel, STRENGTH_SHIFT};
+use super::{ACTIVATION_BITS, FilterModel, RESIDUAL_GAIN_LOG2, STRENGTH_SHIFT};
 use crate::dsp::{ConvShape, network};
 use crate::partition::SB_SIZE;
 use crate::picture::{PaddedPlane, Picture, Sample};
@@ -36,6 +36,7 @@ pub fn block_residual<T: Sample>(
     assert!(input.border >= reach);
     let (mut width, mut height) = (w + 2 * reach, h + 2 * reach);
     let up = ACTIVATION_BITS - input.bit_depth;
+    let mid = 1 << (ACTIVATION_BITS - 1);
     let [current, next] = &mut scratch.planes;
     current.clear();
     for row in 0..height {
@@ -44,7 +45,7 @@ pub fn block_residual<T: Sample>(
             (y + row) as isize - reach as isize,
         );
         let samples = &input.data[start..start + width];
-        current.extend(samples.iter().map(|&s| (s.to_i32() << up) as i16));
+        current.extend(samples.iter().map(|&s| ((s.to_i32() << up) - mid) as i16));
     }
     let last = model.layers.len() - 1;
     for (l, (layer, (inputs, outputs))) in model
@@ -82,10 +83,11 @@ pub fn block_residual<T: Sample>(
     }
 }
 
-/// A sample corrected by `residual` (activation units) at strength `k`, clipped to the depth.
+/// A sample corrected by `residual` (activation units times the residual gain) at strength `k`,
+/// clipped to the depth.
 #[inline]
 pub(super) fn corrected(sample: i32, residual: i16, strength: u8, bit_depth: u32, max: i32) -> i32 {
-    let shift = STRENGTH_SHIFT + ACTIVATION_BITS - bit_depth;
+    let shift = STRENGTH_SHIFT + RESIDUAL_GAIN_LOG2 + ACTIVATION_BITS - bit_depth;
     let scaled = (i32::from(residual) * i32::from(strength) + (1 << (shift - 1))) >> shift;
     (sample + scaled).clamp(0, max)
 }
@@ -109,7 +111,7 @@ pub fn superblocks(plane_width: usize, plane_height: usize) -> Vec<(usize, usize
 }
 
 /// Writes the block at `(x, y, w, h)` of `input` corrected by `residual` into `output`.
-pub fn correct_block<T: Sample>(
+pub(super) fn correct_block<T: Sample>(
     input: &PaddedPlane<T>,
     output: &mut PaddedPlane<T>,
     (x, y, w, h): (usize, usize, usize, usize),

@@ -21,10 +21,13 @@ pub mod train;
 
 pub use decide::choose_and_apply;
 pub use inference::{FilterScratch, FrameFilter, apply, block_residual};
-pub use syntax::{read_frame, write_frame};
+pub use syntax::{model_rate, read_frame, write_frame};
 
-/// Fractional bits of activations: a sample of depth `d` enters as `sample << (12 - d)`.
+/// Fractional bits of activations: a sample of depth `d` enters as `(sample << (12 - d)) - 2^11`,
+/// centred on mid-grey.
 pub const ACTIVATION_BITS: u32 = 12;
+/// The network's output is its correction times 2^4: a finer target than whole samples.
+pub const RESIDUAL_GAIN_LOG2: u32 = 4;
 /// Largest right shift of a layer's accumulators.
 pub const MAX_SHIFT: u8 = 24;
 /// Largest bias magnitude.

@@ -11,7 +11,7 @@
 
 use super::inference::FrameFilter;
 use super::{FilterModel, FilterShape, Layer, MAX_BIAS, MAX_SHIFT, STRENGTH_BITS};
-use crate::entropy::{Prob, RangeDecoder, Writer};
+use crate::entropy::{CostCounter, Prob, RangeDecoder, Writer};
 use crate::error::{CodecError, Result};
 
 /// Longest Exp-Golomb code body: values of the model stay below 2^26.
@@ -104,6 +104,13 @@ fn write_model<W: Writer>(w: &mut W, model: &FilterModel) {
     }
 }
 
+/// Bits of `model` in the stream, in 1/256 bit.
+pub fn model_rate(model: &FilterModel) -> u64 {
+    let mut counter = CostCounter::default();
+    write_model(&mut counter, model);
+    counter.cost
+}
+
 fn read_model(r: &mut RangeDecoder, shape: FilterShape) -> Result<FilterModel> {
     let mut model = FilterModel::zero(shape);
     let max_weight = shape.max_weight();
@@ -145,7 +152,7 @@ fn read_model(r: &mut RangeDecoder, shape: FilterShape) -> Result<FilterModel> {
 
 /// Context of a superblock's flag: how many of its left and upper neighbours are on.
 fn flag_context(flags: &[bool], i: usize, cols: usize) -> usize {
-    let left = i % cols > 0 && flags[i - 1];
+    let left = !i.is_multiple_of(cols) && flags[i - 1];
     let up = i >= cols && flags[i - cols];
     usize::from(left) + usize::from(up)
 }
@@ -250,7 +257,7 @@ mod tests {
         let model = random_model(&mut rng);
         let frame = FrameFilter {
             strength: 11,
-            superblocks: (0..12).map(|_| rng.next() % 3 == 0).collect(),
+            superblocks: (0..12).map(|_| rng.next().is_multiple_of(3)).collect(),
         };
         let mut w = RangeEncoder::new();
         write_frame(

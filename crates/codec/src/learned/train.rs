@@ -4,7 +4,9 @@
 //! crate on the CPU; a seed fixes the patches and the initial weights, and the result does not
 //! depend on the thread count, so the stream does not either.
 
-use super::{ACTIVATION_BITS, FilterModel, FilterShape, Layer, MAX_BIAS, MAX_SHIFT};
+use super::{
+    ACTIVATION_BITS, FilterModel, FilterShape, Layer, MAX_BIAS, MAX_SHIFT, RESIDUAL_GAIN_LOG2,
+};
 use crate::picture::{PaddedPlane, Sample};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
@@ -99,7 +101,8 @@ fn loss(predicted: &Tensor, target: &Tensor) -> candle_core::Result<Tensor> {
 // EVOLVE-BLOCK-END
 
 /// One batch of patches: inputs (the reconstruction with the network's reach around each
-/// patch) and targets (source minus reconstruction), both over the sample range 0..1.
+/// patch, over -0.5..0.5) and targets (source minus reconstruction over the sample range, times
+/// the residual gain), as the integer network sees them.
 fn batch<T: Sample>(
     reconstruction: &PaddedPlane<T>,
     source: &PaddedPlane<T>,
@@ -110,6 +113,7 @@ fn batch<T: Sample>(
 ) -> candle_core::Result<(Tensor, Tensor)> {
     let side = patch + 2 * reach;
     let unit = 1.0 / (1u32 << reconstruction.bit_depth) as f32;
+    let gain = (1u32 << RESIDUAL_GAIN_LOG2) as f32;
     let mut inputs = Vec::with_capacity(BATCH * side * side);
     let mut targets = Vec::with_capacity(BATCH * patch * patch);
     for _ in 0..BATCH {
@@ -121,7 +125,7 @@ fn batch<T: Sample>(
                 (y + row) as isize - reach as isize,
             );
             let samples = &reconstruction.data[at..at + side];
-            inputs.extend(samples.iter().map(|s| s.to_i32() as f32 * unit));
+            inputs.extend(samples.iter().map(|s| s.to_i32() as f32 * unit - 0.5));
         }
         for row in 0..patch {
             let recon = reconstruction.row(x, y + row, patch);
@@ -130,7 +134,7 @@ fn batch<T: Sample>(
                 recon
                     .iter()
                     .zip(orig)
-                    .map(|(r, o)| (o.to_i32() - r.to_i32()) as f32 * unit),
+                    .map(|(r, o)| (o.to_i32() - r.to_i32()) as f32 * unit * gain),
             );
         }
     }
@@ -221,4 +225,78 @@ fn quantise(shape: FilterShape, network: &FloatNetwork) -> candle_core::Result<F
         });
     }
     Ok(FilterModel { shape, layers })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learned::{FilterScratch, block_residual};
+    use crate::picture::LUMA_BORDER;
+    use crate::test_rng::Rng;
+
+    /// A textured source (blocks of random grey with noise) and its reconstruction blurred
+    /// horizontally, as coarse quantisation leaves it: a correction exists to be learned.
+    fn pictures(width: usize, height: usize) -> (PaddedPlane<u8>, PaddedPlane<u8>) {
+        let mut rng = Rng(99);
+        let mut source = PaddedPlane::new(width, height, LUMA_BORDER, 8);
+        let levels: Vec<i32> = (0..64).map(|_| (rng.next() % 200) as i32 + 28).collect();
+        for y in 0..height {
+            for x in 0..width {
+                let level = levels[(y / 8 % 8) * 8 + x / 8 % 8];
+                let noise = (rng.next() % 17) as i32 - 8;
+                source.row_mut(x, y, 1)[0] = (level + noise).clamp(0, 255) as u8;
+            }
+        }
+        source.extend_edges();
+        let mut reconstruction = source.clone();
+        for y in 0..height {
+            for x in 0..width {
+                let at = |dx: isize| source.data[source.index(x as isize + dx, y as isize)] as i32;
+                reconstruction.row_mut(x, y, 1)[0] = ((at(-1) + 2 * at(0) + at(1) + 2) / 4) as u8;
+            }
+        }
+        reconstruction.extend_edges();
+        (source, reconstruction)
+    }
+
+    fn sse(a: &PaddedPlane<u8>, b: &PaddedPlane<u8>) -> u64 {
+        (0..a.height)
+            .flat_map(|y| a.row(0, y, a.width).iter().zip(b.row(0, y, b.width)))
+            .map(|(&p, &q)| (i64::from(p) - i64::from(q)).pow(2) as u64)
+            .sum()
+    }
+
+    #[test]
+    fn training_lowers_the_loss_and_the_integer_filter_lowers_the_error() {
+        let shape = FilterShape {
+            layers: 3,
+            channels: 6,
+            radius: 1,
+            weight_bits: 8,
+        };
+        let (source, reconstruction) = pictures(96, 64);
+        let trained = train(shape, &reconstruction, &source, (96, 64), 150, SEED).unwrap();
+        let mean = |losses: &[f32]| losses.iter().sum::<f32>() / losses.len() as f32;
+        let (first, last) = (mean(&trained.losses[..10]), mean(&trained.losses[140..]));
+        assert!(last < 0.7 * first, "loss {first} -> {last}");
+        let mut filtered = reconstruction.clone();
+        let mut scratch = FilterScratch::default();
+        let mut residual = Vec::new();
+        block_residual(
+            &trained.model,
+            &reconstruction,
+            (0, 0, 96, 64),
+            &mut scratch,
+            &mut residual,
+        );
+        crate::learned::inference::correct_block(
+            &reconstruction,
+            &mut filtered,
+            (0, 0, 96, 64),
+            &residual,
+            1 << crate::learned::STRENGTH_SHIFT,
+        );
+        let (before, after) = (sse(&reconstruction, &source), sse(&filtered, &source));
+        assert!(after * 10 < before * 9, "squared error {before} -> {after}");
+    }
 }
