@@ -1010,45 +1010,58 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         writer.finish()
     }
 
-    /// Key frames train a new model of the learned filter on their reconstruction and send it
-    /// when what it saves on them pays for its bits; every frame with a model in force applies
-    /// it where it pays, and codes what it did.
+    /// Key frames choose the model of their period: the shipped one (when it has the genome's
+    /// shape) or one trained on their reconstruction (starting from the shipped one), whichever
+    /// saves most on them beyond its bits, or none when neither pays. Every frame with a model
+    /// in force applies it where it pays, and codes what it did.
     fn learned_filter(&mut self, writer: &mut RangeEncoder, shape: FilterShape) {
         let visible = (self.header.format.width, self.header.format.height);
         // As SAO, in 8-bit units at the frame's multiplier.
         let rd = RdCost::new(lambda(self.frame_qp, self.genome.lambda_scale));
         let mut scratch = learned::FilterScratch::default();
-        let mut new_model = None;
+        let mut sent_shipped = false;
         let mut applied = None;
         if self.kind == FrameKind::Key {
-            let mut reconstruction = self.picture.planes[0].clone();
-            reconstruction.extend_edges();
-            let trained = learned::train::train(
-                shape,
-                &reconstruction,
-                &self.source.planes[0],
-                visible,
-                self.genome.filter_training_steps,
-                learned::train::SEED,
-            )
-            .expect("the filter's tensors have the shapes the network gives them");
-            let mut filtered = self.picture.clone();
-            let model = &trained.model;
-            let choice = learned::choose_and_apply(
-                &mut filtered,
-                self.source,
-                visible,
-                model,
-                &rd,
-                &mut scratch,
-            );
-            let model_cost = rd.cost(0, learned::model_rate(model));
-            if let Some((frame, _)) = choice.filter(|(_, saved)| *saved > model_cost) {
+            let shipped = Some(learned::shipped_model()).filter(|model| model.shape == shape);
+            let trained =
+                (self.genome.filter_training_steps > 0).then(|| self.train_filter(shape, shipped));
+            let candidates = shipped
+                .map(|model| (model, learned::NewModel::Shipped))
+                .into_iter()
+                .chain(
+                    trained
+                        .as_ref()
+                        .map(|model| (model, learned::NewModel::Sent(model))),
+                );
+            // (distortion saved beyond the model's bits, filtered picture, frame syntax, model)
+            let mut best: Option<(u64, Picture<T>, learned::FrameFilter, &FilterModel, bool)> =
+                None;
+            for (model, new_model) in candidates {
+                let mut filtered = self.picture.clone();
+                let choice = learned::choose_and_apply(
+                    &mut filtered,
+                    self.source,
+                    visible,
+                    model,
+                    &rd,
+                    &mut scratch,
+                );
+                let cost = rd.cost(0, learned::new_model_rate(new_model));
+                let Some((frame, saved)) = choice.filter(|(_, saved)| *saved > cost) else {
+                    continue;
+                };
+                if best.as_ref().is_none_or(|b| saved - cost > b.0) {
+                    let shipped = matches!(new_model, learned::NewModel::Shipped);
+                    best = Some((saved - cost, filtered, frame, model, shipped));
+                }
+            }
+            self.filter = None;
+            if let Some((_, filtered, frame, model, shipped)) = best {
                 self.picture = filtered;
                 applied = Some(frame);
-                new_model = Some(Arc::new(trained.model));
+                sent_shipped = shipped;
+                self.filter = Some(Arc::new(model.clone()));
             }
-            self.filter = new_model.clone();
         } else if let Some(model) = self.filter.as_deref() {
             applied = learned::choose_and_apply(
                 &mut self.picture,
@@ -1060,14 +1073,38 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
             )
             .map(|(frame, _)| frame);
         }
+        let new_model = match (&self.filter, self.kind) {
+            (Some(_), FrameKind::Key) if sent_shipped => Some(learned::NewModel::Shipped),
+            (Some(model), FrameKind::Key) => Some(learned::NewModel::Sent(model)),
+            _ => None,
+        };
         learned::write_frame(
             writer,
             &mut self.contexts.learned_filter,
-            new_model.as_deref(),
+            new_model,
             self.filter.is_some(),
             applied.as_ref(),
             self.coded.0.div_ceil(SB_SIZE),
         );
+    }
+
+    /// A model of the learned filter trained on this frame's reconstruction, from `start`.
+    fn train_filter(&self, shape: FilterShape, start: Option<&FilterModel>) -> FilterModel {
+        let mut reconstruction = self.picture.planes[0].clone();
+        reconstruction.extend_edges();
+        let example = learned::train::Example {
+            reconstruction: &reconstruction,
+            source: &self.source.planes[0],
+            visible: (self.header.format.width, self.header.format.height),
+        };
+        let schedule = learned::train::Schedule {
+            steps: u32::from(self.genome.filter_training_steps),
+            seed: learned::train::SEED,
+            start,
+        };
+        learned::train::train(shape, &[example], &schedule)
+            .expect("the filter's tensors have the shapes the network gives them")
+            .model
     }
 
     // ---- the real coding pass -------------------------------------------------------------

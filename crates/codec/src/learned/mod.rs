@@ -16,12 +16,16 @@
 
 mod decide;
 mod inference;
+mod shipped;
 mod syntax;
 pub mod train;
 
+use serde::{Deserialize, Serialize};
+
 pub use decide::choose_and_apply;
 pub use inference::{FilterScratch, FrameFilter, apply, block_residual};
-pub use syntax::{model_rate, read_frame, write_frame};
+pub use shipped::{shipped_model, shipped_provenance};
+pub use syntax::{NewModel, new_model_rate, read_frame, write_frame};
 
 /// Fractional bits of activations: a sample of depth `d` enters as `(sample << (12 - d)) - 2^11`,
 /// centred on mid-grey.
@@ -37,7 +41,7 @@ pub const STRENGTH_BITS: u32 = 4;
 pub const STRENGTH_SHIFT: u32 = 3;
 
 /// The network's architecture (signalled in the sequence header).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilterShape {
     pub layers: u8,
     pub channels: u8,
@@ -84,7 +88,7 @@ impl FilterShape {
 
 /// One layer's quantised parameters: `acc = bias + Σ weight·activation`, then
 /// `(acc + round) >> shift`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layer {
     /// Output-major, then input, then kernel row and column.
     pub weights: Vec<i16>,
@@ -93,7 +97,7 @@ pub struct Layer {
 }
 
 /// A quantised network of a given shape.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilterModel {
     pub shape: FilterShape,
     pub layers: Vec<Layer>,
@@ -112,6 +116,25 @@ impl FilterModel {
             })
             .collect();
         FilterModel { shape, layers }
+    }
+
+    /// Whether every layer has the sizes of the shape and values the stream can carry.
+    pub fn is_valid(&self) -> bool {
+        let taps = self.shape.kernel() * self.shape.kernel();
+        let max_weight = self.shape.max_weight();
+        self.layers.len() == usize::from(self.shape.layers)
+            && self.layers.iter().zip(self.shape.layer_planes()).all(
+                |(layer, (inputs, outputs))| {
+                    layer.weights.len() == taps * inputs * outputs
+                        && layer.biases.len() == outputs
+                        && layer.shift <= MAX_SHIFT
+                        && layer
+                            .weights
+                            .iter()
+                            .all(|&w| i32::from(w).abs() <= max_weight)
+                        && layer.biases.iter().all(|&b| b.abs() <= MAX_BIAS)
+                },
+            )
     }
 }
 

@@ -1,7 +1,7 @@
 //! The filter's syntax at the end of a frame's range-coded payload, after SAO:
 //!
 //! ```text
-//! new model (1 bypass bit) | model, if new
+//! new model (1 bypass bit) | if new: shipped (1 bypass bit) | model, unless shipped
 //! if a model is in force: applied (1 bypass bit) | strength − 1 (4 bits) | a flag per superblock
 //! model: per layer, shift (5 bits) | weight and bias Exp-Golomb orders (4 and 5 bits)
 //!        | weights, then biases, zigzag Exp-Golomb coded
@@ -104,13 +104,6 @@ fn write_model<W: Writer>(w: &mut W, model: &FilterModel) {
     }
 }
 
-/// Bits of `model` in the stream, in 1/256 bit.
-pub fn model_rate(model: &FilterModel) -> u64 {
-    let mut counter = CostCounter::default();
-    write_model(&mut counter, model);
-    counter.cost
-}
-
 fn read_model(r: &mut RangeDecoder, shape: FilterShape) -> Result<FilterModel> {
     let mut model = FilterModel::zero(shape);
     let max_weight = shape.max_weight();
@@ -157,20 +150,45 @@ fn flag_context(flags: &[bool], i: usize, cols: usize) -> usize {
     usize::from(left) + usize::from(up)
 }
 
-/// Writes a frame's filter syntax: `new_model` when the frame sends one, and `frame` when the
-/// model in force applies (`frame` needs a model in force).
+/// A model a frame puts in force.
+#[derive(Clone, Copy, Debug)]
+pub enum NewModel<'a> {
+    /// The shipped model (see [`super::shipped_model`]), named in two bits.
+    Shipped,
+    /// A model sent in full.
+    Sent(&'a FilterModel),
+}
+
+/// Bits of a frame's new model, in 1/256 bit.
+pub fn new_model_rate(model: NewModel<'_>) -> u64 {
+    let mut counter = CostCounter::default();
+    write_new_model(&mut counter, Some(model));
+    counter.cost
+}
+
+fn write_new_model<W: Writer>(w: &mut W, new_model: Option<NewModel<'_>>) {
+    w.bypass(u32::from(new_model.is_some()), 1);
+    match new_model {
+        Some(NewModel::Shipped) => w.bypass(1, 1),
+        Some(NewModel::Sent(model)) => {
+            w.bypass(0, 1);
+            write_model(w, model);
+        }
+        None => {}
+    }
+}
+
+/// Writes a frame's filter syntax: `new_model` when the frame puts one in force, and `frame`
+/// when the model in force applies (`frame` needs a model in force).
 pub fn write_frame<W: Writer>(
     w: &mut W,
     ctx: &mut [Prob; 3],
-    new_model: Option<&FilterModel>,
+    new_model: Option<NewModel<'_>>,
     in_force: bool,
     frame: Option<&FrameFilter>,
     cols: usize,
 ) {
-    w.bypass(u32::from(new_model.is_some()), 1);
-    if let Some(model) = new_model {
-        write_model(w, model);
-    }
+    write_new_model(w, new_model);
     if !in_force {
         debug_assert!(frame.is_none(), "no model is in force");
         return;
@@ -195,8 +213,14 @@ pub fn read_frame(
     (cols, rows): (usize, usize),
 ) -> Result<(Option<FilterModel>, Option<FrameFilter>)> {
     let new_model = match r.bypass(1) {
-        1 => Some(read_model(r, shape)?),
-        _ => None,
+        0 => None,
+        _ if r.bypass(1) == 0 => Some(read_model(r, shape)?),
+        _ if super::shipped_model().shape == shape => Some(super::shipped_model().clone()),
+        _ => {
+            return Err(CodecError::Corrupt(
+                "the shipped filter model has another shape",
+            ));
+        }
     };
     if new_model.is_none() && !inherited {
         return Ok((None, None));
@@ -296,6 +320,25 @@ mod tests {
         let bytes = w.finish();
         let mut r = RangeDecoder::new(&bytes);
         let got = read_frame(&mut r, &mut [Prob::default(); 3], shape(), false, (1, 1));
+        assert!(matches!(got, Err(CodecError::Corrupt(_))), "{got:?}");
+    }
+
+    #[test]
+    fn the_shipped_model_is_named_for_its_shape_only() {
+        let mut w = RangeEncoder::new();
+        let shipped = Some(NewModel::Shipped);
+        write_frame(&mut w, &mut [Prob::default(); 3], shipped, true, None, 1);
+        let bytes = w.finish();
+        let own = crate::learned::shipped_model().shape;
+        let mut r = RangeDecoder::new(&bytes);
+        let got = read_frame(&mut r, &mut [Prob::default(); 3], own, false, (1, 1)).unwrap();
+        assert_eq!(got, (Some(crate::learned::shipped_model().clone()), None));
+        let other = FilterShape {
+            channels: own.channels - 1,
+            ..own
+        };
+        let mut r = RangeDecoder::new(&bytes);
+        let got = read_frame(&mut r, &mut [Prob::default(); 3], other, false, (1, 1));
         assert!(matches!(got, Err(CodecError::Corrupt(_))), "{got:?}");
     }
 

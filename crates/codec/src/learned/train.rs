@@ -25,6 +25,22 @@ pub struct Trained {
     pub losses: Vec<f32>,
 }
 
+/// One picture to learn from: its reconstruction (the border, at least the network's reach,
+/// replicating its edges), its source, and the visible area.
+pub struct Example<'a, T: Sample> {
+    pub reconstruction: &'a PaddedPlane<T>,
+    pub source: &'a PaddedPlane<T>,
+    pub visible: (usize, usize),
+}
+
+/// How to train: steps, the seed of patches and initial weights, and the model to start from
+/// (random weights without one).
+pub struct Schedule<'a> {
+    pub steps: u32,
+    pub seed: u64,
+    pub start: Option<&'a FilterModel>,
+}
+
 /// A small deterministic generator (64-bit LCG), for patch positions and initial weights.
 struct Lcg(u64);
 
@@ -69,6 +85,31 @@ impl FloatNetwork {
         Ok(FloatNetwork { layers })
     }
 
+    /// The floating-point network an integer model stands for.
+    fn from_model(model: &FilterModel, device: &Device) -> candle_core::Result<Self> {
+        let k = model.shape.kernel();
+        let activation_unit = (1u32 << ACTIVATION_BITS) as f32;
+        let mut layers = Vec::with_capacity(model.layers.len());
+        for (layer, (inputs, outputs)) in model.layers.iter().zip(model.shape.layer_planes()) {
+            let scale = 1.0 / (1u32 << layer.shift) as f32;
+            let weights: Vec<f32> = layer
+                .weights
+                .iter()
+                .map(|&w| f32::from(w) * scale)
+                .collect();
+            let biases: Vec<f32> = layer
+                .biases
+                .iter()
+                .map(|&b| b as f32 * scale / activation_unit)
+                .collect();
+            layers.push((
+                Var::from_tensor(&Tensor::from_vec(weights, (outputs, inputs, k, k), device)?)?,
+                Var::from_tensor(&Tensor::from_vec(biases, outputs, device)?)?,
+            ));
+        }
+        Ok(FloatNetwork { layers })
+    }
+
     fn forward(&self, input: &Tensor) -> candle_core::Result<Tensor> {
         let mut x = input.clone();
         let last = self.layers.len() - 1;
@@ -100,25 +141,25 @@ fn loss(predicted: &Tensor, target: &Tensor) -> candle_core::Result<Tensor> {
 }
 // EVOLVE-BLOCK-END
 
-/// One batch of patches: inputs (the reconstruction with the network's reach around each
-/// patch, over -0.5..0.5) and targets (source minus reconstruction over the sample range, times
-/// the residual gain), as the integer network sees them.
+/// One batch of patches from random examples: inputs (the reconstruction with the network's
+/// reach around each patch, over -0.5..0.5) and targets (source minus reconstruction over the
+/// sample range, times the residual gain), as the integer network sees them.
 fn batch<T: Sample>(
-    reconstruction: &PaddedPlane<T>,
-    source: &PaddedPlane<T>,
+    examples: &[Example<'_, T>],
     (patch, reach): (usize, usize),
-    visible: (usize, usize),
     rng: &mut Lcg,
     device: &Device,
 ) -> candle_core::Result<(Tensor, Tensor)> {
     let side = patch + 2 * reach;
-    let unit = 1.0 / (1u32 << reconstruction.bit_depth) as f32;
     let gain = (1u32 << RESIDUAL_GAIN_LOG2) as f32;
     let mut inputs = Vec::with_capacity(BATCH * side * side);
     let mut targets = Vec::with_capacity(BATCH * patch * patch);
     for _ in 0..BATCH {
-        let x = rng.next() as usize % (visible.0 - patch + 1);
-        let y = rng.next() as usize % (visible.1 - patch + 1);
+        let example = &examples[rng.next() as usize % examples.len()];
+        let (reconstruction, source) = (example.reconstruction, example.source);
+        let unit = 1.0 / (1u32 << reconstruction.bit_depth) as f32;
+        let x = rng.next() as usize % (example.visible.0 - patch + 1);
+        let y = rng.next() as usize % (example.visible.1 - patch + 1);
         for row in 0..side {
             let at = reconstruction.index(
                 x as isize - reach as isize,
@@ -144,23 +185,26 @@ fn batch<T: Sample>(
     ))
 }
 
-/// Trains a network of `shape` for `steps` steps to correct `reconstruction` (its border, at
-/// least the network's reach, replicating its edges) towards `source` over the `visible` area,
-/// and quantises it.
+/// Trains a network of `shape` on `examples` to correct each reconstruction towards its
+/// source, and quantises it.
 pub fn train<T: Sample>(
     shape: FilterShape,
-    reconstruction: &PaddedPlane<T>,
-    source: &PaddedPlane<T>,
-    visible: (usize, usize),
-    steps: u16,
-    seed: u64,
+    examples: &[Example<'_, T>],
+    schedule: &Schedule<'_>,
 ) -> candle_core::Result<Trained> {
     let device = Device::Cpu;
     let reach = shape.reach();
-    assert!(reconstruction.border >= reach);
-    let patch = PATCH.min(visible.0).min(visible.1);
-    let mut rng = Lcg(seed);
-    let network = FloatNetwork::new(shape, &mut rng, &device)?;
+    assert!(!examples.is_empty());
+    let mut patch = PATCH;
+    for example in examples {
+        assert!(example.reconstruction.border >= reach);
+        patch = patch.min(example.visible.0).min(example.visible.1);
+    }
+    let mut rng = Lcg(schedule.seed);
+    let network = match schedule.start.filter(|model| model.shape == shape) {
+        Some(model) => FloatNetwork::from_model(model, &device)?,
+        None => FloatNetwork::new(shape, &mut rng, &device)?,
+    };
     let mut optimiser = AdamW::new(
         network.vars(),
         ParamsAdamW {
@@ -169,16 +213,9 @@ pub fn train<T: Sample>(
             ..Default::default()
         },
     )?;
-    let mut losses = Vec::with_capacity(usize::from(steps));
-    for _ in 0..steps {
-        let (input, target) = batch(
-            reconstruction,
-            source,
-            (patch, reach),
-            visible,
-            &mut rng,
-            &device,
-        )?;
+    let mut losses = Vec::with_capacity(schedule.steps as usize);
+    for _ in 0..schedule.steps {
+        let (input, target) = batch(examples, (patch, reach), &mut rng, &device)?;
         let loss = loss(&network.forward(&input)?, &target)?;
         losses.push(loss.to_scalar::<f32>()?);
         optimiser.backward_step(&loss)?;
@@ -275,7 +312,17 @@ mod tests {
             weight_bits: 8,
         };
         let (source, reconstruction) = pictures(96, 64);
-        let trained = train(shape, &reconstruction, &source, (96, 64), 150, SEED).unwrap();
+        let example = Example {
+            reconstruction: &reconstruction,
+            source: &source,
+            visible: (96, 64),
+        };
+        let schedule = Schedule {
+            steps: 150,
+            seed: SEED,
+            start: None,
+        };
+        let trained = train(shape, &[example], &schedule).unwrap();
         let mean = |losses: &[f32]| losses.iter().sum::<f32>() / losses.len() as f32;
         let (first, last) = (mean(&trained.losses[..10]), mean(&trained.losses[140..]));
         assert!(last < 0.7 * first, "loss {first} -> {last}");

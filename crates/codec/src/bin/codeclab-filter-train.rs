@@ -1,0 +1,140 @@
+//! Trains the learned in-loop filter's shipped model offline, on pairs of source and
+//! reconstruction clips (8-bit Y4M, the codec's own reconstructions with the filter off):
+//!
+//! ```text
+//! codeclab-filter-train --steps N --provenance PROVENANCE.json -o shipped.json SOURCE.y4m RECONSTRUCTION.y4m [SOURCE.y4m RECONSTRUCTION.y4m ...]
+//! ```
+//! The model has the default genome's filter shape. The output holds it with its provenance:
+//! what `PROVENANCE.json` says of the pictures, and the clips, frames, steps and losses of the
+//! training.
+
+use codeclab_codec::Genome;
+use codeclab_codec::decoder::coded_size;
+use codeclab_codec::learned::train::{Example, SEED, Schedule, train};
+use codeclab_codec::picture::{PaddedPlane, Picture};
+use codeclab_video::{AnyFrame, Y4mReader};
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: codeclab-filter-train --steps N --provenance PROVENANCE.json -o shipped.json SOURCE.y4m RECONSTRUCTION.y4m [...]";
+
+/// The luma planes of every frame of an 8-bit clip, edges replicated, and its visible size.
+fn luma_planes(path: &str) -> Result<(Vec<PaddedPlane<u8>>, (usize, usize)), String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
+    let mut reader =
+        Y4mReader::new(std::io::BufReader::new(file), path).map_err(|e| format!("{path}: {e}"))?;
+    let format = *reader.format();
+    let coded = coded_size(&format);
+    let mut planes = Vec::new();
+    while let Some(frame) = reader.read_frame().map_err(|e| format!("{path}: {e}"))? {
+        let AnyFrame::U8(frame) = frame else {
+            return Err(format!("{path}: the shipped model trains on 8-bit clips"));
+        };
+        let mut picture = Picture::new(coded.0, coded.1, 8);
+        picture.load(&frame);
+        let [mut luma, _, _] = picture.planes;
+        luma.extend_edges();
+        planes.push(luma);
+    }
+    Ok((planes, (format.width, format.height)))
+}
+
+fn run() -> Result<(), String> {
+    let mut args = std::env::args().skip(1);
+    let (mut steps, mut provenance, mut output, mut clips) = (None, None, None, Vec::new());
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--steps" => {
+                steps = Some(
+                    value("--steps")?
+                        .parse::<u32>()
+                        .map_err(|e| format!("--steps: {e}"))?,
+                )
+            }
+            "--provenance" => provenance = Some(value("--provenance")?),
+            "-o" | "--output" => output = Some(value("-o")?),
+            _ => clips.push(arg),
+        }
+    }
+    let (Some(steps), Some(provenance), Some(output)) = (steps, provenance, output) else {
+        return Err("--steps, --provenance and -o are needed".into());
+    };
+    if clips.is_empty() || clips.len() % 2 != 0 {
+        return Err("clips come in pairs: source, then reconstruction".into());
+    }
+    let text = std::fs::read_to_string(&provenance).map_err(|e| format!("{provenance}: {e}"))?;
+    let mut provenance: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{provenance}: {e}"))?;
+    let mut pictures = Vec::new();
+    let mut pairs = Vec::new();
+    for pair in clips.chunks_exact(2) {
+        let (sources, visible) = luma_planes(&pair[0])?;
+        let (reconstructions, recon_visible) = luma_planes(&pair[1])?;
+        if visible != recon_visible || sources.len() != reconstructions.len() {
+            return Err(format!(
+                "{} and {} differ in size or length",
+                pair[0], pair[1]
+            ));
+        }
+        pairs.push(serde_json::json!({
+            "source": pair[0].rsplit('/').next(),
+            "reconstruction": pair[1].rsplit('/').next(),
+            "frames": sources.len(),
+        }));
+        pictures.extend(
+            sources
+                .into_iter()
+                .zip(reconstructions)
+                .map(|p| (p, visible)),
+        );
+    }
+    let examples: Vec<Example<'_, u8>> = pictures
+        .iter()
+        .map(|((source, reconstruction), visible)| Example {
+            reconstruction,
+            source,
+            visible: *visible,
+        })
+        .collect();
+    let shape = Genome {
+        learned_filter: true,
+        ..Genome::default()
+    }
+    .learned_filter_shape()
+    .expect("the filter is on");
+    let schedule = Schedule {
+        steps,
+        seed: SEED,
+        start: None,
+    };
+    let trained = train(shape, &examples, &schedule).map_err(|e| e.to_string())?;
+    let mean = |losses: &[f32]| losses.iter().sum::<f32>() / losses.len().max(1) as f32;
+    let tail = trained.losses.len().min(100);
+    provenance["training"] = serde_json::json!({
+        "clips": pairs,
+        "steps": steps,
+        "seed": SEED,
+        "loss_first_100_steps": mean(&trained.losses[..tail]),
+        "loss_last_100_steps": mean(&trained.losses[trained.losses.len() - tail..]),
+    });
+    let file = serde_json::json!({"provenance": provenance, "model": trained.model});
+    let text = serde_json::to_string(&file).map_err(|e| e.to_string())?;
+    std::fs::write(&output, text + "\n").map_err(|e| format!("{output}: {e}"))?;
+    eprintln!(
+        "trained {steps} steps on {} pictures: loss {:.5} -> {:.5}",
+        examples.len(),
+        mean(&trained.losses[..tail]),
+        mean(&trained.losses[trained.losses.len() - tail..])
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}\n{USAGE}");
+            ExitCode::FAILURE
+        }
+    }
+}
