@@ -214,7 +214,10 @@ pub fn train<T: Sample>(
         },
     )?;
     let mut losses = Vec::with_capacity(schedule.steps as usize);
-    for _ in 0..schedule.steps {
+    for step in 0..schedule.steps {
+        // The rate falls linearly to a tenth by the last step, so the weights settle.
+        let progress = f64::from(step) / f64::from(schedule.steps);
+        optimiser.set_learning_rate(LEARNING_RATE * (1.0 - 0.9 * progress));
         let (input, target) = batch(examples, (patch, reach), &mut rng, &device)?;
         let loss = loss(&network.forward(&input)?, &target)?;
         losses.push(loss.to_scalar::<f32>()?);
