@@ -163,6 +163,7 @@ fn measure(program: &mut Program, landscape: Landscape, decoder_counted: bool) {
             per_clip: BTreeMap::from([("synthetic".to_owned(), fitness)]),
             features: Features {
                 decoder_instructions_per_pixel: decoder_figure(&program.genome, decoder_counted),
+                learned_mac_per_pixel: None,
                 encoder_effort: encoder_effort(&program.genome),
             },
         },
@@ -427,6 +428,7 @@ fn children_of_a_code_candidate_carry_its_edits() {
         per_clip: BTreeMap::new(),
         features: Features {
             decoder_instructions_per_pixel: None,
+            learned_mac_per_pixel: None,
             encoder_effort: encoder_effort(&candidate.genome),
         },
     };
