@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use codeclab_codec::{Genome, RateMode};
+use codeclab_codec::bitstream::{Crc32, SequenceHeader};
+use codeclab_codec::{DecoderLimits, Genome, RateMode};
 use codeclab_video::{VideoFormat, Y4mReader};
 
 use crate::process::{self, ProcessError, StepCost};
@@ -72,6 +73,11 @@ pub trait CodecAdapter: Send + Sync {
         scratch: &Path,
         frames: u64,
     ) -> Option<Command>;
+
+    /// Multiply–accumulates per decoded luma pixel of the learned tools `bitstream` declares,
+    /// read from the bitstream itself; `None` for a format that declares none (not applicable)
+    /// or a stream whose header does not read (not measured).
+    fn learned_mac_per_pixel(&self, bitstream: &[u8]) -> Option<f64>;
 }
 
 /// Limits and helper programs the adapters need.
@@ -243,6 +249,25 @@ fn lab_rate_mode(point: RatePoint) -> Result<RateMode, AdapterError> {
     }
 }
 
+/// The learned tools' multiply–accumulates per luma pixel that a lab-codec stream's sequence
+/// header declares (0 without any). Read from the stream, not the genome, so that a candidate
+/// binary is held to what its streams make every decoder do (the header's code is outside the
+/// evolvable blocks, so a candidate's streams read here); a header that does not read leaves
+/// the figure unmeasured, which no goal takes as met.
+fn lab_stream_mac_per_pixel(bitstream: &[u8]) -> Option<f64> {
+    match SequenceHeader::read(
+        &mut &bitstream[..],
+        &DecoderLimits::default(),
+        &mut Crc32::default(),
+    ) {
+        Ok(header) => Some(header.learned_mac_per_pixel() as f64),
+        Err(e) => {
+            tracing::warn!("learned MAC per pixel not measured: the sequence header: {e}");
+            None
+        }
+    }
+}
+
 /// Most threads a spec may give the linked codec.
 const MAX_LAB_THREADS: usize = 256;
 
@@ -324,6 +349,10 @@ impl CodecAdapter for LabInProcess {
         let mut command = Command::new(self.prefix_decoder.as_ref()?);
         command.arg(bitstream).arg(frames.to_string());
         Some(command)
+    }
+
+    fn learned_mac_per_pixel(&self, bitstream: &[u8]) -> Option<f64> {
+        lab_stream_mac_per_pixel(bitstream)
     }
 }
 
@@ -542,6 +571,10 @@ impl CodecAdapter for LabBinary {
         // for untrusted code.
         None
     }
+
+    fn learned_mac_per_pixel(&self, bitstream: &[u8]) -> Option<f64> {
+        lab_stream_mac_per_pixel(bitstream)
+    }
 }
 
 /// An external encoder run through `ffmpeg`, decoded by ffmpeg's default decoder.
@@ -662,5 +695,46 @@ impl CodecAdapter for FfmpegEncoder {
             .arg(bitstream)
             .args(["-frames:v", &frames.to_string(), "-f", "null", "-"]);
         Some(command)
+    }
+
+    fn learned_mac_per_pixel(&self, _: &[u8]) -> Option<f64> {
+        // The anchors' formats have no learned tools to declare: not applicable, never 0.
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codeclab_video::{ChromaSampling, Rational};
+
+    #[test]
+    fn a_lab_streams_learned_mac_comes_from_its_header_and_another_format_has_none() {
+        let format = VideoFormat {
+            width: 64,
+            height: 48,
+            bit_depth: 8,
+            chroma: ChromaSampling::Cs420,
+            fps: Rational::new(30, 1),
+            aspect: Rational::new(1, 1),
+        };
+        let header = |genome: &Genome| SequenceHeader::new(format, genome).to_bytes();
+        assert_eq!(
+            lab_stream_mac_per_pixel(&header(&Genome::default())),
+            Some(0.0)
+        );
+        let filtered = Genome {
+            learned_filter: true,
+            filter_layers: 3,
+            filter_channels: 4,
+            filter_kernel_radius: 2,
+            ..Genome::default()
+        };
+        // 5x5 kernels over 1 → 4 → 4 → 1 planes.
+        assert_eq!(
+            lab_stream_mac_per_pixel(&header(&filtered)),
+            Some(f64::from(25 * (4 + 16 + 4)))
+        );
+        assert_eq!(lab_stream_mac_per_pixel(b"YUV4MPEG2 W64 H48"), None);
     }
 }

@@ -217,6 +217,9 @@ pub enum Goal {
     },
     /// Decoder instructions per pixel of the best program, at most `at_most`.
     DecoderInstructionsPerPixel { at_most: f64 },
+    /// Multiply–accumulates per pixel of the best program's learned tools, as its streams
+    /// declare them, at most `at_most` (0: no learned tool).
+    LearnedMacPerPixel { at_most: f64 },
 }
 
 impl Goal {
@@ -299,6 +302,9 @@ mod tests {
             [[goals]]
             kind = "decoder_instructions_per_pixel"
             at_most = 100.0
+            [[goals]]
+            kind = "learned_mac_per_pixel"
+            at_most = 500.0
             "#,
             "test",
         )
@@ -307,7 +313,10 @@ mod tests {
         assert_eq!(config.budget.llm_usd_per_day, Some(2.5));
         assert_eq!(
             config.goals,
-            vec![Goal::DecoderInstructionsPerPixel { at_most: 100.0 }]
+            vec![
+                Goal::DecoderInstructionsPerPixel { at_most: 100.0 },
+                Goal::LearnedMacPerPixel { at_most: 500.0 }
+            ]
         );
         let client = config.llm.client_config(&config.budget.prices);
         assert_eq!(client.base_url, "http://127.0.0.1:9/v1");

@@ -44,6 +44,7 @@ pub struct ProgramScores {
     pub vs_reference: Option<VsReference>,
     pub clips: Vec<String>,
     pub decoder_instructions_per_pixel: Option<f64>,
+    pub learned_mac_per_pixel: Option<f64>,
     pub encode_seconds: Option<f64>,
 }
 
@@ -105,6 +106,9 @@ pub fn describe(goal: &Goal) -> String {
         }
         Goal::DecoderInstructionsPerPixel { at_most } => {
             format!("decoder instructions per pixel at most {at_most}")
+        }
+        Goal::LearnedMacPerPixel { at_most } => {
+            format!("learned multiply-accumulates per pixel at most {at_most}")
         }
     }
 }
@@ -219,26 +223,34 @@ async fn goal_progress(
     goal: &Goal,
 ) -> Result<GoalProgress> {
     let of_best = format!("{} {}", best.role.name(), best.experiment_id);
-    match goal {
-        Goal::DecoderInstructionsPerPixel { at_most } => {
-            let (value, detail) = match ProgramScores::of(best) {
-                Ok(Some(ProgramScores {
-                    decoder_instructions_per_pixel: Some(ipp),
-                    ..
-                })) => (
-                    Some(ipp),
-                    format!("{ipp:.1} instructions per pixel ({of_best})"),
-                ),
-                Ok(_) => (None, format!("{NOT_MEASURED} ({of_best})")),
-                Err(e) => (None, format!("{of_best}: unreadable scores: {e}")),
-            };
-            Ok(GoalProgress {
-                goal: goal.clone(),
-                met: value.is_some_and(|v| v <= *at_most),
-                value,
-                detail,
-            })
+    // A figure of the best program's scores, held to `at_most`.
+    let capped = |figure: fn(&ProgramScores) -> Option<f64>, unit: &str, at_most: f64| {
+        let (value, detail) = match ProgramScores::of(best) {
+            Ok(Some(scores)) => match figure(&scores) {
+                Some(value) => (Some(value), format!("{value:.1} {unit} ({of_best})")),
+                None => (None, format!("{NOT_MEASURED} ({of_best})")),
+            },
+            Ok(None) => (None, format!("{NOT_MEASURED} ({of_best})")),
+            Err(e) => (None, format!("{of_best}: unreadable scores: {e}")),
+        };
+        GoalProgress {
+            goal: goal.clone(),
+            met: value.is_some_and(|v| v <= at_most),
+            value,
+            detail,
         }
+    };
+    match goal {
+        Goal::DecoderInstructionsPerPixel { at_most } => Ok(capped(
+            |s| s.decoder_instructions_per_pixel,
+            "instructions per pixel",
+            *at_most,
+        )),
+        Goal::LearnedMacPerPixel { at_most } => Ok(capped(
+            |s| s.learned_mac_per_pixel,
+            "multiply-accumulates per pixel",
+            *at_most,
+        )),
         Goal::BdRate {
             anchor,
             metric,

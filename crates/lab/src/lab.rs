@@ -523,7 +523,7 @@ pub struct BaselineEntry {
 /// The RD data as CSV: one row per (clip, rate point); empty cells are not measured.
 pub fn rd_csv(curves: &BTreeMap<String, Vec<PointRecord>>) -> String {
     let mut csv = String::from(
-        "clip,rate_point,bytes,kbps,psnr_y,psnr_yuv,ssim,ms_ssim,vmaf,encode_s,decode_s,decoder_instructions_per_pixel\n",
+        "clip,rate_point,bytes,kbps,psnr_y,psnr_yuv,ssim,ms_ssim,vmaf,encode_s,decode_s,decoder_instructions_per_pixel,learned_mac_per_pixel\n",
     );
     let cell = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     for (clip, points) in curves {
@@ -533,14 +533,15 @@ pub fn rd_csv(curves: &BTreeMap<String, Vec<PointRecord>>) -> String {
                 .map(|m| cell(p.quality(*m)))
                 .collect();
             csv.push_str(&format!(
-                "{clip},{},{},{},{},{},{},{}\n",
+                "{clip},{},{},{},{},{},{},{},{}\n",
                 p.rate_point.to_string().replace(' ', ":"),
                 p.bytes,
                 p.kbps,
                 qualities.join(","),
                 p.encode.wall_seconds,
                 p.decode.wall_seconds,
-                cell(p.decoder_instructions_per_pixel)
+                cell(p.decoder_instructions_per_pixel),
+                cell(p.learned_mac_per_pixel)
             ));
         }
     }

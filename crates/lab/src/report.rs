@@ -79,6 +79,7 @@ pub struct SetScores {
     pub per_clip: BTreeMap<String, f64>,
     pub mean: Option<f64>,
     pub decoder_instructions_per_pixel: Option<f64>,
+    pub learned_mac_per_pixel: Option<f64>,
     pub encode_seconds: Option<f64>,
 }
 
@@ -164,6 +165,7 @@ fn set_scores(program: &ProgramRecord) -> Option<SetScores> {
         per_clip,
         mean,
         decoder_instructions_per_pixel: scores.decoder_instructions_per_pixel,
+        learned_mac_per_pixel: scores.learned_mac_per_pixel,
         encode_seconds: scores.encode_seconds,
     })
 }
@@ -558,9 +560,13 @@ fn program_markdown(program: &ProgramSummary, line: &mut impl FnMut(String)) {
         line(format!("| **mean** | {} |", percent(scores.mean)));
         line(String::new());
         line(format!(
-            "Decoder instructions per pixel: {}; encode time: {}.",
+            "Decoder instructions per pixel: {}; learned multiply-accumulates per pixel: {}; \
+             encode time: {}.",
             scores
                 .decoder_instructions_per_pixel
+                .map_or("not measured".into(), |v| format!("{v:.1}")),
+            scores
+                .learned_mac_per_pixel
                 .map_or("not measured".into(), |v| format!("{v:.1}")),
             scores
                 .encode_seconds

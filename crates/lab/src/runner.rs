@@ -1,7 +1,8 @@
 //! Measuring one (codec, clip, rate point): encode in an isolated working directory, decode from
 //! the bitstream alone in a separate directory after the encoder's is gone, check that every
-//! frame came back at the right size, compute every metric in one pass, and count decoder
-//! instructions with callgrind when valgrind is installed.
+//! frame came back at the right size, compute every metric in one pass, count decoder
+//! instructions with callgrind when valgrind is installed, and read the multiply–accumulates of
+//! the learned tools from the bitstream's header.
 //!
 //! Bitrate follows the measurement contract: the bitstream file's bytes (every header and, for
 //! AV1/VP9, the IVF framing the decoder reads) × 8 × the *source's* fps / the source's frames.
@@ -72,6 +73,9 @@ pub struct PointRecord {
     pub decode: StepCost,
     /// Callgrind instructions per luma pixel of decoding, marginal over the first frames.
     pub decoder_instructions_per_pixel: Option<f64>,
+    /// Multiply–accumulates per luma pixel of the learned tools the bitstream declares (0: none);
+    /// `None` where the format declares none (the anchors): not applicable.
+    pub learned_mac_per_pixel: Option<f64>,
     pub bitstream_sha256: String,
     pub codec_version: String,
 }
@@ -189,6 +193,7 @@ pub fn run_point(
     let bitstream_bytes = std::fs::read(&bitstream)?;
     let bytes = bitstream_bytes.len() as u64;
     let bitstream_sha256 = crate::spec::sha256_hex(&bitstream_bytes);
+    let learned_mac_per_pixel = adapter.learned_mac_per_pixel(&bitstream_bytes);
     drop(bitstream_bytes);
 
     let decoded = workdir.path().join("decoded.y4m");
@@ -245,6 +250,7 @@ pub fn run_point(
             encode,
             decode,
             decoder_instructions_per_pixel,
+            learned_mac_per_pixel,
             bitstream_sha256,
             codec_version,
         },

@@ -233,6 +233,7 @@ fn point(rate: RatePoint, encode: f64, decode: f64) -> PointRecord {
             ..StepCost::default()
         },
         decoder_instructions_per_pixel: None,
+        learned_mac_per_pixel: None,
         bitstream_sha256: "ab".into(),
         codec_version: "test".into(),
     }

@@ -11,8 +11,11 @@ use codeclab_lab::experiment::{Analysis, ExperimentSpec};
 use codeclab_lab::runner::QualityMetric;
 use codeclab_lab::spec::RatePoint;
 use codeclab_lab::store::ExperimentState;
+use codeclab_lab::store::listing::{ListQuery, SortKey};
 use codeclab_lab::worker::{WorkerConfig, run_worker};
 use codeclab_metrics::bdrate::{self, ClipCurves};
+use codeclab_video::Pattern;
+use codeclab_video::corpus::ClipSet;
 
 fn spec(codec: serde_json::Value, clips: &[&str], points: Vec<RatePoint>) -> ExperimentSpec {
     ExperimentSpec {
@@ -123,11 +126,40 @@ async fn experiment_against_x265(lab: Lab) {
         serde_json::from_value(lab.store.analysis(good.id).await.unwrap().unwrap()).unwrap();
     let test_points = &analysis.curves["shapes"];
     assert_eq!(test_points.len(), 4);
+    // The shipped genome's streams declare no learned tool; x265's declare none at all.
+    assert!(
+        test_points
+            .iter()
+            .all(|p| p.learned_mac_per_pixel == Some(0.0))
+    );
 
     // The BD-rate stored is the one the metrics crate computes from the two stored curves.
     let anchor_id = baseline[0].experiment_id.unwrap();
     let anchor_points =
         codeclab_lab::experiment::curves(&lab.store.points(anchor_id).await.unwrap());
+    assert!(
+        anchor_points["shapes"]
+            .iter()
+            .all(|p| p.learned_mac_per_pixel.is_none())
+    );
+    let summaries = lab
+        .store
+        .list_experiments(&ListQuery {
+            sort: SortKey::LearnedMac,
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    let summary_of = |id: i64| {
+        summaries
+            .rows
+            .iter()
+            .find(|row| row.id == id)
+            .and_then(|row| row.summary.clone())
+            .unwrap()
+    };
+    assert_eq!(summary_of(good.id).learned_mac_per_pixel, Some(0.0));
+    assert_eq!(summary_of(anchor_id).learned_mac_per_pixel, None);
     let psnr = analysis
         .bd_rates
         .iter()
@@ -171,6 +203,13 @@ async fn experiment_against_x265(lab: Lab) {
     )
     .unwrap();
     assert_eq!(csv.lines().count(), 5);
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with(",decoder_instructions_per_pixel,learned_mac_per_pixel")
+    );
+    assert!(csv.lines().skip(1).all(|row| row.ends_with(",0")), "{csv}");
 
     // A rerun is a new experiment linked to the old; the old result does not change.
     let rerun = lab.rerun(good.id).await.unwrap();
@@ -216,6 +255,71 @@ async fn experiment_on_postgres_and_s3() {
     lab.artifacts = Artifacts::open(&prefix).unwrap();
     lab.runner.callgrind_frames = 0;
     experiment_against_x265(lab).await;
+}
+
+/// The learned filter's cost is what each point's stream declares: 4 layers of 3x3 kernels over
+/// 8 channels, 9 · (1·8 + 8·8 + 8·8 + 8·1) = 1296 multiply–accumulates per pixel, kept through
+/// the store (SQLite, or PostgreSQL at `database`) into the experiment's summary. (A few training
+/// steps on a tiny clip: the figure depends on the shape alone.)
+async fn learned_filter_experiment(database: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    common::generate_clips(
+        dir.path(),
+        &[common::TestClip {
+            id: "tiny",
+            set: ClipSet::Dev,
+            pattern: Pattern::Shapes,
+            size: (64, 48),
+            frames: 3,
+            seed: 3,
+        }],
+    );
+    let mut lab = common::lab(dir.path(), database).await;
+    lab.runner.callgrind_frames = 0;
+    let lab = Arc::new(lab);
+    let codec = serde_json::json!({
+        "kind": "lab",
+        "genome": {"learned_filter": true, "filter_training_steps": 5}
+    });
+    let submitted = lab
+        .submit(
+            &spec(codec, &["tiny"], vec![RatePoint::Qp(27), RatePoint::Qp(37)]),
+            None,
+        )
+        .await
+        .unwrap();
+    drain(&lab).await;
+    let record = lab.store.experiment(submitted.id).await.unwrap().unwrap();
+    assert_eq!(record.state, ExperimentState::Analysed, "{record:?}");
+    let points = lab.store.points(submitted.id).await.unwrap();
+    assert_eq!(points.len(), 2);
+    for point in &points {
+        assert_eq!(point.record.learned_mac_per_pixel, Some(1296.0));
+    }
+    let page = lab
+        .store
+        .list_experiments(&ListQuery::default())
+        .await
+        .unwrap();
+    let summary = page.rows[0].summary.as_ref().unwrap();
+    assert_eq!(summary.learned_mac_per_pixel, Some(1296.0));
+    assert_eq!(
+        lab.store.summary(submitted.id).await.unwrap().as_ref(),
+        Some(summary)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learned_filter_experiment_records_the_multiply_accumulates_its_streams_declare() {
+    learned_filter_experiment(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learned_filter_experiment_on_postgres() {
+    let Some(admin) = common::postgres_admin_url() else {
+        return;
+    };
+    learned_filter_experiment(Some(&common::fresh_postgres(&admin).await)).await;
 }
 
 #[tokio::test]

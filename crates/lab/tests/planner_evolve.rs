@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use codeclab_codec::Genome;
 use codeclab_lab::candidate::Edit;
-use codeclab_lab::config::PlannerConfig;
+use codeclab_lab::config::{Goal, PlannerConfig};
 use codeclab_lab::planner::evolve::{EvolvePlanner, encoder_effort};
 use codeclab_lab::planner::{Features, Outcome, Planner, PlannerView, Program, Proposal, Turn};
 
@@ -118,6 +118,16 @@ fn off_prior_landscape(g: &Genome) -> Option<f64> {
     Some(relative(off_prior, g))
 }
 
+/// The codec-like landscape with a learned filter that pays, the more the larger it is.
+fn filtered_landscape(g: &Genome) -> Option<f64> {
+    let filter = if g.learned_filter {
+        -5.0 - 0.4 * (f64::from(g.filter_channels) - 8.0) - 0.5 * (f64::from(g.filter_layers) - 4.0)
+    } else {
+        0.0
+    };
+    Some(relative(codec_like, g) + filter)
+}
+
 /// The codec-like landscape where three or more references always fail (the optimum's region).
 fn failing_references(g: &Genome) -> Option<f64> {
     (g.reference_frames < 3).then(|| relative(codec_like, g))
@@ -163,6 +173,7 @@ fn measure(program: &mut Program, landscape: Landscape, decoder_counted: bool) {
             per_clip: BTreeMap::from([("synthetic".to_owned(), fitness)]),
             features: Features {
                 decoder_instructions_per_pixel: decoder_figure(&program.genome, decoder_counted),
+                learned_mac_per_pixel: Some(learned_mac(&program.genome)),
                 encoder_effort: encoder_effort(&program.genome),
             },
         },
@@ -172,11 +183,23 @@ fn measure(program: &mut Program, landscape: Landscape, decoder_counted: bool) {
     };
 }
 
+/// What the streams of a genome's programs declare: the learned filter's multiply–accumulates
+/// per pixel, 0 without it.
+fn learned_mac(genome: &Genome) -> f64 {
+    genome
+        .learned_filter_shape()
+        .map_or(0.0, |shape| shape.mac_per_pixel() as f64)
+}
+
 fn view(programs: &[Program], remaining: u64) -> PlannerView<'_> {
+    goal_view(programs, &[], remaining)
+}
+
+fn goal_view<'a>(programs: &'a [Program], goals: &'a [Goal], remaining: u64) -> PlannerView<'a> {
     PlannerView {
         programs,
         feedback: &[],
-        goals: &[],
+        goals,
         contract: "synthetic landscape",
         remaining,
     }
@@ -223,6 +246,17 @@ fn drive(
     decoder_counted: bool,
     seeded: Vec<Program>,
 ) -> Run {
+    drive_towards(config, landscape, decoder_counted, seeded, &[])
+}
+
+/// [`drive`] with the planner shown `goals`.
+fn drive_towards(
+    config: &PlannerConfig,
+    landscape: Landscape,
+    decoder_counted: bool,
+    seeded: Vec<Program>,
+    goals: &[Goal],
+) -> Run {
     let planner = EvolvePlanner::new(config);
     let mut reference = program(1, None, 0, Genome::default(), Vec::new());
     measure(&mut reference, landscape, decoder_counted);
@@ -232,7 +266,7 @@ fn drive(
     let mut in_flight = VecDeque::new();
     for made in 0..EVALUATIONS {
         let remaining = (EVALUATIONS - made) as u64;
-        let proposal = match planner.plan(&view(&programs, remaining)) {
+        let proposal = match planner.plan(&goal_view(&programs, goals, remaining)) {
             Turn::Propose(proposal) => proposal,
             Turn::Rejected { reason, .. } => panic!("turn {made} rejected: {reason}"),
         };
@@ -272,7 +306,7 @@ fn uniform_genome(rng: &mut fastrand::Rng) -> Genome {
 }
 
 /// Genes the baselines draw (every one but the chroma offset).
-const GENES: usize = 39;
+const GENES: usize = 45;
 
 /// Gives gene `gene` a value drawn uniformly over its range.
 fn randomize(g: &mut Genome, gene: usize, rng: &mut fastrand::Rng) {
@@ -315,6 +349,12 @@ fn randomize(g: &mut Genome, gene: usize, rng: &mut fastrand::Rng) {
         35 => g.inter_rd_candidates = rng.u8(1..=9),
         36 => g.clean_inter_stops_split = rng.bool(),
         37 => g.inter_rd_margin = rng.f64(),
+        38 => g.learned_filter = rng.bool(),
+        39 => g.filter_layers = rng.u8(2..=6),
+        40 => g.filter_channels = rng.u8(2..=16),
+        41 => g.filter_kernel_radius = rng.u8(1..=2),
+        42 => g.filter_weight_bits = rng.u8(6..=10),
+        43 => g.filter_training_steps = rng.u16(0..=2000),
         _ => g.p_frame_qp_offset = rng.i8(0..=6),
     }
 }
@@ -427,6 +467,7 @@ fn children_of_a_code_candidate_carry_its_edits() {
         per_clip: BTreeMap::new(),
         features: Features {
             decoder_instructions_per_pixel: None,
+            learned_mac_per_pixel: Some(0.0),
             encoder_effort: encoder_effort(&candidate.genome),
         },
     };
@@ -530,5 +571,68 @@ fn an_empty_view_gets_a_valid_proposal_from_the_shipped_genome() {
             assert_ne!(proposal.genome, Genome::default());
         }
         other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_learned_mac_goal_bounds_every_proposal() {
+    let bound = 300.0;
+    let goals = [Goal::LearnedMacPerPixel { at_most: bound }];
+    let mut filtered_within = 0;
+    let mut beyond_without_the_goal = 0;
+    for seed in SEEDS {
+        let bounded = drive_towards(
+            &config(seed, 2),
+            filtered_landscape,
+            true,
+            Vec::new(),
+            &goals,
+        );
+        for proposal in proposals(&bounded) {
+            let mac = learned_mac(&proposal.genome);
+            assert!(mac <= bound, "seed {seed}: {mac} MAC/px proposed");
+            if proposal.genome.learned_filter {
+                filtered_within += 1;
+            }
+        }
+        let free = drive(&config(seed, 2), filtered_landscape, true, Vec::new());
+        beyond_without_the_goal += proposals(&free)
+            .iter()
+            .filter(|p| learned_mac(&p.genome) > bound)
+            .count();
+    }
+    // The bound binds, and the filter is still tried in shapes within it.
+    assert!(beyond_without_the_goal > 0);
+    assert!(filtered_within > 0);
+}
+
+#[test]
+fn the_learned_filters_shape_moves_only_with_the_filter_on() {
+    for seed in SEEDS {
+        let run = drive(&config(seed, 2), filtered_landscape, true, Vec::new());
+        for (made, (seen, proposal)) in run.turns.iter().enumerate() {
+            if proposal.genome.learned_filter {
+                continue;
+            }
+            let parent = seen
+                .iter()
+                .find(|p| Some(p.experiment_id) == proposal.parent)
+                .unwrap();
+            let shape = |g: &Genome| {
+                (
+                    g.filter_layers,
+                    g.filter_channels,
+                    g.filter_kernel_radius,
+                    g.filter_weight_bits,
+                    g.filter_training_steps,
+                )
+            };
+            assert_eq!(
+                shape(&proposal.genome),
+                shape(&parent.genome),
+                "seed {seed} turn {made}: {}",
+                proposal.hypothesis
+            );
+        }
     }
 }

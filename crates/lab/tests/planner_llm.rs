@@ -54,12 +54,13 @@ fn sources() -> SourceTree {
     SourceTree { files }
 }
 
-fn measured(fitness: f64, clips: [f64; 2], ipp: Option<f64>) -> Outcome {
+fn measured(fitness: f64, clips: [f64; 2], ipp: Option<f64>, mac: Option<f64>) -> Outcome {
     Outcome::Measured {
         fitness,
         per_clip: BTreeMap::from([("dev-a".into(), clips[0]), ("dev-b".into(), clips[1])]),
         features: Features {
             decoder_instructions_per_pixel: ipp,
+            learned_mac_per_pixel: mac,
             encoder_effort: 1.0,
         },
     }
@@ -91,7 +92,7 @@ fn programs() -> Vec<Program> {
             genome: Genome::default(),
             edits: Vec::new(),
             hypothesis: "the shipped codec".into(),
-            outcome: measured(0.0, [0.0, 0.0], Some(310.5)),
+            outcome: measured(0.0, [0.0, 0.0], Some(310.5), Some(0.0)),
         },
         Program {
             experiment_id: 2,
@@ -100,7 +101,7 @@ fn programs() -> Vec<Program> {
             genome: best_genome(),
             edits: best_edits(),
             hypothesis: "A larger lambda spends fewer bits on noise".into(),
-            outcome: measured(-2.25, [-2.0, -2.5], Some(305.25)),
+            outcome: measured(-2.25, [-2.0, -2.5], Some(305.25), Some(144.0)),
         },
         Program {
             experiment_id: 3,
@@ -112,7 +113,7 @@ fn programs() -> Vec<Program> {
             },
             edits: Vec::new(),
             hypothesis: "A narrower search costs little".into(),
-            outcome: measured(-0.75, [-0.5, -1.0], None),
+            outcome: measured(-0.75, [-0.5, -1.0], None, None),
         },
         Program {
             experiment_id: 4,
@@ -146,12 +147,15 @@ fn view<'a>(
 }
 
 fn goals() -> Vec<Goal> {
-    vec![Goal::BdRate {
-        anchor: "x265-medium".into(),
-        metric: QualityMetric::PsnrY,
-        sets: vec!["dev".into()],
-        at_most: -10.0,
-    }]
+    vec![
+        Goal::BdRate {
+            anchor: "x265-medium".into(),
+            metric: QualityMetric::PsnrY,
+            sets: vec!["dev".into()],
+            at_most: -10.0,
+        },
+        Goal::LearnedMacPerPixel { at_most: 500.0 },
+    ]
 }
 
 fn fast_retries() -> RetryPolicy {
@@ -392,11 +396,13 @@ async fn a_good_anthropic_reply_is_a_proposal_on_the_best_parent_and_its_call_is
         "dev-a -2.00 %",
         "dev-b -2.50 %",
         "decoder instructions per pixel 305.2",
+        "learned multiply-accumulates per pixel 144.0",
         "let scale = 0.9;",
         "A larger lambda spends fewer bits on noise",
         "- #3 (parent #1, island 1): fitness -0.75 %",
         "me_range 32 -> 16",
         "decoder instructions per pixel not measured",
+        "learned multiply-accumulates per pixel not measured",
     ] {
         assert!(
             user.contains(expected),
@@ -410,6 +416,7 @@ async fn a_good_anthropic_reply_is_a_proposal_on_the_best_parent_and_its_call_is
     for expected in [
         CONTRACT,
         "against `x265-medium` at most -10 %",
+        "learned tools (as its streams declare them) at most 500",
         "| lambda_scale | 0.1 to 4 | 1.0 |",
         "\"edits\": [{\"block\"",
     ] {

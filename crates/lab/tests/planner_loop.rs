@@ -10,10 +10,12 @@ use std::time::Duration;
 use codeclab_codec::Genome;
 use codeclab_lab::LabError;
 use codeclab_lab::candidate::Edit;
-use codeclab_lab::config::{LabConfig, PlannerConfig};
+use codeclab_lab::config::{Goal, LabConfig, PlannerConfig};
+use codeclab_lab::goals;
 use codeclab_lab::planner::evolve::EvolvePlanner;
 use codeclab_lab::planner::run_loop::LoopOptions;
 use codeclab_lab::planner::{Feedback, Planner, PlannerView, Proposal, Turn};
+use codeclab_lab::runner::QualityMetric;
 use codeclab_lab::store::control::{LabStatus, RunState};
 use codeclab_lab::store::programs::ProgramRole;
 
@@ -39,6 +41,7 @@ fn options(dir: &std::path::Path, max_experiments: u64) -> LoopOptions {
 struct Scripted {
     turns: Vec<Turn>,
     seen_feedback: Arc<Mutex<Vec<Vec<Feedback>>>>,
+    seen_goals: Arc<Mutex<Vec<Vec<Goal>>>>,
 }
 
 impl Planner for Scripted {
@@ -51,6 +54,7 @@ impl Planner for Scripted {
             .lock()
             .unwrap()
             .push(view.feedback.to_vec());
+        self.seen_goals.lock().unwrap().push(view.goals.to_vec());
         if !self.turns.is_empty() {
             return Ok(self.turns.remove(0));
         }
@@ -101,13 +105,33 @@ async fn a_run_scores_proposals_against_the_reference_and_validates_the_best_on_
         )
         .await
         .unwrap();
+    // The goals an admin set are the ones the planner is shown (the first is out of reach, so
+    // the run does not stop on them).
+    let admin_goals = vec![
+        Goal::BdRate {
+            anchor: goals::REFERENCE_ANCHOR.into(),
+            metric: QualityMetric::PsnrY,
+            sets: vec!["dev".into()],
+            at_most: -100.0,
+        },
+        Goal::LearnedMacPerPixel { at_most: 0.0 },
+    ];
+    lab.store
+        .put_setting(goals::SETTING, &serde_json::to_value(&admin_goals).unwrap())
+        .await
+        .unwrap();
+    let seen_goals = Arc::new(Mutex::new(Vec::new()));
     let mut planner = Scripted {
         turns: vec![Turn::Propose(proposal(Genome::default(), Vec::new()))],
         seen_feedback: Arc::default(),
+        seen_goals: seen_goals.clone(),
     };
     let summary = common::drive(&lab, &mut planner, &config(), options(dir.path(), 5), None)
         .await
         .unwrap();
+    let seen_goals = seen_goals.lock().unwrap().clone();
+    assert!(!seen_goals.is_empty());
+    assert!(seen_goals.iter().all(|goals| *goals == admin_goals));
     // Reference + 2 proposals (one batch of `parallel`) + 2 holdout measurements.
     assert_eq!(summary.experiments, 5, "{summary:?}");
     assert_eq!(summary.failed, 0, "{summary:?}");
@@ -125,6 +149,15 @@ async fn a_run_scores_proposals_against_the_reference_and_validates_the_best_on_
     );
     assert_eq!(programs[0].fitness, Some(0.0));
     let default_program = &programs[1];
+    // Read from its streams: the default genome declares no learned tool.
+    assert_eq!(
+        default_program.scores.as_ref().unwrap()["learned_mac_per_pixel"],
+        0.0
+    );
+    assert_eq!(
+        default_program.features.as_ref().unwrap()["learned_mac_per_pixel"],
+        0.0
+    );
     let (best, fitness) = summary.best.expect("the default genome beats the weak one");
     assert!(fitness < -5.0, "{fitness}");
     assert!(
@@ -187,6 +220,7 @@ async fn rejections_and_failures_go_back_to_the_planner() {
             Turn::Propose(proposal(Genome::default(), vec![edit])),
         ],
         seen_feedback: seen.clone(),
+        seen_goals: Arc::default(),
     };
     // The reference, a batch of two turns that both end rejected, then a batch of proposals.
     let summary = common::drive(&lab, &mut planner, &config(), options(dir.path(), 5), None)
@@ -235,6 +269,7 @@ async fn a_paused_lab_proposes_nothing_and_an_interrupted_run_resumes() {
     let mut planner = Scripted {
         turns: Vec::new(),
         seen_feedback: Arc::default(),
+        seen_goals: Arc::default(),
     };
     let first = common::drive(
         &lab,
@@ -399,6 +434,7 @@ async fn the_loop_pauses_at_the_budget_cap_and_the_report_says_why() {
     let mut scripted = Scripted {
         turns: Vec::new(),
         seen_feedback: Arc::default(),
+        seen_goals: Arc::default(),
     };
     let resumed = common::drive(
         &lab,

@@ -46,6 +46,7 @@ fn point() -> PointRecord {
         encode: StepCost::default(),
         decode: StepCost::default(),
         decoder_instructions_per_pixel: None,
+        learned_mac_per_pixel: None,
         bitstream_sha256: "ab".into(),
         codec_version: "test".into(),
     }
@@ -93,6 +94,8 @@ fn scores(per_clip: &[(&str, f64)], ipp: Option<f64>) -> Value {
         },
         "clips": per_clip.iter().map(|(c, _)| c.to_string()).collect::<Vec<_>>(),
         "decoder_instructions_per_pixel": ipp,
+        // The programs of these runs leave the learned filter off.
+        "learned_mac_per_pixel": 0.0,
         "encode_seconds": 1.5
     })
 }
@@ -229,6 +232,7 @@ fn goals_under_test() -> Vec<Goal> {
             at_most: -1.5,
         },
         Goal::DecoderInstructionsPerPixel { at_most: 400.0 },
+        Goal::LearnedMacPerPixel { at_most: 0.0 },
     ]
 }
 
@@ -254,7 +258,8 @@ async fn goal_progress_follows_the_best_program_and_its_holdout() {
             (None, false),
             (Some(-2.0), true),
             (None, false),
-            (Some(350.0), true)
+            (Some(350.0), true),
+            (Some(0.0), true)
         ]
     );
     assert_eq!(
@@ -316,6 +321,76 @@ async fn goal_progress_follows_the_best_program_and_its_holdout() {
     assert_eq!(
         goals::best_program(&without_best).map(|p| p.experiment_id),
         Some(run.reference)
+    );
+}
+
+#[tokio::test]
+async fn a_learned_mac_goal_holds_the_best_programs_streams_to_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_data_dir(dir.path()).await.unwrap();
+    let reference = experiment(&store, "the shipped default", None).await;
+    program(
+        &store,
+        reference,
+        ProgramRole::Reference,
+        None,
+        default_genome(),
+        Some((0.0, scores(&[("clip-a", 0.0)], None))),
+    )
+    .await;
+    let filtered = experiment(&store, "the learned filter on", None).await;
+    let mut with_filter = scores(&[("clip-a", -3.0)], None);
+    with_filter["learned_mac_per_pixel"] = json!(1296.0);
+    program(
+        &store,
+        filtered,
+        ProgramRole::Candidate,
+        Some(reference),
+        json!({"learned_filter": true}),
+        Some((-3.0, with_filter)),
+    )
+    .await;
+    let progress = |at_most: f64| {
+        let store = &store;
+        async move {
+            let goals = [Goal::LearnedMacPerPixel { at_most }];
+            goals::progress(store, &goals, Some(RUN))
+                .await
+                .unwrap()
+                .remove(0)
+        }
+    };
+    // The best program (the filtered one) is what the bound applies to.
+    let over = progress(1000.0).await;
+    assert_eq!((over.value, over.met), (Some(1296.0), false));
+    assert_eq!(
+        over.detail,
+        format!("1296.0 multiply-accumulates per pixel (candidate {filtered})")
+    );
+    let within = progress(1296.0).await;
+    assert_eq!((within.value, within.met), (Some(1296.0), true));
+
+    // Scores stored before the figure existed: not measured, so not met.
+    let mut older = scores(&[("clip-a", -4.0)], None);
+    older
+        .as_object_mut()
+        .unwrap()
+        .remove("learned_mac_per_pixel");
+    let unmeasured = experiment(&store, "scored before the figure", None).await;
+    program(
+        &store,
+        unmeasured,
+        ProgramRole::Candidate,
+        Some(reference),
+        default_genome(),
+        Some((-4.0, older)),
+    )
+    .await;
+    let missing = progress(1e9).await;
+    assert_eq!((missing.value, missing.met), (None, false));
+    assert_eq!(
+        missing.detail,
+        format!("not measured yet (candidate {unmeasured})")
     );
 }
 
@@ -384,7 +459,7 @@ async fn the_report_shows_a_budget_pause_the_best_program_goals_spend_and_next_s
         report.reference.as_ref().unwrap().experiment_id,
         run.reference
     );
-    assert_eq!(report.goals.len(), 4);
+    assert_eq!(report.goals.len(), 5);
     assert_eq!(report.alerts.len(), 1);
     assert_eq!(report.next.pending.len(), 1);
     assert_eq!(report.next.pending[0].experiment_id, run.pending);
@@ -426,6 +501,10 @@ async fn the_report_shows_a_budget_pause_the_best_program_goals_spend_and_next_s
         "holdout: not measured yet.".to_string(),
         "| daily LLM budget | day | $5.02 of $5.00 | 100 % |".to_string(),
         "| decoder instructions per pixel at most 400 | 350.00 | yes |".to_string(),
+        "| learned multiply-accumulates per pixel at most 0 | 0.00 | yes |".to_string(),
+        "Decoder instructions per pixel: 350.0; learned multiply-accumulates per pixel: 0.0; \
+         encode time: 1.50 s."
+            .to_string(),
         "daily LLM budget at 95 %".to_string(),
         "hypothesis: a \\| wider motion search".to_string(),
         format!("| {} | queued |", run.pending),

@@ -97,6 +97,10 @@ impl CodecAdapter for FakeCodec {
     fn prefix_decode_command(&self, _: &Path, _: &Path, _: u64) -> Option<std::process::Command> {
         None
     }
+
+    fn learned_mac_per_pixel(&self, _: &[u8]) -> Option<f64> {
+        None
+    }
 }
 
 fn setup(frames: u64) -> (tempfile::TempDir, SourceClip, RunnerConfig) {
@@ -161,6 +165,8 @@ fn lab_codec_in_process_is_measured_by_the_contract() {
     let psnr = record.metrics["psnr_y"];
     assert!(psnr > 20.0 && psnr < 60.0, "psnr {psnr}");
     assert!(record.metrics.contains_key("ssim"));
+    // The shipped genome declares no learned tool: 0 multiply-accumulates, read from the stream.
+    assert_eq!(record.learned_mac_per_pixel, Some(0.0));
     // Rule 6: one step of a shared process has no memory figure of its own: null, not 0.
     assert_eq!(record.encode.peak_memory_bytes, None);
     let json = serde_json::to_value(record).unwrap();
@@ -249,4 +255,7 @@ fn x265_through_ffmpeg_round_trips() {
     assert!(output.record.encode.peak_memory_bytes.unwrap() > 0);
     assert!(output.record.encode.cpu_seconds.is_some());
     assert_eq!(output.record.decoder_instructions_per_pixel, None);
+    // An anchor's format declares no learned tools: not applicable (null), never 0.
+    assert_eq!(output.record.learned_mac_per_pixel, None);
+    assert!(serde_json::to_value(&output.record).unwrap()["learned_mac_per_pixel"].is_null());
 }

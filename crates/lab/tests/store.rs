@@ -40,6 +40,7 @@ fn record(point: RatePoint, bytes: u64) -> PointRecord {
         encode: StepCost::default(),
         decode: StepCost::default(),
         decoder_instructions_per_pixel: None,
+        learned_mac_per_pixel: None,
         bitstream_sha256: "ab".into(),
         codec_version: "test".into(),
     }

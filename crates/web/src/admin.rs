@@ -247,6 +247,14 @@ fn check_goals(goals: &[Goal]) -> Result<(), WebError> {
                     ));
                 }
             }
+            // 0 is a goal of its own here: no learned tool at all.
+            Goal::LearnedMacPerPixel { at_most } => {
+                if !(at_most.is_finite() && *at_most >= 0.0) {
+                    return Err(WebError::BadRequest(
+                        "at_most must be a number, 0 or more".into(),
+                    ));
+                }
+            }
         }
     }
     Ok(())
@@ -330,5 +338,9 @@ mod tests {
             at_most: -5.0,
         };
         assert!(check_goals(&[bad_set]).is_err());
+        // No learned tool at all is a bound of its own; below it, or not a number, is none.
+        let mac = |at_most| check_goals(&[Goal::LearnedMacPerPixel { at_most }]);
+        assert!(mac(0.0).is_ok() && mac(1296.0).is_ok());
+        assert!(mac(-1.0).is_err() && mac(f64::NAN).is_err() && mac(f64::INFINITY).is_err());
     }
 }

@@ -205,8 +205,35 @@ pub async fn artifact(
     Ok(attachment(name, "application/octet-stream", bytes))
 }
 
-pub async fn evolution(State(state): State<AppState>) -> Result<Json<data::Evolution>, WebError> {
-    Ok(Json(data::evolution(&state.lab.store).await?))
+/// The evolution view's query parameters (page and API alike).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct EvolutionParams {
+    /// A [`data::Complexity`] name: what the Pareto front weighs fitness against; default
+    /// `decoder_instructions_per_pixel`.
+    pub complexity: Option<String>,
+}
+
+impl EvolutionParams {
+    pub fn complexity(&self) -> Result<data::Complexity, WebError> {
+        match given(&self.complexity) {
+            Some(name) => data::Complexity::parse(name).ok_or_else(|| {
+                WebError::BadRequest(format!(
+                    "unknown complexity `{name}` (one of {})",
+                    data::Complexity::ALL.map(data::Complexity::name).join(", ")
+                ))
+            }),
+            None => Ok(data::Complexity::default()),
+        }
+    }
+}
+
+pub async fn evolution(
+    State(state): State<AppState>,
+    Query(params): Query<EvolutionParams>,
+) -> Result<Json<data::Evolution>, WebError> {
+    Ok(Json(
+        data::evolution(&state.lab.store, params.complexity()?).await?,
+    ))
 }
 
 #[derive(Deserialize)]

@@ -80,6 +80,7 @@ pub struct BestCodec {
     pub codec: String,
     pub holdout_experiment_id: Option<i64>,
     pub decoder_instructions_per_pixel: Option<f64>,
+    pub learned_mac_per_pixel: Option<f64>,
     pub bd_rates: Vec<SetBdRate>,
 }
 
@@ -225,15 +226,19 @@ async fn best_codec(store: &Store) -> Result<Option<BestCodec>, WebError> {
             });
         }
     }
-    let decoder_instructions_per_pixel = match &program {
+    let (decoder_instructions_per_pixel, learned_mac_per_pixel) = match &program {
         Some(p) => ProgramScores::of(p)
             .ok()
             .flatten()
-            .and_then(|s| s.decoder_instructions_per_pixel),
+            .map_or((None, None), |s| {
+                (s.decoder_instructions_per_pixel, s.learned_mac_per_pixel)
+            }),
         None => store
             .summary(experiment_id)
             .await?
-            .and_then(|s| s.decoder_instructions_per_pixel),
+            .map_or((None, None), |s| {
+                (s.decoder_instructions_per_pixel, s.learned_mac_per_pixel)
+            }),
     };
     Ok(Some(BestCodec {
         experiment_id,
@@ -243,6 +248,7 @@ async fn best_codec(store: &Store) -> Result<Option<BestCodec>, WebError> {
         codec: record.spec.codec_label(),
         holdout_experiment_id: holdout,
         decoder_instructions_per_pixel,
+        learned_mac_per_pixel,
         bd_rates,
     }))
 }
@@ -437,6 +443,52 @@ pub async fn experiment_detail(lab: &Lab, id: i64) -> Result<ExperimentDetail, W
     })
 }
 
+/// The decoder-complexity figure the evolution view's Pareto front is computed on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Complexity {
+    /// Callgrind instructions per pixel of the decoder.
+    #[default]
+    DecoderInstructionsPerPixel,
+    /// Multiply–accumulates per pixel of the learned tools the streams declare.
+    LearnedMacPerPixel,
+}
+
+impl Complexity {
+    pub const ALL: [Complexity; 2] = [
+        Complexity::DecoderInstructionsPerPixel,
+        Complexity::LearnedMacPerPixel,
+    ];
+
+    /// The name in query strings and JSON (the points' field of the figure).
+    pub fn name(self) -> &'static str {
+        match self {
+            Complexity::DecoderInstructionsPerPixel => "decoder_instructions_per_pixel",
+            Complexity::LearnedMacPerPixel => "learned_mac_per_pixel",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Complexity> {
+        Complexity::ALL.into_iter().find(|c| c.name() == text)
+    }
+
+    /// The figure in words, for axes and links.
+    pub fn label(self) -> &'static str {
+        match self {
+            Complexity::DecoderInstructionsPerPixel => "decoder instructions per pixel",
+            Complexity::LearnedMacPerPixel => "learned multiply–accumulates per pixel",
+        }
+    }
+
+    /// A program's figure; `None`: not measured (or, for the learned tools, not applicable).
+    pub fn of(self, point: &EvolutionPoint) -> Option<f64> {
+        match self {
+            Complexity::DecoderInstructionsPerPixel => point.decoder_instructions_per_pixel,
+            Complexity::LearnedMacPerPixel => point.learned_mac_per_pixel,
+        }
+    }
+}
+
 /// One program of the evolution view.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EvolutionPoint {
@@ -448,9 +500,10 @@ pub struct EvolutionPoint {
     /// Lower is better (see [`Evolution::objective`]); `None` until measured.
     pub fitness: Option<f64>,
     pub decoder_instructions_per_pixel: Option<f64>,
+    pub learned_mac_per_pixel: Option<f64>,
     pub genome_changes: Vec<GenomeChange>,
     pub edits_added: usize,
-    /// On the Pareto front of (fitness, decoder instructions per pixel).
+    /// On the Pareto front of fitness and [`Evolution::complexity`].
     pub pareto: bool,
 }
 
@@ -466,12 +519,14 @@ pub struct BestStep {
 pub struct Evolution {
     /// What fitness means here.
     pub objective: String,
+    /// The figure the Pareto front weighs fitness against.
+    pub complexity: Complexity,
     pub run_id: Option<String>,
     pub programs: Vec<EvolutionPoint>,
     pub best_over_time: Vec<BestStep>,
 }
 
-pub async fn evolution(store: &Store) -> Result<Evolution, WebError> {
+pub async fn evolution(store: &Store, complexity: Complexity) -> Result<Evolution, WebError> {
     let (run_id, programs) = goals::run_programs(store, None).await?;
     let (objective, mut points) = if programs.is_empty() {
         (
@@ -488,6 +543,7 @@ pub async fn evolution(store: &Store) -> Result<Evolution, WebError> {
             .iter()
             .map(|p| {
                 let parent = p.parent.and_then(|id| by_id.get(&id));
+                let scores = ProgramScores::of(p).ok().flatten();
                 let parent_edits: Vec<serde_json::Value> = parent
                     .and_then(|q| q.edits.as_array().cloned())
                     .unwrap_or_default();
@@ -498,13 +554,16 @@ pub async fn evolution(store: &Store) -> Result<Evolution, WebError> {
                     island: p.island,
                     created_at: p.created_at,
                     fitness: p.fitness.filter(|f| f.is_finite()),
-                    decoder_instructions_per_pixel: ProgramScores::of(p)
-                        .ok()
-                        .flatten()
+                    decoder_instructions_per_pixel: scores
+                        .as_ref()
                         .and_then(|s| s.decoder_instructions_per_pixel)
                         .or_else(|| {
                             p.features.as_ref()?["decoder_instructions_per_pixel"].as_f64()
                         }),
+                    learned_mac_per_pixel: scores
+                        .as_ref()
+                        .and_then(|s| s.learned_mac_per_pixel)
+                        .or_else(|| p.features.as_ref()?["learned_mac_per_pixel"].as_f64()),
                     genome_changes: parent
                         .map(|q| genome_diff(&q.genome, &p.genome))
                         .unwrap_or_default(),
@@ -521,7 +580,7 @@ pub async fn evolution(store: &Store) -> Result<Evolution, WebError> {
             points,
         )
     };
-    mark_pareto(&mut points);
+    mark_pareto(&mut points, complexity);
     let mut best_over_time = Vec::new();
     let mut best = f64::INFINITY;
     for point in &points {
@@ -540,6 +599,7 @@ pub async fn evolution(store: &Store) -> Result<Evolution, WebError> {
     }
     Ok(Evolution {
         objective,
+        complexity,
         run_id,
         programs: points,
         best_over_time,
@@ -573,6 +633,7 @@ async fn analysed_points(store: &Store) -> Result<Vec<EvolutionPoint>, WebError>
                 .summary
                 .as_ref()
                 .and_then(|s| s.decoder_instructions_per_pixel),
+            learned_mac_per_pixel: row.summary.as_ref().and_then(|s| s.learned_mac_per_pixel),
             genome_changes: Vec::new(),
             edits_added: 0,
             pareto: false,
@@ -580,14 +641,14 @@ async fn analysed_points(store: &Store) -> Result<Vec<EvolutionPoint>, WebError>
         .collect())
 }
 
-/// Marks the points no other point beats on both fitness and decoder complexity.
-fn mark_pareto(points: &mut [EvolutionPoint]) {
+/// Marks the points no other point beats on both fitness and `complexity`.
+fn mark_pareto(points: &mut [EvolutionPoint], complexity: Complexity) {
     let measured: Vec<(f64, f64)> = points
         .iter()
-        .filter_map(|p| Some((p.fitness?, p.decoder_instructions_per_pixel?)))
+        .filter_map(|p| Some((p.fitness?, complexity.of(p)?)))
         .collect();
     for point in points.iter_mut() {
-        let (Some(f), Some(c)) = (point.fitness, point.decoder_instructions_per_pixel) else {
+        let (Some(f), Some(c)) = (point.fitness, complexity.of(point)) else {
             continue;
         };
         point.pareto = !measured
@@ -609,7 +670,7 @@ mod tests {
         assert!(genome_diff(&a, &a).is_empty());
     }
 
-    fn point(id: i64, fitness: f64, complexity: f64) -> EvolutionPoint {
+    fn point(id: i64, fitness: f64, instructions: f64, mac: Option<f64>) -> EvolutionPoint {
         EvolutionPoint {
             experiment_id: id,
             parent: None,
@@ -617,27 +678,65 @@ mod tests {
             island: 0,
             created_at: id,
             fitness: Some(fitness),
-            decoder_instructions_per_pixel: Some(complexity),
+            decoder_instructions_per_pixel: Some(instructions),
+            learned_mac_per_pixel: mac,
             genome_changes: Vec::new(),
             edits_added: 0,
             pareto: false,
         }
     }
 
-    #[test]
-    fn the_pareto_front_keeps_the_points_nothing_beats_on_both_axes() {
-        let mut points = vec![
-            point(1, -5.0, 300.0),
-            point(2, -3.0, 200.0),
-            point(3, -2.0, 250.0),
-            point(4, -6.0, 400.0),
-        ];
-        mark_pareto(&mut points);
-        let front: Vec<i64> = points
+    fn front(points: &mut [EvolutionPoint], complexity: Complexity) -> Vec<i64> {
+        mark_pareto(points, complexity);
+        points
             .iter()
             .filter(|p| p.pareto)
             .map(|p| p.experiment_id)
-            .collect();
-        assert_eq!(front, [1, 2, 4]);
+            .collect()
+    }
+
+    #[test]
+    fn the_pareto_front_keeps_the_points_nothing_beats_on_both_axes() {
+        let mut points = vec![
+            point(1, -5.0, 300.0, None),
+            point(2, -3.0, 200.0, None),
+            point(3, -2.0, 250.0, None),
+            point(4, -6.0, 400.0, None),
+        ];
+        assert_eq!(
+            front(&mut points, Complexity::DecoderInstructionsPerPixel),
+            [1, 2, 4]
+        );
+    }
+
+    #[test]
+    fn the_learned_mac_front_keeps_the_points_nothing_beats_on_both_axes() {
+        let mut points = vec![
+            point(1, -5.0, 300.0, Some(0.0)),
+            point(2, -3.0, 200.0, Some(0.0)),
+            point(3, -8.0, 900.0, Some(1296.0)),
+            point(4, -7.0, 500.0, Some(2592.0)),
+            point(5, -9.0, 950.0, Some(2592.0)),
+            // No learned-MAC figure: off that front, whatever its fitness.
+            point(6, -10.0, 100.0, None),
+        ];
+        assert_eq!(
+            front(&mut points, Complexity::LearnedMacPerPixel),
+            [1, 3, 5]
+        );
+        // The same programs weighed against instructions: the front is another one.
+        assert_eq!(
+            front(&mut points, Complexity::DecoderInstructionsPerPixel),
+            [6]
+        );
+    }
+
+    #[test]
+    fn complexity_names_parse_back() {
+        for complexity in Complexity::ALL {
+            assert_eq!(Complexity::parse(complexity.name()), Some(complexity));
+            assert_eq!(serde_json::to_value(complexity).unwrap(), complexity.name());
+        }
+        assert_eq!(Complexity::parse("mac"), None);
     }
 }

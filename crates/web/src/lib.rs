@@ -11,11 +11,11 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /` | overview: status, best codec against goals and anchors, counts, spend, planner |
-//! | `GET /evolution` | best fitness over time and experiments, lineage, Pareto front |
+//! | `GET /evolution?complexity=` | best fitness over time and experiments, lineage, Pareto front against `decoder_instructions_per_pixel` (default) or `learned_mac_per_pixel` |
 //! | `GET /experiments?state=&proposer=&codec=&sort=&dir=&page=&per_page=` | the table |
 //! | `GET /experiments/{id}` | one experiment (404 page for an unknown id) |
 //! | `GET /experiments/{id}/files/{*key}` | an artifact under the experiment's prefix |
-//! | `GET /api/overview`, `/api/evolution`, `/api/planner`, `/api/events`, `/api/actions` | JSON |
+//! | `GET /api/overview`, `/api/evolution?complexity=`, `/api/planner`, `/api/events`, `/api/actions` | JSON |
 //! | `GET /api/experiments?...` | the table's page as JSON (same parameters) |
 //! | `GET /api/experiments/{id}` | `experiment`, `jobs`, `analysis` as `codeclab experiment show --json` prints them, and more |
 //! | `GET /api/experiments/{id}/rd.json`, `rd.csv` | RD data |
@@ -39,7 +39,7 @@
 //!   (the last admin reply, `data-status` = HTTP status).
 //! - `/`: `status` (running / paused / stopping / stopped), `status-reason`, `count:<state>`
 //!   for each experiment state and `count:total`, `queue:queued`,
-//!   `queue:running`, `best:experiment`, `best:fitness`,
+//!   `queue:running`, `best:experiment`, `best:fitness`, `best:decoder-ipp`, `best:learned-mac`,
 //!   `best:bd-rate:<anchor>:<metric>:<set>` (metric `psnr_y`, `vmaf`, `ssim`; set `dev`,
 //!   `holdout`), `goal:<index>:value`, `goal:<index>:met` (`yes`/`no`), `budget:<cap name>`
 //!   (used) and `budget:<cap name>:cap`, `spend:llm-usd-day`, `spend:llm-usd-month`,
@@ -48,18 +48,21 @@
 //!   `#goals-save`, `#note-input` + `#note-save`.
 //! - `/experiments`: `experiments-total`, rows `tr[data-id=ID]` with cells
 //!   `row:<id>:<column>` (`state`, `proposer`, `codec`, `bd_psnr_y`, `bd_vmaf`, `bd_ssim`,
-//!   `encode_fps`, `decode_fps`, `complexity`, `cost`, `duration`); sort links
+//!   `encode_fps`, `decode_fps`, `complexity`, `learned_mac`, `cost`, `duration`); sort links
 //!   `a[data-sort=<column>]`; pagination `#page-prev`, `#page-next`, `page` ("N of M").
 //! - `/experiments/{id}`: `experiment:id`, `experiment:state`, `experiment:codec`,
 //!   `experiment:proposer`, `experiment:reason`, `jobs:<state>`,
 //!   `bd-rate:<anchor>:<metric>:mean` and `bd-rate:<anchor>:<metric>:<clip>`,
 //!   `rd:<clip>:<rate index>:<key>` (`kbps`, `bytes`, `psnr_y`, `psnr_yuv`, `ssim`, `ms_ssim`,
-//!   `vmaf`, `encode_s`, `decode_s`, `decoder_ipp`), `cost`, `per-frame`
+//!   `vmaf`, `encode_s`, `decode_s`, `decoder_ipp`, `learned_mac`), `cost`, `per-frame`
 //!   (`data-value="measured"` under the per-frame charts, else says "not measured"),
 //!   charts `[data-chart]`, frame viewer `#frame-clip`, `#frame-rate`, `#frame-index`,
 //!   `#frame-amplify`, `#frame-zoom`, images `#frame-source`, `#frame-decoded`, `#frame-diff`;
 //!   buttons `#rerun`, `#cancel`, `#promote`; `#note-input` + `#note-save`.
-//! - `/evolution`: `programs-total`, `best:fitness`, lineage rows `tr[data-id=ID]`, charts.
+//! - `/evolution`: `programs-total`, `best:fitness`, `complexity` (the Pareto front's figure,
+//!   in `data-value`) and links `a[data-complexity=<name>]` to the other, lineage rows
+//!   `tr[data-id=ID]` with `program:<id>:fitness`, `program:<id>:decoder-ipp`,
+//!   `program:<id>:learned-mac`, charts.
 //! - error pages: `error-status`, `error-message`.
 
 mod admin;

@@ -155,6 +155,34 @@ async fn the_dashboard_shows_the_store_and_guards_admin_actions() {
     assert_eq!(empty["total"], 0);
     let (status, _, _) = get(app, "/api/experiments?sort=nonsense").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    let by_mac = get_json(app, "/api/experiments?sort=learned_mac").await;
+    assert_eq!(by_mac["rows"][0]["summary"]["learned_mac_per_pixel"], 0.0);
+
+    // The Pareto front against either complexity figure; the default is instructions.
+    let evolution = get_json(app, "/api/evolution").await;
+    assert_eq!(evolution["complexity"], "decoder_instructions_per_pixel");
+    let evolution = get_json(app, "/api/evolution?complexity=learned_mac_per_pixel").await;
+    assert_eq!(evolution["complexity"], "learned_mac_per_pixel");
+    let program = &evolution["programs"][0];
+    assert_eq!(program["experiment_id"], id);
+    assert_eq!(program["learned_mac_per_pixel"], 0.0);
+    let (status, _, page) = get(app, "/evolution?complexity=learned_mac_per_pixel").await;
+    assert_eq!(status, StatusCode::OK);
+    let page = String::from_utf8(page).unwrap();
+    assert!(page.contains("data-field=\"complexity\" data-value=\"learned_mac_per_pixel\""));
+    assert!(page.contains("data-complexity=\"decoder_instructions_per_pixel\""));
+    assert!(page.contains(&format!("data-field=\"program:{id}:learned-mac\"")));
+    for uri in [
+        "/evolution?complexity=nonsense",
+        "/api/evolution?complexity=nonsense",
+    ] {
+        let (status, _, body) = get(app, uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(
+            String::from_utf8_lossy(&body).contains("unknown complexity `nonsense`"),
+            "{uri}"
+        );
+    }
 
     // The experiment page carries the stored kbps of every point in its hooks.
     let (status, _, page) = get(app, &format!("/experiments/{id}")).await;
@@ -165,6 +193,12 @@ async fn the_dashboard_shows_the_store_and_guards_admin_actions() {
             "data-field=\"rd:{CLIP}:{}:kbps\" data-value=\"{}\"",
             point.rate_index,
             serde_json::json!(point.record.kbps)
+        );
+        assert!(page.contains(&hook), "missing {hook}");
+        // The shipped genome's streams declare no learned tool.
+        let hook = format!(
+            "data-field=\"rd:{CLIP}:{}:learned_mac\" data-value=\"0.0\"",
+            point.rate_index
         );
         assert!(page.contains(&hook), "missing {hook}");
     }
@@ -359,10 +393,23 @@ async fn the_dashboard_shows_the_store_and_guards_admin_actions() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) = post_admin(app, "/api/admin/budget", r#"{"llm_dollars": 1}"#).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let goals = r#"[{"kind": "decoder_instructions_per_pixel", "at_most": 300.0}]"#;
+    let (status, _) = post_admin(
+        app,
+        "/api/admin/goals",
+        r#"[{"kind": "learned_mac_per_pixel", "at_most": -1}]"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let goals = r#"[{"kind": "decoder_instructions_per_pixel", "at_most": 300.0},
+                    {"kind": "learned_mac_per_pixel", "at_most": 0}]"#;
     assert_eq!(
         post_admin(app, "/api/admin/goals", goals).await.0,
         StatusCode::OK
+    );
+    let overview = get_json(app, "/api/overview").await;
+    assert_eq!(
+        overview["goals"][1]["goal"]["kind"],
+        "learned_mac_per_pixel"
     );
     let (status, _) = post_admin(
         app,

@@ -408,6 +408,7 @@ impl Checks<'_, '_> {
                         "decoder_ipp",
                         point["decoder_instructions_per_pixel"].as_f64(),
                     ),
+                    ("learned_mac", point["learned_mac_per_pixel"].as_f64()),
                 ];
                 for (key, value) in expected {
                     self.assert_number(&format!("rd:{clip}:{index}:{key}"), value);

@@ -63,8 +63,16 @@ impl Rng {
 }
 
 /// One synthetic RD point: quality falls and rate halves every ~5.5 QP; `skill` shifts the
-/// quality of a whole codec (dB), `efficiency` scales its rate.
-fn point(clip: usize, qp: u32, skill: f64, efficiency: f64, rng: &mut Rng) -> PointRecord {
+/// quality of a whole codec (dB), `efficiency` scales its rate; `learned_mac_per_pixel` is what
+/// its streams declare (`None` for an anchor).
+fn point(
+    clip: usize,
+    qp: u32,
+    skill: f64,
+    efficiency: f64,
+    learned_mac_per_pixel: Option<f64>,
+    rng: &mut Rng,
+) -> PointRecord {
     let (id, width, height, frames, base_kbps) = CLIPS[clip];
     let step = f64::from(qp - QPS[0]);
     let kbps = base_kbps * efficiency * 2f64.powf(-step / 5.5) * rng.range(0.98, 1.02);
@@ -108,6 +116,7 @@ fn point(clip: usize, qp: u32, skill: f64, efficiency: f64, rng: &mut Rng) -> Po
             peak_memory_bytes: Some(24 << 20),
         },
         decoder_instructions_per_pixel: Some(rng.range(40.0, 140.0)),
+        learned_mac_per_pixel,
         bitstream_sha256: sha256_hex(format!("{id}/{qp}/{}", rng.next_u64()).as_bytes()),
         codec_version: "synthetic".into(),
     }
@@ -136,6 +145,7 @@ async fn measure(
     store: &Store,
     skill: f64,
     efficiency: f64,
+    learned_mac_per_pixel: Option<f64>,
     rng: &mut Rng,
 ) -> anyhow::Result<BTreeMap<String, Vec<PointRecord>>> {
     let mut curves: BTreeMap<String, Vec<PointRecord>> = BTreeMap::new();
@@ -145,7 +155,7 @@ async fn measure(
             .position(|c| c.0 == job.clip_id)
             .context("a job on an unknown clip")?;
         let qp = QPS[job.rate_index as usize];
-        let record = point(clip, qp, skill, efficiency, rng);
+        let record = point(clip, qp, skill, efficiency, learned_mac_per_pixel, rng);
         store.finish_job(&job, "bench", &record).await?;
         curves.entry(job.clip_id.clone()).or_default().push(record);
     }
@@ -210,7 +220,7 @@ async fn fill(lab: &Lab, count: usize, progress: &ProgressBar) -> anyhow::Result
             anchor_spec.clips = vec![clip.into()];
             anchor_spec.anchors.clear();
             let id = store.submit(&anchor_spec, None, Some(anchor), 3).await?;
-            let curves = measure(store, index as f64 * 0.4, 1.0, &mut rng).await?;
+            let curves = measure(store, index as f64 * 0.4, 1.0, None, &mut rng).await?;
             filled.points += curves.values().map(Vec::len).sum::<usize>();
             store
                 .put_anchor(&AnchorRecord {
@@ -356,7 +366,8 @@ async fn fill(lab: &Lab, count: usize, progress: &ProgressBar) -> anyhow::Result
             store.cancel(id, "cancelled by the operator").await?;
             continue;
         }
-        let curves = measure(store, skill, efficiency, &mut rng).await?;
+        // The synthetic genomes leave the learned filter off.
+        let curves = measure(store, skill, efficiency, Some(0.0), &mut rng).await?;
         filled.points += curves.values().map(Vec::len).sum::<usize>();
         let analysis = experiment::analyse(curves, &anchor_curves);
         let fitness = analysis

@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use codeclab_lab::experiment::{Analysis, ExperimentSpec};
 use codeclab_lab::runner::QualityMetric;
+use codeclab_lab::store::listing::ExperimentSummary;
 use codeclab_lab::store::{ExperimentRecord, ExperimentState};
 
 use super::run::{LabArgs, runtime};
@@ -130,12 +131,18 @@ pub fn run(command: ExperimentCommand) -> anyhow::Result<()> {
                 let counts = lab.store.job_counts(args.id).await?;
                 let analysis = lab.store.analysis(args.id).await?;
                 if args.json {
+                    let summary = analysis
+                        .clone()
+                        .map(serde_json::from_value::<Analysis>)
+                        .transpose()?
+                        .map(|analysis| ExperimentSummary::of(&analysis));
                     println!(
                         "{}",
                         serde_json::to_string_pretty(&serde_json::json!({
                             "experiment": record,
                             "jobs": counts,
                             "analysis": analysis,
+                            "summary": summary,
                         }))?
                     );
                     return Ok(());
@@ -215,7 +222,7 @@ fn print_curves(
     for (clip, points) in curves {
         println!("\nRD curve on {clip}:");
         println!(
-            "{:>10} {:>9} {:>10} {:>8} {:>8} {:>7} {:>7} {:>12} {:>8} {:>8} {:>12}",
+            "{:>10} {:>9} {:>10} {:>8} {:>8} {:>7} {:>7} {:>12} {:>8} {:>8} {:>12} {:>14}",
             "rate",
             "bytes",
             "kbps",
@@ -226,11 +233,12 @@ fn print_curves(
             "VMAF",
             "enc s",
             "dec s",
-            "dec instr/px"
+            "dec instr/px",
+            "learned MAC/px"
         );
         for p in points {
             println!(
-                "{:>10} {:>9} {:>10.3} {:>8} {:>8} {:>7} {:>7} {:>12} {:>8.3} {:>8.3} {:>12}",
+                "{:>10} {:>9} {:>10.3} {:>8} {:>8} {:>7} {:>7} {:>12} {:>8.3} {:>8.3} {:>12} {:>14}",
                 p.rate_point.to_string(),
                 p.bytes,
                 p.kbps,
@@ -242,6 +250,7 @@ fn print_curves(
                 p.encode.wall_seconds,
                 p.decode.wall_seconds,
                 cell(p.decoder_instructions_per_pixel, 1),
+                cell(p.learned_mac_per_pixel, 1),
             );
         }
     }
@@ -249,6 +258,13 @@ fn print_curves(
 
 fn print_analysis(analysis: &Analysis) {
     print_curves(&analysis.curves);
+    let summary = ExperimentSummary::of(analysis);
+    println!(
+        "\nMean over points: decoder instructions per pixel {}, learned multiply-accumulates per \
+         pixel {}",
+        cell(summary.decoder_instructions_per_pixel, 1),
+        cell(summary.learned_mac_per_pixel, 1)
+    );
     if analysis.bd_rates.is_empty() {
         return;
     }

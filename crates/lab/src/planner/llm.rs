@@ -618,6 +618,10 @@ fn goal_text(goal: &Goal) -> String {
         Goal::DecoderInstructionsPerPixel { at_most } => {
             format!("decoder instructions per pixel of the best program at most {at_most}")
         }
+        Goal::LearnedMacPerPixel { at_most } => format!(
+            "multiply-accumulates per pixel of the best program's learned tools (as its streams \
+             declare them) at most {at_most}"
+        ),
     }
 }
 
@@ -635,13 +639,15 @@ fn scores(program: &Program) -> String {
                 .iter()
                 .map(|(clip, bd)| format!("{clip} {bd:+.2} %"))
                 .collect();
-            let decoder = features
-                .decoder_instructions_per_pixel
-                .map_or_else(|| "not measured".to_owned(), |ipp| format!("{ipp:.1}"));
+            let measured = |value: Option<f64>| {
+                value.map_or_else(|| "not measured".to_owned(), |v| format!("{v:.1}"))
+            };
             format!(
                 "fitness {fitness:+.2} % BD-rate vs the reference [{}]; decoder instructions \
-                 per pixel {decoder}; encoder effort {:.2}x",
+                 per pixel {}; learned multiply-accumulates per pixel {}; encoder effort {:.2}x",
                 clips.join(", "),
+                measured(features.decoder_instructions_per_pixel),
+                measured(features.learned_mac_per_pixel),
                 features.encoder_effort
             )
         }

@@ -77,6 +77,9 @@ pub enum Outcome {
 pub struct Features {
     /// Decoder instructions per pixel (callgrind), mean over points; `None` when not counted.
     pub decoder_instructions_per_pixel: Option<f64>,
+    /// Multiply–accumulates per pixel of the learned tools its streams declare, mean over
+    /// points; `None` when not measured.
+    pub learned_mac_per_pixel: Option<f64>,
     /// The encoder's effort implied by the genome, relative to the shipped default (1.0).
     pub encoder_effort: f64,
 }

@@ -392,13 +392,15 @@ pub async fn run_loop<P: Planner>(
         // A batch: the planner sees every earlier result before proposing.
         let batch = candidates_left.map_or(parallel as u64, |left| left.min(parallel as u64));
         let feedback = feedback(&lab, &run, &state).await?;
+        // The goals an admin set, as the stopping rule reads them.
+        let goal_list = goals::effective(&lab.store, &config.goals).await?;
         let mut programs = view_programs(&lab, &state).await?;
         let mut turns_feedback = feedback.clone();
         for _ in 0..batch {
             let view = PlannerView {
                 programs: &programs,
                 feedback: &turns_feedback,
-                goals: &config.goals,
+                goals: &goal_list,
                 contract: &contract,
                 remaining: candidates_left.unwrap_or(u64::MAX),
             };
@@ -1001,6 +1003,7 @@ async fn score_finished(
                 };
                 let all_points = || points.values().flatten();
                 let decoder_ipp = mean_of(all_points().map(|p| p.decoder_instructions_per_pixel));
+                let learned_mac = mean_of(all_points().map(|p| p.learned_mac_per_pixel));
                 let encode_seconds: f64 = all_points()
                     .map(|p| p.encode.cpu_seconds.unwrap_or(p.encode.wall_seconds))
                     .sum();
@@ -1008,6 +1011,7 @@ async fn score_finished(
                     serde_json::from_value(program.genome.clone()).unwrap_or_default();
                 let features = Features {
                     decoder_instructions_per_pixel: decoder_ipp,
+                    learned_mac_per_pixel: learned_mac,
                     encoder_effort: super::evolve::encoder_effort(&genome),
                 };
                 match vs_reference {
@@ -1017,6 +1021,7 @@ async fn score_finished(
                             "vs_reference": {"per_clip": per_clip, "mean": mean},
                             "clips": points.keys().collect::<Vec<_>>(),
                             "decoder_instructions_per_pixel": decoder_ipp,
+                            "learned_mac_per_pixel": learned_mac,
                             "encode_seconds": encode_seconds,
                         });
                         (
@@ -1075,6 +1080,7 @@ async fn view_programs(lab: &Lab, state: &RunPrograms) -> Result<Vec<Program>, L
                     .and_then(|v| serde_json::from_value(v).ok())
                     .unwrap_or(Features {
                         decoder_instructions_per_pixel: None,
+                        learned_mac_per_pixel: None,
                         encoder_effort: super::evolve::encoder_effort(&genome),
                     }),
             },

@@ -3,9 +3,10 @@
 //! updates), anchors by clip, and write-once experiment summaries.
 //!
 //! A summary holds the figures the table sorts on (BD-rates against [`SUMMARY_ANCHOR`], speeds,
-//! decoder complexity, compute time), taken from an analysed experiment's stored analysis.
-//! Analyses never change, so a summary is written once, by [`Store::summarise_analysed`], and
-//! the table sorts on indexed columns instead of parsing every analysis.
+//! decoder complexity, the learned tools' multiply–accumulates, compute time), taken from an
+//! analysed experiment's stored analysis. Analyses never change, so a summary is written once, by
+//! [`Store::summarise_analysed`], and the table sorts on indexed columns instead of parsing every
+//! analysis.
 
 use std::collections::BTreeMap;
 
@@ -37,12 +38,14 @@ pub enum SortKey {
     DecodeFps,
     /// Decoder instructions per pixel.
     Complexity,
+    /// Multiply–accumulates per pixel of the learned tools.
+    LearnedMac,
     /// Planner spend on the experiment.
     Cost,
 }
 
 impl SortKey {
-    pub const ALL: [SortKey; 12] = [
+    pub const ALL: [SortKey; 13] = [
         SortKey::Id,
         SortKey::State,
         SortKey::Proposer,
@@ -54,6 +57,7 @@ impl SortKey {
         SortKey::EncodeFps,
         SortKey::DecodeFps,
         SortKey::Complexity,
+        SortKey::LearnedMac,
         SortKey::Cost,
     ];
 
@@ -70,6 +74,7 @@ impl SortKey {
             SortKey::EncodeFps => "encode_fps",
             SortKey::DecodeFps => "decode_fps",
             SortKey::Complexity => "complexity",
+            SortKey::LearnedMac => "learned_mac",
             SortKey::Cost => "cost",
         }
     }
@@ -92,6 +97,7 @@ impl SortKey {
             SortKey::EncodeFps => "s.encode_fps",
             SortKey::DecodeFps => "s.decode_fps",
             SortKey::Complexity => "s.decoder_instructions_per_pixel",
+            SortKey::LearnedMac => "s.learned_mac_per_pixel",
             SortKey::Cost => "c.cost_usd",
         }
     }
@@ -143,6 +149,8 @@ pub struct ExperimentSummary {
     pub decode_fps: Option<f64>,
     /// Mean over points; `None` unless every point was counted.
     pub decoder_instructions_per_pixel: Option<f64>,
+    /// Mean over points; `None` unless every point has the figure (an anchor's never do).
+    pub learned_mac_per_pixel: Option<f64>,
     /// Encode and decode wall seconds over every point.
     pub compute_seconds: f64,
 }
@@ -188,6 +196,7 @@ impl ExperimentSummary {
                     .map(|p| p.decoder_instructions_per_pixel)
                     .collect(),
             ),
+            learned_mac_per_pixel: mean(points.iter().map(|p| p.learned_mac_per_pixel).collect()),
             compute_seconds: points
                 .iter()
                 .map(|p| p.encode.wall_seconds + p.decode.wall_seconds)
@@ -235,7 +244,8 @@ pub struct LatestIds {
 }
 
 const SUMMARY_COLUMNS: &str = "s.anchor, s.bd_psnr_y, s.bd_vmaf, s.bd_ssim, s.encode_fps, \
-                               s.decode_fps, s.decoder_instructions_per_pixel, s.compute_seconds";
+                               s.decode_fps, s.decoder_instructions_per_pixel, \
+                               s.learned_mac_per_pixel, s.compute_seconds";
 
 fn summary_from_row(row: &AnyRow) -> Result<Option<ExperimentSummary>> {
     let anchor: Option<String> = row.try_get("anchor")?;
@@ -250,6 +260,7 @@ fn summary_from_row(row: &AnyRow) -> Result<Option<ExperimentSummary>> {
         encode_fps: row.try_get("encode_fps")?,
         decode_fps: row.try_get("decode_fps")?,
         decoder_instructions_per_pixel: row.try_get("decoder_instructions_per_pixel")?,
+        learned_mac_per_pixel: row.try_get("learned_mac_per_pixel")?,
         compute_seconds: row.try_get("compute_seconds")?,
     }))
 }
@@ -364,7 +375,8 @@ impl Store {
                 sqlx::query(
                     "INSERT INTO experiment_summaries (experiment_id, anchor, bd_psnr_y, bd_vmaf, \
                      bd_ssim, encode_fps, decode_fps, decoder_instructions_per_pixel, \
-                     compute_seconds, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                     learned_mac_per_pixel, compute_seconds, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
                      ON CONFLICT (experiment_id) DO NOTHING",
                 )
                 .bind(id)
@@ -375,6 +387,7 @@ impl Store {
                 .bind(summary.encode_fps)
                 .bind(summary.decode_fps)
                 .bind(summary.decoder_instructions_per_pixel)
+                .bind(summary.learned_mac_per_pixel)
                 .bind(summary.compute_seconds)
                 .bind(super::now_ms())
                 .execute(&mut *tx)

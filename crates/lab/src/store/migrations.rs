@@ -211,4 +211,11 @@ DROP INDEX rd_points_created;
 CREATE INDEX rd_points_created_seconds ON rd_points (created_at, measure_seconds)
 "#,
     },
+    Migration {
+        version: 6,
+        name: "the learned tools' multiply-accumulates per pixel",
+        sql: r#"
+ALTER TABLE experiment_summaries ADD COLUMN learned_mac_per_pixel {float}
+"#,
+    },
 ];

@@ -1,14 +1,16 @@
-//! `/evolution`: the search over time, its lineage and its Pareto front.
+//! `/evolution`: the search over time, its lineage and its Pareto front against a decoder
+//! complexity figure chosen with `?complexity=` (see [`crate::api::EvolutionParams`]).
 
 use std::fmt::Write as _;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::Html;
 use serde::Serialize;
 
 use super::{PageResult, count, esc, layout, number, script_json, time};
 use crate::AppState;
-use crate::data;
+use crate::api::EvolutionParams;
+use crate::data::{self, Complexity};
 
 #[derive(Serialize)]
 struct Chart {
@@ -34,8 +36,12 @@ fn chart(chart: &Chart) -> String {
     )
 }
 
-pub async fn page(State(state): State<AppState>) -> PageResult {
-    let view = data::evolution(&state.lab.store).await?;
+pub async fn page(
+    State(state): State<AppState>,
+    Query(params): Query<EvolutionParams>,
+) -> PageResult {
+    let complexity = params.complexity()?;
+    let view = data::evolution(&state.lab.store, complexity).await?;
     let mut body = String::new();
     let best = view.best_over_time.last().map(|b| b.best);
     let _ = write!(
@@ -96,34 +102,54 @@ pub async fn page(State(state): State<AppState>) -> PageResult {
             },
         ],
     }));
+    let on_axis = |front: bool| -> Vec<[f64; 2]> {
+        view.programs
+            .iter()
+            .filter(|p| p.pareto == front)
+            .filter_map(|p| Some([complexity.of(p)?, -p.fitness?]))
+            .collect()
+    };
     body.push_str(&chart(&Chart {
-        title: "Pareto: rate gain vs decoder complexity".into(),
-        x_label: "decoder instructions per pixel".into(),
+        title: format!("Pareto: rate gain vs {}", complexity.label()),
+        x_label: complexity.label().into(),
         y_label: "rate gain % (−fitness)".into(),
         log_x: false,
         scatter: true,
         series: vec![
             Series {
                 label: "program".into(),
-                points: view
-                    .programs
-                    .iter()
-                    .filter(|p| !p.pareto)
-                    .filter_map(|p| Some([p.decoder_instructions_per_pixel?, -p.fitness?]))
-                    .collect(),
+                points: on_axis(false),
             },
             Series {
                 label: "Pareto front".into(),
-                points: view
-                    .programs
-                    .iter()
-                    .filter(|p| p.pareto)
-                    .filter_map(|p| Some([p.decoder_instructions_per_pixel?, -p.fitness?]))
-                    .collect(),
+                points: on_axis(true),
             },
         ],
     }));
-    body.push_str("</div><h2>Lineage</h2><table class=\"grid\"><thead><tr><th>experiment</th><th>parent</th><th>role</th><th>island</th><th>fitness</th><th>dec instr/px</th><th>Pareto</th><th>what changed</th><th>created</th></tr></thead><tbody>");
+    let axes: Vec<String> = Complexity::ALL
+        .iter()
+        .map(|&axis| {
+            if axis == complexity {
+                format!(
+                    "<strong data-field=\"complexity\" data-value=\"{}\">{}</strong>",
+                    axis.name(),
+                    esc(axis.label())
+                )
+            } else {
+                format!(
+                    "<a data-complexity=\"{name}\" href=\"/evolution?complexity={name}\">{}</a>",
+                    esc(axis.label()),
+                    name = axis.name()
+                )
+            }
+        })
+        .collect();
+    let _ = write!(
+        body,
+        "</div><p>Pareto front against {}</p>",
+        axes.join(" · ")
+    );
+    body.push_str("<h2>Lineage</h2><table class=\"grid\"><thead><tr><th>experiment</th><th>parent</th><th>role</th><th>island</th><th>fitness</th><th>dec instr/px</th><th>learned MAC/px</th><th>Pareto</th><th>what changed</th><th>created</th></tr></thead><tbody>");
     for p in view.programs.iter().rev() {
         let changes: Vec<String> = p
             .genome_changes
@@ -143,7 +169,7 @@ pub async fn page(State(state): State<AppState>) -> PageResult {
         }
         let _ = write!(
             body,
-            "<tr data-id=\"{id}\"><td><a href=\"/experiments/{id}\">{id}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{changed}</td><td>{}</td></tr>",
+            "<tr data-id=\"{id}\"><td><a href=\"/experiments/{id}\">{id}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{changed}</td><td>{}</td></tr>",
             p.parent
                 .map(|q| format!("<a href=\"/experiments/{q}\">{q}</a>"))
                 .unwrap_or_default(),
@@ -157,6 +183,11 @@ pub async fn page(State(state): State<AppState>) -> PageResult {
             number(
                 &format!("program:{id}:decoder-ipp", id = p.experiment_id),
                 p.decoder_instructions_per_pixel,
+                1
+            ),
+            number(
+                &format!("program:{id}:learned-mac", id = p.experiment_id),
+                p.learned_mac_per_pixel,
                 1
             ),
             if p.pareto { "yes" } else { "" },

@@ -287,12 +287,12 @@ pub async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Page
                 series,
             }));
         }
-        body.push_str("</div><table class=\"grid\"><thead><tr><th>rate</th><th>bytes</th><th>kbps</th><th>PSNR-Y</th><th>PSNR-YUV</th><th>SSIM</th><th>MS-SSIM</th><th>VMAF</th><th>enc s</th><th>dec s</th><th>dec instr/px</th></tr></thead><tbody>");
+        body.push_str("</div><table class=\"grid\"><thead><tr><th>rate</th><th>bytes</th><th>kbps</th><th>PSNR-Y</th><th>PSNR-YUV</th><th>SSIM</th><th>MS-SSIM</th><th>VMAF</th><th>enc s</th><th>dec s</th><th>dec instr/px</th><th>learned MAC/px</th></tr></thead><tbody>");
         for (index, p) in points.iter().enumerate() {
             let f = |key: &str| format!("rd:{clip}:{index}:{key}");
             let _ = write!(
                 body,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&p.rate_point.to_string()),
                 count(&f("bytes"), p.bytes as i64),
                 number(&f("kbps"), Some(p.kbps), 3),
@@ -304,6 +304,7 @@ pub async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Page
                 number(&f("encode_s"), Some(p.encode.wall_seconds), 3),
                 number(&f("decode_s"), Some(p.decode.wall_seconds), 3),
                 number(&f("decoder_ipp"), p.decoder_instructions_per_pixel, 1),
+                number(&f("learned_mac"), p.learned_mac_per_pixel, 1),
             );
         }
         body.push_str("</tbody></table></section>");

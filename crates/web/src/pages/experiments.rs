@@ -81,6 +81,7 @@ fn cell(row: &ExperimentRow, column: &str) -> String {
             summary.and_then(|s| s.decoder_instructions_per_pixel),
             1,
         ),
+        "learned_mac" => number(&field, summary.and_then(|s| s.learned_mac_per_pixel), 1),
         "cost" => number(&field, row.cost_usd, 4),
         "duration" => number(
             &field,
@@ -93,7 +94,7 @@ fn cell(row: &ExperimentRow, column: &str) -> String {
     }
 }
 
-const COLUMNS: [(&str, &str); 11] = [
+const COLUMNS: [(&str, &str); 12] = [
     ("state", "state"),
     ("proposer", "proposer"),
     ("codec", "codec"),
@@ -103,6 +104,7 @@ const COLUMNS: [(&str, &str); 11] = [
     ("encode_fps", "enc fps"),
     ("decode_fps", "dec fps"),
     ("complexity", "dec instr/px"),
+    ("learned_mac", "learned MAC/px"),
     ("cost", "cost $"),
     ("duration", "time s"),
 ];

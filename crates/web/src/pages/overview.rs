@@ -87,11 +87,12 @@ pub async fn page(State(state): State<AppState>) -> PageResult {
         Some(best) => {
             let _ = write!(
                 body,
-                "<p><a href=\"/experiments/{id}\" data-field=\"best:experiment\" data-value=\"{id}\">experiment {id}</a> ({}; chosen by {}) · fitness {} · decoder instructions/pixel {}{}</p>",
+                "<p><a href=\"/experiments/{id}\" data-field=\"best:experiment\" data-value=\"{id}\">experiment {id}</a> ({}; chosen by {}) · fitness {} · decoder instructions/pixel {} · learned multiply–accumulates/pixel {}{}</p>",
                 esc(&best.codec),
                 esc(&best.chosen_by),
                 number("best:fitness", best.fitness, 3),
                 number("best:decoder-ipp", best.decoder_instructions_per_pixel, 1),
+                number("best:learned-mac", best.learned_mac_per_pixel, 1),
                 best.holdout_experiment_id
                     .map(|h| format!(
                         " · holdout re-measurement <a href=\"/experiments/{h}\">{h}</a>"
