@@ -327,6 +327,7 @@ mod tests {
                 temporal_mvp: !Genome::default().temporal_mvp,
                 bi_merge: !Genome::default().bi_merge,
                 learned_filter: true,
+                filter_layers: 4,
                 filter_channels: 5,
                 filter_kernel_radius: 2,
                 ..Genome::default()
