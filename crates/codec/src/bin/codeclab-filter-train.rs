@@ -18,7 +18,12 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: codeclab-filter-train --steps N --provenance PROVENANCE.json -o shipped.json SOURCE.y4m RECONSTRUCTION.y4m [...]";
 
 /// The luma planes of every frame of an 8-bit clip, edges replicated, and its visible size.
-fn luma_planes(path: &str) -> Result<(Vec<PaddedPlane<u8>>, (usize, usize)), String> {
+struct Clip {
+    planes: Vec<PaddedPlane<u8>>,
+    visible: (usize, usize),
+}
+
+fn luma_planes(path: &str) -> Result<Clip, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
     let mut reader =
         Y4mReader::new(std::io::BufReader::new(file), path).map_err(|e| format!("{path}: {e}"))?;
@@ -35,7 +40,10 @@ fn luma_planes(path: &str) -> Result<(Vec<PaddedPlane<u8>>, (usize, usize)), Str
         luma.extend_edges();
         planes.push(luma);
     }
-    Ok((planes, (format.width, format.height)))
+    Ok(Clip {
+        planes,
+        visible: (format.width, format.height),
+    })
 }
 
 fn run() -> Result<(), String> {
@@ -68,9 +76,11 @@ fn run() -> Result<(), String> {
     let mut pictures = Vec::new();
     let mut pairs = Vec::new();
     for pair in clips.chunks_exact(2) {
-        let (sources, visible) = luma_planes(&pair[0])?;
-        let (reconstructions, recon_visible) = luma_planes(&pair[1])?;
-        if visible != recon_visible || sources.len() != reconstructions.len() {
+        let (sources, reconstructions) = (luma_planes(&pair[0])?, luma_planes(&pair[1])?);
+        let visible = sources.visible;
+        if visible != reconstructions.visible
+            || sources.planes.len() != reconstructions.planes.len()
+        {
             return Err(format!(
                 "{} and {} differ in size or length",
                 pair[0], pair[1]
@@ -79,14 +89,10 @@ fn run() -> Result<(), String> {
         pairs.push(serde_json::json!({
             "source": pair[0].rsplit('/').next(),
             "reconstruction": pair[1].rsplit('/').next(),
-            "frames": sources.len(),
+            "frames": sources.planes.len(),
         }));
-        pictures.extend(
-            sources
-                .into_iter()
-                .zip(reconstructions)
-                .map(|p| (p, visible)),
-        );
+        let pairs_of_planes = sources.planes.into_iter().zip(reconstructions.planes);
+        pictures.extend(pairs_of_planes.map(|p| (p, visible)));
     }
     let examples: Vec<Example<'_, u8>> = pictures
         .iter()

@@ -287,7 +287,7 @@ mod tests {
         write_frame(
             &mut w,
             &mut [Prob::default(); 3],
-            Some(&model),
+            Some(NewModel::Sent(&model)),
             true,
             Some(&frame),
             4,
@@ -312,7 +312,7 @@ mod tests {
         write_frame(
             &mut w,
             &mut [Prob::default(); 3],
-            Some(&model),
+            Some(NewModel::Sent(&model)),
             true,
             None,
             1,
