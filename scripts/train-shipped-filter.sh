@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Trains the learned in-loop filter's shipped model (crates/codec/src/learned/shipped.json) on
+# Trains the learned in-loop filter's shipped model (crates/codec/src/learned/shipped_model.rs) on
 # photographs none of the development clips come from: the nature pictures of Debian's
 # mate-backgrounds package (CC licensed), each made into a short 1280x720 pan with ffmpeg, coded
 # by the lab's codec with the filter off at QPs 27 to 42; the model learns to correct those
@@ -40,4 +40,4 @@ cat >"$work/provenance.json" <<JSON
  "coding": "codeclab-codec encode --qp 27, 32, 37 and 42, default genome (filter off); reconstructions as training inputs"}
 JSON
 target/release/codeclab-filter-train --steps "$steps" --provenance "$work/provenance.json" \
-  -o crates/codec/src/learned/shipped.json "${clips[@]}"
+  -o crates/codec/src/learned/shipped_model.rs "${clips[@]}"

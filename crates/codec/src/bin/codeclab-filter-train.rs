@@ -2,11 +2,11 @@
 //! reconstruction clips (8-bit Y4M, the codec's own reconstructions with the filter off):
 //!
 //! ```text
-//! codeclab-filter-train --steps N --provenance PROVENANCE.json -o shipped.json SOURCE.y4m RECONSTRUCTION.y4m [SOURCE.y4m RECONSTRUCTION.y4m ...]
+//! codeclab-filter-train --steps N --provenance PROVENANCE.json -o shipped_model.rs SOURCE.y4m RECONSTRUCTION.y4m [SOURCE.y4m RECONSTRUCTION.y4m ...]
 //! ```
-//! The model has the default genome's filter shape. The output holds it with its provenance:
-//! what `PROVENANCE.json` says of the pictures, and the clips, frames, steps and losses of the
-//! training.
+//! The model has the default genome's filter shape. The output, a Rust source the codec
+//! compiles in, holds it as JSON with its provenance: what `PROVENANCE.json` says of the
+//! pictures, and the clips, frames, steps and losses of the training.
 
 use codeclab_codec::Genome;
 use codeclab_codec::decoder::coded_size;
@@ -15,7 +15,7 @@ use codeclab_codec::picture::{PaddedPlane, Picture};
 use codeclab_video::{AnyFrame, Y4mReader};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: codeclab-filter-train --steps N --provenance PROVENANCE.json -o shipped.json SOURCE.y4m RECONSTRUCTION.y4m [...]";
+const USAGE: &str = "usage: codeclab-filter-train --steps N --provenance PROVENANCE.json -o shipped_model.rs SOURCE.y4m RECONSTRUCTION.y4m [...]";
 
 /// The luma planes of every frame of an 8-bit clip, edges replicated, and its visible size.
 struct Clip {
@@ -124,8 +124,14 @@ fn run() -> Result<(), String> {
         "loss_last_100_steps": mean(&trained.losses[trained.losses.len() - tail..]),
     });
     let file = serde_json::json!({"provenance": provenance, "model": trained.model});
-    let text = serde_json::to_string(&file).map_err(|e| e.to_string())?;
-    std::fs::write(&output, text + "\n").map_err(|e| format!("{output}: {e}"))?;
+    let json = serde_json::to_string(&file).map_err(|e| e.to_string())?;
+    let source = format!(
+        "//! The shipped model of the learned filter with its provenance, as `codeclab-filter-train` wrote\n\
+         //! it (`scripts/train-shipped-filter.sh`). A Rust source, so that it travels with the codec's\n\
+         //! sources wherever they are built.\n\n\
+         pub(super) const SHIPPED_JSON: &str = r##\"{json}\"##;\n"
+    );
+    std::fs::write(&output, source).map_err(|e| format!("{output}: {e}"))?;
     eprintln!(
         "trained {steps} steps on {} pictures: loss {:.5} -> {:.5}",
         examples.len(),

@@ -17,6 +17,7 @@
 mod decide;
 mod inference;
 mod shipped;
+mod shipped_model;
 mod syntax;
 pub mod train;
 

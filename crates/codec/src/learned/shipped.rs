@@ -1,5 +1,5 @@
 //! The model the codec ships: trained offline by `codeclab-codec train-filter` on pictures none
-//! of the development clips come from (its provenance travels with it in `shipped.json`). A
+//! of the development clips come from (its provenance travels with it in `shipped_model.rs`). A
 //! stream whose filter has the shipped shape may name it instead of sending weights, and the
 //! encoder's own training starts from it.
 
@@ -18,8 +18,8 @@ struct ShippedFile {
 fn shipped() -> &'static ShippedFile {
     static SHIPPED: OnceLock<ShippedFile> = OnceLock::new();
     SHIPPED.get_or_init(|| {
-        let file: ShippedFile = serde_json::from_str(include_str!("shipped.json"))
-            .expect("shipped.json holds a filter model and its provenance");
+        let file: ShippedFile = serde_json::from_str(super::shipped_model::SHIPPED_JSON)
+            .expect("shipped_model.rs holds a filter model and its provenance");
         assert!(file.model.is_valid(), "the shipped model fits its shape");
         file
     })
