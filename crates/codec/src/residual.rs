@@ -2,7 +2,7 @@
 //! reverse diagonal scan the significance, greater-than-one and greater-than-two flags with
 //! contexts from already coded neighbours, Exp-Golomb remainders and signs.
 
-use crate::entropy::{Contexts, Prob, RangeDecoder, Writer};
+use crate::entropy::{Contexts, Prob, RangeDecoder, Writer, read_exp_golomb, write_exp_golomb};
 use crate::error::{CodecError, Result};
 use crate::quant::MAX_LEVEL;
 use std::sync::OnceLock;
@@ -157,30 +157,6 @@ fn rice_order(sum: u32) -> u32 {
 /// Longest Exp-Golomb prefix a valid stream contains (levels are below `MAX_LEVEL`).
 const MAX_PREFIX: u32 = 20;
 
-fn write_exp_golomb<W: Writer>(w: &mut W, value: u32, k: u32) {
-    let shifted = (value >> k) + 1;
-    let prefix = 31 - shifted.leading_zeros();
-    w.bypass((1 << prefix) - 1, prefix);
-    w.bypass(0, 1);
-    w.bypass(shifted - (1 << prefix), prefix);
-    if k > 0 {
-        w.bypass(value & ((1 << k) - 1), k);
-    }
-}
-
-fn read_exp_golomb(r: &mut RangeDecoder, k: u32) -> Result<u32> {
-    let mut prefix = 0;
-    while r.bypass(1) == 1 {
-        prefix += 1;
-        if prefix > MAX_PREFIX {
-            return Err(CodecError::Corrupt("coefficient remainder too long"));
-        }
-    }
-    let shifted = (1 << prefix) + r.bypass(prefix);
-    let low = if k > 0 { r.bypass(k) } else { 0 };
-    Ok(((shifted - 1) << k) | low)
-}
-
 /// Scan positions per coefficient group: a group's signs follow its magnitudes, so that a
 /// hidden sign can be inferred once the group's levels are known.
 pub(crate) const GROUP: usize = 16;
@@ -317,7 +293,8 @@ pub fn read_levels(
             if r.bit(&mut ctx.greater_one[pt][c]) {
                 magnitude = 2;
                 if r.bit(&mut ctx.greater_two[pt][c]) {
-                    magnitude = 3 + read_exp_golomb(r, rice_order(template_sum))?;
+                    magnitude = 3 + read_exp_golomb(r, rice_order(template_sum), MAX_PREFIX)
+                        .ok_or(CodecError::Corrupt("coefficient remainder too long"))?;
                 }
             }
             if magnitude > MAX_LEVEL as u32 {

@@ -2,7 +2,7 @@
 //! the mirror-image function: split flags, skip, intra/inter, intra modes with most-probable-mode
 //! prediction, merge indices, reference indices and vector differences.
 
-use crate::entropy::{Contexts, Prob, RangeDecoder, Writer};
+use crate::entropy::{Contexts, Prob, RangeDecoder, Writer, read_exp_golomb, write_exp_golomb};
 use crate::error::{CodecError, Result};
 use crate::inter::Mv;
 use crate::intra::{DC, HORIZONTAL, PLANAR, VERTICAL};
@@ -201,14 +201,7 @@ fn write_mvd_component<W: Writer>(w: &mut W, ctx: &mut [Prob; 2], v: i32) {
     }
     w.bit(&mut ctx[1], magnitude > 1);
     if magnitude > 1 {
-        // Exp-Golomb of order 1.
-        let value = magnitude - 2;
-        let shifted = (value >> 1) + 1;
-        let prefix = 31 - shifted.leading_zeros();
-        w.bypass((1 << prefix) - 1, prefix);
-        w.bypass(0, 1);
-        w.bypass(shifted - (1 << prefix), prefix);
-        w.bypass(value & 1, 1);
+        write_exp_golomb(w, magnitude - 2, 1);
     }
     w.bypass(u32::from(v < 0), 1);
 }
@@ -219,15 +212,8 @@ fn read_mvd_component(r: &mut RangeDecoder, ctx: &mut [Prob; 2]) -> Result<i32> 
     }
     let mut magnitude = 1u32;
     if r.bit(&mut ctx[1]) {
-        let mut prefix = 0;
-        while r.bypass(1) == 1 {
-            prefix += 1;
-            if prefix > MAX_MVD_PREFIX {
-                return Err(CodecError::Corrupt("vector difference too long"));
-            }
-        }
-        let shifted = (1u32 << prefix) + r.bypass(prefix);
-        magnitude = 2 + (((shifted - 1) << 1) | r.bypass(1));
+        magnitude = 2 + read_exp_golomb(r, 1, MAX_MVD_PREFIX)
+            .ok_or(CodecError::Corrupt("vector difference too long"))?;
     }
     let negative = r.bypass(1) == 1;
     let magnitude = magnitude as i32;

@@ -120,6 +120,51 @@ pub trait Writer {
     fn bypass(&mut self, value: u32, count: u32);
 }
 
+/// `count` raw bits of `value` (up to 32), most significant first, in pieces of at most 24.
+fn bypass_bits<W: Writer>(w: &mut W, value: u32, count: u32) {
+    if count > 24 {
+        w.bypass(value >> 24, count - 24);
+        w.bypass(value & 0xFF_FFFF, 24);
+    } else {
+        w.bypass(value, count);
+    }
+}
+
+/// Exp-Golomb code of order `k`: for `q = (value >> k) + 1` of `p + 1` bits, `p` ones and a
+/// zero, the low `p` bits of `q`, then the low `k` bits of `value`; all bypass bins. `value`
+/// and `k` keep the code within 32 bits: `p + k` below 32.
+pub fn write_exp_golomb<W: Writer>(w: &mut W, value: u32, k: u32) {
+    let shifted = (value >> k) + 1;
+    let prefix = 31 - shifted.leading_zeros();
+    bypass_bits(w, (1 << prefix) - 1, prefix);
+    w.bypass(0, 1);
+    bypass_bits(w, shifted - (1 << prefix), prefix);
+    if k > 0 {
+        bypass_bits(w, value & ((1 << k) - 1), k);
+    }
+}
+
+/// Bins of [`write_exp_golomb`]'s code of `value`.
+pub fn exp_golomb_bins(value: u32, k: u32) -> u32 {
+    let prefix = 31 - ((value >> k) + 1).leading_zeros();
+    2 * prefix + 1 + k
+}
+
+/// Reads what [`write_exp_golomb`] wrote; `None` when the prefix runs past `max_prefix` ones
+/// (`max_prefix + k` below 32), which no valid stream holds.
+pub fn read_exp_golomb(r: &mut RangeDecoder, k: u32, max_prefix: u32) -> Option<u32> {
+    let mut prefix = 0;
+    while r.bypass(1) == 1 {
+        prefix += 1;
+        if prefix > max_prefix {
+            return None;
+        }
+    }
+    let shifted = (1 << prefix) + r.bypass(prefix);
+    let low = if k > 0 { r.bypass(k) } else { 0 };
+    Some(((shifted - 1) << k) | low)
+}
+
 /// The counting backend: sums the estimated cost of every bin in 1/256 bit.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CostCounter {

@@ -11,7 +11,9 @@
 
 use super::inference::FrameFilter;
 use super::{FilterModel, FilterShape, Layer, MAX_BIAS, MAX_SHIFT, STRENGTH_BITS};
-use crate::entropy::{CostCounter, Prob, RangeDecoder, Writer};
+use crate::entropy::{
+    CostCounter, Prob, RangeDecoder, Writer, exp_golomb_bins, read_exp_golomb, write_exp_golomb,
+};
 use crate::error::{CodecError, Result};
 
 /// Longest Exp-Golomb code body: values of the model stay below 2^26.
@@ -25,52 +27,10 @@ fn unzigzag(v: u32) -> i32 {
     (v >> 1) as i32 ^ -((v & 1) as i32)
 }
 
-/// Prefix length and body bits of `value` in Exp-Golomb of order `k`.
-fn exp_golomb_lengths(value: u32, k: u32) -> (u32, u32) {
-    let shifted = u64::from(value) + (1u64 << k);
-    let body = 63 - shifted.leading_zeros();
-    (body - k, body)
-}
-
-fn write_bits<W: Writer>(w: &mut W, value: u32, count: u32) {
-    if count > 16 {
-        w.bypass(value >> 16, count - 16);
-        w.bypass(value & 0xFFFF, 16);
-    } else {
-        w.bypass(value, count);
-    }
-}
-
-fn read_bits(r: &mut RangeDecoder, count: u32) -> u32 {
-    if count > 16 {
-        let high = r.bypass(count - 16);
-        (high << 16) | r.bypass(16)
-    } else {
-        r.bypass(count)
-    }
-}
-
-fn write_exp_golomb<W: Writer>(w: &mut W, value: u32, k: u32) {
-    let (prefix, body) = exp_golomb_lengths(value, k);
-    for _ in 0..prefix {
-        w.bypass(1, 1);
-    }
-    w.bypass(0, 1);
-    let shifted = (u64::from(value) + (1u64 << k)) as u32;
-    write_bits(w, shifted & ((1u32 << body) - 1), body);
-}
-
-fn read_exp_golomb(r: &mut RangeDecoder, k: u32) -> Result<u32> {
-    let mut prefix = 0;
-    while r.bypass(1) == 1 {
-        prefix += 1;
-        if prefix + k > MAX_BODY_BITS {
-            return Err(CodecError::Corrupt("learned filter parameter too large"));
-        }
-    }
-    let body = prefix + k;
-    let shifted = (1u64 << body) | u64::from(read_bits(r, body));
-    Ok((shifted - (1u64 << k)) as u32)
+/// A model value coded Exp-Golomb of order `k`, at most `MAX_BODY_BITS` bits past its prefix.
+fn read_value(r: &mut RangeDecoder, k: u32) -> Result<u32> {
+    read_exp_golomb(r, k, MAX_BODY_BITS.saturating_sub(k))
+        .ok_or(CodecError::Corrupt("learned filter parameter too large"))
 }
 
 /// The Exp-Golomb order that codes `values` in the fewest bits, up to `most`.
@@ -79,10 +39,7 @@ fn best_order(values: impl Iterator<Item = u32> + Clone, most: u32) -> u32 {
         .min_by_key(|&k| {
             values
                 .clone()
-                .map(|v| {
-                    let (prefix, body) = exp_golomb_lengths(v, k);
-                    u64::from(prefix + 1 + body)
-                })
+                .map(|v| u64::from(exp_golomb_bins(v, k)))
                 .sum::<u64>()
         })
         .unwrap_or(0)
@@ -124,14 +81,14 @@ fn read_model(r: &mut RangeDecoder, shape: FilterShape) -> Result<FilterModel> {
             ));
         }
         for weight in weights.iter_mut() {
-            let value = unzigzag(read_exp_golomb(r, kw)?);
+            let value = unzigzag(read_value(r, kw)?);
             if value.abs() > max_weight {
                 return Err(CodecError::Corrupt("learned filter weight out of range"));
             }
             *weight = value as i16;
         }
         for bias in biases.iter_mut() {
-            *bias = unzigzag(read_exp_golomb(r, kb)?);
+            *bias = unzigzag(read_value(r, kb)?);
             if bias.abs() > MAX_BIAS {
                 return Err(CodecError::Corrupt("learned filter bias out of range"));
             }
