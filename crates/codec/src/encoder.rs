@@ -1010,74 +1010,87 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         writer.finish()
     }
 
-    /// Key frames choose the model of their period: the shipped one (when it has the genome's
-    /// shape) or one trained on their reconstruction (starting from the shipped one), whichever
-    /// saves most on them beyond its bits, or none when neither pays. Every frame with a model
-    /// in force applies it where it pays, and codes what it did.
+    /// Every frame chooses the model it applies: the one in force (inherited from its nearest
+    /// reference; a key frame has none), one of the shipped models of the genome's shape, or,
+    /// on a key frame, one trained on its reconstruction from the best of those. It takes the
+    /// one estimated to save the most distortion beyond the bits that put it in force, applies
+    /// it where that pays, and codes what it did.
     fn learned_filter(&mut self, writer: &mut RangeEncoder, shape: FilterShape) {
         let visible = (self.header.format.width, self.header.format.height);
         // As SAO, in 8-bit units at the frame's multiplier.
         let rd = RdCost::new(lambda(self.frame_qp, self.genome.lambda_scale));
         let mut scratch = learned::FilterScratch::default();
-        let mut sent_shipped = false;
-        let mut applied = None;
+        let input = learned::padded_luma(&self.picture);
         if self.kind == FrameKind::Key {
-            let shipped = Some(learned::shipped_model()).filter(|model| model.shape == shape);
-            let trained =
-                (self.genome.filter_training_steps > 0).then(|| self.train_filter(shape, shipped));
-            let candidates = shipped
-                .map(|model| (model, learned::NewModel::Shipped))
-                .into_iter()
-                .chain(
-                    trained
-                        .as_ref()
-                        .map(|model| (model, learned::NewModel::Sent(model))),
-                );
-            // (distortion saved beyond the model's bits, filtered picture, frame syntax, model)
-            let mut best: Option<(u64, Picture<T>, learned::FrameFilter, &FilterModel, bool)> =
-                None;
-            for (model, new_model) in candidates {
-                let mut filtered = self.picture.clone();
-                let choice = learned::choose_and_apply(
-                    &mut filtered,
-                    self.source,
-                    visible,
-                    model,
-                    &rd,
-                    &mut scratch,
-                );
-                let cost = rd.cost(0, learned::new_model_rate(new_model));
-                let Some((frame, saved)) = choice.filter(|(_, saved)| *saved > cost) else {
-                    continue;
-                };
-                if best.as_ref().is_none_or(|b| saved - cost > b.0) {
-                    let shipped = matches!(new_model, learned::NewModel::Shipped);
-                    best = Some((saved - cost, filtered, frame, model, shipped));
-                }
-            }
             self.filter = None;
-            if let Some((_, filtered, frame, model, shipped)) = best {
-                self.picture = filtered;
-                applied = Some(frame);
-                sent_shipped = shipped;
-                self.filter = Some(Arc::new(model.clone()));
+        }
+        let in_force = self.filter.clone();
+        let shipped = learned::shipped_models();
+        let putting_in_force = |new_model: learned::NewModel<'_>| -> u64 {
+            rd.cost(0, learned::new_model_rate(new_model))
+        };
+        // (estimated saving beyond the bits of putting the model in force, the model)
+        let mut candidates: Vec<(i64, learned::ModelChoice)> = Vec::new();
+        if let Some(model) = &in_force {
+            let saving =
+                learned::estimated_saving(&input, self.source, visible, model, &mut scratch);
+            candidates.push((saving, learned::ModelChoice::InForce));
+        }
+        for (index, model) in shipped.iter().enumerate() {
+            if model.shape != shape || in_force.as_deref() == Some(model) {
+                continue;
             }
-        } else if let Some(model) = self.filter.as_deref() {
-            applied = learned::choose_and_apply(
-                &mut self.picture,
+            let index = index as u8;
+            let saving =
+                learned::estimated_saving(&input, self.source, visible, model, &mut scratch);
+            let cost = putting_in_force(learned::NewModel::Shipped(index));
+            candidates.push((saving - cost as i64, learned::ModelChoice::Shipped(index)));
+        }
+        let trained =
+            (self.kind == FrameKind::Key && self.genome.filter_training_steps > 0).then(|| {
+                let start = learned::best_choice(&candidates).and_then(|choice| match choice {
+                    learned::ModelChoice::Shipped(index) => Some(&shipped[usize::from(index)]),
+                    _ => None,
+                });
+                self.train_filter(shape, &input, start)
+            });
+        if let Some(model) = &trained {
+            let saving =
+                learned::estimated_saving(&input, self.source, visible, model, &mut scratch);
+            let cost = putting_in_force(learned::NewModel::Sent(model));
+            candidates.push((saving - cost as i64, learned::ModelChoice::Trained));
+        }
+        let (model, new_model) = match learned::best_choice(&candidates) {
+            None => (None, None),
+            Some(learned::ModelChoice::InForce) => (in_force.as_deref(), None),
+            Some(learned::ModelChoice::Shipped(index)) => (
+                Some(&shipped[usize::from(index)]),
+                Some(learned::NewModel::Shipped(index)),
+            ),
+            Some(learned::ModelChoice::Trained) => (
+                trained.as_ref(),
+                trained.as_ref().map(learned::NewModel::Sent),
+            ),
+        };
+        let applied = model.and_then(|model| {
+            let cost = new_model.map_or(0, putting_in_force);
+            let picture = &mut self.picture;
+            learned::choose_and_apply(
+                picture,
+                &input,
                 self.source,
                 visible,
                 model,
                 &rd,
+                cost,
                 &mut scratch,
             )
-            .map(|(frame, _)| frame);
+        });
+        // A model that does not pay on the frame that would send it is not sent.
+        let new_model = new_model.filter(|_| applied.is_some());
+        if let (Some(model), Some(_)) = (model, new_model) {
+            self.filter = Some(Arc::new(model.clone()));
         }
-        let new_model = match (&self.filter, self.kind) {
-            (Some(_), FrameKind::Key) if sent_shipped => Some(learned::NewModel::Shipped),
-            (Some(model), FrameKind::Key) => Some(learned::NewModel::Sent(model)),
-            _ => None,
-        };
         learned::write_frame(
             writer,
             &mut self.contexts.learned_filter,
@@ -1088,12 +1101,16 @@ impl<'a, T: Sample> FrameEncoder<'a, T> {
         );
     }
 
-    /// A model of the learned filter trained on this frame's reconstruction, from `start`.
-    fn train_filter(&self, shape: FilterShape, start: Option<&FilterModel>) -> FilterModel {
-        let mut reconstruction = self.picture.planes[0].clone();
-        reconstruction.extend_edges();
+    /// A model of the learned filter trained on this frame's reconstruction (its luma plane
+    /// `input`, edges replicated), from `start`.
+    fn train_filter(
+        &self,
+        shape: FilterShape,
+        input: &PaddedPlane<T>,
+        start: Option<&FilterModel>,
+    ) -> FilterModel {
         let example = learned::train::Example {
-            reconstruction: &reconstruction,
+            reconstruction: input,
             source: &self.source.planes[0],
             visible: (self.header.format.width, self.header.format.height),
         };

@@ -1,21 +1,25 @@
-//! Trains the learned in-loop filter's shipped model offline, on pairs of source and
-//! reconstruction clips (8-bit Y4M, the codec's own reconstructions with the filter off):
+//! Trains the learned in-loop filter's shipped models offline, each on its own pairs of source
+//! and reconstruction clips (8-bit Y4M, the codec's own reconstructions with the filter off),
+//! in the order the stream will name them:
 //!
 //! ```text
-//! codeclab-filter-train --steps N --provenance PROVENANCE.json -o shipped_model.rs SOURCE.y4m RECONSTRUCTION.y4m [SOURCE.y4m RECONSTRUCTION.y4m ...]
+//! codeclab-filter-train --steps N --provenance PROVENANCE.json -o shipped_model.rs \
+//!     --model LABEL SOURCE.y4m RECONSTRUCTION.y4m [SOURCE.y4m RECONSTRUCTION.y4m ...] \
+//!     [--model LABEL ...]
 //! ```
-//! The model has the default genome's filter shape. The output, a Rust source the codec
-//! compiles in, holds it as JSON with its provenance: what `PROVENANCE.json` says of the
-//! pictures, and the clips, frames, steps and losses of the training.
+//! The models have the default genome's filter shape. The output, a Rust source the codec
+//! compiles in, holds them as JSON with their provenance: what `PROVENANCE.json` says of the
+//! pictures, and per model its label and the clips, frames, steps and losses of its training.
 
 use codeclab_codec::Genome;
 use codeclab_codec::decoder::coded_size;
 use codeclab_codec::learned::train::{Example, SEED, Schedule, train};
+use codeclab_codec::learned::{FilterModel, FilterShape};
 use codeclab_codec::picture::{PaddedPlane, Picture};
 use codeclab_video::{AnyFrame, Y4mReader};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: codeclab-filter-train --steps N --provenance PROVENANCE.json -o shipped_model.rs SOURCE.y4m RECONSTRUCTION.y4m [...]";
+const USAGE: &str = "usage: codeclab-filter-train --steps N --provenance PROVENANCE.json -o shipped_model.rs --model LABEL SOURCE.y4m RECONSTRUCTION.y4m [...] [--model LABEL ...]";
 
 /// The luma planes of every frame of an 8-bit clip, edges replicated, and its visible size.
 struct Clip {
@@ -46,9 +50,16 @@ fn luma_planes(path: &str) -> Result<Clip, String> {
     })
 }
 
+/// The clips one model learns from.
+struct ModelClips {
+    label: String,
+    clips: Vec<String>,
+}
+
 fn run() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
-    let (mut steps, mut provenance, mut output, mut clips) = (None, None, None, Vec::new());
+    let (mut steps, mut provenance, mut output) = (None, None, None);
+    let mut models: Vec<ModelClips> = Vec::new();
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
@@ -61,21 +72,68 @@ fn run() -> Result<(), String> {
             }
             "--provenance" => provenance = Some(value("--provenance")?),
             "-o" | "--output" => output = Some(value("-o")?),
-            _ => clips.push(arg),
+            "--model" => models.push(ModelClips {
+                label: value("--model")?,
+                clips: Vec::new(),
+            }),
+            _ => match models.last_mut() {
+                Some(model) => model.clips.push(arg),
+                None => return Err(format!("{arg}: clips follow a --model LABEL")),
+            },
         }
     }
     let (Some(steps), Some(provenance), Some(output)) = (steps, provenance, output) else {
         return Err("--steps, --provenance and -o are needed".into());
     };
-    if clips.is_empty() || clips.len() % 2 != 0 {
-        return Err("clips come in pairs: source, then reconstruction".into());
+    if models.is_empty() {
+        return Err("at least one --model is needed".into());
+    }
+    if let Some(model) = models
+        .iter()
+        .find(|m| m.clips.is_empty() || m.clips.len() % 2 != 0)
+    {
+        return Err(format!(
+            "{}: clips come in pairs, source then reconstruction",
+            model.label
+        ));
     }
     let text = std::fs::read_to_string(&provenance).map_err(|e| format!("{provenance}: {e}"))?;
     let mut provenance: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{provenance}: {e}"))?;
+    let shape = Genome {
+        learned_filter: true,
+        ..Genome::default()
+    }
+    .learned_filter_shape()
+    .expect("the filter is on");
+    let mut trainings = Vec::new();
+    let mut trained_models = Vec::new();
+    for model in &models {
+        let (training, trained) = train_model(model, shape, steps)?;
+        trainings.push(training);
+        trained_models.push(trained);
+    }
+    provenance["training"] = serde_json::Value::Array(trainings);
+    let file = serde_json::json!({"provenance": provenance, "models": trained_models});
+    let json = serde_json::to_string(&file).map_err(|e| e.to_string())?;
+    let source = format!(
+        "//! The shipped models of the learned filter with their provenance, as `codeclab-filter-train`\n\
+         //! wrote them (`scripts/train-shipped-filter.sh`). A Rust source, so that they travel with the\n\
+         //! codec's sources wherever they are built.\n\n\
+         pub(super) const SHIPPED_JSON: &str = r##\"{json}\"##;\n"
+    );
+    std::fs::write(&output, source).map_err(|e| format!("{output}: {e}"))
+}
+
+/// Trains one model on its clips: what its provenance says of the training, and the model.
+fn train_model(
+    model: &ModelClips,
+    shape: FilterShape,
+    steps: u32,
+) -> Result<(serde_json::Value, FilterModel), String> {
     let mut pictures = Vec::new();
     let mut pairs = Vec::new();
-    for pair in clips.chunks_exact(2) {
+    for pair in model.clips.chunks_exact(2) {
         let (sources, reconstructions) = (luma_planes(&pair[0])?, luma_planes(&pair[1])?);
         let visible = sources.visible;
         if visible != reconstructions.visible
@@ -102,12 +160,6 @@ fn run() -> Result<(), String> {
             visible: *visible,
         })
         .collect();
-    let shape = Genome {
-        learned_filter: true,
-        ..Genome::default()
-    }
-    .learned_filter_shape()
-    .expect("the filter is on");
     let schedule = Schedule {
         steps,
         seed: SEED,
@@ -116,29 +168,24 @@ fn run() -> Result<(), String> {
     let trained = train(shape, &examples, &schedule).map_err(|e| e.to_string())?;
     let mean = |losses: &[f32]| losses.iter().sum::<f32>() / losses.len().max(1) as f32;
     let tail = trained.losses.len().min(100);
-    provenance["training"] = serde_json::json!({
+    let (first, last) = (
+        mean(&trained.losses[..tail]),
+        mean(&trained.losses[trained.losses.len() - tail..]),
+    );
+    eprintln!(
+        "{}: trained {steps} steps on {} pictures: loss {first:.5} -> {last:.5}",
+        model.label,
+        examples.len(),
+    );
+    let training = serde_json::json!({
+        "label": model.label,
         "clips": pairs,
         "steps": steps,
         "seed": SEED,
-        "loss_first_100_steps": mean(&trained.losses[..tail]),
-        "loss_last_100_steps": mean(&trained.losses[trained.losses.len() - tail..]),
+        "loss_first_100_steps": first,
+        "loss_last_100_steps": last,
     });
-    let file = serde_json::json!({"provenance": provenance, "model": trained.model});
-    let json = serde_json::to_string(&file).map_err(|e| e.to_string())?;
-    let source = format!(
-        "//! The shipped model of the learned filter with its provenance, as `codeclab-filter-train` wrote\n\
-         //! it (`scripts/train-shipped-filter.sh`). A Rust source, so that it travels with the codec's\n\
-         //! sources wherever they are built.\n\n\
-         pub(super) const SHIPPED_JSON: &str = r##\"{json}\"##;\n"
-    );
-    std::fs::write(&output, source).map_err(|e| format!("{output}: {e}"))?;
-    eprintln!(
-        "trained {steps} steps on {} pictures: loss {:.5} -> {:.5}",
-        examples.len(),
-        mean(&trained.losses[..tail]),
-        mean(&trained.losses[trained.losses.len() - tail..])
-    );
-    Ok(())
+    Ok((training, trained.model))
 }
 
 fn main() -> ExitCode {

@@ -10,8 +10,9 @@ use std::io::Read;
 pub const MAGIC: [u8; 4] = *b"CCLB";
 /// 2: B frames and display-order indices in frame packets. 3: header bytes for sign hiding,
 /// DST-VII, transform skip, the residual quadtree, context carrying, temporal and bi-predicted
-/// merge candidates. 4: the learned in-loop filter's flag and shape.
-pub const VERSION: u8 = 4;
+/// merge candidates. 4: the learned in-loop filter's flag and shape. 5: frames name the learned
+/// filter's shipped models by index.
+pub const VERSION: u8 = 5;
 /// Bytes of a sequence header.
 pub const HEADER_LEN: usize = 4 + 1 + 4 + 4 + 1 + 1 + 16 + 22;
 

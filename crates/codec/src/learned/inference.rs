@@ -140,8 +140,7 @@ pub fn apply<T: Sample>(
     frame: &FrameFilter,
     scratch: &mut FilterScratch,
 ) {
-    let mut input = picture.planes[0].clone();
-    input.extend_edges();
+    let input = super::padded_luma(picture);
     let plane = &mut picture.planes[0];
     let mut residual = Vec::new();
     for (&block, _) in superblocks(plane.width, plane.height)

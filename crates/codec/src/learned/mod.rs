@@ -1,9 +1,10 @@
 //! The learned in-loop filter: a small convolutional network on luma, after deblocking and
 //! SAO and before the picture becomes a reference, that adds a predicted correction to each
-//! sample. Its weights are trained by the encoder on the sequence being coded (on each key
-//! frame, see [`train`]), quantised and sent in the stream; every later frame keeps the model
-//! of its nearest reference until a frame sends a new one. Each frame that applies it codes a
-//! strength and one flag per 64x64 superblock, chosen by rate–distortion.
+//! sample. A frame puts a model in force by naming one of the models the codec ships (trained
+//! offline, one per coding QP) or by sending weights the encoder trained on it (on key frames,
+//! see [`train`]), quantised; every other frame keeps the model of its nearest reference. Each
+//! frame that applies it codes a strength and one flag per 64x64 superblock, chosen by
+//! rate–distortion.
 //!
 //! Inference is integer arithmetic through the DSP layer ([`crate::dsp::Network`]), so that
 //! the encoder and every decoder agree bit for bit on any machine and at any thread count;
@@ -23,9 +24,9 @@ pub mod train;
 
 use serde::{Deserialize, Serialize};
 
-pub use decide::choose_and_apply;
+pub use decide::{ModelChoice, best_choice, choose_and_apply, estimated_saving, padded_luma};
 pub use inference::{FilterScratch, FrameFilter, apply, block_residual};
-pub use shipped::{shipped_model, shipped_provenance};
+pub use shipped::{shipped_models, shipped_provenance};
 pub use syntax::{NewModel, new_model_rate, read_frame, write_frame};
 
 /// Fractional bits of activations: a sample of depth `d` enters as `(sample << (12 - d)) - 2^11`,

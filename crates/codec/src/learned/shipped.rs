@@ -1,38 +1,50 @@
-//! The model the codec ships: trained offline by `codeclab-codec train-filter` on pictures none
-//! of the development clips come from (its provenance travels with it in `shipped_model.rs`). A
-//! stream whose filter has the shipped shape may name it instead of sending weights, and the
-//! encoder's own training starts from it.
+//! The models the codec ships: trained offline by `codeclab-filter-train` on pictures none of
+//! the development clips come from, one per coding QP the pictures were coded at, since the
+//! error coding leaves changes with the QP (their provenance travels with them in
+//! `shipped_model.rs`). A frame may name one by its index instead of sending weights, and the
+//! encoder's own training starts from one.
 
 use super::FilterModel;
 use serde::Deserialize;
 use std::sync::OnceLock;
 
+/// Bits of a shipped model's index in the stream.
+pub const SHIPPED_INDEX_BITS: u32 = 2;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ShippedFile {
-    /// Where the model comes from: the pictures, the coding points, the training schedule.
+    /// Where the models come from: the pictures, how they were coded, and what each model
+    /// learned from (its clips, steps and losses).
     provenance: serde_json::Value,
-    model: FilterModel,
+    models: Vec<FilterModel>,
 }
 
-fn shipped() -> &'static ShippedFile {
-    static SHIPPED: OnceLock<ShippedFile> = OnceLock::new();
+fn shipped() -> &'static (serde_json::Value, Vec<FilterModel>) {
+    static SHIPPED: OnceLock<(serde_json::Value, Vec<FilterModel>)> = OnceLock::new();
     SHIPPED.get_or_init(|| {
         let file: ShippedFile = serde_json::from_str(super::shipped_model::SHIPPED_JSON)
-            .expect("shipped_model.rs holds a filter model and its provenance");
-        assert!(file.model.is_valid(), "the shipped model fits its shape");
-        file
+            .expect("shipped_model.rs holds filter models and their provenance");
+        assert!(
+            !file.models.is_empty() && file.models.len() <= 1 << SHIPPED_INDEX_BITS,
+            "the shipped models can be named in {SHIPPED_INDEX_BITS} bits"
+        );
+        assert!(
+            file.models.iter().all(FilterModel::is_valid),
+            "each shipped model fits its shape"
+        );
+        (file.provenance, file.models)
     })
 }
 
-/// The shipped model.
-pub fn shipped_model() -> &'static FilterModel {
-    &shipped().model
+/// The shipped models, in the order the stream names them.
+pub fn shipped_models() -> &'static [FilterModel] {
+    &shipped().1
 }
 
-/// Where the shipped model comes from.
+/// Where the shipped models come from.
 pub fn shipped_provenance() -> &'static serde_json::Value {
-    &shipped().provenance
+    &shipped().0
 }
 
 #[cfg(test)]
@@ -40,8 +52,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_shipped_model_parses_fits_its_shape_and_says_where_it_comes_from() {
-        assert!(shipped_model().is_valid());
+    fn the_shipped_models_parse_fit_their_shapes_and_say_where_they_come_from() {
+        assert!(!shipped_models().is_empty());
+        assert!(shipped_models().iter().all(FilterModel::is_valid));
         assert!(shipped_provenance().get("pictures").is_some());
     }
 }

@@ -1,7 +1,8 @@
 //! The filter's syntax at the end of a frame's range-coded payload, after SAO:
 //!
 //! ```text
-//! new model (1 bypass bit) | if new: shipped (1 bypass bit) | model, unless shipped
+//! new model (1 bypass bit) | if new: shipped (1 bypass bit)
+//!                           | shipped: its index (2 bits) | otherwise: the model
 //! if a model is in force: applied (1 bypass bit) | strength − 1 (4 bits) | a flag per superblock
 //! model: per layer, shift (5 bits) | weight and bias Exp-Golomb orders (4 and 5 bits)
 //!        | weights, then biases, zigzag Exp-Golomb coded
@@ -10,6 +11,7 @@
 //! Superblock flags are context coded by how many of the left and upper neighbours are on.
 
 use super::inference::FrameFilter;
+use super::shipped::{SHIPPED_INDEX_BITS, shipped_models};
 use super::{FilterModel, FilterShape, Layer, MAX_BIAS, MAX_SHIFT, STRENGTH_BITS};
 use crate::entropy::{
     CostCounter, Prob, RangeDecoder, Writer, exp_golomb_bins, read_exp_golomb, write_exp_golomb,
@@ -110,8 +112,8 @@ fn flag_context(flags: &[bool], i: usize, cols: usize) -> usize {
 /// A model a frame puts in force.
 #[derive(Clone, Copy, Debug)]
 pub enum NewModel<'a> {
-    /// The shipped model (see [`super::shipped_model`]), named in two bits.
-    Shipped,
+    /// A shipped model (see [`super::shipped_models`]), named by its index.
+    Shipped(u8),
     /// A model sent in full.
     Sent(&'a FilterModel),
 }
@@ -126,7 +128,10 @@ pub fn new_model_rate(model: NewModel<'_>) -> u64 {
 fn write_new_model<W: Writer>(w: &mut W, new_model: Option<NewModel<'_>>) {
     w.bypass(u32::from(new_model.is_some()), 1);
     match new_model {
-        Some(NewModel::Shipped) => w.bypass(1, 1),
+        Some(NewModel::Shipped(index)) => {
+            w.bypass(1, 1);
+            w.bypass(u32::from(index), SHIPPED_INDEX_BITS);
+        }
         Some(NewModel::Sent(model)) => {
             w.bypass(0, 1);
             write_model(w, model);
@@ -172,11 +177,21 @@ pub fn read_frame(
     let new_model = match r.bypass(1) {
         0 => None,
         _ if r.bypass(1) == 0 => Some(read_model(r, shape)?),
-        _ if super::shipped_model().shape == shape => Some(super::shipped_model().clone()),
         _ => {
-            return Err(CodecError::Corrupt(
-                "the shipped filter model has another shape",
-            ));
+            let index = r.bypass(SHIPPED_INDEX_BITS) as usize;
+            match shipped_models().get(index) {
+                Some(model) if model.shape == shape => Some(model.clone()),
+                Some(_) => {
+                    return Err(CodecError::Corrupt(
+                        "the shipped filter model has another shape",
+                    ));
+                }
+                None => {
+                    return Err(CodecError::Corrupt(
+                        "no shipped filter model has that index",
+                    ));
+                }
+            }
         }
     };
     if new_model.is_none() && !inherited {
@@ -281,15 +296,16 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_model_is_named_for_its_shape_only() {
+    fn a_shipped_model_is_named_by_its_index_for_its_shape_only() {
+        let last = shipped_models().len() - 1;
         let mut w = RangeEncoder::new();
-        let shipped = Some(NewModel::Shipped);
+        let shipped = Some(NewModel::Shipped(last as u8));
         write_frame(&mut w, &mut [Prob::default(); 3], shipped, true, None, 1);
         let bytes = w.finish();
-        let own = crate::learned::shipped_model().shape;
+        let own = shipped_models()[last].shape;
         let mut r = RangeDecoder::new(&bytes);
         let got = read_frame(&mut r, &mut [Prob::default(); 3], own, false, (1, 1)).unwrap();
-        assert_eq!(got, (Some(crate::learned::shipped_model().clone()), None));
+        assert_eq!(got, (Some(shipped_models()[last].clone()), None));
         let other = FilterShape {
             channels: own.channels - 1,
             ..own
