@@ -13,8 +13,10 @@ const PLANES_AT_ONCE: usize = 4;
 /// `pmaddwd` multiplies them by the two weights and adds the pair into 32 bits, 16 outputs of
 /// up to 4 planes a step. Products are exact and 32-bit sums wrap as the reference's do, so any
 /// order of addition gives its bits. `packs` of the two halves undoes the interleaving within
-/// each 128-bit lane and saturates to 16 bits as the reference's clamp does. Columns past the
-/// last whole step run the reference.
+/// each 128-bit lane and saturates to 16 bits as the reference's clamp does. A row whose width
+/// is not a multiple of 16 ends with a step at `ow - 16`, overlapping the one before it (the
+/// overlap is written twice with the same values); only rows narrower than 16 run the
+/// reference.
 ///
 /// # Safety
 /// The CPU supports AVX2; `input` holds `shape.inputs` planes of `width`×`height`, `output`
@@ -58,9 +60,10 @@ pub(super) unsafe fn conv_layer_avx2(
                 *lane = (i32::from(second) << 16) | i32::from(w[2 * p] as u16);
             }
         }
+        let whole_steps = (0..ow / 16).map(|step| 16 * step);
+        let last_step = (ow >= 16 && !ow.is_multiple_of(16)).then(|| ow - 16);
         for y in 0..oh {
-            let mut x = 0;
-            while x + 16 <= ow {
+            for x in whole_steps.clone().chain(last_step) {
                 let mut acc = [[_mm256_setzero_si256(); 2]; PLANES_AT_ONCE];
                 for p in 0..pairs {
                     let (a, b) = offsets[p];
@@ -96,9 +99,9 @@ pub(super) unsafe fn conv_layer_avx2(
                         );
                     }
                 }
-                x += 16;
             }
-            for x in x..ow {
+            let scalar_from = if ow >= 16 { ow } else { 0 };
+            for x in scalar_from..ow {
                 for j in 0..planes {
                     let o = first + j;
                     let w = &weights[o * taps..(o + 1) * taps];
