@@ -227,7 +227,7 @@ impl Goal {
     pub fn defaults() -> Vec<Goal> {
         vec![
             Goal::BdRate {
-                anchor: "x265-medium".into(),
+                anchor: crate::anchors::PSNR_ANCHOR.into(),
                 metric: QualityMetric::PsnrY,
                 sets: vec!["dev".into(), "holdout".into()],
                 at_most: -10.0,
