@@ -142,6 +142,10 @@ pub struct LlmSection {
     pub api_key_env: String,
     pub max_tokens: u32,
     pub temperature: Option<f32>,
+    /// For a model that reasons before answering: Anthropic's thinking budget (tokens of
+    /// `max_tokens`); for an OpenAI reasoning model any value (its limit is then sent as
+    /// `max_completion_tokens`, without a temperature).
+    pub reasoning_budget_tokens: Option<u32>,
     pub request_timeout_seconds: u64,
 }
 
@@ -154,6 +158,7 @@ impl Default for LlmSection {
             api_key_env: "ANTHROPIC_API_KEY".into(),
             max_tokens: 8192,
             temperature: None,
+            reasoning_budget_tokens: None,
             request_timeout_seconds: 600,
         }
     }
@@ -179,6 +184,7 @@ impl LlmSection {
         config.api_key_env = (!self.api_key_env.is_empty()).then(|| self.api_key_env.clone());
         config.max_tokens = self.max_tokens;
         config.temperature = self.temperature;
+        config.reasoning_budget_tokens = self.reasoning_budget_tokens;
         config.request_timeout = std::time::Duration::from_secs(self.request_timeout_seconds);
         config.pricing = prices.get(&self.model).cloned();
         config

@@ -293,3 +293,59 @@ async fn an_oversized_reply_is_refused_without_being_held() {
     assert_eq!(failure.raw_reply, None);
     assert_eq!(failure.attempts.len(), 1);
 }
+
+#[tokio::test]
+async fn extended_thinking_is_requested_without_a_temperature_and_its_blocks_are_the_reasoning() {
+    let mut reply = message(PROPOSAL, "end_turn", 900, 2400);
+    reply["content"] = json!([
+        {"type": "thinking", "thinking": "QP 40 shows ringing.", "signature": "sig"},
+        {"type": "redacted_thinking", "data": "opaque"},
+        {"type": "text", "text": PROPOSAL}
+    ]);
+    let server = serve(vec![Reply::json(200, reply)]).await;
+    let client = AnthropicClient::new(LlmConfig {
+        reasoning_budget_tokens: Some(2048),
+        ..config(&server.base_url)
+    })
+    .unwrap();
+    let completion = client.complete(&request()).await.unwrap();
+    assert_eq!(completion.text, PROPOSAL, "thinking is not the answer");
+    assert_eq!(
+        completion.reasoning.as_deref(),
+        Some("QP 40 shows ringing.\n\n[redacted thinking]")
+    );
+    assert!(parse_proposal(&completion).is_ok());
+    let sent = server.received.lock().unwrap()[0].body.clone();
+    assert_eq!(
+        sent["thinking"],
+        json!({"type": "enabled", "budget_tokens": 2048})
+    );
+    assert!(sent.get("temperature").is_none(), "{sent}");
+
+    // Without a budget: no thinking asked for, the configured temperature sent, no reasoning.
+    let server = serve(vec![Reply::json(200, message(PROPOSAL, "end_turn", 9, 9))]).await;
+    let client = AnthropicClient::new(config(&server.base_url)).unwrap();
+    let completion = client.complete(&request()).await.unwrap();
+    assert_eq!(completion.reasoning, None);
+    let sent = server.received.lock().unwrap()[0].body.clone();
+    assert!(sent.get("thinking").is_none());
+    assert_eq!(sent["temperature"], json!(0.7f32));
+}
+
+#[tokio::test]
+async fn a_retry_after_given_as_an_http_date_is_honoured() {
+    let at = std::time::SystemTime::now() + Duration::from_secs(2);
+    let server = serve(vec![
+        Reply::json(429, error("rate_limit_error", "slow down"))
+            .with_header("retry-after", &httpdate::fmt_http_date(at)),
+        Reply::json(200, message(PROPOSAL, "end_turn", 10, 10)),
+    ])
+    .await;
+    let client = AnthropicClient::new(config(&server.base_url)).unwrap();
+    let completion = client.complete(&request()).await.unwrap();
+    assert_eq!(completion.attempts.len(), 2);
+    // The date has whole seconds: the wait is the rest of the second now plus one to two more.
+    let asked = completion.attempts[0].retry_after_ms.unwrap();
+    assert!((900..=2000).contains(&asked), "asked for {asked} ms");
+    assert_eq!(completion.attempts[0].wait_before_next_ms, Some(asked));
+}

@@ -269,3 +269,54 @@ async fn a_server_that_never_answers_times_out_and_is_retried() {
     assert!(failure.attempts[0].wait_before_next_ms.is_some());
     assert!(failure.attempts.iter().all(|a| a.status.is_none()));
 }
+
+#[tokio::test]
+async fn a_reasoning_model_gets_max_completion_tokens_and_no_temperature() {
+    let mut reply = completion(EDIT_PROPOSAL, "stop");
+    reply["choices"][0]["message"]["reasoning_content"] = json!("The pans move 20 pixels a frame.");
+    let server = serve(vec![Reply::json(200, reply)]).await;
+    let client = LlmClient::from_config(LlmConfig {
+        temperature: Some(0.2),
+        reasoning_budget_tokens: Some(4096),
+        ..config(&server.base_url)
+    })
+    .unwrap();
+    let reply = client.complete(&conversation()).await.unwrap();
+    assert_eq!(
+        reply.reasoning.as_deref(),
+        Some("The pans move 20 pixels a frame.")
+    );
+    let sent = server.received.lock().unwrap()[0].body.clone();
+    assert_eq!(sent["max_completion_tokens"], 2048);
+    assert!(sent.get("max_tokens").is_none(), "{sent}");
+    assert!(sent.get("temperature").is_none(), "{sent}");
+
+    // Any other model: `max_tokens` and the temperature, as compatible servers expect.
+    let server = serve(vec![Reply::json(200, completion(EDIT_PROPOSAL, "stop"))]).await;
+    let client = LlmClient::from_config(LlmConfig {
+        temperature: Some(0.2),
+        ..config(&server.base_url)
+    })
+    .unwrap();
+    assert_eq!(
+        client.complete(&conversation()).await.unwrap().reasoning,
+        None
+    );
+    let sent = server.received.lock().unwrap()[0].body.clone();
+    assert_eq!(sent["max_tokens"], 2048);
+    assert_eq!(sent["temperature"], json!(0.2f32));
+    assert!(sent.get("max_completion_tokens").is_none());
+}
+
+#[tokio::test]
+async fn a_refusal_is_recorded_as_one_with_its_explanation() {
+    let mut reply = completion("", "stop");
+    reply["choices"][0]["message"]["content"] = serde_json::Value::Null;
+    reply["choices"][0]["message"]["refusal"] = json!("I can't help with that request.");
+    let server = serve(vec![Reply::json(200, reply)]).await;
+    let client = LlmClient::from_config(config(&server.base_url)).unwrap();
+    let reply = client.complete(&conversation()).await.unwrap();
+    assert_eq!(reply.stop_reason, StopReason::Refusal);
+    assert_eq!(reply.text, "I can't help with that request.");
+    assert_eq!(parse_proposal(&reply), Err(ProposalRejection::Refused));
+}

@@ -202,6 +202,7 @@ fn client(provider: ProviderKind, base_url: &str, key_variable: &str) -> LlmConf
         api_key_env: key_variable.into(),
         max_tokens: 1024,
         temperature: None,
+        reasoning_budget_tokens: None,
         request_timeout_seconds: 30,
     };
     LlmConfig {
@@ -425,6 +426,48 @@ async fn a_good_anthropic_reply_is_a_proposal_on_the_best_parent_and_its_call_is
             "the system prompt lacks {expected:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_models_thinking_is_logged_as_the_turns_reasoning_even_when_its_reply_is_rejected() {
+    let thinking = |text: &str| {
+        let mut reply = anthropic(text, "end_turn", 500, 900);
+        let mut body: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        body["content"] = json!([
+            {"type": "thinking", "thinking": "Lambda 1.2 paid; go further.", "signature": "s"},
+            {"type": "text", "text": text}
+        ]);
+        reply.body = body.to_string();
+        reply
+    };
+    let good = genome_reply(json!({"lambda_scale": 1.3}));
+    let server = serve(vec![thinking(&good), thinking("no JSON at all")]).await;
+    let (_dir, mut planner, store) = planner(ProviderKind::Anthropic, &server).await;
+    let (programs, goals) = (programs(), goals());
+
+    let proposed = proposal(
+        planner
+            .propose(&view(&programs, &[], &goals))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        row(&store, proposed.log_id).await.entry.reasoning,
+        "model reasoning:\nLambda 1.2 paid; go further.\n\n\
+         stated reasoning:\nThe best program gained from lambda 1.2"
+    );
+    let (log_id, _) = rejection(
+        planner
+            .propose(&view(&programs, &[], &goals))
+            .await
+            .unwrap(),
+    );
+    let entry = row(&store, log_id).await.entry;
+    assert_eq!(entry.outcome, "rejected");
+    assert_eq!(
+        entry.reasoning,
+        "model reasoning:\nLambda 1.2 paid; go further."
+    );
 }
 
 #[tokio::test]

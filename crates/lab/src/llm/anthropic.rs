@@ -1,7 +1,7 @@
 //! The Anthropic Messages API (`POST /v1/messages`).
 
 use super::config::{ApiKey, LlmConfig};
-use super::transport::{Wire, call, http_client};
+use super::transport::{ParsedReply, Wire, call, http_client};
 use super::{
     ChatRequest, Completion, LlmError, LlmErrorKind, LlmProvider, Role, StopReason, Usage,
 };
@@ -22,7 +22,8 @@ impl AnthropicClient {
         Ok(Self { config, http })
     }
 
-    /// The request body for a chat request.
+    /// The request body for a chat request. With a reasoning budget, extended thinking is on
+    /// and no temperature is sent (the API takes none with thinking).
     pub fn request_body(&self, request: &ChatRequest) -> serde_json::Value {
         let messages: Vec<_> = request
             .messages
@@ -43,8 +44,12 @@ impl AnthropicClient {
         if let Some(system) = &request.system {
             body["system"] = json!(system);
         }
-        if let Some(temperature) = self.config.temperature {
-            body["temperature"] = json!(temperature);
+        match (self.config.reasoning_budget_tokens, self.config.temperature) {
+            (Some(budget), _) => {
+                body["thinking"] = json!({ "type": "enabled", "budget_tokens": budget });
+            }
+            (None, Some(temperature)) => body["temperature"] = json!(temperature),
+            (None, None) => {}
         }
         body
     }
@@ -63,6 +68,9 @@ struct ContentBlock {
     kind: String,
     #[serde(default)]
     text: String,
+    /// The reasoning of a `thinking` block.
+    #[serde(default)]
+    thinking: String,
 }
 
 #[derive(Deserialize)]
@@ -106,7 +114,7 @@ impl Wire for AnthropicWire {
         }
     }
 
-    fn parse_success(&self, body: &str) -> Result<(String, StopReason, Option<Usage>), String> {
+    fn parse_success(&self, body: &str) -> Result<ParsedReply, String> {
         let response: MessageResponse = serde_json::from_str(body)
             .map_err(|error| format!("not a Messages response: {error}"))?;
         let text: String = response
@@ -115,6 +123,18 @@ impl Wire for AnthropicWire {
             .filter(|block| block.kind == "text")
             .map(|block| block.text.as_str())
             .collect();
+        // Thinking blocks in order; a redacted one (encrypted by the provider) is marked, not
+        // dropped, so the record shows that the model reasoned there.
+        let thoughts: Vec<&str> = response
+            .content
+            .iter()
+            .filter_map(|block| match block.kind.as_str() {
+                "thinking" => Some(block.thinking.as_str()),
+                "redacted_thinking" => Some("[redacted thinking]"),
+                _ => None,
+            })
+            .collect();
+        let reasoning = (!thoughts.is_empty()).then(|| thoughts.join("\n\n"));
         let stop_reason = match response.stop_reason.as_deref() {
             Some("end_turn") => StopReason::EndTurn,
             Some("max_tokens") => StopReason::MaxTokens,
@@ -132,7 +152,12 @@ impl Wire for AnthropicWire {
                 + usage.cache_read_input_tokens.unwrap_or(0),
             output_tokens: usage.output_tokens,
         });
-        Ok((text, stop_reason, usage))
+        Ok(ParsedReply {
+            text,
+            reasoning,
+            stop_reason,
+            usage,
+        })
     }
 
     fn parse_error(&self, body: &str) -> (String, String) {

@@ -65,7 +65,13 @@ pub struct LlmConfig {
     /// Environment variable holding the API key; `None` for local servers that need none.
     pub api_key_env: Option<String>,
     pub max_tokens: u32,
+    /// Ignored for reasoning models, which take none.
     pub temperature: Option<f32>,
+    /// `Some` for a model that reasons before it answers: Anthropic's extended thinking, given
+    /// this many of `max_tokens` to think (at least 1,024); an OpenAI reasoning model, whose
+    /// limit is sent as `max_completion_tokens` (it covers reasoning and answer; the budget is
+    /// the server's to spend).
+    pub reasoning_budget_tokens: Option<u32>,
     /// `None` when the price is unknown: the cost is then recorded as not measured.
     pub pricing: Option<Pricing>,
     pub request_timeout: Duration,
@@ -83,6 +89,7 @@ impl LlmConfig {
             api_key_env: Some("ANTHROPIC_API_KEY".into()),
             max_tokens: 8192,
             temperature: None,
+            reasoning_budget_tokens: None,
             pricing: None,
             request_timeout: Duration::from_secs(600),
             max_reply_bytes: 16 << 20,
@@ -98,6 +105,7 @@ impl LlmConfig {
             api_key_env: None,
             max_tokens: 8192,
             temperature: None,
+            reasoning_budget_tokens: None,
             pricing: None,
             request_timeout: Duration::from_secs(600),
             max_reply_bytes: 16 << 20,

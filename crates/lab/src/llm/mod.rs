@@ -127,8 +127,12 @@ pub struct Completion {
     pub request: serde_json::Value,
     /// The response body exactly as received.
     pub raw_reply: String,
-    /// The reply's text content.
+    /// The reply's text content (for a refusal, the model's explanation, when it gave one).
     pub text: String,
+    /// What the model reasoned before answering, when the server returned it (Anthropic's
+    /// thinking blocks, the `reasoning_content` of OpenAI-compatible reasoning servers).
+    #[serde(default)]
+    pub reasoning: Option<String>,
     pub stop_reason: StopReason,
     /// `None` when the server reported no usage.
     pub usage: Option<Usage>,

@@ -2,7 +2,7 @@
 //! llama.cpp's server, Ollama.
 
 use super::config::{ApiKey, LlmConfig};
-use super::transport::{Wire, call, http_client};
+use super::transport::{ParsedReply, Wire, call, http_client};
 use super::{
     ChatRequest, Completion, LlmError, LlmErrorKind, LlmProvider, Role, StopReason, Usage,
 };
@@ -21,7 +21,9 @@ impl OpenAiCompatibleClient {
         Ok(Self { config, http })
     }
 
-    /// The request body for a chat request: the system prompt becomes the first message.
+    /// The request body for a chat request: the system prompt becomes the first message. A
+    /// reasoning model takes its limit as `max_completion_tokens` and no temperature (OpenAI
+    /// refuses `max_tokens` and a temperature for them).
     pub fn request_body(&self, request: &ChatRequest) -> serde_json::Value {
         let system = request
             .system
@@ -36,11 +38,15 @@ impl OpenAiCompatibleClient {
         });
         let mut body = json!({
             "model": self.config.model,
-            "max_tokens": self.config.max_tokens,
             "messages": system.chain(turns).collect::<Vec<_>>(),
         });
-        if let Some(temperature) = self.config.temperature {
-            body["temperature"] = json!(temperature);
+        if self.config.reasoning_budget_tokens.is_some() {
+            body["max_completion_tokens"] = json!(self.config.max_tokens);
+        } else {
+            body["max_tokens"] = json!(self.config.max_tokens);
+            if let Some(temperature) = self.config.temperature {
+                body["temperature"] = json!(temperature);
+            }
         }
         body
     }
@@ -61,6 +67,10 @@ struct Choice {
 #[derive(Deserialize)]
 struct ChoiceMessage {
     content: Option<String>,
+    /// OpenAI: the model's explanation when it declines (the content is then empty).
+    refusal: Option<String>,
+    /// vLLM, DeepSeek and other reasoning servers: the reasoning before the answer.
+    reasoning_content: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -87,7 +97,7 @@ impl Wire for OpenAiWire {
         }
     }
 
-    fn parse_success(&self, body: &str) -> Result<(String, StopReason, Option<Usage>), String> {
+    fn parse_success(&self, body: &str) -> Result<ParsedReply, String> {
         let response: ChatResponse = serde_json::from_str(body)
             .map_err(|error| format!("not a chat-completions response: {error}"))?;
         let choice = response
@@ -107,11 +117,21 @@ impl Wire for OpenAiWire {
             input_tokens: usage.prompt_tokens,
             output_tokens: usage.completion_tokens,
         });
-        Ok((
-            choice.message.content.unwrap_or_default(),
+        let ChoiceMessage {
+            content,
+            refusal,
+            reasoning_content,
+        } = choice.message;
+        let (text, stop_reason) = match refusal.filter(|r| !r.trim().is_empty()) {
+            Some(refusal) => (refusal, StopReason::Refusal),
+            None => (content.unwrap_or_default(), stop_reason),
+        };
+        Ok(ParsedReply {
+            text,
+            reasoning: reasoning_content.filter(|r| !r.trim().is_empty()),
             stop_reason,
             usage,
-        ))
+        })
     }
 
     fn parse_error(&self, body: &str) -> (String, String) {

@@ -3,7 +3,16 @@
 use super::config::{ApiKey, LlmConfig};
 use super::{Attempt, Completion, LlmError, LlmErrorKind, StopReason, Usage};
 use reqwest::StatusCode;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+/// What a successful response body says.
+pub(crate) struct ParsedReply {
+    pub text: String,
+    /// What the model reasoned before it answered, when the server returns it.
+    pub reasoning: Option<String>,
+    pub stop_reason: StopReason,
+    pub usage: Option<Usage>,
+}
 
 /// What a wire format must provide to the shared loop.
 pub(crate) trait Wire {
@@ -15,8 +24,8 @@ pub(crate) trait Wire {
         request: reqwest::RequestBuilder,
         key: Option<&ApiKey>,
     ) -> reqwest::RequestBuilder;
-    /// Text, stop reason and usage of a successful response body.
-    fn parse_success(&self, body: &str) -> Result<(String, StopReason, Option<Usage>), String>;
+    /// What a successful response body says.
+    fn parse_success(&self, body: &str) -> Result<ParsedReply, String>;
     /// Error type and message of an error response body.
     fn parse_error(&self, body: &str) -> (String, String);
 }
@@ -42,13 +51,22 @@ fn is_limit(status: StatusCode) -> bool {
     matches!(status.as_u16(), 429 | 503 | 529)
 }
 
-/// The server's requested wait: `retry-after-ms` (OpenAI) or `retry-after` in seconds.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
-    let seconds = value("retry-after-ms")
-        .map(|ms| ms / 1000.0)
-        .or_else(|| value("retry-after"))?;
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+/// The server's requested wait: `retry-after-ms` (OpenAI), else `retry-after` in seconds or
+/// as an HTTP date (RFC 9110; a date already past asks for no wait).
+fn retry_after(headers: &reqwest::header::HeaderMap, now: SystemTime) -> Option<Duration> {
+    let text = |name: &str| Some(headers.get(name)?.to_str().ok()?.trim().to_owned());
+    let seconds = |text: &str| {
+        let seconds = text.parse::<f64>().ok()?;
+        (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+    };
+    if let Some(ms) = text("retry-after-ms") {
+        return seconds(&ms).map(|wait| wait / 1000);
+    }
+    let value = text("retry-after")?;
+    seconds(&value).or_else(|| {
+        let date = httpdate::parse_http_date(&value).ok()?;
+        Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+    })
 }
 
 /// Exponential backoff with jitter: a random delay between half and all of base·2^(n-1), capped.
@@ -132,7 +150,7 @@ pub(crate) async fn call(
             }
             Ok(response) => {
                 let status = response.status();
-                let server_wait = retry_after(response.headers());
+                let server_wait = retry_after(response.headers(), SystemTime::now());
                 let text = read_body(response, config.max_reply_bytes).await;
                 attempt.latency_ms = millis(attempt_started.elapsed());
                 attempt.status = Some(status.as_u16());
@@ -159,7 +177,12 @@ pub(crate) async fn call(
                     Ok(text) if status.is_success() => {
                         attempts.push(attempt);
                         return match wire.parse_success(&text) {
-                            Ok((reply_text, stop_reason, usage)) => Ok(Completion {
+                            Ok(ParsedReply {
+                                text: reply_text,
+                                reasoning,
+                                stop_reason,
+                                usage,
+                            }) => Ok(Completion {
                                 provider: config.provider,
                                 model: config.model.clone(),
                                 request: body.clone(),
@@ -169,6 +192,7 @@ pub(crate) async fn call(
                                     .map(|(usage, price)| price.cost_usd(usage)),
                                 raw_reply: text,
                                 text: reply_text,
+                                reasoning,
                                 stop_reason,
                                 usage,
                                 latency_ms: millis(started.elapsed()),
@@ -237,15 +261,29 @@ mod tests {
     use reqwest::header::{HeaderMap, HeaderValue};
 
     #[test]
-    fn retry_after_reads_milliseconds_first_then_seconds() {
+    fn retry_after_reads_milliseconds_first_then_seconds_or_a_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
         let mut headers = HeaderMap::new();
-        assert_eq!(retry_after(&headers), None);
+        assert_eq!(retry_after(&headers, now), None);
         headers.insert("retry-after", HeaderValue::from_static("2"));
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(2)));
+        // 2015-10-21 07:28:00 UTC is 1445412480 s after the epoch.
+        headers.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:30 GMT"),
+        );
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(30)));
+        let later = now + Duration::from_secs(60);
+        assert_eq!(retry_after(&headers, later), Some(Duration::ZERO));
+        headers.insert("retry-after", HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers, now), None);
         headers.insert("retry-after-ms", HeaderValue::from_static("1500"));
-        assert_eq!(retry_after(&headers), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            retry_after(&headers, now),
+            Some(Duration::from_millis(1500))
+        );
         headers.insert("retry-after-ms", HeaderValue::from_static("-4"));
-        assert_eq!(retry_after(&headers), None);
+        assert_eq!(retry_after(&headers, now), None);
     }
 
     #[test]

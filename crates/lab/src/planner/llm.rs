@@ -471,6 +471,7 @@ impl Planner for LlmPlanner {
             model,
             prompt,
             reply: completion.raw_reply.clone(),
+            reasoning: turn_reasoning(completion.reasoning.as_deref(), ""),
             input_tokens: tokens(completion.usage.map(|u| u.input_tokens)),
             output_tokens: tokens(completion.usage.map(|u| u.output_tokens)),
             cost_usd: completion.cost_usd,
@@ -489,7 +490,7 @@ impl Planner for LlmPlanner {
             }
         };
         entry.hypothesis = Some(parsed.hypothesis.clone());
-        entry.reasoning = parsed.reasoning.clone();
+        entry.reasoning = turn_reasoning(completion.reasoning.as_deref(), &parsed.reasoning);
         match self.validate(parsed.change, &parent, view) {
             Err(reason) => {
                 entry.detail = Some(attempts_note(&reason, &completion));
@@ -515,6 +516,21 @@ impl Planner for LlmPlanner {
                     log_id: Some(log_id),
                 }))
             }
+        }
+    }
+}
+
+/// A turn's reasoning as the log keeps it: what the model reasoned before answering (its
+/// thinking, when the server returns it), then the reasoning its proposal states.
+fn turn_reasoning(thinking: Option<&str>, stated: &str) -> String {
+    match (
+        thinking.map(str::trim).filter(|t| !t.is_empty()),
+        stated.trim(),
+    ) {
+        (None, stated) => stated.to_owned(),
+        (Some(thinking), "") => format!("model reasoning:\n{thinking}"),
+        (Some(thinking), stated) => {
+            format!("model reasoning:\n{thinking}\n\nstated reasoning:\n{stated}")
         }
     }
 }
@@ -780,6 +796,20 @@ fn with_attempts(reason: &str, failure: &LlmError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_turns_reasoning_keeps_the_models_thinking_before_what_its_proposal_states() {
+        assert_eq!(turn_reasoning(None, " stated "), "stated");
+        assert_eq!(turn_reasoning(Some("  "), "stated"), "stated");
+        assert_eq!(
+            turn_reasoning(Some("thought"), ""),
+            "model reasoning:\nthought"
+        );
+        assert_eq!(
+            turn_reasoning(Some("thought"), "stated"),
+            "model reasoning:\nthought\n\nstated reasoning:\nstated"
+        );
+    }
 
     #[test]
     fn shortened_cuts_on_a_character_boundary_and_says_so() {
