@@ -526,6 +526,81 @@ async fn a_good_openai_reply_with_edits_is_a_proposal_priced_from_the_table() {
 }
 
 #[tokio::test]
+async fn near_duplicates_of_a_program_are_refused_before_they_are_measured() {
+    // #5 is #2 with one more edit and #6 one more change of the reference, both still being
+    // measured (with six programs, #2, the best, is the parent).
+    let mut programs = programs();
+    let mut edits = best_edits();
+    edits.push(Edit {
+        block: "quantisation".into(),
+        search: "1.0 / 6.0".into(),
+        replace: "1.0 / 5.0".into(),
+    });
+    programs.push(Program {
+        experiment_id: 5,
+        parent: Some(2),
+        island: 0,
+        genome: best_genome(),
+        edits,
+        hypothesis: "A wider dead zone".into(),
+        outcome: Outcome::Pending,
+    });
+    programs.push(Program {
+        experiment_id: 6,
+        parent: Some(1),
+        island: 1,
+        genome: Genome {
+            keyint: 2,
+            ..Genome::default()
+        },
+        edits: Vec::new(),
+        hypothesis: "Key frames often".into(),
+        outcome: Outcome::Pending,
+    });
+    let reformatted = edits_reply(json!([{"block": "quantisation", "search": "1.0 / 6.0",
+                                          "replace": "1.0/5.0 /* a fifth */"}]));
+    let nudged = edits_reply(json!([{"block": "quantisation", "search": "1.0 / 6.0",
+                                     "replace": "1.0 / 5.01"}]));
+    let server = serve(vec![
+        // lambda_scale 1.205 against #2's 1.2: 0.13 % of its range.
+        anthropic(
+            &genome_reply(json!({"lambda_scale": 1.205})),
+            "end_turn",
+            10,
+            10,
+        ),
+        anthropic(&reformatted, "end_turn", 10, 10),
+        anthropic(&nudged, "end_turn", 10, 10),
+        // 1.3 is 2.6 % of the range away: worth measuring.
+        anthropic(
+            &genome_reply(json!({"lambda_scale": 1.3})),
+            "end_turn",
+            10,
+            10,
+        ),
+    ])
+    .await;
+    let (_dir, mut planner, _store) = planner(ProviderKind::Anthropic, &server).await;
+    let goals = goals();
+    for twin in [2, 5, 5] {
+        let turn = planner
+            .propose(&view(&programs, &[], &goals))
+            .await
+            .unwrap();
+        let (_, reason) = rejection(turn);
+        assert!(
+            reason.contains(&format!("a near duplicate of program #{twin}")),
+            "{reason}"
+        );
+    }
+    let turn = planner
+        .propose(&view(&programs, &[], &goals))
+        .await
+        .unwrap();
+    assert_eq!(proposal(turn).genome.lambda_scale, 1.3);
+}
+
+#[tokio::test]
 async fn unusable_replies_are_rejected_logged_and_quoted_in_the_next_prompt() {
     let edit = |block: &str, search: &str| {
         edits_reply(json!([{"block": block, "search": search, "replace": "0.2"}]))

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use codeclab_codec::Genome;
 use serde_json::Value;
 
-use super::{Feedback, Outcome, Planner, PlannerView, Program, Proposal, Turn};
+use super::{Feedback, Outcome, Planner, PlannerView, Program, Proposal, Turn, novelty};
 use crate::LabError;
 use crate::candidate::{self, Edit, EditRejection, Policy, Rejection, SourceTree};
 use crate::config::Goal;
@@ -402,19 +402,36 @@ impl LlmPlanner {
                 (parent.genome.clone(), edits)
             }
         };
+        let state = |twin: &Program| match &twin.outcome {
+            Outcome::Pending => "it is being measured".to_owned(),
+            Outcome::Measured { fitness, .. } => format!("fitness {fitness:+.2} %"),
+            Outcome::Failed { reason } => format!("it failed: {}", shortened(reason, 200)),
+        };
         if let Some(twin) = view
             .programs
             .iter()
             .find(|p| p.genome == genome && p.edits == edits)
         {
-            let state = match &twin.outcome {
-                Outcome::Pending => "it is being measured".to_owned(),
-                Outcome::Measured { fitness, .. } => format!("fitness {fitness:+.2} %"),
-                Outcome::Failed { reason } => format!("it failed: {}", shortened(reason, 200)),
-            };
             return Err(format!(
-                "the proposal is identical to program #{} ({state}); change something",
-                twin.experiment_id
+                "the proposal is identical to program #{} ({}); change something",
+                twin.experiment_id,
+                state(twin)
+            ));
+        }
+        if let Some(twin) = view
+            .programs
+            .iter()
+            .find(|p| novelty::near_duplicate((&genome, &edits), (&p.genome, &p.edits)))
+        {
+            return Err(format!(
+                "the proposal is a near duplicate of program #{} ({}): every gene within {} % \
+                 of its range of that program's and the same code but for comments, layout and \
+                 numbers within {} %, which no measurement tells apart; change something that \
+                 matters",
+                twin.experiment_id,
+                state(twin),
+                novelty::GENE_TOLERANCE * 100.0,
+                novelty::NUMBER_TOLERANCE * 100.0
             ));
         }
         Ok((genome, edits))

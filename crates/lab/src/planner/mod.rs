@@ -21,6 +21,7 @@ use crate::config::Goal;
 
 pub mod evolve;
 pub mod llm;
+pub mod novelty;
 pub mod run_loop;
 
 /// What a planner proposes: one program to measure.
