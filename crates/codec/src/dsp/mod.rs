@@ -5,8 +5,8 @@
 //! Kernels are reached through [`Kernels`], a table per sample type filled for an instruction
 //! set level: [`Kernels::new`] builds one for any level up to the detected one (tests keep one
 //! per level side by side), and the codec uses the table of the detected level. Setting
-//! `CODECLAB_ISA=reference` in the environment lowers that level to the reference code (it can
-//! only lower it).
+//! `CODECLAB_ISA=reference` (or `avx2`) in the environment lowers that level to the reference
+//! code (or AVX2); it can only lower it.
 
 mod conv;
 mod deblock;
@@ -24,6 +24,8 @@ mod transform;
 mod x86;
 #[cfg(target_arch = "x86_64")]
 mod x86_conv;
+#[cfg(target_arch = "x86_64")]
+mod x86_conv_avx512;
 #[cfg(target_arch = "x86_64")]
 mod x86_deblock;
 #[cfg(target_arch = "x86_64")]
@@ -67,24 +69,28 @@ fn assert_blocks_inside<T>(
 pub enum Isa {
     Reference,
     Avx2,
+    /// AVX-512 with its byte/word (BW) and vector neural network (VNNI) instructions; a table
+    /// without kernels of this level uses its AVX2 ones.
+    Avx512,
 }
 
 impl Isa {
     /// Every level up to `self`, the reference first.
     pub fn up_to(self) -> impl Iterator<Item = Isa> {
-        [Isa::Reference, Isa::Avx2]
+        [Isa::Reference, Isa::Avx2, Isa::Avx512]
             .into_iter()
             .filter(move |&isa| isa <= self)
     }
 }
 
-/// The highest level this CPU runs, lowered to the reference by `CODECLAB_ISA=reference`.
+/// The highest level this CPU runs, lowered by `CODECLAB_ISA=reference` or `avx2`.
 pub fn max_isa() -> Isa {
     static ISA: OnceLock<Isa> = OnceLock::new();
     *ISA.get_or_init(|| {
         let detected = detect();
         match std::env::var("CODECLAB_ISA").as_deref() {
             Ok("reference") => Isa::Reference,
+            Ok("avx2") => detected.min(Isa::Avx2),
             _ => detected,
         }
     })
@@ -92,8 +98,14 @@ pub fn max_isa() -> Isa {
 
 fn detect() -> Isa {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        return Isa::Avx2;
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx2") && has!("avx512f") && has!("avx512bw") && has!("avx512vnni") {
+            return Isa::Avx512;
+        }
+        if has!("avx2") {
+            return Isa::Avx2;
+        }
     }
     Isa::Reference
 }

@@ -25,9 +25,16 @@ impl Network {
             conv_layer: conv::conv_layer,
         };
         #[cfg(target_arch = "x86_64")]
-        if isa.min(super::detect()) >= Isa::Avx2 {
-            kernels.isa = Isa::Avx2;
-            kernels.conv_layer = super::x86_conv::conv_layer_avx2;
+        {
+            let level = isa.min(super::detect());
+            if level >= Isa::Avx2 {
+                kernels.isa = Isa::Avx2;
+                kernels.conv_layer = super::x86_conv::conv_layer_avx2;
+            }
+            if level >= Isa::Avx512 {
+                kernels.isa = Isa::Avx512;
+                kernels.conv_layer = super::x86_conv_avx512::conv_layer_avx512;
+            }
         }
         let _ = isa;
         kernels
@@ -79,10 +86,11 @@ mod tests {
         let mut rng = Rng(0x5EED_C0DE);
         for isa in max_isa().up_to() {
             let kernels = Network::new(isa);
+            assert_eq!(kernels.isa(), isa, "every detected level has its own layer");
             for (inputs, outputs, kernel) in
                 [(1, 8, 3), (8, 8, 3), (8, 1, 3), (3, 5, 5), (16, 16, 5)]
             {
-                for (width, height) in [(20, 18), (70, 70), (kernel, kernel), (37, 5)] {
+                for (width, height) in [(20, 18), (70, 70), (kernel, kernel), (37, 5), (66, 9)] {
                     let shape = ConvShape {
                         inputs,
                         outputs,
