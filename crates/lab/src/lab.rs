@@ -206,7 +206,9 @@ impl Lab {
         .map_err(|e| LabError::Join(e.to_string()))
     }
 
-    /// Uploads a point's bitstream and logs.
+    /// Uploads a point's bitstream and logs under keys that name their content (see
+    /// [`crate::artifacts`]), after checking that the bitstream is still the one measured, so
+    /// that the point's `bitstream_sha256` always names a stored object with those bytes.
     pub async fn store_point_artifacts(
         &self,
         job: &ClaimedJob,
@@ -219,14 +221,24 @@ impl Lab {
             job.rate_index
         );
         if let Some(name) = output.bitstream.file_name() {
+            let bytes = tokio::fs::read(&output.bitstream)
+                .await
+                .map_err(ArtifactError::from)?;
+            let found = crate::spec::sha256_hex(&bytes);
+            if found != output.record.bitstream_sha256 {
+                return Err(ArtifactError::ChangedFile {
+                    file: output.bitstream.display().to_string(),
+                    expected: output.record.bitstream_sha256.clone(),
+                    found,
+                }
+                .into());
+            }
             self.artifacts
-                .put_file(
-                    &format!("{base}/{}", name.to_string_lossy()),
-                    &output.bitstream,
-                )
+                .put_addressed(&base, &name.to_string_lossy(), bytes)
                 .await?;
         }
-        // The decoder of a separate codec binary is the binary itself: kept once per experiment.
+        // The decoder of a separate codec binary is the binary itself: kept once per experiment
+        // (the experiment names one binary, and the first copy stays).
         if let Some(experiment) = self.store.experiment(job.experiment_id).await?
             && let Ok(CodecSpec::LabBinary { binary, .. }) =
                 serde_json::from_value::<CodecSpec>(experiment.spec.codec)
@@ -237,13 +249,17 @@ impl Lab {
                 .map_or("codec".into(), |n| n.to_string_lossy().into_owned());
             let key = format!("{}/decoder/{name}", experiment_prefix(job.experiment_id));
             if self.artifacts.list(&key).await?.is_empty() {
-                self.artifacts.put_file(&key, &binary).await?;
+                let bytes = tokio::fs::read(&binary)
+                    .await
+                    .map_err(ArtifactError::from)?;
+                self.artifacts.put(&key, bytes).await?;
             }
         }
         for log in &output.logs {
             if let (true, Some(name)) = (log.is_file(), log.file_name()) {
+                let bytes = tokio::fs::read(log).await.map_err(ArtifactError::from)?;
                 self.artifacts
-                    .put_file(&format!("{base}/{}", name.to_string_lossy()), log)
+                    .put_addressed(&base, &name.to_string_lossy(), bytes)
                     .await?;
             }
         }

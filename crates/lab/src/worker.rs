@@ -166,6 +166,12 @@ pub async fn run_worker(
         };
         match outcome? {
             Ok(output) => {
+                // A worker whose lease went elsewhere uploads nothing (its hand-in would be
+                // refused anyway); checking renews the lease for the upload.
+                if !lab.store.heartbeat(&job, &config.name, lease_ms).await? {
+                    stats.jobs_lost += 1;
+                    continue;
+                }
                 lab.store_point_artifacts(&job, &output).await?;
                 let finished = lab
                     .store

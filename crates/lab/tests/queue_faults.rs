@@ -1,7 +1,7 @@
 //! The queue under faults a slow worker causes, on SQLite and (when the test servers run) on
 //! PostgreSQL: a worker whose lease expired and went elsewhere writes nothing more for the job,
-//! ended experiments never change state, and a crash between a job's failure and its
-//! experiment's is settled when a worker starts.
+//! ended experiments never change state, a crash between a job's failure and its experiment's is
+//! settled when a worker starts, and two measurements of one job never share an artifact key.
 
 mod common;
 
@@ -10,10 +10,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use codeclab_lab::artifacts::Artifacts;
 use codeclab_lab::experiment::ExperimentSpec;
 use codeclab_lab::process::StepCost;
 use codeclab_lab::runner::PointRecord;
-use codeclab_lab::spec::RatePoint;
+use codeclab_lab::spec::{RatePoint, sha256_hex};
 use codeclab_lab::store::{ClaimedJob, ExperimentState, Store, sqlite_url};
 use codeclab_lab::worker::{WorkerConfig, run_worker};
 use sqlx::Connection;
@@ -235,4 +236,84 @@ async fn a_starting_worker_settles_an_experiment_a_crash_left_running() {
             "the job's error is the experiment's reason"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_measurements_of_one_job_never_share_an_artifact_key() {
+    let dir = tempfile::tempdir().unwrap();
+    common::add_generated_clip(dir.path(), "dev_shapes", 3);
+    let mut artifact_urls = vec![dir.path().join("artifacts").display().to_string()];
+    if let Some(bucket) = common::s3_url() {
+        artifact_urls.push(format!("{bucket}/faults-{}", std::process::id()));
+    }
+    for (round, artifacts) in artifact_urls.iter().enumerate() {
+        let mut lab = common::lab(dir.path(), None).await;
+        lab.artifacts = Artifacts::open(artifacts).unwrap();
+        measure_one_job_twice(&lab, round).await;
+    }
+}
+
+/// Measures round `round`'s job on two workers, the first of which lost its lease, and checks
+/// what is stored.
+async fn measure_one_job_twice(lab: &codeclab_lab::Lab, round: usize) {
+    let id = lab
+        .submit(&spec(lab_codec(), "dev_shapes", 37 + round as u32), None)
+        .await
+        .unwrap()
+        .id;
+    let stale = lab.store.claim_job("slow", 1).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    lab.store.requeue_expired().await.unwrap();
+    let current = lab.store.claim_job("fast", 60_000).await.unwrap().unwrap();
+    let measured = lab.execute(&current).await.unwrap().unwrap();
+    // The slow worker's measurement of the same job came out different (another build of the
+    // encoder, say): other bytes, and its own hash of them.
+    let mut late = lab.execute(&stale).await.unwrap().unwrap();
+    let mut other_bytes = std::fs::read(&late.bitstream).unwrap();
+    other_bytes.push(0);
+    std::fs::write(&late.bitstream, &other_bytes).unwrap();
+    late.record.bitstream_sha256 = sha256_hex(&other_bytes);
+
+    lab.store_point_artifacts(&current, &measured)
+        .await
+        .unwrap();
+    lab.store
+        .finish_job(&current, "fast", &measured.record)
+        .await
+        .unwrap();
+    lab.store_point_artifacts(&stale, &late).await.unwrap();
+    let _ = lab
+        .store
+        .finish_job(&stale, "slow", &late.record)
+        .await
+        .unwrap();
+
+    let stored = lab.store.points(id).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        stored[0].record.bitstream_sha256,
+        measured.record.bitstream_sha256
+    );
+    let prefix = format!("experiments/{id}/dev_shapes/0/");
+    let mut bitstreams = BTreeMap::new();
+    for key in lab.artifacts.list(&prefix).await.unwrap() {
+        let bytes = lab.artifacts.get(&key).await.unwrap();
+        let hash = sha256_hex(&bytes);
+        assert!(
+            key.contains(&hash),
+            "{key} does not name its content {hash}"
+        );
+        if key.rsplit('/').next().unwrap().starts_with("bitstream.") {
+            bitstreams.insert(hash, key);
+        }
+    }
+    assert_eq!(
+        bitstreams.len(),
+        2,
+        "both measurements are kept: {bitstreams:?}"
+    );
+    assert!(
+        bitstreams.contains_key(&stored[0].record.bitstream_sha256),
+        "the stored point's hash names a stored bitstream"
+    );
 }
