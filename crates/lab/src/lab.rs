@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use codeclab_video::corpus::{Clip, ClipLabel, ClipSet, Corpus, Silent};
 use codeclab_video::generate::{GeneratorSpec, Pattern};
@@ -52,6 +54,15 @@ pub struct Submitted {
     pub id: i64,
     pub state: ExperimentState,
     pub reason: Option<String>,
+}
+
+/// Sets its flag when dropped: the future holding it was abandoned, or it ended.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 fn source_clip(corpus: &Corpus, clip: &Clip) -> SourceClip {
@@ -168,7 +179,9 @@ impl Lab {
     }
 
     /// Measures a claimed job (on a blocking thread) and returns its point and files, or the
-    /// reason it cannot be measured.
+    /// reason it cannot be measured. Dropping the future (a worker that lost the job's lease)
+    /// kills the programs the measurement runs, with their process groups; an encode or decode
+    /// inside this process runs to its end on its thread, and its result is discarded.
     pub async fn execute(
         &self,
         job: &ClaimedJob,
@@ -197,10 +210,14 @@ impl Lab {
         let adapters = self.adapters.clone();
         let runner_config = self.runner.clone();
         let point = job.rate_point;
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let _kill_children_if_dropped = SetOnDrop(abandoned.clone());
         tokio::task::spawn_blocking(move || {
-            let adapter = adapter_for(&codec, &adapters).map_err(|e| e.to_string())?;
-            runner::run_point(adapter.as_ref(), &source, point, &runner_config)
-                .map_err(|e| e.to_string())
+            codeclab_sandbox::stop_children_when(abandoned, || {
+                let adapter = adapter_for(&codec, &adapters).map_err(|e| e.to_string())?;
+                runner::run_point(adapter.as_ref(), &source, point, &runner_config)
+                    .map_err(|e| e.to_string())
+            })
         })
         .await
         .map_err(|e| LabError::Join(e.to_string()))

@@ -153,7 +153,8 @@ pub async fn run_worker(
             outcome = lab.execute(&job) => Some(outcome),
             _ = shutdown.changed() => None,
             _ = lost_rx.changed() => {
-                // The lease went to another worker (or the experiment ended): drop the work.
+                // The lease went to another worker (or the experiment ended): drop the work,
+                // which kills the programs measuring it (see `Lab::execute`).
                 stats.jobs_lost += 1;
                 heartbeat.abort();
                 continue;

@@ -317,3 +317,50 @@ async fn measure_one_job_twice(lab: &codeclab_lab::Lab, round: usize) {
         "the stored point's hash names a stored bitstream"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_measurement_kills_its_encoder_and_the_encoder_s_children() {
+    let dir = tempfile::tempdir().unwrap();
+    common::add_generated_clip(dir.path(), "dev_shapes", 3);
+    // An ffmpeg whose encode never ends, and which started a child of its own.
+    let pid_file = dir.path().join("encoder-child.pid");
+    let ffmpeg = dir.path().join("ffmpeg");
+    std::fs::write(
+        &ffmpeg,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in\n  *-nostdin*) sleep 120 & echo $! > {}; wait ;;\n  \
+             *) echo 'ffmpeg version test libx265' ;;\nesac\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&ffmpeg, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut lab = common::lab(dir.path(), None).await;
+    lab.adapters.ffmpeg = ffmpeg;
+    let codec = serde_json::json!({"kind": "ffmpeg", "encoder": "x265", "preset": "ultrafast"});
+    lab.submit(&spec(codec, "dev_shapes", 30), None)
+        .await
+        .unwrap();
+    let job = lab.store.claim_job("w", 60_000).await.unwrap().unwrap();
+
+    // The worker drops the measurement when its lease is lost, as a timeout does here.
+    let measuring = tokio::time::timeout(Duration::from_secs(3), lab.execute(&job)).await;
+    assert!(measuring.is_err(), "the fake encoder ended: {measuring:?}");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let pid = pid.trim();
+    let gone = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !gone() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        gone(),
+        "the encoder's child {pid} outlived the abandoned measurement"
+    );
+}
