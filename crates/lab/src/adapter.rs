@@ -464,6 +464,7 @@ pub fn candidate_ending(outcome: &Outcome, limits: &Limits) -> String {
             format!("the candidate was stopped: file-size limit of {limit_bytes} bytes")
         }
         Outcome::Signal { signal } => format!("the candidate was killed by signal {signal}"),
+        Outcome::Stopped => "the candidate was killed: its measurement was abandoned".into(),
     }
 }
 

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use codeclab_video::corpus::{Clip, ClipLabel, ClipSet, Corpus, Silent};
 use codeclab_video::generate::{GeneratorSpec, Pattern};
@@ -52,6 +54,15 @@ pub struct Submitted {
     pub id: i64,
     pub state: ExperimentState,
     pub reason: Option<String>,
+}
+
+/// Sets its flag when dropped: the future holding it was abandoned, or it ended.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 fn source_clip(corpus: &Corpus, clip: &Clip) -> SourceClip {
@@ -168,7 +179,9 @@ impl Lab {
     }
 
     /// Measures a claimed job (on a blocking thread) and returns its point and files, or the
-    /// reason it cannot be measured.
+    /// reason it cannot be measured. Dropping the future (a worker that lost the job's lease)
+    /// kills the programs the measurement runs, with their process groups; an encode or decode
+    /// inside this process runs to its end on its thread, and its result is discarded.
     pub async fn execute(
         &self,
         job: &ClaimedJob,
@@ -197,16 +210,22 @@ impl Lab {
         let adapters = self.adapters.clone();
         let runner_config = self.runner.clone();
         let point = job.rate_point;
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let _kill_children_if_dropped = SetOnDrop(abandoned.clone());
         tokio::task::spawn_blocking(move || {
-            let adapter = adapter_for(&codec, &adapters).map_err(|e| e.to_string())?;
-            runner::run_point(adapter.as_ref(), &source, point, &runner_config)
-                .map_err(|e| e.to_string())
+            codeclab_sandbox::stop_children_when(abandoned, || {
+                let adapter = adapter_for(&codec, &adapters).map_err(|e| e.to_string())?;
+                runner::run_point(adapter.as_ref(), &source, point, &runner_config)
+                    .map_err(|e| e.to_string())
+            })
         })
         .await
         .map_err(|e| LabError::Join(e.to_string()))
     }
 
-    /// Uploads a point's bitstream and logs.
+    /// Uploads a point's bitstream and logs under keys that name their content (see
+    /// [`crate::artifacts`]), after checking that the bitstream is still the one measured, so
+    /// that the point's `bitstream_sha256` always names a stored object with those bytes.
     pub async fn store_point_artifacts(
         &self,
         job: &ClaimedJob,
@@ -219,14 +238,24 @@ impl Lab {
             job.rate_index
         );
         if let Some(name) = output.bitstream.file_name() {
+            let bytes = tokio::fs::read(&output.bitstream)
+                .await
+                .map_err(ArtifactError::from)?;
+            let found = crate::spec::sha256_hex(&bytes);
+            if found != output.record.bitstream_sha256 {
+                return Err(ArtifactError::ChangedFile {
+                    file: output.bitstream.display().to_string(),
+                    expected: output.record.bitstream_sha256.clone(),
+                    found,
+                }
+                .into());
+            }
             self.artifacts
-                .put_file(
-                    &format!("{base}/{}", name.to_string_lossy()),
-                    &output.bitstream,
-                )
+                .put_addressed(&base, &name.to_string_lossy(), bytes)
                 .await?;
         }
-        // The decoder of a separate codec binary is the binary itself: kept once per experiment.
+        // The decoder of a separate codec binary is the binary itself: kept once per experiment
+        // (the experiment names one binary, and the first copy stays).
         if let Some(experiment) = self.store.experiment(job.experiment_id).await?
             && let Ok(CodecSpec::LabBinary { binary, .. }) =
                 serde_json::from_value::<CodecSpec>(experiment.spec.codec)
@@ -237,13 +266,17 @@ impl Lab {
                 .map_or("codec".into(), |n| n.to_string_lossy().into_owned());
             let key = format!("{}/decoder/{name}", experiment_prefix(job.experiment_id));
             if self.artifacts.list(&key).await?.is_empty() {
-                self.artifacts.put_file(&key, &binary).await?;
+                let bytes = tokio::fs::read(&binary)
+                    .await
+                    .map_err(ArtifactError::from)?;
+                self.artifacts.put(&key, bytes).await?;
             }
         }
         for log in &output.logs {
             if let (true, Some(name)) = (log.is_file(), log.file_name()) {
+                let bytes = tokio::fs::read(log).await.map_err(ArtifactError::from)?;
                 self.artifacts
-                    .put_file(&format!("{base}/{}", name.to_string_lossy()), log)
+                    .put_addressed(&base, &name.to_string_lossy(), bytes)
                     .await?;
             }
         }

@@ -37,6 +37,8 @@ pub enum ProcessError {
     },
     #[error("{program} ran past its {seconds} s limit and was killed")]
     TimedOut { program: String, seconds: u64 },
+    #[error("{program} was killed: its run was abandoned")]
+    Stopped { program: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -73,6 +75,9 @@ pub fn run_measured(
         program: program.clone(),
         source,
     })?;
+    if finished.ending == Ending::Stopped {
+        return Err(ProcessError::Stopped { program });
+    }
     if finished.ending == Ending::DeadlinePassed {
         return Err(ProcessError::TimedOut {
             program,

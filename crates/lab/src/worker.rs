@@ -99,6 +99,7 @@ pub async fn run_worker(
             return Ok(stats);
         }
         lab.store.requeue_expired().await?;
+        lab.store.reconcile().await?;
         if lab.store.lab_status().await?.state == RunState::Paused {
             tokio::select! {
                 _ = tokio::time::sleep(config.idle_poll) => {}
@@ -133,17 +134,17 @@ pub async fn run_worker(
             let store = lab.store.clone();
             let name = config.name.clone();
             let period = config.heartbeat;
-            let job_id = job.id;
+            let held = job.clone();
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(period).await;
-                    match store.heartbeat(job_id, &name, lease_ms).await {
+                    match store.heartbeat(&held, &name, lease_ms).await {
                         Ok(true) => {}
                         Ok(false) => {
                             let _ = lost_tx.send(true);
                             return;
                         }
-                        Err(err) => tracing::warn!("heartbeat of job {job_id}: {err}"),
+                        Err(err) => tracing::warn!("heartbeat of job {}: {err}", held.id),
                     }
                 }
             })
@@ -152,7 +153,8 @@ pub async fn run_worker(
             outcome = lab.execute(&job) => Some(outcome),
             _ = shutdown.changed() => None,
             _ = lost_rx.changed() => {
-                // The lease went to another worker (or the experiment ended): drop the work.
+                // The lease went to another worker (or the experiment ended): drop the work,
+                // which kills the programs measuring it (see `Lab::execute`).
                 stats.jobs_lost += 1;
                 heartbeat.abort();
                 continue;
@@ -165,11 +167,22 @@ pub async fn run_worker(
         };
         match outcome? {
             Ok(output) => {
+                // A worker whose lease went elsewhere uploads nothing (its hand-in would be
+                // refused anyway); checking renews the lease for the upload.
+                if !lab.store.heartbeat(&job, &config.name, lease_ms).await? {
+                    stats.jobs_lost += 1;
+                    continue;
+                }
                 lab.store_point_artifacts(&job, &output).await?;
                 let finished = lab
                     .store
                     .finish_job(&job, &config.name, &output.record)
                     .await?;
+                if !finished.accepted {
+                    // The lease went to another worker meanwhile: its hand-in counts, not ours.
+                    stats.jobs_lost += 1;
+                    continue;
+                }
                 stats.jobs_done += 1;
                 report(WorkerEvent::Done {
                     worker: config.name.clone(),
@@ -184,7 +197,10 @@ pub async fn run_worker(
                 }
             }
             Err(reason) => {
-                lab.store.fail_job(&job, &reason).await?;
+                if !lab.store.fail_job(&job, &reason).await? {
+                    stats.jobs_lost += 1;
+                    continue;
+                }
                 stats.jobs_failed += 1;
                 report(WorkerEvent::Failed {
                     worker: config.name.clone(),

@@ -184,16 +184,20 @@ async fn experiment_against_x265(lab: Lab) {
         assert!(vmaf.report.is_none() && vmaf.not_measured.is_some());
     }
 
-    // Artifacts: the bitstream of each point and the RD data.
+    // Artifacts: the bitstream of each point, under the hash its point recorded, and the RD
+    // data.
     let keys = lab
         .artifacts
         .list(&format!("experiments/{}", good.id))
         .await
         .unwrap();
-    assert!(
-        keys.iter().any(|k| k.ends_with("/0/bitstream.ccb")),
-        "{keys:?}"
-    );
+    for point in lab.store.points(good.id).await.unwrap() {
+        let key = format!(
+            "experiments/{}/{}/{}/bitstream.{}.ccb",
+            good.id, point.clip_id, point.rate_index, point.record.bitstream_sha256
+        );
+        assert!(keys.contains(&key), "{key} not in {keys:?}");
+    }
     assert!(keys.iter().any(|k| k.ends_with("rd.csv")), "{keys:?}");
     let csv = String::from_utf8(
         lab.artifacts

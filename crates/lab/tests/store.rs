@@ -65,8 +65,8 @@ async fn lifecycle(store: &Store) {
         store.experiment(id).await.unwrap().unwrap().state,
         ExperimentState::Running
     );
-    assert!(store.heartbeat(first.id, "w1", 60_000).await.unwrap());
-    assert!(!store.heartbeat(first.id, "w2", 60_000).await.unwrap());
+    assert!(store.heartbeat(&first, "w1", 60_000).await.unwrap());
+    assert!(!store.heartbeat(&first, "w2", 60_000).await.unwrap());
     let done = store
         .finish_job(&first, "w1", &record(first.rate_point, 1000))
         .await
@@ -89,7 +89,7 @@ async fn lifecycle(store: &Store) {
     assert_eq!(store.requeue_expired().await.unwrap(), 1);
     let retaken = store.claim_job("w2", 60_000).await.unwrap().unwrap();
     assert_eq!((retaken.id, retaken.attempts), (second.id, 2));
-    assert!(!store.heartbeat(second.id, "w1", 60_000).await.unwrap());
+    assert!(!store.heartbeat(&second, "w1", 60_000).await.unwrap());
 
     let mut completed = 0;
     let mut job = Some(retaken);

@@ -252,6 +252,7 @@ pub fn build(
                 cap_bytes: config.output_cap_bytes,
             });
         }
+        Ending::Stopped => return Err(environment("the build was abandoned by its caller")),
         Ending::Exited => {}
     }
     if !finished.status.success() {

@@ -23,4 +23,4 @@ mod supervise;
 pub use cargo::{BuildConfig, BuildFailure, Toolchain, build, trim_diagnostics};
 pub use run::{Limits, Outcome, RunReport, RunRequest, SandboxError, run};
 pub use seccomp::SeccompError;
-pub use supervise::{Ending, Finished, Input, Io, Output, Stream, supervise};
+pub use supervise::{Ending, Finished, Input, Io, Output, Stream, stop_children_when, supervise};

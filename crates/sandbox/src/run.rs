@@ -90,6 +90,8 @@ pub enum Outcome {
     FileSizeLimit { limit_bytes: u64 },
     #[error("killed by signal {signal}")]
     Signal { signal: i32 },
+    #[error("killed: its caller abandoned the run")]
+    Stopped,
 }
 
 impl Outcome {
@@ -196,6 +198,7 @@ pub fn run(request: &RunRequest) -> Result<RunReport, SandboxError> {
                 Stream::Stderr => limits.stderr_cap_bytes,
             },
         },
+        Ending::Stopped => Outcome::Stopped,
         Ending::DeadlinePassed => Outcome::Timeout {
             limit_ms: u64::try_from(limits.wall_clock.as_millis()).unwrap_or(u64::MAX),
         },

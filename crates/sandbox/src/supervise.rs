@@ -1,9 +1,12 @@
 //! The supervision every child of the lab runs under: its own process group, stdin fed from
 //! memory, stdout and stderr captured up to a cap or sent to a file, a wall-clock limit after
 //! which the whole group is killed, and its CPU time and peak memory read from the kernel when it
-//! is reaped. Whatever happens, nothing of the group outlives the call.
+//! is reaped. Whatever happens, nothing of the group outlives the call. Work whose result may
+//! be abandoned (a worker that lost its job's lease) runs under [`stop_children_when`], so that
+//! its children are killed as soon as it is abandoned instead of running on.
 
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::process::CommandExt;
@@ -15,6 +18,26 @@ use std::time::{Duration, Instant};
 /// How often a waiting supervisor looks at its child: short enough that a cap or deadline
 /// overrun costs little, long enough to cost no measurable CPU.
 const POLL_INTERVAL: Duration = Duration::from_millis(5);
+
+thread_local! {
+    /// The flag set by [`stop_children_when`] for children supervised on this thread.
+    static STOP: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+}
+
+/// Runs `work` on this thread so that every child it [`supervise`]s is killed, with its whole
+/// group, as soon as `stop` turns true: that supervision then ends with [`Ending::Stopped`].
+pub fn stop_children_when<R>(stop: Arc<AtomicBool>, work: impl FnOnce() -> R) -> R {
+    /// Puts back the enclosing flag, also when `work` panics.
+    struct Restore(Option<Arc<AtomicBool>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let enclosing = self.0.take();
+            STOP.with(|stop| *stop.borrow_mut() = enclosing);
+        }
+    }
+    let _restore = Restore(STOP.with(|current| current.replace(Some(stop))));
+    work()
+}
 
 /// What the child reads.
 #[derive(Debug)]
@@ -69,6 +92,8 @@ pub enum Ending {
     DeadlinePassed,
     /// A captured stream went over its cap; the group was killed.
     OutputCap(Stream),
+    /// The caller's [`stop_children_when`] flag turned true; the group was killed.
+    Stopped,
 }
 
 /// A child that ended, and what it produced and used.
@@ -124,8 +149,13 @@ pub fn supervise(command: &mut Command, io: Io, time_limit: Duration) -> io::Res
         .zip(child.stderr.take())
         .map(|(cap, pipe)| capture(pipe, cap, Arc::clone(&stderr_over)));
 
+    let stop = STOP.with(|stop| stop.borrow().clone());
+    let stopped = || {
+        stop.as_ref()
+            .is_some_and(|stop| stop.load(Ordering::Relaxed))
+    };
     let waited = wait_until(pid, started + time_limit, &|| {
-        stdout_over.load(Ordering::Relaxed) || stderr_over.load(Ordering::Relaxed)
+        stdout_over.load(Ordering::Relaxed) || stderr_over.load(Ordering::Relaxed) || stopped()
     });
     // Whatever happened, even a failure to wait, nothing of the group may outlive the call. The
     // leader is not reaped yet, so the group id cannot have been reused.
@@ -144,6 +174,8 @@ pub fn supervise(command: &mut Command, io: Io, time_limit: Duration) -> io::Res
         Ending::OutputCap(Stream::Stdout)
     } else if stderr_over.load(Ordering::Relaxed) {
         Ending::OutputCap(Stream::Stderr)
+    } else if waited == Waited::Stopped {
+        Ending::Stopped
     } else if waited == Waited::DeadlinePassed {
         Ending::DeadlinePassed
     } else {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use codeclab_lab::Lab;
 use codeclab_lab::adapter::adapter_for;
-use codeclab_lab::artifacts::experiment_prefix;
+use codeclab_lab::artifacts::{experiment_prefix, point_bitstream_key};
 use codeclab_lab::secrets::Secrets;
 use codeclab_lab::spec::CodecSpec;
 use codeclab_lab::store::ExperimentRecord;
@@ -164,19 +164,18 @@ impl DecodedCache {
             .ok_or_else(|| WebError::Internal("scratch folder".into()))?;
         let stem = format!("{}-{}-{rate}", record.id, sanitize(clip));
         let prefix = format!("{}/{clip}/{rate}/", experiment_prefix(record.id));
-        let bitstream_key = lab
-            .artifacts
-            .list(&prefix)
+        let missing = || WebError::NotFound(format!("no stored bitstream for {clip} point {rate}"));
+        let point = lab
+            .store
+            .points(record.id)
             .await?
             .into_iter()
-            .find(|k| {
-                k.rsplit('/')
-                    .next()
-                    .is_some_and(|name| name.starts_with("bitstream."))
-            })
-            .ok_or_else(|| {
-                WebError::NotFound(format!("no stored bitstream for {clip} point {rate}"))
-            })?;
+            .find(|p| p.clip_id == clip && p.rate_index == rate)
+            .ok_or_else(missing)?;
+        let keys = lab.artifacts.list(&prefix).await?;
+        let bitstream_key = point_bitstream_key(&keys, &point.record.bitstream_sha256)
+            .ok_or_else(missing)?
+            .clone();
         let bitstream_bytes = lab.artifacts.get(&bitstream_key).await?;
         let extension = bitstream_key.rsplit('.').next().unwrap_or("bin");
         let bitstream = dir.join(format!("{stem}.{extension}"));

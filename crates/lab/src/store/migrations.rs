@@ -2,7 +2,12 @@
 //!
 //! Each migration is written once; tokens stand for what the two dialects spell differently:
 //! `{id}` (an auto-incrementing 64-bit primary key), `{float}` (a 64-bit float) and
-//! `{point_wall_seconds}` (an RD point's encode plus decode wall seconds, read from its record).
+//! `{point_wall_seconds}` (an RD point's encode plus decode wall seconds, read from its record),
+//! `{experiment_state_guard_function}` and `{experiment_state_guard_trigger}` (the trigger that
+//! refuses a change of state out of `completed` other than to `analysed`, and any out of
+//! `analysed`, `failed` or `cancelled`; SQLite needs no function, so its first token is empty).
+//! Statements are split on `;` before tokens are replaced, so that a token may stand for a
+//! statement with semicolons of its own (a trigger body).
 //! A migration is never edited after release: a change is a new migration with the next number.
 
 /// One schema step.
@@ -216,6 +221,15 @@ CREATE INDEX rd_points_created_seconds ON rd_points (created_at, measure_seconds
         name: "the learned tools' multiply-accumulates per pixel",
         sql: r#"
 ALTER TABLE experiment_summaries ADD COLUMN learned_mac_per_pixel {float}
+"#,
+    },
+    Migration {
+        version: 7,
+        name: "fenced leases; immutable ended experiments",
+        sql: r#"
+ALTER TABLE jobs ADD COLUMN lease_token BIGINT NOT NULL DEFAULT 0;
+{experiment_state_guard_function};
+{experiment_state_guard_trigger}
 "#,
     },
 ];

@@ -26,23 +26,20 @@
 //!
 //! `queued` → `running` (first job claimed) → `completed` (every job measured) → `analysed`
 //! (results written); or `failed` (with a reason) or `cancelled` from `queued`/`running`.
-//! Nothing is ever updated after `analysed`, `failed` or `cancelled`: a rerun is a new experiment
-//! whose `rerun_of` names the old one.
+//! `completed` leads only to `analysed`; nothing leaves `analysed`, `failed` or `cancelled`: a
+//! rerun is a new experiment whose `rerun_of` names the old one. A trigger on `experiments`
+//! refuses any other change of state, whichever code path attempts it.
 //!
 //! # Queue
 //!
-//! Jobs are claimed in submission order, anchor curves' jobs after all others (they fill the
-//! gaps a planner leaves while it waits for its batch, instead of holding its first batch back).
-//! Workers [`Store::claim_job`] with a lease (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: an
-//! immediate transaction, which takes the write lock before reading), renew it with
-//! [`Store::heartbeat`], and hand in the point with [`Store::finish_job`], whose insert is
-//! idempotent. [`Store::requeue_expired`] returns jobs whose lease ran out to the queue, or
-//! fails them once they used up their attempts. Times are Unix milliseconds.
+//! Claims, leases, hand-ins, failures and their effect on experiments live in [`queue`], whose
+//! module documentation states the queue's invariants. Times are Unix milliseconds.
 
 pub mod control;
 pub mod listing;
 pub mod migrations;
 pub mod programs;
+pub mod queue;
 pub mod usage;
 
 use std::path::Path;
@@ -196,6 +193,9 @@ pub struct ClaimedJob {
     pub rate_point: RatePoint,
     /// Including this one.
     pub attempts: i64,
+    /// The fencing token of this claim: larger than any earlier claim's of the job. Every
+    /// write about the job is refused once the token is no longer the job's current one.
+    pub lease_token: i64,
 }
 
 /// A measured point as stored.
@@ -213,6 +213,9 @@ pub struct StoredPoint {
 /// What handing in a job's point did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct FinishOutcome {
+    /// The worker still held the job's lease: the job is done. False: the lease had gone to
+    /// another worker or the experiment ended, and nothing was written.
+    pub accepted: bool,
     /// This call wrote the point (false: it was already there, from an earlier attempt).
     pub inserted: bool,
     /// This call moved the experiment to `completed`: the caller should analyse it.
@@ -328,6 +331,32 @@ fn corrupt(what: impl Into<String>, message: impl ToString) -> StoreError {
     }
 }
 
+/// The condition under which a change of an experiment's state is refused: results are
+/// immutable once an experiment ended (`completed` may only become `analysed`).
+macro_rules! leaves_final_state {
+    () => {
+        "(OLD.state IN ('analysed', 'failed', 'cancelled') AND NEW.state <> OLD.state) \
+         OR (OLD.state = 'completed' AND NEW.state NOT IN ('completed', 'analysed'))"
+    };
+}
+
+const SQLITE_EXPERIMENT_STATE_GUARD: &str = concat!(
+    "CREATE TRIGGER experiments_immutable_end BEFORE UPDATE OF state ON experiments WHEN ",
+    leaves_final_state!(),
+    " BEGIN SELECT RAISE(ABORT, 'an ended experiment cannot change state'); END"
+);
+
+const POSTGRES_EXPERIMENT_STATE_GUARD_FUNCTION: &str = concat!(
+    "CREATE FUNCTION experiments_immutable_end() RETURNS trigger LANGUAGE plpgsql AS $$ \
+     BEGIN IF ",
+    leaves_final_state!(),
+    " THEN RAISE EXCEPTION 'experiment % is %: an ended experiment cannot change state', \
+     OLD.id, OLD.state; END IF; RETURN NEW; END $$"
+);
+
+const POSTGRES_EXPERIMENT_STATE_GUARD_TRIGGER: &str = "CREATE TRIGGER experiments_immutable_end \
+     BEFORE UPDATE OF state ON experiments FOR EACH ROW EXECUTE FUNCTION experiments_immutable_end()";
+
 const EXPERIMENT_COLUMNS: &str = "id, codec_hash, spec, rerun_of, anchor_name, state, reason, \
                                   created_at, started_at, finished_at";
 
@@ -336,6 +365,9 @@ const EXPERIMENT_COLUMNS: &str = "id, codec_hash, spec, rerun_of, anchor_name, s
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Added to this process's clock where the store records a local time (see
+    /// [`Store::with_clock_skew`]); leases never read that clock.
+    clock_skew_ms: i64,
 }
 
 impl Store {
@@ -375,7 +407,11 @@ impl Store {
                 .execute(&pool)
                 .await?;
         }
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            clock_skew_ms: 0,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -388,6 +424,30 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The same database as seen from a machine whose clock is `skew_ms` off: every time this
+    /// handle records from the local clock is shifted. Leases and heartbeats take the
+    /// database's clock, so such a machine neither loses nor steals leases.
+    pub fn with_clock_skew(&self, skew_ms: i64) -> Store {
+        Store {
+            clock_skew_ms: skew_ms,
+            ..self.clone()
+        }
+    }
+
+    /// This machine's clock, as the store records it (creation times, log entries).
+    fn local_now_ms(&self) -> i64 {
+        now_ms() + self.clock_skew_ms
+    }
+
+    /// The database's clock in Unix milliseconds, as an SQL expression: the one clock every
+    /// worker shares, so that leases do not depend on any worker's clock.
+    fn db_now_ms(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+            Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        }
     }
 
     /// Closes every connection.
@@ -412,14 +472,25 @@ impl Store {
                  AS DOUBLE PRECISION), 0.0)"
             ),
         };
-        sql.replace("{id}", id).replace("{float}", float).replace(
-            "{point_wall_seconds}",
-            &format!(
-                "{} + {}",
-                record_wall_seconds("encode"),
-                record_wall_seconds("decode")
+        let (guard_function, guard_trigger) = match self.backend {
+            Backend::Sqlite => ("", SQLITE_EXPERIMENT_STATE_GUARD),
+            Backend::Postgres => (
+                POSTGRES_EXPERIMENT_STATE_GUARD_FUNCTION,
+                POSTGRES_EXPERIMENT_STATE_GUARD_TRIGGER,
             ),
-        )
+        };
+        sql.replace("{id}", id)
+            .replace("{float}", float)
+            .replace(
+                "{point_wall_seconds}",
+                &format!(
+                    "{} + {}",
+                    record_wall_seconds("encode"),
+                    record_wall_seconds("decode")
+                ),
+            )
+            .replace("{experiment_state_guard_function}", guard_function)
+            .replace("{experiment_state_guard_trigger}", guard_trigger)
     }
 
     /// A write transaction that holds the write lock from its start on SQLite, so that
@@ -480,9 +551,9 @@ impl Store {
                 name: migration.name,
                 source,
             };
-            let sql = self.dialect(migration.sql);
-            for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
-                sqlx::query(statement)
+            let statements = migration.sql.split(';').map(|s| self.dialect(s));
+            for statement in statements.filter(|s| !s.trim().is_empty()) {
+                sqlx::query(&statement)
                     .execute(&mut *tx)
                     .await
                     .map_err(fail)?;
@@ -492,7 +563,7 @@ impl Store {
             )
             .bind(migration.version)
             .bind(migration.name)
-            .bind(now_ms())
+            .bind(self.local_now_ms())
             .execute(&mut *tx)
             .await
             .map_err(fail)?;
@@ -525,7 +596,7 @@ impl Store {
         .bind(&clip.fps)
         .bind(&clip.clip_set)
         .bind(&clip.class)
-        .bind(now_ms())
+        .bind(self.local_now_ms())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -579,7 +650,7 @@ impl Store {
         let codec_text = spec.codec.to_string();
         let codec_hash = crate::spec::sha256_hex(codec_text.as_bytes());
         let spec_text = serde_json::to_string(spec).map_err(|e| corrupt("experiment spec", e))?;
-        let now = now_ms();
+        let now = self.local_now_ms();
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO codecs (hash, spec, label, created_at) VALUES ($1, $2, $3, $4) \
@@ -732,8 +803,9 @@ impl Store {
         Ok(counts)
     }
 
-    /// Fails an experiment that is not final yet, with its reason, and cancels its open jobs.
-    /// Returns false when it was already final (the first reason stays).
+    /// Fails a queued or running experiment, with its reason, and cancels its open jobs.
+    /// Returns false when it had ended already (completed, analysed, failed or cancelled: the
+    /// first outcome stays).
     pub async fn fail_experiment(&self, id: i64, reason: &str) -> Result<bool> {
         self.end_experiment(id, ExperimentState::Failed, reason)
             .await
@@ -759,38 +831,17 @@ impl Store {
     }
 
     async fn end_experiment(&self, id: i64, state: ExperimentState, reason: &str) -> Result<bool> {
-        let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let changed = sqlx::query(
-            "UPDATE experiments SET state = $1, reason = $2, finished_at = $3 \
-                 WHERE id = $4 AND state IN ('queued', 'running', 'completed')",
-        )
-        .bind(state.name())
-        .bind(reason)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if changed == 1 {
-            sqlx::query(
-                "UPDATE jobs SET state = 'cancelled', lease_owner = NULL, updated_at = $1 \
-                     WHERE experiment_id = $2 AND state IN ('queued', 'running')",
-            )
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
+        let ended = self.end_experiment_in(&mut tx, id, state, reason).await?;
         tx.commit().await?;
-        Ok(changed == 1)
+        Ok(ended)
     }
 
     /// Writes the analysis of a completed experiment and marks it `analysed`, once: a second
     /// call, or a call on an experiment that is not `completed`, changes nothing and returns
     /// false.
     pub async fn record_analysis(&self, id: i64, analysis: &serde_json::Value) -> Result<bool> {
-        let now = now_ms();
+        let now = self.local_now_ms();
         let mut tx = self.begin_write().await?;
         let changed = sqlx::query(
             "UPDATE experiments SET state = 'analysed' WHERE id = $1 AND state = 'completed'",
@@ -824,224 +875,6 @@ impl Store {
             serde_json::from_str(&text).map_err(|e| corrupt(format!("analysis of {id}"), e))
         })
         .transpose()
-    }
-
-    // ---- queue ----
-
-    /// Returns expired leases to the queue; jobs that used up their attempts fail, and so do
-    /// their experiments. Returns how many jobs were requeued.
-    pub async fn requeue_expired(&self) -> Result<u64> {
-        let now = now_ms();
-        let mut tx = self.begin_write().await?;
-        let exhausted = sqlx::query(
-            "UPDATE jobs SET state = 'failed', lease_owner = NULL, updated_at = $1, \
-                 error = 'the lease expired on every attempt (worker lost or too slow)' \
-                 WHERE state = 'running' AND lease_expires < $1 AND attempts >= max_attempts \
-                 RETURNING experiment_id, attempts",
-        )
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
-        let exhausted = exhausted
-            .iter()
-            .map(|row| Ok((row.try_get("experiment_id")?, row.try_get("attempts")?)))
-            .collect::<Result<Vec<(i64, i64)>>>()?;
-        let requeued = sqlx::query(
-            "UPDATE jobs SET state = 'queued', lease_owner = NULL, updated_at = $1 \
-                 WHERE state = 'running' AND lease_expires < $1",
-        )
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        for (experiment, attempts) in exhausted {
-            self.fail_experiment(
-                experiment,
-                &format!(
-                    "a job's lease expired on all {attempts} attempts (worker lost or too slow)"
-                ),
-            )
-            .await?;
-        }
-        Ok(requeued)
-    }
-
-    /// Claims the oldest queued job of a live experiment for `worker`, with a lease of
-    /// `lease_ms`, and marks its experiment running.
-    pub async fn claim_job(&self, worker: &str, lease_ms: i64) -> Result<Option<ClaimedJob>> {
-        let now = now_ms();
-        let lock = match self.backend {
-            Backend::Postgres => "FOR UPDATE OF j SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let sql = format!(
-            "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires = $2, \
-             heartbeat_at = $3, attempts = attempts + 1, updated_at = $3 \
-             WHERE id = (SELECT j.id FROM jobs j JOIN experiments e ON e.id = j.experiment_id \
-             WHERE j.state = 'queued' AND e.state IN ('queued', 'running') \
-             ORDER BY (e.anchor_name IS NOT NULL), j.id LIMIT 1 {lock}) \
-             RETURNING id, experiment_id, clip_id, rate_index, rate_point, attempts"
-        );
-        let mut tx = self.begin_write().await?;
-        let Some(row) = sqlx::query(&sql)
-            .bind(worker)
-            .bind(now + lease_ms)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let id: i64 = row.try_get("id")?;
-        let point_text: String = row.try_get("rate_point")?;
-        let job = ClaimedJob {
-            id,
-            experiment_id: row.try_get("experiment_id")?,
-            clip_id: row.try_get("clip_id")?,
-            rate_index: row.try_get("rate_index")?,
-            rate_point: serde_json::from_str(&point_text)
-                .map_err(|e| corrupt(format!("job {id} rate point"), e))?,
-            attempts: row.try_get("attempts")?,
-        };
-        sqlx::query(
-            "UPDATE experiments SET state = 'running', started_at = $1 \
-                 WHERE id = $2 AND state = 'queued'",
-        )
-        .bind(now)
-        .bind(job.experiment_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Some(job))
-    }
-
-    /// Extends the lease of a job this worker holds. False: the lease is no longer this
-    /// worker's (it expired and the job went to another, or the experiment ended).
-    pub async fn heartbeat(&self, job_id: i64, worker: &str, lease_ms: i64) -> Result<bool> {
-        let now = now_ms();
-        let changed = sqlx::query(
-            "UPDATE jobs SET lease_expires = $1, heartbeat_at = $2, updated_at = $2 \
-             WHERE id = $3 AND lease_owner = $4 AND state = 'running'",
-        )
-        .bind(now + lease_ms)
-        .bind(now)
-        .bind(job_id)
-        .bind(worker)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(changed == 1)
-    }
-
-    /// Hands in a job's measured point. The point is written at most once per (experiment,
-    /// clip, rate point), whoever hands it in and however often; the job becomes `done` and,
-    /// when it was the experiment's last, the experiment becomes `completed`.
-    pub async fn finish_job(
-        &self,
-        job: &ClaimedJob,
-        worker: &str,
-        record: &PointRecord,
-    ) -> Result<FinishOutcome> {
-        let now = now_ms();
-        let record_text = serde_json::to_string(record).map_err(|e| corrupt("point record", e))?;
-        let mut tx = self.begin_write().await?;
-        let live = sqlx::query(
-            "SELECT state FROM experiments WHERE id = $1 AND state IN ('queued', 'running')",
-        )
-        .bind(job.experiment_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .is_some();
-        if !live {
-            return Ok(FinishOutcome {
-                inserted: false,
-                experiment_completed: false,
-            });
-        }
-        let inserted = sqlx::query(
-            "INSERT INTO rd_points (experiment_id, job_id, clip_id, rate_index, record, bytes, \
-                 kbps, psnr_y, psnr_yuv, ssim, ms_ssim, vmaf, worker, created_at, measure_seconds) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-                 ON CONFLICT (experiment_id, clip_id, rate_index) DO NOTHING",
-        )
-        .bind(job.experiment_id)
-        .bind(job.id)
-        .bind(&job.clip_id)
-        .bind(job.rate_index)
-        .bind(&record_text)
-        .bind(record.bytes as i64)
-        .bind(record.kbps)
-        .bind(record.quality(crate::runner::QualityMetric::PsnrY))
-        .bind(record.quality(crate::runner::QualityMetric::PsnrYuv))
-        .bind(record.quality(crate::runner::QualityMetric::Ssim))
-        .bind(record.quality(crate::runner::QualityMetric::MsSsim))
-        .bind(record.quality(crate::runner::QualityMetric::Vmaf))
-        .bind(worker)
-        .bind(now)
-        .bind(record.encode.wall_seconds + record.decode.wall_seconds)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        sqlx::query(
-            "UPDATE jobs SET state = 'done', lease_owner = NULL, error = NULL, updated_at = $1 \
-                 WHERE id = $2 AND state <> 'done'",
-        )
-        .bind(now)
-        .bind(job.id)
-        .execute(&mut *tx)
-        .await?;
-        let completed = sqlx::query(
-            "UPDATE experiments SET state = 'completed', finished_at = $1 \
-                 WHERE id = $2 AND state = 'running' \
-                 AND NOT EXISTS (SELECT 1 FROM jobs WHERE experiment_id = $2 AND state <> 'done')",
-        )
-        .bind(now)
-        .bind(job.experiment_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        tx.commit().await?;
-        Ok(FinishOutcome {
-            inserted,
-            experiment_completed: completed,
-        })
-    }
-
-    /// A job failed for a reason that another attempt would not change (bad spec, encoder
-    /// crash, dropped frame): the job and its experiment fail with that reason.
-    pub async fn fail_job(&self, job: &ClaimedJob, reason: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE jobs SET state = 'failed', lease_owner = NULL, error = $1, updated_at = $2 \
-             WHERE id = $3 AND state = 'running'",
-        )
-        .bind(reason)
-        .bind(now_ms())
-        .bind(job.id)
-        .execute(&self.pool)
-        .await?;
-        self.fail_experiment(
-            job.experiment_id,
-            &format!("{} at {}: {reason}", job.clip_id, job.rate_point),
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Gives a job back to the queue (a worker shutting down, or a transient error).
-    pub async fn release_job(&self, job: &ClaimedJob, worker: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE jobs SET state = 'queued', lease_owner = NULL, attempts = attempts - 1, \
-             updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
-        )
-        .bind(now_ms())
-        .bind(job.id)
-        .bind(worker)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     /// The measured points of an experiment, by clip then rate index.
@@ -1101,7 +934,7 @@ impl Store {
         .bind(&anchor.name)
         .bind(&anchor.clip_id)
         .bind(anchor.experiment_id)
-        .bind(now_ms())
+        .bind(self.local_now_ms())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -1127,7 +960,7 @@ impl Store {
         .bind(entry.input_tokens)
         .bind(entry.output_tokens)
         .bind(entry.cost_usd)
-        .bind(now_ms())
+        .bind(self.local_now_ms())
         .fetch_one(&self.pool)
         .await?;
         Ok(row.try_get("id")?)
@@ -1233,7 +1066,7 @@ impl Store {
         .bind(kind)
         .bind(experiment_id)
         .bind(message)
-        .bind(now_ms())
+        .bind(self.local_now_ms())
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -60,18 +60,21 @@ async fn per_frame_section(
         let mut charts: Vec<(&str, Vec<Series>)> =
             vec![("psnr_y", Vec::new()), ("vmaf", Vec::new())];
         for (index, point) in points.iter().enumerate() {
-            let key = format!(
-                "{}/{clip}/{index}/{}",
-                codeclab_lab::artifacts::experiment_prefix(id),
-                codeclab_lab::runner::PER_FRAME_FILE
+            let dir = format!(
+                "{}/{clip}/{index}",
+                codeclab_lab::artifacts::experiment_prefix(id)
             );
-            if !detail.artifacts.contains(&key) {
+            let Some(key) = codeclab_lab::artifacts::point_file_key(
+                &detail.artifacts,
+                &dir,
+                codeclab_lab::runner::PER_FRAME_FILE,
+            ) else {
                 continue;
-            }
+            };
             let bytes = state
                 .lab
                 .artifacts
-                .get(&key)
+                .get(key)
                 .await
                 .map_err(|e| Page(WebError::from(e)))?;
             let Ok(file) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
