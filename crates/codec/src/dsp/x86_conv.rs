@@ -5,6 +5,44 @@
 use super::conv::{ConvShape, accumulate, activation};
 use super::network::MAX_TAPS;
 use std::arch::x86_64::*;
+/// Most tap pairs of one output plane.
+pub(super) const MAX_PAIRS: usize = MAX_TAPS.div_ceil(2);
+
+/// Offsets of each pair of taps' first activations from the output's position (an odd last tap
+/// pairs with itself, under a zero weight: see [`paired_weights`]).
+pub(super) fn pair_offsets(shape: ConvShape) -> [(usize, usize); MAX_PAIRS] {
+    let (k, taps, plane_len) = (shape.kernel, shape.taps(), shape.width * shape.height);
+    let tap_offset = |t: usize| {
+        let (i, rest) = (t / (k * k), t % (k * k));
+        i * plane_len + (rest / k) * shape.width + rest % k
+    };
+    let mut offsets = [(0usize, 0usize); MAX_PAIRS];
+    for (p, offset) in offsets.iter_mut().take(taps.div_ceil(2)).enumerate() {
+        let second = if 2 * p + 1 < taps { 2 * p + 1 } else { 2 * p };
+        *offset = (tap_offset(2 * p), tap_offset(second));
+    }
+    offsets
+}
+
+/// One output plane's weights two at a time, each pair as one 32-bit lane (the first in the
+/// low half) as `pmaddwd` and `vpdpwssd` take them; an odd last weight pairs with zero.
+pub(super) fn paired_weights(weights: &[i16]) -> [i32; MAX_PAIRS] {
+    let mut lanes = [0i32; MAX_PAIRS];
+    for (lane, pair) in lanes.iter_mut().zip(weights.chunks(2)) {
+        let second = pair.get(1).copied().unwrap_or(0);
+        *lane = (i32::from(second) << 16) | i32::from(pair[0] as u16);
+    }
+    lanes
+}
+
+/// Where a row of `ow` outputs is computed `step` at a time: whole steps, then, when `ow` is not
+/// a multiple of `step`, one ending at `ow` that overlaps the one before (empty when `ow` is
+/// narrower than a step).
+pub(super) fn row_steps(ow: usize, step: usize) -> impl Iterator<Item = usize> {
+    let last = (ow >= step && !ow.is_multiple_of(step)).then(|| ow - step);
+    (0..ow / step).map(move |s| step * s).chain(last)
+}
+
 /// Output planes computed together: their 2 accumulators each stay in registers while the
 /// pairs of input rows they share are loaded once.
 const PLANES_AT_ONCE: usize = 4;
@@ -32,38 +70,20 @@ pub(super) unsafe fn conv_layer_avx2(
     output: &mut [i16],
 ) {
     let (ow, oh) = (shape.out_width(), shape.out_height());
-    let (k, taps, plane_len) = (shape.kernel, shape.taps(), shape.width * shape.height);
-    let pairs = taps.div_ceil(2);
-    // Offsets of each tap's first activation from the output's position, in pairs (an odd last
-    // tap pairs with itself under a zero weight).
-    let mut offsets = [(0usize, 0usize); MAX_TAPS.div_ceil(2)];
-    let tap_offset = |t: usize| {
-        let (i, rest) = (t / (k * k), t % (k * k));
-        i * plane_len + (rest / k) * shape.width + rest % k
-    };
-    for (p, offset) in offsets.iter_mut().take(pairs).enumerate() {
-        let second = if 2 * p + 1 < taps { 2 * p + 1 } else { 2 * p };
-        *offset = (tap_offset(2 * p), tap_offset(second));
-    }
+    let (taps, pairs) = (shape.taps(), shape.taps().div_ceil(2));
+    let offsets = pair_offsets(shape);
     let count = _mm_cvtsi32_si128(shift as i32);
     let round = _mm256_set1_epi32((1i32 << shift) >> 1);
     let low = _mm256_set1_epi32(i32::from(floor));
     let (src, dst) = (input.as_ptr(), output.as_mut_ptr());
     for first in (0..shape.outputs).step_by(PLANES_AT_ONCE) {
         let planes = PLANES_AT_ONCE.min(shape.outputs - first);
-        // Each pair's two weights as one 32-bit lane, per plane.
-        let mut paired = [[0i32; MAX_TAPS.div_ceil(2)]; PLANES_AT_ONCE];
+        let mut paired = [[0i32; MAX_PAIRS]; PLANES_AT_ONCE];
         for (j, plane_pairs) in paired.iter_mut().take(planes).enumerate() {
-            let w = &weights[(first + j) * taps..(first + j + 1) * taps];
-            for (p, lane) in plane_pairs.iter_mut().take(pairs).enumerate() {
-                let second = w.get(2 * p + 1).copied().unwrap_or(0);
-                *lane = (i32::from(second) << 16) | i32::from(w[2 * p] as u16);
-            }
+            *plane_pairs = paired_weights(&weights[(first + j) * taps..(first + j + 1) * taps]);
         }
-        let whole_steps = (0..ow / 16).map(|step| 16 * step);
-        let last_step = (ow >= 16 && !ow.is_multiple_of(16)).then(|| ow - 16);
         for y in 0..oh {
-            for x in whole_steps.clone().chain(last_step) {
+            for x in row_steps(ow, 16) {
                 let mut acc = [[_mm256_setzero_si256(); 2]; PLANES_AT_ONCE];
                 for p in 0..pairs {
                     let (a, b) = offsets[p];

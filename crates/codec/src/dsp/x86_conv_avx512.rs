@@ -3,7 +3,7 @@
 //! checked the shape against the slices.
 
 use super::conv::ConvShape;
-use super::network::MAX_TAPS;
+use super::x86_conv::{MAX_PAIRS, pair_offsets, paired_weights, row_steps};
 use std::arch::x86_64::*;
 
 /// Outputs of a row computed in one step.
@@ -40,38 +40,20 @@ pub(super) unsafe fn conv_layer_avx512(
             super::x86_conv::conv_layer_avx2(shape, input, weights, biases, (shift, floor), output)
         };
     }
-    let (k, taps, plane_len) = (shape.kernel, shape.taps(), shape.width * shape.height);
-    let pairs = taps.div_ceil(2);
-    // Offsets of each tap's first activation from the output's position, in pairs (an odd last
-    // tap pairs with itself under a zero weight).
-    let mut offsets = [(0usize, 0usize); MAX_TAPS.div_ceil(2)];
-    let tap_offset = |t: usize| {
-        let (i, rest) = (t / (k * k), t % (k * k));
-        i * plane_len + (rest / k) * shape.width + rest % k
-    };
-    for (p, offset) in offsets.iter_mut().take(pairs).enumerate() {
-        let second = if 2 * p + 1 < taps { 2 * p + 1 } else { 2 * p };
-        *offset = (tap_offset(2 * p), tap_offset(second));
-    }
+    let (taps, pairs) = (shape.taps(), shape.taps().div_ceil(2));
+    let offsets = pair_offsets(shape);
     let count = _mm_cvtsi32_si128(shift as i32);
     let round = _mm512_set1_epi32((1i32 << shift) >> 1);
     let low = _mm512_set1_epi32(i32::from(floor));
     let (src, dst) = (input.as_ptr(), output.as_mut_ptr());
-    let whole_steps = (0..ow / STEP).map(|step| STEP * step);
-    let last_step = (!ow.is_multiple_of(STEP)).then(|| ow - STEP);
     for first in (0..shape.outputs).step_by(PLANES_AT_ONCE) {
         let planes = PLANES_AT_ONCE.min(shape.outputs - first);
-        // Each pair's two weights as one 32-bit lane, per plane.
-        let mut paired = [[0i32; MAX_TAPS.div_ceil(2)]; PLANES_AT_ONCE];
+        let mut paired = [[0i32; MAX_PAIRS]; PLANES_AT_ONCE];
         for (j, plane_pairs) in paired.iter_mut().take(planes).enumerate() {
-            let w = &weights[(first + j) * taps..(first + j + 1) * taps];
-            for (p, lane) in plane_pairs.iter_mut().take(pairs).enumerate() {
-                let second = w.get(2 * p + 1).copied().unwrap_or(0);
-                *lane = (i32::from(second) << 16) | i32::from(w[2 * p] as u16);
-            }
+            *plane_pairs = paired_weights(&weights[(first + j) * taps..(first + j + 1) * taps]);
         }
         for y in 0..oh {
-            for x in whole_steps.clone().chain(last_step) {
+            for x in row_steps(ow, STEP) {
                 let mut acc = [[_mm512_setzero_si512(); 2]; PLANES_AT_ONCE];
                 for (p, &(a, b)) in offsets.iter().take(pairs).enumerate() {
                     let at = y * shape.width + x;
