@@ -6,14 +6,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use codeclab_lab::artifacts::Artifacts;
 use codeclab_lab::experiment::ExperimentSpec;
-use codeclab_lab::process::StepCost;
-use codeclab_lab::runner::PointRecord;
 use codeclab_lab::spec::{RatePoint, sha256_hex};
 use codeclab_lab::store::{ClaimedJob, ExperimentState, Store, sqlite_url};
 use codeclab_lab::worker::{WorkerConfig, run_worker};
@@ -34,36 +31,6 @@ fn spec(codec: serde_json::Value, clip: &str, qp: u32) -> ExperimentSpec {
 
 fn lab_codec() -> serde_json::Value {
     serde_json::json!({"kind": "lab", "genome": {"keyint": 30}})
-}
-
-fn record(point: RatePoint, bytes: u64) -> PointRecord {
-    PointRecord {
-        rate_point: point,
-        clip_sha256: "00".into(),
-        frames: 10,
-        width: 96,
-        height: 64,
-        fps: "30/1".into(),
-        bytes,
-        kbps: 1.0,
-        metrics: BTreeMap::from([("psnr_y".to_string(), 40.0)]),
-        encode: StepCost::default(),
-        decode: StepCost::default(),
-        decoder_instructions_per_pixel: None,
-        learned_mac_per_pixel: None,
-        bitstream_sha256: "ab".into(),
-        codec_version: "test".into(),
-    }
-}
-
-/// The databases to run on: an SQLite file in `dir`, and a fresh PostgreSQL database when the
-/// test server runs.
-async fn database_urls(dir: &Path) -> Vec<String> {
-    let mut urls = vec![sqlite_url(&dir.join("lab.sqlite"))];
-    if let Some(admin) = common::postgres_admin_url() {
-        urls.push(common::fresh_postgres(&admin).await);
-    }
-    urls
 }
 
 /// Submits a one-job experiment; returns it with a claim of its job whose lease has gone to
@@ -92,11 +59,15 @@ async fn state(store: &Store, id: i64) -> ExperimentState {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_failure_does_not_fail_a_completed_experiment() {
     let dir = tempfile::tempdir().unwrap();
-    for url in database_urls(dir.path()).await {
+    for url in common::database_urls(dir.path()).await {
         let store = Store::open(&url).await.unwrap();
         let (id, stale, current) = lease_lost_to(&store, "slow", "fast").await;
         let outcome = store
-            .finish_job(&current, "fast", &record(current.rate_point, 100))
+            .finish_job(
+                &current,
+                "fast",
+                &common::point_record(current.rate_point, 100),
+            )
             .await
             .unwrap();
         assert!(outcome.experiment_completed);
@@ -110,18 +81,22 @@ async fn a_stale_failure_does_not_fail_a_completed_experiment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_hand_in_under_the_same_worker_name_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    for url in database_urls(dir.path()).await {
+    for url in common::database_urls(dir.path()).await {
         let store = Store::open(&url).await.unwrap();
         // A restarted worker keeps its name: only the lease token tells its claims apart.
         let (id, stale, current) = lease_lost_to(&store, "w", "w").await;
         let _ = store
-            .finish_job(&stale, "w", &record(stale.rate_point, 999))
+            .finish_job(&stale, "w", &common::point_record(stale.rate_point, 999))
             .await
             .unwrap();
         assert!(store.points(id).await.unwrap().is_empty(), "{url}");
         assert_eq!(store.job_counts(id).await.unwrap().running, 1, "{url}");
         store
-            .finish_job(&current, "w", &record(current.rate_point, 100))
+            .finish_job(
+                &current,
+                "w",
+                &common::point_record(current.rate_point, 100),
+            )
             .await
             .unwrap();
         let points = store.points(id).await.unwrap();
@@ -133,7 +108,7 @@ async fn a_stale_hand_in_under_the_same_worker_name_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_release_does_not_requeue_a_job_another_claim_holds() {
     let dir = tempfile::tempdir().unwrap();
-    for url in database_urls(dir.path()).await {
+    for url in common::database_urls(dir.path()).await {
         let store = Store::open(&url).await.unwrap();
         let (id, stale, _current) = lease_lost_to(&store, "w", "w").await;
         let _ = store.release_job(&stale, "w").await.unwrap();
@@ -149,7 +124,7 @@ async fn a_stale_release_does_not_requeue_a_job_another_claim_holds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ended_experiments_never_change_state() {
     let dir = tempfile::tempdir().unwrap();
-    for url in database_urls(dir.path()).await {
+    for url in common::database_urls(dir.path()).await {
         let store = Store::open(&url).await.unwrap();
         let id = store
             .submit(&spec(lab_codec(), "a", 30), None, None, 3)
@@ -157,7 +132,7 @@ async fn ended_experiments_never_change_state() {
             .unwrap();
         let job = store.claim_job("w", 60_000).await.unwrap().unwrap();
         store
-            .finish_job(&job, "w", &record(job.rate_point, 100))
+            .finish_job(&job, "w", &common::point_record(job.rate_point, 100))
             .await
             .unwrap();
         assert_eq!(state(&store, id).await, ExperimentState::Completed);

@@ -3,15 +3,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use codeclab_lab::experiment::ExperimentSpec;
-use codeclab_lab::process::StepCost;
-use codeclab_lab::runner::PointRecord;
 use codeclab_lab::spec::RatePoint;
-use codeclab_lab::store::{ExperimentState, Store, sqlite_url};
+use codeclab_lab::store::{ExperimentState, Store};
 use sqlx::Connection;
 
 const TEN_MINUTES_MS: i64 = 10 * 60 * 1000;
@@ -28,38 +24,10 @@ fn spec(points: &[u32]) -> ExperimentSpec {
     }
 }
 
-fn record(point: RatePoint) -> PointRecord {
-    PointRecord {
-        rate_point: point,
-        clip_sha256: "00".into(),
-        frames: 10,
-        width: 96,
-        height: 64,
-        fps: "30/1".into(),
-        bytes: 100,
-        kbps: 1.0,
-        metrics: BTreeMap::from([("psnr_y".to_string(), 40.0)]),
-        encode: StepCost::default(),
-        decode: StepCost::default(),
-        decoder_instructions_per_pixel: None,
-        learned_mac_per_pixel: None,
-        bitstream_sha256: "ab".into(),
-        codec_version: "test".into(),
-    }
-}
-
-async fn database_urls(dir: &Path) -> Vec<String> {
-    let mut urls = vec![sqlite_url(&dir.join("lab.sqlite"))];
-    if let Some(admin) = common::postgres_admin_url() {
-        urls.push(common::fresh_postgres(&admin).await);
-    }
-    urls
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_write_needs_the_current_lease_token() {
     let dir = tempfile::tempdir().unwrap();
-    for url in database_urls(dir.path()).await {
+    for url in common::database_urls(dir.path()).await {
         let store = Store::open(&url).await.unwrap();
         let id = store.submit(&spec(&[30]), None, None, 3).await.unwrap();
         let stale = store.claim_job("w", 1).await.unwrap().unwrap();
@@ -77,7 +45,7 @@ async fn every_write_needs_the_current_lease_token() {
             "{url}"
         );
         let refused = store
-            .finish_job(&stale, "w", &record(stale.rate_point))
+            .finish_job(&stale, "w", &common::point_record(stale.rate_point, 100))
             .await
             .unwrap();
         assert!(!refused.accepted && !refused.inserted, "{url}");
@@ -86,13 +54,21 @@ async fn every_write_needs_the_current_lease_token() {
         assert_eq!(store.job_counts(id).await.unwrap().running, 1, "{url}");
 
         let accepted = store
-            .finish_job(&current, "w", &record(current.rate_point))
+            .finish_job(
+                &current,
+                "w",
+                &common::point_record(current.rate_point, 100),
+            )
             .await
             .unwrap();
         assert!(accepted.accepted && accepted.inserted && accepted.experiment_completed);
         // Handing in again under the same token is refused too: the job is done.
         let again = store
-            .finish_job(&current, "w", &record(current.rate_point))
+            .finish_job(
+                &current,
+                "w",
+                &common::point_record(current.rate_point, 100),
+            )
             .await
             .unwrap();
         assert!(!again.accepted, "{url}");
@@ -102,7 +78,7 @@ async fn every_write_needs_the_current_lease_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconciliation_completes_or_fails_what_a_crash_left_running() {
     let dir = tempfile::tempdir().unwrap();
-    for url in database_urls(dir.path()).await {
+    for url in common::database_urls(dir.path()).await {
         let store = Store::open(&url).await.unwrap();
         let done = store.submit(&spec(&[30, 35]), None, None, 3).await.unwrap();
         let failed = store.submit(&spec(&[40]), None, None, 3).await.unwrap();
@@ -153,7 +129,7 @@ async fn reconciliation_completes_or_fails_what_a_crash_left_running() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_follow_the_database_clock_not_a_worker_clock() {
     let dir = tempfile::tempdir().unwrap();
-    for url in database_urls(dir.path()).await {
+    for url in common::database_urls(dir.path()).await {
         let store = Store::open(&url).await.unwrap();
         let behind = store.with_clock_skew(-TEN_MINUTES_MS);
         let ahead = store.with_clock_skew(TEN_MINUTES_MS);

@@ -13,7 +13,10 @@ use codeclab_lab::artifacts::Artifacts;
 use codeclab_lab::config::LabConfig;
 use codeclab_lab::planner::Planner;
 use codeclab_lab::planner::run_loop::{LoopOptions, LoopSummary, run_loop};
-use codeclab_lab::store::Store;
+use codeclab_lab::process::StepCost;
+use codeclab_lab::runner::PointRecord;
+use codeclab_lab::spec::RatePoint;
+use codeclab_lab::store::{Store, sqlite_url};
 use codeclab_lab::worker::{WorkerConfig, run_worker};
 use codeclab_lab::{Lab, LabError};
 use codeclab_video::corpus::{ClipLabel, ClipSet, Corpus, Silent};
@@ -194,4 +197,35 @@ pub async fn drive<P: Planner>(
         worker.await.unwrap().unwrap();
     }
     summary
+}
+
+/// The databases a store test runs on: an SQLite file in `dir`, and a fresh PostgreSQL
+/// database when the test server runs.
+pub async fn database_urls(dir: &Path) -> Vec<String> {
+    let mut urls = vec![sqlite_url(&dir.join("lab.sqlite"))];
+    if let Some(admin) = postgres_admin_url() {
+        urls.push(fresh_postgres(&admin).await);
+    }
+    urls
+}
+
+/// A measured point of `bytes` at `point` on a 10-frame 96x64 clip, PSNR-Y 40 dB.
+pub fn point_record(point: RatePoint, bytes: u64) -> PointRecord {
+    PointRecord {
+        rate_point: point,
+        clip_sha256: "00".into(),
+        frames: 10,
+        width: 96,
+        height: 64,
+        fps: "30/1".into(),
+        bytes,
+        kbps: 1.0,
+        metrics: std::collections::BTreeMap::from([("psnr_y".to_string(), 40.0)]),
+        encode: StepCost::default(),
+        decode: StepCost::default(),
+        decoder_instructions_per_pixel: None,
+        learned_mac_per_pixel: None,
+        bitstream_sha256: "ab".into(),
+        codec_version: "test".into(),
+    }
 }
